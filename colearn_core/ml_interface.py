@@ -1,0 +1,95 @@
+"""The machine learning interface (MLI), with colearn's names, fields and meaning.
+
+A learner written for colearn implements :class:`MachineLearningInterface` and runs
+here with only its imports changed. Nothing in this module imports an ML framework.
+"""
+
+from __future__ import annotations
+
+import abc
+from enum import Enum
+from typing import Any, Optional
+
+from pydantic import BaseModel, ConfigDict
+
+
+class DiffPrivBudget(BaseModel):
+    target_epsilon: float
+    target_delta: float
+    consumed_epsilon: float
+    consumed_delta: float
+
+
+class ErrorCodes(Enum):
+    DP_BUDGET_EXCEEDED = 1
+
+
+class TrainingSummary(BaseModel):
+    dp_budget: Optional[DiffPrivBudget] = None
+    error_code: Optional[ErrorCodes] = None
+
+
+class Weights(BaseModel):
+    """A learner's weights. ``weights`` is whatever the learner understands; to travel
+    between agents it must be encodable by :mod:`colearn_core.codec` (a mapping or a
+    sequence of arrays)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    weights: Any
+    training_summary: Optional[TrainingSummary] = None
+
+
+class DiffPrivConfig(BaseModel):
+    target_epsilon: float
+    target_delta: float
+    max_grad_norm: float
+    noise_multiplier: float
+
+
+class ProposedWeights(BaseModel):
+    """The result of testing proposed weights: scores on the learner's vote set and test
+    set, and its vote (``None`` for the proposer, whose vote does not count)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    weights: Weights
+    vote_score: float
+    test_score: float
+    vote: Optional[bool] = None
+
+
+class ModelFormat(Enum):
+    PICKLE_WEIGHTS_ONLY = 1
+    ONNX = 2
+
+
+class ColearnModel(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    model_format: ModelFormat
+    model_file: Optional[str] = None
+    model: Optional[Any] = None
+
+
+class MachineLearningInterface(abc.ABC):
+    @abc.abstractmethod
+    def mli_propose_weights(self) -> Weights:
+        """Trains the model and returns new weights. Does not change the current weights."""
+
+    @abc.abstractmethod
+    def mli_test_weights(self, weights: Weights) -> ProposedWeights:
+        """Scores ``weights`` on the vote and test sets and votes. Does not change the
+        current weights."""
+
+    @abc.abstractmethod
+    def mli_accept_weights(self, weights: Weights) -> None:
+        """Replaces the current weights with ``weights`` (an accepted proposal)."""
+
+    @abc.abstractmethod
+    def mli_get_current_weights(self) -> Weights:
+        """Returns the current weights."""
+
+    @abc.abstractmethod
+    def mli_get_current_model(self) -> ColearnModel:
+        """Returns the current model."""
