@@ -1,0 +1,259 @@
+"""The learner agent: one per stakeholder, acting only through the contract.
+
+Each :meth:`LearnerAgent.step` reads the chain and does what the current round asks of
+this learner: adopt the current model if it changed, propose on its turn, test and vote
+on others' proposals, and close rounds whose deadline passed. All state that matters is
+read from the chain at every step, so an agent that restarts carries on where the chain
+is; the in-process demo steps several agents in turn, a stakeholder's process steps one
+in a loop (:meth:`LearnerAgent.run`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from typing import Optional
+
+from pydantic import BaseModel
+
+from agents.chain import (
+    ChainError,
+    CollectiveLearningClient,
+    ContractRevert,
+    ExperimentCreated,
+    RoundState,
+    score_to_fixed,
+    NO_SCORE,
+)
+from agents.weight_store import WeightStore, WeightStoreError
+from colearn_core.codec import (
+    WeightsFormatError,
+    WeightsMismatchError,
+    check_compatible,
+    decode_weights,
+    encode_weights,
+)
+from colearn_core.ml_interface import ErrorCodes, MachineLearningInterface, Weights
+
+DEFAULT_MAX_WEIGHT_BYTES = 512 * 1024 * 1024
+
+# Reverts that mean another participant moved the round on first: not an error.
+_RACE_ERRORS = {"WrongRound", "UnexpectedRoundState", "AlreadyVoted"}
+
+
+class AgentError(Exception):
+    """The agent cannot act for this learner (wrong account, unknown experiment...)."""
+
+
+class RoundRecord(BaseModel):
+    """What this learner did and saw in one round (local; the chain holds the rest)."""
+
+    round: int
+    role: str  # "proposer" or "voter"
+    vote_score: Optional[float] = None
+    test_score: Optional[float] = None
+    approve: Optional[bool] = None
+    reason: Optional[str] = None  # why a proposal was rejected without testing
+
+
+class _Verdict(BaseModel):
+    approve: bool
+    score: int
+    reason: Optional[str] = None
+
+
+class LearnerAgent:
+    """Acts for one learner in one experiment."""
+
+    def __init__(
+        self,
+        client: CollectiveLearningClient,
+        store: WeightStore,
+        learner: MachineLearningInterface,
+        experiment_id: int,
+        *,
+        name: Optional[str] = None,
+        max_weight_bytes: int = DEFAULT_MAX_WEIGHT_BYTES,
+    ):
+        if client.account is None:
+            raise AgentError("an agent needs a client with an account")
+        self.client = client
+        self.store = store
+        self.learner = learner
+        self.experiment_id = experiment_id
+        self.address = client.account.address
+        self.max_weight_bytes = max_weight_bytes
+        self.log = logging.getLogger(f"agents.agent.{name or self.address[:10]}")
+        self.records: dict[int, RoundRecord] = {}
+        self.done = False
+        self.budget_exhausted = False
+        self._created: Optional[ExperimentCreated] = None
+        self._index: Optional[int] = None
+        self._verdicts: dict[int, _Verdict] = {}
+        self._failed_model: Optional[bytes] = None
+        # The learner's weights at start: if they are the chain's model, nothing to fetch.
+        self.model_digest = _digest(encode_weights(learner.mli_get_current_weights().weights))
+
+    # --------------------------------------------------------------- the loop
+
+    def run(self, *, poll_interval: float = 0.5, stop: Optional[threading.Event] = None) -> None:
+        """Steps until the experiment completes (or ``stop`` is set)."""
+        while not self.done and not (stop and stop.is_set()):
+            if not self.step():
+                time.sleep(poll_interval)
+
+    def step(self) -> bool:
+        """Does what the chain asks of this learner now. Returns whether it acted."""
+        created = self._experiment()
+        info = self.client.experiment(self.experiment_id)
+        acted = self._sync_model()
+        state = self.client.state(self.experiment_id)
+        if state == RoundState.COMPLETED:
+            self.done = True
+            return acted
+        round_index = info.round
+        is_proposer = self._index == round_index % len(created.learners)
+        try:
+            if state == RoundState.PROPOSING and is_proposer and not self.budget_exhausted:
+                return self._propose(round_index) or acted
+            if state == RoundState.VOTING and not is_proposer:
+                return self._vote(round_index) or acted
+            if state == RoundState.PROPOSAL_TIMED_OUT:
+                self.client.expire(self.experiment_id, round_index)
+                self.log.info("round %d: closed as expired (no proposal in time)", round_index)
+                return True
+            if state == RoundState.VOTING_TIMED_OUT:
+                self.client.decide(self.experiment_id, round_index)
+                self.log.info("round %d: decided after the voting deadline", round_index)
+                return True
+        except ContractRevert as exc:
+            if exc.name not in _RACE_ERRORS:
+                raise
+            self.log.debug("round %d: %s (another participant moved first)", round_index, exc)
+            return True
+        return acted
+
+    # --------------------------------------------------------------- actions
+
+    def _experiment(self) -> ExperimentCreated:
+        if self._created is None:
+            created = self.client.experiment_created(self.experiment_id)
+            index = self.client.learner_index(self.experiment_id, self.address)
+            if index is None:
+                raise AgentError(
+                    f"account {self.address} is not a learner in experiment {self.experiment_id}")
+            self._created, self._index = created, index
+        return self._created
+
+    def _sync_model(self) -> bool:
+        """Adopts the chain's current model if the learner does not hold it yet."""
+        digest, model_round = self.client.current_model(self.experiment_id)
+        if digest == self.model_digest:
+            return False
+        if model_round == 0:
+            cid = self._experiment().initial_cid
+        else:
+            (proposal,) = self.client.proposals(self.experiment_id, model_round - 1)
+            cid = proposal.cid
+        try:
+            weights = self._fetch_verified(cid, digest)
+        except _Rejected as exc:
+            if self._failed_model != digest:
+                self.log.error("cannot adopt the current model %s: %s", cid, exc)
+                self._failed_model = digest
+            return False
+        self.learner.mli_accept_weights(Weights(weights=weights))
+        self.model_digest = digest
+        self._failed_model = None
+        self.log.info("adopted model of %s", "the experiment's start" if model_round == 0
+                      else f"round {model_round - 1}")
+        return True
+
+    def _propose(self, round_index: int) -> bool:
+        weights = self.learner.mli_propose_weights()
+        summary = weights.training_summary
+        if summary is not None and summary.error_code == ErrorCodes.DP_BUDGET_EXCEEDED:
+            self.log.warning("round %d: privacy budget exhausted; no more proposals", round_index)
+            self.budget_exhausted = True
+            return False
+        data = encode_weights(weights.weights)
+        cid = self.store.put(data)
+        self.client.propose(self.experiment_id, round_index, cid, _digest(data))
+        self.log.info("round %d: proposed %s", round_index, cid)
+        tested = self.learner.mli_test_weights(weights)
+        self.records[round_index] = RoundRecord(
+            round=round_index, role="proposer", vote_score=tested.vote_score,
+            test_score=tested.test_score)
+        return True
+
+    def _vote(self, round_index: int) -> bool:
+        voted, _ = self.client.vote_of(self.experiment_id, self.address)
+        if voted:
+            return False
+        verdict = self._verdicts.get(round_index)
+        if verdict is None:
+            verdict = self._judge(round_index)
+            self._verdicts = {round_index: verdict}
+        self.client.vote(self.experiment_id, round_index, verdict.approve, verdict.score)
+        self.log.info("round %d: voted %s", round_index, "approve" if verdict.approve else "reject")
+        return True
+
+    def _judge(self, round_index: int) -> _Verdict:
+        proposals = self.client.proposals(self.experiment_id, round_index)
+        if len(proposals) != 1:
+            raise ChainError(f"round {round_index} is voting but has {len(proposals)} proposals")
+        proposal = proposals[0]
+        try:
+            weights = self._fetch_verified(proposal.cid, proposal.digest)
+        except _Rejected as exc:
+            self.log.warning("round %d: rejecting proposal %s: %s", round_index, proposal.cid, exc)
+            self.records[round_index] = RoundRecord(
+                round=round_index, role="voter", approve=False, reason=str(exc))
+            return _Verdict(approve=False, score=NO_SCORE, reason=str(exc))
+        tested = self.learner.mli_test_weights(Weights(weights=weights))
+        approve = bool(tested.vote)
+        self.records[round_index] = RoundRecord(
+            round=round_index, role="voter", vote_score=tested.vote_score,
+            test_score=tested.test_score, approve=approve)
+        return _Verdict(approve=approve, score=score_to_fixed(tested.vote_score))
+
+    def _fetch_verified(self, cid: str, digest: bytes):
+        """Fetches, checks the sha256 digest, decodes safely and checks the weights fit the
+        learner's model. Raises :class:`_Rejected` with the reason otherwise."""
+        try:
+            data = self.store.get(cid, max_bytes=self.max_weight_bytes)
+        except WeightStoreError as exc:
+            raise _Rejected(str(exc)) from None
+        actual = _digest(data)
+        if actual != digest:
+            raise _Rejected(f"digest mismatch: content is {actual.hex()}, chain says {digest.hex()}")
+        try:
+            weights = decode_weights(data, max_bytes=self.max_weight_bytes)
+            check_compatible(weights, self.learner.mli_get_current_weights().weights)
+        except (WeightsFormatError, WeightsMismatchError) as exc:
+            raise _Rejected(str(exc)) from None
+        return weights
+
+
+class _Rejected(Exception):
+    """A proposal or model that cannot be fetched, verified or loaded."""
+
+
+def _digest(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def run_in_process(agents: list[LearnerAgent], *, idle_sleep: float = 0.05,
+                   on_step: Optional[callable] = None) -> None:
+    """Steps every agent in turn until all are done (one process, one chain connection)."""
+    while not all(agent.done for agent in agents):
+        acted = False
+        for agent in agents:
+            if not agent.done:
+                acted = agent.step() or acted
+        if on_step is not None:
+            on_step()
+        if not acted:
+            time.sleep(idle_sleep)

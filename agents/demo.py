@@ -1,0 +1,202 @@
+"""``colearn demo``: N learners, one contract, N agents, from start to final model.
+
+The demo creates N local accounts, deploys the contract (in-process EVM by default,
+or any RPC such as anvil), stores the initial weights, creates an experiment and runs
+the agents to the end. The per-round table and ``results.json`` are rebuilt from the
+chain's events (plus the weight store for accuracies), the way an auditor would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+from pydantic import BaseModel, Field
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from agents.agent import LearnerAgent, RoundRecord, run_in_process
+from agents.chain import CollectiveLearningClient
+from agents.history import RoundRow, read_history
+from agents.network import connect, derive_accounts, fund_accounts
+from agents.weight_store import WeightStore, open_store
+from colearn_core.codec import decode_weights, encode_weights
+from colearn_core.decision import threshold_to_bps
+from colearn_core.plots import plot_results, plot_votes
+from colearn_core.results import Result, Results
+
+log = logging.getLogger(__name__)
+
+
+class DemoConfig(BaseModel):
+    n_learners: int = Field(5, ge=2, le=100)
+    n_rounds: int = Field(15, ge=1)
+    vote_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    model: str = Field("mlp", pattern="^mlp$")
+    seed: int = Field(0, ge=0)
+    chain_url: Optional[str] = None
+    store_url: Optional[str] = None  # default: file:<out>/store
+    out: Path = Path("demo-out")
+    proposal_timeout: int = Field(600, ge=1)
+    voting_timeout: int = Field(600, ge=1)
+
+
+def run_demo(config: DemoConfig, console: Optional[Console] = None) -> dict[str, Any]:
+    """Runs the whole demo and writes ``results.json`` and the plots to ``config.out``."""
+    from colearn_core.driver import set_equal_weights
+    from colearn_core.tasks.digits import DigitsConfig
+    from colearn_core.tasks.digits_torch import (
+        global_test_accuracy,
+        make_digits_learners,
+        solo_accuracies,
+    )
+
+    console = console or Console()
+    started = time.perf_counter()
+    config.out.mkdir(parents=True, exist_ok=True)
+    task = DigitsConfig(n_learners=config.n_learners, seed=config.seed,
+                        n_rounds=config.n_rounds, vote_threshold=config.vote_threshold)
+    learners = make_digits_learners(config=task)
+    set_equal_weights(learners)
+
+    w3 = connect(config.chain_url)
+    accounts = derive_accounts(config.n_learners, config.seed)
+    fund_accounts(w3, [a.address for a in accounts])
+    client, _ = CollectiveLearningClient.deploy(w3, accounts[0])
+    store = open_store(config.store_url or f"file:{config.out / 'store'}")
+    initial = encode_weights(learners[0].mli_get_current_weights().weights)
+    experiment_id, _ = client.create_experiment(
+        [a.address for a in accounts], threshold_to_bps(config.vote_threshold), config.n_rounds,
+        config.proposal_timeout, config.voting_timeout, store.put(initial),
+        hashlib.sha256(initial).digest(), store.put(_metadata(config)))
+    console.print(f"chain {client.chain_id} · contract {client.address} · "
+                  f"experiment {experiment_id} · {config.n_learners} learners · "
+                  f"{config.n_rounds} rounds · threshold {config.vote_threshold}")
+
+    agents = [LearnerAgent(client.with_account(account), store, learner, experiment_id,
+                           name=f"learner{i}")
+              for i, (account, learner) in enumerate(zip(accounts, learners))]
+    accuracy = _AccuracyTracker(store, global_test_accuracy, task,
+                                global_test_accuracy(learners[0].mli_get_current_weights(), task))
+    rows: list[RoundRow] = []
+    progress = Progress(TextColumn("[bold]rounds"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=console, transient=True)
+    with progress:
+        bar = progress.add_task("rounds", total=config.n_rounds)
+
+        def report() -> None:
+            if client.experiment(experiment_id).round == len(rows):
+                return
+            closed = [r for r in read_history(client, experiment_id, rows_block(rows)) if r.closed]
+            for row in closed:
+                if any(r.round == row.round for r in rows):
+                    continue
+                rows.append(row)
+                accuracy.after(row)
+                progress.console.print(_round_line(row, config.n_learners, accuracy.last))
+                progress.advance(bar)
+
+        run_in_process(agents, on_step=report)
+
+    final_digest, model_round = client.current_model(experiment_id)
+    final_accuracy = accuracy.last
+    console.print("training each learner alone for the same number of training calls...")
+    solo = solo_accuracies(task)
+    results = _results_json(client, experiment_id, rows, accuracy.per_round, final_accuracy,
+                            solo, final_digest, model_round, time.perf_counter() - started)
+    (config.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    colearn_results = _colearn_results(rows, agents, config.n_learners)
+    plot_results(colearn_results, config.n_learners, config.out / "scores.png",
+                 score_name="score", extra={"global test accuracy": accuracy.per_round})
+    plot_votes(colearn_results, config.n_learners, config.out / "votes.png")
+    console.print(
+        f"final global test accuracy [bold]{final_accuracy:.4f}[/] · solo "
+        + ", ".join(f"{a:.4f}" for a in solo)
+        + f" · {sum(1 for r in rows if r.accepted)}/{len(rows)} rounds accepted · "
+        f"{results['total_gas']:,} gas · {results['seconds']:.1f} s")
+    console.print(f"wrote {config.out / 'results.json'}, {config.out / 'scores.png'}, "
+                  f"{config.out / 'votes.png'}")
+    return results
+
+
+def rows_block(rows: list[RoundRow]) -> int:
+    """Where to resume reading events: the block that closed the last reported round."""
+    return rows[-1].close_block if rows and rows[-1].close_block else 0
+
+
+class _AccuracyTracker:
+    """Global test accuracy of the current model after each round, from the store."""
+
+    def __init__(self, store: WeightStore, score, task, initial: float):
+        self.store, self.score, self.task = store, score, task
+        self.last = initial
+        self.per_round: list[float] = []
+
+    def after(self, row: RoundRow) -> None:
+        if row.accepted:
+            self.last = self.score(decode_weights(self.store.get(row.cid)), self.task)
+        self.per_round.append(self.last)
+
+
+def _round_line(row: RoundRow, n_learners: int, accuracy: float) -> str:
+    scores = [v.vote_score for v in row.votes if v.vote_score is not None]
+    mean = f"{sum(scores) / len(scores):.4f}" if scores else "   -  "
+    outcome = ("[yellow]expired [/]" if row.expired else
+               "[green]accepted[/]" if row.accepted else "[red]rejected[/]")
+    return (f"round {row.round:>3} · proposer {row.proposer_index} ({row.proposer[:10]}) · "
+            f"{row.approvals}/{n_learners - 1} approve · {outcome} · "
+            f"mean vote score {mean} · global test accuracy {accuracy:.4f}")
+
+
+def _metadata(config: DemoConfig) -> bytes:
+    return json.dumps({
+        "task": "digits", "model": config.model, "seed": config.seed,
+        "description": "scikit-learn digits split across learners; each learner votes on "
+                       "its private vote set's cross-entropy",
+        "weights_format": "safetensors (colearn-weights/1)",
+    }, sort_keys=True).encode()
+
+
+def _results_json(client: CollectiveLearningClient, experiment_id: int, rows: list[RoundRow],
+                  per_round: list[float], final_accuracy: float, solo: list[float],
+                  final_digest: bytes, model_round: int, seconds: float) -> dict[str, Any]:
+    rounds = []
+    for row, accuracy in zip(rows, per_round):
+        data = row.model_dump(exclude={"close_block"})
+        data["test_accuracy"] = accuracy
+        rounds.append(data)
+    return {
+        "chain_id": client.chain_id,
+        "contract": client.address,
+        "experiment_id": experiment_id,
+        "rounds": rounds,
+        "final_model": {"digest": "0x" + final_digest.hex(), "model_round": model_round},
+        "final_test_accuracy": final_accuracy,
+        "solo_test_accuracy": solo,
+        "total_gas": sum(r.gas.total for r in rows),
+        "seconds": seconds,
+    }
+
+
+def _colearn_results(rows: list[RoundRow], agents: list[LearnerAgent], n: int) -> Results:
+    """colearn's ``Results`` for the plots: votes from the chain, scores from each agent's
+    own records."""
+    results = Results()
+    for row in rows:
+        votes: list[Optional[bool]] = [None] * n
+        for v in row.votes:
+            votes[v.learner_index] = v.approve
+        records: list[Optional[RoundRecord]] = [a.records.get(row.round) for a in agents]
+        results.append(Result(
+            vote=None if row.expired else row.accepted,
+            votes=votes,
+            test_scores=[r.test_score if r else None for r in records],
+            vote_scores=[r.vote_score if r else None for r in records],
+            training_summaries=[None] * n,
+            block_proposer=row.proposer_index,
+        ))
+    return results
