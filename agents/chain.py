@@ -124,6 +124,14 @@ class RoundExpired(LoggedEvent):
     pass
 
 
+class ExperimentCompleted(BaseModel):
+    experiment_id: int
+    model_digest: bytes
+    model_round: int
+    tx_hash: str
+    block_number: int
+
+
 class TxResult(BaseModel):
     tx_hash: str
     gas_used: int
@@ -321,6 +329,17 @@ class CollectiveLearningClient:
         return [RoundExpired(**_common(e))
                 for e in self._logs("RoundExpired", experiment_id, round_index, from_block)]
 
+    def completion(self, experiment_id: int) -> Optional[ExperimentCompleted]:
+        """The experiment's completion, or ``None`` while it runs."""
+        logs = self._logs("ExperimentCompleted", experiment_id)
+        if not logs:
+            return None
+        a = logs[0]["args"]
+        return ExperimentCompleted(
+            experiment_id=a["experimentId"], model_digest=bytes(a["modelDigest"]),
+            model_round=a["modelRound"], tx_hash=logs[0]["transactionHash"].to_0x_hex(),
+            block_number=logs[0]["blockNumber"])
+
     def _logs(self, event: str, experiment_id: int, round_index: Optional[int] = None,
               from_block: int = 0) -> list[Any]:
         filters: dict[str, Any] = {"experimentId": experiment_id}
@@ -414,7 +433,9 @@ def _classify(exc: BaseException, errors: dict[bytes, tuple[str, list[str], list
     data = _revert_data(exc)
     if data and data[:4] in errors:
         name, types, names = errors[data[:4]]
-        args = dict(zip(names, abi_decode(types, data[4:])))
+        values = [to_checksum_address(v) if t == "address" else v
+                  for t, v in zip(types, abi_decode(types, data[4:]))]
+        args = dict(zip(names, values))
         if name == "UnexpectedRoundState":
             for key in ("current", "expected"):
                 args[key] = RoundState(args[key]).name

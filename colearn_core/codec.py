@@ -35,7 +35,9 @@ def _as_array(name: str, value: Any) -> np.ndarray:
         value = value.numpy()
     if not isinstance(value, (np.ndarray, np.generic)):
         raise WeightsFormatError(f"weight {name!r} is a {type(value).__name__}, not an array")
-    array = np.ascontiguousarray(value)
+    array = np.asarray(value)
+    if not array.flags.c_contiguous:
+        array = np.ascontiguousarray(array)  # (it would turn a 0-d array into 1-d)
     if array.dtype == object or array.dtype.kind not in "biuf":
         raise WeightsFormatError(f"weight {name!r} has unsupported dtype {array.dtype}")
     return array
@@ -53,7 +55,9 @@ def encode_weights(weights: Any) -> bytes:
         raise WeightsFormatError(
             f"weights must be a mapping or a sequence of arrays, not {type(weights).__name__}"
         )
-    return _st_save(named, metadata={"format": FORMAT_TAG, "container": container})
+    # One metadata entry: safetensors writes several in a random order, and the same
+    # weights must always give the same bytes (hence the same digest and CID).
+    return _st_save(named, metadata={"format": f"{FORMAT_TAG};{container}"})
 
 
 def decode_weights(data: bytes, *, max_bytes: int | None = None) -> ArrayTree:
@@ -70,15 +74,16 @@ def decode_weights(data: bytes, *, max_bytes: int | None = None) -> ArrayTree:
         arrays = _st_load(data)
     except (SafetensorError, ValueError, UnicodeDecodeError) as exc:
         raise WeightsFormatError(f"weights are not in safetensors format: {exc}") from None
-    if metadata.get("format") != FORMAT_TAG:
+    tag, _, container = str(metadata.get("format", "")).partition(";")
+    if tag != FORMAT_TAG:
         raise WeightsFormatError(f"weights are not tagged {FORMAT_TAG!r}")
-    if metadata.get("container") == "list":
+    if container == "list":
         try:
             return [arrays[str(i)] for i in range(len(arrays))]
         except KeyError:
             raise WeightsFormatError("list weights must be named 0..n-1") from None
-    if metadata.get("container") != "dict":
-        raise WeightsFormatError(f"unknown container {metadata.get('container')!r}")
+    if container != "dict":
+        raise WeightsFormatError(f"unknown container {container!r}")
     return dict(arrays)
 
 

@@ -26,7 +26,8 @@ contract CollectiveLearning {
     uint256 public constant BPS = 10_000;
     /// @notice Bounds on the learner list of an experiment.
     uint256 public constant MIN_LEARNERS = 2;
-    uint256 public constant MAX_LEARNERS = 1_000;
+    /// (500 keeps creation under EIP-7825's 2^24 gas cap per transaction.)
+    uint256 public constant MAX_LEARNERS = 500;
     /// @notice Largest number of rounds an experiment may have.
     uint256 public constant MAX_ROUNDS = type(uint24).max;
 

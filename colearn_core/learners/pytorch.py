@@ -1,0 +1,392 @@
+"""A PyTorch learner for the machine learning interface, with colearn's parameters.
+
+This is the only module of ``colearn_core`` that imports torch; import it explicitly.
+
+Weights are the model's ``state_dict`` as ``{name: numpy array}`` (copies, exact dtypes),
+so they travel through :mod:`colearn_core.codec` unchanged. Incoming weights are checked
+against the model (names, shapes, dtypes) before they are loaded, and are copied in:
+the caller's arrays are never aliased by the model.
+
+Guarantees (PROTOCOL.md, "What an agent guarantees"):
+
+- :meth:`PytorchLearner.mli_propose_weights` trains, returns the new weights and
+  restores the current ones bitwise. As in colearn the optimizer's own state (momentum,
+  Adam moments, step count) advances.
+- :meth:`PytorchLearner.mli_test_weights` scores weights on the vote and test sets and
+  restores the current weights bitwise; its vote is "strictly better than the current
+  weights' vote score", that score being cached and refreshed by
+  :meth:`PytorchLearner.mli_accept_weights`.
+- Nothing here draws from torch's global random generator: give the train loader its
+  own ``torch.Generator`` (and avoid dropout, or seed it yourself) and one sequence of
+  calls gives bitwise identical weights every time.
+
+Differences from colearn's ``PytorchLearner``, on purpose: the vote score is refreshed
+from the vote set (colearn's used the train set), the loss score is the exact mean over
+samples, ``vote_criterion`` receives numpy ``(y_true, outputs)`` (colearn passed torch
+``(outputs, labels)``), ``num_train_batches`` larger than the loader cycles on through
+new epochs instead of stopping, and an optional ``test_criterion`` lets the test score
+differ from the vote score (e.g. vote on loss, report accuracy).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Optional, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from colearn_core.codec import WeightsFormatError, WeightsMismatchError
+from colearn_core.ml_interface import (
+    ColearnModel,
+    DiffPrivConfig,
+    MachineLearningInterface,
+    ModelFormat,
+    ProposedWeights,
+    TrainingSummary,
+    Weights,
+)
+
+#: A score of a whole data set: ``score_fn(y_true, outputs) -> float``, numpy arrays
+#: (``outputs`` are the model's raw outputs, e.g. logits).
+ScoreFn = Callable[[np.ndarray, np.ndarray], float]
+WeightsLike = Union[Weights, Mapping[str, Any]]
+
+
+# --------------------------------------------------------------------------- helpers
+
+def state_dict_to_numpy(model: nn.Module) -> dict[str, np.ndarray]:
+    """The model's ``state_dict`` as ``{name: numpy copy}`` (exact values and dtypes)."""
+    return {
+        name: tensor.detach().cpu().numpy().copy()
+        for name, tensor in model.state_dict().items()
+    }
+
+
+def _raw_weights(weights: WeightsLike) -> Any:
+    return weights.weights if isinstance(weights, Weights) else weights
+
+
+def _to_numpy_view(name: str, value: Any) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    if isinstance(value, (np.ndarray, np.generic)):
+        return np.asarray(value)
+    raise WeightsFormatError(f"weight {name!r} is a {type(value).__name__}, not an array")
+
+
+def weights_to_state_dict(
+    weights: WeightsLike, model: nn.Module, *, require_finite: bool = True
+) -> dict[str, torch.Tensor]:
+    """Checks ``weights`` against ``model`` (same names, shapes and dtypes; finite if
+    ``require_finite``) and returns a ``state_dict`` of fresh tensors (copies).
+
+    Raises :class:`~colearn_core.codec.WeightsFormatError` for something that is not a
+    mapping of arrays, :class:`~colearn_core.codec.WeightsMismatchError` for weights
+    that do not fit the model.
+    """
+    raw = _raw_weights(weights)
+    if not isinstance(raw, Mapping):
+        raise WeightsFormatError(
+            f"PyTorch weights are a mapping {{name: array}}, not {type(raw).__name__}"
+        )
+    template = model.state_dict()
+    got_names = {str(k) for k in raw}
+    if got_names != set(template):
+        missing = sorted(set(template) - got_names)
+        extra = sorted(got_names - set(template))
+        raise WeightsMismatchError(f"weight names differ: missing {missing}, unexpected {extra}")
+    state: dict[str, torch.Tensor] = {}
+    for key, value in raw.items():
+        name = str(key)
+        expected = template[name]
+        array = _to_numpy_view(name, value)
+        if tuple(array.shape) != tuple(expected.shape):
+            raise WeightsMismatchError(
+                f"weight {name!r} has shape {tuple(array.shape)}, "
+                f"the model expects {tuple(expected.shape)}"
+            )
+        expected_dtype = torch.empty((), dtype=expected.dtype).numpy().dtype
+        if array.dtype != expected_dtype:
+            raise WeightsMismatchError(
+                f"weight {name!r} has dtype {array.dtype}, the model expects {expected_dtype}"
+            )
+        if require_finite and array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise WeightsMismatchError(f"weight {name!r} contains NaN or Inf")
+        state[name] = torch.from_numpy(np.array(array, copy=True))
+    return state
+
+
+def _batches(loader: Iterable, num_batches: Optional[int]) -> Iterator:
+    for index, batch in enumerate(loader):
+        if num_batches is not None and index >= num_batches:
+            return
+        yield batch
+
+
+def _split_batch(batch: Any) -> tuple[Any, Any]:
+    if isinstance(batch, Mapping) or not isinstance(batch, (tuple, list)) or len(batch) != 2:
+        raise TypeError("a loader must yield (data, labels) pairs")
+    return batch[0], batch[1]
+
+
+def _to_device(value: Any, device: torch.device) -> Any:
+    return value.to(device) if isinstance(value, torch.Tensor) else value
+
+
+@torch.no_grad()
+def evaluate_model(
+    model: nn.Module,
+    loader: Iterable,
+    score_fn: Optional[ScoreFn] = None,
+    *,
+    criterion: Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None,
+    device: Union[str, torch.device] = "cpu",
+    num_batches: Optional[int] = None,
+) -> float:
+    """Scores ``model`` as it is on ``loader`` (at most ``num_batches`` batches), in eval
+    mode: ``score_fn(y_true, outputs)`` on the whole set if given, else the mean of
+    ``criterion`` over samples (``criterion`` must return a batch mean, as torch losses
+    do by default)."""
+    if score_fn is None and criterion is None:
+        raise ValueError("give a score_fn or a criterion")
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    try:
+        total, count = 0.0, 0
+        labels_seen: list[np.ndarray] = []
+        outputs_seen: list[np.ndarray] = []
+        for batch in _batches(loader, num_batches):
+            data, labels = _split_batch(batch)
+            data, labels = _to_device(data, device), _to_device(labels, device)
+            output = model(data)
+            size = len(labels)
+            if score_fn is not None:
+                labels_seen.append(torch.as_tensor(labels).detach().cpu().numpy())
+                outputs_seen.append(output.detach().cpu().numpy())
+            else:
+                total += float(criterion(output, labels).item()) * size
+            count += size
+        if count == 0:
+            raise ValueError("the loader gave no samples to score")
+        if score_fn is not None:
+            return float(score_fn(np.concatenate(labels_seen), np.concatenate(outputs_seen)))
+        return total / count
+    finally:
+        model.train(was_training)
+
+
+def accuracy_from_logits(y_true: np.ndarray, outputs: np.ndarray) -> float:
+    """Classification accuracy: the share of samples whose largest output is the label."""
+    return float(np.mean(np.argmax(outputs, axis=1) == y_true))
+
+
+# --------------------------------------------------------------------------- learner
+
+class PytorchLearner(MachineLearningInterface):
+    """A learner wrapping a PyTorch model, with colearn's constructor parameters.
+
+    - ``criterion``: the training loss (default ``nn.CrossEntropyLoss()``); a batch mean.
+    - ``vote_criterion``: ``f(y_true, outputs) -> float`` on the whole vote (and test)
+      set, numpy arrays; ``None``: the score is the mean ``criterion`` loss.
+    - ``minimise_criterion``: lower vote scores are better (``True``, for losses) or
+      higher ones (``False``, for accuracies).
+    - ``num_train_batches``: batches per proposal (``None``: one pass over
+      ``train_loader``). The train loader is read on from where the previous proposal
+      stopped, starting a new epoch when it runs out.
+    - ``num_test_batches``: at most this many batches scored from the vote and test
+      loaders (``None``: all).
+    - ``test_criterion`` (not in colearn): the test score's function, like
+      ``vote_criterion``; ``None``: the same score as the vote.
+    - ``diff_priv_config``: differential privacy is not implemented yet; anything but
+      ``None`` raises :class:`NotImplementedError`.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        train_loader: Iterable,
+        vote_loader: Iterable,
+        test_loader: Optional[Iterable] = None,
+        device: Union[str, torch.device] = "cpu",
+        criterion: Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None,
+        minimise_criterion: bool = True,
+        vote_criterion: Optional[ScoreFn] = None,
+        num_train_batches: Optional[int] = None,
+        num_test_batches: Optional[int] = None,
+        diff_priv_config: Optional[DiffPrivConfig] = None,
+        *,
+        test_criterion: Optional[ScoreFn] = None,
+    ) -> None:
+        if diff_priv_config is not None:
+            raise NotImplementedError("differential privacy is not implemented for PyTorch yet")
+        if num_train_batches is not None and num_train_batches < 1:
+            raise ValueError("num_train_batches must be at least 1 (or None: one pass)")
+        if num_test_batches is not None and num_test_batches < 1:
+            raise ValueError("num_test_batches must be at least 1 (or None: all)")
+        self.device = torch.device(device)
+        self.model: nn.Module = model.to(self.device)
+        self.optimizer = optimizer
+        self.train_loader = train_loader
+        self.vote_loader = vote_loader
+        self.test_loader = test_loader
+        self.criterion = criterion if criterion is not None else nn.CrossEntropyLoss()
+        self.minimise_criterion = minimise_criterion
+        self.vote_criterion = vote_criterion
+        self.test_criterion = test_criterion
+        self.num_train_batches = num_train_batches
+        self.num_test_batches = num_test_batches
+        self.diff_priv_config = diff_priv_config
+        self._train_iter: Optional[Iterator] = None
+        self.vote_score: float = self._score(self.vote_loader, self.vote_criterion)
+
+    # ------------------------------------------------------------------ scoring
+
+    def _score(self, loader: Iterable, score_fn: Optional[ScoreFn]) -> float:
+        return evaluate_model(
+            self.model,
+            loader,
+            score_fn,
+            criterion=self.criterion,
+            device=self.device,
+            num_batches=self.num_test_batches,
+        )
+
+    def vote(self, new_score: float) -> bool:
+        """Approve iff ``new_score`` is strictly better than the current vote score
+        (``NaN`` never approves)."""
+        if self.minimise_criterion:
+            return bool(new_score < self.vote_score)
+        return bool(new_score > self.vote_score)
+
+    def evaluate(
+        self,
+        weights: WeightsLike,
+        loader: Iterable,
+        score_fn: Optional[ScoreFn] = None,
+        num_batches: Optional[int] = None,
+    ) -> float:
+        """Scores ``weights`` on any ``loader`` (e.g. a held-out set) with ``score_fn``
+        (default: mean ``criterion``), leaving the current weights as they were."""
+        state = weights_to_state_dict(weights, self.model, require_finite=False)
+        saved = self._snapshot()
+        try:
+            self.model.load_state_dict(state)
+            return evaluate_model(
+                self.model, loader, score_fn, criterion=self.criterion,
+                device=self.device, num_batches=num_batches,
+            )
+        finally:
+            self.model.load_state_dict(saved)
+
+    # ------------------------------------------------------------------ training
+
+    def _snapshot(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def _next_train_batch(self) -> Any:
+        if self._train_iter is None:
+            self._train_iter = iter(self.train_loader)
+        try:
+            return next(self._train_iter)
+        except StopIteration:
+            self._train_iter = iter(self.train_loader)
+            try:
+                return next(self._train_iter)
+            except StopIteration:
+                raise ValueError("the train loader is empty") from None
+
+    def _train_batches(self) -> Iterator:
+        if self.num_train_batches is None:
+            yield from self.train_loader
+        else:
+            for _ in range(self.num_train_batches):
+                yield self._next_train_batch()
+
+    def train(self) -> TrainingSummary:
+        """Trains the model in place on ``num_train_batches`` batches."""
+        self.model.train()
+        trained = 0
+        for batch in self._train_batches():
+            data, labels = _split_batch(batch)
+            data, labels = _to_device(data, self.device), _to_device(labels, self.device)
+            self.optimizer.zero_grad()
+            loss = self.criterion(self.model(data), labels)
+            loss.backward()
+            self.optimizer.step()
+            trained += 1
+        self.model.eval()
+        if trained == 0:
+            raise ValueError("the train loader is empty")
+        return TrainingSummary()
+
+    # ------------------------------------------------------------------ the MLI
+
+    def mli_propose_weights(self) -> Weights:
+        saved = self._snapshot()
+        try:
+            summary = self.train()
+            new_weights = state_dict_to_numpy(self.model)
+        finally:
+            self.model.load_state_dict(saved)
+        return Weights(weights=new_weights, training_summary=summary)
+
+    def mli_test_weights(self, weights: Weights) -> ProposedWeights:
+        state = weights_to_state_dict(weights, self.model, require_finite=False)
+        saved = self._snapshot()
+        try:
+            self.model.load_state_dict(state)
+            vote_score = self._score(self.vote_loader, self.vote_criterion)
+            if self.test_loader is not None:
+                test_fn = self.test_criterion if self.test_criterion is not None \
+                    else self.vote_criterion
+                test_score = self._score(self.test_loader, test_fn)
+            else:
+                test_score = 0.0
+        finally:
+            self.model.load_state_dict(saved)
+        return ProposedWeights(
+            weights=weights if isinstance(weights, Weights) else Weights(weights=weights),
+            vote_score=vote_score,
+            test_score=test_score,
+            vote=self.vote(vote_score),
+        )
+
+    def mli_accept_weights(self, weights: Weights) -> None:
+        self.model.load_state_dict(weights_to_state_dict(weights, self.model))
+        self.vote_score = self._score(self.vote_loader, self.vote_criterion)
+
+    def mli_get_current_weights(self) -> Weights:
+        return Weights(weights=state_dict_to_numpy(self.model))
+
+    def mli_get_current_model(self) -> ColearnModel:
+        """The current model as ONNX if the ``onnx`` package is installed and export
+        works for it; otherwise ``PICKLE_WEIGHTS_ONLY`` with ``model`` the weights dict
+        (``{name: array}``; nothing is pickled)."""
+        onnx_model = self._export_onnx()
+        if onnx_model is not None:
+            return ColearnModel(model_format=ModelFormat.ONNX, model=onnx_model)
+        return ColearnModel(
+            model_format=ModelFormat.PICKLE_WEIGHTS_ONLY,
+            model=state_dict_to_numpy(self.model),
+        )
+
+    def _export_onnx(self) -> Optional[Any]:
+        if importlib.util.find_spec("onnx") is None:
+            return None
+        try:
+            import onnx  # noqa: PLC0415  (optional dependency)
+
+            batch = next(iter(self.vote_loader))
+            data, _ = _split_batch(batch)
+            buffer = io.BytesIO()
+            self.model.eval()
+            torch.onnx.export(self.model, (_to_device(data, self.device),), buffer, dynamo=False)
+            return onnx.load_model_from_string(buffer.getvalue())
+        except Exception:  # noqa: BLE001  export support varies; fall back to weights
+            return None

@@ -1,0 +1,202 @@
+"""Shared fixtures: a dev chain (in-process eth-tester, or anvil), funded learner accounts,
+the deployed contract, and helpers to place blocks at exact timestamps.
+
+Every test that asks for ``chain`` runs twice, once per chain. Each chain is set up once
+per session (accounts funded, contract deployed) and every test starts from a snapshot
+of that state, reverted afterwards, so tests are independent and fast.
+
+The anvil tests need ``node_modules/.bin/anvil`` (``npm ci``). Without it they fail (an
+error at set-up naming ``npm ci``), they are never skipped:
+CI must run them. Deselect them locally with ``-m "not anvil"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from agents.chain import CollectiveLearningClient
+from agents.devchain import AnvilProcess, DevChainError
+from agents.network import connect, derive_accounts, fund_accounts, is_in_process
+
+NUM_LEARNERS = 6
+ACCOUNT_LABEL = "colearn-tests"
+
+CHAINS = [
+    pytest.param("eth-tester", id="eth-tester"),
+    pytest.param("anvil", id="anvil", marks=pytest.mark.anvil),
+]
+
+GAS_KEY = pytest.StashKey[dict[str, dict[str, int]]]()
+
+
+@dataclass
+class ChainEnv:
+    """One chain, set up once per session."""
+
+    kind: str
+    w3: Web3
+    deployer: LocalAccount
+    learners: list[LocalAccount]
+    outsider: LocalAccount
+    contract_address: str
+
+
+@pytest.fixture(scope="session")
+def anvil_process() -> Iterator[AnvilProcess]:
+    try:
+        anvil = AnvilProcess()
+        anvil.start()
+    except DevChainError as exc:
+        problem = str(exc)
+    else:
+        problem = ""
+    if problem:  # fail (not skip) outside the except block, without the chained traceback
+        pytest.fail(f"cannot run the anvil tests: {problem}\n"
+                    "They are required in CI; deselect them locally with -m 'not anvil'.",
+                    pytrace=False)
+    try:
+        yield anvil
+    finally:
+        anvil.stop()
+
+
+@pytest.fixture(scope="session", params=CHAINS)
+def chain_env(request: pytest.FixtureRequest) -> ChainEnv:
+    kind: str = request.param
+    if kind == "anvil":
+        w3 = connect(request.getfixturevalue("anvil_process").url)
+    else:
+        w3 = connect(None)
+    deployer, *learners, outsider = derive_accounts(NUM_LEARNERS + 2, seed=0, label=ACCOUNT_LABEL)
+    fund_accounts(w3, [a.address for a in (deployer, *learners, outsider)])
+    client, _ = CollectiveLearningClient.deploy(w3, deployer)
+    return ChainEnv(kind, w3, deployer, learners, outsider, client.address)
+
+
+@pytest.fixture
+def chain(chain_env: ChainEnv) -> Iterator[Web3]:
+    """A connected Web3 with the accounts funded and the contract deployed; the chain's
+    state is reverted after the test."""
+    w3 = chain_env.w3
+    if is_in_process(w3):
+        tester = w3.provider.ethereum_tester
+        snapshot = tester.take_snapshot()
+        yield w3
+        tester.revert_to_snapshot(snapshot)
+    else:
+        snapshot = _rpc(w3, "evm_snapshot")
+        yield w3
+        assert _rpc(w3, "evm_revert", snapshot) is True, "anvil could not revert to the snapshot"
+
+
+@pytest.fixture
+def chain_kind(chain_env: ChainEnv, chain: Web3) -> str:
+    return chain_env.kind
+
+
+@pytest.fixture
+def learners(chain_env: ChainEnv, chain: Web3) -> list[LocalAccount]:
+    """Six funded deterministic accounts (``derive_accounts``), in learner order."""
+    return chain_env.learners
+
+
+@pytest.fixture
+def outsider(chain_env: ChainEnv, chain: Web3) -> LocalAccount:
+    """A funded account that is a learner in no experiment."""
+    return chain_env.outsider
+
+
+@pytest.fixture
+def deployer(chain_env: ChainEnv, chain: Web3) -> LocalAccount:
+    return chain_env.deployer
+
+
+@pytest.fixture
+def contract(chain_env: ChainEnv, chain: Web3) -> CollectiveLearningClient:
+    """The contract deployed at session start (no experiments yet), as the deployer."""
+    return CollectiveLearningClient(chain, chain_env.contract_address, chain_env.deployer)
+
+
+@pytest.fixture
+def deploy(chain_env: ChainEnv, chain: Web3) -> Callable[..., CollectiveLearningClient]:
+    """Deploys a fresh contract: ``deploy(account=deployer) -> client``."""
+
+    def _deploy(account: LocalAccount | None = None) -> CollectiveLearningClient:
+        client, _ = CollectiveLearningClient.deploy(chain, account or chain_env.deployer)
+        return client
+
+    return _deploy
+
+
+@pytest.fixture(scope="session")
+def gas_figures(request: pytest.FixtureRequest) -> dict[str, dict[str, int]]:
+    """Gas used per operation, per chain; printed at the end of the run."""
+    return request.config.stash.setdefault(GAS_KEY, {})
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    figures = config.stash.get(GAS_KEY, {})
+    if not figures:
+        return
+    terminalreporter.section("gas used")
+    for kind, ops in sorted(figures.items()):
+        rendered = ", ".join(f"{op} {gas:,}" for op, gas in ops.items())
+        terminalreporter.write_line(f"{kind}: {rendered}")
+
+
+# --------------------------------------------------------------------------- time
+
+
+def _rpc(w3: Web3, method: str, *params: Any) -> Any:
+    response = w3.provider.make_request(method, list(params))
+    if "error" in response:
+        raise RuntimeError(f"{method} failed: {response['error']}")
+    return response["result"]
+
+
+class Clock:
+    """Places blocks at exact timestamps on either chain.
+
+    Views (``state``, ``voteOf``...) are evaluated at the latest block; a transaction runs
+    at its own block's timestamp. eth-tester estimates gas on the pending block, anvil on
+    the latest one: a transaction whose block crosses a deadline the latest block has not
+    crossed is mined and reverts on anvil, and the client replays it to name the error.
+    """
+
+    def __init__(self, w3: Web3):
+        self.w3 = w3
+
+    def latest(self) -> int:
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def block_time(self, block_number: int) -> int:
+        return int(self.w3.eth.get_block(block_number)["timestamp"])
+
+    def mine_at(self, timestamp: int) -> None:
+        """Mines an empty block with exactly ``timestamp`` (views then see that time)."""
+        self.next_at(timestamp)
+        if is_in_process(self.w3):
+            self.w3.provider.ethereum_tester.mine_blocks()
+        else:
+            _rpc(self.w3, "evm_mine")
+        assert self.latest() == timestamp
+
+    def next_at(self, timestamp: int) -> None:
+        """The next transaction's block gets exactly ``timestamp`` (after the latest block)."""
+        assert timestamp > self.latest()
+        if is_in_process(self.w3):
+            backend = self.w3.provider.ethereum_tester.backend
+            backend.chain.header = backend.chain.header.copy(timestamp=timestamp)
+        else:
+            _rpc(self.w3, "evm_setNextBlockTimestamp", timestamp)
+
+
+@pytest.fixture
+def clock(chain: Web3) -> Clock:
+    return Clock(chain)

@@ -1,0 +1,167 @@
+"""Learner agents on the in-process chain: turns, votes, adoption, and tampered proposals."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from agents.agent import AgentError, LearnerAgent, run_in_process
+from agents.chain import NO_SCORE, CollectiveLearningClient, RoundState
+from agents.cid import compute_cid
+from agents.network import connect, derive_accounts, fund_accounts
+from agents.weight_store import FileWeightStore
+from colearn_core.codec import encode_weights
+from colearn_core.driver import set_equal_weights
+from colearn_core.ml_interface import ProposedWeights, Weights
+from colearn_core.tasks.digits import DigitsConfig
+from colearn_core.tasks.digits_torch import make_digits_learners
+
+
+@dataclass
+class Setup:
+    client: CollectiveLearningClient
+    accounts: list
+    store: FileWeightStore
+    learners: list
+    experiment_id: int
+    initial_digest: bytes
+
+    def agent(self, i: int) -> LearnerAgent:
+        return LearnerAgent(self.client.with_account(self.accounts[i]), self.store,
+                            self.learners[i], self.experiment_id, name=f"learner{i}")
+
+    def digest_of(self, i: int) -> bytes:
+        data = encode_weights(self.learners[i].mli_get_current_weights().weights)
+        return hashlib.sha256(data).digest()
+
+
+def make_setup(tmp_path, n=3, rounds=3, threshold_bps=5000, learners=None) -> Setup:
+    w3 = connect(None)
+    accounts = derive_accounts(n, seed=7, label="agent-tests")
+    fund_accounts(w3, [a.address for a in accounts])
+    client, _ = CollectiveLearningClient.deploy(w3, accounts[0])
+    store = FileWeightStore(tmp_path / "store")
+    if learners is None:
+        learners = make_digits_learners(config=DigitsConfig(n_learners=n, seed=3))
+    set_equal_weights(learners)
+    initial = encode_weights(learners[0].mli_get_current_weights().weights)
+    digest = hashlib.sha256(initial).digest()
+    exp, _ = client.create_experiment([a.address for a in accounts], threshold_bps, rounds,
+                                      600, 600, store.put(initial), digest)
+    return Setup(client, accounts, store, learners, exp, digest)
+
+
+def test_agents_run_an_experiment_to_the_end(tmp_path):
+    s = make_setup(tmp_path, n=3, rounds=4)
+    agents = [s.agent(i) for i in range(3)]
+    run_in_process(agents)
+
+    assert s.client.state(s.experiment_id) == RoundState.COMPLETED
+    for r in range(4):
+        (proposal,) = s.client.proposals(s.experiment_id, r)
+        assert proposal.proposer == s.accounts[r % 3].address  # round robin
+        voters = {v.voter for v in s.client.votes(s.experiment_id, r)}
+        assert voters == {a.address for i, a in enumerate(s.accounts) if i != r % 3}
+        assert agents[r % 3].records[r].role == "proposer"
+    final_digest, model_round = s.client.current_model(s.experiment_id)
+    assert model_round > 0, "an honest digits experiment accepts at least one round"
+    for i, agent in enumerate(agents):
+        assert agent.model_digest == final_digest
+        assert s.digest_of(i) == final_digest  # the learner really holds the final model
+
+
+def test_rejected_rounds_keep_the_current_weights(tmp_path):
+    class AlwaysReject:
+        """A real learner whose owner votes against every proposal."""
+
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def mli_test_weights(self, weights: Weights) -> ProposedWeights:
+            return self.inner.mli_test_weights(weights).model_copy(update={"vote": False})
+
+    learners = make_digits_learners(config=DigitsConfig(n_learners=3, seed=3))
+    learners[1], learners[2] = AlwaysReject(learners[1]), AlwaysReject(learners[2])
+    s = make_setup(tmp_path, n=3, rounds=3, threshold_bps=10_000, learners=learners)
+    agents = [s.agent(i) for i in range(3)]
+    run_in_process(agents)
+
+    assert [d.accepted for d in s.client.decisions(s.experiment_id)] == [False, False, False]
+    assert s.client.current_model(s.experiment_id) == (s.initial_digest, 0)
+    for i in range(3):
+        assert s.digest_of(i) == s.initial_digest
+
+
+def _bad_proposals(store: FileWeightStore, template: dict[str, np.ndarray]):
+    good = encode_weights(template)
+    name = next(iter(template))
+    wrong_shape = dict(template, **{name: np.zeros((3, 3), np.float32)})
+    wrong_dtype = {k: v.astype(np.float64) for k, v in template.items()}
+    with_nan = {k: v.copy() for k, v in template.items()}
+    with_nan[name].flat[0] = np.nan
+    not_weights = b"\x80\x04\x95 this is a pickle, never loaded"
+
+    def stored(data: bytes):
+        return store.put(data), hashlib.sha256(data).digest()
+
+    yield "digest mismatch", (store.put(good), hashlib.sha256(good + b"x").digest())
+    yield "not found", (compute_cid(good + b"never stored"), hashlib.sha256(good).digest())
+    yield "shape", stored(encode_weights(wrong_shape))
+    yield "dtype", stored(encode_weights(wrong_dtype))
+    yield "NaN", stored(encode_weights(with_nan))
+    yield "safetensors", stored(not_weights)
+
+
+@pytest.mark.parametrize("case", ["digest mismatch", "not found", "shape", "dtype", "NaN",
+                                  "safetensors"])
+def test_tampered_proposals_get_a_reject_vote_with_a_logged_reason(tmp_path, caplog, case):
+    s = make_setup(tmp_path, n=3, rounds=1)
+    template = s.learners[0].mli_get_current_weights().weights
+    cid, digest = dict(_bad_proposals(s.store, template))[case]
+    s.client.with_account(s.accounts[0]).propose(s.experiment_id, 0, cid, digest)
+    honest = [s.agent(1), s.agent(2)]
+    before = [s.digest_of(1), s.digest_of(2)]
+
+    with caplog.at_level(logging.WARNING, logger="agents.agent"):
+        for agent in honest:
+            agent.step()
+
+    votes = s.client.votes(s.experiment_id, 0)
+    assert [(v.approve, v.score) for v in votes] == [(False, NO_SCORE), (False, NO_SCORE)]
+    (decision,) = s.client.decisions(s.experiment_id, 0)
+    assert not decision.accepted
+    reasons = [r.getMessage() for r in caplog.records if "rejecting proposal" in r.getMessage()]
+    assert len(reasons) == 2 and all(case in m for m in reasons), reasons
+    assert [s.digest_of(1), s.digest_of(2)] == before
+    assert all(a.records[0].reason for a in honest)
+
+
+def test_an_agent_for_an_outsider_account_refuses_to_start(tmp_path):
+    s = make_setup(tmp_path, n=3, rounds=1)
+    outsider = derive_accounts(1, seed=99, label="outsider")[0]
+    agent = LearnerAgent(s.client.with_account(outsider), s.store, s.learners[0], s.experiment_id)
+    with pytest.raises(AgentError, match="not a learner"):
+        agent.step()
+
+
+def test_a_restarted_agent_rebuilds_its_state_from_the_chain(tmp_path):
+    s = make_setup(tmp_path, n=3, rounds=3)
+    agents = [s.agent(i) for i in range(3)]
+    for agent in agents:  # round 0: learner 0 proposes, 1 and 2 vote, the last vote decides
+        agent.step()
+    assert s.client.experiment(s.experiment_id).round == 1
+
+    # learner 2's process dies and comes back with a fresh learner: it refetches the model
+    fresh = make_digits_learners(config=DigitsConfig(n_learners=3, seed=3))[2]
+    s.learners[2] = fresh
+    agents[2] = s.agent(2)
+    run_in_process(agents)
+    final_digest, _ = s.client.current_model(s.experiment_id)
+    assert agents[2].model_digest == final_digest == s.digest_of(2)

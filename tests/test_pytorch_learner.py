@@ -1,0 +1,279 @@
+"""PytorchLearner: the MLI guarantees, votes, determinism and the weights codec."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+from colearn_core.codec import (  # noqa: E402
+    WeightsFormatError,
+    WeightsMismatchError,
+    decode_weights,
+    encode_weights,
+)
+from colearn_core.driver import run_experiment, set_equal_weights  # noqa: E402
+from colearn_core.learners.pytorch import (  # noqa: E402
+    PytorchLearner,
+    accuracy_from_logits,
+    evaluate_model,
+)
+from colearn_core.ml_interface import (  # noqa: E402
+    ColearnModel,
+    DiffPrivConfig,
+    ModelFormat,
+    ProposedWeights,
+    Weights,
+)
+
+
+def _data(seed: int, n: int = 96, features: int = 6, classes: int = 3):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(0, 2, size=(classes, features))
+    y = rng.integers(0, classes, size=n)
+    x = (centers[y] + rng.normal(0, 1, size=(n, features))).astype(np.float32)
+    return torch.tensor(x), torch.tensor(y, dtype=torch.int64)
+
+
+def _loader(x, y, batch_size=16, shuffle=False, seed=0):
+    gen = torch.Generator().manual_seed(seed) if shuffle else None
+    ds = torch.utils.data.TensorDataset(x, y)
+    return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=gen)
+
+
+def _model(seed: int = 0) -> nn.Module:
+    gen = torch.Generator().manual_seed(seed)
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.uniform_(-0.5, 0.5, generator=gen)
+    return model
+
+
+def make_learner(seed: int = 0, *, num_train_batches=2, **kwargs) -> PytorchLearner:
+    x, y = _data(seed)
+    xv, yv = _data(seed + 100, n=40)
+    xt, yt = _data(seed + 200, n=40)
+    model = _model()
+    kwargs.setdefault("optimizer", torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9))
+    return PytorchLearner(
+        model=model,
+        train_loader=_loader(x, y, shuffle=True, seed=seed),
+        vote_loader=_loader(xv, yv),
+        test_loader=_loader(xt, yt),
+        num_train_batches=num_train_batches,
+        **kwargs,
+    )
+
+
+def _same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(
+        a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]) for k in a
+    )
+
+
+def test_current_weights_are_numpy_copies():
+    learner = make_learner()
+    w = learner.mli_get_current_weights()
+    assert isinstance(w, Weights)
+    assert set(w.weights) == set(learner.model.state_dict())
+    for name, array in w.weights.items():
+        assert isinstance(array, np.ndarray) and array.dtype == np.float32
+        np.testing.assert_array_equal(array, learner.model.state_dict()[name].numpy())
+    # mutating the returned arrays does not touch the model
+    before = learner.mli_get_current_weights().weights
+    for array in w.weights.values():
+        array += 1.0
+    assert _same(before, learner.mli_get_current_weights().weights)
+
+
+def test_propose_does_not_change_current_weights():
+    learner = make_learner()
+    before = learner.mli_get_current_weights().weights
+    vote_score = learner.vote_score
+    proposal = learner.mli_propose_weights()
+    assert _same(before, learner.mli_get_current_weights().weights)
+    assert learner.vote_score == vote_score
+    assert not _same(before, proposal.weights)
+    assert proposal.training_summary is not None
+
+
+def test_test_weights_does_not_change_current_weights_and_votes():
+    learner = make_learner()
+    before = learner.mli_get_current_weights().weights
+    proposal = Weights(weights={k: v + 0.5 for k, v in before.items()})
+    result = learner.mli_test_weights(proposal)
+    assert isinstance(result, ProposedWeights)
+    assert _same(before, learner.mli_get_current_weights().weights)
+    assert result.weights is proposal
+    assert result.vote == (result.vote_score < learner.vote_score)
+    # the current weights are never strictly better than themselves
+    same = learner.mli_test_weights(learner.mli_get_current_weights())
+    assert same.vote is False
+    assert same.vote_score == pytest.approx(learner.vote_score)
+
+
+def test_accept_changes_weights_and_refreshes_vote_score():
+    learner = make_learner()
+    for _ in range(3):
+        learner.mli_accept_weights(learner.mli_propose_weights())
+    proposal = learner.mli_propose_weights()
+    tested = learner.mli_test_weights(proposal)
+    learner.mli_accept_weights(proposal)
+    assert _same(proposal.weights, learner.mli_get_current_weights().weights)
+    assert learner.vote_score == pytest.approx(tested.vote_score)
+    # the learner does not alias the accepted arrays
+    for array in proposal.weights.values():
+        array += 1.0
+    assert not _same(proposal.weights, learner.mli_get_current_weights().weights)
+
+
+def test_training_lowers_the_vote_loss_and_votes_follow():
+    learner = make_learner(num_train_batches=6)
+    start = learner.vote_score
+    for _ in range(5):
+        proposal = learner.mli_propose_weights()
+        tested = learner.mli_test_weights(proposal)
+        assert tested.vote == (tested.vote_score < learner.vote_score)
+        learner.mli_accept_weights(proposal)
+    assert learner.vote_score < start
+
+
+def test_maximised_vote_criterion():
+    learner = make_learner(vote_criterion=accuracy_from_logits, minimise_criterion=False)
+    assert 0.0 <= learner.vote_score <= 1.0
+    worse = {k: np.zeros_like(v) for k, v in learner.mli_get_current_weights().weights.items()}
+    tested = learner.mli_test_weights(Weights(weights=worse))
+    # all-zero weights give equal logits: argmax 0, so accuracy is class 0's share
+    assert tested.vote == (tested.vote_score > learner.vote_score)
+    assert 0.0 <= tested.test_score <= 1.0
+
+
+def test_test_criterion_separates_test_score_from_vote_score():
+    learner = make_learner(test_criterion=accuracy_from_logits)
+    tested = learner.mli_test_weights(learner.mli_get_current_weights())
+    assert 0.0 <= tested.test_score <= 1.0
+    assert tested.vote_score == pytest.approx(learner.vote_score)
+
+
+def test_loss_score_is_exact_mean_over_samples():
+    learner = make_learner()
+    x = torch.cat([b[0] for b in learner.vote_loader])
+    y = torch.cat([b[1] for b in learner.vote_loader])
+    with torch.no_grad():
+        expected = nn.functional.cross_entropy(learner.model(x), y).item()
+    assert learner.vote_score == pytest.approx(expected, rel=1e-5)
+
+
+def test_nan_proposal_is_rejected_not_accepted():
+    learner = make_learner()
+    bad = {k: np.full_like(v, np.nan) for k, v in learner.mli_get_current_weights().weights.items()}
+    assert learner.mli_test_weights(Weights(weights=bad)).vote is False
+    with pytest.raises(WeightsMismatchError):
+        learner.mli_accept_weights(Weights(weights=bad))
+
+
+def test_wrong_weights_are_refused():
+    learner = make_learner()
+    current = learner.mli_get_current_weights().weights
+    with pytest.raises(WeightsFormatError):
+        learner.mli_accept_weights(Weights(weights=list(current.values())))
+    missing = dict(current)
+    missing.pop(next(iter(missing)))
+    with pytest.raises(WeightsMismatchError):
+        learner.mli_test_weights(Weights(weights=missing))
+    wrong_dtype = {k: v.astype(np.float64) for k, v in current.items()}
+    with pytest.raises(WeightsMismatchError):
+        learner.mli_accept_weights(Weights(weights=wrong_dtype))
+    wrong_shape = {k: np.zeros((1,) + v.shape, v.dtype) for k, v in current.items()}
+    with pytest.raises(WeightsMismatchError):
+        learner.mli_accept_weights(Weights(weights=wrong_shape))
+    assert _same(current, learner.mli_get_current_weights().weights)
+
+
+def test_accepts_tensors():
+    learner = make_learner()
+    target = {k: torch.full_like(v, 0.25) for k, v in learner.model.state_dict().items()}
+    learner.mli_accept_weights(Weights(weights=target))
+    for array in learner.mli_get_current_weights().weights.values():
+        assert np.all(array == np.float32(0.25))
+
+
+def test_weights_round_trip_through_codec_bitwise():
+    learner = make_learner()
+    learner.mli_accept_weights(learner.mli_propose_weights())
+    weights = learner.mli_get_current_weights().weights
+    decoded = decode_weights(encode_weights(weights))
+    assert _same(weights, decoded)
+    other = make_learner(seed=1)
+    other.mli_accept_weights(Weights(weights=decoded))  # read-only decoded arrays load fine
+    assert _same(weights, other.mli_get_current_weights().weights)
+
+
+def test_determinism_same_calls_same_bits():
+    def run():
+        learners = [make_learner(seed=s) for s in range(3)]
+        set_equal_weights(learners)
+        results = run_experiment(learners, n_rounds=6, vote_threshold=0.5)
+        return results.decisions(), [lr.mli_get_current_weights().weights for lr in learners]
+
+    torch.manual_seed(123)
+    d1, w1 = run()
+    torch.manual_seed(456)  # the global generator must not matter
+    torch.rand(10)
+    d2, w2 = run()
+    assert d1 == d2
+    assert all(_same(a, b) for a, b in zip(w1, w2))
+    assert all(_same(w1[0], w) for w in w1[1:])  # all learners hold the same model
+
+
+def test_num_train_batches_cycles_and_none_is_one_pass():
+    learner = make_learner(num_train_batches=None)
+    calls = []
+    original = learner.model.forward
+
+    def counting(x):
+        calls.append(len(x))
+        return original(x)
+
+    learner.model.forward = counting
+    learner.mli_propose_weights()
+    assert sum(calls) == 96  # one pass over the 96 training samples
+    calls.clear()
+    learner.num_train_batches = 15  # more than an epoch (6 batches): cycles on
+    learner.mli_propose_weights()
+    assert len(calls) == 15
+
+
+def test_evaluate_leaves_weights_alone():
+    learner = make_learner()
+    before = learner.mli_get_current_weights().weights
+    zeros = {k: np.zeros_like(v) for k, v in before.items()}
+    acc = learner.evaluate(Weights(weights=zeros), learner.test_loader, accuracy_from_logits)
+    assert 0.0 <= acc <= 1.0
+    assert _same(before, learner.mli_get_current_weights().weights)
+    loss = learner.evaluate(zeros, learner.test_loader)
+    assert loss == pytest.approx(np.log(3), rel=1e-5)  # equal logits over 3 classes
+    assert evaluate_model(learner.model, learner.vote_loader, criterion=nn.CrossEntropyLoss()) \
+        == pytest.approx(learner.vote_score)
+
+
+def test_current_model_without_onnx_is_the_weights_dict():
+    learner = make_learner()
+    model = learner.mli_get_current_model()
+    assert isinstance(model, ColearnModel)
+    if model.model_format is ModelFormat.PICKLE_WEIGHTS_ONLY:
+        assert _same(model.model, learner.mli_get_current_weights().weights)
+    else:
+        assert model.model_format is ModelFormat.ONNX
+
+
+def test_no_test_loader_scores_zero_and_diff_priv_refused():
+    learner = make_learner()
+    learner.test_loader = None
+    assert learner.mli_test_weights(learner.mli_get_current_weights()).test_score == 0.0
+    dp = DiffPrivConfig(target_epsilon=1, target_delta=1e-5, max_grad_norm=1, noise_multiplier=1)
+    with pytest.raises(NotImplementedError):
+        make_learner(diff_priv_config=dp)
