@@ -47,6 +47,8 @@ class DemoConfig(BaseModel):
 
 def run_demo(config: DemoConfig, console: Optional[Console] = None) -> dict[str, Any]:
     """Runs the whole demo and writes ``results.json`` and the plots to ``config.out``."""
+    import torch
+
     from colearn_core.driver import set_equal_weights
     from colearn_core.tasks.digits import DigitsConfig
     from colearn_core.tasks.digits_torch import (
@@ -57,17 +59,20 @@ def run_demo(config: DemoConfig, console: Optional[Console] = None) -> dict[str,
 
     console = console or Console()
     started = time.perf_counter()
+    # The learners are tiny and run one at a time: one thread each is fastest.
+    torch.set_num_threads(1)
+    # Services first, so bad URLs fail before any work is done.
+    store = open_store(config.store_url or f"file:{config.out / 'store'}")
+    w3 = connect(config.chain_url)
     config.out.mkdir(parents=True, exist_ok=True)
     task = DigitsConfig(n_learners=config.n_learners, seed=config.seed,
                         n_rounds=config.n_rounds, vote_threshold=config.vote_threshold)
     learners = make_digits_learners(config=task)
     set_equal_weights(learners)
 
-    w3 = connect(config.chain_url)
     accounts = derive_accounts(config.n_learners, config.seed)
     fund_accounts(w3, [a.address for a in accounts])
     client, _ = CollectiveLearningClient.deploy(w3, accounts[0])
-    store = open_store(config.store_url or f"file:{config.out / 'store'}")
     initial = encode_weights(learners[0].mli_get_current_weights().weights)
     experiment_id, _ = client.create_experiment(
         [a.address for a in accounts], threshold_to_bps(config.vote_threshold), config.n_rounds,

@@ -42,7 +42,9 @@ class DigitsConfig(BaseModel):
     # model and training
     hidden_size: int = Field(64, ge=1)
     learning_rate: float = Field(0.05, gt=0.0)
-    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    optimizer: str = Field("sgd", pattern="^(sgd|adam)$")
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)  # SGD only
+    weight_decay: float = Field(0.0, ge=0.0)
     batch_size: int = Field(16, ge=1)
     batches_per_round: int = Field(10, ge=1)  # num_train_batches of each proposal
     vote_on: str = Field("loss", pattern="^(loss|accuracy)$")

@@ -94,12 +94,20 @@ def make_loader(
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
 
 
+def make_optimizer(model: nn.Module, config: DigitsConfig) -> torch.optim.Optimizer:
+    """The config's optimizer (each learner has its own; its state lives across rounds)."""
+    if config.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=config.learning_rate,
+                                weight_decay=config.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=config.learning_rate,
+                           momentum=config.momentum, weight_decay=config.weight_decay)
+
+
 def make_learner(data: LearnerData, config: DigitsConfig, learner_index: int) -> PytorchLearner:
     """One learner on its private data. It votes on its vote set's mean cross-entropy
     (``vote_on="loss"``) or accuracy; its test score is always accuracy."""
     model = make_model(config)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate,
-                                momentum=config.momentum)
+    optimizer = make_optimizer(model, config)
     by_accuracy = config.vote_on == "accuracy"
     test_loader = None
     if len(data.y_test):
