@@ -14,6 +14,8 @@ import hashlib
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Optional
 
 from pydantic import BaseModel
@@ -24,8 +26,8 @@ from agents.chain import (
     ContractRevert,
     ExperimentCreated,
     RoundState,
-    score_to_fixed,
     NO_SCORE,
+    score_to_fixed,
 )
 from agents.weight_store import WeightStore, WeightStoreError
 from colearn_core.codec import (
@@ -45,6 +47,25 @@ _RACE_ERRORS = {"WrongRound", "UnexpectedRoundState", "AlreadyVoted"}
 
 class AgentError(Exception):
     """The agent cannot act for this learner (wrong account, unknown experiment...)."""
+
+
+class Timings:
+    """Seconds spent per activity: ``step`` (all of it), ``learner`` (training, testing,
+    loading weights) and ``store``; the protocol's own time is step - learner."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def add(self, key: str, seconds: float) -> None:
+        self.seconds[key] = self.seconds.get(key, 0.0) + seconds
+
+    @contextmanager
+    def measure(self, key: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(key, time.perf_counter() - started)
 
 
 class RoundRecord(BaseModel):
@@ -93,16 +114,41 @@ class LearnerAgent:
         self._index: Optional[int] = None
         self._verdicts: dict[int, _Verdict] = {}
         self._failed_model: Optional[bytes] = None
+        self.timings = Timings()
         # The learner's weights at start: if they are the chain's model, nothing to fetch.
         self.model_digest = _digest(encode_weights(learner.mli_get_current_weights().weights))
 
     # --------------------------------------------------------------- the loop
 
-    def run(self, *, poll_interval: float = 0.5, stop: Optional[threading.Event] = None) -> None:
-        """Steps until the experiment completes (or ``stop`` is set)."""
+    def run(self, *, poll_interval: float = 0.5, recheck: float = 2.0, max_backoff: float = 30.0,
+            stop: Optional[threading.Event] = None) -> None:
+        """Steps until the experiment completes (or ``stop`` is set): again at once after
+        acting, otherwise when the contract logs an event for this experiment (followed
+        from the last block seen) or every ``recheck`` seconds, for deadlines. RPC and
+        store errors are retried with exponential backoff."""
+        follower: Optional[EventFollower] = None
+        backoff = poll_interval
         while not self.done and not (stop and stop.is_set()):
-            if not self.step():
-                time.sleep(poll_interval)
+            try:
+                if follower is None:
+                    follower = EventFollower(self.client, self.experiment_id)
+                started = time.perf_counter()
+                acted = self.step()
+                self.timings.add("step", time.perf_counter() - started)
+                backoff = poll_interval
+                if not acted:
+                    follower.wait(timeout=recheck, poll_interval=poll_interval, stop=stop)
+            except ContractRevert as exc:
+                self.log.error("the contract refused: %s; retrying in %.1f s", exc, backoff)
+            except (ChainError, WeightStoreError) as exc:
+                self.log.warning("%s; retrying in %.1f s", exc, backoff)
+            else:
+                continue
+            _sleep(backoff, stop)
+            backoff = min(backoff * 2, max_backoff)
+        if self.done:
+            self.log.info("experiment %d complete; model 0x%s", self.experiment_id,
+                          self.model_digest.hex())
 
     def step(self) -> bool:
         """Does what the chain asks of this learner now. Returns whether it acted."""
@@ -164,7 +210,8 @@ class LearnerAgent:
                 self.log.error("cannot adopt the current model %s: %s", cid, exc)
                 self._failed_model = digest
             return False
-        self.learner.mli_accept_weights(Weights(weights=weights))
+        with self.timings.measure("learner"):
+            self.learner.mli_accept_weights(Weights(weights=weights))
         self.model_digest = digest
         self._failed_model = None
         self.log.info("adopted model of %s", "the experiment's start" if model_round == 0
@@ -172,17 +219,20 @@ class LearnerAgent:
         return True
 
     def _propose(self, round_index: int) -> bool:
-        weights = self.learner.mli_propose_weights()
+        with self.timings.measure("learner"):
+            weights = self.learner.mli_propose_weights()
         summary = weights.training_summary
         if summary is not None and summary.error_code == ErrorCodes.DP_BUDGET_EXCEEDED:
             self.log.warning("round %d: privacy budget exhausted; no more proposals", round_index)
             self.budget_exhausted = True
             return False
         data = encode_weights(weights.weights)
-        cid = self.store.put(data)
+        with self.timings.measure("store"):
+            cid = self.store.put(data)
         self.client.propose(self.experiment_id, round_index, cid, _digest(data))
         self.log.info("round %d: proposed %s", round_index, cid)
-        tested = self.learner.mli_test_weights(weights)
+        with self.timings.measure("learner"):
+            tested = self.learner.mli_test_weights(weights)
         self.records[round_index] = RoundRecord(
             round=round_index, role="proposer", vote_score=tested.vote_score,
             test_score=tested.test_score)
@@ -212,7 +262,8 @@ class LearnerAgent:
             self.records[round_index] = RoundRecord(
                 round=round_index, role="voter", approve=False, reason=str(exc))
             return _Verdict(approve=False, score=NO_SCORE, reason=str(exc))
-        tested = self.learner.mli_test_weights(Weights(weights=weights))
+        with self.timings.measure("learner"):
+            tested = self.learner.mli_test_weights(Weights(weights=weights))
         approve = bool(tested.vote)
         self.records[round_index] = RoundRecord(
             round=round_index, role="voter", vote_score=tested.vote_score,
@@ -223,7 +274,8 @@ class LearnerAgent:
         """Fetches, checks the sha256 digest, decodes safely and checks the weights fit the
         learner's model. Raises :class:`_Rejected` with the reason otherwise."""
         try:
-            data = self.store.get(cid, max_bytes=self.max_weight_bytes)
+            with self.timings.measure("store"):
+                data = self.store.get(cid, max_bytes=self.max_weight_bytes)
         except WeightStoreError as exc:
             raise _Rejected(str(exc)) from None
         actual = _digest(data)
@@ -245,8 +297,54 @@ def _digest(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
+def _sleep(seconds: float, stop: Optional[threading.Event]) -> None:
+    if stop is None:
+        time.sleep(seconds)
+    else:
+        stop.wait(seconds)
+
+
+class EventFollower:
+    """Follows the contract's logs for one experiment from the last block seen."""
+
+    def __init__(self, client: CollectiveLearningClient, experiment_id: int):
+        self.client = client
+        self.topic = "0x" + experiment_id.to_bytes(32, "big").hex()
+        self.last_block = self._latest()
+
+    def _latest(self) -> int:
+        try:
+            return self.client.w3.eth.block_number
+        except Exception as exc:  # noqa: BLE001 - any transport failure
+            raise ChainError(f"cannot reach the chain: {exc}") from None
+
+    def poll(self) -> bool:
+        """Whether the experiment logged anything since the last poll."""
+        latest = self._latest()
+        if latest <= self.last_block:
+            return False
+        try:
+            logs = self.client.w3.eth.get_logs({
+                "address": self.client.address, "fromBlock": self.last_block + 1,
+                "toBlock": latest, "topics": [None, self.topic]})
+        except Exception as exc:  # noqa: BLE001 - any transport failure
+            raise ChainError(f"cannot follow the chain's logs: {exc}") from None
+        self.last_block = latest
+        return bool(logs)
+
+    def wait(self, *, timeout: float, poll_interval: float,
+             stop: Optional[threading.Event] = None) -> bool:
+        """Waits up to ``timeout`` seconds for news; returns whether there was some."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not (stop and stop.is_set()):
+            if self.poll():
+                return True
+            _sleep(min(poll_interval, max(0.0, deadline - time.monotonic())), stop)
+        return False
+
+
 def run_in_process(agents: list[LearnerAgent], *, idle_sleep: float = 0.05,
-                   on_step: Optional[callable] = None) -> None:
+                   on_step: Optional[Callable[[], None]] = None) -> None:
     """Steps every agent in turn until all are done (one process, one chain connection)."""
     while not all(agent.done for agent in agents):
         acted = False

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import logging
 import sys
 from pathlib import Path
@@ -14,10 +16,18 @@ from rich.logging import RichHandler
 
 from agents.agent import AgentError
 from agents.chain import ChainError
+from agents.keys import KeyLoadError
 from agents.weight_store import WeightStoreError
 
 # Errors a user can cause (bad input, unreachable services): one line, non-zero exit.
-_USER_ERRORS = (ChainError, WeightStoreError, AgentError, ValidationError, OSError, ValueError)
+_USER_ERRORS = (ChainError, WeightStoreError, AgentError, KeyLoadError, OSError, ValueError)
+
+
+def _add_key_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--keystore", type=Path, default=None,
+                        help="encrypted keystore (default: key from $COLEARN_PRIVATE_KEY)")
+    parser.add_argument("--password-file", type=Path, default=None,
+                        help="keystore password file (default: $COLEARN_PASSWORD, or a prompt)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,6 +50,57 @@ def _parser() -> argparse.ArgumentParser:
                       help="weight store URL (default: file:OUT/store)")
     demo.add_argument("--out", type=Path, default=Path("demo-out"),
                       help="directory for results.json and plots (default demo-out)")
+    demo.add_argument("--processes", action="store_true",
+                      help="start anvil (and an IPFS daemon if installed) and run each agent "
+                           "as its own OS process")
+
+    account = sub.add_parser("account", help="manage learner keys").add_subparsers(
+        dest="account_command", required=True)
+    new = account.add_parser("new", help="create an account in an encrypted keystore")
+    new.add_argument("--keystore", type=Path, required=True, help="file to create")
+    new.add_argument("--password-file", type=Path, default=None)
+
+    chain = sub.add_parser("chain", help="run a local anvil chain until Ctrl-C")
+    chain.add_argument("--port", type=int, default=8545)
+    chain.add_argument("--block-time", type=float, default=1.0,
+                       help="seconds between empty blocks, so deadlines pass (default 1)")
+
+    deploy = sub.add_parser("deploy", help="deploy the contract; prints its address")
+    deploy.add_argument("--rpc", required=True, metavar="URL")
+    _add_key_options(deploy)
+
+    experiment = sub.add_parser("experiment", help="manage experiments").add_subparsers(
+        dest="experiment_command", required=True)
+    create = experiment.add_parser("create", help="create an experiment; prints its id")
+    create.add_argument("--rpc", required=True, metavar="URL")
+    create.add_argument("--contract", required=True, metavar="ADDR")
+    create.add_argument("--spec", required=True, type=Path, help="experiment spec (TOML)")
+    create.add_argument("--store", required=True, metavar="URL",
+                        help="store for the initial weights and metadata")
+    _add_key_options(create)
+
+    agent = sub.add_parser("agent", help="run one learner's agent until the experiment ends")
+    agent.add_argument("--rpc", required=True, metavar="URL")
+    agent.add_argument("--contract", required=True, metavar="ADDR")
+    agent.add_argument("--experiment", required=True, type=int, metavar="ID")
+    agent.add_argument("--learner", required=True, metavar="MODULE:FACTORY",
+                       help="your code returning an MLI learner over your private data")
+    agent.add_argument("--learner-arg", action="append", default=[], metavar="KEY=VALUE",
+                       help="keyword argument for the factory (repeatable; JSON values)")
+    agent.add_argument("--store", required=True, metavar="URL",
+                       help="weight store: file:DIR or an IPFS RPC URL (http://127.0.0.1:5001)")
+    agent.add_argument("--poll", type=float, default=0.25, help="seconds between log polls")
+    _add_key_options(agent)
+
+    store = sub.add_parser("store", help="put and get weights by CID").add_subparsers(
+        dest="store_command", required=True)
+    add = store.add_parser("add", help="store a file; prints its CID")
+    add.add_argument("file", type=Path)
+    add.add_argument("--store", required=True, metavar="URL")
+    get = store.add_parser("get", help="fetch and verify a CID")
+    get.add_argument("cid")
+    get.add_argument("--store", required=True, metavar="URL")
+    get.add_argument("-o", "--output", type=Path, required=True)
     return parser
 
 
@@ -48,32 +109,115 @@ def _configure_logging(verbosity: int, console: Console) -> None:
     logging.basicConfig(level=level, format="%(name)s: %(message)s", datefmt="[%X]",
                         handlers=[RichHandler(console=console, show_path=False)])
     if verbosity < 2:
-        for noisy in ("web3", "eth", "urllib3", "matplotlib", "asyncio"):
+        for noisy in ("web3", "eth", "urllib3", "httpx", "httpcore", "matplotlib", "asyncio"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _client(rpc: str, contract: str, account=None):
+    from agents.chain import CollectiveLearningClient
+    from agents.network import connect
+
+    client = CollectiveLearningClient(connect(rpc), contract, account)
+    client.check_deployed()
+    return client
+
+
+def _run(args: argparse.Namespace, console: Console) -> None:
+    from agents.keys import create_keystore, load_account, read_password
+    from agents.weight_store import open_store
+
+    if args.command == "demo":
+        from agents.demo import DemoConfig, run_demo
+
+        config = DemoConfig(
+            n_learners=args.learners, n_rounds=args.rounds, vote_threshold=args.threshold,
+            model=args.model, seed=args.seed, chain_url=args.chain, store_url=args.store,
+            out=args.out)
+        if args.processes:
+            from agents.processes import run_process_demo
+
+            run_process_demo(config, console)
+        else:
+            run_demo(config, console)
+    elif args.command == "account":
+        address = create_keystore(args.keystore, read_password(args.password_file, confirm=True))
+        console.print(address)
+    elif args.command == "chain":
+        from agents.devchain import run_chain_forever
+
+        run_chain_forever(args.port, args.block_time, console)
+    elif args.command == "deploy":
+        from agents.chain import CollectiveLearningClient
+        from agents.network import connect
+
+        account = load_account(args.keystore, args.password_file)
+        client, _ = CollectiveLearningClient.deploy(connect(args.rpc), account)
+        console.print(client.address)
+    elif args.command == "experiment":
+        from agents.spec import ExperimentSpec
+
+        spec = ExperimentSpec.load(args.spec)
+        client = _client(args.rpc, args.contract, load_account(args.keystore, args.password_file))
+        with open_store(args.store) as store:
+            experiment_id = create_experiment(client, store, spec)
+        console.print(experiment_id)
+    elif args.command == "agent":
+        from agents.agent import LearnerAgent
+        from agents.spec import LearnerFactory, parse_factory_args
+
+        account = load_account(args.keystore, args.password_file)
+        client = _client(args.rpc, args.contract, account)
+        client.experiment(args.experiment)  # UnknownExperiment before any training
+        learner = LearnerFactory(target=args.learner,
+                                 args=parse_factory_args(args.learner_arg)).build()
+        with open_store(args.store) as store:
+            agent = LearnerAgent(client, store, learner, args.experiment)
+            agent.run(poll_interval=args.poll)
+            console.print(json.dumps({"experiment": args.experiment, "learner": account.address,
+                                      "model_digest": "0x" + agent.model_digest.hex(),
+                                      "seconds": agent.timings.seconds}))
+    elif args.command == "store":
+        with open_store(args.store) as store:
+            if args.store_command == "add":
+                console.print(store.put(args.file.read_bytes()))
+            else:
+                args.output.write_bytes(store.get(args.cid))
+
+
+def create_experiment(client, store, spec) -> int:
+    """Stores the spec's initial weights and metadata, then creates the experiment."""
+    from colearn_core.codec import decode_weights, encode_weights
+    from colearn_core.decision import threshold_to_bps
+
+    if spec.initial.weights is not None:
+        initial = spec.initial.weights.read_bytes()
+        decode_weights(initial)  # refuse anything that is not weights
+    else:
+        initial = encode_weights(spec.initial.factory.build().mli_get_current_weights().weights)
+    metadata_cid = store.put(json.dumps(spec.metadata, sort_keys=True).encode()) \
+        if spec.metadata else ""
+    experiment_id, _ = client.create_experiment(
+        spec.learners, threshold_to_bps(spec.threshold), spec.rounds, spec.proposal_timeout,
+        spec.voting_timeout, store.put(initial), hashlib.sha256(initial).digest(), metadata_cid)
+    return experiment_id
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
-    console = Console()
-    _configure_logging(args.verbose, console)
+    console, errors = Console(), Console(stderr=True)
+    _configure_logging(args.verbose, errors)
     try:
-        if args.command == "demo":
-            from agents.demo import DemoConfig, run_demo
-
-            run_demo(DemoConfig(
-                n_learners=args.learners, n_rounds=args.rounds, vote_threshold=args.threshold,
-                model=args.model, seed=args.seed, chain_url=args.chain, store_url=args.store,
-                out=args.out), console)
+        _run(args, console)
         return 0
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        console.print(f"[red]error:[/] invalid options: {problems}")
+        errors.print(f"[red]error:[/] invalid input: {problems}", soft_wrap=True)
         return 2
     except _USER_ERRORS as exc:
-        console.print(f"[red]error:[/] {exc}")
+        errors.print(f"[red]error:[/] {exc}", soft_wrap=True)
         return 1
     except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]")
+        errors.print("[yellow]interrupted[/]")
         return 130
 
 

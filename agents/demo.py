@@ -12,10 +12,11 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -45,35 +46,35 @@ class DemoConfig(BaseModel):
     voting_timeout: int = Field(600, ge=1)
 
 
-def run_demo(config: DemoConfig, console: Optional[Console] = None) -> dict[str, Any]:
-    """Runs the whole demo and writes ``results.json`` and the plots to ``config.out``."""
-    import torch
+class Experiment(BaseModel):
+    """A created demo experiment and what the demo needs to follow and score it."""
 
-    from colearn_core.driver import set_equal_weights
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    config: DemoConfig
+    task: Any  # DigitsConfig
+    client: CollectiveLearningClient
+    store: Any  # WeightStore
+    accounts: list[Any]
+    experiment_id: int
+    initial_accuracy: float
+    started: float
+
+
+def prepare(config: DemoConfig, console: Console, w3: Any, store: WeightStore,
+            initial_weights: Any) -> Experiment:
+    """Funds N accounts, deploys the contract, stores the initial weights and creates the
+    experiment."""
     from colearn_core.tasks.digits import DigitsConfig
-    from colearn_core.tasks.digits_torch import (
-        global_test_accuracy,
-        make_digits_learners,
-        solo_accuracies,
-    )
+    from colearn_core.tasks.digits_torch import global_test_accuracy
 
-    console = console or Console()
     started = time.perf_counter()
-    # The learners are tiny and run one at a time: one thread each is fastest.
-    torch.set_num_threads(1)
-    # Services first, so bad URLs fail before any work is done.
-    store = open_store(config.store_url or f"file:{config.out / 'store'}")
-    w3 = connect(config.chain_url)
-    config.out.mkdir(parents=True, exist_ok=True)
     task = DigitsConfig(n_learners=config.n_learners, seed=config.seed,
                         n_rounds=config.n_rounds, vote_threshold=config.vote_threshold)
-    learners = make_digits_learners(config=task)
-    set_equal_weights(learners)
-
     accounts = derive_accounts(config.n_learners, config.seed)
     fund_accounts(w3, [a.address for a in accounts])
     client, _ = CollectiveLearningClient.deploy(w3, accounts[0])
-    initial = encode_weights(learners[0].mli_get_current_weights().weights)
+    initial = encode_weights(initial_weights)
     experiment_id, _ = client.create_experiment(
         [a.address for a in accounts], threshold_to_bps(config.vote_threshold), config.n_rounds,
         config.proposal_timeout, config.voting_timeout, store.put(initial),
@@ -81,51 +82,96 @@ def run_demo(config: DemoConfig, console: Optional[Console] = None) -> dict[str,
     console.print(f"chain {client.chain_id} · contract {client.address} · "
                   f"experiment {experiment_id} · {config.n_learners} learners · "
                   f"{config.n_rounds} rounds · threshold {config.vote_threshold}")
+    return Experiment(config=config, task=task, client=client, store=store, accounts=accounts,
+                      experiment_id=experiment_id, started=started,
+                      initial_accuracy=global_test_accuracy(initial_weights, task))
 
-    agents = [LearnerAgent(client.with_account(account), store, learner, experiment_id,
-                           name=f"learner{i}")
-              for i, (account, learner) in enumerate(zip(accounts, learners))]
-    accuracy = _AccuracyTracker(store, global_test_accuracy, task,
-                                global_test_accuracy(learners[0].mli_get_current_weights(), task))
+
+def follow(experiment: Experiment, console: Console,
+           drive: Callable[[Callable[[], None]], None]) -> tuple[list[RoundRow], "_AccuracyTracker"]:
+    """Runs ``drive(report)`` under a progress bar; ``report`` prints each round as it
+    closes on chain, with the global test accuracy of the model after it."""
+    from colearn_core.tasks.digits_torch import global_test_accuracy
+
+    client, experiment_id = experiment.client, experiment.experiment_id
+    n_learners = experiment.config.n_learners
+    accuracy = _AccuracyTracker(experiment.store, global_test_accuracy, experiment.task,
+                                experiment.initial_accuracy)
     rows: list[RoundRow] = []
     progress = Progress(TextColumn("[bold]rounds"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=console, transient=True)
     with progress:
-        bar = progress.add_task("rounds", total=config.n_rounds)
+        bar = progress.add_task("rounds", total=experiment.config.n_rounds)
 
         def report() -> None:
             if client.experiment(experiment_id).round == len(rows):
                 return
-            closed = [r for r in read_history(client, experiment_id, rows_block(rows)) if r.closed]
-            for row in closed:
-                if any(r.round == row.round for r in rows):
-                    continue
-                rows.append(row)
-                accuracy.after(row)
-                progress.console.print(_round_line(row, config.n_learners, accuracy.last))
-                progress.advance(bar)
+            for row in read_history(client, experiment_id, rows_block(rows)):
+                if row.closed and row.round == len(rows):
+                    rows.append(row)
+                    accuracy.after(row)
+                    progress.console.print(_round_line(row, n_learners, accuracy.last))
+                    progress.advance(bar)
 
-        run_in_process(agents, on_step=report)
+        drive(report)
+        report()
+    return rows, accuracy
 
-    final_digest, model_round = client.current_model(experiment_id)
-    final_accuracy = accuracy.last
+
+def finish(experiment: Experiment, console: Console, rows: list[RoundRow],
+           accuracy: "_AccuracyTracker", records: Optional[list[dict[int, RoundRecord]]] = None
+           ) -> dict[str, Any]:
+    """Scores the solo baseline and writes ``results.json`` and the two plots."""
+    from colearn_core.tasks.digits_torch import solo_accuracies
+
+    config, client = experiment.config, experiment.client
+    final_digest, model_round = client.current_model(experiment.experiment_id)
     console.print("training each learner alone for the same number of training calls...")
-    solo = solo_accuracies(task)
-    results = _results_json(client, experiment_id, rows, accuracy.per_round, final_accuracy,
-                            solo, final_digest, model_round, time.perf_counter() - started)
+    solo = solo_accuracies(experiment.task)
+    results = _results_json(client, experiment.experiment_id, rows, accuracy.per_round,
+                            accuracy.last, solo, final_digest, model_round,
+                            time.perf_counter() - experiment.started)
     (config.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    colearn_results = _colearn_results(rows, agents, config.n_learners)
+    colearn_results = _colearn_results(rows, records, config.n_learners)
     plot_results(colearn_results, config.n_learners, config.out / "scores.png",
                  score_name="score", extra={"global test accuracy": accuracy.per_round})
     plot_votes(colearn_results, config.n_learners, config.out / "votes.png")
     console.print(
-        f"final global test accuracy [bold]{final_accuracy:.4f}[/] · solo "
+        f"final global test accuracy [bold]{accuracy.last:.4f}[/] · solo "
         + ", ".join(f"{a:.4f}" for a in solo)
         + f" · {sum(1 for r in rows if r.accepted)}/{len(rows)} rounds accepted · "
         f"{results['total_gas']:,} gas · {results['seconds']:.1f} s")
     console.print(f"wrote {config.out / 'results.json'}, {config.out / 'scores.png'}, "
                   f"{config.out / 'votes.png'}")
     return results
+
+
+def run_demo(config: DemoConfig, console: Optional[Console] = None) -> dict[str, Any]:
+    """The embedded demo: one process, the agents stepped in turn on one chain connection."""
+    import torch
+
+    from colearn_core.driver import set_equal_weights
+    from colearn_core.tasks.digits import DigitsConfig
+    from colearn_core.tasks.digits_torch import make_digits_learners
+
+    console = console or Console()
+    # The learners are tiny and run one at a time: one thread each is fastest.
+    torch.set_num_threads(1)
+    # Services first, so bad URLs fail before any work is done.
+    store = open_store(config.store_url or f"file:{config.out / 'store'}")
+    w3 = connect(config.chain_url)
+    config.out.mkdir(parents=True, exist_ok=True)
+    learners = make_digits_learners(config=DigitsConfig(
+        n_learners=config.n_learners, seed=config.seed))
+    set_equal_weights(learners)
+    experiment = prepare(config, console, w3, store,
+                         learners[0].mli_get_current_weights().weights)
+    agents = [LearnerAgent(experiment.client.with_account(account), store, learner,
+                           experiment.experiment_id, name=f"learner{i}")
+              for i, (account, learner) in enumerate(zip(experiment.accounts, learners))]
+    rows, accuracy = follow(experiment, console,
+                            lambda report: run_in_process(agents, on_step=report))
+    return finish(experiment, console, rows, accuracy, [a.records for a in agents])
 
 
 def rows_block(rows: list[RoundRow]) -> int:
@@ -187,20 +233,28 @@ def _results_json(client: CollectiveLearningClient, experiment_id: int, rows: li
     }
 
 
-def _colearn_results(rows: list[RoundRow], agents: list[LearnerAgent], n: int) -> Results:
-    """colearn's ``Results`` for the plots: votes from the chain, scores from each agent's
-    own records."""
+def _colearn_results(rows: list[RoundRow], records: Optional[list[dict[int, RoundRecord]]],
+                     n: int) -> Results:
+    """colearn's ``Results`` for the plots: votes from the chain; scores from each agent's
+    own records when the agents ran here, else the voters' scores on chain."""
     results = Results()
     for row in rows:
         votes: list[Optional[bool]] = [None] * n
         for v in row.votes:
             votes[v.learner_index] = v.approve
-        records: list[Optional[RoundRecord]] = [a.records.get(row.round) for a in agents]
+        vote_scores: list[Optional[float]] = [None] * n
+        test_scores: list[Optional[float]] = [None] * n
+        for v in row.votes:
+            vote_scores[v.learner_index] = v.vote_score
+        for j, own in enumerate(records or []):
+            record = own.get(row.round)
+            if record is not None:
+                vote_scores[j], test_scores[j] = record.vote_score, record.test_score
         results.append(Result(
             vote=None if row.expired else row.accepted,
             votes=votes,
-            test_scores=[r.test_score if r else None for r in records],
-            vote_scores=[r.vote_score if r else None for r in records],
+            test_scores=test_scores,
+            vote_scores=vote_scores,
             training_summaries=[None] * n,
             block_proposer=row.proposer_index,
         ))

@@ -23,7 +23,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import Any, IO, Self
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,8 @@ class AnvilProcess:
         host: str = "127.0.0.1",
         port: int | None = None,
         chain_id: int = DEFAULT_CHAIN_ID,
-        block_time: int | None = None,
+        block_time: float | None = None,
+        mixed_mining: bool = False,
         hardfork: str | None = None,
         extra_args: Sequence[str] = (),
         startup_timeout: float = 15.0,
@@ -123,6 +124,7 @@ class AnvilProcess:
         self.port: int | None = None
         self.chain_id = chain_id
         self.block_time = block_time
+        self.mixed_mining = mixed_mining
         self.hardfork = hardfork
         self.extra_args = list(extra_args)
         self.startup_timeout = startup_timeout
@@ -149,6 +151,8 @@ class AnvilProcess:
                "--chain-id", str(self.chain_id), "--silent"]
         if self.block_time is not None:
             cmd += ["--block-time", str(self.block_time)]
+            if self.mixed_mining:  # transactions mine at once; empty blocks keep time moving
+                cmd.append("--mixed-mining")
         if self.hardfork is not None:
             cmd += ["--hardfork", self.hardfork]
         return cmd + self.extra_args
@@ -253,3 +257,33 @@ class AnvilProcess:
     def __exit__(self, exc_type: type[BaseException] | None,
                  exc: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
+
+
+#: anvil's (and Hardhat's) well-known development mnemonic: its keys are public.
+DEV_MNEMONIC = "test test test test test test test test test test test junk"
+
+
+def dev_keys(count: int = 10) -> list[tuple[str, str]]:
+    """(address, private key) of the dev chain's funded accounts (public test keys)."""
+    from eth_account import Account
+    from eth_account.hdaccount import key_from_seed, seed_from_mnemonic
+
+    seed = seed_from_mnemonic(DEV_MNEMONIC, "")
+    accounts = [Account.from_key(key_from_seed(seed, f"m/44'/60'/0'/0/{i}")) for i in range(count)]
+    return [(a.address, a.key.hex()) for a in accounts]
+
+
+def run_chain_forever(port: int, block_time: float, console: Any) -> None:
+    """``colearn chain``: anvil on 127.0.0.1 until Ctrl-C, with its URL and test keys."""
+    with AnvilProcess(port=port, block_time=block_time, mixed_mining=True) as anvil:
+        console.print(f"anvil listening on [bold]{anvil.url}[/] (chain id {anvil.chain_id})")
+        console.print("funded test accounts (well-known keys: never use them on a real network):")
+        for i, (address, key) in enumerate(dev_keys()):
+            console.print(f"  ({i}) {address}  0x{key.removeprefix('0x')}")
+        console.print("Ctrl-C stops it.")
+        try:
+            while anvil.running:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+    console.print("anvil stopped")
