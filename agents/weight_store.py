@@ -8,7 +8,8 @@ the same CID here and on any IPFS node.
 :func:`open_store` picks a store from a URL:
 
 * ``file:DIR`` or ``file://DIR`` -> :class:`FileWeightStore` (one file per CID in DIR);
-* ``http://...`` / ``https://...`` -> an IPFS node's RPC API (not available yet).
+* ``http://HOST:PORT`` / ``https://...`` -> an IPFS node's RPC API
+  (:class:`agents.ipfs_store.IpfsRpcStore`).
 """
 
 from __future__ import annotations
@@ -172,17 +173,17 @@ class FileWeightStore(WeightStore):
 
 
 def open_store(url: str) -> WeightStore:
-    """The store a URL names: ``file:DIR`` / ``file://DIR``, later ``http(s)://`` IPFS RPC."""
+    """The store a URL names: ``file:DIR`` / ``file://DIR``, or ``http(s)://HOST:PORT`` for
+    an IPFS node's RPC API (:class:`agents.ipfs_store.IpfsRpcStore` with its defaults)."""
     if url.startswith("file:"):
         directory = url.removeprefix("file://") if url.startswith("file://") else url[5:]
         if not directory:
             raise WeightStoreError(f"store URL {url!r} names no directory")
         return FileWeightStore(Path(directory).expanduser())
     if url.startswith(("http://", "https://")):
-        raise WeightStoreError(
-            f"store URL {url!r}: the IPFS RPC weight store is not available yet; "
-            "use file:DIR for now"
-        )
+        from agents.ipfs_store import IpfsRpcStore  # imports this module: import it late
+
+        return IpfsRpcStore(url)
     raise WeightStoreError(
         f"unsupported store URL {url!r}: expected file:DIR, file://DIR or http(s)://HOST:PORT"
     )

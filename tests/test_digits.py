@@ -36,7 +36,7 @@ def test_split_disjoint_and_complete(n_learners):
     assert len(np.unique(everything)) == 1797  # pairwise disjoint and complete
     seen_by_learners = np.concatenate(parts[1:])
     assert not np.intersect1d(split.global_test_index, seen_by_learners).size
-    assert len(split.global_test_index) == round(0.2 * 1797)
+    assert len(split.global_test_index) == round(0.3 * 1797)
     x, y = load_digits_data()
     np.testing.assert_array_equal(split.x_global_test, x[split.global_test_index])
     for learner in split.learners:
@@ -47,7 +47,7 @@ def test_split_disjoint_and_complete(n_learners):
 
 def test_split_seeded():
     a, b, c = split_digits(seed=0), split_digits(seed=0), split_digits(seed=1)
-    for pa, pb in zip(_all_indices(a), _all_indices(b)):
+    for pa, pb in zip(_all_indices(a), _all_indices(b), strict=True):
         np.testing.assert_array_equal(pa, pb)
     assert not np.array_equal(a.global_test_index, c.global_test_index)
 
@@ -79,9 +79,9 @@ def test_numpy_part_does_not_import_torch():
 
 torch = pytest.importorskip("torch")
 
-from colearn_core.codec import decode_weights, encode_weights  # noqa: E402
-from colearn_core.driver import set_equal_weights  # noqa: E402
-from colearn_core.tasks.digits_torch import (  # noqa: E402
+from colearn_core.codec import decode_weights, encode_weights
+from colearn_core.driver import set_equal_weights
+from colearn_core.tasks.digits_torch import (
     global_test_accuracy,
     learners_identical,
     make_digits_learners,
@@ -98,7 +98,7 @@ def test_learners_start_identical_and_are_deterministic():
     a = make_digits_learners(n_learners=3, seed=1)
     b = make_digits_learners(n_learners=3, seed=1)
     assert len(a) == 3 and learners_identical(a)
-    for la, lb in zip(a, b):
+    for la, lb in zip(a, b, strict=True):
         for _ in range(2):
             wa, wb = la.mli_propose_weights(), lb.mli_propose_weights()
             assert _same(wa.weights, wb.weights)

@@ -6,21 +6,21 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-from torch import nn  # noqa: E402
+from torch import nn
 
-from colearn_core.codec import (  # noqa: E402
+from colearn_core.codec import (
     WeightsFormatError,
     WeightsMismatchError,
     decode_weights,
     encode_weights,
 )
-from colearn_core.driver import run_experiment, set_equal_weights  # noqa: E402
-from colearn_core.learners.pytorch import (  # noqa: E402
+from colearn_core.driver import run_experiment, set_equal_weights
+from colearn_core.learners.pytorch import (
     PytorchLearner,
     accuracy_from_logits,
     evaluate_model,
 )
-from colearn_core.ml_interface import (  # noqa: E402
+from colearn_core.ml_interface import (
     ColearnModel,
     DiffPrivConfig,
     ModelFormat,
@@ -58,6 +58,7 @@ def make_learner(seed: int = 0, *, num_train_batches=2, **kwargs) -> PytorchLear
     xt, yt = _data(seed + 200, n=40)
     model = _model()
     kwargs.setdefault("optimizer", torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9))
+    kwargs.setdefault("num_threads", 1)
     return PytorchLearner(
         model=model,
         train_loader=_loader(x, y, shuffle=True, seed=seed),
@@ -225,7 +226,7 @@ def test_determinism_same_calls_same_bits():
     torch.rand(10)
     d2, w2 = run()
     assert d1 == d2
-    assert all(_same(a, b) for a, b in zip(w1, w2))
+    assert all(_same(a, b) for a, b in zip(w1, w2, strict=True))
     assert all(_same(w1[0], w) for w in w1[1:])  # all learners hold the same model
 
 
@@ -277,3 +278,24 @@ def test_no_test_loader_scores_zero_and_diff_priv_refused():
     dp = DiffPrivConfig(target_epsilon=1, target_delta=1e-5, max_grad_norm=1, noise_multiplier=1)
     with pytest.raises(NotImplementedError):
         make_learner(diff_priv_config=dp)
+
+
+def test_num_threads_is_set_during_calls_and_restored():
+    seen = []
+    learner = make_learner(num_threads=1)
+    original = learner.model.forward
+
+    def spy(x):
+        seen.append(torch.get_num_threads())
+        return original(x)
+
+    learner.model.forward = spy
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        learner.mli_accept_weights(learner.mli_propose_weights())
+        learner.mli_test_weights(learner.mli_get_current_weights())
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert seen and set(seen) == {1}

@@ -167,9 +167,11 @@ def test_open_store_relative_dir(tmp_path: Path, monkeypatch) -> None:
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:5001", "https://ipfs.example:5001"])
-def test_open_store_ipfs_rpc_not_available_yet(url: str) -> None:
-    with pytest.raises(WeightStoreError, match="IPFS RPC .*not available yet"):
-        open_store(url)
+def test_open_store_http_is_an_ipfs_rpc_store(url: str) -> None:
+    from agents.ipfs_store import IpfsRpcStore
+
+    with open_store(url) as store:
+        assert isinstance(store, IpfsRpcStore)
 
 
 @pytest.mark.parametrize("url", ["", "/tmp/x", "s3://bucket", "ipfs://bafk", "file:", "file://"])

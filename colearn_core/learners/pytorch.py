@@ -24,16 +24,19 @@ Differences from colearn's ``PytorchLearner``, on purpose: the vote score is ref
 from the vote set (colearn's used the train set), the loss score is the exact mean over
 samples, ``vote_criterion`` receives numpy ``(y_true, outputs)`` (colearn passed torch
 ``(outputs, labels)``), ``num_train_batches`` larger than the loader cycles on through
-new epochs instead of stopping, and an optional ``test_criterion`` lets the test score
-differ from the vote score (e.g. vote on loss, report accuracy).
+new epochs instead of stopping, and three optional keyword-only extras: ``test_criterion``
+(the test score may differ from the vote score, e.g. vote on loss, report accuracy),
+``num_threads`` (bitwise results depend on torch's thread count) and ``lr_scheduler``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.util
 import io
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, Optional, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -53,7 +56,7 @@ from colearn_core.ml_interface import (
 #: A score of a whole data set: ``score_fn(y_true, outputs) -> float``, numpy arrays
 #: (``outputs`` are the model's raw outputs, e.g. logits).
 ScoreFn = Callable[[np.ndarray, np.ndarray], float]
-WeightsLike = Union[Weights, Mapping[str, Any]]
+WeightsLike = Weights | Mapping[str, Any]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -120,7 +123,33 @@ def weights_to_state_dict(
     return state
 
 
-def _batches(loader: Iterable, num_batches: Optional[int]) -> Iterator:
+@contextlib.contextmanager
+def torch_threads(num_threads: int | None) -> Iterator[None]:
+    """Runs the block with torch's intra-op thread count set to ``num_threads`` (``None``:
+    unchanged), restoring it afterwards. Results can differ in the last bits between
+    thread counts, so a fixed count makes a learner reproducible across processes; one
+    thread is also the fastest for small models on a busy machine."""
+    if num_threads is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(num_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _with_threads(method: Callable) -> Callable:
+    @functools.wraps(method)
+    def wrapper(self: PytorchLearner, *args: Any, **kwargs: Any) -> Any:
+        with torch_threads(self.num_threads):
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+def _batches(loader: Iterable, num_batches: int | None) -> Iterator:
     for index, batch in enumerate(loader):
         if num_batches is not None and index >= num_batches:
             return
@@ -141,11 +170,11 @@ def _to_device(value: Any, device: torch.device) -> Any:
 def evaluate_model(
     model: nn.Module,
     loader: Iterable,
-    score_fn: Optional[ScoreFn] = None,
+    score_fn: ScoreFn | None = None,
     *,
-    criterion: Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None,
-    device: Union[str, torch.device] = "cpu",
-    num_batches: Optional[int] = None,
+    criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    device: str | torch.device = "cpu",
+    num_batches: int | None = None,
 ) -> float:
     """Scores ``model`` as it is on ``loader`` (at most ``num_batches`` batches), in eval
     mode: ``score_fn(y_true, outputs)`` on the whole set if given, else the mean of
@@ -202,6 +231,11 @@ class PytorchLearner(MachineLearningInterface):
       loaders (``None``: all).
     - ``test_criterion`` (not in colearn): the test score's function, like
       ``vote_criterion``; ``None``: the same score as the vote.
+    - ``num_threads`` (not in colearn): torch's thread count while the learner works
+      (set and restored around each call; ``None``: leave it). Bitwise results depend on
+      it, so fix it when runs in different processes must agree.
+    - ``lr_scheduler`` (not in colearn): a torch LR scheduler of ``optimizer``, stepped
+      once after each training call (each proposal).
     - ``diff_priv_config``: differential privacy is not implemented yet; anything but
       ``None`` raises :class:`NotImplementedError`.
     """
@@ -212,16 +246,18 @@ class PytorchLearner(MachineLearningInterface):
         optimizer: torch.optim.Optimizer,
         train_loader: Iterable,
         vote_loader: Iterable,
-        test_loader: Optional[Iterable] = None,
-        device: Union[str, torch.device] = "cpu",
-        criterion: Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None,
+        test_loader: Iterable | None = None,
+        device: str | torch.device = "cpu",
+        criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
         minimise_criterion: bool = True,
-        vote_criterion: Optional[ScoreFn] = None,
-        num_train_batches: Optional[int] = None,
-        num_test_batches: Optional[int] = None,
-        diff_priv_config: Optional[DiffPrivConfig] = None,
+        vote_criterion: ScoreFn | None = None,
+        num_train_batches: int | None = None,
+        num_test_batches: int | None = None,
+        diff_priv_config: DiffPrivConfig | None = None,
         *,
-        test_criterion: Optional[ScoreFn] = None,
+        test_criterion: ScoreFn | None = None,
+        num_threads: int | None = None,
+        lr_scheduler: Any | None = None,
     ) -> None:
         if diff_priv_config is not None:
             raise NotImplementedError("differential privacy is not implemented for PyTorch yet")
@@ -229,6 +265,10 @@ class PytorchLearner(MachineLearningInterface):
             raise ValueError("num_train_batches must be at least 1 (or None: one pass)")
         if num_test_batches is not None and num_test_batches < 1:
             raise ValueError("num_test_batches must be at least 1 (or None: all)")
+        if num_threads is not None and num_threads < 1:
+            raise ValueError("num_threads must be at least 1 (or None: unchanged)")
+        self.num_threads = num_threads
+        self.lr_scheduler = lr_scheduler
         self.device = torch.device(device)
         self.model: nn.Module = model.to(self.device)
         self.optimizer = optimizer
@@ -242,12 +282,13 @@ class PytorchLearner(MachineLearningInterface):
         self.num_train_batches = num_train_batches
         self.num_test_batches = num_test_batches
         self.diff_priv_config = diff_priv_config
-        self._train_iter: Optional[Iterator] = None
-        self.vote_score: float = self._score(self.vote_loader, self.vote_criterion)
+        self._train_iter: Iterator | None = None
+        with torch_threads(num_threads):
+            self.vote_score: float = self._score(self.vote_loader, self.vote_criterion)
 
     # ------------------------------------------------------------------ scoring
 
-    def _score(self, loader: Iterable, score_fn: Optional[ScoreFn]) -> float:
+    def _score(self, loader: Iterable, score_fn: ScoreFn | None) -> float:
         return evaluate_model(
             self.model,
             loader,
@@ -264,12 +305,13 @@ class PytorchLearner(MachineLearningInterface):
             return bool(new_score < self.vote_score)
         return bool(new_score > self.vote_score)
 
+    @_with_threads
     def evaluate(
         self,
         weights: WeightsLike,
         loader: Iterable,
-        score_fn: Optional[ScoreFn] = None,
-        num_batches: Optional[int] = None,
+        score_fn: ScoreFn | None = None,
+        num_batches: int | None = None,
     ) -> float:
         """Scores ``weights`` on any ``loader`` (e.g. a held-out set) with ``score_fn``
         (default: mean ``criterion``), leaving the current weights as they were."""
@@ -308,6 +350,7 @@ class PytorchLearner(MachineLearningInterface):
             for _ in range(self.num_train_batches):
                 yield self._next_train_batch()
 
+    @_with_threads
     def train(self) -> TrainingSummary:
         """Trains the model in place on ``num_train_batches`` batches."""
         self.model.train()
@@ -323,10 +366,13 @@ class PytorchLearner(MachineLearningInterface):
         self.model.eval()
         if trained == 0:
             raise ValueError("the train loader is empty")
+        if self.lr_scheduler is not None:
+            self.lr_scheduler.step()
         return TrainingSummary()
 
     # ------------------------------------------------------------------ the MLI
 
+    @_with_threads
     def mli_propose_weights(self) -> Weights:
         saved = self._snapshot()
         try:
@@ -336,6 +382,7 @@ class PytorchLearner(MachineLearningInterface):
             self.model.load_state_dict(saved)
         return Weights(weights=new_weights, training_summary=summary)
 
+    @_with_threads
     def mli_test_weights(self, weights: Weights) -> ProposedWeights:
         state = weights_to_state_dict(weights, self.model, require_finite=False)
         saved = self._snapshot()
@@ -357,6 +404,7 @@ class PytorchLearner(MachineLearningInterface):
             vote=self.vote(vote_score),
         )
 
+    @_with_threads
     def mli_accept_weights(self, weights: Weights) -> None:
         self.model.load_state_dict(weights_to_state_dict(weights, self.model))
         self.vote_score = self._score(self.vote_loader, self.vote_criterion)
@@ -364,6 +412,7 @@ class PytorchLearner(MachineLearningInterface):
     def mli_get_current_weights(self) -> Weights:
         return Weights(weights=state_dict_to_numpy(self.model))
 
+    @_with_threads
     def mli_get_current_model(self) -> ColearnModel:
         """The current model as ONNX if the ``onnx`` package is installed and export
         works for it; otherwise ``PICKLE_WEIGHTS_ONLY`` with ``model`` the weights dict
@@ -376,11 +425,11 @@ class PytorchLearner(MachineLearningInterface):
             model=state_dict_to_numpy(self.model),
         )
 
-    def _export_onnx(self) -> Optional[Any]:
+    def _export_onnx(self) -> Any | None:
         if importlib.util.find_spec("onnx") is None:
             return None
         try:
-            import onnx  # noqa: PLC0415  (optional dependency)
+            import onnx
 
             batch = next(iter(self.vote_loader))
             data, _ = _split_batch(batch)
@@ -388,5 +437,5 @@ class PytorchLearner(MachineLearningInterface):
             self.model.eval()
             torch.onnx.export(self.model, (_to_device(data, self.device),), buffer, dynamo=False)
             return onnx.load_model_from_string(buffer.getvalue())
-        except Exception:  # noqa: BLE001  export support varies; fall back to weights
+        except Exception:  # noqa: BLE001  export support varies by model and version
             return None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -24,8 +25,12 @@ class DigitsConfig(BaseModel):
     """Everything that fixes a digits experiment: data split, model and training.
 
     The defaults are tuned so that 5 learners, 15 rounds and threshold 0.5 reach a
-    global test accuracy well above 0.93, and above every learner trained alone for
-    the same number of training calls.
+    global test accuracy of about 0.95-0.97, above every learner trained alone for the
+    same number of training calls (about 0.90-0.94: digits are easy, so each learner's
+    part is kept small, about 125 training images, for pooling to matter). Each
+    proposal is 50 SGD steps on batches of 16 (a few tens of milliseconds); the learning
+    rate shrinks by ``lr_decay`` after each of a learner's proposals, so late proposals
+    refine the shared model rather than pull it towards one learner's data.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -36,21 +41,25 @@ class DigitsConfig(BaseModel):
     n_rounds: int = Field(15, ge=1)
     vote_threshold: float = Field(0.5, ge=0.0, le=1.0)
     # data split
-    global_test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
-    vote_fraction: float = Field(0.2, gt=0.0, lt=1.0)  # of each learner's part
+    global_test_fraction: float = Field(0.3, gt=0.0, lt=1.0)
+    vote_fraction: float = Field(0.3, gt=0.0, lt=1.0)  # of each learner's part
     test_fraction: float = Field(0.2, ge=0.0, lt=1.0)  # of each learner's part
     # model and training
-    hidden_size: int = Field(64, ge=1)
-    learning_rate: float = Field(0.05, gt=0.0)
-    optimizer: str = Field("sgd", pattern="^(sgd|adam)$")
+    hidden_size: int = Field(128, ge=1)
+    learning_rate: float = Field(0.2, gt=0.0)
+    optimizer: Literal["sgd", "adam"] = "sgd"
     momentum: float = Field(0.9, ge=0.0, lt=1.0)  # SGD only
-    weight_decay: float = Field(0.0, ge=0.0)
+    weight_decay: float = Field(1e-3, ge=0.0)
+    lr_decay: float = Field(0.6, gt=0.0, le=1.0)  # learning rate factor after each proposal
     batch_size: int = Field(16, ge=1)
-    batches_per_round: int = Field(10, ge=1)  # num_train_batches of each proposal
-    vote_on: str = Field("loss", pattern="^(loss|accuracy)$")
+    batches_per_round: int = Field(50, ge=1)  # num_train_batches of each proposal
+    vote_on: Literal["loss", "accuracy"] = "loss"  # the vote score; test scores are accuracy
+    # torch's thread count while learners work: results depend on it in the last bits
+    # (even the accept sequence can change), and 1 is fastest for this small model
+    torch_threads: int = Field(1, ge=1)
 
     @model_validator(mode="after")
-    def _check_fractions(self) -> "DigitsConfig":
+    def _check_fractions(self) -> DigitsConfig:
         if self.vote_fraction + self.test_fraction >= 1.0:
             raise ValueError("vote_fraction + test_fraction must leave data to train on")
         return self
@@ -83,7 +92,7 @@ class DigitsSplit:
 
 @lru_cache(maxsize=1)
 def _load() -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_digits  # noqa: PLC0415  (bundled, no download)
+    from sklearn.datasets import load_digits
 
     bunch = load_digits()
     x = (np.asarray(bunch.data, dtype=np.float32) / np.float32(16.0)).astype(np.float32)
@@ -113,8 +122,8 @@ def _frozen(array: np.ndarray) -> np.ndarray:
 def split_digits(
     n_learners: int = 5,
     seed: int = 0,
-    global_test_fraction: float = 0.2,
-    vote_fraction: float = 0.2,
+    global_test_fraction: float = 0.3,
+    vote_fraction: float = 0.3,
     test_fraction: float = 0.2,
 ) -> DigitsSplit:
     """Splits the digits, deterministically for a given seed, into a global test set and
@@ -127,12 +136,12 @@ def split_digits(
         raise ValueError("need 0 < vote_fraction, 0 <= test_fraction, and their sum < 1")
     x, y = _load()
     order = np.random.default_rng(seed).permutation(len(y))
-    n_global = int(round(global_test_fraction * len(y)))
+    n_global = round(global_test_fraction * len(y))
     global_index = _frozen(np.sort(order[:n_global]))
     learners = []
     for part in np.array_split(order[n_global:], n_learners):
-        n_vote = int(round(vote_fraction * len(part)))
-        n_test = int(round(test_fraction * len(part)))
+        n_vote = round(vote_fraction * len(part))
+        n_test = round(test_fraction * len(part))
         if n_vote < 1 or len(part) - n_vote - n_test < 1:
             raise ValueError("too many learners for the data: a part has no vote or train data")
         vote_index = _frozen(np.sort(part[:n_vote]))

@@ -13,7 +13,6 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 import torch
@@ -26,6 +25,7 @@ from colearn_core.learners.pytorch import (
     WeightsLike,
     accuracy_from_logits,
     evaluate_model,
+    torch_threads,
     weights_to_state_dict,
 )
 from colearn_core.results import Result, Results
@@ -83,11 +83,13 @@ def make_loader(
     y: np.ndarray,
     batch_size: int,
     shuffle: bool = False,
-    seed: Optional[int] = None,
+    seed: int | None = None,
 ) -> DataLoader:
     """A DataLoader over copies of ``x`` (float32) and ``y`` (int64); shuffling uses its
     own generator seeded by ``seed``."""
-    dataset = TensorDataset(torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.int64))
+    dataset = TensorDataset(
+        torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.int64)
+    )
     generator = None
     if shuffle:
         generator = torch.Generator().manual_seed(0 if seed is None else seed)
@@ -124,19 +126,22 @@ def make_learner(data: LearnerData, config: DigitsConfig, learner_index: int) ->
         vote_criterion=accuracy_score if by_accuracy else None,
         num_train_batches=config.batches_per_round,
         test_criterion=accuracy_score,
+        num_threads=config.torch_threads,
+        lr_scheduler=(torch.optim.lr_scheduler.ExponentialLR(optimizer, config.lr_decay)
+                      if config.lr_decay != 1.0 else None),
     )
 
 
-def _config(config: Optional[DigitsConfig], **overrides) -> DigitsConfig:
+def _config(config: DigitsConfig | None, **overrides) -> DigitsConfig:
     config = config if config is not None else DigitsConfig()
     changes = {k: v for k, v in overrides.items() if v is not None}
     return DigitsConfig(**{**config.model_dump(), **changes}) if changes else config
 
 
 def make_digits_learners(
-    n_learners: Optional[int] = None,
-    seed: Optional[int] = None,
-    config: Optional[DigitsConfig] = None,
+    n_learners: int | None = None,
+    seed: int | None = None,
+    config: DigitsConfig | None = None,
 ) -> list[PytorchLearner]:
     """``n_learners`` learners on their private parts of the digits (arguments given
     override ``config``; default :class:`DigitsConfig`)."""
@@ -145,19 +150,20 @@ def make_digits_learners(
     return [make_learner(data, config, i) for i, data in enumerate(split.learners)]
 
 
-def global_test_loader(config: Optional[DigitsConfig] = None) -> DataLoader:
+def global_test_loader(config: DigitsConfig | None = None) -> DataLoader:
     """The held-out test set that no learner sees."""
     split = split_for_config(_config(config))
     return make_loader(split.x_global_test, split.y_global_test, EVAL_BATCH_SIZE)
 
 
-def global_test_accuracy(weights: WeightsLike, config: Optional[DigitsConfig] = None) -> float:
+def global_test_accuracy(weights: WeightsLike, config: DigitsConfig | None = None) -> float:
     """Accuracy of ``weights`` (a ``Weights`` or ``{name: array}``) on the global test set
     of ``config``'s split (the split depends on its seed, learners and fractions)."""
     config = _config(config)
     model = make_model(config)
     model.load_state_dict(weights_to_state_dict(weights, model, require_finite=False))
-    return evaluate_model(model, global_test_loader(config), accuracy_score)
+    with torch_threads(config.torch_threads):
+        return evaluate_model(model, global_test_loader(config), accuracy_score)
 
 
 @dataclass(frozen=True)
@@ -172,8 +178,8 @@ class DigitsOutcome:
 
 
 def run_digits_experiment(
-    config: Optional[DigitsConfig] = None,
-    on_round: Optional[Callable[[int, Result], None]] = None,
+    config: DigitsConfig | None = None,
+    on_round: Callable[[int, Result], None] | None = None,
 ) -> DigitsOutcome:
     """The collective experiment: ``set_equal_weights``, then ``config.n_rounds`` rounds
     of :func:`colearn_core.driver.run_experiment`."""
@@ -200,7 +206,7 @@ def run_digits_experiment(
 
 
 def solo_accuracies(
-    config: Optional[DigitsConfig] = None, n_training_calls: Optional[int] = None
+    config: DigitsConfig | None = None, n_training_calls: int | None = None
 ) -> list[float]:
     """The baseline: each learner alone, from the same initial weights, proposes and
     accepts its own proposal ``n_training_calls`` times (default ``config.n_rounds``,

@@ -1,0 +1,122 @@
+"""``colearn demo --processes``: one OS process per stakeholder, as a consortium runs it.
+
+Starts anvil (unless ``--chain`` names one) and a js-ipfs daemon when one is installed
+(else the file store), writes one encrypted keystore per learner, deploys, creates the
+experiment and starts ``colearn agent`` N times. Each agent knows only its keystore, its
+learner factory and the shared URLs. The demo itself only watches the chain.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+from eth_account import Account
+from rich.console import Console
+
+from agents.demo import DemoConfig, finish, follow, prepare
+from agents.network import connect
+from agents.weight_store import open_store
+
+FACTORY = "colearn_core.tasks.factories:digits_learner"
+
+
+@contextlib.contextmanager
+def _services(config: DemoConfig, console: Console) -> Iterator[tuple[str, str]]:
+    """The chain URL and store URL: given ones, or local services started here."""
+    with contextlib.ExitStack() as stack:
+        chain_url = config.chain_url
+        if chain_url is None:
+            from agents.devchain import AnvilProcess
+
+            chain_url = stack.enter_context(AnvilProcess(block_time=1, mixed_mining=True)).url
+            console.print(f"started anvil at {chain_url}")
+        store_url = config.store_url
+        if store_url is None:
+            store_url = _start_ipfs(stack, console) or f"file:{config.out.resolve() / 'store'}"
+        yield chain_url, store_url
+
+
+def _start_ipfs(stack: contextlib.ExitStack, console: Console) -> Optional[str]:
+    try:
+        from agents.devipfs import DevIpfsError, JsIpfsDaemon
+    except ImportError:
+        return None
+    try:
+        daemon = stack.enter_context(JsIpfsDaemon())
+    except DevIpfsError as exc:
+        console.print(f"no IPFS daemon ({exc}); using the file store")
+        return None
+    console.print(f"started an IPFS daemon (js-ipfs) at {daemon.api_url}")
+    return daemon.api_url
+
+
+def _write_keystores(accounts: list[Any], directory: Path) -> tuple[list[Path], Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    password_file = directory / "password"
+    password_file.write_text(secrets.token_hex(16))
+    password_file.chmod(0o600)
+    paths = []
+    for i, account in enumerate(accounts):
+        path = directory / f"learner{i}.json"
+        # Light KDF: these are throwaway demo keys; real keystores keep eth-account's scrypt.
+        keystore = Account.encrypt(account.key, password_file.read_text(), kdf="pbkdf2",
+                                   iterations=1024)
+        path.write_text(json.dumps(keystore))
+        path.chmod(0o600)
+        paths.append(path)
+    return paths, password_file
+
+
+def run_process_demo(config: DemoConfig, console: Optional[Console] = None) -> dict[str, Any]:
+    from colearn_core.tasks.factories import digits_learner
+
+    console = console or Console()
+    config.out.mkdir(parents=True, exist_ok=True)
+    with _services(config, console) as (chain_url, store_url):
+        store = open_store(store_url)
+        initial = digits_learner(0, config.n_learners, config.seed).mli_get_current_weights()
+        experiment = prepare(config, console, connect(chain_url), store, initial.weights)
+        keystores, password_file = _write_keystores(experiment.accounts, config.out / "keys")
+        logs = config.out / "logs"
+        logs.mkdir(exist_ok=True)
+        env = dict(os.environ, OMP_NUM_THREADS="1")  # N agents share the cores
+        processes = []
+        for i, keystore in enumerate(keystores):
+            command = [
+                sys.executable, "-m", "agents.cli", "-v", "agent",
+                "--rpc", chain_url, "--contract", experiment.client.address,
+                "--experiment", str(experiment.experiment_id),
+                "--keystore", str(keystore), "--password-file", str(password_file),
+                "--learner", FACTORY, "--learner-arg", f"index={i}",
+                "--learner-arg", f"n_learners={config.n_learners}",
+                "--learner-arg", f"seed={config.seed}", "--store", store_url,
+            ]
+            log_file = (logs / f"learner{i}.log").open("w")
+            processes.append(subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,
+                                              env=env))
+        console.print(f"started {len(processes)} agent processes; logs in {logs}")
+
+        def drive(report) -> None:
+            while any(p.poll() is None for p in processes):
+                report()
+                time.sleep(0.2)
+
+        try:
+            rows, accuracy = follow(experiment, console, drive)
+        finally:
+            for process in processes:
+                if process.poll() is None:
+                    process.terminate()
+                    process.wait(timeout=10)
+        failed = [i for i, p in enumerate(processes) if p.returncode != 0]
+        if failed:
+            raise RuntimeError(f"agents {failed} exited with an error; see {logs}")
+        return finish(experiment, console, rows, accuracy)
