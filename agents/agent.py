@@ -21,12 +21,13 @@ from typing import Optional
 from pydantic import BaseModel
 
 from agents.chain import (
+    NO_SCORE,
     ChainError,
     CollectiveLearningClient,
     ContractRevert,
     ExperimentCreated,
     RoundState,
-    NO_SCORE,
+    WeightsProposed,
     score_to_fixed,
 )
 from agents.weight_store import WeightStore, WeightStoreError
@@ -115,6 +116,8 @@ class LearnerAgent:
         self._verdicts: dict[int, _Verdict] = {}
         self._failed_model: Optional[bytes] = None
         self.timings = Timings()
+        self._proposals: dict[int, WeightsProposed] = {}
+        self._proposals_from = 0
         # The learner's weights at start: if they are the chain's model, nothing to fetch.
         self.model_digest = _digest(encode_weights(learner.mli_get_current_weights().weights))
 
@@ -193,6 +196,18 @@ class LearnerAgent:
             self._created, self._index = created, index
         return self._created
 
+    def _proposal(self, round_index: int) -> WeightsProposed:
+        """The proposal of a round, from the logs; each call reads only blocks it has not
+        read yet (from the experiment's creation on)."""
+        if round_index not in self._proposals:
+            cursor = self._proposals_from or self._experiment().block_number
+            for proposal in self.client.proposals(self.experiment_id, from_block=cursor):
+                self._proposals[proposal.round] = proposal
+                self._proposals_from = max(cursor, proposal.block_number)
+        if round_index not in self._proposals:
+            raise ChainError(f"round {round_index} has no proposal in the logs")
+        return self._proposals[round_index]
+
     def _sync_model(self) -> bool:
         """Adopts the chain's current model if the learner does not hold it yet."""
         digest, model_round = self.client.current_model(self.experiment_id)
@@ -201,8 +216,7 @@ class LearnerAgent:
         if model_round == 0:
             cid = self._experiment().initial_cid
         else:
-            (proposal,) = self.client.proposals(self.experiment_id, model_round - 1)
-            cid = proposal.cid
+            cid = self._proposal(model_round - 1).cid
         try:
             weights = self._fetch_verified(cid, digest)
         except _Rejected as exc:
@@ -251,10 +265,7 @@ class LearnerAgent:
         return True
 
     def _judge(self, round_index: int) -> _Verdict:
-        proposals = self.client.proposals(self.experiment_id, round_index)
-        if len(proposals) != 1:
-            raise ChainError(f"round {round_index} is voting but has {len(proposals)} proposals")
-        proposal = proposals[0]
+        proposal = self._proposal(round_index)
         try:
             weights = self._fetch_verified(proposal.cid, proposal.digest)
         except _Rejected as exc:

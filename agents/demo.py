@@ -103,14 +103,17 @@ def follow(experiment: Experiment, console: Console,
     with progress:
         bar = progress.add_task("rounds", total=experiment.config.n_rounds)
 
+        created = client.experiment_created(experiment_id)
+
         def report() -> None:
             if client.experiment(experiment_id).round == len(rows):
                 return
-            for row in read_history(client, experiment_id, rows_block(rows)):
+            for row in read_history(client, experiment_id, rows_block(rows), created):
                 if row.closed and row.round == len(rows):
                     rows.append(row)
                     accuracy.after(row)
-                    progress.console.print(_round_line(row, n_learners, accuracy.last))
+                    progress.console.print(_round_line(row, n_learners, accuracy.last),
+                                           soft_wrap=True)
                     progress.advance(bar)
 
         drive(report)

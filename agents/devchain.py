@@ -23,7 +23,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, IO, Self
+from typing import IO, Any, Self
 
 log = logging.getLogger(__name__)
 

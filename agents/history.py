@@ -6,7 +6,7 @@ from typing import Optional
 
 from pydantic import BaseModel
 
-from agents.chain import CollectiveLearningClient, fixed_to_score
+from agents.chain import CollectiveLearningClient, ExperimentCreated, fixed_to_score
 
 
 class VoteRow(BaseModel):
@@ -46,10 +46,11 @@ class RoundRow(BaseModel):
         return self.expired or self.accepted is not None
 
 
-def read_history(client: CollectiveLearningClient, experiment_id: int,
-                 from_block: int = 0) -> list[RoundRow]:
-    """Every round that has started, from the experiment's events and their receipts."""
-    created = client.experiment_created(experiment_id)
+def read_history(client: CollectiveLearningClient, experiment_id: int, from_block: int = 0,
+                 created: Optional[ExperimentCreated] = None) -> list[RoundRow]:
+    """Every round with events from ``from_block`` on, from the experiment's events and
+    their receipts (``created``, if given, saves looking up the creation event)."""
+    created = created or client.experiment_created(experiment_id)
     index = {address: i for i, address in enumerate(created.learners)}
     gas_cache: dict[str, int] = {}
 
