@@ -41,6 +41,8 @@ from colearn_core.codec import (
 from colearn_core.ml_interface import ErrorCodes, MachineLearningInterface, Weights
 
 DEFAULT_MAX_WEIGHT_BYTES = 512 * 1024 * 1024
+# Time kept for testing and sending a vote when fetching a proposal near its deadline.
+VOTE_MARGIN_SECONDS = 2.0
 
 # Reverts that mean another participant moved the round on first: not an error.
 _RACE_ERRORS = {"WrongRound", "UnexpectedRoundState", "AlreadyVoted"}
@@ -194,6 +196,7 @@ class LearnerAgent:
                 raise AgentError(
                     f"account {self.address} is not a learner in experiment {self.experiment_id}")
             self._created, self._index = created, index
+            self.log.info("acting for learner %d of experiment %d", index, self.experiment_id)
         return self._created
 
     def _proposal(self, round_index: int) -> WeightsProposed:
@@ -267,7 +270,7 @@ class LearnerAgent:
     def _judge(self, round_index: int) -> _Verdict:
         proposal = self._proposal(round_index)
         try:
-            weights = self._fetch_verified(proposal.cid, proposal.digest)
+            weights = self._fetch_verified(proposal.cid, proposal.digest, self._time_to_vote())
         except _Rejected as exc:
             self.log.warning("round %d: rejecting proposal %s: %s", round_index, proposal.cid, exc)
             self.records[round_index] = RoundRecord(
@@ -281,12 +284,17 @@ class LearnerAgent:
             test_score=tested.test_score, approve=approve)
         return _Verdict(approve=approve, score=score_to_fixed(tested.vote_score))
 
-    def _fetch_verified(self, cid: str, digest: bytes):
+    def _time_to_vote(self) -> float:
+        """Seconds a fetch may take so that the vote still lands before the deadline."""
+        remaining = self.client.deadline(self.experiment_id) - self.client.chain_time()
+        return max(1.0, remaining - VOTE_MARGIN_SECONDS)
+
+    def _fetch_verified(self, cid: str, digest: bytes, timeout: Optional[float] = None):
         """Fetches, checks the sha256 digest, decodes safely and checks the weights fit the
         learner's model. Raises :class:`_Rejected` with the reason otherwise."""
         try:
             with self.timings.measure("store"):
-                data = self.store.get(cid, max_bytes=self.max_weight_bytes)
+                data = self.store.get(cid, max_bytes=self.max_weight_bytes, timeout=timeout)
         except WeightStoreError as exc:
             raise _Rejected(str(exc)) from None
         actual = _digest(data)

@@ -268,6 +268,13 @@ class CollectiveLearningClient:
         voted, approved = self._call(self.contract.functions.voteOf(experiment_id, voter))
         return bool(voted), bool(approved)
 
+    def chain_time(self) -> int:
+        """The latest block's timestamp: the clock deadlines are measured on."""
+        try:
+            return int(self.w3.eth.get_block("latest")["timestamp"])
+        except Exception as exc:  # noqa: BLE001
+            raise _classify(exc, self._errors) from None
+
     def experiment_count(self) -> int:
         return self._call(self.contract.functions.experimentCount())
 
@@ -416,6 +423,11 @@ def _revert_data(exc: BaseException) -> Optional[bytes]:
     while seen is not None:
         if isinstance(seen, ContractCustomError) and isinstance(seen.data, str):
             return bytes.fromhex(seen.data.removeprefix("0x"))
+        if isinstance(seen, ContractLogicError) and isinstance(seen.data, dict):
+            # Hardhat's node: error.data = {"message": ..., "data": "0x<revert data>"}
+            inner = seen.data.get("data")
+            if isinstance(inner, str) and inner.startswith("0x"):
+                return bytes.fromhex(inner[2:])
         if seen.args and isinstance(seen.args[0], (bytes, bytearray)):
             return bytes(seen.args[0])
         if seen.args and isinstance(seen.args[0], str) and seen.args[0].startswith(

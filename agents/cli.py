@@ -173,9 +173,11 @@ def _run(args: argparse.Namespace, console: Console) -> None:
         with open_store(args.store) as store:
             agent = LearnerAgent(client, store, learner, args.experiment)
             agent.run(poll_interval=args.poll)
-            console.print(json.dumps({"experiment": args.experiment, "learner": account.address,
-                                      "model_digest": "0x" + agent.model_digest.hex(),
-                                      "seconds": agent.timings.seconds}))
+            # One machine-readable line (never wrapped) for whoever started the agent.
+            sys.stdout.write(json.dumps({
+                "experiment": args.experiment, "learner": account.address,
+                "model_digest": "0x" + agent.model_digest.hex(),
+                "seconds": agent.timings.seconds}) + "\n")
     elif args.command == "store":
         with open_store(args.store) as store:
             if args.store_command == "add":

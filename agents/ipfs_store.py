@@ -217,10 +217,12 @@ class IpfsRpcStore(WeightStore):
 
     # --- get --------------------------------------------------------------------------
 
-    def get(self, cid: str, *, max_bytes: int | None = None) -> bytes:
+    def get(self, cid: str, *, max_bytes: int | None = None,
+            timeout: float | None = None) -> bytes:
         """The content of ``cid`` from the node, verified against it.
 
-        ``max_bytes`` defaults to the store's. Raises :class:`InvalidCid`,
+        ``max_bytes`` and ``timeout`` (seconds, for the whole transfer) default to the
+        store's. Raises :class:`InvalidCid`,
         :class:`ContentNotFound` (the node has not got it, or did not find it within the
         timeout), :class:`ContentTooLarge` (reading stops at the limit),
         :class:`ContentMismatch` (the bytes do not hash to ``cid``) or
@@ -228,12 +230,14 @@ class IpfsRpcStore(WeightStore):
         """
         canonical = _checked_cid(cid)
         limit = self.max_bytes if max_bytes is None else max_bytes
-        params = {"arg": canonical, "timeout": _duration(self.timeout)}
+        seconds = self.timeout if timeout is None else max(0.1, timeout)
+        params = {"arg": canonical, "timeout": _duration(seconds)}
         start = time.monotonic()
         builder = CidBuilder()
         data = bytearray()
         try:
-            with self._client.stream("POST", self._endpoint("cat"), params=params) as response:
+            with self._client.stream("POST", self._endpoint("cat"), params=params,
+                                     timeout=seconds + _TIMEOUT_MARGIN) as response:
                 if response.status_code != 200:
                     response.read()
                     raise self._cat_error(cid, response)
@@ -251,7 +255,7 @@ class IpfsRpcStore(WeightStore):
             if not data:
                 raise ContentNotFound(
                     cid, f"the IPFS node at {self.api_url} (no answer within "
-                    f"{self.timeout + _TIMEOUT_MARGIN:g} s: {type(exc).__name__})"
+                    f"{seconds + _TIMEOUT_MARGIN:g} s: {type(exc).__name__})"
                 ) from None
             raise WeightStoreError(
                 f"the IPFS node at {self.api_url} stalled sending {cid} after "

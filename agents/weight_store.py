@@ -76,8 +76,10 @@ class WeightStore(Protocol):
         """Stores ``data``; returns its CID. Putting the same bytes again is harmless."""
         ...
 
-    def get(self, cid: str, *, max_bytes: int | None = None) -> bytes:
-        """The content of ``cid``, verified against it.
+    def get(self, cid: str, *, max_bytes: int | None = None,
+            timeout: float | None = None) -> bytes:
+        """The content of ``cid``, verified against it, within ``timeout`` seconds if the
+        store can be slow (a local store ignores it).
 
         Raises :class:`InvalidCid`, :class:`ContentNotFound`, :class:`ContentTooLarge`
         (content over ``max_bytes``) or :class:`ContentMismatch`.
@@ -147,7 +149,8 @@ class FileWeightStore(WeightStore):
         log.info("put %s (%d bytes) in %s", cid, len(data), self.root)
         return cid
 
-    def get(self, cid: str, *, max_bytes: int | None = None) -> bytes:
+    def get(self, cid: str, *, max_bytes: int | None = None,
+            timeout: float | None = None) -> bytes:
         canonical = _checked_cid(cid)
         path = self._path(canonical)
         try:

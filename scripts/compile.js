@@ -2,10 +2,10 @@
 // Compiles contracts/*.sol with the pinned npm solc and pinned settings, and writes the
 // artifact that ships in the Python package (ABI, bytecode, standard-JSON input, metadata).
 // Usage: node scripts/compile.js [OUT_DIR]   (default: agents/artifacts)
+// hardhat.config.js requires this module for SETTINGS, so both compile alike.
 "use strict";
 const fs = require("fs");
 const path = require("path");
-const solc = require("solc");
 
 const ROOT = path.resolve(__dirname, "..");
 const CONTRACTS = ["CollectiveLearning"];
@@ -21,6 +21,7 @@ const SETTINGS = {
 };
 
 function main() {
+  const solc = require("solc"); // loaded here: requiring this module for SETTINGS stays cheap
   const outDir = path.resolve(process.argv[2] || path.join(ROOT, "agents", "artifacts"));
   const sources = {};
   for (const name of CONTRACTS) {
@@ -51,4 +52,6 @@ function main() {
   }
 }
 
-main();
+module.exports = { SETTINGS, CONTRACTS };
+
+if (require.main === module) main();

@@ -1,0 +1,130 @@
+"""A consortium for fault tests: anvil, an IPFS daemon, and one agent OS process per learner.
+
+Agents are started exactly as stakeholders start them (``colearn agent`` with an
+encrypted keystore, a learner factory and the shared URLs), so the tests exercise the
+real command, its logs and its exit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from eth_account import Account
+
+from agents.chain import CollectiveLearningClient, RoundState
+from agents.network import connect, derive_accounts, fund_accounts
+from agents.weight_store import open_store
+from colearn_core.codec import encode_weights
+from colearn_core.decision import threshold_to_bps
+
+ROOT = Path(__file__).resolve().parent.parent
+DIGITS = "colearn_core.tasks.factories:digits_learner"
+PASSWORD = "consortium-test-password"
+
+
+class Consortium:
+    """One experiment on a shared chain and store, with agent processes per learner."""
+
+    def __init__(self, chain_url: str, store_url: str, workdir: Path, *, n: int, rounds: int,
+                 proposal_timeout: int = 30, voting_timeout: int = 30, seed: int = 0):
+        self.chain_url, self.store_url, self.workdir = chain_url, store_url, workdir
+        self.n, self.seed = n, seed
+        self.w3 = connect(chain_url)
+        label = f"consortium-{workdir.name}"
+        self.accounts = derive_accounts(n, seed, label=label)
+        fund_accounts(self.w3, [a.address for a in self.accounts])
+        self.client, _ = CollectiveLearningClient.deploy(self.w3, self.accounts[0])
+        self.store = open_store(store_url)
+        from colearn_core.tasks.factories import digits_learner
+
+        initial = encode_weights(digits_learner(0, n, seed).mli_get_current_weights().weights)
+        self.experiment_id, _ = self.client.create_experiment(
+            [a.address for a in self.accounts], threshold_to_bps(0.5), rounds, proposal_timeout,
+            voting_timeout, self.store.put(initial), hashlib.sha256(initial).digest())
+        (workdir / "password").write_text(PASSWORD)
+        self.keystores = []
+        for i, account in enumerate(self.accounts):
+            path = workdir / f"learner{i}.json"
+            path.write_text(json.dumps(Account.encrypt(account.key, PASSWORD, kdf="pbkdf2",
+                                                       iterations=1024)))
+            self.keystores.append(path)
+        self.processes: dict[int, subprocess.Popen] = {}
+        self.starts: dict[int, int] = {}
+
+    def command(self, i: int, factory: str = DIGITS, **factory_args: Any) -> list[str]:
+        args = {"index": i, "n_learners": self.n, "seed": self.seed, **factory_args}
+        return [sys.executable, "-m", "agents.cli", "-v", "agent", "--rpc", self.chain_url,
+                "--contract", self.client.address, "--experiment", str(self.experiment_id),
+                "--keystore", str(self.keystores[i]),
+                "--password-file", str(self.workdir / "password"),
+                "--learner", factory, *[f"--learner-arg={k}={v}" for k, v in args.items()],
+                "--store", self.store_url, "--poll", "0.1"]
+
+    def log_path(self, i: int) -> Path:
+        return self.workdir / f"learner{i}-{self.starts.get(i, 0)}.log"
+
+    def start(self, i: int, factory: str = DIGITS, **factory_args: Any) -> None:
+        self.starts[i] = self.starts.get(i, -1) + 1
+        env = dict(os.environ, OMP_NUM_THREADS="1", COLUMNS="200",
+                   PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]))
+        self.processes[i] = subprocess.Popen(
+            self.command(i, factory, **factory_args), cwd=ROOT, env=env,
+            stdout=self.log_path(i).open("w"), stderr=subprocess.STDOUT)
+
+    def kill(self, i: int) -> None:
+        self.processes[i].send_signal(signal.SIGKILL)
+        self.processes[i].wait()
+
+    def log(self, i: int, start: Optional[int] = None) -> str:
+        run = self.starts[i] if start is None else start
+        return (self.workdir / f"learner{i}-{run}.log").read_text()
+
+    def result(self, i: int) -> dict[str, Any]:
+        """The final JSON line ``colearn agent`` prints when the experiment completes."""
+        lines = [ln for ln in self.log(i).splitlines() if ln.startswith('{"experiment"')]
+        assert lines, f"agent {i} printed no result:\n{self.log(i)}"
+        return json.loads(lines[-1])
+
+    def wait_until(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}\n{self.logs()}")
+            for i, p in self.processes.items():
+                if p.poll() not in (None, 0, -signal.SIGKILL):
+                    raise AssertionError(f"agent {i} failed:\n{self.log(i)}")
+            time.sleep(0.2)
+
+    def wait_round(self, round_index: int, state: Optional[RoundState] = None,
+                   timeout: float = 120) -> None:
+        def reached() -> bool:
+            info = self.client.experiment(self.experiment_id)
+            if info.round != round_index:
+                return info.round > round_index and state is None
+            return state is None or self.client.state(self.experiment_id) == state
+
+        self.wait_until(reached, timeout, f"round {round_index} {state or ''}")
+
+    def wait_all(self, timeout: float = 180) -> None:
+        self.wait_until(lambda: all(p.poll() is not None for p in self.processes.values()),
+                        timeout, "every agent to finish")
+        for i, p in self.processes.items():
+            assert p.returncode == 0, f"agent {i} exited {p.returncode}:\n{self.log(i)}"
+
+    def logs(self) -> str:
+        return "\n".join(f"--- learner {i}\n{self.log(i)[-3000:]}" for i in self.processes)
+
+    def stop(self) -> None:
+        for p in self.processes.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.store.close()
