@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from consortium import Consortium
 
 from agents.chain import NO_SCORE, RoundState
 from agents.cid import compute_cid
@@ -24,7 +25,6 @@ from colearn_core.codec import decode_weights, encode_weights
 from colearn_core.driver import run_experiment, set_equal_weights
 from colearn_core.tasks.digits import DigitsConfig
 from colearn_core.tasks.digits_torch import global_test_accuracy, make_digits_learners
-from consortium import Consortium
 
 pytestmark = [pytest.mark.slow, pytest.mark.anvil, pytest.mark.ipfs]
 
