@@ -24,8 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import httpx
 
@@ -286,14 +285,3 @@ class IpfsRpcStore(WeightStore):
     def close(self) -> None:
         """Closes the HTTP client (its pooled connections). Idempotent."""
         self._client.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
