@@ -158,9 +158,9 @@ class LearnerAgent:
     def step(self) -> bool:
         """Does what the chain asks of this learner now. Returns whether it acted."""
         created = self._experiment()
-        info = self.client.experiment(self.experiment_id)
-        acted = self._sync_model()
-        state = self.client.state(self.experiment_id)
+        snapshot = self.client.snapshot(self.experiment_id)
+        acted = self._sync_model(snapshot.model_digest, snapshot.model_round)
+        state, info = snapshot.state, snapshot.info
         if state == RoundState.COMPLETED:
             self.done = True
             return acted
@@ -211,9 +211,8 @@ class LearnerAgent:
             raise ChainError(f"round {round_index} has no proposal in the logs")
         return self._proposals[round_index]
 
-    def _sync_model(self) -> bool:
+    def _sync_model(self, digest: bytes, model_round: int) -> bool:
         """Adopts the chain's current model if the learner does not hold it yet."""
-        digest, model_round = self.client.current_model(self.experiment_id)
         if digest == self.model_digest:
             return False
         if model_round == 0:

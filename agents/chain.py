@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict
 from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import ContractCustomError, ContractLogicError, Web3Exception
+from web3.types import BlockIdentifier
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,16 @@ class ExperimentCompleted(BaseModel):
     model_round: int
     tx_hash: str
     block_number: int
+
+
+class Snapshot(BaseModel):
+    """An experiment's round, state and current model, all read at one block."""
+
+    block: int
+    info: ExperimentInfo
+    state: RoundState
+    model_digest: bytes
+    model_round: int
 
 
 class TxResult(BaseModel):
@@ -242,19 +253,33 @@ class CollectiveLearningClient:
 
     # -------------------------------------------------------------------- views
 
-    def experiment(self, experiment_id: int) -> ExperimentInfo:
-        values = self._call(self.contract.functions.getExperiment(experiment_id))
+    def experiment(self, experiment_id: int, block: BlockIdentifier = "latest") -> ExperimentInfo:
+        values = self._call(self.contract.functions.getExperiment(experiment_id), block)
         return ExperimentInfo(**dict(zip(ExperimentInfo.model_fields, values)))
 
-    def state(self, experiment_id: int) -> RoundState:
-        return RoundState(self._call(self.contract.functions.state(experiment_id)))
+    def state(self, experiment_id: int, block: BlockIdentifier = "latest") -> RoundState:
+        return RoundState(self._call(self.contract.functions.state(experiment_id), block))
+
+    def snapshot(self, experiment_id: int) -> Snapshot:
+        """Round, state and current model at the latest block, consistent with each other
+        (separate reads at "latest" could straddle a transaction that moves the round)."""
+        try:
+            block = self.w3.eth.block_number
+        except Exception as exc:  # noqa: BLE001
+            raise _classify(exc, self._errors) from None
+        digest, model_round = self.current_model(experiment_id, block)
+        return Snapshot(block=block, info=self.experiment(experiment_id, block),
+                        state=self.state(experiment_id, block), model_digest=digest,
+                        model_round=model_round)
 
     def deadline(self, experiment_id: int) -> int:
         return self._call(self.contract.functions.deadline(experiment_id))
 
-    def current_model(self, experiment_id: int) -> tuple[bytes, int]:
+    def current_model(self, experiment_id: int,
+                      block: BlockIdentifier = "latest") -> tuple[bytes, int]:
         """The current model's digest and round (0: initial; r + 1: proposal of round r)."""
-        digest, model_round = self._call(self.contract.functions.currentModel(experiment_id))
+        digest, model_round = self._call(self.contract.functions.currentModel(experiment_id),
+                                         block)
         return bytes(digest), int(model_round)
 
     def proposal_digest(self, experiment_id: int) -> bytes:
@@ -278,9 +303,9 @@ class CollectiveLearningClient:
     def experiment_count(self) -> int:
         return self._call(self.contract.functions.experimentCount())
 
-    def _call(self, fn: Any) -> Any:
+    def _call(self, fn: Any, block: BlockIdentifier = "latest") -> Any:
         try:
-            return fn.call()
+            return fn.call(block_identifier=block)
         except Exception as exc:  # noqa: BLE001 - classified below
             raise _classify(exc, self._errors) from None
 

@@ -15,12 +15,15 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from agents.agent import AgentError
+from agents.bench import BenchError
 from agents.chain import ChainError
+from agents.devprocess import DevProcessError
 from agents.keys import KeyLoadError
 from agents.weight_store import WeightStoreError
 
 # Errors a user can cause (bad input, unreachable services): one line, non-zero exit.
-_USER_ERRORS = (ChainError, WeightStoreError, AgentError, KeyLoadError, OSError, ValueError)
+_USER_ERRORS = (ChainError, WeightStoreError, AgentError, KeyLoadError, DevProcessError,
+                BenchError, OSError, ValueError)
 
 
 def _add_key_options(parser: argparse.ArgumentParser) -> None:
@@ -91,6 +94,19 @@ def _parser() -> argparse.ArgumentParser:
                        help="weight store: file:DIR or an IPFS RPC URL (http://127.0.0.1:5001)")
     agent.add_argument("--poll", type=float, default=0.25, help="seconds between log polls")
     _add_key_options(agent)
+
+    bench = sub.add_parser("bench", help="benchmarks").add_subparsers(
+        dest="bench_command", required=True)
+    overhead = bench.add_parser(
+        "overhead", help="in-memory driver vs one agent process per learner on anvil")
+    overhead.add_argument("--learners", type=int, default=5)
+    overhead.add_argument("--rounds", type=int, default=10)
+    overhead.add_argument("--seed", type=int, default=0)
+    overhead.add_argument("--poll", type=float, default=0.05, help="agents' log poll interval")
+    overhead.add_argument("--preset", default="full", choices=["full", "small"],
+                          help="benchmark model size (small: for quick checks)")
+    overhead.add_argument("--workdir", type=Path, default=None, help="keep logs here")
+    overhead.add_argument("--json", action="store_true", help="print the report as JSON")
 
     store = sub.add_parser("store", help="put and get weights by CID").add_subparsers(
         dest="store_command", required=True)
@@ -178,6 +194,12 @@ def _run(args: argparse.Namespace, console: Console) -> None:
                 "experiment": args.experiment, "learner": account.address,
                 "model_digest": "0x" + agent.model_digest.hex(),
                 "seconds": agent.timings.seconds}) + "\n")
+    elif args.command == "bench":
+        from agents.bench import bench_overhead
+
+        bench_overhead(as_json=args.json, n_learners=args.learners, n_rounds=args.rounds,
+                       seed=args.seed, poll_interval=args.poll, preset=args.preset,
+                       workdir=args.workdir)
     elif args.command == "store":
         with open_store(args.store) as store:
             if args.store_command == "add":

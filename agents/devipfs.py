@@ -19,36 +19,21 @@ import json
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any, Self
+from typing import Any, ClassVar
 
-from agents.devchain import (
-    _DIE_WITH_PARENT,
-    PROJECT_ROOT,
-    _port_is_free,
-    _signal_group,
-    find_free_port,
-)
+from agents.devprocess import PROJECT_ROOT, DevProcessError, ManagedProcess, http_json
 
 log = logging.getLogger(__name__)
 
 DEFAULT_JSIPFS = PROJECT_ROOT / "node_modules" / ".bin" / "jsipfs"
 
 
-class DevIpfsError(Exception):
+class DevIpfsError(DevProcessError):
     """The local IPFS node could not be found, set up, started or reached."""
-
-
-class _ExitedEarly(DevIpfsError):
-    """jsipfs exited during start-up (typically: one of its ports was taken meanwhile)."""
 
 
 def find_jsipfs(path: str | Path | None = None) -> Path:
@@ -67,9 +52,13 @@ def find_jsipfs(path: str | Path | None = None) -> Path:
     return candidate
 
 
-class JsIpfsDaemon:
+class JsIpfsDaemon(ManagedProcess):
     """Runs a js-ipfs daemon for the duration of a ``with`` block (or between :meth:`start`
     and :meth:`stop`), on a temporary repository that :meth:`stop` removes."""
+
+    name = "jsipfs daemon"
+    error: ClassVar[type[DevProcessError]] = DevIpfsError
+    poll_interval = 0.1
 
     def __init__(
         self,
@@ -83,27 +72,26 @@ class JsIpfsDaemon:
         startup_timeout: float = 30.0,
         stop_timeout: float = 10.0,
     ):
+        super().__init__(host=host, ports=[api_port, gateway_port],
+                         startup_timeout=startup_timeout, stop_timeout=stop_timeout)
         self.jsipfs_path = find_jsipfs(jsipfs_path)
-        self.host = host
-        self.requested_api_port = api_port
-        self.requested_gateway_port = gateway_port
-        self.api_port: int | None = None
-        self.gateway_port: int | None = None
         self.extra_args = list(extra_args)
         self.init_timeout = init_timeout
-        self.startup_timeout = startup_timeout
-        self.stop_timeout = stop_timeout
         self.version: str | None = None
         self._tmpdir: Path | None = None
-        self._process: subprocess.Popen[bytes] | None = None
-        self._output: IO[bytes] | None = None
+
+    @property
+    def api_port(self) -> int | None:
+        return None if self.ports is None else self.ports[0]
+
+    @property
+    def gateway_port(self) -> int | None:
+        return None if self.ports is None else self.ports[1]
 
     @property
     def api_url(self) -> str:
         """``http://HOST:PORT`` of the RPC API (``/api/v0/...`` below it)."""
-        if self.api_port is None:
-            raise DevIpfsError("the IPFS daemon is not running")
-        return f"http://{self.host}:{self.api_port}"
+        return self.url
 
     @property
     def gateway_url(self) -> str:
@@ -117,15 +105,7 @@ class JsIpfsDaemon:
         """The node's repository (``IPFS_PATH``) while it exists."""
         return None if self._tmpdir is None else self._tmpdir / "repo"
 
-    @property
-    def pid(self) -> int | None:
-        return None if self._process is None else self._process.pid
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    def _env(self) -> dict[str, str]:
+    def env(self) -> dict[str, str]:
         env = dict(os.environ, IPFS_PATH=str(self.repo_path))
         env.pop("DEBUG", None)  # js-ipfs logs everything to stderr when DEBUG names it
         return env
@@ -134,16 +114,23 @@ class JsIpfsDaemon:
         return [str(self.jsipfs_path), "daemon", "--offline", "--no-enable-preload",
                 *self.extra_args]
 
-    # --- set-up ---------------------------------------------------------------------
+    def probe(self) -> Any:
+        return http_json(f"{self.api_url}/api/v0/version")
 
-    def _init_repo(self) -> None:
+    def accept(self, answer: Any) -> None:
+        if not (isinstance(answer, dict) and "Version" in answer):
+            raise DevIpfsError(f"{self.api_url}/api/v0/version answered {answer!r}: "
+                               "is another server on that port?")
+        self.version = str(answer["Version"])
+
+    def prepare(self) -> None:
         """``jsipfs init --profile test`` in a fresh temporary directory."""
         self._tmpdir = Path(tempfile.mkdtemp(prefix="colearn-ipfs-"))
         cmd = [str(self.jsipfs_path), "init", "--profile", "test", "--emptyRepo"]
         log.info("initialising IPFS repo %s: %s", self.repo_path, " ".join(cmd))
         try:
             result = subprocess.run(
-                cmd, env=self._env(), stdin=subprocess.DEVNULL, capture_output=True,
+                cmd, env=self.env(), stdin=subprocess.DEVNULL, capture_output=True,
                 timeout=self.init_timeout, check=False,
             )
         except subprocess.TimeoutExpired:
@@ -153,14 +140,14 @@ class JsIpfsDaemon:
             raise DevIpfsError(f"`jsipfs init` failed with code {result.returncode}: "
                                f"{output[-2000:] or '(no output)'}")
 
-    def _configure(self, api_port: int, gateway_port: int) -> None:
-        """API and gateway on ``host`` and the given ports; no swarm, no gRPC endpoint."""
+    def configure(self) -> None:
+        """API and gateway on ``host`` and the chosen ports; no swarm, no gRPC endpoint."""
         assert self.repo_path is not None
         path = self.repo_path / "config"
         config: dict[str, Any] = json.loads(path.read_text())
         addresses = config.setdefault("Addresses", {})
-        addresses["API"] = f"/ip4/{self.host}/tcp/{api_port}"
-        addresses["Gateway"] = f"/ip4/{self.host}/tcp/{gateway_port}"
+        addresses["API"] = f"/ip4/{self.host}/tcp/{self.api_port}"
+        addresses["Gateway"] = f"/ip4/{self.host}/tcp/{self.gateway_port}"
         addresses["Swarm"] = []  # listen for no peers at all
         addresses["Announce"] = []
         addresses["Delegates"] = []
@@ -169,127 +156,8 @@ class JsIpfsDaemon:
         config.setdefault("Discovery", {}).setdefault("MDNS", {})["Enabled"] = False
         path.write_text(json.dumps(config, indent=2))
 
-    # --- start / stop ---------------------------------------------------------------
-
-    def start(self) -> Self:
-        if self.running:
-            return self
-        try:
-            self._init_repo()
-            fixed = self.requested_api_port is not None or self.requested_gateway_port is not None
-            for host_port in (self.requested_api_port, self.requested_gateway_port):
-                if host_port is not None and not _port_is_free(self.host, host_port):
-                    raise DevIpfsError(f"port {host_port} on {self.host} is already in use")
-            # A free port can be taken between the probe and the daemon's bind, which
-            # makes it exit at once: then try other ports. A start-up timeout is not retried.
-            attempts = 1 if fixed else 3
-            for attempt in range(1, attempts + 1):
-                api_port = self.requested_api_port or find_free_port(self.host)
-                gateway_port = self.requested_gateway_port or find_free_port(self.host)
-                while gateway_port == api_port:
-                    gateway_port = find_free_port(self.host)
-                try:
-                    self._launch(api_port, gateway_port)
-                    return self
-                except _ExitedEarly as exc:
-                    if attempt == attempts:
-                        raise DevIpfsError(str(exc)) from None
-                    log.warning("%s; retrying on other ports", exc)
-            raise AssertionError("unreachable")
-        except BaseException:
-            self.stop()
-            raise
-
-    def _launch(self, api_port: int, gateway_port: int) -> None:
-        self._configure(api_port, gateway_port)
-        cmd = self.command()
-        log.info("starting js-ipfs (API %s:%d, gateway %s:%d): %s",
-                 self.host, api_port, self.host, gateway_port, " ".join(cmd))
-        started = time.monotonic()
-        self._output = tempfile.TemporaryFile()  # noqa: SIM115 - closed in _stop_process()
-        self._process = subprocess.Popen(
-            cmd,
-            env=self._env(),
-            stdin=subprocess.DEVNULL,
-            stdout=self._output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, stopped as a whole
-            preexec_fn=_DIE_WITH_PARENT,  # noqa: PLW1509 - one prctl call, no imports or locks
-        )
-        self.api_port, self.gateway_port = api_port, gateway_port
-        try:
-            self._wait_until_ready()
-        except BaseException:
-            self._stop_process()
-            raise
-        log.info("js-ipfs %s (pid %d) answering at %s after %.1f s", self.version,
-                 self._process.pid, self.api_url, time.monotonic() - started)
-
-    def _wait_until_ready(self) -> None:
-        assert self._process is not None
-        deadline = time.monotonic() + self.startup_timeout
-        request = urllib.request.Request(f"{self.api_url}/api/v0/version", data=b"",
-                                         method="POST")
-        while True:
-            code = self._process.poll()
-            if code is not None:
-                raise _ExitedEarly(
-                    f"jsipfs daemon exited with code {code} during start-up (API port "
-                    f"{self.api_port}, gateway port {self.gateway_port}): "
-                    f"{self._output_text() or '(no output)'}")
-            try:
-                with urllib.request.urlopen(request, timeout=1.0) as response:
-                    answer = json.loads(response.read())
-                if self._process.poll() is not None:
-                    continue  # another process answered; ours exited: reported above
-                if isinstance(answer, dict) and "Version" in answer:
-                    self.version = str(answer["Version"])
-                    return
-                raise DevIpfsError(f"{self.api_url}/api/v0/version answered {answer!r}: "
-                                   "is another server on that port?")
-            except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
-                pass
-            if time.monotonic() >= deadline:
-                raise DevIpfsError(
-                    f"the jsipfs daemon did not answer at {self.api_url} within "
-                    f"{self.startup_timeout:g} s: {self._output_text() or '(no output)'}")
-            time.sleep(0.1)
-
-    def _output_text(self) -> str:
-        if self._output is None:
-            return ""
-        self._output.seek(0)
-        return self._output.read().decode(errors="replace").strip()[-2000:]
-
-    def _stop_process(self) -> None:
-        process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            log.info("stopping js-ipfs (pid %d)", process.pid)
-            _signal_group(process, signal.SIGTERM)
-            try:
-                process.wait(timeout=self.stop_timeout)
-            except subprocess.TimeoutExpired:
-                log.warning("js-ipfs (pid %d) ignored SIGTERM; killing it", process.pid)
-                _signal_group(process, signal.SIGKILL)
-                process.wait()
-        elif process is not None:
-            process.wait()  # reap a daemon that exited by itself
-        if self._output is not None:
-            self._output.close()
-            self._output = None
-        self.api_port = self.gateway_port = None
-
-    def stop(self) -> None:
-        """Stops the daemon (SIGTERM, then SIGKILL after ``stop_timeout`` seconds) and
-        removes its repository. Idempotent."""
-        self._stop_process()
+    def cleanup(self) -> None:
+        """Removes the repository."""
         tmpdir, self._tmpdir = self._tmpdir, None
         if tmpdir is not None:
             shutil.rmtree(tmpdir, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None,
-                 exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.stop()

@@ -9,6 +9,7 @@ from typing import Optional
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
+from web3.types import RPCEndpoint
 
 from agents.chain import ChainError
 
@@ -24,7 +25,10 @@ def connect(url: Optional[str] = None, *, timeout: float = 30.0) -> Web3:
         return Web3(EthereumTesterProvider())
     if not url.startswith(("http://", "https://")):
         raise ChainError(f"unsupported RPC URL {url!r}: expected http:// or https://")
-    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}))
+    # Cache eth_chainId: web3 asks for it before every call and transaction.
+    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout},
+                                cache_allowed_requests=True,
+                                cacheable_requests={RPCEndpoint("eth_chainId")}))
     try:
         w3.eth.chain_id
     except Exception as exc:  # noqa: BLE001 - any transport failure means unreachable
