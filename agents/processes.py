@@ -21,6 +21,7 @@ from typing import Any, Iterator, Optional
 from eth_account import Account
 from rich.console import Console
 
+from agents.agent import AgentError
 from agents.demo import DemoConfig, finish, follow, prepare
 from agents.network import connect
 from agents.weight_store import open_store
@@ -45,10 +46,8 @@ def _services(config: DemoConfig, console: Console) -> Iterator[tuple[str, str]]
 
 
 def _start_ipfs(stack: contextlib.ExitStack, console: Console) -> Optional[str]:
-    try:
-        from agents.devipfs import DevIpfsError, JsIpfsDaemon
-    except ImportError:
-        return None
+    from agents.devipfs import DevIpfsError, JsIpfsDaemon
+
     try:
         daemon = stack.enter_context(JsIpfsDaemon())
     except DevIpfsError as exc:
@@ -118,5 +117,5 @@ def run_process_demo(config: DemoConfig, console: Optional[Console] = None) -> d
                     process.wait(timeout=10)
         failed = [i for i, p in enumerate(processes) if p.returncode != 0]
         if failed:
-            raise RuntimeError(f"agents {failed} exited with an error; see {logs}")
+            raise AgentError(f"agents {failed} exited with an error; see {logs}")
         return finish(experiment, console, rows, accuracy)
