@@ -13,6 +13,7 @@ CI must run them. Deselect them locally with ``-m "not anvil"``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +22,9 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from agents.chain import CollectiveLearningClient
-from agents.devchain import AnvilProcess, DevChainError
+from agents.devchain import AnvilProcess
+from agents.devipfs import JsIpfsDaemon
+from agents.devprocess import DevProcessError, ManagedProcess
 from agents.network import connect, derive_accounts, fund_accounts, is_in_process
 
 NUM_LEARNERS = 6
@@ -47,23 +50,39 @@ class ChainEnv:
     contract_address: str
 
 
-@pytest.fixture(scope="session")
-def anvil_process() -> Iterator[AnvilProcess]:
+@contextmanager
+def started(make: Callable[[], ManagedProcess], what: str,
+            marker: str) -> Iterator[ManagedProcess]:
+    """Runs the dev service ``make()`` builds for the block; if it cannot start (binary
+    missing included), the test fails (never skips) with one clear line, since CI must
+    run these tests."""
     try:
-        anvil = AnvilProcess()
-        anvil.start()
-    except DevChainError as exc:
+        service = make()
+        service.start()
+    except DevProcessError as exc:
         problem = str(exc)
     else:
         problem = ""
-    if problem:  # fail (not skip) outside the except block, without the chained traceback
-        pytest.fail(f"cannot run the anvil tests: {problem}\n"
-                    "They are required in CI; deselect them locally with -m 'not anvil'.",
+    if problem:  # fail outside the except block, without the chained traceback
+        pytest.fail(f"cannot run the {what} tests: {problem}\n"
+                    f"They are required in CI; deselect them locally with -m 'not {marker}'.",
                     pytrace=False)
     try:
-        yield anvil
+        yield service
     finally:
-        anvil.stop()
+        service.stop()
+
+
+@pytest.fixture(scope="session")
+def anvil_process() -> Iterator[AnvilProcess]:
+    with started(AnvilProcess, "anvil", "anvil") as anvil:
+        yield anvil
+
+
+@pytest.fixture(scope="session")
+def ipfs_daemon() -> Iterator[JsIpfsDaemon]:
+    with started(JsIpfsDaemon, "IPFS", "ipfs") as daemon:
+        yield daemon
 
 
 @pytest.fixture(scope="session", params=CHAINS)

@@ -15,12 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import started
 from consortium import Consortium
 
 from agents.chain import NO_SCORE, RoundState
 from agents.cid import compute_cid
 from agents.devchain import AnvilProcess
-from agents.devipfs import JsIpfsDaemon
 from colearn_core.codec import decode_weights, encode_weights
 from colearn_core.driver import run_experiment, set_equal_weights
 from colearn_core.tasks.digits import DigitsConfig
@@ -33,22 +33,17 @@ pytestmark = [pytest.mark.slow, pytest.mark.anvil, pytest.mark.ipfs]
 def anvil() -> Iterator[AnvilProcess]:
     # Mixed mining: transactions mine at once and empty blocks every second move the
     # chain's clock, so deadlines pass as they would on a live network.
-    with AnvilProcess(block_time=1, mixed_mining=True) as process:
+    with started(lambda: AnvilProcess(block_time=1, mixed_mining=True), "anvil",
+                 "anvil") as process:
         yield process
 
 
-@pytest.fixture(scope="module")
-def ipfs() -> Iterator[JsIpfsDaemon]:
-    with JsIpfsDaemon() as daemon:
-        yield daemon
-
-
 @pytest.fixture
-def consortium(anvil, ipfs, tmp_path) -> Iterator[callable]:
+def consortium(anvil, ipfs_daemon, tmp_path) -> Iterator[callable]:
     made: list[Consortium] = []
 
     def make(**kwargs) -> Consortium:
-        made.append(Consortium(anvil.url, ipfs.api_url, tmp_path, **kwargs))
+        made.append(Consortium(anvil.url, ipfs_daemon.api_url, tmp_path, **kwargs))
         return made[-1]
 
     yield make

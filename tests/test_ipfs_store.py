@@ -1,6 +1,6 @@
 """IpfsRpcStore against a real IPFS node (js-ipfs from node_modules) and against a fake one.
 
-The tests marked ``ipfs`` start one js-ipfs daemon for the module (``agents.devipfs``).
+The tests marked ``ipfs`` start one js-ipfs daemon for the session (``ipfs_daemon`` in conftest) (``agents.devipfs``).
 They need ``node_modules/.bin/jsipfs`` (``npm ci``); without it they fail with a message
 naming ``npm ci``, they are never skipped: CI must run them. Deselect them locally with
 ``-m "not ipfs"``. The other tests talk to a small stdlib HTTP server that plays a
@@ -26,6 +26,7 @@ import pytest
 
 from agents.cid import CHUNK_SIZE, compute_cid
 from agents.devipfs import DevIpfsError, JsIpfsDaemon
+from agents.devprocess import find_free_port
 from agents.ipfs_store import IpfsRpcStore
 from agents.weight_store import (
     ContentMismatch,
@@ -49,32 +50,7 @@ def content(size: int, seed: int = 0) -> bytes:
     return random.Random(f"{seed}-{size}").randbytes(size)
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 # --------------------------------------------------------------------------- the daemon
-
-
-@pytest.fixture(scope="module")
-def ipfs_daemon() -> Iterator[JsIpfsDaemon]:
-    try:
-        daemon = JsIpfsDaemon()
-        daemon.start()
-    except DevIpfsError as exc:
-        problem = str(exc)
-    else:
-        problem = ""
-    if problem:  # fail (not skip) outside the except block, without the chained traceback
-        pytest.fail(f"cannot run the IPFS tests: {problem}\n"
-                    "They are required in CI; deselect them locally with -m 'not ipfs'.",
-                    pytrace=False)
-    try:
-        yield daemon
-    finally:
-        daemon.stop()
 
 
 @pytest.fixture
@@ -216,7 +192,7 @@ def test_daemon_missing_binary_names_npm_ci(tmp_path: Path) -> None:
 
 
 def test_unreachable_node() -> None:
-    url = f"http://127.0.0.1:{free_port()}"
+    url = f"http://127.0.0.1:{find_free_port()}"
     with IpfsRpcStore(url, timeout=2) as nowhere:
         for call in (lambda: nowhere.put(b"hello world"), lambda: nowhere.get(HELLO_CID)):
             start = time.monotonic()
@@ -229,7 +205,7 @@ def test_unreachable_node() -> None:
 
 
 def test_invalid_cid_is_refused_before_asking() -> None:
-    with IpfsRpcStore(f"http://127.0.0.1:{free_port()}") as nowhere, pytest.raises(InvalidCid):
+    with IpfsRpcStore(f"http://127.0.0.1:{find_free_port()}") as nowhere, pytest.raises(InvalidCid):
         nowhere.get("not-a-cid")
 
 
