@@ -55,6 +55,18 @@ contract CollectiveLearning {
         uint24 modelRound; // 0: the initial model; r + 1: the proposal of round r
     }
 
+    /// @notice Everything an agent reads to decide its next step, from one block (see {roundStatus}).
+    struct RoundStatus {
+        uint256 round; // current round; equals numRounds once complete
+        RoundState state;
+        uint256 deadline; // of the current phase (see {deadline})
+        bytes32 modelDigest; // the current model
+        uint256 modelRound; // 0: the initial model; r + 1: the proposal of round r
+        bool voted; // whether `account` has voted in the current round
+        uint256 timestamp; // the block's timestamp, the clock of every deadline
+        uint256 baseFee; // the block's base fee, for pricing the agent's next transaction
+    }
+
     /// @dev A learner's place in an experiment and its vote in the current round.
     struct Member {
         uint16 indexPlusOne; // 0 marks a non-learner
@@ -318,6 +330,24 @@ contract CollectiveLearning {
         Member memory m = _members[experimentId][voter];
         voted = e.round < e.numRounds && m.votedRoundPlusOne == e.round + 1;
         approved = voted && m.approved;
+    }
+
+    /**
+     * @notice The current round as `account` needs it, read in one call from one block:
+     * round, state, deadline, current model, whether `account` voted, and the block's
+     * timestamp and base fee.
+     */
+    function roundStatus(uint256 experimentId, address account) external view returns (RoundStatus memory s) {
+        Experiment memory e = _load(experimentId);
+        Member memory m = _members[experimentId][account];
+        s.round = e.round;
+        s.state = _state(e);
+        s.deadline = _deadline(e);
+        s.modelDigest = _modelDigest[experimentId];
+        s.modelRound = e.modelRound;
+        s.voted = e.round < e.numRounds && m.votedRoundPlusOne == e.round + 1;
+        s.timestamp = block.timestamp;
+        s.baseFee = block.basefee;
     }
 
     // ------------------------------------------------------------------ internals
