@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.37;
 
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
+
 /**
  * @title CollectiveLearning
  * @notice Records collective learning experiments and decides every round on chain.
@@ -12,11 +16,19 @@ pragma solidity 0.8.37;
  * `approvals * 10000 >= thresholdBps * (n - 1)`; a missing vote counts as not
  * approving. A round without a proposal before its deadline can be expired by anyone.
  *
+ * Learners without ETH can take part through a relayer: a proposal or a vote may also
+ * be an EIP-712 signature by the learner, and anyone may submit it ({proposeBySig},
+ * {castVotesBySig}, which takes a batch). A signed vote counts exactly as a direct one.
+ *
  * A round's state is computed from the stored phase start and the experiment's
  * timeouts (see {state}). Storage keeps what deciding and resuming need; the full
- * history is in the events.
+ * history is in the events. Gas: the configuration and round fit one slot; the current
+ * round's ballot (tallies, who voted and how: two bits a learner) lives in words tagged
+ * with the round, so a new round needs no clearing and a vote by any of the first 100
+ * learners writes one ballot word; accepting a proposal flips which of two digest slots
+ * holds the model instead of copying the digest.
  */
-contract CollectiveLearning {
+contract CollectiveLearning is EIP712 {
     /// @notice Vote scores are fixed-point integers with 18 decimals: 0.9731 is 973100000000000000.
     uint256 public constant SCORE_SCALE = 1e18;
     /// @notice The score of a reject vote cast because the proposal could not be fetched,
@@ -30,6 +42,12 @@ contract CollectiveLearning {
     uint256 public constant MAX_LEARNERS = 500;
     /// @notice Largest number of rounds an experiment may have.
     uint256 public constant MAX_ROUNDS = type(uint24).max;
+    /// @notice EIP-712 type of a signed vote.
+    bytes32 public constant VOTE_TYPEHASH =
+        keccak256("Vote(uint256 experimentId,uint256 round,bool approve,int256 score)");
+    /// @notice EIP-712 type of a signed proposal (`cid` is hashed as EIP-712 hashes strings).
+    bytes32 public constant PROPOSAL_TYPEHASH =
+        keccak256("Proposal(uint256 experimentId,uint256 round,string cid,bytes32 digest)");
 
     /// @notice The state of an experiment's current round.
     enum RoundState {
@@ -40,7 +58,7 @@ contract CollectiveLearning {
         Completed // every round is closed; the current model is final
     }
 
-    /// @dev Configuration and current round in one storage slot (248 bits).
+    /// @dev Configuration and current round in one storage slot (224 bits).
     struct Experiment {
         uint16 numLearners; // 0 marks an experiment that does not exist
         uint16 thresholdBps;
@@ -50,9 +68,23 @@ contract CollectiveLearning {
         uint24 round; // current round; equals numRounds once complete
         uint40 phaseStart; // round start while proposing, proposal time while voting
         bool proposed;
-        uint16 approvals;
-        uint16 rejections;
         uint24 modelRound; // 0: the initial model; r + 1: the proposal of round r
+        uint8 modelSlot; // which of the experiment's two digest slots holds the model
+    }
+
+    /// @notice An experiment's configuration and current round (see {getExperiment}).
+    struct ExperimentView {
+        uint256 numLearners;
+        uint256 thresholdBps;
+        uint256 numRounds;
+        uint256 proposalTimeout;
+        uint256 votingTimeout;
+        uint256 round;
+        uint256 phaseStart;
+        bool proposed;
+        uint256 approvals;
+        uint256 rejections;
+        uint256 modelRound;
     }
 
     /// @notice Everything an agent reads to decide its next step, from one block (see {roundStatus}).
@@ -67,18 +99,42 @@ contract CollectiveLearning {
         uint256 baseFee; // the block's base fee, for pricing the agent's next transaction
     }
 
-    /// @dev A learner's place in an experiment and its vote in the current round.
-    struct Member {
-        uint16 indexPlusOne; // 0 marks a non-learner
-        uint24 votedRoundPlusOne; // r + 1 after voting in round r
-        bool approved;
+    /// @notice A learner's EIP-712 signature of a {VOTE_TYPEHASH} vote, as a relayer submits it.
+    /// The signature is in ERC-2098 short form (`r`, `vs`).
+    struct SignedVote {
+        uint256 learnerIndex; // the signer's index in the experiment's learner list
+        bool approve;
+        int256 score;
+        bytes32 r;
+        bytes32 vs;
     }
+
+    /// @dev The current round's ballot, in memory while a transaction counts votes.
+    struct Ballot {
+        uint256[5] words; // ballot words 0-4: word 0 holds the tallies and learners 0-99
+        uint256 loaded; // bit w: words[w] is read (and tagged with the round)
+        uint256 written; // bit w: words[w] changed
+        uint256 approvals;
+        uint256 rejections;
+    }
+
+    // Ballot words: bits 0-23 hold round + 1 (a word with another tag is empty);
+    // word 0: approvals in bits 24-39, rejections in 40-55, learners 0-99 from bit 56;
+    // word w >= 1: learners 100 + 116 (w - 1) onwards from bit 24. Two bits a learner:
+    // voted, and approved.
+    uint256 private constant _TAG_MASK = (1 << 24) - 1;
+    uint256 private constant _TALLY_MASK = (1 << 16) - 1;
+    uint256 private constant _WORD0_LEARNERS = 100;
+    uint256 private constant _WORD_LEARNERS = 116;
 
     uint256 private _experimentCount;
     mapping(uint256 experimentId => Experiment) private _experiments;
-    mapping(uint256 experimentId => bytes32) private _modelDigest;
-    mapping(uint256 experimentId => bytes32) private _proposalDigest;
-    mapping(uint256 experimentId => mapping(address learner => Member)) private _members;
+    /// @dev The model digest is in slot `modelSlot`, the current proposal's in the other.
+    mapping(uint256 experimentId => bytes32[2]) private _digests;
+    mapping(uint256 experimentId => mapping(uint256 word => uint256)) private _ballots;
+    mapping(uint256 experimentId => mapping(address learner => uint256)) private _indexPlusOne;
+    /// @dev keccak256 of the learner list, for relayed votes (see {castVotesBySig}).
+    mapping(uint256 experimentId => bytes32) private _learnersHash;
 
     /// @notice An experiment was created; its configuration is fixed from now on.
     event ExperimentCreated(
@@ -128,6 +184,17 @@ contract CollectiveLearning {
     error NotProposer(uint256 experimentId, uint256 round, address account);
     error ProposerCannotVote(uint256 experimentId, uint256 round, address proposer);
     error AlreadyVoted(uint256 experimentId, uint256 round, address voter);
+    /// @dev A relayed batch held no votes.
+    error EmptyBatch();
+    /// @dev The learner list given with relayed votes is not the experiment's.
+    error LearnerListMismatch(uint256 experimentId);
+    /// @dev A relayed vote names a learner index outside the learner list.
+    error InvalidLearnerIndex(uint256 experimentId, uint256 learnerIndex);
+    /// @dev A relayed vote's signature recovers to `signer`, not to the learner it names
+    /// (another round, experiment, contract or chain, other contents, or another key).
+    error SignerMismatch(uint256 experimentId, uint256 learnerIndex, address signer);
+
+    constructor() EIP712("CollectiveLearning", "1") {}
 
     // ------------------------------------------------------------------ mutations
 
@@ -166,14 +233,15 @@ contract CollectiveLearning {
         if (initialDigest == bytes32(0)) revert EmptyDigest();
 
         experimentId = ++_experimentCount;
-        mapping(address => Member) storage members = _members[experimentId];
-        // Bounded by MAX_LEARNERS; runs once per experiment, never per round.
+        mapping(address => uint256) storage indexPlusOne = _indexPlusOne[experimentId];
+        // The one loop over learners: it runs once per experiment, bounded by MAX_LEARNERS.
         for (uint256 i = 0; i < n; ++i) {
             address learner = learners[i];
             if (learner == address(0)) revert InvalidLearner(learner);
-            if (members[learner].indexPlusOne != 0) revert DuplicateLearner(learner);
-            members[learner].indexPlusOne = uint16(i + 1);
+            if (indexPlusOne[learner] != 0) revert DuplicateLearner(learner);
+            indexPlusOne[learner] = i + 1;
         }
+        _learnersHash[experimentId] = keccak256(abi.encodePacked(learners));
         _experiments[experimentId] = Experiment({
             numLearners: uint16(n),
             thresholdBps: uint16(thresholdBps),
@@ -183,11 +251,10 @@ contract CollectiveLearning {
             round: 0,
             phaseStart: uint40(block.timestamp),
             proposed: false,
-            approvals: 0,
-            rejections: 0,
-            modelRound: 0
+            modelRound: 0,
+            modelSlot: 0
         });
-        _modelDigest[experimentId] = initialDigest;
+        _digests[experimentId][0] = initialDigest;
         emit ExperimentCreated(
             experimentId,
             msg.sender,
@@ -211,19 +278,29 @@ contract CollectiveLearning {
      * @param digest sha256 of the serialized weights.
      */
     function propose(uint256 experimentId, uint256 round, string calldata cid, bytes32 digest) external {
-        Experiment memory e = _current(experimentId, round);
-        _expectState(experimentId, e, RoundState.Proposing);
-        if (_members[experimentId][msg.sender].indexPlusOne != _proposerIndex(e) + 1) {
-            revert NotProposer(experimentId, round, msg.sender);
-        }
-        if (bytes(cid).length == 0) revert EmptyCid();
-        if (digest == bytes32(0)) revert EmptyDigest();
+        _propose(experimentId, round, cid, digest, msg.sender);
+    }
 
-        _proposalDigest[experimentId] = digest;
-        e.proposed = true;
-        e.phaseStart = uint40(block.timestamp);
-        _experiments[experimentId] = e;
-        emit WeightsProposed(experimentId, round, msg.sender, cid, digest);
+    /**
+     * @notice Submits the scheduled proposer's signed proposal for `round` (see
+     * {PROPOSAL_TYPEHASH}); it counts as the proposer's own {propose}. Anyone may submit it.
+     * @param experimentId The experiment.
+     * @param round The current round, as signed.
+     * @param cid Where the serialized weights are stored, as signed.
+     * @param digest sha256 of the serialized weights, as signed.
+     * @param r The signature's `r`.
+     * @param vs The signature's `s` and parity in ERC-2098 short form.
+     */
+    function proposeBySig(
+        uint256 experimentId,
+        uint256 round,
+        string calldata cid,
+        bytes32 digest,
+        bytes32 r,
+        bytes32 vs
+    ) external {
+        bytes32 structHash = keccak256(abi.encode(PROPOSAL_TYPEHASH, experimentId, round, keccak256(bytes(cid)), digest));
+        _propose(experimentId, round, cid, digest, ECDSA.recover(_hashTypedDataV4(structHash), r, vs));
     }
 
     /**
@@ -237,20 +314,48 @@ contract CollectiveLearning {
     function vote(uint256 experimentId, uint256 round, bool approve, int256 score) external {
         Experiment memory e = _current(experimentId, round);
         _expectState(experimentId, e, RoundState.Voting);
-        Member memory m = _members[experimentId][msg.sender];
-        if (m.indexPlusOne == 0) revert NotLearner(experimentId, msg.sender);
-        if (m.indexPlusOne == _proposerIndex(e) + 1) revert ProposerCannotVote(experimentId, round, msg.sender);
-        if (m.votedRoundPlusOne == round + 1) revert AlreadyVoted(experimentId, round, msg.sender);
+        uint256 index = _indexPlusOne[experimentId][msg.sender];
+        if (index == 0) revert NotLearner(experimentId, msg.sender);
+        Ballot memory b = _openBallot(experimentId, e.round);
+        _count(experimentId, e.round, _proposerIndex(e), b, index - 1, msg.sender, approve, score);
+        _close(experimentId, e, b);
+    }
 
-        m.votedRoundPlusOne = uint24(round + 1);
-        m.approved = approve;
-        _members[experimentId][msg.sender] = m;
-        if (approve) ++e.approvals;
-        else ++e.rejections;
-        emit VoteCast(experimentId, round, msg.sender, approve, score);
-
-        if (e.approvals + e.rejections == e.numLearners - 1) _decide(experimentId, e);
-        else _experiments[experimentId] = e;
+    /**
+     * @notice Submits learners' signed votes on the proposal of `round` (see
+     * {VOTE_TYPEHASH}); each counts exactly as that learner's own {vote}. Anyone may
+     * submit them. All or nothing: any invalid vote reverts the batch.
+     * @param experimentId The experiment.
+     * @param round The current round, as signed.
+     * @param learners The experiment's learner list, as in {ExperimentCreated} (checked
+     * against its hash; reading it from calldata is cheaper than from storage).
+     * @param votes The signed votes, each naming its signer's index in `learners`.
+     */
+    function castVotesBySig(
+        uint256 experimentId,
+        uint256 round,
+        address[] calldata learners,
+        SignedVote[] calldata votes
+    ) external {
+        Experiment memory e = _current(experimentId, round);
+        _expectState(experimentId, e, RoundState.Voting);
+        if (votes.length == 0) revert EmptyBatch();
+        if (keccak256(abi.encodePacked(learners)) != _learnersHash[experimentId]) {
+            revert LearnerListMismatch(experimentId);
+        }
+        Ballot memory b = _openBallot(experimentId, e.round);
+        bytes32 domainSeparator = _domainSeparatorV4();
+        uint256 proposerIndex = _proposerIndex(e);
+        for (uint256 i = 0; i < votes.length; ++i) {
+            SignedVote calldata v = votes[i];
+            uint256 index = v.learnerIndex;
+            if (index >= learners.length) revert InvalidLearnerIndex(experimentId, index);
+            bytes32 structHash = _voteHash(experimentId, round, v.approve, v.score);
+            address signer = ECDSA.recover(MessageHashUtils.toTypedDataHash(domainSeparator, structHash), v.r, v.vs);
+            if (signer != learners[index]) revert SignerMismatch(experimentId, index, signer);
+            _count(experimentId, e.round, proposerIndex, b, index, signer, v.approve, v.score);
+        }
+        _close(experimentId, e, b);
     }
 
     /**
@@ -262,7 +367,8 @@ contract CollectiveLearning {
     function decide(uint256 experimentId, uint256 round) external {
         Experiment memory e = _current(experimentId, round);
         _expectState(experimentId, e, RoundState.VotingTimedOut);
-        _decide(experimentId, e);
+        (uint256 approvals, uint256 rejections) = _tallies(experimentId, e.round);
+        _decide(experimentId, e, approvals, rejections);
     }
 
     /**
@@ -286,11 +392,25 @@ contract CollectiveLearning {
     }
 
     /**
-     * @notice An experiment's configuration and current round.
+     * @notice An experiment's configuration and current round, with the round's tallies.
      * @dev Reverts with {UnknownExperiment} for an id that was never created.
      */
-    function getExperiment(uint256 experimentId) external view returns (Experiment memory) {
-        return _load(experimentId);
+    function getExperiment(uint256 experimentId) external view returns (ExperimentView memory v) {
+        Experiment memory e = _load(experimentId);
+        (uint256 approvals, uint256 rejections) = _tallies(experimentId, e.round);
+        v = ExperimentView({
+            numLearners: e.numLearners,
+            thresholdBps: e.thresholdBps,
+            numRounds: e.numRounds,
+            proposalTimeout: e.proposalTimeout,
+            votingTimeout: e.votingTimeout,
+            round: e.round,
+            phaseStart: e.phaseStart,
+            proposed: e.proposed,
+            approvals: approvals,
+            rejections: rejections,
+            modelRound: e.modelRound
+        });
     }
 
     /// @notice The state of the experiment's current round, computed from stored timestamps.
@@ -309,27 +429,24 @@ contract CollectiveLearning {
     /// @notice The current model: its digest and the round whose proposal it is (0 = initial, r + 1 = round r).
     function currentModel(uint256 experimentId) external view returns (bytes32 digest, uint256 modelRound) {
         Experiment memory e = _load(experimentId);
-        return (_modelDigest[experimentId], e.modelRound);
+        return (_digests[experimentId][e.modelSlot], e.modelRound);
     }
 
     /// @notice The digest proposed in the current round (meaningful while voting).
     function proposalDigest(uint256 experimentId) external view returns (bytes32) {
-        _load(experimentId);
-        return _proposalDigest[experimentId];
+        Experiment memory e = _load(experimentId);
+        return _digests[experimentId][1 - e.modelSlot];
     }
 
     /// @notice The index of `account` in the experiment's learner list, or -1 if it is not a learner.
     function learnerIndex(uint256 experimentId, address account) external view returns (int256) {
         _load(experimentId);
-        return int256(uint256(_members[experimentId][account].indexPlusOne)) - 1;
+        return int256(_indexPlusOne[experimentId][account]) - 1;
     }
 
     /// @notice Whether `voter` has voted in the current round, and how.
     function voteOf(uint256 experimentId, address voter) external view returns (bool voted, bool approved) {
-        Experiment memory e = _load(experimentId);
-        Member memory m = _members[experimentId][voter];
-        voted = e.round < e.numRounds && m.votedRoundPlusOne == e.round + 1;
-        approved = voted && m.approved;
+        return _voteOf(experimentId, _load(experimentId), voter);
     }
 
     /**
@@ -339,13 +456,12 @@ contract CollectiveLearning {
      */
     function roundStatus(uint256 experimentId, address account) external view returns (RoundStatus memory s) {
         Experiment memory e = _load(experimentId);
-        Member memory m = _members[experimentId][account];
         s.round = e.round;
         s.state = _state(e);
         s.deadline = _deadline(e);
-        s.modelDigest = _modelDigest[experimentId];
+        s.modelDigest = _digests[experimentId][e.modelSlot];
         s.modelRound = e.modelRound;
-        s.voted = e.round < e.numRounds && m.votedRoundPlusOne == e.round + 1;
+        (s.voted,) = _voteOf(experimentId, e, account);
         s.timestamp = block.timestamp;
         s.baseFee = block.basefee;
     }
@@ -383,26 +499,141 @@ contract CollectiveLearning {
         if (current != expected) revert UnexpectedRoundState(experimentId, e.round, current, expected);
     }
 
-    function _decide(uint256 experimentId, Experiment memory e) private {
-        bool accepted = uint256(e.approvals) * BPS >= uint256(e.thresholdBps) * (e.numLearners - 1);
+    function _propose(uint256 experimentId, uint256 round, string calldata cid, bytes32 digest, address proposer)
+        private
+    {
+        Experiment memory e = _current(experimentId, round);
+        _expectState(experimentId, e, RoundState.Proposing);
+        if (_indexPlusOne[experimentId][proposer] != _proposerIndex(e) + 1) {
+            revert NotProposer(experimentId, round, proposer);
+        }
+        if (bytes(cid).length == 0) revert EmptyCid();
+        if (digest == bytes32(0)) revert EmptyDigest();
+
+        _digests[experimentId][1 - e.modelSlot] = digest;
+        e.proposed = true;
+        e.phaseStart = uint40(block.timestamp);
+        _experiments[experimentId] = e;
+        emit WeightsProposed(experimentId, round, proposer, cid, digest);
+    }
+
+    /// @dev The EIP-712 struct hash of a vote: keccak256(abi.encode(VOTE_TYPEHASH, ...)),
+    /// computed in scratch memory (a batch hashes one vote per signature; abi.encode
+    /// would allocate memory for each).
+    function _voteHash(uint256 experimentId, uint256 round, bool approve, int256 score)
+        private
+        pure
+        returns (bytes32 structHash)
+    {
+        bytes32 typeHash = VOTE_TYPEHASH;
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, typeHash)
+            mstore(add(ptr, 0x20), experimentId)
+            mstore(add(ptr, 0x40), round)
+            mstore(add(ptr, 0x60), approve)
+            mstore(add(ptr, 0x80), score)
+            structHash := keccak256(ptr, 0xa0)
+        }
+    }
+
+    /// @dev Where learner `index`'s two ballot bits are: the word, and the bit offset in it.
+    function _position(uint256 index) private pure returns (uint256 word, uint256 offset) {
+        if (index < _WORD0_LEARNERS) return (0, 56 + 2 * index);
+        index -= _WORD0_LEARNERS;
+        return (1 + index / _WORD_LEARNERS, 24 + 2 * (index % _WORD_LEARNERS));
+    }
+
+    /// @dev Ballot word `word` of `round`: the stored word if it is tagged with the round, else empty.
+    function _ballotWord(uint256 experimentId, uint256 round, uint256 word) private view returns (uint256 value) {
+        value = _ballots[experimentId][word];
+        if (value & _TAG_MASK != round + 1) value = round + 1;
+    }
+
+    function _tallies(uint256 experimentId, uint256 round) private view returns (uint256, uint256) {
+        uint256 word0 = _ballotWord(experimentId, round, 0);
+        return ((word0 >> 24) & _TALLY_MASK, (word0 >> 40) & _TALLY_MASK);
+    }
+
+    function _voteOf(uint256 experimentId, Experiment memory e, address voter)
+        private
+        view
+        returns (bool voted, bool approved)
+    {
+        uint256 index = _indexPlusOne[experimentId][voter];
+        if (index == 0 || e.round >= e.numRounds) return (false, false);
+        (uint256 word, uint256 offset) = _position(index - 1);
+        uint256 bits = (_ballotWord(experimentId, e.round, word) >> offset) & 3;
+        return (bits & 1 != 0, bits & 2 != 0);
+    }
+
+    /// @dev The current round's ballot with word 0 (the tallies) read.
+    function _openBallot(uint256 experimentId, uint256 round) private view returns (Ballot memory b) {
+        b.words[0] = _ballotWord(experimentId, round, 0);
+        b.loaded = 1;
+    }
+
+    /// @dev Counts one vote into the in-memory ballot `b` and logs it.
+    function _count(
+        uint256 experimentId,
+        uint256 round,
+        uint256 proposerIndex,
+        Ballot memory b,
+        uint256 index,
+        address voter,
+        bool approve,
+        int256 score
+    ) private {
+        if (index == proposerIndex) revert ProposerCannotVote(experimentId, round, voter);
+        (uint256 word, uint256 offset) = _position(index);
+        if (b.loaded & (uint256(1) << word) == 0) {
+            b.words[word] = _ballotWord(experimentId, round, word);
+            b.loaded |= uint256(1) << word;
+        }
+        if ((b.words[word] >> offset) & 1 != 0) revert AlreadyVoted(experimentId, round, voter);
+        b.words[word] |= uint256(approve ? 3 : 1) << offset;
+        b.written |= uint256(1) << word;
+        if (approve) b.words[0] += 1 << 24;
+        else b.words[0] += 1 << 40;
+        emit VoteCast(experimentId, round, voter, approve, score);
+    }
+
+    /// @dev Decides the round if every voter has voted, else stores the ballot words `b` changed.
+    function _close(uint256 experimentId, Experiment memory e, Ballot memory b) private {
+        uint256 approvals = (b.words[0] >> 24) & _TALLY_MASK;
+        uint256 rejections = (b.words[0] >> 40) & _TALLY_MASK;
+        if (approvals + rejections == e.numLearners - 1) {
+            // The ballot is complete: decide, and leave it unstored (the next round's is empty anyway).
+            _decide(experimentId, e, approvals, rejections);
+            return;
+        }
+        mapping(uint256 => uint256) storage ballots = _ballots[experimentId];
+        // Word 0 always changes (the tallies); at most four others exist (MAX_LEARNERS).
+        ballots[0] = b.words[0];
+        for (uint256 w = 1; w < 5; ++w) {
+            if (b.written & (uint256(1) << w) != 0) ballots[w] = b.words[w];
+        }
+    }
+
+    function _decide(uint256 experimentId, Experiment memory e, uint256 approvals, uint256 rejections) private {
+        bool accepted = approvals * BPS >= uint256(e.thresholdBps) * (e.numLearners - 1);
         if (accepted) {
-            _modelDigest[experimentId] = _proposalDigest[experimentId];
+            e.modelSlot = 1 - e.modelSlot;
             e.modelRound = e.round + 1;
         }
-        emit RoundDecided(experimentId, e.round, accepted, e.approvals, e.rejections);
+        emit RoundDecided(experimentId, e.round, accepted, approvals, rejections);
         _advance(experimentId, e);
     }
 
-    /// @dev Starts the next round, or completes the experiment after the last one.
+    /// @dev Starts the next round, or completes the experiment after the last one. The
+    /// new round's ballot is empty: its words are tagged with the old round.
     function _advance(uint256 experimentId, Experiment memory e) private {
         e.round += 1;
         e.phaseStart = uint40(block.timestamp);
         e.proposed = false;
-        e.approvals = 0;
-        e.rejections = 0;
         _experiments[experimentId] = e;
         if (e.round == e.numRounds) {
-            emit ExperimentCompleted(experimentId, _modelDigest[experimentId], e.modelRound);
+            emit ExperimentCompleted(experimentId, _digests[experimentId][e.modelSlot], e.modelRound);
         }
     }
 }

@@ -16,7 +16,15 @@ const SETTINGS = {
   optimizer: { enabled: true, runs: 10000 },
   metadata: { bytecodeHash: "ipfs" },
   outputSelection: {
-    "*": { "*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object", "metadata"] },
+    "*": {
+      "*": [
+        "abi",
+        "evm.bytecode.object",
+        "evm.deployedBytecode.object",
+        "evm.deployedBytecode.immutableReferences",
+        "metadata",
+      ],
+    },
   },
 };
 
@@ -28,7 +36,19 @@ function main() {
     const rel = `contracts/${name}.sol`;
     sources[rel] = { content: fs.readFileSync(path.join(ROOT, rel), "utf8") };
   }
-  const input = { language: "Solidity", sources, settings: SETTINGS };
+  // Imports (OpenZeppelin) resolve from node_modules under their npm names, as Hardhat
+  // names them; every source read goes into the standard-JSON input, so the artifact
+  // alone lets a verifier (Sourcify, Etherscan) rebuild the bytecode.
+  const findImports = (unit) => {
+    const file = path.join(ROOT, "node_modules", unit);
+    if (!unit.startsWith("@") || !fs.existsSync(file)) return { error: `not found: ${unit}` };
+    sources[unit] = { content: fs.readFileSync(file, "utf8") };
+    return { contents: sources[unit].content };
+  };
+  solc.compile(JSON.stringify({ language: "Solidity", sources: { ...sources }, settings: SETTINGS }), {
+    import: findImports,
+  });
+  const input = { language: "Solidity", sources: sortedByName(sources), settings: SETTINGS };
   const output = JSON.parse(solc.compile(JSON.stringify(input)));
   const errors = (output.errors || []).filter((e) => e.severity === "error");
   for (const e of output.errors || []) process.stderr.write(e.formattedMessage + "\n");
@@ -44,12 +64,19 @@ function main() {
       abi: c.abi,
       bytecode: "0x" + c.evm.bytecode.object,
       deployedBytecode: "0x" + c.evm.deployedBytecode.object,
+      // Byte ranges of the runtime code that the constructor fills in (EIP-712's cached
+      // domain): zeros here, set in the deployed code.
+      immutableReferences: c.evm.deployedBytecode.immutableReferences,
       metadata: c.metadata,
       standardJsonInput: input,
     };
     fs.writeFileSync(path.join(outDir, `${name}.json`), JSON.stringify(artifact, null, 2) + "\n");
     process.stdout.write(`${name}: ${c.evm.deployedBytecode.object.length / 2} bytes runtime -> ${outDir}\n`);
   }
+}
+
+function sortedByName(sources) {
+  return Object.fromEntries(Object.keys(sources).sort().map((k) => [k, sources[k]]));
 }
 
 module.exports = { SETTINGS, CONTRACTS };
