@@ -12,6 +12,7 @@ CI must run them. Deselect them locally with ``-m "not anvil"``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from agents.devprocess import DevProcessError, ManagedProcess
 from agents.network import connect, derive_accounts, fund_accounts, is_in_process
 
 NUM_LEARNERS = 6
+SLOW_ENV = "COLEARN_TESTS_SLOW"  # set by ``pytest --slow``
 ACCOUNT_LABEL = "colearn-tests"
 
 CHAINS = [
@@ -157,6 +159,18 @@ def deploy(chain_env: ChainEnv, chain: Web3) -> Callable[..., CollectiveLearning
 def gas_figures(request: pytest.FixtureRequest) -> dict[str, dict[str, int]]:
     """Gas used per operation, per chain; printed at the end of the run."""
     return request.config.stash.setdefault(GAS_KEY, {})
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--slow", action="store_true", default=False,
+                     help="run property-based tests with many more examples")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Read by test modules at import time (Hypothesis settings are fixed when a test
+    # class is defined), so it is passed through the environment.
+    if config.getoption("--slow"):
+        os.environ[SLOW_ENV] = "1"
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
