@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from eth_account.signers.local import LocalAccount
+from experiments import INITIAL_CID, PROPOSAL_TIMEOUT, VOTING_TIMEOUT, Exp, Make, digest
 from web3 import Web3
 
 from agents.chain import CollectiveLearningClient
@@ -233,3 +234,24 @@ class Clock:
 @pytest.fixture
 def clock(chain: Web3) -> Clock:
     return Clock(chain)
+
+
+@pytest.fixture
+def make(contract: CollectiveLearningClient, learners: list[LocalAccount]) -> Make:
+    """``make(n=3, threshold=5000, rounds=3, ...) -> Exp`` creates an experiment."""
+    counter = iter(range(1, 1000))
+
+    def _make(n: int = 3, threshold: int = 5000, rounds: int = 3,
+              proposal_timeout: int = PROPOSAL_TIMEOUT, voting_timeout: int = VOTING_TIMEOUT,
+              members: list[LocalAccount] | None = None,
+              creator: CollectiveLearningClient | None = None,
+              metadata: str = "bafy-metadata") -> Exp:
+        members = list(members if members is not None else learners[:n])
+        initial = digest(f"initial-{next(counter)}")
+        client = creator or contract
+        eid, tx = client.create_experiment([a.address for a in members], threshold, rounds,
+                                           proposal_timeout, voting_timeout, INITIAL_CID,
+                                           initial, metadata)
+        return Exp(eid, client, members, initial, tx)
+
+    return _make

@@ -14,8 +14,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 from eth_account import Account
 
@@ -83,7 +84,7 @@ class Consortium:
         self.processes[i].send_signal(signal.SIGKILL)
         self.processes[i].wait()
 
-    def log(self, i: int, start: Optional[int] = None) -> str:
+    def log(self, i: int, start: int | None = None) -> str:
         run = self.starts[i] if start is None else start
         return (self.workdir / f"learner{i}-{run}.log").read_text()
 
@@ -103,7 +104,7 @@ class Consortium:
                     raise AssertionError(f"agent {i} failed:\n{self.log(i)}")
             time.sleep(0.2)
 
-    def wait_round(self, round_index: int, state: Optional[RoundState] = None,
+    def wait_round(self, round_index: int, state: RoundState | None = None,
                    timeout: float = 120) -> None:
         def reached() -> bool:
             info = self.client.experiment(self.experiment_id)
