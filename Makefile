@@ -10,16 +10,25 @@ STAMP  := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 OUT    ?= demo-out
 
-.PHONY: demo test test-fast compile clean
+.PHONY: demo test test-fast compile clean chromium
 
 demo: $(STAMP)
 	$(VENV)/bin/colearn demo --out $(OUT)
 
-test: $(STAMP) $(NPM_STAMP)
+test: $(STAMP) $(NPM_STAMP) chromium
 	$(PY) -m pytest
 
-test-fast: $(STAMP) $(NPM_STAMP)
+test-fast: $(STAMP) $(NPM_STAMP) chromium
 	$(PY) -m pytest -m "not slow"
+
+# Debian's headless browser and its driver, for the explorer's browser test (once: only
+# when missing; CI runs as root, elsewhere sudo is used).
+chromium:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; \
+	fi
 
 compile: $(NPM_STAMP)
 	node scripts/compile.js

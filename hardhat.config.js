@@ -8,8 +8,11 @@
 "use strict";
 const path = require("path");
 const { subtask } = require("hardhat/config");
-const { TASK_COMPILE_SOLIDITY_GET_SOLC_BUILD } = require("hardhat/builtin-tasks/task-names");
-const { SETTINGS } = require("./scripts/compile.js");
+const {
+  TASK_COMPILE_SOLIDITY_GET_SOLC_BUILD,
+  TASK_COMPILE_SOLIDITY_GET_SOURCE_PATHS,
+} = require("hardhat/builtin-tasks/task-names");
+const { SETTINGS, BENCH_DIR } = require("./scripts/compile.js");
 
 const SOLC_VERSION = require("solc/package.json").version;
 
@@ -23,6 +26,14 @@ subtask(TASK_COMPILE_SOLIDITY_GET_SOLC_BUILD, async ({ solcVersion }, _hre, runS
     version: SOLC_VERSION,
     longVersion: solc.version(),
   };
+});
+
+// contracts/bench/ holds test-only contracts (OpenZeppelin's Governor for `colearn bench
+// gas`) that scripts/compile.js compiles on their own: leave them out, so Hardhat compiles
+// the contract with exactly the sources of its committed standard-JSON input.
+subtask(TASK_COMPILE_SOLIDITY_GET_SOURCE_PATHS, async (args, _hre, runSuper) => {
+  const bench = path.join(__dirname, BENCH_DIR) + path.sep;
+  return (await runSuper(args)).filter((file) => !file.startsWith(bench));
 });
 
 const out = process.env.COLEARN_HARDHAT_OUT;

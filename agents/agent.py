@@ -1,11 +1,12 @@
 """The learner agent: one per stakeholder, acting only through the contract.
 
-Each :meth:`LearnerAgent.step` reads the chain and does what the current round asks of
-this learner: adopt the current model if it changed, propose on its turn, test and vote
-on others' proposals, and close rounds whose deadline passed. All state that matters is
-read from the chain at every step, so an agent that restarts carries on where the chain
-is; the in-process demo steps several agents in turn, a stakeholder's process steps one
-in a loop (:meth:`LearnerAgent.run`).
+Each :meth:`LearnerAgent.step` reads the round's status from the chain (one call) and
+does what the current round asks of this learner: adopt the current model if it changed,
+propose on its turn, test and vote on others' proposals, and close rounds whose deadline
+passed. All state that matters is read from the chain at every step, so an agent that
+restarts carries on where the chain is; the in-process demo steps several agents in turn,
+a stakeholder's process steps one whenever an event or a deadline asks something of it
+(:meth:`LearnerAgent.run`).
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Optional
+from typing import Any, Optional
 
+import numpy as np
 from pydantic import BaseModel
 
 from agents.chain import (
@@ -26,10 +28,13 @@ from agents.chain import (
     CollectiveLearningClient,
     ContractRevert,
     ExperimentCreated,
+    RawLog,
     RoundState,
+    RoundStatus,
     WeightsProposed,
     score_to_fixed,
 )
+from agents.events import EventFollower, follow_events
 from agents.weight_store import WeightStore, WeightStoreError
 from colearn_core.codec import (
     WeightsFormatError,
@@ -43,6 +48,9 @@ from colearn_core.ml_interface import ErrorCodes, MachineLearningInterface, Weig
 DEFAULT_MAX_WEIGHT_BYTES = 512 * 1024 * 1024
 # Time kept for testing and sending a vote when fetching a proposal near its deadline.
 VOTE_MARGIN_SECONDS = 2.0
+# Seconds past a phase's deadline (by the chain's clock) before looking again: the chain
+# moves its clock only with new blocks.
+DEADLINE_SLACK_SECONDS = 1.0
 
 # Reverts that mean another participant moved the round on first: not an error.
 _RACE_ERRORS = {"WrongRound", "UnexpectedRoundState", "AlreadyVoted"}
@@ -53,8 +61,11 @@ class AgentError(Exception):
 
 
 class Timings:
-    """Seconds spent per activity: ``step`` (all of it), ``learner`` (training, testing,
-    loading weights) and ``store``; the protocol's own time is step - learner."""
+    """Seconds spent per activity: ``step`` (all of it), and within it ``learner``
+    (training, testing, loading weights), ``store``, ``status`` (reading the round's status)
+    and ``transactions`` (sending and confirming them); ``follow`` (following the chain's
+    events between steps, idle waits excluded). The protocol's own time is
+    step - learner + follow."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
@@ -113,6 +124,12 @@ class LearnerAgent:
         self.records: dict[int, RoundRecord] = {}
         self.done = False
         self.budget_exhausted = False
+        self.status: Optional[RoundStatus] = None  # read by the latest step
+        self._status_read_at = 0.0  # time.monotonic() when it was read
+        self._step_again = False  # act again at once: another participant moved first
+        # The furthest point events have announced, as (round, 1 once proposed): a status
+        # behind it comes from a node lagging behind the one that sent the event.
+        self._announced = (0, 0)
         self._created: Optional[ExperimentCreated] = None
         self._index: Optional[int] = None
         self._verdicts: dict[int, _Verdict] = {}
@@ -120,69 +137,140 @@ class LearnerAgent:
         self.timings = Timings()
         self._proposals: dict[int, WeightsProposed] = {}
         self._proposals_from = 0
+        # Weights this agent holds already verified (its own proposal, or the proposal it
+        # tested) as (round, digest, weights): adopting them on acceptance needs no fetch.
+        self._held: Optional[tuple[int, bytes, Any]] = None
+        weights = learner.mli_get_current_weights().weights
         # The learner's weights at start: if they are the chain's model, nothing to fetch.
-        self.model_digest = _digest(encode_weights(learner.mli_get_current_weights().weights))
+        self.model_digest = _digest(encode_weights(weights))
+        # Names, shapes and dtypes fetched weights must have (the model's never change).
+        self._template = _shape_template(weights)
 
     # --------------------------------------------------------------- the loop
 
-    def run(self, *, poll_interval: float = 0.5, recheck: float = 2.0, max_backoff: float = 30.0,
+    def run(self, *, poll_interval: float = 0.5, recheck: float = 30.0,
+            max_backoff: float = 30.0, events_url: Optional[str] = None,
             stop: Optional[threading.Event] = None) -> None:
-        """Steps until the experiment completes (or ``stop`` is set): again at once after
-        acting, otherwise when the contract logs an event for this experiment (followed
-        from the last block seen) or every ``recheck`` seconds, for deadlines. RPC and
-        store errors are retried with exponential backoff."""
+        """Steps until the experiment completes (or ``stop`` is set): again when an event
+        asks something of this learner (pushed over a WebSocket at ``events_url``, else
+        polled every ``poll_interval`` seconds), when the current phase's deadline passes,
+        or after ``recheck`` seconds in any case. RPC and store errors are retried with
+        exponential backoff (and a new subscription, to miss nothing)."""
         follower: Optional[EventFollower] = None
         backoff = poll_interval
-        while not self.done and not (stop and stop.is_set()):
-            try:
-                if follower is None:
-                    follower = EventFollower(self.client, self.experiment_id)
-                started = time.perf_counter()
-                acted = self.step()
-                self.timings.add("step", time.perf_counter() - started)
-                backoff = poll_interval
-                if not acted:
-                    follower.wait(timeout=recheck, poll_interval=poll_interval, stop=stop)
-            except ContractRevert as exc:
-                self.log.error("the contract refused: %s; retrying in %.1f s", exc, backoff)
-            except (ChainError, WeightStoreError) as exc:
-                self.log.warning("%s; retrying in %.1f s", exc, backoff)
-            else:
-                continue
-            _sleep(backoff, stop)
-            backoff = min(backoff * 2, max_backoff)
+        try:
+            while not self.done and not (stop and stop.is_set()):
+                try:
+                    if follower is None:  # before reading the chain: no event is missed
+                        follower = follow_events(self.client, self.experiment_id,
+                                                 events_url=events_url,
+                                                 poll_interval=poll_interval, me=self.address)
+                    started = time.perf_counter()
+                    self.step()
+                    self.timings.add("step", time.perf_counter() - started)
+                    backoff = poll_interval
+                    if not self.done and not self._step_again:
+                        timeout = self._wake_in(recheck)
+                        if self._lagging():  # look again soon: the node will catch up
+                            timeout = min(timeout, poll_interval)
+                        self._note(follower.wait(timeout, stop))
+                except ContractRevert as exc:
+                    self.log.error("the contract refused: %s; retrying in %.1f s", exc, backoff)
+                except (ChainError, WeightStoreError) as exc:
+                    self.log.warning("%s; retrying in %.1f s", exc, backoff)
+                else:
+                    continue
+                if follower is not None:
+                    self._close(follower)
+                    follower = None
+                _sleep(backoff, stop)
+                backoff = min(backoff * 2, max_backoff)
+        finally:
+            if follower is not None:
+                self._close(follower)
         if self.done:
             self.log.info("experiment %d complete; model 0x%s", self.experiment_id,
                           self.model_digest.hex())
 
+    def _wake_in(self, recheck: float) -> float:
+        """Seconds to wait for events before stepping anyway: until the current phase's
+        deadline while it runs (plus slack), else ``recheck`` (what comes next, such as
+        the closing of a round this agent just closed, is announced by an event)."""
+        status = self.status
+        if status is None or status.state not in (RoundState.PROPOSING, RoundState.VOTING):
+            return recheck
+        elapsed = time.monotonic() - self._status_read_at
+        until_deadline = status.deadline - status.timestamp - elapsed
+        return min(recheck, max(0.0, until_deadline) + DEADLINE_SLACK_SECONDS)
+
+    def _note(self, logs: list[RawLog]) -> None:
+        """Notes how far the events that woke the agent go, and keeps the proposals among
+        them: judging those needs no log query."""
+        proposed = self.client.event_topic("WeightsProposed")
+        closed = (self.client.event_topic("RoundDecided"),
+                  self.client.event_topic("RoundExpired"))
+        for entry in logs:
+            if entry.removed or len(entry.topics) < 3:
+                continue
+            round_index = int.from_bytes(entry.topics[2], "big")
+            if entry.topics[0] in closed:
+                self._announced = max(self._announced, (round_index + 1, 0))
+            elif entry.topics[0] == proposed:
+                self._announced = max(self._announced, (round_index, 1))
+                try:
+                    proposal = self.client.proposal_from_log(entry)
+                except ValueError:
+                    continue  # not one this agent can use: the logs have it
+                if proposal.experiment_id == self.experiment_id:
+                    self._proposals[proposal.round] = proposal
+
+    def _lagging(self) -> bool:
+        """Whether the latest status is behind what events announced already."""
+        status = self.status
+        if status is None or status.state == RoundState.COMPLETED:
+            return False
+        proposed = status.state in (RoundState.VOTING, RoundState.VOTING_TIMED_OUT)
+        return (status.round, int(proposed)) < self._announced
+
+    def _close(self, follower: EventFollower) -> None:
+        follower.close()
+        self.timings.add("follow", follower.busy_seconds)
+
     def step(self) -> bool:
         """Does what the chain asks of this learner now. Returns whether it acted."""
         created = self._experiment()
-        snapshot = self.client.snapshot(self.experiment_id)
-        acted = self._sync_model(snapshot.model_digest, snapshot.model_round)
-        state, info = snapshot.state, snapshot.info
+        with self.timings.measure("status"):
+            status = self.client.round_status(self.experiment_id, self.address)
+        self.status, self._status_read_at = status, time.monotonic()
+        self._step_again = False
+        acted = self._sync_model(status.model_digest, status.model_round)
+        state, round_index = status.state, status.round
         if state == RoundState.COMPLETED:
             self.done = True
             return acted
-        round_index = info.round
+        if self._held is not None and self._held[0] < round_index:
+            self._held = None  # its round was rejected (accepted, it was adopted above)
         is_proposer = self._index == round_index % len(created.learners)
         try:
             if state == RoundState.PROPOSING and is_proposer and not self.budget_exhausted:
                 return self._propose(round_index) or acted
             if state == RoundState.VOTING and not is_proposer:
-                return self._vote(round_index) or acted
+                return self._vote(round_index, status.voted) or acted
             if state == RoundState.PROPOSAL_TIMED_OUT:
-                self.client.expire(self.experiment_id, round_index)
+                with self.timings.measure("transactions"):
+                    self.client.expire(self.experiment_id, round_index)
                 self.log.info("round %d: closed as expired (no proposal in time)", round_index)
                 return True
             if state == RoundState.VOTING_TIMED_OUT:
-                self.client.decide(self.experiment_id, round_index)
+                with self.timings.measure("transactions"):
+                    self.client.decide(self.experiment_id, round_index)
                 self.log.info("round %d: decided after the voting deadline", round_index)
                 return True
         except ContractRevert as exc:
             if exc.name not in _RACE_ERRORS:
                 raise
             self.log.debug("round %d: %s (another participant moved first)", round_index, exc)
+            self._step_again = True
             return True
         return acted
 
@@ -191,17 +279,17 @@ class LearnerAgent:
     def _experiment(self) -> ExperimentCreated:
         if self._created is None:
             created = self.client.experiment_created(self.experiment_id)
-            index = self.client.learner_index(self.experiment_id, self.address)
-            if index is None:
+            if self.address not in created.learners:
                 raise AgentError(
                     f"account {self.address} is not a learner in experiment {self.experiment_id}")
+            index = created.learners.index(self.address)  # the contract's order: the schedule
             self._created, self._index = created, index
             self.log.info("acting for learner %d of experiment %d", index, self.experiment_id)
         return self._created
 
     def _proposal(self, round_index: int) -> WeightsProposed:
-        """The proposal of a round, from the logs; each call reads only blocks it has not
-        read yet (from the experiment's creation on)."""
+        """The proposal of a round: from the event that announced it, else from the logs
+        (each query reads only blocks not read yet, from the experiment's creation on)."""
         if round_index not in self._proposals:
             cursor = self._proposals_from or self._experiment().block_number
             for proposal in self.client.proposals(self.experiment_id, from_block=cursor):
@@ -215,21 +303,25 @@ class LearnerAgent:
         """Adopts the chain's current model if the learner does not hold it yet."""
         if digest == self.model_digest:
             return False
-        if model_round == 0:
-            cid = self._experiment().initial_cid
+        if self._held is not None and self._held[1] == digest:
+            weights = self._held[2]  # verified when proposed or tested
         else:
-            cid = self._proposal(model_round - 1).cid
-        try:
-            weights = self._fetch_verified(cid, digest)
-        except _Rejected as exc:
-            if self._failed_model != digest:
-                self.log.error("cannot adopt the current model %s: %s", cid, exc)
-                self._failed_model = digest
-            return False
+            if model_round == 0:
+                cid = self._experiment().initial_cid
+            else:
+                cid = self._proposal(model_round - 1).cid
+            try:
+                weights = self._fetch_verified(cid, digest)
+            except _Rejected as exc:
+                if self._failed_model != digest:
+                    self.log.error("cannot adopt the current model %s: %s", cid, exc)
+                    self._failed_model = digest
+                return False
         with self.timings.measure("learner"):
             self.learner.mli_accept_weights(Weights(weights=weights))
         self.model_digest = digest
         self._failed_model = None
+        self._held = None
         self.log.info("adopted model of %s", "the experiment's start" if model_round == 0
                       else f"round {model_round - 1}")
         return True
@@ -243,9 +335,12 @@ class LearnerAgent:
             self.budget_exhausted = True
             return False
         data = encode_weights(weights.weights)
+        digest = _digest(data)
         with self.timings.measure("store"):
             cid = self.store.put(data)
-        self.client.propose(self.experiment_id, round_index, cid, _digest(data))
+        with self.timings.measure("transactions"):
+            self.client.propose(self.experiment_id, round_index, cid, digest)
+        self._held = (round_index, digest, weights.weights)
         self.log.info("round %d: proposed %s", round_index, cid)
         with self.timings.measure("learner"):
             tested = self.learner.mli_test_weights(weights)
@@ -254,15 +349,15 @@ class LearnerAgent:
             test_score=tested.test_score)
         return True
 
-    def _vote(self, round_index: int) -> bool:
-        voted, _ = self.client.vote_of(self.experiment_id, self.address)
+    def _vote(self, round_index: int, voted: bool) -> bool:
         if voted:
             return False
         verdict = self._verdicts.get(round_index)
         if verdict is None:
             verdict = self._judge(round_index)
             self._verdicts = {round_index: verdict}
-        self.client.vote(self.experiment_id, round_index, verdict.approve, verdict.score)
+        with self.timings.measure("transactions"):
+            self.client.vote(self.experiment_id, round_index, verdict.approve, verdict.score)
         self.log.info("round %d: voted %s", round_index, "approve" if verdict.approve else "reject")
         return True
 
@@ -275,6 +370,7 @@ class LearnerAgent:
             self.records[round_index] = RoundRecord(
                 round=round_index, role="voter", approve=False, reason=str(exc))
             return _Verdict(approve=False, score=NO_SCORE, reason=str(exc))
+        self._held = (round_index, proposal.digest, weights)
         with self.timings.measure("learner"):
             tested = self.learner.mli_test_weights(Weights(weights=weights))
         approve = bool(tested.vote)
@@ -285,7 +381,10 @@ class LearnerAgent:
 
     def _time_to_vote(self) -> float:
         """Seconds a fetch may take so that the vote still lands before the deadline."""
-        remaining = self.client.deadline(self.experiment_id) - self.client.chain_time()
+        status = self.status
+        if status is None:
+            return 1.0
+        remaining = status.deadline - status.timestamp - (time.monotonic() - self._status_read_at)
         return max(1.0, remaining - VOTE_MARGIN_SECONDS)
 
     def _fetch_verified(self, cid: str, digest: bytes, timeout: Optional[float] = None):
@@ -301,7 +400,7 @@ class LearnerAgent:
             raise _Rejected(f"digest mismatch: content is {actual.hex()}, chain says {digest.hex()}")
         try:
             weights = decode_weights(data, max_bytes=self.max_weight_bytes)
-            check_compatible(weights, self.learner.mli_get_current_weights().weights)
+            check_compatible(weights, self._template)
         except (WeightsFormatError, WeightsMismatchError) as exc:
             raise _Rejected(str(exc)) from None
         return weights
@@ -315,50 +414,19 @@ def _digest(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
+def _shape_template(weights: Any) -> Any:
+    """Arrays with the names, shapes and dtypes of ``weights`` and none of their content
+    (``np.empty``: large ones stay unmapped until touched, and are never touched)."""
+    if isinstance(weights, Mapping):
+        return {name: np.empty(np.shape(a), np.asarray(a).dtype) for name, a in weights.items()}
+    return [np.empty(np.shape(a), np.asarray(a).dtype) for a in weights]
+
+
 def _sleep(seconds: float, stop: Optional[threading.Event]) -> None:
     if stop is None:
         time.sleep(seconds)
     else:
         stop.wait(seconds)
-
-
-class EventFollower:
-    """Follows the contract's logs for one experiment from the last block seen."""
-
-    def __init__(self, client: CollectiveLearningClient, experiment_id: int):
-        self.client = client
-        self.topic = "0x" + experiment_id.to_bytes(32, "big").hex()
-        self.last_block = self._latest()
-
-    def _latest(self) -> int:
-        try:
-            return self.client.w3.eth.block_number
-        except Exception as exc:  # noqa: BLE001 - any transport failure
-            raise ChainError(f"cannot reach the chain: {exc}") from None
-
-    def poll(self) -> bool:
-        """Whether the experiment logged anything since the last poll."""
-        latest = self._latest()
-        if latest <= self.last_block:
-            return False
-        try:
-            logs = self.client.w3.eth.get_logs({
-                "address": self.client.address, "fromBlock": self.last_block + 1,
-                "toBlock": latest, "topics": [None, self.topic]})
-        except Exception as exc:  # noqa: BLE001 - any transport failure
-            raise ChainError(f"cannot follow the chain's logs: {exc}") from None
-        self.last_block = latest
-        return bool(logs)
-
-    def wait(self, *, timeout: float, poll_interval: float,
-             stop: Optional[threading.Event] = None) -> bool:
-        """Waits up to ``timeout`` seconds for news; returns whether there was some."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not (stop and stop.is_set()):
-            if self.poll():
-                return True
-            _sleep(min(poll_interval, max(0.0, deadline - time.monotonic())), stop)
-        return False
 
 
 def run_in_process(agents: list[LearnerAgent], *, idle_sleep: float = 0.05,

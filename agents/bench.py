@@ -8,9 +8,10 @@ trains for about a second) run twice:
   after another (the proposer trains, every learner tests, every learner adopts an
   accepted proposal);
 - **on chain**: anvil (a block a second, transactions mined at once), a file weight
-  store, and one ``colearn agent`` process per learner (``OMP_NUM_THREADS=1``, polling
-  the chain every ``poll_interval`` seconds). Voters fetch, test and vote in parallel,
-  as separate stakeholders would.
+  store, and one ``colearn agent`` process per learner (``OMP_NUM_THREADS=1``, told of
+  the contract's events over anvil's WebSocket, or with ``follow="poll"`` polling its
+  HTTP RPC every ``poll_interval`` seconds). Voters fetch, test and vote in parallel, as
+  separate stakeholders would.
 
 What is timed, and why:
 
@@ -29,12 +30,15 @@ What is timed, and why:
   consecutive ``RoundDecided`` events would leave out the first round and move each
   round's adoptions into the next.)
 - the protocol's own time: each agent reports ``seconds`` = ``step`` (all the time it
-  spent acting), ``learner`` (training, testing, loading weights) and ``store``;
-  ``step - learner`` is what the protocol itself costs that agent (chain calls and
-  transactions, the weight store, encoding, decoding and hashing weights), idle waits
-  for the next event excluded. The protocol's time a round is that sum over the agents
-  divided by the rounds. It is wall-clock time: when the agents and anvil outnumber the
-  cores, it includes waiting for a core.
+  spent acting), ``learner`` (training, testing, loading weights; part of step),
+  ``store`` (part of step) and ``follow`` (between steps, following the chain's events:
+  subscribing, polling, decoding; idle waits excluded). ``step - learner + follow`` is
+  what the protocol itself costs that agent (chain calls, transactions and event
+  following, the weight store, encoding, decoding and hashing weights). The protocol's
+  time a round is that sum over the agents divided by the rounds; "chain" is its part
+  outside the store, "follow" the part of that spent following events. It is
+  wall-clock time: when the agents and anvil outnumber the cores, it includes waiting
+  for a core.
 
 Both runs must give the same accept/reject sequence and bitwise the same final model;
 the report says whether they did.
@@ -65,6 +69,8 @@ from colearn_core.ml_interface import (
 )
 
 FACTORY = "colearn_core.tasks.bench:bench_learner"
+# What each agent reports it spent its time on (see agents.agent.Timings).
+_AGENT_TIMINGS = ("step", "learner", "store", "status", "transactions", "follow")
 #: On-chain rounds should be no slower than in-memory ones...
 TARGET_RATIO = 1.0
 #: ...and the protocol's own time (all agents together) at most this many seconds a round.
@@ -227,8 +233,8 @@ def _wait_until(condition, agents: list[_AgentProcess], deadline: float, what: s
 
 def run_on_chain(n_learners: int, n_rounds: int, seed: int, preset: str, vote_threshold: float,
                  poll_interval: float, initial_weights: Any, workdir: Path, console: Console,
-                 timeout: float, factory: str = FACTORY,
-                 profile_dir: Optional[Path] = None) -> dict[str, Any]:
+                 timeout: float, factory: str = FACTORY, profile_dir: Optional[Path] = None,
+                 follow: str = "ws") -> dict[str, Any]:
     """The on-chain run's report (see the module's docstring for what is timed)."""
     from agents.chain import CollectiveLearningClient
     from agents.devchain import AnvilProcess
@@ -271,6 +277,8 @@ def run_on_chain(n_learners: int, n_rounds: int, seed: int, preset: str, vote_th
                 "--learner-arg", f"preset={preset}",
                 "--learner-arg", f"start_barrier={barrier}",
                 "--poll", str(poll_interval),
+                *(["--events", "ws://" + anvil.url.removeprefix("http://")]
+                  if follow == "ws" else []),
             ]
             env = dict(os.environ, OMP_NUM_THREADS="1",
                        **{PRIVATE_KEY_ENV: account.key.hex()})
@@ -299,20 +307,19 @@ def run_on_chain(n_learners: int, n_rounds: int, seed: int, preset: str, vote_th
     per_agent = []
     for agent, account in zip(agents, accounts):
         s = agent.final["seconds"]
-        step, learner, store_s = s.get("step", 0.0), s.get("learner", 0.0), s.get("store", 0.0)
+        spent = {key: s.get(key, 0.0) for key in _AGENT_TIMINGS}
+        spent["protocol"] = spent["step"] - spent["learner"] + spent["follow"]
         per_agent.append({
             "index": agent.index,
             "address": account.address,
             "model_digest": agent.final.get("model_digest"),
-            "seconds": {"step": step, "learner": learner, "store": store_s,
-                        "protocol": step - learner},
-            "seconds_per_round": {"step": step / n_rounds, "learner": learner / n_rounds,
-                                  "store": store_s / n_rounds,
-                                  "protocol": (step - learner) / n_rounds},
+            "seconds": spent,
+            "seconds_per_round": {key: value / n_rounds for key, value in spent.items()},
         })
     protocol = sum(a["seconds"]["protocol"] for a in per_agent)
-    acting = sum(a["seconds"]["step"] for a in per_agent)
-    store_total = sum(a["seconds"]["store"] for a in per_agent)
+    acting = sum(a["seconds"]["step"] + a["seconds"]["follow"] for a in per_agent)
+    total = {key: sum(a["seconds"][key] for a in per_agent) for key in _AGENT_TIMINGS}
+    store_total = total["store"]
     return {
         "seconds": seconds,
         "seconds_per_round": seconds / n_rounds,
@@ -327,6 +334,17 @@ def run_on_chain(n_learners: int, n_rounds: int, seed: int, preset: str, vote_th
         "protocol_share": protocol / acting if acting else 0.0,
         "store_seconds_per_round": store_total / n_rounds,
         "chain_seconds_per_round": (protocol - store_total) / n_rounds,
+        # the parts of the protocol's time (all agents); "other": encoding, decoding and
+        # hashing weights, logging, the agent's own code
+        "protocol_parts_per_round": {
+            "status": total["status"] / n_rounds,
+            "transactions": total["transactions"] / n_rounds,
+            "follow": total["follow"] / n_rounds,
+            "store": store_total / n_rounds,
+            "other": (protocol - store_total - total["status"] - total["transactions"]
+                      - total["follow"]) / n_rounds,
+        },
+        "follow_seconds_per_round": total["follow"] / n_rounds,
         "agents": per_agent,
     }
 
@@ -335,7 +353,8 @@ def run_on_chain(n_learners: int, n_rounds: int, seed: int, preset: str, vote_th
 
 
 def run_overhead_bench(n_learners: int = 5, n_rounds: int = 10, seed: int = 0,
-                       poll_interval: float = 0.05, *, preset: str = "full",
+                       poll_interval: float = 0.05, *, follow: str = "ws",
+                       preset: str = "full",
                        vote_threshold: float = 0.5, workdir: Optional[Path] = None,
                        timeout: Optional[float] = None, factory: str = FACTORY,
                        profile_dir: Optional[Path] = None,
@@ -346,14 +365,18 @@ def run_overhead_bench(n_learners: int = 5, n_rounds: int = 10, seed: int = 0,
     removed afterwards). ``timeout`` bounds the on-chain run (default: 300 s + 60 s a
     round). ``factory`` is the agents' learner factory: it must build the same learners
     as :func:`colearn_core.tasks.bench.bench_learner`, with its arguments (e.g. a wrapper
-    that traces calls). ``profile_dir``: run each agent under cProfile, writing
-    ``agent<i>.prof`` there (it slows the agents down). Raises :class:`BenchError` if an agent fails or the run times out; anvil and
-    every agent process are stopped in any case."""
+    that traces calls). ``follow``: ``"ws"`` (agents subscribe to events over anvil's
+    WebSocket) or ``"poll"`` (they poll its HTTP RPC every ``poll_interval`` seconds).
+    ``profile_dir``: run each agent under cProfile, writing ``agent<i>.prof`` there (it
+    slows the agents down). Raises :class:`BenchError` if an agent fails or the run times
+    out; anvil and every agent process are stopped in any case."""
     from colearn_core.tasks.bench import bench_config
 
     bench_config(preset, n_learners, seed)  # bad arguments fail before any work
     if n_rounds < 1:
         raise ValueError("at least one round")
+    if follow not in ("ws", "poll"):
+        raise ValueError(f"follow must be 'ws' or 'poll', not {follow!r}")
     console = console or Console(stderr=True)
     timeout = timeout if timeout is not None else 300.0 + 60.0 * n_rounds
 
@@ -369,7 +392,7 @@ def run_overhead_bench(n_learners: int = 5, n_rounds: int = 10, seed: int = 0,
                 prefix="colearn-bench-")))
         on_chain = run_on_chain(n_learners, n_rounds, seed, preset, vote_threshold,
                                 poll_interval, initial, Path(workdir), console, timeout,
-                                factory, profile_dir)
+                                factory, profile_dir, follow)
     console.print(f"on chain: {on_chain['seconds_per_round']:.3f} s a round")
 
     ratio = on_chain["seconds_per_round"] / in_memory["seconds_per_round"]
@@ -384,6 +407,7 @@ def run_overhead_bench(n_learners: int = 5, n_rounds: int = 10, seed: int = 0,
         "preset": preset,
         "vote_threshold": vote_threshold,
         "poll_interval": poll_interval,
+        "follow": follow,
         "cpus": os.cpu_count(),
         # 1-minute load averages: other work on the machine skews the timings
         "load_average": load,
@@ -419,6 +443,7 @@ def print_overhead_report(report: dict[str, Any], console: Optional[Console] = N
     """The report as rich tables."""
     console = console or Console()
     memory, chain, targets = report["in_memory"], report["on_chain"], report["targets"]
+    parts = chain["protocol_parts_per_round"]
     table = Table(title=f"overhead: {report['n_learners']} learners, {report['n_rounds']} "
                         f"rounds, preset {report['preset']}, {report['cpus']} CPUs")
     table.add_column("")
@@ -437,8 +462,10 @@ def print_overhead_report(report: dict[str, Any], console: Optional[Console] = N
         f"on chain / in memory: [bold]{report['ratio']:.3f}[/] "
         f"(target ≤ {targets['ratio_max']:g}: {_check(targets['ratio_met'])}) · "
         f"protocol's own time: [bold]{report['protocol_seconds_per_round']:.3f} s[/] a round "
-        f"(chain {chain['chain_seconds_per_round']:.3f} s, store "
-        f"{chain['store_seconds_per_round']:.3f} s; {chain['protocol_share']:.0%} of the "
+        f"(status reads {parts['status']:.3f} s, transactions {parts['transactions']:.3f} s, "
+        f"following events {parts['follow']:.3f} s ({report['follow']}), store "
+        f"{parts['store']:.3f} s, encoding, hashing, logging and the rest "
+        f"{parts['other']:.3f} s; {chain['protocol_share']:.0%} of the "
         f"agents' acting time; target ≤ "
         f"{targets['protocol_seconds_per_round_max']:g} s: {_check(targets['protocol_met'])})",
         soft_wrap=True)
@@ -460,14 +487,15 @@ def print_overhead_report(report: dict[str, Any], console: Optional[Console] = N
     console.print(calls)
 
     agents = Table(title="on chain: each agent's seconds a round "
-                         "(protocol = step - learner; store is part of it)")
-    for column in ("agent", "step", "learner", "store", "protocol"):
+                         "(protocol = step - learner + follow; store is part of step)")
+    for column in ("agent", "step", "learner", "store", "follow", "protocol"):
         agents.add_column(column, justify="right")
     for agent in chain["agents"]:
         s = agent["seconds_per_round"]
         agents.add_row(str(agent["index"]), f"{s['step']:.3f}", f"{s['learner']:.3f}",
-                       f"{s['store']:.4f}", f"{s['protocol']:.3f}")
+                       f"{s['store']:.4f}", f"{s['follow']:.4f}", f"{s['protocol']:.3f}")
     agents.add_row("all", "", "", f"{chain['store_seconds_per_round']:.4f}",
+                   f"{chain['follow_seconds_per_round']:.4f}",
                    f"{chain['protocol_seconds_per_round']:.3f}")
     console.print(agents)
 

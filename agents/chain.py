@@ -4,26 +4,51 @@ Transactions are signed locally with an eth-account key and sent raw, so the sam
 code works on the in-process chain (eth-tester / py-evm), anvil, Hardhat or any
 JSON-RPC node. Reverts come back as :class:`ContractRevert` carrying the contract's
 custom error name and arguments.
+
+What an agent does every round (:meth:`CollectiveLearningClient.round_status`, the round
+transactions, raw log reads) skips web3's contract machinery: calls are encoded and
+results decoded with eth-abi, JSON-RPC requests go out raw over one kept-alive
+connection, and transactions are built, priced and signed here with the nonce kept
+between them.
 """
 
 from __future__ import annotations
 
 import ast
+import http.client
 import json
 import logging
+import threading
+import time
+import weakref
+from collections.abc import Callable, Sequence
 from enum import IntEnum
 from functools import cached_property
 from importlib import resources
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional, Union
+from urllib.parse import urlsplit
 
 from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
-from eth_utils import function_signature_to_4byte_selector, to_checksum_address
+from eth_utils import (
+    event_abi_to_log_topic,
+    function_signature_to_4byte_selector,
+    to_checksum_address,
+)
 from pydantic import BaseModel, ConfigDict
 from web3 import Web3
 from web3.contract import Contract
-from web3.exceptions import ContractCustomError, ContractLogicError, Web3Exception
+from web3.exceptions import (
+    ContractCustomError,
+    ContractLogicError,
+    TransactionNotFound,
+    Web3Exception,
+)
+from web3.providers import HTTPProvider, JSONBaseProvider
 from web3.types import BlockIdentifier
+
+from agents.signing import SignedProposal, SignedVote
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +56,12 @@ SCORE_SCALE = 10**18
 # Gas limit of the per-round calls (no loops: their cost is bounded and far below this).
 # Setting it skips a gas estimate per transaction; an eth_call first still surfaces reverts.
 ROUND_CALL_GAS = 300_000
+# Gas limit added per vote in a batch of signed votes (each costs about 10,000).
+BATCH_GAS_PER_VOTE = 20_000
+# Seconds to wait for a round transaction's receipt before giving up (the agent retries).
+RECEIPT_TIMEOUT = 120.0
+# Priority fee when the node cannot suggest one (eth_maxPriorityFeePerGas unsupported).
+DEFAULT_TIP = 10**9
 NO_SCORE = -(2**255)
 CONTRACT_NAME = "CollectiveLearning"
 
@@ -133,14 +164,36 @@ class ExperimentCompleted(BaseModel):
     block_number: int
 
 
-class Snapshot(BaseModel):
-    """An experiment's round, state and current model, all read at one block."""
+class RoundStatus(BaseModel):
+    """The current round as one account needs it, read in one call at one block (the
+    contract's ``roundStatus``)."""
 
-    block: int
-    info: ExperimentInfo
+    model_config = ConfigDict(frozen=True)
+
+    round: int  # equals the number of rounds once complete
     state: RoundState
+    deadline: int  # of the current phase, on the chain's clock; 0 once complete
     model_digest: bytes
-    model_round: int
+    model_round: int  # 0: initial model; r + 1: proposal of round r
+    voted: bool  # whether the account voted in the current round
+    timestamp: int  # the block's timestamp: the clock every deadline is measured on
+    base_fee: int  # the block's base fee (0 where a node leaves it out of calls)
+
+    @property
+    def seconds_left(self) -> int:
+        """Chain seconds before the current phase's deadline (0 once it passed)."""
+        return max(0, self.deadline - self.timestamp)
+
+
+class RawLog(NamedTuple):
+    """A log as the node sent it (topics and data not decoded), for event followers."""
+
+    topics: tuple[bytes, ...]
+    data: bytes
+    block_number: int
+    tx_hash: str
+    log_index: int
+    removed: bool  # dropped by a reorganization of the chain
 
 
 class TxResult(BaseModel):
@@ -172,10 +225,24 @@ class CollectiveLearningClient:
     def __init__(self, w3: Web3, address: str, account: Optional[LocalAccount] = None):
         self.w3 = w3
         self.account = account
-        artifact = load_artifact()
+        abi = load_artifact()["abi"]
         self.address = to_checksum_address(address)
-        self.contract: Contract = w3.eth.contract(address=self.address, abi=artifact["abi"])
-        self._errors = _error_table(artifact["abi"])
+        self.contract: Contract = w3.eth.contract(address=self.address, abi=abi)
+        self._errors = _error_table(abi)
+        # The hot path (status reads, round transactions, log polls) skips web3's contract
+        # machinery: calls encoded and results decoded here, requests sent raw where the
+        # provider speaks JSON-RPC.
+        self._rpc = _rpc_for(w3, self._errors)
+        self._functions = {name: _AbiFunction(abi, name, arity) for name, arity in (
+            ("roundStatus", 2), ("propose", 4), ("vote", 4), ("decide", 2), ("expire", 2))}
+        events = [item for item in abi if item.get("type") == "event"]
+        self._topics = {item["name"]: event_abi_to_log_topic(item) for item in events}
+        self._data_types = {item["name"]: [_abi_type(i) for i in item["inputs"]
+                                           if not i["indexed"]] for item in events}
+        self._status_calls: dict[tuple[int, str], dict[str, str]] = {}
+        self._sender = None if account is None else _TxSender(
+            self._rpc, account, lambda: self.chain_id)
+        self._base_fee: Optional[int] = None  # of the latest status read
 
     # ------------------------------------------------------------------ set-up
 
@@ -231,25 +298,47 @@ class CollectiveLearningClient:
         return int(event["args"]["experimentId"]), result
 
     def propose(self, experiment_id: int, round_index: int, cid: str, digest: bytes) -> TxResult:
-        fn = self.contract.functions.propose(experiment_id, round_index, cid, digest)
-        return self._transact(fn, gas=ROUND_CALL_GAS)[0]
+        return self._round_call("propose", experiment_id, round_index, cid, digest)
 
     def vote(self, experiment_id: int, round_index: int, approve: bool, score: int) -> TxResult:
-        fn = self.contract.functions.vote(experiment_id, round_index, approve, score)
-        return self._transact(fn, gas=ROUND_CALL_GAS)[0]
+        return self._round_call("vote", experiment_id, round_index, approve, score)
 
     def decide(self, experiment_id: int, round_index: int) -> TxResult:
-        fn = self.contract.functions.decide(experiment_id, round_index)
-        return self._transact(fn, gas=ROUND_CALL_GAS)[0]
+        return self._round_call("decide", experiment_id, round_index)
 
     def expire(self, experiment_id: int, round_index: int) -> TxResult:
-        fn = self.contract.functions.expire(experiment_id, round_index)
+        return self._round_call("expire", experiment_id, round_index)
+
+    def cast_votes_by_sig(self, experiment_id: int, round_index: int, learners: list[str],
+                          votes: list[SignedVote]) -> TxResult:
+        """Submits learners' signed votes in one transaction (this client pays the gas).
+        ``learners`` is the experiment's learner list (the contract checks its hash)."""
+        fn = self.contract.functions.castVotesBySig(
+            experiment_id, round_index, [to_checksum_address(a) for a in learners],
+            [v.as_call_arg() for v in votes])
+        return self._transact(fn, gas=ROUND_CALL_GAS + BATCH_GAS_PER_VOTE * len(votes))[0]
+
+    def propose_by_sig(self, proposal: SignedProposal) -> TxResult:
+        """Submits a proposer's signed proposal (this client pays the gas)."""
+        fn = self.contract.functions.proposeBySig(
+            proposal.experiment_id, proposal.round, proposal.cid, proposal.digest, proposal.r,
+            proposal.vs)
         return self._transact(fn, gas=ROUND_CALL_GAS)[0]
 
-    def _transact(self, fn: Any, gas: Optional[int] = None) -> tuple[TxResult, Any]:
-        if self.account is None:
+    def _round_call(self, name: str, *args: Any) -> TxResult:
+        """A per-round transaction, priced from the base fee of the latest status read."""
+        if self._sender is None:
             raise ChainError("this client has no account to send transactions from")
-        return _send(self.w3, self.account, fn, self._errors, gas)
+        data = self._functions[name].encode(*args)
+        return self._sender.send(self.address, data, ROUND_CALL_GAS, self._base_fee)
+
+    def _transact(self, fn: Any, gas: Optional[int] = None) -> tuple[TxResult, Any]:
+        if self.account is None or self._sender is None:
+            raise ChainError("this client has no account to send transactions from")
+        try:
+            return _send(self.w3, self.account, fn, self._errors, gas)
+        finally:
+            self._sender.forget_nonce()  # _send read and used the account's nonce itself
 
     # -------------------------------------------------------------------- views
 
@@ -260,17 +349,24 @@ class CollectiveLearningClient:
     def state(self, experiment_id: int, block: BlockIdentifier = "latest") -> RoundState:
         return RoundState(self._call(self.contract.functions.state(experiment_id), block))
 
-    def snapshot(self, experiment_id: int) -> Snapshot:
-        """Round, state and current model at the latest block, consistent with each other
+    def round_status(self, experiment_id: int, account: Optional[str] = None) -> RoundStatus:
+        """Round, state, deadline, current model, whether ``account`` (default: this
+        client's) voted, and the block's time and base fee: one call, so all from one block
         (separate reads at "latest" could straddle a transaction that moves the round)."""
-        try:
-            block = self.w3.eth.block_number
-        except Exception as exc:  # noqa: BLE001
-            raise _classify(exc, self._errors) from None
-        digest, model_round = self.current_model(experiment_id, block)
-        return Snapshot(block=block, info=self.experiment(experiment_id, block),
-                        state=self.state(experiment_id, block), model_digest=digest,
-                        model_round=model_round)
+        if account is None:
+            account = self.account.address if self.account is not None else _ZERO_ADDRESS
+        key = (experiment_id, account)
+        call = self._status_calls.get(key)
+        if call is None:
+            data = self._functions["roundStatus"].encode(experiment_id, account)
+            call = self._status_calls[key] = {"to": self.address, "data": "0x" + data.hex()}
+        ((round_index, state, deadline, digest, model_round, voted, timestamp, base_fee),) = \
+            self._functions["roundStatus"].decode(self._rpc.call(call))
+        self._base_fee = base_fee
+        # Values typed by the ABI decoder: no validation needed on this hot path.
+        return RoundStatus.model_construct(
+            round=round_index, state=RoundState(state), deadline=deadline, model_digest=digest,
+            model_round=model_round, voted=voted, timestamp=timestamp, base_fee=base_fee)
 
     def deadline(self, experiment_id: int) -> int:
         return self._call(self.contract.functions.deadline(experiment_id))
@@ -312,24 +408,27 @@ class CollectiveLearningClient:
     # ------------------------------------------------------------------- events
 
     def experiment_created(self, experiment_id: int) -> ExperimentCreated:
-        logs = self._logs("ExperimentCreated", experiment_id)
+        logs = self.raw_logs([self._topics["ExperimentCreated"],
+                              experiment_id.to_bytes(32, "big")], 0)
         if not logs:
             raise ContractRevert("UnknownExperiment", {"experimentId": experiment_id})
         entry = logs[0]
-        a = entry["args"]
+        (learners, threshold_bps, num_rounds, proposal_timeout, voting_timeout, initial_cid,
+         initial_digest, metadata_cid) = abi_decode(self._data_types["ExperimentCreated"],
+                                                    entry.data)
         return ExperimentCreated(
-            experiment_id=a["experimentId"],
-            creator=a["creator"],
-            learners=list(a["learners"]),
-            threshold_bps=a["thresholdBps"],
-            num_rounds=a["numRounds"],
-            proposal_timeout=a["proposalTimeout"],
-            voting_timeout=a["votingTimeout"],
-            initial_cid=a["initialCid"],
-            initial_digest=bytes(a["initialDigest"]),
-            metadata_cid=a["metadataCid"],
-            tx_hash=entry["transactionHash"].to_0x_hex(),
-            block_number=entry["blockNumber"],
+            experiment_id=int.from_bytes(entry.topics[1], "big"),
+            creator=to_checksum_address(entry.topics[2][-20:]),
+            learners=[to_checksum_address(a) for a in learners],
+            threshold_bps=threshold_bps,
+            num_rounds=num_rounds,
+            proposal_timeout=proposal_timeout,
+            voting_timeout=voting_timeout,
+            initial_cid=initial_cid,
+            initial_digest=initial_digest,
+            metadata_cid=metadata_cid,
+            tx_hash=entry.tx_hash,
+            block_number=entry.block_number,
         )
 
     def proposals(self, experiment_id: int, round_index: Optional[int] = None,
@@ -371,6 +470,34 @@ class CollectiveLearningClient:
             experiment_id=a["experimentId"], model_digest=bytes(a["modelDigest"]),
             model_round=a["modelRound"], tx_hash=logs[0]["transactionHash"].to_0x_hex(),
             block_number=logs[0]["blockNumber"])
+
+    def block_number(self) -> int:
+        return self._rpc.block_number()
+
+    def event_topic(self, event: str) -> bytes:
+        """An event's first topic (the hash of its signature)."""
+        return self._topics[event]
+
+    def raw_logs(self, topics: Sequence[Union[None, bytes, Sequence[bytes]]], from_block: int,
+                 to_block: Optional[int] = None) -> list[RawLog]:
+        """The contract's logs in a block range (to the latest block by default) matching
+        ``topics`` (per position: ``None`` for any, a topic, or a list of alternatives),
+        undecoded."""
+        return self._rpc.logs(self.address, topics, from_block, to_block)
+
+    def proposal_from_log(self, entry: RawLog) -> WeightsProposed:
+        """Decodes a WeightsProposed log (as followers receive them)."""
+        if entry.topics[0] != self.event_topic("WeightsProposed") or len(entry.topics) != 4:
+            raise ValueError("not a WeightsProposed log")
+        try:
+            cid, digest = abi_decode(self._data_types["WeightsProposed"], entry.data)
+        except Exception as exc:  # noqa: BLE001 - eth-abi's decoding errors
+            raise ValueError(f"malformed WeightsProposed log: {exc}") from None
+        return WeightsProposed(
+            experiment_id=int.from_bytes(entry.topics[1], "big"),
+            round=int.from_bytes(entry.topics[2], "big"),
+            proposer=to_checksum_address(entry.topics[3][-20:]), cid=cid, digest=digest,
+            tx_hash=entry.tx_hash, block_number=entry.block_number, log_index=entry.log_index)
 
     def _logs(self, event: str, experiment_id: int, round_index: Optional[int] = None,
               from_block: int = 0) -> list[Any]:
@@ -420,6 +547,365 @@ def _send(w3: Web3, account: LocalAccount, fn: Any,
     return result, receipt
 
 
+_ZERO_ADDRESS = "0x" + "00" * 20
+
+
+class _AbiFunction:
+    """One contract function's selector and types, from the ABI: encodes calls and decodes
+    results with eth-abi alone (web3's contract-call machinery is slow on hot paths)."""
+
+    def __init__(self, abi: list[dict[str, Any]], name: str, arity: int):
+        (item,) = [i for i in abi if i.get("type") == "function" and i["name"] == name
+                   and len(i["inputs"]) == arity]
+        self.inputs = [_abi_type(i) for i in item["inputs"]]
+        self.outputs = [_abi_type(o) for o in item["outputs"]]
+        self.selector = function_signature_to_4byte_selector(f"{name}({','.join(self.inputs)})")
+
+    def encode(self, *args: Any) -> bytes:
+        return self.selector + abi_encode(self.inputs, args)
+
+    def decode(self, data: bytes) -> tuple[Any, ...]:
+        return abi_decode(self.outputs, data)
+
+
+def _abi_type(param: dict[str, Any]) -> str:
+    if param["type"].startswith("tuple"):
+        inner = ",".join(_abi_type(c) for c in param["components"])
+        return f"({inner}){param['type'][len('tuple'):]}"
+    return param["type"]
+
+
+class _Receipt(NamedTuple):
+    status: int
+    gas_used: int
+    block_number: int
+
+
+class _HttpJson:
+    """JSON-RPC over one kept-alive HTTP(S) connection, with the standard library: about a
+    sixth of the CPU time ``requests`` takes a call, which counts while learners train on
+    the same cores. Used for plain ``HTTPProvider`` set-ups (see :meth:`usable`)."""
+
+    def __init__(self, url: str, headers: dict[str, str], timeout: Optional[float]):
+        parts = urlsplit(url)
+        self._https = parts.scheme == "https"
+        self._host, self._port = parts.hostname or "localhost", parts.port
+        self._path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self._headers = {"Content-Type": "application/json", **headers}
+        self._timeout = timeout
+        self._connection: Optional[http.client.HTTPConnection] = None
+        self._lock = threading.Lock()
+        self._id = 0
+
+    @staticmethod
+    def usable(provider: Any) -> bool:
+        if type(provider) is not HTTPProvider:  # subclasses may change requests
+            return False
+        parts = urlsplit(str(provider.endpoint_uri))
+        return (parts.scheme in ("http", "https") and parts.username is None
+                and set(provider.get_request_kwargs()) <= {"headers", "timeout"})
+
+    def __call__(self, method: str, params: list[Any]) -> Any:
+        with self._lock:
+            self._id += 1
+            body = json.dumps({"jsonrpc": "2.0", "id": self._id, "method": method,
+                               "params": params}).encode()
+            for attempt in range(2):
+                reused = self._connection is not None
+                if self._connection is None:
+                    cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+                    self._connection = cls(self._host, self._port, timeout=self._timeout)
+                try:
+                    self._connection.request("POST", self._path, body, self._headers)
+                    response = self._connection.getresponse()
+                    data = response.read()
+                except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                    self._close()
+                    if reused and attempt == 0:
+                        continue  # the node closed the idle connection: open a new one
+                    raise
+                except BaseException:
+                    self._close()
+                    raise
+                if response.will_close:
+                    self._close()
+                if response.status != 200:
+                    raise ChainError(f"the node answered HTTP {response.status}: {data[:200]!r}")
+                return json.loads(data)
+        raise AssertionError("unreachable")
+
+    def _close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def __del__(self) -> None:
+        self._close()
+
+
+# One kept-alive connection per provider, shared by its clients (thread-safe: a lock).
+_HTTP_TRANSPORTS: weakref.WeakKeyDictionary[Any, _HttpJson] = weakref.WeakKeyDictionary()
+
+
+class _RpcError(ChainError):
+    """A JSON-RPC error answer that is not a contract revert."""
+
+    def __init__(self, message: str, code: Any):
+        super().__init__(message)
+        self.code = code
+
+
+class _JsonRpc:
+    """The hot path's requests, sent raw over a JSON-RPC provider (HTTP, IPC) and parsed
+    here: web3's formatting middleware costs more than the request itself."""
+
+    def __init__(self, w3: Web3, errors: dict[bytes, tuple[str, list[str], list[str]]]):
+        provider = w3.provider
+        if _HttpJson.usable(provider):
+            transport = _HTTP_TRANSPORTS.get(provider)
+            if transport is None:
+                kwargs = provider.get_request_kwargs()  # type: ignore[attr-defined]
+                transport = _HTTP_TRANSPORTS[provider] = _HttpJson(
+                    str(provider.endpoint_uri), kwargs.get("headers", {}),
+                    kwargs.get("timeout"))
+            self._post: Callable[[str, list[Any]], Any] = transport
+        else:
+            self._post = provider.make_request  # type: ignore[assignment]
+        self.errors = errors
+        self._sync_send: Optional[bool] = None  # eth_sendRawTransactionSync: works?
+
+    def request(self, method: str, params: list[Any]) -> Any:
+        try:
+            response = self._post(method, params)
+        except ChainError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - transport failures, classified
+            raise _classify(exc, self.errors) from None
+        if "error" in response:
+            raise _rpc_error(response["error"], self.errors)
+        return response.get("result")
+
+    def call(self, tx: dict[str, str]) -> bytes:
+        return bytes.fromhex(self.request("eth_call", [tx, "latest"])[2:])
+
+    def block_number(self) -> int:
+        return int(self.request("eth_blockNumber", []), 16)
+
+    def nonce(self, address: str) -> int:
+        return int(self.request("eth_getTransactionCount", [address, "pending"]), 16)
+
+    def max_priority_fee(self) -> int:
+        return int(self.request("eth_maxPriorityFeePerGas", []), 16)
+
+    def latest_base_fee(self) -> Optional[int]:
+        fee = self.request("eth_getBlockByNumber", ["latest", False]).get("baseFeePerGas")
+        return None if fee is None else int(fee, 16)
+
+    def gas_price(self) -> int:
+        return int(self.request("eth_gasPrice", []), 16)
+
+    def send_raw(self, raw: bytes) -> tuple[str, Optional[_Receipt]]:
+        """Sends a signed transaction: its hash, and its receipt where the node can wait
+        for it in the same request (``eth_sendRawTransactionSync``, EIP-7966: anvil has
+        it). Nodes without it get ``eth_sendRawTransaction`` (and the receipt is polled)."""
+        if self._sync_send is not False:
+            try:
+                r = self.request("eth_sendRawTransactionSync", ["0x" + raw.hex()])
+            except _RpcError as exc:
+                if self._sync_send is None:  # not (or not quite) supported here
+                    log.debug("no eth_sendRawTransactionSync (%s): sending, then polling", exc)
+                    self._sync_send = False
+                elif exc.code != 4:  # 4: sent but not mined in the node's time; poll
+                    raise
+            else:
+                self._sync_send = True
+                return r["transactionHash"], _json_receipt(r)
+        return self.request("eth_sendRawTransaction", ["0x" + raw.hex()]), None
+
+    def receipt(self, tx_hash: str) -> Optional[_Receipt]:
+        r = self.request("eth_getTransactionReceipt", [tx_hash])
+        return None if r is None else _json_receipt(r)
+
+    def logs(self, address: str, topics: Sequence[Any], from_block: int,
+             to_block: Optional[int]) -> list[RawLog]:
+        entries = self.request("eth_getLogs", [{
+            "address": address, "fromBlock": hex(from_block),
+            "toBlock": "latest" if to_block is None else hex(to_block),
+            "topics": _hex_topics(topics)}])
+        return [raw_log_from_json(e) for e in entries]
+
+
+class _Web3Rpc:
+    """The same requests through web3's typed API: for providers that are not JSON-RPC
+    (the in-process chain takes Python values, not JSON-RPC's hex strings)."""
+
+    def __init__(self, w3: Web3, errors: dict[bytes, tuple[str, list[str], list[str]]]):
+        self.eth = w3.eth
+        self.errors = errors
+
+    def _do(self, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except Exception as exc:  # noqa: BLE001 - classified
+            raise _classify(exc, self.errors) from None
+
+    def call(self, tx: dict[str, str]) -> bytes:
+        return bytes(self._do(self.eth.call, tx, "latest"))
+
+    def block_number(self) -> int:
+        return int(self._do(lambda: self.eth.block_number))
+
+    def nonce(self, address: str) -> int:
+        return int(self._do(self.eth.get_transaction_count, address, "pending"))
+
+    def max_priority_fee(self) -> int:
+        return int(self._do(lambda: self.eth.max_priority_fee))
+
+    def latest_base_fee(self) -> Optional[int]:
+        return self._do(self.eth.get_block, "latest").get("baseFeePerGas")
+
+    def gas_price(self) -> int:
+        return int(self._do(lambda: self.eth.gas_price))
+
+    def send_raw(self, raw: bytes) -> tuple[str, Optional[_Receipt]]:
+        return self._do(self.eth.send_raw_transaction, raw).to_0x_hex(), None
+
+    def receipt(self, tx_hash: str) -> Optional[_Receipt]:
+        try:
+            r = self.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+        except TransactionNotFound:
+            return None
+        except Exception as exc:  # noqa: BLE001
+            raise _classify(exc, self.errors) from None
+        return _Receipt(int(r["status"]), int(r["gasUsed"]), int(r["blockNumber"]))
+
+    def logs(self, address: str, topics: Sequence[Any], from_block: int,
+             to_block: Optional[int]) -> list[RawLog]:
+        entries = self._do(self.eth.get_logs, {
+            "address": address, "fromBlock": from_block,
+            "toBlock": "latest" if to_block is None else to_block,
+            "topics": _hex_topics(topics)})
+        return [RawLog(tuple(bytes(t) for t in e["topics"]), bytes(e["data"]),
+                       int(e["blockNumber"]), e["transactionHash"].to_0x_hex(),
+                       int(e["logIndex"]), bool(e.get("removed", False))) for e in entries]
+
+
+_Rpc = Union[_JsonRpc, _Web3Rpc]
+
+
+def _rpc_for(w3: Web3, errors: dict[bytes, tuple[str, list[str], list[str]]]) -> _Rpc:
+    if isinstance(w3.provider, JSONBaseProvider):
+        return _JsonRpc(w3, errors)
+    return _Web3Rpc(w3, errors)
+
+
+def _json_receipt(r: dict[str, Any]) -> _Receipt:
+    return _Receipt(int(r["status"], 16), int(r["gasUsed"], 16), int(r["blockNumber"], 16))
+
+
+def raw_log_from_json(entry: dict[str, Any]) -> RawLog:
+    """A log from its JSON-RPC form (``eth_getLogs`` entries, ``eth_subscribe`` results)."""
+    return RawLog(tuple(bytes.fromhex(t[2:]) for t in entry["topics"]),
+                  bytes.fromhex(entry["data"][2:]), int(entry["blockNumber"], 16),
+                  entry["transactionHash"], int(entry["logIndex"], 16),
+                  bool(entry.get("removed", False)))
+
+
+def _hex_topics(topics: Sequence[Any]) -> list[Any]:
+    def one(topic: Any) -> Any:
+        if topic is None:
+            return None
+        if isinstance(topic, (bytes, bytearray)):
+            return "0x" + bytes(topic).hex()
+        return [one(t) for t in topic]
+
+    return [one(t) for t in topics]
+
+
+class _TxSender:
+    """Sends one account's transactions to the contract with as few requests as possible:
+    the nonce is kept here after the first read (read again after any failure), fees are
+    priced from a known base fee (``2 * base fee + tip``, the tip asked once) and the
+    transaction is built and signed here. An ``eth_call`` first still surfaces a revert by
+    the contract's error name, without spending gas."""
+
+    def __init__(self, rpc: _Rpc, account: LocalAccount, chain_id: Callable[[], int]):
+        self.rpc = rpc
+        self.account = account
+        self.chain_id = chain_id
+        self._nonce: Optional[int] = None
+        self._tip: Optional[int] = None
+
+    def forget_nonce(self) -> None:
+        self._nonce = None
+
+    def send(self, to: str, data: bytes, gas: int, base_fee: Optional[int]) -> TxResult:
+        call = {"from": self.account.address, "to": to, "data": "0x" + data.hex()}
+        self.rpc.call(call)  # raises ContractRevert with the contract's reason
+        try:
+            tx_hash, receipt = self._submit(call, gas, base_fee)
+            if receipt is None:
+                receipt = self._receipt(tx_hash)
+        except BaseException:
+            self._nonce = None
+            raise
+        if receipt.status != 1:
+            # Mined but reverted (the state changed since the check): replay the call to
+            # learn the contract's reason.
+            self._nonce = None
+            self.rpc.call(call)
+            raise ChainError(f"transaction {tx_hash} reverted")
+        return TxResult(tx_hash=tx_hash, gas_used=receipt.gas_used,
+                        block_number=receipt.block_number)
+
+    def _submit(self, call: dict[str, str], gas: int,
+                base_fee: Optional[int]) -> tuple[str, Optional[_Receipt]]:
+        fees = self._fees(base_fee)
+        for attempt in range(2):
+            if self._nonce is None:
+                self._nonce = self.rpc.nonce(self.account.address)
+            tx = {"chainId": self.chain_id(), "nonce": self._nonce, "to": call["to"],
+                  "data": call["data"], "value": 0, "gas": gas, **fees}
+            raw = self.account.sign_transaction(tx).raw_transaction
+            try:
+                sent = self.rpc.send_raw(raw)
+            except ChainError as exc:
+                if attempt or "nonce" not in str(exc).lower():
+                    raise
+                # Another client of this account sent a transaction: read the nonce again.
+                self._nonce = None
+                continue
+            self._nonce += 1
+            return sent
+        raise AssertionError("unreachable")
+
+    def _fees(self, base_fee: Optional[int]) -> dict[str, int]:
+        if not base_fee:  # unknown, or a node that leaves it out of calls
+            base_fee = self.rpc.latest_base_fee()
+            if base_fee is None:  # a chain without EIP-1559
+                return {"gasPrice": self.rpc.gas_price()}
+        if self._tip is None:
+            try:
+                self._tip = self.rpc.max_priority_fee()
+            except ContractRevert:
+                raise
+            except ChainError:
+                log.debug("no eth_maxPriorityFeePerGas; tipping %d wei", DEFAULT_TIP)
+                self._tip = DEFAULT_TIP
+        return {"type": 2, "maxFeePerGas": 2 * base_fee + self._tip,
+                "maxPriorityFeePerGas": self._tip}
+
+    def _receipt(self, tx_hash: str) -> _Receipt:
+        deadline = time.monotonic() + RECEIPT_TIMEOUT
+        delay = 0.01
+        while (receipt := self.rpc.receipt(tx_hash)) is None:
+            if time.monotonic() > deadline:
+                raise ChainError(f"transaction {tx_hash} not mined after {RECEIPT_TIMEOUT:g} s")
+            time.sleep(delay)
+            delay = min(2 * delay, 1.0)
+        return receipt
+
+
 def _common(entry: Any) -> dict[str, Any]:
     return {
         "experiment_id": entry["args"]["experimentId"],
@@ -465,18 +951,43 @@ def _revert_data(exc: BaseException) -> Optional[bytes]:
     return None
 
 
+def _decode_revert(data: Optional[bytes], errors: dict[bytes, tuple[str, list[str], list[str]]]
+                   ) -> Optional[ContractRevert]:
+    if not data or data[:4] not in errors:
+        return None
+    name, types, names = errors[data[:4]]
+    values = [to_checksum_address(v) if t == "address" else v
+              for t, v in zip(types, abi_decode(types, data[4:]))]
+    args = dict(zip(names, values))
+    if name == "UnexpectedRoundState":
+        for key in ("current", "expected"):
+            args[key] = RoundState(args[key]).name
+    return ContractRevert(name, args)
+
+
+def _rpc_error(error: Any, errors: dict[bytes, tuple[str, list[str], list[str]]]
+               ) -> ChainError:
+    """A JSON-RPC error answer: the contract's revert if it carries one."""
+    if not isinstance(error, dict):
+        return ChainError(f"the node answered with an error: {error}")
+    data = error.get("data")
+    if isinstance(data, dict):  # Hardhat: {"message": ..., "data": "0x<revert data>"}
+        data = data.get("data")
+    if isinstance(data, str) and data.startswith("0x"):
+        try:
+            revert = _decode_revert(bytes.fromhex(data[2:]), errors)
+        except Exception:  # noqa: BLE001 - malformed revert data: report the message
+            revert = None
+        if revert is not None:
+            return revert
+    return _RpcError(str(error.get("message", error)), error.get("code"))
+
+
 def _classify(exc: BaseException, errors: dict[bytes, tuple[str, list[str], list[str]]]
               ) -> ChainError:
-    data = _revert_data(exc)
-    if data and data[:4] in errors:
-        name, types, names = errors[data[:4]]
-        values = [to_checksum_address(v) if t == "address" else v
-                  for t, v in zip(types, abi_decode(types, data[4:]))]
-        args = dict(zip(names, values))
-        if name == "UnexpectedRoundState":
-            for key in ("current", "expected"):
-                args[key] = RoundState(args[key]).name
-        return ContractRevert(name, args)
+    revert = _decode_revert(_revert_data(exc), errors)
+    if revert is not None:
+        return revert
     if isinstance(exc, (ContractLogicError, Web3Exception)):
         return ChainError(str(exc))
     if isinstance(exc, (ConnectionError, OSError)) or "Connection" in type(exc).__name__:

@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import sys
+import threading
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -19,11 +20,12 @@ from agents.bench import BenchError
 from agents.chain import ChainError
 from agents.devprocess import DevProcessError
 from agents.keys import KeyLoadError
+from agents.relay import RelayError
 from agents.weight_store import WeightStoreError
 
 # Errors a user can cause (bad input, unreachable services): one line, non-zero exit.
 _USER_ERRORS = (ChainError, WeightStoreError, AgentError, KeyLoadError, DevProcessError,
-                BenchError, OSError, ValueError)
+                BenchError, RelayError, OSError, ValueError)
 
 
 def _add_key_options(parser: argparse.ArgumentParser) -> None:
@@ -92,8 +94,62 @@ def _parser() -> argparse.ArgumentParser:
                        help="keyword argument for the factory (repeatable; JSON values)")
     agent.add_argument("--store", required=True, metavar="URL",
                        help="weight store: file:DIR or an IPFS RPC URL (http://127.0.0.1:5001)")
-    agent.add_argument("--poll", type=float, default=0.25, help="seconds between log polls")
+    agent.add_argument("--events", metavar="WS_URL", default=None,
+                       help="WebSocket JSON-RPC URL (ws:// or wss://) of a node of the same "
+                            "chain: it pushes the contract's events as they happen (anvil and "
+                            "Hardhat serve it on their RPC port, geth with --ws). Without it "
+                            "the agent polls --rpc for them")
+    agent.add_argument("--poll", type=float, default=0.25,
+                       help="seconds between log polls without --events (default 0.25); "
+                            "also the first retry delay after an error")
     _add_key_options(agent)
+
+    relay = sub.add_parser(
+        "relay", help="relay learners' signed proposals and votes, paying their gas")
+    relay.add_argument("--rpc", required=True, metavar="URL")
+    relay.add_argument("--contract", required=True, metavar="ADDR")
+    relay.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default 127.0.0.1)")
+    relay.add_argument("--port", type=int, default=8600, help="port (default 8600; 0: any free)")
+    relay.add_argument("--batch-delay", type=float, default=1.0,
+                       help="seconds a round's first vote waits for others before the batch "
+                            "is sent (default 1); a complete ballot goes at once")
+    relay.add_argument("--experiment", type=int, action="append", default=[], metavar="ID",
+                       help="also close this experiment's timed-out rounds from the start "
+                            "(repeatable; experiments relayed for are watched anyway)")
+    _add_key_options(relay)
+
+    audit = sub.add_parser(
+        "audit", help="rebuild an experiment from the chain alone and check every rule "
+                      "(exit 0 only if all hold, 3 on violations)")
+    audit.add_argument("--rpc", required=True, metavar="URL")
+    audit.add_argument("--contract", required=True, metavar="ADDR")
+    audit.add_argument("--experiment", required=True, type=int, metavar="ID")
+    audit.add_argument("--store", metavar="URL", default=None,
+                       help="weight store: also check every proposal's weights and the final "
+                            "model (file:DIR or an IPFS RPC URL)")
+    audit.add_argument("--json", action="store_true", help="print the report as JSON")
+    audit.add_argument("--html", type=Path, metavar="FILE", default=None,
+                       help="also write a self-contained HTML report (plots embedded)")
+    audit.add_argument("--compare", type=Path, metavar="RESULTS_JSON", default=None,
+                       help="a results file to compare with the chain (the audit ignores it "
+                            "otherwise; rows that differ are violations)")
+    audit.add_argument("--from-block", type=int, default=0, metavar="N",
+                       help="first block to read logs from (default 0)")
+    audit.add_argument("--chunk-blocks", type=int, default=None, metavar="N",
+                       help="blocks per eth_getLogs (default 10000; halved when refused)")
+
+    explorer = sub.add_parser(
+        "explorer", help="a local read-only web page of the contract's experiments")
+    explorer.add_argument("--rpc", required=True, metavar="URL")
+    explorer.add_argument("--contract", required=True, metavar="ADDR")
+    explorer.add_argument("--port", type=int, default=8700,
+                          help="port on 127.0.0.1 (default 8700; 0: any free)")
+    explorer.add_argument("--explorer-url", metavar="URL", default=None,
+                          help="link transactions and blocks to this block explorer (e.g. "
+                               "https://etherscan.io); default: the page's own JSON views")
+    explorer.add_argument("--poll", type=float, default=2.0,
+                          help="seconds between the page's refreshes (default 2)")
 
     bench = sub.add_parser("bench", help="benchmarks").add_subparsers(
         dest="bench_command", required=True)
@@ -102,11 +158,22 @@ def _parser() -> argparse.ArgumentParser:
     overhead.add_argument("--learners", type=int, default=5)
     overhead.add_argument("--rounds", type=int, default=10)
     overhead.add_argument("--seed", type=int, default=0)
-    overhead.add_argument("--poll", type=float, default=0.05, help="agents' log poll interval")
+    overhead.add_argument("--poll", type=float, default=0.05,
+                          help="agents' log poll interval (with --follow poll; default 0.05)")
+    overhead.add_argument("--follow", choices=["ws", "poll"], default="ws",
+                          help="how agents learn of events: anvil's WebSocket (default) or "
+                               "polling its HTTP RPC")
     overhead.add_argument("--preset", default="full", choices=["full", "small"],
                           help="benchmark model size (small: for quick checks)")
     overhead.add_argument("--workdir", type=Path, default=None, help="keep logs here")
     overhead.add_argument("--json", action="store_true", help="print the report as JSON")
+    gas = bench.add_parser(
+        "gas", help="gas of every call by learner count, beside OpenZeppelin's Governor")
+    gas.add_argument("--learners", type=int, nargs="+", default=[5, 20, 100], metavar="N",
+                     help="learner counts (default 5 20 100)")
+    gas.add_argument("--rpc", metavar="URL", default=None,
+                     help="dev chain with a funded unlocked account (default: in-process EVM)")
+    gas.add_argument("--json", action="store_true", help="print the report as JSON")
 
     store = sub.add_parser("store", help="put and get weights by CID").add_subparsers(
         dest="store_command", required=True)
@@ -181,25 +248,65 @@ def _run(args: argparse.Namespace, console: Console) -> None:
         from agents.agent import LearnerAgent
         from agents.spec import LearnerFactory, parse_factory_args
 
+        if args.events is not None and not args.events.startswith(("ws://", "wss://")):
+            raise ValueError(f"--events {args.events!r}: expected a ws:// or wss:// URL")
         account = load_account(args.keystore, args.password_file)
         client = _client(args.rpc, args.contract, account)
         client.experiment(args.experiment)  # UnknownExperiment before any training
+        if args.events is not None:  # an unusable event stream: a one-line error, now
+            from agents.events import follow_events
+
+            with follow_events(client, args.experiment, events_url=args.events):
+                pass
         learner = LearnerFactory(target=args.learner,
                                  args=parse_factory_args(args.learner_arg)).build()
         with open_store(args.store) as store:
             agent = LearnerAgent(client, store, learner, args.experiment)
-            agent.run(poll_interval=args.poll)
+            agent.run(poll_interval=args.poll, events_url=args.events)
             # One machine-readable line (never wrapped) for whoever started the agent.
             sys.stdout.write(json.dumps({
                 "experiment": args.experiment, "learner": account.address,
                 "model_digest": "0x" + agent.model_digest.hex(),
                 "seconds": agent.timings.seconds}) + "\n")
+    elif args.command == "relay":
+        from agents.relay import Relay, RelayServer
+
+        service = Relay(_client(args.rpc, args.contract,
+                                load_account(args.keystore, args.password_file)),
+                        batch_delay=args.batch_delay)
+        for experiment_id in args.experiment:
+            service.watch(experiment_id)
+        with RelayServer(service, args.host, args.port) as server:
+            # The URL on stdout alone (for scripts); the rest is for the person watching.
+            sys.stdout.write(server.url + "\n")
+            sys.stdout.flush()
+            console.print(f"relaying for {service.client.address} as "
+                          f"{service.client.account.address}; Ctrl-C stops", style="dim")
+            threading.Event().wait()
+    elif args.command == "bench" and args.bench_command == "gas":
+        from agents.gas_bench import bench_gas
+
+        bench_gas(as_json=args.json, learner_counts=args.learners, rpc=args.rpc)
     elif args.command == "bench":
         from agents.bench import bench_overhead
 
         bench_overhead(as_json=args.json, n_learners=args.learners, n_rounds=args.rounds,
-                       seed=args.seed, poll_interval=args.poll, preset=args.preset,
-                       workdir=args.workdir)
+                       seed=args.seed, poll_interval=args.poll, follow=args.follow,
+                       preset=args.preset, workdir=args.workdir)
+    elif args.command == "audit":
+        from agents.audit_report import run_audit
+
+        report = run_audit(args.rpc, args.contract, args.experiment, console=console,
+                           store_url=args.store, as_json=args.json, html_path=args.html,
+                           compare=args.compare, from_block=args.from_block,
+                           chunk_blocks=args.chunk_blocks)
+        if not report.ok:
+            raise SystemExit(3)
+    elif args.command == "explorer":
+        from agents.explorer import run_explorer
+
+        run_explorer(args.rpc, args.contract, port=args.port, explorer_url=args.explorer_url,
+                     poll=args.poll, console=console)
     elif args.command == "store":
         with open_store(args.store) as store:
             if args.store_command == "add":

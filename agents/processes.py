@@ -30,19 +30,23 @@ FACTORY = "colearn_core.tasks.factories:digits_learner"
 
 
 @contextlib.contextmanager
-def _services(config: DemoConfig, console: Console) -> Iterator[tuple[str, str]]:
-    """The chain URL and store URL: given ones, or local services started here."""
+def _services(config: DemoConfig,
+              console: Console) -> Iterator[tuple[str, Optional[str], str]]:
+    """The chain URL, its WebSocket URL for events (known only for an anvil started here:
+    it serves both on one port; agents poll a given chain) and the store URL: given ones,
+    or local services started here."""
     with contextlib.ExitStack() as stack:
-        chain_url = config.chain_url
+        chain_url, events_url = config.chain_url, None
         if chain_url is None:
             from agents.devchain import AnvilProcess
 
             chain_url = stack.enter_context(AnvilProcess(block_time=1, mixed_mining=True)).url
+            events_url = "ws://" + chain_url.removeprefix("http://")
             console.print(f"started anvil at {chain_url}")
         store_url = config.store_url
         if store_url is None:
             store_url = _start_ipfs(stack, console) or f"file:{config.out.resolve() / 'store'}"
-        yield chain_url, store_url
+        yield chain_url, events_url, store_url
 
 
 def _start_ipfs(stack: contextlib.ExitStack, console: Console) -> Optional[str]:
@@ -79,7 +83,7 @@ def run_process_demo(config: DemoConfig, console: Optional[Console] = None) -> d
 
     console = console or Console()
     config.out.mkdir(parents=True, exist_ok=True)
-    with _services(config, console) as (chain_url, store_url):
+    with _services(config, console) as (chain_url, events_url, store_url):
         store = open_store(store_url)
         initial = digits_learner(0, config.n_learners, config.seed).mli_get_current_weights()
         experiment = prepare(config, console, connect(chain_url), store, initial.weights)
@@ -97,6 +101,7 @@ def run_process_demo(config: DemoConfig, console: Optional[Console] = None) -> d
                 "--learner", FACTORY, "--learner-arg", f"index={i}",
                 "--learner-arg", f"n_learners={config.n_learners}",
                 "--learner-arg", f"seed={config.seed}", "--store", store_url,
+                *(["--events", events_url] if events_url else []),
             ]
             log_file = (logs / f"learner{i}.log").open("w")
             processes.append(subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,

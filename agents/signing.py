@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from eth_account import Account
+from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 from pydantic import BaseModel, ConfigDict
@@ -38,10 +39,14 @@ _PROPOSAL_TYPE = [
 ]
 
 
+# Signed calls travel as JSON (to a relay): bytes as hex.
+_WIRE = ConfigDict(frozen=True, ser_json_bytes="hex", val_json_bytes="hex")
+
+
 class SignedVote(BaseModel):
     """A learner's signed vote, as a relayer receives and submits it."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = _WIRE
 
     chain_id: int
     contract: str
@@ -61,15 +66,19 @@ class SignedVote(BaseModel):
     def signer(self) -> str:
         """The address the signature recovers to (the voter, if it is genuine)."""
         signature = _expand(self.r, self.vs)
-        return Account.recover_typed_data(
-            full_message=vote_typed_data(self.chain_id, self.contract, self.experiment_id,
-                                         self.round, self.approve, self.score),
-            signature=signature)
+        message = encode_typed_data(full_message=vote_typed_data(
+            self.chain_id, self.contract, self.experiment_id, self.round, self.approve,
+            self.score))
+        return Account.recover_message(message, signature=signature)
 
 
 class SignedProposal(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    """A proposer's signed proposal, as a relayer receives and submits it."""
 
+    model_config = _WIRE
+
+    chain_id: int
+    contract: str
     experiment_id: int
     round: int
     proposer: str
@@ -77,6 +86,13 @@ class SignedProposal(BaseModel):
     digest: bytes
     r: bytes
     vs: bytes
+
+    def signer(self) -> str:
+        """The address the signature recovers to (the proposer, if it is genuine)."""
+        message = encode_typed_data(full_message=proposal_typed_data(
+            self.chain_id, self.contract, self.experiment_id, self.round, self.cid,
+            self.digest))
+        return Account.recover_message(message, signature=_expand(self.r, self.vs))
 
 
 def _domain(chain_id: int, contract: str) -> dict[str, Any]:
@@ -121,7 +137,8 @@ def sign_proposal(account: LocalAccount, *, chain_id: int, contract: str, experi
     signed = account.sign_typed_data(full_message=proposal_typed_data(
         chain_id, contract, experiment_id, round_index, cid, digest))
     r, vs = _compact(signed.r, signed.s, signed.v)
-    return SignedProposal(experiment_id=experiment_id, round=round_index,
+    return SignedProposal(chain_id=chain_id, contract=to_checksum_address(contract),
+                          experiment_id=experiment_id, round=round_index,
                           proposer=account.address, cid=cid, digest=digest, r=r, vs=vs)
 
 

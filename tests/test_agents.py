@@ -165,3 +165,19 @@ def test_a_restarted_agent_rebuilds_its_state_from_the_chain(tmp_path):
     run_in_process(agents)
     final_digest, _ = s.client.current_model(s.experiment_id)
     assert agents[2].model_digest == final_digest == s.digest_of(2)
+
+
+def test_an_agent_knows_when_its_node_lags_behind_the_events_it_was_told(tmp_path):
+    s = make_setup(tmp_path, n=3, rounds=1)
+    voter = s.agent(1)
+    voter.step()
+    assert voter.status.state == RoundState.PROPOSING and not voter._lagging()
+    s.client.with_account(s.accounts[0]).propose(s.experiment_id, 0, "bafy-x", b"\x01" * 32)
+    logs = s.client.raw_logs([s.client.event_topic("WeightsProposed")], 0,
+                             s.client.block_number())
+    voter._note(logs)  # as a follower hands them over: the status read before is behind
+    assert voter._lagging()
+    assert voter._proposals[0].cid == "bafy-x", "kept: judging it needs no log query"
+    voter.step()  # reads the status again, rejects the unfetchable proposal, votes
+    assert voter.status.state == RoundState.VOTING and not voter._lagging()
+    assert [v.voter for v in s.client.votes(s.experiment_id, 0)] == [s.accounts[1].address]

@@ -81,7 +81,8 @@ def test_overhead_bench_end_to_end(tmp_path, capsys):
     assert chain["model_digest"] == memory["model_digest"] and report["models_match"]
     assert chain["proposals"] == 3
     for key in ("seconds_per_round", "protocol_seconds_per_round", "store_seconds_per_round",
-                "chain_seconds_per_round", "startup_seconds", "discarded_proposals"):
+                "chain_seconds_per_round", "follow_seconds_per_round", "startup_seconds",
+                "discarded_proposals"):
         assert chain[key] >= 0
     assert memory["seconds_per_round"] > 0
     assert report["ratio"] == pytest.approx(chain["seconds_per_round"]
@@ -93,10 +94,16 @@ def test_overhead_bench_end_to_end(tmp_path, capsys):
     assert [a["index"] for a in chain["agents"]] == [0, 1, 2]
     for agent in chain["agents"]:
         seconds = agent["seconds"]
-        assert seconds["protocol"] == pytest.approx(seconds["step"] - seconds["learner"])
+        assert seconds["protocol"] == pytest.approx(
+            seconds["step"] - seconds["learner"] + seconds["follow"])
         assert seconds["learner"] > 0 and seconds["store"] >= 0
+        assert seconds["follow"] > 0  # subscribing at least
     assert report["protocol_seconds_per_round"] == pytest.approx(
         sum(a["seconds"]["protocol"] for a in chain["agents"]) / 3)
+    parts = chain["protocol_parts_per_round"]
+    assert set(parts) == {"status", "transactions", "follow", "store", "other"}
+    assert sum(parts.values()) == pytest.approx(report["protocol_seconds_per_round"])
+    assert parts["status"] > 0 and parts["transactions"] > 0
     assert set(report["targets"]) == {"ratio_max", "protocol_seconds_per_round_max",
                                       "ratio_met", "protocol_met"}
     assert (tmp_path / "logs" / "agent0.log").exists()
@@ -104,3 +111,4 @@ def test_overhead_bench_end_to_end(tmp_path, capsys):
     out = io.StringIO()
     print_overhead_report(report, Console(file=out, width=120))
     assert "seconds a round" in out.getvalue() and "protocol" in out.getvalue()
+    assert "following events" in out.getvalue()
