@@ -35,6 +35,8 @@ from agents.chain import (
     score_to_fixed,
 )
 from agents.events import EventFollower, follow_events
+from agents.relay import RelayClient, RelayError
+from agents.signing import sign_proposal, sign_vote
 from agents.weight_store import WeightStore, WeightStoreError
 from colearn_core.codec import (
     WeightsFormatError,
@@ -51,6 +53,9 @@ VOTE_MARGIN_SECONDS = 2.0
 # Seconds past a phase's deadline (by the chain's clock) before looking again: the chain
 # moves its clock only with new blocks.
 DEADLINE_SLACK_SECONDS = 1.0
+# With a relay: seconds before the voting deadline at which a vote the relay has not put
+# on chain is sent directly instead.
+RELAY_FALLBACK_SECONDS = 10.0
 
 # Reverts that mean another participant moved the round on first: not an error.
 _RACE_ERRORS = {"WrongRound", "UnexpectedRoundState", "AlreadyVoted"}
@@ -111,6 +116,8 @@ class LearnerAgent:
         *,
         name: Optional[str] = None,
         max_weight_bytes: int = DEFAULT_MAX_WEIGHT_BYTES,
+        relay: Optional[RelayClient] = None,
+        relay_fallback_seconds: float = RELAY_FALLBACK_SECONDS,
     ):
         if client.account is None:
             raise AgentError("an agent needs a client with an account")
@@ -118,6 +125,11 @@ class LearnerAgent:
         self.store = store
         self.learner = learner
         self.experiment_id = experiment_id
+        # With a relay, proposals and votes go to it as signatures (this account may hold
+        # no ETH); votes it has not delivered by the fallback time are sent directly.
+        self.relay = relay
+        self.relay_fallback_seconds = relay_fallback_seconds
+        self._relayed_vote: Optional[int] = None  # round whose vote the relay holds
         self.address = client.account.address
         self.max_weight_bytes = max_weight_bytes
         self.log = logging.getLogger(f"agents.agent.{name or self.address[:10]}")
@@ -199,9 +211,15 @@ class LearnerAgent:
         status = self.status
         if status is None or status.state not in (RoundState.PROPOSING, RoundState.VOTING):
             return recheck
-        elapsed = time.monotonic() - self._status_read_at
-        until_deadline = status.deadline - status.timestamp - elapsed
+        until_deadline = self._seconds_left(status)
+        if self._relayed_vote == status.round and not status.voted:
+            # the relay holds this agent's vote: check it landed before the fallback time
+            return min(recheck, max(0.0, until_deadline - self.relay_fallback_seconds))
         return min(recheck, max(0.0, until_deadline) + DEADLINE_SLACK_SECONDS)
+
+    def _seconds_left(self, status: RoundStatus) -> float:
+        """Seconds until the current phase's deadline, on the chain's clock."""
+        return status.deadline - status.timestamp - (time.monotonic() - self._status_read_at)
 
     def _note(self, logs: list[RawLog]) -> None:
         """Notes how far the events that woke the agent go, and keeps the proposals among
@@ -256,6 +274,9 @@ class LearnerAgent:
                 return self._propose(round_index) or acted
             if state == RoundState.VOTING and not is_proposer:
                 return self._vote(round_index, status.voted) or acted
+            if state in (RoundState.PROPOSAL_TIMED_OUT, RoundState.VOTING_TIMED_OUT) and \
+                    self.relay is not None and not self._can_pay():
+                return acted  # the relay closes rounds for learners without ETH
             if state == RoundState.PROPOSAL_TIMED_OUT:
                 with self.timings.measure("transactions"):
                     self.client.expire(self.experiment_id, round_index)
@@ -338,8 +359,12 @@ class LearnerAgent:
         digest = _digest(data)
         with self.timings.measure("store"):
             cid = self.store.put(data)
-        with self.timings.measure("transactions"):
-            self.client.propose(self.experiment_id, round_index, cid, digest)
+        if not self._relayed(round_index, "proposal", lambda: self.relay.submit_proposal(
+                sign_proposal(self.client.account, chain_id=self.client.chain_id,
+                              contract=self.client.address, experiment_id=self.experiment_id,
+                              round_index=round_index, cid=cid, digest=digest))):
+            with self.timings.measure("transactions"):
+                self.client.propose(self.experiment_id, round_index, cid, digest)
         self._held = (round_index, digest, weights.weights)
         self.log.info("round %d: proposed %s", round_index, cid)
         with self.timings.measure("learner"):
@@ -356,10 +381,42 @@ class LearnerAgent:
         if verdict is None:
             verdict = self._judge(round_index)
             self._verdicts = {round_index: verdict}
+        if self._relayed_vote == round_index:
+            if self._seconds_left(self.status) > self.relay_fallback_seconds:
+                return False  # the relay's batch is still due
+            self.log.warning("round %d: the relay has not delivered this vote; voting directly",
+                             round_index)
+        elif self._relayed(round_index, "vote", lambda: self.relay.submit_vote(sign_vote(
+                self.client.account, chain_id=self.client.chain_id, contract=self.client.address,
+                experiment_id=self.experiment_id, round_index=round_index,
+                learner_index=self._index, approve=verdict.approve, score=verdict.score))):
+            self._relayed_vote = round_index
+            return True
         with self.timings.measure("transactions"):
             self.client.vote(self.experiment_id, round_index, verdict.approve, verdict.score)
         self.log.info("round %d: voted %s", round_index, "approve" if verdict.approve else "reject")
         return True
+
+    def _relayed(self, round_index: int, what: str, submit: Callable[[], object]) -> bool:
+        """Hands a signed call to the relay, if there is one; False if there is none or it
+        refused (then the agent acts directly)."""
+        if self.relay is None:
+            return False
+        try:
+            with self.timings.measure("transactions"):
+                submit()
+        except RelayError as exc:
+            self.log.warning("round %d: %s not relayed (%s); sending it directly", round_index,
+                             what, exc)
+            return False
+        self.log.info("round %d: %s handed to the relay", round_index, what)
+        return True
+
+    def _can_pay(self) -> bool:
+        try:
+            return self.client.w3.eth.get_balance(self.address) > 0
+        except Exception as exc:  # noqa: BLE001 - any transport failure
+            raise ChainError(f"cannot read the balance: {exc}") from None
 
     def _judge(self, round_index: int) -> _Verdict:
         proposal = self._proposal(round_index)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import logging
@@ -20,7 +21,7 @@ from agents.bench import BenchError
 from agents.chain import ChainError
 from agents.devprocess import DevProcessError
 from agents.keys import KeyLoadError
-from agents.relay import RelayError
+from agents.relay import RelayClient, RelayError
 from agents.weight_store import WeightStoreError
 
 # Errors a user can cause (bad input, unreachable services): one line, non-zero exit.
@@ -99,6 +100,12 @@ def _parser() -> argparse.ArgumentParser:
                             "chain: it pushes the contract's events as they happen (anvil and "
                             "Hardhat serve it on their RPC port, geth with --ws). Without it "
                             "the agent polls --rpc for them")
+    agent.add_argument("--relay", metavar="URL", default=None,
+                       help="a `colearn relay` to hand signed proposals and votes to, so this "
+                            "account needs no ETH; votes it has not put on chain by "
+                            "--relay-fallback seconds before the deadline are sent directly")
+    agent.add_argument("--relay-fallback", type=float, default=10.0, metavar="SECONDS",
+                       help="see --relay (default 10)")
     agent.add_argument("--poll", type=float, default=0.25,
                        help="seconds between log polls without --events (default 0.25); "
                             "also the first retry delay after an error")
@@ -260,8 +267,10 @@ def _run(args: argparse.Namespace, console: Console) -> None:
                 pass
         learner = LearnerFactory(target=args.learner,
                                  args=parse_factory_args(args.learner_arg)).build()
-        with open_store(args.store) as store:
-            agent = LearnerAgent(client, store, learner, args.experiment)
+        with open_store(args.store) as store, contextlib.ExitStack() as stack:
+            relay = stack.enter_context(RelayClient(args.relay)) if args.relay else None
+            agent = LearnerAgent(client, store, learner, args.experiment, relay=relay,
+                                 relay_fallback_seconds=args.relay_fallback)
             agent.run(poll_interval=args.poll, events_url=args.events)
             # One machine-readable line (never wrapped) for whoever started the agent.
             sys.stdout.write(json.dumps({
