@@ -15,7 +15,7 @@ class VoteRow(BaseModel):
     approve: bool
     vote_score: Optional[float]  # None: the voter could not test the proposal
     tx_hash: str
-    gas: int
+    gas: int  # of the transaction that carried the vote (a relayed batch carries several)
 
 
 class RoundGas(BaseModel):
@@ -85,7 +85,8 @@ def read_history(client: CollectiveLearningClient, experiment_id: int, from_bloc
         rr.expired, rr.close_tx, rr.close_block = True, e.tx_hash, e.block_number
 
     for rr in rows.values():
-        rr.gas.votes = [v.gas for v in rr.votes]
+        # One entry per vote transaction: a relayed batch carries several votes.
+        rr.gas.votes = [gas_of(tx) for tx in dict.fromkeys(v.tx_hash for v in rr.votes)]
         own = {rr.propose_tx, *(v.tx_hash for v in rr.votes)}
         if rr.close_tx is not None and rr.close_tx not in own:
             rr.gas.close = gas_of(rr.close_tx)
