@@ -8,7 +8,8 @@ a snapshot of that state. Transactions are signed and sent raw, each in its own 
 a timestamp the test chooses, so the model knows the exact time the contract sees. (The
 client's round calls first check with an ``eth_call`` at the latest block, whose clock
 differs from the mined block's: near a deadline the outcome would depend on which of the
-two times decided it. Views go through the client.)
+two times decided it.) Views go through the client, after every step, at the latest
+block's time.
 
 Test-only hook: ``COLEARN_STATEFUL_ARTIFACT=/path/CollectiveLearning.json`` deploys that
 compiled artifact instead of the shipped one (to check this test catches mutated
@@ -75,7 +76,7 @@ THRESHOLDS = (0, 1, 2000, 2500, 3333, 3334, 4000, 5000, 6000, 6666, 6667, 7500, 
 
 SETTINGS = settings(
     max_examples=3000 if SLOW else 300,
-    stateful_step_count=12,
+    stateful_step_count=10,
     derandomize=True,
     database=None,
     deadline=None,
@@ -277,6 +278,7 @@ RARELY = st.sampled_from((False,) * 9 + (True,))
 # A vote that must not count, cast while a ballot is open (see ContractMachine.intrude).
 INTRUSION = st.sampled_from((None,) * 5 + ("proposer_votes", "outsider_votes", "votes_again",
                                            "batch_votes_again", "batch_duplicate") * 3
+                            + ("batch_wrong_list", "batch_empty")
                             + tuple(f"batch_{kind}" for kind in BAD_VOTE_SIGNATURES))
 
 
@@ -322,9 +324,8 @@ class ContractMachine(RuleBasedStateMachine):
             self.touched.add(args["experimentId"])
 
     def _transact(self, account: LocalAccount, data: str, at: int) -> Outcome:
-        w3, tester = self.w.w3, self.w.tester
-        chain = tester.backend.chain
-        chain.header = chain.header.copy(timestamp=at)
+        w3 = self.w.w3
+        self.next_block_at(at)
         tx = {"chainId": self.w.domain.chain_id, "nonce": self.nonces[account.address],
               "to": self.w.client.address, "data": data, "value": 0, "gas": TX_GAS,
               "maxFeePerGas": MAX_FEE, "maxPriorityFeePerGas": 1}
@@ -342,6 +343,11 @@ class ContractMachine(RuleBasedStateMachine):
         except Exception as exc:  # noqa: BLE001 - the revert we are after
             return decode_revert(self.w, revert_data(exc))
         raise AssertionError("a reverted transaction succeeds when replayed")
+
+    def next_block_at(self, timestamp: int) -> None:
+        """The next block (the pending one, still empty) gets exactly ``timestamp``."""
+        chain = self.w.tester.backend.chain
+        chain.header = chain.header.copy(timestamp=timestamp)
 
     # -------------------------------------------------------------- views
 
@@ -372,7 +378,7 @@ class ContractMachine(RuleBasedStateMachine):
         self.views_read += 1
         account = self.w.accounts[self.views_read % len(self.w.accounts)].address
         status = c.round_status(eid, account).model_dump()
-        del status["base_fee"]
+        assert status.pop("base_fee") == self.w.w3.eth.get_block("latest")["baseFeePerGas"]
         assert status == m.round_status(eid, account, now)
         index = c.learner_index(eid, account)
         assert (-1 if index is None else index) == m.learner_index(eid, account)
@@ -447,8 +453,9 @@ class ContractMachine(RuleBasedStateMachine):
         return self.by_address(group[pick % len(group)])
 
     # ------------------------------------------------------------- rules
-    # Each call has a rule that mostly follows the protocol (so sequences get somewhere)
-    # and one that mostly breaks it; either may still fail on timing or state.
+    # ``advance`` follows the protocol (so sequences get somewhere), with intrusions; the
+    # ``*_wrongly`` and ``*_anytime`` rules mostly break it. Any call may still fail on
+    # timing or state: the model says how.
 
     @initialize(size=st.integers(2, POOL_SIZE), order=st.permutations(range(POOL_SIZE)),
                 threshold=THRESHOLD, rounds=st.integers(1, 4), proposal_timeout=TIMEOUT,
@@ -517,9 +524,10 @@ class ContractMachine(RuleBasedStateMachine):
 
     def intrude(self, e: Experiment, intrusion: str, pick: int) -> None:
         """A vote by the proposer or an outsider, a second vote (direct or relayed), a
-        relayed batch holding one learner's vote twice, or a relayed batch with a genuine
-        vote then a bad one ("batch_<kind>", see BAD_VOTE_SIGNATURES). A learner that has
-        not voted yet stands in for one that has when none has."""
+        relayed batch holding one learner's vote twice, with a wrong learner list, with no
+        votes, or with a genuine vote then a bad one ("batch_<kind>", see
+        BAD_VOTE_SIGNATURES). A learner that has not voted yet stands in for one that has
+        when none has."""
         relayer = self.account(pick + 1)
         if intrusion == "proposer_votes":
             self.vote_directly(self.by_address(e.proposer), e.id, "current", True, 1)
@@ -533,6 +541,12 @@ class ContractMachine(RuleBasedStateMachine):
         elif intrusion == "batch_duplicate":
             batch = [("voter", pick, "genuine", False, 4), ("voter", pick, "duplicate", False, 4)]
             self.cast_signed(e.id, "current", batch, "right", relayer)
+        elif intrusion == "batch_wrong_list":
+            listed = ("reversed", "missing", "outsider", "empty")[pick % 4]
+            self.cast_signed(e.id, "current", [("voter", pick, "genuine", True, 7)], listed,
+                             relayer)
+        elif intrusion == "batch_empty":
+            self.cast_signed(e.id, "current", [], "right", relayer)
         else:
             kind = intrusion.removeprefix("batch_")
             batch = [("voter", pick, "genuine", True, 5), ("voter", pick + 1, kind, True, 6)]
@@ -672,8 +686,7 @@ class ContractMachine(RuleBasedStateMachine):
         current deadline (if that is still ahead); or ("mine") an empty block is mined at
         the next time, moving the views' clock there."""
         if how == "mine":
-            chain = self.w.tester.backend.chain
-            chain.header = chain.header.copy(timestamp=self.next_time)
+            self.next_block_at(self.next_time)
             self.w.tester.mine_blocks()
             self.latest, self.next_time = self.next_time, self.next_time + 1
         elif how == "wait":
@@ -835,10 +848,16 @@ def test_contract_follows_the_protocol_model(capsys: pytest.CaptureFixture[str])
     start = time.perf_counter()
     in_fresh_thread(lambda: run_state_machine_as_test(ContractMachine, settings=SETTINGS))
     elapsed = time.perf_counter() - start
+    errors = {item["name"] for item in load_artifact()["abi"] if item["type"] == "error"}
+    # Out of reach here: no length to get wrong in (r, vs); EIP-712's constructor errors;
+    # 501 learners.
+    errors -= {"ECDSAInvalidSignatureLength", "InvalidShortString", "StringTooLong",
+               "TooManyLearners"}
     with capsys.disabled():
         print(f"\nstateful contract test: {STATS.sequences} sequences, {STATS.steps} steps, "
               f"{STATS.transactions} transactions in {elapsed:.1f} s\n"
-              f"  outcomes: {dict(sorted(STATS.outcomes.items()))}")
+              f"  outcomes: {dict(sorted(STATS.outcomes.items()))}\n"
+              f"  errors never met: {sorted(errors - set(STATS.outcomes))}")
 
 
 def in_fresh_thread(run: Callable[[], None]) -> None:
