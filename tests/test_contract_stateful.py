@@ -841,7 +841,7 @@ def mangle(kind: str, r: bytes, vs: bytes, pick: int) -> tuple[bytes, bytes]:
     return r, vs
 
 
-@pytest.mark.slow  # about 1.5 min for 300 sequences (25 min with --slow: 3000)
+@pytest.mark.slow  # 1.5-2 min for 300 sequences; about 17 min with --slow (3000)
 def test_contract_follows_the_protocol_model(capsys: pytest.CaptureFixture[str]) -> None:
     STATS.reset()
     world()  # set up outside Hypothesis' timing (py-evm changes the recursion limit on import)
