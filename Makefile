@@ -7,6 +7,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
+EXTRAS_STAMP := $(VENV)/.installed-extras
 NPM_STAMP := node_modules/.installed
 OUT    ?= demo-out
 
@@ -15,10 +16,10 @@ OUT    ?= demo-out
 demo: $(STAMP)
 	$(VENV)/bin/colearn demo --out $(OUT)
 
-test: $(STAMP) $(NPM_STAMP) chromium
+test: $(STAMP) $(EXTRAS_STAMP) $(NPM_STAMP) chromium
 	$(PY) -m pytest
 
-test-fast: $(STAMP) $(NPM_STAMP) chromium
+test-fast: $(STAMP) $(EXTRAS_STAMP) $(NPM_STAMP) chromium
 	$(PY) -m pytest -m "not slow"
 
 # Debian's headless browser and its driver, for the explorer's browser test (once: only
@@ -41,6 +42,11 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet -e ".[torch,dev]"
+	touch $@
+
+# Every learner kind (Keras, scikit-learn, DP, ONNX, mnist1d): the tests use them all.
+$(EXTRAS_STAMP): $(STAMP)
+	$(PIP) install --quiet -e ".[torch,keras,sklearn,dp,onnx,data,dev]"
 	touch $@
 
 $(NPM_STAMP): package.json package-lock.json

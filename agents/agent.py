@@ -45,7 +45,12 @@ from colearn_core.codec import (
     decode_weights,
     encode_weights,
 )
-from colearn_core.ml_interface import ErrorCodes, MachineLearningInterface, Weights
+from colearn_core.ml_interface import (
+    ErrorCodes,
+    MachineLearningInterface,
+    TrainingSummary,
+    Weights,
+)
 
 DEFAULT_MAX_WEIGHT_BYTES = 512 * 1024 * 1024
 # Time kept for testing and sending a vote when fetching a proposal near its deadline.
@@ -95,7 +100,8 @@ class RoundRecord(BaseModel):
     vote_score: Optional[float] = None
     test_score: Optional[float] = None
     approve: Optional[bool] = None
-    reason: Optional[str] = None  # why a proposal was rejected without testing
+    reason: Optional[str] = None  # why a proposal was rejected without testing, or not made
+    training_summary: Optional[TrainingSummary] = None  # the proposer's (e.g. its DP budget)
 
 
 class _Verdict(BaseModel):
@@ -354,6 +360,9 @@ class LearnerAgent:
         if summary is not None and summary.error_code == ErrorCodes.DP_BUDGET_EXCEEDED:
             self.log.warning("round %d: privacy budget exhausted; no more proposals", round_index)
             self.budget_exhausted = True
+            self.records[round_index] = RoundRecord(
+                round=round_index, role="proposer", reason="privacy budget exhausted",
+                training_summary=summary)
             return False
         data = encode_weights(weights.weights)
         digest = _digest(data)
@@ -371,7 +380,7 @@ class LearnerAgent:
             tested = self.learner.mli_test_weights(weights)
         self.records[round_index] = RoundRecord(
             round=round_index, role="proposer", vote_score=tested.vote_score,
-            test_score=tested.test_score)
+            test_score=tested.test_score, training_summary=summary)
         return True
 
     def _vote(self, round_index: int, voted: bool) -> bool:

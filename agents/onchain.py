@@ -1,0 +1,163 @@
+"""Any learners through a whole experiment on chain, in one process.
+
+:func:`run_on_chain` is the on-chain counterpart of :func:`colearn_core.driver.run_experiment`:
+it deploys the contract (in-process EVM by default, or any RPC), stores learner 0's
+weights as the initial model, creates the experiment, steps one :class:`LearnerAgent`
+per learner until the experiment completes and rebuilds every round from the chain.
+On the in-process chain, when no agent can act (a proposer that stopped proposing, such
+as a learner whose privacy budget is spent), the clock jumps to the phase's deadline so
+the round expires as it would on a real chain, only without the wait.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Optional
+
+from pydantic import BaseModel, ConfigDict
+
+from agents.agent import LearnerAgent, RoundRecord
+from agents.chain import CollectiveLearningClient, RoundState
+from agents.history import RoundRow, read_history
+from agents.network import advance_time, connect, derive_accounts, fund_accounts, is_in_process
+from agents.weight_store import WeightStore, open_store
+from colearn_core.codec import decode_weights, encode_weights
+from colearn_core.decision import threshold_to_bps
+from colearn_core.ml_interface import MachineLearningInterface
+from colearn_core.results import Result, Results
+
+log = logging.getLogger(__name__)
+
+
+class OnChainRun(BaseModel):
+    """An experiment run on chain: every round as the chain records it, each agent's own
+    records (scores, and the proposer's training summary), and the final model."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    chain_id: int
+    contract: str
+    experiment_id: int
+    rounds: list[RoundRow]
+    records: list[dict[int, RoundRecord]]  # per learner, by round
+    final_weights: Any  # the chain's final model, fetched and decoded from the store
+    final_model_round: int  # 0: the initial model; r + 1: the proposal of round r
+    total_gas: int
+    seconds: float
+
+    def decisions(self) -> list[Optional[bool]]:
+        """Accepted / rejected per round; ``None`` for a round that expired."""
+        return [None if r.expired else r.accepted for r in self.rounds]
+
+    def results(self) -> Results:
+        """colearn's ``Results``: votes and decisions from the chain, scores and training
+        summaries from the agents' own records."""
+        n = len(self.records)
+        results = Results()
+        for row in self.rounds:
+            votes: list[Optional[bool]] = [None] * n
+            for v in row.votes:
+                votes[v.learner_index] = v.approve
+            own = [self.records[j].get(row.round) for j in range(n)]
+            results.append(Result(
+                vote=None if row.expired else row.accepted,
+                votes=votes,
+                test_scores=[r.test_score if r else None for r in own],
+                vote_scores=[r.vote_score if r else None for r in own],
+                training_summaries=[r.training_summary if r else None for r in own],
+                block_proposer=row.proposer_index,
+            ))
+        return results
+
+
+def run_on_chain(
+    learners: Sequence[MachineLearningInterface],
+    n_rounds: int,
+    vote_threshold: float = 0.5,
+    *,
+    chain_url: Optional[str] = None,
+    store: Optional[WeightStore] = None,
+    store_dir: Optional[Path] = None,
+    proposal_timeout: int = 600,
+    voting_timeout: int = 600,
+    seed: int = 0,
+    on_step: Optional[Callable[[], None]] = None,
+) -> OnChainRun:
+    """Runs ``learners`` through ``n_rounds`` rounds on chain and returns what happened.
+
+    Learner 0's current weights are the initial model; every learner adopts it first
+    (the agents fetch it, as stakeholders would). ``chain_url`` ``None`` is the in-process
+    EVM; ``store`` (or ``store_dir``, a directory for a file store) holds the weights, a
+    temporary file store by default."""
+    import tempfile
+
+    if len(learners) < 2:
+        raise ValueError("an experiment needs at least 2 learners")
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="colearn-onchain-") as tmp:
+        own_store = store is None
+        store = store or open_store(f"file:{store_dir or tmp}")
+        try:
+            w3 = connect(chain_url)
+            accounts = derive_accounts(len(learners), seed, label="colearn-onchain")
+            fund_accounts(w3, [a.address for a in accounts])
+            client, _ = CollectiveLearningClient.deploy(w3, accounts[0])
+            initial = encode_weights(learners[0].mli_get_current_weights().weights)
+            experiment_id, _ = client.create_experiment(
+                [a.address for a in accounts], threshold_to_bps(vote_threshold), n_rounds,
+                proposal_timeout, voting_timeout, store.put(initial),
+                hashlib.sha256(initial).digest())
+            agents = [LearnerAgent(client.with_account(account), store, learner, experiment_id,
+                                   name=f"learner{i}")
+                      for i, (account, learner) in enumerate(zip(accounts, learners))]
+            _step_until_done(agents, client, experiment_id, in_process=is_in_process(w3),
+                             on_step=on_step)
+            rounds = read_history(client, experiment_id)
+            digest, model_round = client.current_model(experiment_id)
+            cid = _model_cid(client, experiment_id, model_round, rounds)
+            final = decode_weights(store.get(cid))
+            if hashlib.sha256(encode_weights(final)).digest() != digest:
+                raise RuntimeError("the stored final model does not match the chain's digest")
+            return OnChainRun(
+                chain_id=client.chain_id, contract=client.address, experiment_id=experiment_id,
+                rounds=rounds, records=[a.records for a in agents], final_weights=final,
+                final_model_round=model_round, total_gas=sum(r.gas.total for r in rounds),
+                seconds=time.perf_counter() - started)
+        finally:
+            if own_store:
+                store.close()
+
+
+def _step_until_done(agents: list[LearnerAgent], client: CollectiveLearningClient,
+                     experiment_id: int, *, in_process: bool,
+                     on_step: Optional[Callable[[], None]]) -> None:
+    while not all(agent.done for agent in agents):
+        acted = False
+        for agent in agents:
+            if not agent.done:
+                acted = agent.step() or acted
+        if on_step is not None:
+            on_step()
+        if acted:
+            continue
+        status = client.round_status(experiment_id)
+        if status.state == RoundState.COMPLETED:
+            continue
+        if in_process:  # nobody can act before the deadline: move the clock there
+            advance_time(client.w3, max(1, status.deadline - status.timestamp))
+        else:
+            time.sleep(0.05)
+
+
+def _model_cid(client: CollectiveLearningClient, experiment_id: int, model_round: int,
+               rounds: list[RoundRow]) -> str:
+    if model_round == 0:
+        return client.experiment_created(experiment_id).initial_cid
+    cid = rounds[model_round - 1].cid
+    if cid is None:
+        raise RuntimeError(f"round {model_round - 1} is the model but has no proposal")
+    return cid
