@@ -6,12 +6,13 @@ learner set gives the same accept/reject sequence here and on chain.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable, Sequence
 from typing import Optional
 
 from colearn_core.decision import is_accepted, threshold_to_bps
-from colearn_core.ml_interface import MachineLearningInterface, ProposedWeights
+from colearn_core.ml_interface import MachineLearningInterface, ProposedWeights, Weights
 from colearn_core.results import Result, Results
 
 log = logging.getLogger(__name__)
@@ -22,8 +23,8 @@ def run_one_round(
     learners: Sequence[MachineLearningInterface],
     vote_threshold: float = 0.5,
 ) -> tuple[list[ProposedWeights], bool]:
-    """Runs one round: ``learners[round_index % n]`` proposes, every learner tests the
-    proposal, the proposer's vote is discarded (``None``), and the proposal is accepted
+    """Runs one round: ``learners[round_index % n]`` proposes, every learner tests (its own
+    copy of) the proposal, the proposer's vote is discarded (``None``), and the proposal is accepted
     iff ``approvals * 10000 >= threshold_bps * (n - 1)``; then every learner adopts it.
 
     Returns the list of ``ProposedWeights`` (one per learner) and the decision.
@@ -32,13 +33,13 @@ def run_one_round(
     threshold_bps = threshold_to_bps(vote_threshold)
     proposer = round_index % n
     new_weights = learners[proposer].mli_propose_weights()
-    proposed = [learner.mli_test_weights(new_weights) for learner in learners]
+    proposed = [learner.mli_test_weights(_own_copy(new_weights)) for learner in learners]
     proposed[proposer] = proposed[proposer].model_copy(update={"vote": None})
     approvals = sum(1 for j, p in enumerate(proposed) if j != proposer and p.vote)
     vote = is_accepted(approvals, n, threshold_bps)
     if vote:
         for learner in learners:
-            learner.mli_accept_weights(new_weights)
+            learner.mli_accept_weights(_own_copy(new_weights))
     log.debug("round %d: proposer %d, %d/%d approve, accepted=%s",
               round_index, proposer, approvals, n - 1, vote)
     return proposed, vote
@@ -72,4 +73,11 @@ def set_equal_weights(learners: Sequence[MachineLearningInterface]) -> None:
     """Gives every learner learner 0's weights, as colearn's helper does."""
     weights = learners[0].mli_get_current_weights()
     for learner in learners[1:]:
-        learner.mli_accept_weights(weights)
+        learner.mli_accept_weights(_own_copy(weights))
+
+
+def _own_copy(weights: Weights) -> Weights:
+    """A deep copy for each learner, as each agent on chain decodes its own: a learner
+    that keeps (and later trains in place) the arrays it was given cannot change what
+    another learner holds."""
+    return weights.model_copy(update={"weights": copy.deepcopy(weights.weights)})

@@ -72,6 +72,44 @@ class ColearnModel(BaseModel):
     model: Optional[Any] = None
 
 
+def convert_model_to_onnx(model: Any) -> Any:
+    """colearn's helper: a scikit-learn estimator or a Keras model as an ``onnx.ModelProto``.
+
+    Frameworks are imported only when called (skl2onnx, or Keras' exporter, which needs
+    tf2onnx). PyTorch models need an example input to trace: use
+    ``PytorchLearner.mli_get_current_model()``."""
+    module = type(model).__module__
+    if module.startswith("sklearn.") or hasattr(model, "n_features_in_"):
+        from skl2onnx import to_onnx
+
+        import numpy as np
+
+        return to_onnx(model, np.zeros((1, model.n_features_in_), dtype=np.float32),
+                       target_opset=None)
+    if module.startswith(("keras", "tensorflow", "tf_keras")):
+        import tempfile
+        from pathlib import Path
+
+        import onnx
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "model.onnx"
+            model.export(str(path), format="onnx", verbose=False)
+            return onnx.load(str(path))
+    if module.startswith("torch"):
+        raise TypeError("a PyTorch model needs an example input to export: use "
+                        "PytorchLearner.mli_get_current_model()")
+    raise TypeError(f"cannot convert a {type(model).__name__} to ONNX: scikit-learn and "
+                    "Keras models are supported")
+
+
+def deser_model(model: bytes) -> Any:
+    """colearn's helper: an ONNX model back from its serialized bytes."""
+    import onnx
+
+    return onnx.load_model_from_string(model)
+
+
 class MachineLearningInterface(abc.ABC):
     @abc.abstractmethod
     def mli_propose_weights(self) -> Weights:
