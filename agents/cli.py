@@ -181,6 +181,18 @@ def _parser() -> argparse.ArgumentParser:
     gas.add_argument("--rpc", metavar="URL", default=None,
                      help="dev chain with a funded unlocked account (default: in-process EVM)")
     gas.add_argument("--json", action="store_true", help="print the report as JSON")
+    learning = bench.add_parser(
+        "learning", help="solo vs collective learning on chain vs FedAvg vs pooled, on "
+                         "digits and breast cancer, IID and label-skewed")
+    learning.add_argument("--learners", type=int, default=5)
+    learning.add_argument("--rounds", type=int, default=15)
+    learning.add_argument("--seed", type=int, default=0)
+    learning.add_argument("--alpha", type=float, default=0.5,
+                          help="Dirichlet alpha of the label-skewed split (default 0.5)")
+    learning.add_argument("--task", dest="tasks", action="append", default=None,
+                          choices=["digits", "breast_cancer"],
+                          help="only this task (repeatable; default both)")
+    learning.add_argument("--json", action="store_true", help="print the report as JSON")
 
     store = sub.add_parser("store", help="put and get weights by CID").add_subparsers(
         dest="store_command", required=True)
@@ -296,6 +308,11 @@ def _run(args: argparse.Namespace, console: Console) -> None:
         from agents.gas_bench import bench_gas
 
         bench_gas(as_json=args.json, learner_counts=args.learners, rpc=args.rpc)
+    elif args.command == "bench" and args.bench_command == "learning":
+        from agents.learning_bench import TASKS, bench_learning
+
+        bench_learning(as_json=args.json, n_learners=args.learners, n_rounds=args.rounds,
+                       alpha=args.alpha, seed=args.seed, tasks=tuple(args.tasks or TASKS))
     elif args.command == "bench":
         from agents.bench import bench_overhead
 

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -49,7 +49,7 @@ class OnChainRun(BaseModel):
     total_gas: int
     seconds: float
 
-    def decisions(self) -> list[Optional[bool]]:
+    def decisions(self) -> list[bool | None]:
         """Accepted / rejected per round; ``None`` for a round that expired."""
         return [None if r.expired else r.accepted for r in self.rounds]
 
@@ -59,7 +59,7 @@ class OnChainRun(BaseModel):
         n = len(self.records)
         results = Results()
         for row in self.rounds:
-            votes: list[Optional[bool]] = [None] * n
+            votes: list[bool | None] = [None] * n
             for v in row.votes:
                 votes[v.learner_index] = v.approve
             own = [self.records[j].get(row.round) for j in range(n)]
@@ -79,13 +79,13 @@ def run_on_chain(
     n_rounds: int,
     vote_threshold: float = 0.5,
     *,
-    chain_url: Optional[str] = None,
-    store: Optional[WeightStore] = None,
-    store_dir: Optional[Path] = None,
+    chain_url: str | None = None,
+    store: WeightStore | None = None,
+    store_dir: Path | None = None,
     proposal_timeout: int = 600,
     voting_timeout: int = 600,
     seed: int = 0,
-    on_step: Optional[Callable[[], None]] = None,
+    on_step: Callable[[], None] | None = None,
 ) -> OnChainRun:
     """Runs ``learners`` through ``n_rounds`` rounds on chain and returns what happened.
 
@@ -134,7 +134,7 @@ def run_on_chain(
 
 def _step_until_done(agents: list[LearnerAgent], client: CollectiveLearningClient,
                      experiment_id: int, *, in_process: bool,
-                     on_step: Optional[Callable[[], None]]) -> None:
+                     on_step: Callable[[], None] | None) -> None:
     while not all(agent.done for agent in agents):
         acted = False
         for agent in agents:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Callable, Sequence
-from typing import Optional
 
 from colearn_core.decision import is_accepted, threshold_to_bps
 from colearn_core.ml_interface import MachineLearningInterface, ProposedWeights, Weights
@@ -57,7 +56,7 @@ def run_experiment(
     learners: Sequence[MachineLearningInterface],
     n_rounds: int,
     vote_threshold: float = 0.5,
-    on_round: Optional[Callable[[int, Result], None]] = None,
+    on_round: Callable[[int, Result], None] | None = None,
 ) -> Results:
     """Runs ``n_rounds`` rounds and collects their results."""
     results = Results()

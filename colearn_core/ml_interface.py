@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import abc
 from enum import Enum
-from typing import Any, Optional
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -25,8 +25,8 @@ class ErrorCodes(Enum):
 
 
 class TrainingSummary(BaseModel):
-    dp_budget: Optional[DiffPrivBudget] = None
-    error_code: Optional[ErrorCodes] = None
+    dp_budget: DiffPrivBudget | None = None
+    error_code: ErrorCodes | None = None
 
 
 class Weights(BaseModel):
@@ -37,7 +37,7 @@ class Weights(BaseModel):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     weights: Any
-    training_summary: Optional[TrainingSummary] = None
+    training_summary: TrainingSummary | None = None
 
 
 class DiffPrivConfig(BaseModel):
@@ -56,7 +56,7 @@ class ProposedWeights(BaseModel):
     weights: Weights
     vote_score: float
     test_score: float
-    vote: Optional[bool] = None
+    vote: bool | None = None
 
 
 class ModelFormat(Enum):
@@ -68,8 +68,8 @@ class ColearnModel(BaseModel):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     model_format: ModelFormat
-    model_file: Optional[str] = None
-    model: Optional[Any] = None
+    model_file: str | None = None
+    model: Any | None = None
 
 
 def convert_model_to_onnx(model: Any) -> Any:
@@ -80,9 +80,8 @@ def convert_model_to_onnx(model: Any) -> Any:
     ``PytorchLearner.mli_get_current_model()``."""
     module = type(model).__module__
     if module.startswith("sklearn.") or hasattr(model, "n_features_in_"):
-        from skl2onnx import to_onnx
-
         import numpy as np
+        from skl2onnx import to_onnx
 
         return to_onnx(model, np.zeros((1, model.n_features_in_), dtype=np.float32),
                        target_opset=None)

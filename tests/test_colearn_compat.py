@@ -8,12 +8,12 @@ import pytest
 
 pytest.importorskip("sklearn")
 
+from colearn_doc_learner import FraudLearner
 from sklearn.datasets import load_breast_cancer
 
 from agents.onchain import run_on_chain
 from colearn_core.driver import run_experiment, set_equal_weights
 from colearn_core.ml_interface import ModelFormat, Weights
-from colearn_doc_learner import FraudLearner
 
 N_LEARNERS, N_ROUNDS = 3, 6
 

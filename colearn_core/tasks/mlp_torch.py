@@ -1,0 +1,139 @@
+"""A PyTorch MLP for any tabular classification task split among learners: the model
+of ``colearn bench learning`` (digits, breast cancer, wine, mnist1d).
+
+Learners vote on their vote set's loss or accuracy, or on ROC AUC for binary tasks, and
+report the same kind of score on their test set; the global test score uses
+:attr:`MLPTaskConfig.score`. Everything is seeded as in
+:mod:`colearn_core.tasks.digits_torch` (same model initialisation for every learner,
+one generator per train loader), so a config gives identical runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from colearn_core.learners.pytorch import (
+    PytorchLearner,
+    accuracy_from_logits,
+    evaluate_model,
+    torch_threads,
+    weights_to_state_dict,
+)
+from colearn_core.tasks.digits_torch import EVAL_BATCH_SIZE, _init_linear, _seed, make_loader
+from colearn_core.tasks.splits import FederatedSplit, LearnerSplit
+
+Score = Literal["accuracy", "auc"]
+
+
+class MLPTaskConfig(BaseModel):
+    """The model and its training; the defaults are the digits demo's."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    seed: int = Field(0, ge=0)
+    hidden_size: int = Field(128, ge=1)
+    learning_rate: float = Field(0.2, gt=0.0)
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    weight_decay: float = Field(1e-3, ge=0.0)
+    lr_decay: float = Field(0.6, gt=0.0, le=1.0)  # learning rate factor after each proposal
+    batch_size: int = Field(16, ge=1)
+    batches_per_round: int = Field(50, ge=1)
+    vote_on: Literal["loss", "accuracy", "auc"] = "loss"
+    score: Score = "accuracy"  # test and global test score
+    torch_threads: int = Field(1, ge=1)
+
+
+def auc_from_logits(y_true: np.ndarray, outputs: np.ndarray) -> float:
+    """ROC AUC of a binary task from two-class logits (the score of class 1)."""
+    from sklearn.metrics import roc_auc_score
+
+    if len(np.unique(y_true)) < 2:
+        return 0.5  # undefined on one class: scores as chance, never "better"
+    return float(roc_auc_score(y_true, outputs[:, 1] - outputs[:, 0]))
+
+
+SCORES = {"accuracy": accuracy_from_logits, "auc": auc_from_logits}
+
+
+class MLP(nn.Module):
+    def __init__(self, n_features: int, hidden_size: int, n_classes: int) -> None:
+        super().__init__()
+        self.hidden = nn.Linear(n_features, hidden_size)
+        self.out = nn.Linear(hidden_size, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.relu(self.hidden(x)))
+
+
+def make_model(n_features: int, n_classes: int, config: MLPTaskConfig) -> MLP:
+    model = MLP(n_features, config.hidden_size, n_classes)
+    generator = torch.Generator().manual_seed(_seed(config.seed, 0))
+    for layer in (model.hidden, model.out):
+        _init_linear(layer, generator)
+    return model
+
+
+def make_learner(data: LearnerSplit, n_classes: int, config: MLPTaskConfig, index: int,
+                 *, batches_per_round: int | None = None) -> PytorchLearner:
+    """Learner ``index`` over its part of a split (the pooled baseline passes more
+    ``batches_per_round``)."""
+    model = make_model(data.x_train.shape[1], n_classes, config)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate,
+                                momentum=config.momentum, weight_decay=config.weight_decay)
+    vote_fn = None if config.vote_on == "loss" else SCORES[config.vote_on]
+    return PytorchLearner(
+        model=model,
+        optimizer=optimizer,
+        train_loader=make_loader(data.x_train, data.y_train, config.batch_size, shuffle=True,
+                                 seed=_seed(config.seed, 1, index)),
+        vote_loader=make_loader(data.x_vote, data.y_vote, EVAL_BATCH_SIZE),
+        test_loader=(make_loader(data.x_test, data.y_test, EVAL_BATCH_SIZE)
+                     if len(data.y_test) else None),
+        criterion=nn.CrossEntropyLoss(),
+        minimise_criterion=config.vote_on == "loss",
+        vote_criterion=vote_fn,
+        num_train_batches=batches_per_round or config.batches_per_round,
+        test_criterion=SCORES[config.score],
+        num_threads=config.torch_threads,
+        lr_scheduler=(torch.optim.lr_scheduler.ExponentialLR(optimizer, config.lr_decay)
+                      if config.lr_decay != 1.0 else None),
+    )
+
+
+def make_learners(split: FederatedSplit, config: MLPTaskConfig) -> list[PytorchLearner]:
+    """One learner per part of ``split``, all with the same initial weights."""
+    return [make_learner(part, _n_classes(split), config, i)
+            for i, part in enumerate(split.learners)]
+
+
+def make_pooled_learner(split: FederatedSplit, config: MLPTaskConfig) -> PytorchLearner:
+    """One learner over every learner's train (and vote) data, training as many batches a
+    call as all learners together."""
+    x_train, y_train = split.pooled_train()
+    pooled = LearnerSplit(
+        x_train, y_train,
+        np.concatenate([p.x_vote for p in split.learners]),
+        np.concatenate([p.y_vote for p in split.learners]),
+        x_train[:0], y_train[:0])
+    return make_learner(pooled, _n_classes(split), config, len(split.learners),
+                        batches_per_round=config.batches_per_round * len(split.learners))
+
+
+def global_score(weights: Any, split: FederatedSplit, config: MLPTaskConfig) -> float:
+    """The global test score of raw weights ``{name: array}``."""
+    model = make_model(split.x_global_test.shape[1], _n_classes(split), config)
+    model.load_state_dict(weights_to_state_dict(weights, model, require_finite=False))
+    with torch_threads(config.torch_threads):
+        return evaluate_model(model, make_loader(split.x_global_test, split.y_global_test,
+                                                 EVAL_BATCH_SIZE), SCORES[config.score])
+
+
+def _n_classes(split: FederatedSplit) -> int:
+    if split.n_classes is None:
+        raise ValueError("the split does not record its number of classes")
+    return split.n_classes
