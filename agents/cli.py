@@ -43,6 +43,23 @@ def _parser() -> argparse.ArgumentParser:
                         help="log agent activity (-v) or everything (-vv)")
     sub = parser.add_subparsers(dest="command", required=True)
 
+    example = sub.add_parser(
+        "example", help="one of colearn's examples (PyTorch and Keras CNNs, SGD fraud-style, "
+                        "random forest), in memory or on chain")
+    example.add_argument("name", choices=["pytorch-mnist", "keras-mnist", "sgd-fraud",
+                                          "random-forest-iris"])
+    example.add_argument("--learners", type=int, default=5)
+    example.add_argument("--rounds", type=int, default=None,
+                         help="number of rounds (default: the example's, 15)")
+    example.add_argument("--seed", type=int, default=0)
+    example.add_argument("--on-chain", action="store_true",
+                         help="one agent per learner on the in-process EVM")
+    example.add_argument("--rpc", metavar="URL", default=None,
+                         help="run on this dev chain instead (implies --on-chain)")
+    example.add_argument("--data-dir", type=Path, default=None,
+                         help="MNIST idx files for the MNIST examples (default: an offline "
+                              "stand-in built from scikit-learn's digits)")
+
     demo = sub.add_parser("demo", help="run a whole experiment locally with N agents")
     demo.add_argument("--learners", type=int, default=5, help="number of learners (default 5)")
     demo.add_argument("--rounds", type=int, default=15, help="number of rounds (default 15)")
@@ -228,7 +245,13 @@ def _run(args: argparse.Namespace, console: Console) -> None:
     from agents.keys import create_keystore, load_account, read_password
     from agents.weight_store import open_store
 
-    if args.command == "demo":
+    if args.command == "example":
+        from agents.examples import run_example
+
+        run_example(args.name, n_learners=args.learners, seed=args.seed, n_rounds=args.rounds,
+                    on_chain=args.on_chain, rpc=args.rpc, data_dir=args.data_dir,
+                    console=console)
+    elif args.command == "demo":
         from agents.demo import DemoConfig, run_demo
 
         config = DemoConfig(
