@@ -16,6 +16,7 @@ from colearn_core.codec import (
 )
 from colearn_core.driver import run_experiment, set_equal_weights
 from colearn_core.learners.pytorch import (
+    DiffPrivError,
     PytorchLearner,
     accuracy_from_logits,
     evaluate_model,
@@ -271,13 +272,17 @@ def test_current_model_without_onnx_is_the_weights_dict():
         assert model.model_format is ModelFormat.ONNX
 
 
-def test_no_test_loader_scores_zero_and_diff_priv_refused():
+def test_no_test_loader_scores_zero_and_diff_priv_needs_a_dataloader():
     learner = make_learner()
     learner.test_loader = None
     assert learner.mli_test_weights(learner.mli_get_current_weights()).test_score == 0.0
     dp = DiffPrivConfig(target_epsilon=1, target_delta=1e-5, max_grad_norm=1, noise_multiplier=1)
-    with pytest.raises(NotImplementedError):
-        make_learner(diff_priv_config=dp)
+    x, y = _data(0)
+    model = _model()
+    with pytest.raises(DiffPrivError, match="DataLoader"):
+        PytorchLearner(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+                       train_loader=list(zip(x.split(16), y.split(16))),
+                       vote_loader=learner.vote_loader, diff_priv_config=dp)
 
 
 def test_num_threads_is_set_during_calls_and_restored():

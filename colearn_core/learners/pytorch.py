@@ -27,6 +27,16 @@ samples, ``vote_criterion`` receives numpy ``(y_true, outputs)`` (colearn passed
 new epochs instead of stopping, and three optional keyword-only extras: ``test_criterion``
 (the test score may differ from the vote score, e.g. vote on loss, report accuracy),
 ``num_threads`` (bitwise results depend on torch's thread count) and ``lr_scheduler``.
+
+Differential privacy (``diff_priv_config``) uses opacus (imported only then): DP-SGD with
+per-sample gradient clipping to ``max_grad_norm``, Gaussian noise of ``noise_multiplier``
+times it, Poisson sampling of the train set and opacus' RDP accountant. The privacy
+budget is checked *before* training: a proposal whose steps would take the accountant's
+epsilon above ``target_epsilon`` is not trained, and the learner returns its current
+weights with ``ErrorCodes.DP_BUDGET_EXCEEDED`` (an agent then stops proposing). colearn
+checked *after* training, so its last proposal could already exceed the target; here no
+published proposal ever does. Every proposal counts, accepted or not: its weights were
+published.
 """
 
 from __future__ import annotations
@@ -35,6 +45,9 @@ import contextlib
 import functools
 import importlib.util
 import io
+import logging
+import secrets
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -45,13 +58,17 @@ from torch import nn
 from colearn_core.codec import WeightsFormatError, WeightsMismatchError
 from colearn_core.ml_interface import (
     ColearnModel,
+    DiffPrivBudget,
     DiffPrivConfig,
+    ErrorCodes,
     MachineLearningInterface,
     ModelFormat,
     ProposedWeights,
     TrainingSummary,
     Weights,
 )
+
+log = logging.getLogger(__name__)
 
 #: A score of a whole data set: ``score_fn(y_true, outputs) -> float``, numpy arrays
 #: (``outputs`` are the model's raw outputs, e.g. logits).
@@ -214,6 +231,141 @@ def accuracy_from_logits(y_true: np.ndarray, outputs: np.ndarray) -> float:
     return float(np.mean(np.argmax(outputs, axis=1) == y_true))
 
 
+# --------------------------------------------------------------------------- privacy
+
+class DiffPrivError(ValueError):
+    """Differential privacy cannot be set up for this learner (model, loader or config)."""
+
+
+def _check_dp_config(config: DiffPrivConfig) -> None:
+    if not config.target_epsilon > 0:
+        raise DiffPrivError(f"target_epsilon must be positive, got {config.target_epsilon}")
+    if not 0 < config.target_delta < 1:
+        raise DiffPrivError(f"target_delta must be within (0, 1), got {config.target_delta}")
+    if not config.max_grad_norm > 0:
+        raise DiffPrivError(f"max_grad_norm must be positive, got {config.max_grad_norm}")
+    if not config.noise_multiplier > 0:
+        raise DiffPrivError(
+            f"noise_multiplier must be positive (0 gives no privacy), got "
+            f"{config.noise_multiplier}")
+
+
+def _merged_history(
+    history: Iterable[tuple[float, float, int]],
+) -> tuple[tuple[float, float, int], ...]:
+    # adjacent entries with the same mechanism add up (RDP is linear in the steps)
+    merged: list[tuple[float, float, int]] = []
+    for noise, rate, steps in history:
+        if merged and merged[-1][:2] == (noise, rate):
+            merged[-1] = (noise, rate, merged[-1][2] + steps)
+        elif steps > 0:
+            merged.append((float(noise), float(rate), int(steps)))
+    return tuple(merged)
+
+
+@functools.lru_cache(maxsize=256)
+def _epsilon_of(history: tuple[tuple[float, float, int], ...], delta: float) -> float:
+    # ~0.1 s each (RDP over opacus' 150 orders); a proposal's prediction and its
+    # report after training are the same history, so the cache halves the cost
+    from opacus.accountants import RDPAccountant
+
+    accountant = RDPAccountant()
+    accountant.history = list(history)
+    return float(accountant.get_epsilon(delta=delta))
+
+
+def dp_epsilon_after(
+    history: Iterable[tuple[float, float, int]],
+    noise_multiplier: float,
+    sample_rate: float,
+    steps: int,
+    delta: float,
+) -> float:
+    """The epsilon opacus' RDP accountant reports for ``history`` (its
+    ``(noise_multiplier, sample_rate, steps)`` entries) followed by ``steps`` more
+    DP-SGD steps, at ``delta``."""
+    entries = list(history) + [(noise_multiplier, sample_rate, steps)]
+    return _epsilon_of(_merged_history(entries), float(delta))
+
+
+class _DiffPriv:
+    """opacus' objects for one learner: the GradSampleModule (used only to train; the
+    learner keeps and exchanges the original module, so weight names are unchanged), the
+    DPOptimizer around the learner's optimizer, the Poisson-sampling loader and the RDP
+    accountant. ``seed`` seeds the noise and the sampling (``None``: fresh OS entropy)."""
+
+    def __init__(
+        self,
+        config: DiffPrivConfig,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        train_loader: Iterable,
+        seed: int | None,
+    ) -> None:
+        _check_dp_config(config)
+        try:
+            from opacus import PrivacyEngine
+            from opacus.data_loader import DPDataLoader
+            from opacus.validators import ModuleValidator
+        except ImportError as exc:  # pragma: no cover - opacus is a dependency of DP
+            raise DiffPrivError("differential privacy for PyTorch needs opacus") from exc
+        if not isinstance(train_loader, torch.utils.data.DataLoader):
+            raise DiffPrivError(
+                "differential privacy needs the train loader to be a torch DataLoader over a "
+                f"map-style dataset (for Poisson sampling), not {type(train_loader).__name__}")
+        errors = ModuleValidator.validate(model, strict=False)
+        if errors:
+            details = "; ".join(str(e) for e in errors)
+            raise DiffPrivError(
+                f"the model is not compatible with opacus DP-SGD ({details}); replace "
+                "unsupported layers (e.g. BatchNorm by GroupNorm: "
+                "opacus.validators.ModuleValidator.fix)")
+        if seed is None:
+            seed = secrets.randbits(63)
+        noise_seed, sample_seed = np.random.SeedSequence(seed).generate_state(2, np.uint64)
+        self.noise_generator = torch.Generator().manual_seed(int(noise_seed) >> 1)
+        sample_generator = torch.Generator().manual_seed(int(sample_seed) >> 1)
+        self.config = config
+        with warnings.catch_warnings():
+            # "Secure RNG turned off": on purpose, the seeded generators make runs
+            # repeatable (the class docstring says what a known seed means)
+            warnings.filterwarnings("ignore", message="Secure RNG turned off")
+            self.engine = PrivacyEngine(accountant="rdp")
+        # Poisson sampling as opacus does, but with our own generator (make_private would
+        # take the original loader's, or torch's global one): the loader is built here
+        # and make_private is told to leave it as it is.
+        poisson_loader = DPDataLoader.from_data_loader(train_loader, generator=sample_generator)
+        self.module, self.optimizer, self.train_loader = self.engine.make_private(
+            module=model,
+            optimizer=optimizer,
+            data_loader=poisson_loader,
+            noise_multiplier=config.noise_multiplier,
+            max_grad_norm=config.max_grad_norm,
+            poisson_sampling=False,
+            noise_generator=self.noise_generator,
+        )
+        self.module.forbid_grad_accumulation()  # as make_private does with Poisson sampling
+        self.sample_rate: float = poisson_loader.sample_rate
+
+    @property
+    def steps(self) -> int:
+        return sum(entry[2] for entry in self.engine.accountant.history)
+
+    def epsilon(self, extra_steps: int = 0) -> float:
+        """The epsilon spent so far, or after ``extra_steps`` more steps."""
+        return dp_epsilon_after(
+            self.engine.accountant.history, self.config.noise_multiplier, self.sample_rate,
+            extra_steps, self.config.target_delta)
+
+    def budget(self, epsilon: float) -> DiffPrivBudget:
+        return DiffPrivBudget(
+            target_epsilon=self.config.target_epsilon,
+            target_delta=self.config.target_delta,
+            consumed_epsilon=epsilon,
+            consumed_delta=self.config.target_delta if epsilon > 0 else 0.0,
+        )
+
+
 # --------------------------------------------------------------------------- learner
 
 class PytorchLearner(MachineLearningInterface):
@@ -236,8 +388,18 @@ class PytorchLearner(MachineLearningInterface):
       it, so fix it when runs in different processes must agree.
     - ``lr_scheduler`` (not in colearn): a torch LR scheduler of ``optimizer``, stepped
       once after each training call (each proposal).
-    - ``diff_priv_config``: differential privacy is not implemented yet; anything but
-      ``None`` raises :class:`NotImplementedError`.
+    - ``diff_priv_config``: DP-SGD with opacus (see the module docstring): the train
+      loader must be a ``DataLoader`` over a map-style dataset (it is replaced by a
+      Poisson-sampling one with the same expected batch size), ``criterion`` must return
+      a batch mean, and the model must hold only layers opacus supports (Linear, Conv,
+      GroupNorm, ... not BatchNorm), else :class:`DiffPrivError`. Each proposal's
+      ``TrainingSummary.dp_budget`` reports the epsilon consumed so far; a proposal that
+      would exceed ``target_epsilon`` is refused (``ErrorCodes.DP_BUDGET_EXCEEDED``, the
+      current weights returned, nothing trained).
+    - ``dp_seed`` (not in colearn): seeds the DP noise and the Poisson sampling, so runs
+      repeat bitwise; ``None`` draws the seed from the OS. Anyone who knows the seed
+      can reproduce the noise, which voids the guarantee against them: keep it private
+      outside experiments.
     """
 
     def __init__(
@@ -258,9 +420,8 @@ class PytorchLearner(MachineLearningInterface):
         test_criterion: ScoreFn | None = None,
         num_threads: int | None = None,
         lr_scheduler: Any | None = None,
+        dp_seed: int | None = None,
     ) -> None:
-        if diff_priv_config is not None:
-            raise NotImplementedError("differential privacy is not implemented for PyTorch yet")
         if num_train_batches is not None and num_train_batches < 1:
             raise ValueError("num_train_batches must be at least 1 (or None: one pass)")
         if num_test_batches is not None and num_test_batches < 1:
@@ -282,6 +443,9 @@ class PytorchLearner(MachineLearningInterface):
         self.num_train_batches = num_train_batches
         self.num_test_batches = num_test_batches
         self.diff_priv_config = diff_priv_config
+        self._dp: _DiffPriv | None = None
+        if diff_priv_config is not None:
+            self._dp = _DiffPriv(diff_priv_config, self.model, optimizer, train_loader, dp_seed)
         self._train_iter: Iterator | None = None
         with torch_threads(num_threads):
             self.vote_score: float = self._score(self.vote_loader, self.vote_criterion)
@@ -331,13 +495,17 @@ class PytorchLearner(MachineLearningInterface):
     def _snapshot(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
 
+    def _loader_for_training(self) -> Iterable:
+        return self._dp.train_loader if self._dp is not None else self.train_loader
+
     def _next_train_batch(self) -> Any:
+        loader = self._loader_for_training()
         if self._train_iter is None:
-            self._train_iter = iter(self.train_loader)
+            self._train_iter = iter(loader)
         try:
             return next(self._train_iter)
         except StopIteration:
-            self._train_iter = iter(self.train_loader)
+            self._train_iter = iter(loader)
             try:
                 return next(self._train_iter)
             except StopIteration:
@@ -345,35 +513,75 @@ class PytorchLearner(MachineLearningInterface):
 
     def _train_batches(self) -> Iterator:
         if self.num_train_batches is None:
-            yield from self.train_loader
+            yield from self._loader_for_training()
         else:
             for _ in range(self.num_train_batches):
                 yield self._next_train_batch()
 
+    def _steps_per_proposal(self) -> int:
+        if self.num_train_batches is not None:
+            return self.num_train_batches
+        return len(self._loader_for_training())  # one pass (Poisson: in expectation)
+
+    @property
+    def dp_epsilon(self) -> float | None:
+        """The privacy budget (epsilon) spent so far; ``None`` without DP."""
+        return None if self._dp is None else self._dp.epsilon()
+
     @_with_threads
     def train(self) -> TrainingSummary:
-        """Trains the model in place on ``num_train_batches`` batches."""
-        self.model.train()
+        """Trains the model in place on ``num_train_batches`` batches. With DP, the
+        summary carries the budget consumed after training (the caller checks the
+        budget first: :meth:`mli_propose_weights`)."""
+        dp = self._dp
+        module = dp.module if dp is not None else self.model
+        optimizer = dp.optimizer if dp is not None else self.optimizer
+        steps_before = dp.steps if dp is not None else 0
+        module.train()
         trained = 0
         for batch in self._train_batches():
             data, labels = _split_batch(batch)
             data, labels = _to_device(data, self.device), _to_device(labels, self.device)
-            self.optimizer.zero_grad()
-            loss = self.criterion(self.model(data), labels)
-            loss.backward()
-            self.optimizer.step()
+            optimizer.zero_grad()
+            loss = self.criterion(module(data), labels)
+            with warnings.catch_warnings():
+                # opacus' per-sample hooks on the first layer, whose input needs no
+                # gradient: torch warns, the per-sample gradients are right
+                warnings.filterwarnings("ignore", message="Full backward hook is firing")
+                loss.backward()
+            optimizer.step()
             trained += 1
         self.model.eval()
         if trained == 0:
             raise ValueError("the train loader is empty")
         if self.lr_scheduler is not None:
             self.lr_scheduler.step()
-        return TrainingSummary()
+        if dp is None:
+            return TrainingSummary()
+        if dp.steps != steps_before + trained:  # the budget check relies on this count
+            raise RuntimeError(
+                f"the accountant counted {dp.steps - steps_before} DP steps, not {trained}")
+        return TrainingSummary(dp_budget=dp.budget(dp.epsilon()))
 
     # ------------------------------------------------------------------ the MLI
 
     @_with_threads
     def mli_propose_weights(self) -> Weights:
+        """Trains and returns the new weights, the current ones unchanged. With DP, if
+        this proposal's steps would take epsilon above the target, nothing is trained:
+        the current weights come back with ``ErrorCodes.DP_BUDGET_EXCEEDED``."""
+        if self._dp is not None:
+            after = self._dp.epsilon(self._steps_per_proposal())
+            if after > self._dp.config.target_epsilon:
+                spent = self._dp.epsilon()
+                log.info("privacy budget: this proposal would reach epsilon %.4f > target "
+                         "%.4f (spent %.4f); not training", after,
+                         self._dp.config.target_epsilon, spent)
+                return Weights(
+                    weights=state_dict_to_numpy(self.model),
+                    training_summary=TrainingSummary(
+                        dp_budget=self._dp.budget(spent),
+                        error_code=ErrorCodes.DP_BUDGET_EXCEEDED))
         saved = self._snapshot()
         try:
             summary = self.train()
@@ -426,16 +634,34 @@ class PytorchLearner(MachineLearningInterface):
         )
 
     def _export_onnx(self) -> Any | None:
+        """The current model as an ``onnx.ModelProto`` (input ``input``, output
+        ``output``, the batch axis dynamic so any batch size runs), exported by the
+        TorchScript exporter from a vote batch; ``None`` if ``onnx`` is missing or the
+        export fails (logged). With DP the original module is exported: opacus' hooks
+        do nothing in eval mode."""
         if importlib.util.find_spec("onnx") is None:
             return None
-        try:
-            import onnx
+        import onnx
 
-            batch = next(iter(self.vote_loader))
-            data, _ = _split_batch(batch)
-            buffer = io.BytesIO()
-            self.model.eval()
-            torch.onnx.export(self.model, (_to_device(data, self.device),), buffer, dynamo=False)
+        data, _ = _split_batch(next(iter(self.vote_loader)))
+        was_training = self.model.training
+        buffer = io.BytesIO()
+        self.model.eval()
+        try:
+            with torch.no_grad(), warnings.catch_warnings():
+                # the TorchScript exporter, on purpose: the dynamo one needs onnxscript
+                warnings.filterwarnings("ignore", category=DeprecationWarning,
+                                        module=r"torch\.onnx")
+                warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX")
+                torch.onnx.export(
+                    self.model, (_to_device(data, self.device),), buffer, dynamo=False,
+                    input_names=["input"], output_names=["output"],
+                    dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+                )
             return onnx.load_model_from_string(buffer.getvalue())
-        except Exception:  # noqa: BLE001  export support varies by model and version
+        except Exception as exc:  # noqa: BLE001  export support varies by model and version
+            log.warning("ONNX export failed (%s: %s); returning the weights instead",
+                        type(exc).__name__, exc)
             return None
+        finally:
+            self.model.train(was_training)

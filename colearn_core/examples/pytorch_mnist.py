@@ -1,0 +1,235 @@
+"""colearn's PyTorch MNIST example: a small CNN trained collectively on handwritten digits.
+
+As in colearn's ``pytorch_mnist`` example, each learner trains a convolutional network
+(conv - max-pool - conv - max-pool - linear) with Adam on its private share of the
+images, votes on its vote set's loss (lower is better) and reports accuracy on its test
+set. The global score is the accuracy on the split's global test set, which no learner
+sees. With ``dp_epsilon`` every learner trains with DP-SGD (opacus) and stops proposing
+when its budget is spent.
+
+Data: ``data_dir`` given, the real MNIST idx files in it
+(:func:`~colearn_core.tasks.datasets.load_dataset` ``("mnist", data_dir)``). Without it,
+an offline stand-in that needs no download: scikit-learn's 8x8 digits, each pixel
+repeated 3x3 (``np.repeat``) to 24x24 and padded with 2 blank pixels per side to 28x28,
+the way MNIST centres its 20x20 digits in a 28x28 frame. Either is split IID
+(:func:`~colearn_core.tasks.splits.split_dataset`).
+
+The model is seeded (every learner starts from the same weights) and each train loader
+shuffles with its own generator, so a ``(n_learners, seed)`` gives identical runs.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from colearn_core.driver import set_equal_weights
+from colearn_core.examples import ExampleSetup
+from colearn_core.learners.pytorch import (
+    PytorchLearner,
+    accuracy_from_logits,
+    evaluate_model,
+    torch_threads,
+    weights_to_state_dict,
+)
+from colearn_core.ml_interface import DiffPrivConfig
+from colearn_core.tasks.datasets import Dataset, load_dataset
+from colearn_core.tasks.digits_torch import EVAL_BATCH_SIZE, _seed, make_loader
+from colearn_core.tasks.splits import FederatedSplit, LearnerSplit, split_dataset
+
+IMAGE_SIDE = 28
+N_CLASSES = 10
+BATCH_SIZE = 32
+#: Adam steps per proposal: about 0.1-0.2 s on one core with this CNN.
+NUM_TRAIN_BATCHES = 10
+LEARNING_RATE = 3e-3
+#: DP-SGD settings used with ``dp_epsilon`` (delta is fixed, as colearn's examples did).
+DP_DELTA = 1e-5
+DP_MAX_GRAD_NORM = 1.0
+DP_NOISE_MULTIPLIER = 1.0
+TORCH_THREADS = 1
+
+
+class MnistCNN(nn.Module):
+    """1x28x28 -> conv5 (8) -> max-pool 2 -> conv5 (16) -> max-pool 2 -> linear 10.
+
+    Only layers opacus supports (Conv2d, Linear; no BatchNorm), so DP works unchanged."""
+
+    def __init__(self, channels: tuple[int, int] = (8, 16)) -> None:
+        super().__init__()
+        first, second = channels
+        self.conv1 = nn.Conv2d(1, first, kernel_size=5)
+        self.conv2 = nn.Conv2d(first, second, kernel_size=5)
+        side = ((IMAGE_SIDE - 4) // 2 - 4) // 2  # 28 -> 24 -> 12 -> 8 -> 4
+        self.fc = nn.Linear(second * side * side, N_CLASSES)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.max_pool2d(torch.relu(self.conv1(x)), 2)
+        x = torch.max_pool2d(torch.relu(self.conv2(x)), 2)
+        return self.fc(torch.flatten(x, 1))
+
+
+def make_model(seed: int = 0) -> MnistCNN:
+    """The CNN with torch's default initialisation (uniform within 1/sqrt(fan_in)),
+    drawn from a generator seeded by ``seed``: every learner of a seed starts alike."""
+    model = MnistCNN()
+    generator = torch.Generator().manual_seed(_seed(seed, 0))
+    with torch.no_grad():
+        for layer in (model.conv1, model.conv2, model.fc):
+            bound = 1.0 / math.sqrt(layer.weight[0].numel())
+            layer.weight.uniform_(-bound, bound, generator=generator)
+            layer.bias.uniform_(-bound, bound, generator=generator)
+    return model
+
+
+@lru_cache(maxsize=1)
+def digits_as_mnist() -> Dataset:
+    """The offline stand-in: the 1797 8x8 digits upsampled to 1x28x28 (see the module
+    docstring), values in [0, 1]."""
+    digits = load_dataset("digits")
+    images = digits.x.reshape(-1, 8, 8)
+    images = np.repeat(np.repeat(images, 3, axis=1), 3, axis=2)  # 24x24
+    pad = (IMAGE_SIDE - 24) // 2
+    images = np.pad(images, ((0, 0), (pad, pad), (pad, pad)))
+    return Dataset(
+        name="digits-28x28",
+        x=np.ascontiguousarray(images[:, None, :, :], dtype=np.float32),
+        y=np.array(digits.y, dtype=np.int64),
+        n_classes=N_CLASSES,
+        description="scikit-learn's 8x8 digits, pixels repeated 3x3 and padded to 28x28",
+    )
+
+
+def load_data(data_dir: str | None = None) -> Dataset:
+    """MNIST from ``data_dir``, else the offline stand-in."""
+    if data_dir is not None:
+        return load_dataset("mnist", data_dir)
+    return digits_as_mnist()
+
+
+@lru_cache(maxsize=4)
+def make_split(n_learners: int = 5, seed: int = 0, data_dir: str | None = None) -> FederatedSplit:
+    """The IID split of the example's data among ``n_learners``."""
+    return split_dataset(load_data(data_dir), n_learners, seed=seed, scheme="iid")
+
+
+def make_learner(
+    data: LearnerSplit,
+    index: int,
+    seed: int = 0,
+    dp_epsilon: float | None = None,
+) -> PytorchLearner:
+    """Learner ``index`` on its part of the split: Adam, vote on loss, test accuracy;
+    with ``dp_epsilon``, DP-SGD up to that budget (noise and sampling seeded)."""
+    model = make_model(seed)
+    dp_config = None
+    if dp_epsilon is not None:
+        dp_config = DiffPrivConfig(
+            target_epsilon=dp_epsilon, target_delta=DP_DELTA,
+            max_grad_norm=DP_MAX_GRAD_NORM, noise_multiplier=DP_NOISE_MULTIPLIER)
+    test_loader = None
+    if len(data.y_test):
+        test_loader = make_loader(data.x_test, data.y_test, EVAL_BATCH_SIZE)
+    return PytorchLearner(
+        model=model,
+        optimizer=torch.optim.Adam(model.parameters(), lr=LEARNING_RATE),
+        train_loader=make_loader(data.x_train, data.y_train, BATCH_SIZE, shuffle=True,
+                                 seed=_seed(seed, 1, index)),
+        vote_loader=make_loader(data.x_vote, data.y_vote, EVAL_BATCH_SIZE),
+        test_loader=test_loader,
+        criterion=nn.CrossEntropyLoss(),
+        minimise_criterion=True,
+        vote_criterion=None,  # the mean cross-entropy on the vote set
+        num_train_batches=NUM_TRAIN_BATCHES,
+        diff_priv_config=dp_config,
+        test_criterion=accuracy_from_logits,
+        num_threads=TORCH_THREADS,
+        dp_seed=_seed(seed, 2, index) if dp_config is not None else None,
+    )
+
+
+def global_accuracy(weights: Any, split: FederatedSplit, seed: int = 0) -> float:
+    """Accuracy of raw weights (``{name: array}`` or ``Weights``) on the global test set."""
+    model = make_model(seed)
+    model.load_state_dict(weights_to_state_dict(weights, model, require_finite=False))
+    loader = make_loader(split.x_global_test, split.y_global_test, EVAL_BATCH_SIZE)
+    with torch_threads(TORCH_THREADS):
+        return evaluate_model(model, loader, accuracy_from_logits)
+
+
+def _int(name: str, value: Any) -> int:
+    # factory arguments may arrive as strings from the command line
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    raise ValueError(f"{name} must be an integer, got {value!r}")
+
+
+def _epsilon(value: Any) -> float | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+        return None
+    try:
+        epsilon = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"dp_epsilon must be a number, got {value!r}") from None
+    if not epsilon > 0 or not math.isfinite(epsilon):
+        raise ValueError(f"dp_epsilon must be positive and finite, got {value!r}")
+    return epsilon
+
+
+def build(
+    n_learners: int = 5,
+    seed: int = 0,
+    data_dir: str | None = None,
+    dp_epsilon: float | None = None,
+) -> ExampleSetup:
+    """``n_learners`` learners with equal initial weights, and the global test accuracy."""
+    n_learners, seed, dp_epsilon = _int("n_learners", n_learners), _int("seed", seed), \
+        _epsilon(dp_epsilon)
+    split = make_split(n_learners, seed, data_dir)
+    learners = [make_learner(part, i, seed, dp_epsilon) for i, part in enumerate(split.learners)]
+    set_equal_weights(learners)
+    source = (f"MNIST from {data_dir}" if data_dir is not None else
+              "offline stand-in for MNIST: scikit-learn's 8x8 digits, each pixel repeated "
+              "3x3 to 24x24 and padded to 28x28")
+    privacy = (f"; DP-SGD (opacus) to epsilon {dp_epsilon}, delta {DP_DELTA}, noise "
+               f"{DP_NOISE_MULTIPLIER}, clip {DP_MAX_GRAD_NORM}" if dp_epsilon else "")
+    return ExampleSetup(
+        learners=learners,
+        global_score=lambda weights: global_accuracy(weights, split, seed),
+        score_name="accuracy",
+        n_rounds=15,
+        vote_threshold=0.5,
+        description=(
+            f"colearn's PyTorch MNIST example: CNN (conv-pool-conv-pool-linear), Adam, "
+            f"{NUM_TRAIN_BATCHES} batches of {BATCH_SIZE} per proposal, vote on the vote "
+            f"set's cross-entropy, test accuracy; {source}; IID split among {n_learners} "
+            f"learners{privacy}"),
+    )
+
+
+def learner(
+    index: int,
+    n_learners: int = 5,
+    seed: int = 0,
+    data_dir: str | None = None,
+    dp_epsilon: float | None = None,
+) -> PytorchLearner:
+    """Learner ``index`` of :func:`build` with the same arguments (the agent factory:
+    ``colearn agent --learner colearn_core.examples.pytorch_mnist:learner``; arguments
+    may be strings). Its initial weights are those of every other learner."""
+    index, n_learners, seed = _int("index", index), _int("n_learners", n_learners), \
+        _int("seed", seed)
+    if not 0 <= index < n_learners:
+        raise ValueError(f"index must be within 0..{n_learners - 1}, got {index}")
+    split = make_split(n_learners, seed, data_dir)
+    return make_learner(split.learners[index], index, seed, _epsilon(dp_epsilon))
