@@ -1,0 +1,87 @@
+"""colearn's iris example: a random forest that grows by a few trees each round.
+
+Each learner holds a share of scikit-learn's iris flowers (150 samples, 4 z-scored
+features, 3 classes; IID split with a stratified global test set of 45). A proposal adds
+``TREES_PER_ROUND`` depth-limited trees, trained on bootstrap samples of the proposer's
+own training rows, to the shared forest (at most ``MAX_TREES`` trees; beyond that the
+oldest are replaced). Learners vote on the Brier score of their vote set (lower is
+better; accuracy on six vote samples is too coarse to see a change) and report accuracy
+on their test set. The global score is accuracy on the global test set.
+
+colearn pickled the sklearn forest as its weights; here the forest is arrays
+(:class:`~colearn_core.learners.sklearn.ForestLayout`), validated on receipt and
+evaluated in numpy. The initial model is the empty forest (uniform prediction).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from colearn_core.driver import set_equal_weights
+from colearn_core.examples import ExampleSetup
+from colearn_core.learners.sklearn import ForestLayout, RandomForestLearner, forest_score_fn
+from colearn_core.tasks.datasets import load_dataset
+from colearn_core.tasks.splits import FederatedSplit, LearnerSplit, split_dataset
+
+N_CLASSES = 3
+TREES_PER_ROUND = 2
+MAX_TREES = 20
+MAX_DEPTH = 3
+
+
+@lru_cache(maxsize=8)
+def make_split(n_learners: int, seed: int) -> FederatedSplit:
+    return split_dataset(load_dataset("iris"), n_learners, seed=seed)
+
+
+def make_learner(part: LearnerSplit, index: int, seed: int) -> RandomForestLearner:
+    return RandomForestLearner(
+        part.x_train, part.y_train, part.x_vote, part.y_vote, part.x_test, part.y_test,
+        n_classes=N_CLASSES, trees_per_round=TREES_PER_ROUND, max_trees=MAX_TREES,
+        max_depth=MAX_DEPTH, vote_criterion="brier", test_criterion="accuracy",
+        seed=seed * 1000 + index)
+
+
+def _int(name: str, value: Any) -> int:
+    try:
+        number = int(str(value).strip()) if isinstance(value, str) else int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be an integer, got {value!r}") from None
+    if number < 0:
+        raise ValueError(f"{name} must not be negative, got {value!r}")
+    return number
+
+
+def build(n_learners: int = 5, seed: int = 0, data_dir: str | None = None) -> ExampleSetup:
+    """``n_learners`` learners starting from the empty forest, and the global accuracy.
+    ``data_dir`` is ignored: iris ships with scikit-learn."""
+    n_learners, seed = _int("n_learners", n_learners), _int("seed", seed)
+    split = make_split(n_learners, seed)
+    learners = [make_learner(part, i, seed) for i, part in enumerate(split.learners)]
+    set_equal_weights(learners)
+    layout: ForestLayout = learners[0].layout
+    return ExampleSetup(
+        learners=learners,
+        global_score=forest_score_fn(layout, split.x_global_test, split.y_global_test,
+                                     "accuracy"),
+        score_name="accuracy",
+        n_rounds=15,
+        vote_threshold=0.5,
+        description=(
+            f"colearn's iris random forest: {TREES_PER_ROUND} trees (depth <= {MAX_DEPTH}, "
+            f"bootstrap, sqrt features) added per proposal, at most {MAX_TREES} (oldest "
+            f"replaced), vote on Brier score, test accuracy; iris split IID among "
+            f"{n_learners} learners"),
+    )
+
+
+def learner(index: int, n_learners: int = 5, seed: int = 0,
+            data_dir: str | None = None) -> RandomForestLearner:
+    """Learner ``index`` of :func:`build` with the same arguments (the agent factory;
+    arguments may be strings). Every learner starts from the same empty forest."""
+    index, n_learners, seed = _int("index", index), _int("n_learners", n_learners), \
+        _int("seed", seed)
+    if not index < n_learners:
+        raise ValueError(f"index must be within 0..{n_learners - 1}, got {index}")
+    return make_learner(make_split(n_learners, seed).learners[index], index, seed)
