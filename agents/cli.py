@@ -311,7 +311,11 @@ def _run(args: argparse.Namespace, console: Console) -> None:
             sys.stdout.write(json.dumps({
                 "experiment": args.experiment, "learner": account.address,
                 "model_digest": "0x" + agent.model_digest.hex(),
-                "seconds": agent.timings.seconds}) + "\n")
+                "seconds": agent.timings.seconds,
+                "budget_exhausted": agent.budget_exhausted,
+                # this learner's own view: scores, votes, each proposal's DP budget
+                "rounds": [r.model_dump(mode="json", exclude_none=True)
+                           for r in agent.records.values()]}) + "\n")
     elif args.command == "relay":
         from agents.relay import Relay, RelayServer
 

@@ -19,6 +19,7 @@ from colearn_core.codec import (
     encode_weights,
 )
 from colearn_core.driver import run_experiment, set_equal_weights
+from colearn_core.examples import mnist_images
 from colearn_core.learners.keras import KerasLearner
 from colearn_core.ml_interface import (
     ColearnModel,
@@ -332,7 +333,7 @@ def test_example_reads_mnist_idx_files_channels_last(keras_mnist, tmp_path):
 
     train = write("train", 100)
     write("t10k", 50)
-    data = keras_mnist.load_data(str(tmp_path))
+    data = mnist_images(str(tmp_path), channels_last=True)
     assert data.x.shape == (150, 28, 28, 1) and data.x.dtype == np.float32
     np.testing.assert_allclose(data.x[:100, :, :, 0], train / 255.0, rtol=1e-6)
     setup = keras_mnist.build(n_learners=2, data_dir=str(tmp_path))

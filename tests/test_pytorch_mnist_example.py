@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from colearn_core.driver import run_experiment
-from colearn_core.examples import ExampleSetup, load_example
+from colearn_core.examples import ExampleSetup, load_example, mnist_images
 from colearn_core.examples import pytorch_mnist as example
 from colearn_core.tasks.datasets import DatasetError
 
@@ -25,7 +25,7 @@ def _same(a: dict, b: dict) -> bool:
 
 
 def test_stand_in_data_is_the_digits_upsampled_to_mnist_shape():
-    data = example.digits_as_mnist()
+    data = mnist_images()
     assert data.x.shape == (1797, 1, 28, 28) and data.x.dtype == np.float32
     assert data.n_classes == 10 and data.y.dtype == np.int64
     from colearn_core.tasks.datasets import load_dataset

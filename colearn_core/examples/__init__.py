@@ -13,10 +13,14 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from types import ModuleType
 from typing import Any
 
+import numpy as np
+
 from colearn_core.ml_interface import MachineLearningInterface
+from colearn_core.tasks.datasets import Dataset, load_dataset
 
 #: name -> module, for ``colearn example NAME``.
 EXAMPLES: dict[str, str] = {
@@ -45,3 +49,34 @@ def load_example(name: str) -> ModuleType:
     if name not in EXAMPLES:
         raise ValueError(f"unknown example {name!r}: one of {', '.join(EXAMPLES)}")
     return importlib.import_module(EXAMPLES[name])
+
+
+def int_arg(name: str, value: Any) -> int:
+    """A non-negative integer argument of a factory (``colearn agent --learner-arg``
+    values arrive parsed as JSON; a string of digits is accepted too); bools refused."""
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0:
+        return int(value)
+    raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+
+
+@lru_cache(maxsize=4)
+def mnist_images(data_dir: str | None = None, *, channels_last: bool = False) -> Dataset:
+    """MNIST from ``data_dir`` (the idx files), as (n, 1, 28, 28), or (n, 28, 28, 1) with
+    ``channels_last``. Without ``data_dir``, the offline stand-in for the MNIST examples:
+    scikit-learn's 8x8 digits, each pixel repeated 3x3 (24x24) and zero-padded to 28x28."""
+    if data_dir is not None:
+        data = load_dataset("mnist", data_dir)
+    else:
+        digits = load_dataset("digits")
+        images = np.repeat(np.repeat(digits.x.reshape(-1, 8, 8), 3, axis=1), 3, axis=2)
+        images = np.pad(images, ((0, 0), (2, 2), (2, 2)))[:, None]
+        data = Dataset(name="digits-28x28", x=np.ascontiguousarray(images, dtype=np.float32),
+                       y=np.array(digits.y), n_classes=10,
+                       description="scikit-learn's 8x8 digits, pixels repeated 3x3 and "
+                                   "padded to 28x28 (an offline stand-in for MNIST)")
+    if not channels_last:
+        return data
+    return Dataset(name=data.name, x=np.ascontiguousarray(np.transpose(data.x, (0, 2, 3, 1))),
+                   y=np.array(data.y), n_classes=data.n_classes, description=data.description)

@@ -42,9 +42,8 @@ import numpy as np
 import tensorflow as tf
 
 from colearn_core.driver import set_equal_weights
-from colearn_core.examples import ExampleSetup
+from colearn_core.examples import ExampleSetup, int_arg, mnist_images
 from colearn_core.learners.keras import KerasLearner, check_keras_weights
-from colearn_core.tasks.datasets import Dataset, load_dataset
 from colearn_core.tasks.splits import FederatedSplit, LearnerSplit, split_dataset
 
 log = logging.getLogger(__name__)
@@ -104,40 +103,13 @@ def make_model(seed: int = 0) -> keras.Model:
 
 
 @lru_cache(maxsize=1)
-def digits_as_mnist() -> Dataset:
-    """The offline stand-in: the 1797 8x8 digits upsampled to 28x28x1 (channels last;
-    see the module docstring), values in [0, 1]."""
-    digits = load_dataset("digits")
-    images = digits.x.reshape(-1, 8, 8)
-    images = np.repeat(np.repeat(images, 3, axis=1), 3, axis=2)  # 24x24
-    pad = (IMAGE_SIDE - 24) // 2
-    images = np.pad(images, ((0, 0), (pad, pad), (pad, pad)))
-    return Dataset(
-        name="digits-28x28",
-        x=np.ascontiguousarray(images[..., None], dtype=np.float32),
-        y=np.array(digits.y, dtype=np.int64),
-        n_classes=N_CLASSES,
-        description="scikit-learn's 8x8 digits, pixels repeated 3x3 and padded to 28x28",
-    )
 
 
-def load_data(data_dir: str | None = None) -> Dataset:
-    """MNIST from ``data_dir`` (channels last), else the offline stand-in."""
-    if data_dir is None:
-        return digits_as_mnist()
-    mnist = load_dataset("mnist", data_dir)
-    return Dataset(
-        name=mnist.name,
-        x=np.ascontiguousarray(np.transpose(mnist.x, (0, 2, 3, 1))),
-        y=np.array(mnist.y),
-        n_classes=mnist.n_classes,
-        description=mnist.description,
-    )
 
 
 def make_split(n_learners: int = 5, seed: int = 0, data_dir: str | None = None) -> FederatedSplit:
     """The IID split of the example's data among ``n_learners``."""
-    return split_dataset(load_data(data_dir), n_learners, seed=seed, scheme="iid")
+    return split_dataset(mnist_images(data_dir, channels_last=True), n_learners, seed=seed, scheme="iid")
 
 
 def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int,
@@ -188,17 +160,11 @@ class GlobalAccuracy:
         return float(np.mean(np.argmax(logits, axis=1) == self.y))
 
 
-def _int(name: str, value: Any) -> int:
-    """An integer argument, also from the agent CLI's strings ("3"); bools refused."""
-    text = str(value).strip()
-    if isinstance(value, bool) or not text.removeprefix("-").isdigit():
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    return int(text)
 
 
 def build(n_learners: int = 5, seed: int = 0, data_dir: str | None = None) -> ExampleSetup:
     """``n_learners`` learners with equal initial weights, and the global test accuracy."""
-    n_learners, seed = _int("n_learners", n_learners), _int("seed", seed)
+    n_learners, seed = int_arg("n_learners", n_learners), int_arg("seed", seed)
     split = make_split(n_learners, seed, data_dir)
     learners = [make_learner(part, i, seed) for i, part in enumerate(split.learners)]
     set_equal_weights(learners)  # equal already (seeded initialisers); colearn does it too
@@ -224,8 +190,8 @@ def learner(index: int, n_learners: int = 5, seed: int = 0,
     """Learner ``index`` of :func:`build` with the same arguments (the agent factory:
     ``colearn agent --learner colearn_core.examples.keras_mnist:learner``; arguments may
     be strings). Its initial weights are those of every other learner (seeded)."""
-    index, n_learners, seed = _int("index", index), _int("n_learners", n_learners), \
-        _int("seed", seed)
+    index, n_learners, seed = int_arg("index", index), int_arg("n_learners", n_learners), \
+        int_arg("seed", seed)
     if not 0 <= index < n_learners:
         raise ValueError(f"index must be within 0..{n_learners - 1}, got {index}")
     split = make_split(n_learners, seed, data_dir)

@@ -24,12 +24,11 @@ import math
 from functools import lru_cache
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from colearn_core.driver import set_equal_weights
-from colearn_core.examples import ExampleSetup
+from colearn_core.examples import ExampleSetup, int_arg, mnist_images
 from colearn_core.learners.pytorch import (
     PytorchLearner,
     accuracy_from_logits,
@@ -38,7 +37,6 @@ from colearn_core.learners.pytorch import (
     weights_to_state_dict,
 )
 from colearn_core.ml_interface import DiffPrivConfig
-from colearn_core.tasks.datasets import Dataset, load_dataset
 from colearn_core.tasks.digits_torch import EVAL_BATCH_SIZE, _seed, make_loader
 from colearn_core.tasks.splits import FederatedSplit, LearnerSplit, split_dataset
 
@@ -88,34 +86,14 @@ def make_model(seed: int = 0) -> MnistCNN:
 
 
 @lru_cache(maxsize=1)
-def digits_as_mnist() -> Dataset:
-    """The offline stand-in: the 1797 8x8 digits upsampled to 1x28x28 (see the module
-    docstring), values in [0, 1]."""
-    digits = load_dataset("digits")
-    images = digits.x.reshape(-1, 8, 8)
-    images = np.repeat(np.repeat(images, 3, axis=1), 3, axis=2)  # 24x24
-    pad = (IMAGE_SIDE - 24) // 2
-    images = np.pad(images, ((0, 0), (pad, pad), (pad, pad)))
-    return Dataset(
-        name="digits-28x28",
-        x=np.ascontiguousarray(images[:, None, :, :], dtype=np.float32),
-        y=np.array(digits.y, dtype=np.int64),
-        n_classes=N_CLASSES,
-        description="scikit-learn's 8x8 digits, pixels repeated 3x3 and padded to 28x28",
-    )
 
 
-def load_data(data_dir: str | None = None) -> Dataset:
-    """MNIST from ``data_dir``, else the offline stand-in."""
-    if data_dir is not None:
-        return load_dataset("mnist", data_dir)
-    return digits_as_mnist()
 
 
 @lru_cache(maxsize=4)
 def make_split(n_learners: int = 5, seed: int = 0, data_dir: str | None = None) -> FederatedSplit:
     """The IID split of the example's data among ``n_learners``."""
-    return split_dataset(load_data(data_dir), n_learners, seed=seed, scheme="iid")
+    return split_dataset(mnist_images(data_dir), n_learners, seed=seed, scheme="iid")
 
 
 def make_learner(
@@ -162,16 +140,6 @@ def global_accuracy(weights: Any, split: FederatedSplit, seed: int = 0) -> float
         return evaluate_model(model, loader, accuracy_from_logits)
 
 
-def _int(name: str, value: Any) -> int:
-    # factory arguments may arrive as strings from the command line
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return int(value)
-    if isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            pass
-    raise ValueError(f"{name} must be an integer, got {value!r}")
 
 
 def _epsilon(value: Any) -> float | None:
@@ -193,7 +161,7 @@ def build(
     dp_epsilon: float | None = None,
 ) -> ExampleSetup:
     """``n_learners`` learners with equal initial weights, and the global test accuracy."""
-    n_learners, seed, dp_epsilon = _int("n_learners", n_learners), _int("seed", seed), \
+    n_learners, seed, dp_epsilon = int_arg("n_learners", n_learners), int_arg("seed", seed), \
         _epsilon(dp_epsilon)
     split = make_split(n_learners, seed, data_dir)
     learners = [make_learner(part, i, seed, dp_epsilon) for i, part in enumerate(split.learners)]
@@ -227,8 +195,8 @@ def learner(
     """Learner ``index`` of :func:`build` with the same arguments (the agent factory:
     ``colearn agent --learner colearn_core.examples.pytorch_mnist:learner``; arguments
     may be strings). Its initial weights are those of every other learner."""
-    index, n_learners, seed = _int("index", index), _int("n_learners", n_learners), \
-        _int("seed", seed)
+    index, n_learners, seed = int_arg("index", index), int_arg("n_learners", n_learners), \
+        int_arg("seed", seed)
     if not 0 <= index < n_learners:
         raise ValueError(f"index must be within 0..{n_learners - 1}, got {index}")
     split = make_split(n_learners, seed, data_dir)

@@ -16,10 +16,9 @@ evaluated in numpy. The initial model is the empty forest (uniform prediction).
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
 
 from colearn_core.driver import set_equal_weights
-from colearn_core.examples import ExampleSetup
+from colearn_core.examples import ExampleSetup, int_arg
 from colearn_core.learners.sklearn import ForestLayout, RandomForestLearner, forest_score_fn
 from colearn_core.tasks.datasets import load_dataset
 from colearn_core.tasks.splits import FederatedSplit, LearnerSplit, split_dataset
@@ -43,20 +42,12 @@ def make_learner(part: LearnerSplit, index: int, seed: int) -> RandomForestLearn
         seed=seed * 1000 + index)
 
 
-def _int(name: str, value: Any) -> int:
-    try:
-        number = int(str(value).strip()) if isinstance(value, str) else int(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be an integer, got {value!r}") from None
-    if number < 0:
-        raise ValueError(f"{name} must not be negative, got {value!r}")
-    return number
 
 
 def build(n_learners: int = 5, seed: int = 0, data_dir: str | None = None) -> ExampleSetup:
     """``n_learners`` learners starting from the empty forest, and the global accuracy.
     ``data_dir`` is ignored: iris ships with scikit-learn."""
-    n_learners, seed = _int("n_learners", n_learners), _int("seed", seed)
+    n_learners, seed = int_arg("n_learners", n_learners), int_arg("seed", seed)
     split = make_split(n_learners, seed)
     learners = [make_learner(part, i, seed) for i, part in enumerate(split.learners)]
     set_equal_weights(learners)
@@ -80,8 +71,8 @@ def learner(index: int, n_learners: int = 5, seed: int = 0,
             data_dir: str | None = None) -> RandomForestLearner:
     """Learner ``index`` of :func:`build` with the same arguments (the agent factory;
     arguments may be strings). Every learner starts from the same empty forest."""
-    index, n_learners, seed = _int("index", index), _int("n_learners", n_learners), \
-        _int("seed", seed)
+    index, n_learners, seed = int_arg("index", index), int_arg("n_learners", n_learners), \
+        int_arg("seed", seed)
     if not index < n_learners:
         raise ValueError(f"index must be within 0..{n_learners - 1}, got {index}")
     return make_learner(make_split(n_learners, seed).learners[index], index, seed)

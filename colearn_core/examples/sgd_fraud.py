@@ -22,7 +22,7 @@ from sklearn.linear_model import SGDClassifier
 from sklearn.metrics import roc_auc_score
 
 from colearn_core.driver import set_equal_weights
-from colearn_core.examples import ExampleSetup
+from colearn_core.examples import ExampleSetup, int_arg
 from colearn_core.learners.sklearn import SklearnPartialFitLearner
 from colearn_core.ml_interface import Weights
 from colearn_core.tasks.datasets import Dataset
@@ -71,20 +71,12 @@ def global_auc(weights: Any, split: FederatedSplit) -> float:
     return float(roc_auc_score(split.y_global_test, scores))
 
 
-def _int(name: str, value: Any) -> int:
-    try:
-        number = int(str(value).strip()) if isinstance(value, str) else int(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be an integer, got {value!r}") from None
-    if number < 0:
-        raise ValueError(f"{name} must not be negative, got {value!r}")
-    return number
 
 
 def build(n_learners: int = 5, seed: int = 0, data_dir: str | None = None) -> ExampleSetup:
     """``n_learners`` learners with equal (zero) initial weights, and the global AUC.
     ``data_dir`` is ignored: the data are generated."""
-    n_learners, seed = _int("n_learners", n_learners), _int("seed", seed)
+    n_learners, seed = int_arg("n_learners", n_learners), int_arg("seed", seed)
     split = make_split(n_learners, seed)
     learners = [make_learner(part, i, seed) for i, part in enumerate(split.learners)]
     set_equal_weights(learners)
@@ -106,8 +98,8 @@ def learner(index: int, n_learners: int = 5, seed: int = 0,
             data_dir: str | None = None) -> SklearnPartialFitLearner:
     """Learner ``index`` of :func:`build` with the same arguments (the agent factory;
     arguments may be strings). Its initial weights are every learner's: zeros, t_ = 1."""
-    index, n_learners, seed = _int("index", index), _int("n_learners", n_learners), \
-        _int("seed", seed)
+    index, n_learners, seed = int_arg("index", index), int_arg("n_learners", n_learners), \
+        int_arg("seed", seed)
     if not index < n_learners:
         raise ValueError(f"index must be within 0..{n_learners - 1}, got {index}")
     return make_learner(make_split(n_learners, seed).learners[index], index, seed)
