@@ -207,8 +207,8 @@ def _parser() -> argparse.ArgumentParser:
     learning.add_argument("--alpha", type=float, default=0.5,
                           help="Dirichlet alpha of the label-skewed split (default 0.5)")
     learning.add_argument("--task", dest="tasks", action="append", default=None,
-                          choices=["digits", "breast_cancer"],
-                          help="only this task (repeatable; default both)")
+                          choices=["digits", "breast_cancer", "wine", "mnist1d"],
+                          help="run this task (repeatable; default digits and breast_cancer)")
     learning.add_argument("--json", action="store_true", help="print the report as JSON")
 
     store = sub.add_parser("store", help="put and get weights by CID").add_subparsers(
@@ -336,10 +336,11 @@ def _run(args: argparse.Namespace, console: Console) -> None:
 
         bench_gas(as_json=args.json, learner_counts=args.learners, rpc=args.rpc)
     elif args.command == "bench" and args.bench_command == "learning":
-        from agents.learning_bench import TASKS, bench_learning
+        from agents.learning_bench import DEFAULT_TASKS, bench_learning
 
         bench_learning(as_json=args.json, n_learners=args.learners, n_rounds=args.rounds,
-                       alpha=args.alpha, seed=args.seed, tasks=tuple(args.tasks or TASKS))
+                       alpha=args.alpha, seed=args.seed,
+                       tasks=tuple(args.tasks or DEFAULT_TASKS))
     elif args.command == "bench":
         from agents.bench import bench_overhead
 
