@@ -35,7 +35,8 @@ class Consortium:
     """One experiment on a shared chain and store, with agent processes per learner."""
 
     def __init__(self, chain_url: str, store_url: str, workdir: Path, *, n: int, rounds: int,
-                 proposal_timeout: int = 30, voting_timeout: int = 30, seed: int = 0):
+                 proposal_timeout: int = 30, voting_timeout: int = 30, seed: int = 0,
+                 factory: str = DIGITS):
         self.chain_url, self.store_url, self.workdir = chain_url, store_url, workdir
         self.n, self.seed = n, seed
         self.w3 = connect(chain_url)
@@ -44,9 +45,12 @@ class Consortium:
         fund_accounts(self.w3, [a.address for a in self.accounts])
         self.client, _ = CollectiveLearningClient.deploy(self.w3, self.accounts[0])
         self.store = open_store(store_url)
-        from colearn_core.tasks.factories import digits_learner
+        from agents.spec import LearnerFactory
 
-        initial = encode_weights(digits_learner(0, n, seed).mli_get_current_weights().weights)
+        self.factory = factory
+        learner0 = LearnerFactory(target=factory,
+                                  args={"index": 0, "n_learners": n, "seed": seed}).build()
+        initial = encode_weights(learner0.mli_get_current_weights().weights)
         self.experiment_id, _ = self.client.create_experiment(
             [a.address for a in self.accounts], threshold_to_bps(0.5), rounds, proposal_timeout,
             voting_timeout, self.store.put(initial), hashlib.sha256(initial).digest())
@@ -60,7 +64,8 @@ class Consortium:
         self.processes: dict[int, subprocess.Popen] = {}
         self.starts: dict[int, int] = {}
 
-    def command(self, i: int, factory: str = DIGITS, **factory_args: Any) -> list[str]:
+    def command(self, i: int, factory: str | None = None, **factory_args: Any) -> list[str]:
+        factory = factory or self.factory
         args = {"index": i, "n_learners": self.n, "seed": self.seed, **factory_args}
         return [sys.executable, "-m", "agents.cli", "-v", "agent", "--rpc", self.chain_url,
                 "--contract", self.client.address, "--experiment", str(self.experiment_id),
@@ -72,7 +77,7 @@ class Consortium:
     def log_path(self, i: int) -> Path:
         return self.workdir / f"learner{i}-{self.starts.get(i, 0)}.log"
 
-    def start(self, i: int, factory: str = DIGITS, **factory_args: Any) -> None:
+    def start(self, i: int, factory: str | None = None, **factory_args: Any) -> None:
         self.starts[i] = self.starts.get(i, -1) + 1
         env = dict(os.environ, OMP_NUM_THREADS="1", COLUMNS="200",
                    PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]))
