@@ -102,14 +102,11 @@ def make_model(seed: int = 0) -> keras.Model:
     return model
 
 
-@lru_cache(maxsize=1)
-
-
-
-
+@lru_cache(maxsize=4)
 def make_split(n_learners: int = 5, seed: int = 0, data_dir: str | None = None) -> FederatedSplit:
     """The IID split of the example's data among ``n_learners``."""
-    return split_dataset(mnist_images(data_dir, channels_last=True), n_learners, seed=seed, scheme="iid")
+    return split_dataset(mnist_images(data_dir, channels_last=True), n_learners, seed=seed,
+                         scheme="iid")
 
 
 def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int,
@@ -158,8 +155,6 @@ class GlobalAccuracy:
         self.model.set_weights(check_keras_weights(weights, self.model, require_finite=False))
         logits = self.model.predict(self.x, batch_size=EVAL_BATCH_SIZE, verbose=0)
         return float(np.mean(np.argmax(logits, axis=1) == self.y))
-
-
 
 
 def build(n_learners: int = 5, seed: int = 0, data_dir: str | None = None) -> ExampleSetup:

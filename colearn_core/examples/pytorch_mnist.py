@@ -85,11 +85,6 @@ def make_model(seed: int = 0) -> MnistCNN:
     return model
 
 
-@lru_cache(maxsize=1)
-
-
-
-
 @lru_cache(maxsize=4)
 def make_split(n_learners: int = 5, seed: int = 0, data_dir: str | None = None) -> FederatedSplit:
     """The IID split of the example's data among ``n_learners``."""
@@ -138,8 +133,6 @@ def global_accuracy(weights: Any, split: FederatedSplit, seed: int = 0) -> float
     loader = make_loader(split.x_global_test, split.y_global_test, EVAL_BATCH_SIZE)
     with torch_threads(TORCH_THREADS):
         return evaluate_model(model, loader, accuracy_from_logits)
-
-
 
 
 def _epsilon(value: Any) -> float | None:

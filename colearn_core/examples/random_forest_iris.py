@@ -42,8 +42,6 @@ def make_learner(part: LearnerSplit, index: int, seed: int) -> RandomForestLearn
         seed=seed * 1000 + index)
 
 
-
-
 def build(n_learners: int = 5, seed: int = 0, data_dir: str | None = None) -> ExampleSetup:
     """``n_learners`` learners starting from the empty forest, and the global accuracy.
     ``data_dir`` is ignored: iris ships with scikit-learn."""

@@ -71,8 +71,6 @@ def global_auc(weights: Any, split: FederatedSplit) -> float:
     return float(roc_auc_score(split.y_global_test, scores))
 
 
-
-
 def build(n_learners: int = 5, seed: int = 0, data_dir: str | None = None) -> ExampleSetup:
     """``n_learners`` learners with equal (zero) initial weights, and the global AUC.
     ``data_dir`` is ignored: the data are generated."""
