@@ -46,8 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     example = sub.add_parser(
         "example", help="one of colearn's examples (PyTorch and Keras CNNs, SGD fraud-style, "
                         "random forest), in memory or on chain")
-    example.add_argument("name", choices=["pytorch-mnist", "keras-mnist", "sgd-fraud",
-                                          "random-forest-iris"])
+    example.add_argument("name", choices=["pytorch-mnist", "keras-mnist", "pytorch-cifar10",
+                                          "sgd-fraud", "random-forest-iris"])
     example.add_argument("--learners", type=int, default=5)
     example.add_argument("--rounds", type=int, default=None,
                          help="number of rounds (default: the example's, 15)")
@@ -57,8 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     example.add_argument("--rpc", metavar="URL", default=None,
                          help="run on this dev chain instead (implies --on-chain)")
     example.add_argument("--data-dir", type=Path, default=None,
-                         help="MNIST idx files for the MNIST examples (default: an offline "
-                              "stand-in built from scikit-learn's digits)")
+                         help="the MNIST examples' idx files (default: an offline stand-in "
+                              "built from scikit-learn's digits); CIFAR-10's binary version "
+                              "for pytorch-cifar10 (required)")
 
     demo = sub.add_parser("demo", help="run a whole experiment locally with N agents")
     demo.add_argument("--learners", type=int, default=5, help="number of learners (default 5)")

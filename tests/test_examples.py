@@ -49,3 +49,29 @@ def test_every_registered_example_has_build_and_a_factory() -> None:
             continue
         loaded = importlib.import_module(module)
         assert callable(loaded.build) and callable(loaded.learner), name
+
+
+def test_cifar10_example_on_files_in_cifars_binary_format(tmp_path) -> None:
+    import numpy as np
+
+    from colearn_core.tasks.datasets import CIFAR10_FILES
+
+    rng = np.random.default_rng(0)
+    for name in CIFAR10_FILES:  # 60 images a file, each class a colour of its own
+        labels = rng.integers(0, 10, size=60).astype(np.uint8)
+        images = rng.integers(0, 60, size=(60, 3, 32, 32))
+        images[:, 0] += (labels * 19)[:, None, None]
+        images[:, 2] += ((9 - labels) * 19)[:, None, None]
+        records = np.concatenate([labels[:, None], images.reshape(60, -1)], axis=1)
+        (tmp_path / name).write_bytes(records.astype(np.uint8).tobytes())
+    in_memory = run_example("pytorch-cifar10", n_learners=3, n_rounds=3, data_dir=tmp_path)
+    on_chain = run_example("pytorch-cifar10", n_learners=3, n_rounds=3, data_dir=tmp_path,
+                           on_chain=True)
+    assert on_chain.decisions == in_memory.decisions
+    assert on_chain.final_score == pytest.approx(in_memory.final_score, abs=1e-6)
+    assert on_chain.final_score > on_chain.initial_score + 0.2
+
+
+def test_cifar10_example_without_data_is_a_one_line_error(capsys) -> None:
+    assert main(["example", "pytorch-cifar10"]) == 1
+    assert "needs the data" in capsys.readouterr().err

@@ -25,6 +25,7 @@ from colearn_core.tasks.datasets import Dataset, load_dataset
 #: name -> module, for ``colearn example NAME``.
 EXAMPLES: dict[str, str] = {
     "pytorch-mnist": "colearn_core.examples.pytorch_mnist",
+    "pytorch-cifar10": "colearn_core.examples.pytorch_cifar10",
     "keras-mnist": "colearn_core.examples.keras_mnist",
     "sgd-fraud": "colearn_core.examples.sgd_fraud",
     "random-forest-iris": "colearn_core.examples.random_forest_iris",
