@@ -56,10 +56,11 @@ def test_digits_mlp_exports_to_onnx_with_torchs_predictions():
 
 
 def test_mnist_example_cnn_exports_to_onnx_with_torchs_predictions():
-    from colearn_core.examples.pytorch_mnist import digits_as_mnist, learner
+    from colearn_core.examples import mnist_images
+    from colearn_core.examples.pytorch_mnist import learner
 
     cnn = _trained(learner(0, n_learners=3))
-    assert _onnx_matches_torch(cnn, digits_as_mnist().x) < 1e-4
+    assert _onnx_matches_torch(cnn, mnist_images().x) < 1e-4
 
 
 def test_the_onnx_model_is_the_current_model():
@@ -78,7 +79,8 @@ def test_the_onnx_model_is_the_current_model():
 
 def test_a_dp_learner_exports_the_unwrapped_model():
     pytest.importorskip("opacus")
-    from colearn_core.examples.pytorch_mnist import digits_as_mnist, learner
+    from colearn_core.examples import mnist_images
+    from colearn_core.examples.pytorch_mnist import learner
 
     private = _trained(learner(1, n_learners=3, dp_epsilon=50.0))
     assert private.dp_epsilon > 0
@@ -86,4 +88,4 @@ def test_a_dp_learner_exports_the_unwrapped_model():
     names = {init.name for init in model.graph.initializer}
     assert not any("_module" in name for name in names)  # opacus' wrapper is not exported
     assert {"conv1.weight", "conv2.weight", "fc.weight"} <= names
-    assert _onnx_matches_torch(private, digits_as_mnist().x) < 1e-4
+    assert _onnx_matches_torch(private, mnist_images().x) < 1e-4
