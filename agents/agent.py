@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel
@@ -97,17 +97,17 @@ class RoundRecord(BaseModel):
 
     round: int
     role: str  # "proposer" or "voter"
-    vote_score: Optional[float] = None
-    test_score: Optional[float] = None
-    approve: Optional[bool] = None
-    reason: Optional[str] = None  # why a proposal was rejected without testing, or not made
-    training_summary: Optional[TrainingSummary] = None  # the proposer's (e.g. its DP budget)
+    vote_score: float | None = None
+    test_score: float | None = None
+    approve: bool | None = None
+    reason: str | None = None  # why a proposal was rejected without testing, or not made
+    training_summary: TrainingSummary | None = None  # the proposer's (e.g. its DP budget)
 
 
 class _Verdict(BaseModel):
     approve: bool
     score: int
-    reason: Optional[str] = None
+    reason: str | None = None
 
 
 class LearnerAgent:
@@ -120,9 +120,9 @@ class LearnerAgent:
         learner: MachineLearningInterface,
         experiment_id: int,
         *,
-        name: Optional[str] = None,
+        name: str | None = None,
         max_weight_bytes: int = DEFAULT_MAX_WEIGHT_BYTES,
-        relay: Optional[RelayClient] = None,
+        relay: RelayClient | None = None,
         relay_fallback_seconds: float = RELAY_FALLBACK_SECONDS,
     ):
         if client.account is None:
@@ -135,29 +135,29 @@ class LearnerAgent:
         # no ETH); votes it has not delivered by the fallback time are sent directly.
         self.relay = relay
         self.relay_fallback_seconds = relay_fallback_seconds
-        self._relayed_vote: Optional[int] = None  # round whose vote the relay holds
+        self._relayed_vote: int | None = None  # round whose vote the relay holds
         self.address = client.account.address
         self.max_weight_bytes = max_weight_bytes
         self.log = logging.getLogger(f"agents.agent.{name or self.address[:10]}")
         self.records: dict[int, RoundRecord] = {}
         self.done = False
         self.budget_exhausted = False
-        self.status: Optional[RoundStatus] = None  # read by the latest step
+        self.status: RoundStatus | None = None  # read by the latest step
         self._status_read_at = 0.0  # time.monotonic() when it was read
         self._step_again = False  # act again at once: another participant moved first
         # The furthest point events have announced, as (round, 1 once proposed): a status
         # behind it comes from a node lagging behind the one that sent the event.
         self._announced = (0, 0)
-        self._created: Optional[ExperimentCreated] = None
-        self._index: Optional[int] = None
+        self._created: ExperimentCreated | None = None
+        self._index: int | None = None
         self._verdicts: dict[int, _Verdict] = {}
-        self._failed_model: Optional[bytes] = None
+        self._failed_model: bytes | None = None
         self.timings = Timings()
         self._proposals: dict[int, WeightsProposed] = {}
         self._proposals_from = 0
         # Weights this agent holds already verified (its own proposal, or the proposal it
         # tested) as (round, digest, weights): adopting them on acceptance needs no fetch.
-        self._held: Optional[tuple[int, bytes, Any]] = None
+        self._held: tuple[int, bytes, Any] | None = None
         weights = learner.mli_get_current_weights().weights
         # The learner's weights at start: if they are the chain's model, nothing to fetch.
         self.model_digest = _digest(encode_weights(weights))
@@ -167,14 +167,14 @@ class LearnerAgent:
     # --------------------------------------------------------------- the loop
 
     def run(self, *, poll_interval: float = 0.5, recheck: float = 30.0,
-            max_backoff: float = 30.0, events_url: Optional[str] = None,
-            stop: Optional[threading.Event] = None) -> None:
+            max_backoff: float = 30.0, events_url: str | None = None,
+            stop: threading.Event | None = None) -> None:
         """Steps until the experiment completes (or ``stop`` is set): again when an event
         asks something of this learner (pushed over a WebSocket at ``events_url``, else
         polled every ``poll_interval`` seconds), when the current phase's deadline passes,
         or after ``recheck`` seconds in any case. RPC and store errors are retried with
         exponential backoff (and a new subscription, to miss nothing)."""
-        follower: Optional[EventFollower] = None
+        follower: EventFollower | None = None
         backoff = poll_interval
         try:
             while not self.done and not (stop and stop.is_set()):
@@ -453,7 +453,7 @@ class LearnerAgent:
         remaining = status.deadline - status.timestamp - (time.monotonic() - self._status_read_at)
         return max(1.0, remaining - VOTE_MARGIN_SECONDS)
 
-    def _fetch_verified(self, cid: str, digest: bytes, timeout: Optional[float] = None):
+    def _fetch_verified(self, cid: str, digest: bytes, timeout: float | None = None):
         """Fetches, checks the sha256 digest, decodes safely and checks the weights fit the
         learner's model. Raises :class:`_Rejected` with the reason otherwise."""
         try:
@@ -488,7 +488,7 @@ def _shape_template(weights: Any) -> Any:
     return [np.empty(np.shape(a), np.asarray(a).dtype) for a in weights]
 
 
-def _sleep(seconds: float, stop: Optional[threading.Event]) -> None:
+def _sleep(seconds: float, stop: threading.Event | None) -> None:
     if stop is None:
         time.sleep(seconds)
     else:
@@ -496,7 +496,7 @@ def _sleep(seconds: float, stop: Optional[threading.Event]) -> None:
 
 
 def run_in_process(agents: list[LearnerAgent], *, idle_sleep: float = 0.05,
-                   on_step: Optional[Callable[[], None]] = None) -> None:
+                   on_step: Callable[[], None] | None = None) -> None:
     """Steps every agent in turn until all are done (one process, one chain connection)."""
     while not all(agent.done for agent in agents):
         acted = False

@@ -56,7 +56,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -166,8 +166,8 @@ class _AgentProcess:
         except BaseException:
             self._log.close()
             raise
-        self.final: Optional[dict[str, Any]] = None
-        self.final_at: Optional[float] = None
+        self.final: dict[str, Any] | None = None
+        self.final_at: float | None = None
         self._started_at = 0.0
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -233,7 +233,7 @@ def _wait_until(condition, agents: list[_AgentProcess], deadline: float, what: s
 
 def run_on_chain(n_learners: int, n_rounds: int, seed: int, preset: str, vote_threshold: float,
                  poll_interval: float, initial_weights: Any, workdir: Path, console: Console,
-                 timeout: float, factory: str = FACTORY, profile_dir: Optional[Path] = None,
+                 timeout: float, factory: str = FACTORY, profile_dir: Path | None = None,
                  follow: str = "ws") -> dict[str, Any]:
     """The on-chain run's report (see the module's docstring for what is timed)."""
     from agents.chain import CollectiveLearningClient
@@ -295,7 +295,7 @@ def run_on_chain(n_learners: int, n_rounds: int, seed: int, preset: str, vote_th
         for agent in agents:
             agent.process.wait(timeout=30)
 
-        outcome: dict[int, Optional[bool]] = {e.round: None for e in client.expiries(experiment_id)}
+        outcome: dict[int, bool | None] = {e.round: None for e in client.expiries(experiment_id)}
         outcome.update({d.round: d.accepted for d in client.decisions(experiment_id)})
         decisions = [outcome.get(r) for r in range(n_rounds)]
         final_digest, _ = client.current_model(experiment_id)
@@ -355,10 +355,10 @@ def run_on_chain(n_learners: int, n_rounds: int, seed: int, preset: str, vote_th
 def run_overhead_bench(n_learners: int = 5, n_rounds: int = 10, seed: int = 0,
                        poll_interval: float = 0.05, *, follow: str = "ws",
                        preset: str = "full",
-                       vote_threshold: float = 0.5, workdir: Optional[Path] = None,
-                       timeout: Optional[float] = None, factory: str = FACTORY,
-                       profile_dir: Optional[Path] = None,
-                       console: Optional[Console] = None) -> dict[str, Any]:
+                       vote_threshold: float = 0.5, workdir: Path | None = None,
+                       timeout: float | None = None, factory: str = FACTORY,
+                       profile_dir: Path | None = None,
+                       console: Console | None = None) -> dict[str, Any]:
     """Runs the benchmark (see the module's docstring) and returns its report.
 
     ``workdir`` keeps the store and the agents' logs (default: a temporary directory,
@@ -431,7 +431,7 @@ def run_overhead_bench(n_learners: int = 5, n_rounds: int = 10, seed: int = 0,
 # ------------------------------------------------------------------------ report
 
 
-def _sequence(decisions: list[Optional[bool]]) -> str:
+def _sequence(decisions: list[bool | None]) -> str:
     return "".join("A" if d else "-" if d is None else "R" for d in decisions)
 
 
@@ -439,7 +439,7 @@ def _check(ok: bool) -> str:
     return "[green]yes[/]" if ok else "[red]no[/]"
 
 
-def print_overhead_report(report: dict[str, Any], console: Optional[Console] = None) -> None:
+def print_overhead_report(report: dict[str, Any], console: Console | None = None) -> None:
     """The report as rich tables."""
     console = console or Console()
     memory, chain, targets = report["in_memory"], report["on_chain"], report["targets"]

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from enum import IntEnum
 from functools import cached_property
 from importlib import resources
-from typing import Any, NamedTuple, Optional, Union
+from typing import Any, NamedTuple, Union
 from urllib.parse import urlsplit
 
 from eth_abi import decode as abi_decode
@@ -215,14 +215,14 @@ def score_to_fixed(score: float) -> int:
     return int(round(score * SCORE_SCALE))
 
 
-def fixed_to_score(value: int) -> Optional[float]:
+def fixed_to_score(value: int) -> float | None:
     return None if value == NO_SCORE else value / SCORE_SCALE
 
 
 class CollectiveLearningClient:
     """One account's view of one deployed CollectiveLearning contract."""
 
-    def __init__(self, w3: Web3, address: str, account: Optional[LocalAccount] = None):
+    def __init__(self, w3: Web3, address: str, account: LocalAccount | None = None):
         self.w3 = w3
         self.account = account
         abi = load_artifact()["abi"]
@@ -242,18 +242,18 @@ class CollectiveLearningClient:
         self._status_calls: dict[tuple[int, str], dict[str, str]] = {}
         self._sender = None if account is None else _TxSender(
             self._rpc, account, lambda: self.chain_id)
-        self._base_fee: Optional[int] = None  # of the latest status read
+        self._base_fee: int | None = None  # of the latest status read
 
     # ------------------------------------------------------------------ set-up
 
     @classmethod
-    def deploy(cls, w3: Web3, account: LocalAccount) -> tuple["CollectiveLearningClient", TxResult]:
+    def deploy(cls, w3: Web3, account: LocalAccount) -> tuple[CollectiveLearningClient, TxResult]:
         artifact = load_artifact()
         factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
         result, receipt = _send(w3, account, factory.constructor(), _error_table(artifact["abi"]))
         return cls(w3, receipt["contractAddress"], account), result
 
-    def with_account(self, account: LocalAccount) -> "CollectiveLearningClient":
+    def with_account(self, account: LocalAccount) -> CollectiveLearningClient:
         return CollectiveLearningClient(self.w3, self.address, account)
 
     def check_deployed(self) -> None:
@@ -332,7 +332,7 @@ class CollectiveLearningClient:
         data = self._functions[name].encode(*args)
         return self._sender.send(self.address, data, ROUND_CALL_GAS, self._base_fee)
 
-    def _transact(self, fn: Any, gas: Optional[int] = None) -> tuple[TxResult, Any]:
+    def _transact(self, fn: Any, gas: int | None = None) -> tuple[TxResult, Any]:
         if self.account is None or self._sender is None:
             raise ChainError("this client has no account to send transactions from")
         try:
@@ -349,7 +349,7 @@ class CollectiveLearningClient:
     def state(self, experiment_id: int, block: BlockIdentifier = "latest") -> RoundState:
         return RoundState(self._call(self.contract.functions.state(experiment_id), block))
 
-    def round_status(self, experiment_id: int, account: Optional[str] = None) -> RoundStatus:
+    def round_status(self, experiment_id: int, account: str | None = None) -> RoundStatus:
         """Round, state, deadline, current model, whether ``account`` (default: this
         client's) voted, and the block's time and base fee: one call, so all from one block
         (separate reads at "latest" could straddle a transaction that moves the round)."""
@@ -381,7 +381,7 @@ class CollectiveLearningClient:
     def proposal_digest(self, experiment_id: int) -> bytes:
         return bytes(self._call(self.contract.functions.proposalDigest(experiment_id)))
 
-    def learner_index(self, experiment_id: int, account: str) -> Optional[int]:
+    def learner_index(self, experiment_id: int, account: str) -> int | None:
         index = self._call(self.contract.functions.learnerIndex(experiment_id, account))
         return None if index < 0 else int(index)
 
@@ -431,7 +431,7 @@ class CollectiveLearningClient:
             block_number=entry.block_number,
         )
 
-    def proposals(self, experiment_id: int, round_index: Optional[int] = None,
+    def proposals(self, experiment_id: int, round_index: int | None = None,
                   from_block: int = 0) -> list[WeightsProposed]:
         return [
             WeightsProposed(**_common(e), proposer=e["args"]["proposer"], cid=e["args"]["cid"],
@@ -439,7 +439,7 @@ class CollectiveLearningClient:
             for e in self._logs("WeightsProposed", experiment_id, round_index, from_block)
         ]
 
-    def votes(self, experiment_id: int, round_index: Optional[int] = None,
+    def votes(self, experiment_id: int, round_index: int | None = None,
               from_block: int = 0) -> list[VoteCast]:
         return [
             VoteCast(**_common(e), voter=e["args"]["voter"], approve=e["args"]["approve"],
@@ -447,7 +447,7 @@ class CollectiveLearningClient:
             for e in self._logs("VoteCast", experiment_id, round_index, from_block)
         ]
 
-    def decisions(self, experiment_id: int, round_index: Optional[int] = None,
+    def decisions(self, experiment_id: int, round_index: int | None = None,
                   from_block: int = 0) -> list[RoundDecided]:
         return [
             RoundDecided(**_common(e), accepted=e["args"]["accepted"],
@@ -455,12 +455,12 @@ class CollectiveLearningClient:
             for e in self._logs("RoundDecided", experiment_id, round_index, from_block)
         ]
 
-    def expiries(self, experiment_id: int, round_index: Optional[int] = None,
+    def expiries(self, experiment_id: int, round_index: int | None = None,
                  from_block: int = 0) -> list[RoundExpired]:
         return [RoundExpired(**_common(e))
                 for e in self._logs("RoundExpired", experiment_id, round_index, from_block)]
 
-    def completion(self, experiment_id: int) -> Optional[ExperimentCompleted]:
+    def completion(self, experiment_id: int) -> ExperimentCompleted | None:
         """The experiment's completion, or ``None`` while it runs."""
         logs = self._logs("ExperimentCompleted", experiment_id)
         if not logs:
@@ -478,8 +478,8 @@ class CollectiveLearningClient:
         """An event's first topic (the hash of its signature)."""
         return self._topics[event]
 
-    def raw_logs(self, topics: Sequence[Union[None, bytes, Sequence[bytes]]], from_block: int,
-                 to_block: Optional[int] = None) -> list[RawLog]:
+    def raw_logs(self, topics: Sequence[None | bytes | Sequence[bytes]], from_block: int,
+                 to_block: int | None = None) -> list[RawLog]:
         """The contract's logs in a block range (to the latest block by default) matching
         ``topics`` (per position: ``None`` for any, a topic, or a list of alternatives),
         undecoded."""
@@ -499,7 +499,7 @@ class CollectiveLearningClient:
             proposer=to_checksum_address(entry.topics[3][-20:]), cid=cid, digest=digest,
             tx_hash=entry.tx_hash, block_number=entry.block_number, log_index=entry.log_index)
 
-    def _logs(self, event: str, experiment_id: int, round_index: Optional[int] = None,
+    def _logs(self, event: str, experiment_id: int, round_index: int | None = None,
               from_block: int = 0) -> list[Any]:
         filters: dict[str, Any] = {"experimentId": experiment_id}
         if round_index is not None:
@@ -516,7 +516,7 @@ class CollectiveLearningClient:
 
 def _send(w3: Web3, account: LocalAccount, fn: Any,
           errors: dict[bytes, tuple[str, list[str], list[str]]],
-          gas: Optional[int] = None) -> tuple[TxResult, Any]:
+          gas: int | None = None) -> tuple[TxResult, Any]:
     """Signs locally and sends. Without ``gas`` the node estimates it (which also
     surfaces reverts); with it, an ``eth_call`` checks for a revert first."""
     try:
@@ -586,14 +586,14 @@ class _HttpJson:
     sixth of the CPU time ``requests`` takes a call, which counts while learners train on
     the same cores. Used for plain ``HTTPProvider`` set-ups (see :meth:`usable`)."""
 
-    def __init__(self, url: str, headers: dict[str, str], timeout: Optional[float]):
+    def __init__(self, url: str, headers: dict[str, str], timeout: float | None):
         parts = urlsplit(url)
         self._https = parts.scheme == "https"
         self._host, self._port = parts.hostname or "localhost", parts.port
         self._path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self._headers = {"Content-Type": "application/json", **headers}
         self._timeout = timeout
-        self._connection: Optional[http.client.HTTPConnection] = None
+        self._connection: http.client.HTTPConnection | None = None
         self._lock = threading.Lock()
         self._id = 0
 
@@ -672,7 +672,7 @@ class _JsonRpc:
         else:
             self._post = provider.make_request  # type: ignore[assignment]
         self.errors = errors
-        self._sync_send: Optional[bool] = None  # eth_sendRawTransactionSync: works?
+        self._sync_send: bool | None = None  # eth_sendRawTransactionSync: works?
 
     def request(self, method: str, params: list[Any]) -> Any:
         try:
@@ -697,14 +697,14 @@ class _JsonRpc:
     def max_priority_fee(self) -> int:
         return int(self.request("eth_maxPriorityFeePerGas", []), 16)
 
-    def latest_base_fee(self) -> Optional[int]:
+    def latest_base_fee(self) -> int | None:
         fee = self.request("eth_getBlockByNumber", ["latest", False]).get("baseFeePerGas")
         return None if fee is None else int(fee, 16)
 
     def gas_price(self) -> int:
         return int(self.request("eth_gasPrice", []), 16)
 
-    def send_raw(self, raw: bytes) -> tuple[str, Optional[_Receipt]]:
+    def send_raw(self, raw: bytes) -> tuple[str, _Receipt | None]:
         """Sends a signed transaction: its hash, and its receipt where the node can wait
         for it in the same request (``eth_sendRawTransactionSync``, EIP-7966: anvil has
         it). Nodes without it get ``eth_sendRawTransaction`` (and the receipt is polled)."""
@@ -722,12 +722,12 @@ class _JsonRpc:
                 return r["transactionHash"], _json_receipt(r)
         return self.request("eth_sendRawTransaction", ["0x" + raw.hex()]), None
 
-    def receipt(self, tx_hash: str) -> Optional[_Receipt]:
+    def receipt(self, tx_hash: str) -> _Receipt | None:
         r = self.request("eth_getTransactionReceipt", [tx_hash])
         return None if r is None else _json_receipt(r)
 
     def logs(self, address: str, topics: Sequence[Any], from_block: int,
-             to_block: Optional[int]) -> list[RawLog]:
+             to_block: int | None) -> list[RawLog]:
         entries = self.request("eth_getLogs", [{
             "address": address, "fromBlock": hex(from_block),
             "toBlock": "latest" if to_block is None else hex(to_block),
@@ -761,16 +761,16 @@ class _Web3Rpc:
     def max_priority_fee(self) -> int:
         return int(self._do(lambda: self.eth.max_priority_fee))
 
-    def latest_base_fee(self) -> Optional[int]:
+    def latest_base_fee(self) -> int | None:
         return self._do(self.eth.get_block, "latest").get("baseFeePerGas")
 
     def gas_price(self) -> int:
         return int(self._do(lambda: self.eth.gas_price))
 
-    def send_raw(self, raw: bytes) -> tuple[str, Optional[_Receipt]]:
+    def send_raw(self, raw: bytes) -> tuple[str, _Receipt | None]:
         return self._do(self.eth.send_raw_transaction, raw).to_0x_hex(), None
 
-    def receipt(self, tx_hash: str) -> Optional[_Receipt]:
+    def receipt(self, tx_hash: str) -> _Receipt | None:
         try:
             r = self.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
         except TransactionNotFound:
@@ -780,7 +780,7 @@ class _Web3Rpc:
         return _Receipt(int(r["status"]), int(r["gasUsed"]), int(r["blockNumber"]))
 
     def logs(self, address: str, topics: Sequence[Any], from_block: int,
-             to_block: Optional[int]) -> list[RawLog]:
+             to_block: int | None) -> list[RawLog]:
         entries = self._do(self.eth.get_logs, {
             "address": address, "fromBlock": from_block,
             "toBlock": "latest" if to_block is None else to_block,
@@ -833,13 +833,13 @@ class _TxSender:
         self.rpc = rpc
         self.account = account
         self.chain_id = chain_id
-        self._nonce: Optional[int] = None
-        self._tip: Optional[int] = None
+        self._nonce: int | None = None
+        self._tip: int | None = None
 
     def forget_nonce(self) -> None:
         self._nonce = None
 
-    def send(self, to: str, data: bytes, gas: int, base_fee: Optional[int]) -> TxResult:
+    def send(self, to: str, data: bytes, gas: int, base_fee: int | None) -> TxResult:
         call = {"from": self.account.address, "to": to, "data": "0x" + data.hex()}
         self.rpc.call(call)  # raises ContractRevert with the contract's reason
         try:
@@ -859,7 +859,7 @@ class _TxSender:
                         block_number=receipt.block_number)
 
     def _submit(self, call: dict[str, str], gas: int,
-                base_fee: Optional[int]) -> tuple[str, Optional[_Receipt]]:
+                base_fee: int | None) -> tuple[str, _Receipt | None]:
         fees = self._fees(base_fee)
         for attempt in range(2):
             if self._nonce is None:
@@ -879,7 +879,7 @@ class _TxSender:
             return sent
         raise AssertionError("unreachable")
 
-    def _fees(self, base_fee: Optional[int]) -> dict[str, int]:
+    def _fees(self, base_fee: int | None) -> dict[str, int]:
         if not base_fee:  # unknown, or a node that leaves it out of calls
             base_fee = self.rpc.latest_base_fee()
             if base_fee is None:  # a chain without EIP-1559
@@ -928,7 +928,7 @@ def _error_table(abi: list[dict[str, Any]]) -> dict[bytes, tuple[str, list[str],
     return table
 
 
-def _revert_data(exc: BaseException) -> Optional[bytes]:
+def _revert_data(exc: BaseException) -> bytes | None:
     """Finds the raw revert data in web3's or eth-tester's exception chain."""
     seen: BaseException | None = exc
     while seen is not None:
@@ -951,8 +951,8 @@ def _revert_data(exc: BaseException) -> Optional[bytes]:
     return None
 
 
-def _decode_revert(data: Optional[bytes], errors: dict[bytes, tuple[str, list[str], list[str]]]
-                   ) -> Optional[ContractRevert]:
+def _decode_revert(data: bytes | None, errors: dict[bytes, tuple[str, list[str], list[str]]]
+                   ) -> ContractRevert | None:
     if not data or data[:4] not in errors:
         return None
     name, types, names = errors[data[:4]]

@@ -9,8 +9,8 @@ import json
 import logging
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 from pydantic import ValidationError
 from rich.console import Console
@@ -388,7 +388,7 @@ def create_experiment(client, store, spec) -> int:
     return experiment_id
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     console, errors = Console(), Console(stderr=True)
     _configure_logging(args.verbose, errors)

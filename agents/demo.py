@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
@@ -39,8 +39,8 @@ class DemoConfig(BaseModel):
     vote_threshold: float = Field(0.5, ge=0.0, le=1.0)
     model: str = Field("mlp", pattern="^mlp$")
     seed: int = Field(0, ge=0)
-    chain_url: Optional[str] = None
-    store_url: Optional[str] = None  # default: file:<out>/store
+    chain_url: str | None = None
+    store_url: str | None = None  # default: file:<out>/store
     out: Path = Path("demo-out")
     proposal_timeout: int = Field(600, ge=1)
     voting_timeout: int = Field(600, ge=1)
@@ -88,7 +88,7 @@ def prepare(config: DemoConfig, console: Console, w3: Any, store: WeightStore,
 
 
 def follow(experiment: Experiment, console: Console,
-           drive: Callable[[Callable[[], None]], None]) -> tuple[list[RoundRow], "_AccuracyTracker"]:
+           drive: Callable[[Callable[[], None]], None]) -> tuple[list[RoundRow], _AccuracyTracker]:
     """Runs ``drive(report)`` under a progress bar; ``report`` prints each round as it
     closes on chain, with the global test accuracy of the model after it."""
     from colearn_core.tasks.digits_torch import global_test_accuracy
@@ -122,7 +122,7 @@ def follow(experiment: Experiment, console: Console,
 
 
 def finish(experiment: Experiment, console: Console, rows: list[RoundRow],
-           accuracy: "_AccuracyTracker", records: Optional[list[dict[int, RoundRecord]]] = None
+           accuracy: _AccuracyTracker, records: list[dict[int, RoundRecord]] | None = None
            ) -> dict[str, Any]:
     """Scores the solo baseline and writes ``results.json`` and the two plots."""
     from colearn_core.tasks.digits_torch import solo_accuracies
@@ -149,7 +149,7 @@ def finish(experiment: Experiment, console: Console, rows: list[RoundRow],
     return results
 
 
-def run_demo(config: DemoConfig, console: Optional[Console] = None) -> dict[str, Any]:
+def run_demo(config: DemoConfig, console: Console | None = None) -> dict[str, Any]:
     """The embedded demo: one process, the agents stepped in turn on one chain connection."""
     import torch
 
@@ -236,17 +236,17 @@ def _results_json(client: CollectiveLearningClient, experiment_id: int, rows: li
     }
 
 
-def _colearn_results(rows: list[RoundRow], records: Optional[list[dict[int, RoundRecord]]],
+def _colearn_results(rows: list[RoundRow], records: list[dict[int, RoundRecord]] | None,
                      n: int) -> Results:
     """colearn's ``Results`` for the plots: votes from the chain; scores from each agent's
     own records when the agents ran here, else the voters' scores on chain."""
     results = Results()
     for row in rows:
-        votes: list[Optional[bool]] = [None] * n
+        votes: list[bool | None] = [None] * n
         for v in row.votes:
             votes[v.learner_index] = v.approve
-        vote_scores: list[Optional[float]] = [None] * n
-        test_scores: list[Optional[float]] = [None] * n
+        vote_scores: list[float | None] = [None] * n
+        test_scores: list[float | None] = [None] * n
         for v in row.votes:
             vote_scores[v.learner_index] = v.vote_score
         for j, own in enumerate(records or []):

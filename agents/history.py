@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from pydantic import BaseModel
 
 from agents.chain import CollectiveLearningClient, ExperimentCreated, fixed_to_score
@@ -13,15 +11,15 @@ class VoteRow(BaseModel):
     learner: str
     learner_index: int
     approve: bool
-    vote_score: Optional[float]  # None: the voter could not test the proposal
+    vote_score: float | None  # None: the voter could not test the proposal
     tx_hash: str
     gas: int  # of the transaction that carried the vote (a relayed batch carries several)
 
 
 class RoundGas(BaseModel):
-    propose: Optional[int] = None
+    propose: int | None = None
     votes: list[int] = []
-    close: Optional[int] = None  # a separate decide/expire transaction, if any
+    close: int | None = None  # a separate decide/expire transaction, if any
     total: int = 0
 
 
@@ -29,16 +27,16 @@ class RoundRow(BaseModel):
     round: int
     proposer: str
     proposer_index: int
-    cid: Optional[str] = None
-    digest: Optional[str] = None
-    accepted: Optional[bool] = None  # None while open, or when expired
+    cid: str | None = None
+    digest: str | None = None
+    accepted: bool | None = None  # None while open, or when expired
     expired: bool = False
     approvals: int = 0
     rejections: int = 0
     votes: list[VoteRow] = []
-    propose_tx: Optional[str] = None
-    close_tx: Optional[str] = None
-    close_block: Optional[int] = None
+    propose_tx: str | None = None
+    close_tx: str | None = None
+    close_block: int | None = None
     gas: RoundGas = RoundGas()
 
     @property
@@ -47,7 +45,7 @@ class RoundRow(BaseModel):
 
 
 def read_history(client: CollectiveLearningClient, experiment_id: int, from_block: int = 0,
-                 created: Optional[ExperimentCreated] = None) -> list[RoundRow]:
+                 created: ExperimentCreated | None = None) -> list[RoundRow]:
     """Every round with events from ``from_block`` on, from the experiment's events and
     their receipts (``created``, if given, saves looking up the creation event)."""
     created = created or client.experiment_created(experiment_id)

@@ -9,7 +9,6 @@ import getpass
 import json
 import os
 from pathlib import Path
-from typing import Optional
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -22,7 +21,7 @@ class KeyLoadError(Exception):
     """A key that cannot be loaded: missing file, bad format, wrong password."""
 
 
-def read_password(password_file: Optional[Path] = None, *, prompt: bool = True,
+def read_password(password_file: Path | None = None, *, prompt: bool = True,
                   confirm: bool = False) -> str:
     """The keystore password: from ``password_file``, else ``$COLEARN_PASSWORD``, else
     asked on the terminal."""
@@ -81,7 +80,7 @@ def account_from_env() -> LocalAccount:
         raise KeyLoadError(f"{PRIVATE_KEY_ENV} is not a valid private key") from None
 
 
-def load_account(keystore: Optional[Path], password_file: Optional[Path] = None) -> LocalAccount:
+def load_account(keystore: Path | None, password_file: Path | None = None) -> LocalAccount:
     """The signing account: an encrypted keystore if given, else ``$COLEARN_PRIVATE_KEY``."""
     if keystore is not None:
         return load_keystore(keystore, read_password(password_file))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from typing import Optional
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -16,7 +15,7 @@ from agents.chain import ChainError
 log = logging.getLogger(__name__)
 
 
-def connect(url: Optional[str] = None, *, timeout: float = 30.0) -> Web3:
+def connect(url: str | None = None, *, timeout: float = 30.0) -> Web3:
     """``None`` starts an in-process chain (eth-tester on py-evm); an ``http(s)://`` URL
     connects to a JSON-RPC node. Raises :class:`ChainError` if it cannot be reached."""
     if url is None:

@@ -15,8 +15,9 @@ import secrets
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 from eth_account import Account
 from rich.console import Console
@@ -31,7 +32,7 @@ FACTORY = "colearn_core.tasks.factories:digits_learner"
 
 @contextlib.contextmanager
 def _services(config: DemoConfig,
-              console: Console) -> Iterator[tuple[str, Optional[str], str]]:
+              console: Console) -> Iterator[tuple[str, str | None, str]]:
     """The chain URL, its WebSocket URL for events (known only for an anvil started here:
     it serves both on one port; agents poll a given chain) and the store URL: given ones,
     or local services started here."""
@@ -49,7 +50,7 @@ def _services(config: DemoConfig,
         yield chain_url, events_url, store_url
 
 
-def _start_ipfs(stack: contextlib.ExitStack, console: Console) -> Optional[str]:
+def _start_ipfs(stack: contextlib.ExitStack, console: Console) -> str | None:
     from agents.devipfs import DevIpfsError, JsIpfsDaemon
 
     try:
@@ -78,7 +79,7 @@ def _write_keystores(accounts: list[Any], directory: Path) -> tuple[list[Path], 
     return paths, password_file
 
 
-def run_process_demo(config: DemoConfig, console: Optional[Console] = None) -> dict[str, Any]:
+def run_process_demo(config: DemoConfig, console: Console | None = None) -> dict[str, Any]:
     from colearn_core.tasks.factories import digits_learner
 
     console = console or Console()

@@ -6,7 +6,7 @@ import importlib
 import json
 import tomllib
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from eth_utils import is_address, to_checksum_address
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -54,11 +54,11 @@ def parse_factory_args(pairs: list[str]) -> dict[str, Any]:
 class InitialModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    weights: Optional[Path] = None  # a safetensors file made by colearn_core.codec
-    factory: Optional[LearnerFactory] = None  # or a learner whose current weights start
+    weights: Path | None = None  # a safetensors file made by colearn_core.codec
+    factory: LearnerFactory | None = None  # or a learner whose current weights start
 
     @model_validator(mode="after")
-    def _one_source(self) -> "InitialModel":
+    def _one_source(self) -> InitialModel:
         if (self.weights is None) == (self.factory is None):
             raise ValueError("give exactly one of initial.weights or initial.factory")
         return self
@@ -86,7 +86,7 @@ class ExperimentSpec(BaseModel):
         return [to_checksum_address(a) for a in learners]
 
     @classmethod
-    def load(cls, path: Path) -> "ExperimentSpec":
+    def load(cls, path: Path) -> ExperimentSpec:
         try:
             data = tomllib.loads(path.read_text())
         except OSError as exc:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 from colearn_core.results import Results
 
@@ -17,7 +17,7 @@ def _pyplot():
     return plt
 
 
-def _series(values: Sequence[Optional[float]]) -> list[float]:
+def _series(values: Sequence[float | None]) -> list[float]:
     return [float("nan") if v is None else v for v in values]
 
 
@@ -26,7 +26,7 @@ def plot_results(
     n_learners: int,
     path: Path,
     score_name: str = "score",
-    extra: Optional[dict[str, Sequence[Optional[float]]]] = None,
+    extra: dict[str, Sequence[float | None]] | None = None,
 ) -> Path:
     """Test and vote scores per learner per round, with their means; ``extra`` adds
     named series (e.g. accuracy on a global held-out set) to the test panel."""

@@ -10,15 +10,15 @@ from typing import Any
 import pytest
 from eth_account.signers.local import LocalAccount
 from experiments import (
+    FIRST_ROUND_GAS_BUDGET,
     INITIAL_CID,
     MAX_LEARNERS,
     MAX_ROUNDS,
     PROPOSAL_TIMEOUT,
-    FIRST_ROUND_GAS_BUDGET,
     ROUND_GAS_BUDGET,
-    VOTE_GAS_BUDGET,
     TX_GAS_CAP,
     UINT32_MAX,
+    VOTE_GAS_BUDGET,
     VOTING_TIMEOUT,
     ZERO,
     ZERO_ADDRESS,

@@ -283,6 +283,16 @@ def test_on_chain_a_learner_out_of_budget_stops_proposing_and_keeps_voting():
     print(f"\nk={k} target={target:.4f} epsilons={[round(e, 4) for e in epsilons]} "
           f"decisions={decisions} seconds={run.seconds:.1f}")
 
+    # the in-memory driver: the same rounds, the spent budget's rounds without a decision
+    in_memory = make_digits_learners(config=CONFIG)
+    in_memory[dp_index] = dp_learner(dp_index, target_epsilon=target, dp_seed=11)
+    set_equal_weights(in_memory)
+    results = run_experiment(in_memory, n_rounds, 0.5)
+    assert results.decisions() == decisions
+    assert results.data[refused_turn].training_summaries[dp_index].error_code == \
+        ErrorCodes.DP_BUDGET_EXCEEDED
+    assert _same(in_memory[0].mli_get_current_weights().weights, final)
+
 
 def test_one_pass_proposals_count_one_poisson_epoch_of_steps():
     data = split_for_config(CONFIG).learners[0]
