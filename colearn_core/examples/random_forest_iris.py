@@ -9,7 +9,7 @@ better; accuracy on six vote samples is too coarse to see a change) and report a
 on their test set. The global score is accuracy on the global test set.
 
 colearn pickled the sklearn forest as its weights; here the forest is arrays
-(:class:`~colearn_core.learners.sklearn.ForestLayout`), validated on receipt and
+(:class:`~colearn_core.learners.sklearn.forest.ForestLayout`), validated on receipt and
 evaluated in numpy. The initial model is the empty forest (uniform prediction).
 """
 
