@@ -15,7 +15,8 @@ from torch import nn
 
 from colearn_core.codec import decode_weights, encode_weights
 from colearn_core.driver import run_experiment, set_equal_weights
-from colearn_core.learners.pytorch import DiffPrivError, PytorchLearner
+from colearn_core.learners.privacy import DiffPrivError
+from colearn_core.learners.pytorch import PytorchLearner
 from colearn_core.ml_interface import DiffPrivConfig, ErrorCodes, TrainingSummary, Weights
 from colearn_core.tasks.digits import DigitsConfig, LearnerData, split_for_config
 from colearn_core.tasks.digits_torch import (

@@ -15,8 +15,8 @@ from colearn_core.codec import (
     encode_weights,
 )
 from colearn_core.driver import run_experiment, set_equal_weights
+from colearn_core.learners.privacy import DiffPrivError
 from colearn_core.learners.pytorch import (
-    DiffPrivError,
     PytorchLearner,
     accuracy_from_logits,
     evaluate_model,
