@@ -496,8 +496,10 @@ def _sleep(seconds: float, stop: threading.Event | None) -> None:
 
 
 def run_in_process(agents: list[LearnerAgent], *, idle_sleep: float = 0.05,
-                   on_step: Callable[[], None] | None = None) -> None:
-    """Steps every agent in turn until all are done (one process, one chain connection)."""
+                   on_step: Callable[[], None] | None = None,
+                   on_idle: Callable[[], None] | None = None) -> None:
+    """Steps every agent in turn until all are done (one process, one chain connection).
+    After a pass in which no agent acted: ``on_idle()`` if given, else a sleep."""
     while not all(agent.done for agent in agents):
         acted = False
         for agent in agents:
@@ -506,4 +508,7 @@ def run_in_process(agents: list[LearnerAgent], *, idle_sleep: float = 0.05,
         if on_step is not None:
             on_step()
         if not acted:
-            time.sleep(idle_sleep)
+            if on_idle is not None:
+                on_idle()
+            else:
+                time.sleep(idle_sleep)

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from agents.agent import LearnerAgent, RoundRecord
+from agents.agent import LearnerAgent, RoundRecord, run_in_process
 from agents.chain import CollectiveLearningClient, RoundState
 from agents.history import RoundRow, read_history
 from agents.network import advance_time, connect, derive_accounts, fund_accounts, is_in_process
@@ -114,8 +114,9 @@ def run_on_chain(
             agents = [LearnerAgent(client.with_account(account), store, learner, experiment_id,
                                    name=f"learner{i}")
                       for i, (account, learner) in enumerate(zip(accounts, learners))]
-            _step_until_done(agents, client, experiment_id, in_process=is_in_process(w3),
-                             on_step=on_step)
+            in_process = is_in_process(w3)
+            run_in_process(agents, on_step=on_step, on_idle=lambda: _idle(
+                client, experiment_id, in_process=in_process))
             rounds = read_history(client, experiment_id)
             digest, model_round = client.current_model(experiment_id)
             cid = _model_cid(client, experiment_id, model_round, rounds)
@@ -132,25 +133,17 @@ def run_on_chain(
                 store.close()
 
 
-def _step_until_done(agents: list[LearnerAgent], client: CollectiveLearningClient,
-                     experiment_id: int, *, in_process: bool,
-                     on_step: Callable[[], None] | None) -> None:
-    while not all(agent.done for agent in agents):
-        acted = False
-        for agent in agents:
-            if not agent.done:
-                acted = agent.step() or acted
-        if on_step is not None:
-            on_step()
-        if acted:
-            continue
-        status = client.round_status(experiment_id)
-        if status.state == RoundState.COMPLETED:
-            continue
-        if in_process:  # nobody can act before the deadline: move the clock there
-            advance_time(client.w3, max(1, status.deadline - status.timestamp))
-        else:
-            time.sleep(0.05)
+def _idle(client: CollectiveLearningClient, experiment_id: int, *,
+          in_process: bool) -> None:
+    """Nobody can act before the current deadline: on the in-process chain the clock
+    moves there; on a real node, time passes."""
+    status = client.round_status(experiment_id)
+    if status.state == RoundState.COMPLETED:
+        return
+    if in_process:
+        advance_time(client.w3, max(1, status.deadline - status.timestamp))
+    else:
+        time.sleep(0.05)
 
 
 def _model_cid(client: CollectiveLearningClient, experiment_id: int, model_round: int,
