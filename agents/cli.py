@@ -205,6 +205,8 @@ def _parser() -> argparse.ArgumentParser:
     learning.add_argument("--learners", type=int, default=5)
     learning.add_argument("--rounds", type=int, default=15)
     learning.add_argument("--seed", type=int, default=0)
+    learning.add_argument("--threshold", type=float, default=0.5,
+                          help="vote threshold of collective learning (default 0.5)")
     learning.add_argument("--alpha", type=float, default=0.5,
                           help="Dirichlet alpha of the label-skewed split (default 0.5)")
     learning.add_argument("--task", dest="tasks", action="append", default=None,
@@ -340,7 +342,7 @@ def _run(args: argparse.Namespace, console: Console) -> None:
         from agents.learning_bench import DEFAULT_TASKS, bench_learning
 
         bench_learning(as_json=args.json, n_learners=args.learners, n_rounds=args.rounds,
-                       alpha=args.alpha, seed=args.seed,
+                       vote_threshold=args.threshold, alpha=args.alpha, seed=args.seed,
                        tasks=tuple(args.tasks or DEFAULT_TASKS))
     elif args.command == "bench":
         from agents.bench import bench_overhead

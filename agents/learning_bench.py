@@ -146,7 +146,8 @@ def bench_learning(*, as_json: bool = False, n_learners: int = 5, n_rounds: int 
 
 def print_learning_report(report: LearningReport, console: Console) -> None:
     table = Table(title=f"Global test score: {report.n_learners} learners, "
-                        f"{report.n_rounds} rounds, seed {report.seed}")
+                        f"{report.n_rounds} rounds, threshold {report.vote_threshold:g}, "
+                        f"seed {report.seed}")
     for name in ("task", "split", "score", "solo mean", "solo best", "colearn (chain)",
                  "accepted", "FedAvg", "pooled"):
         table.add_column(name, justify="left" if name in ("task", "split", "score") else "right",
