@@ -20,13 +20,11 @@ from colearn_core.learners.pytorch import PytorchLearner
 from colearn_core.ml_interface import DiffPrivConfig, ErrorCodes, TrainingSummary, Weights
 from colearn_core.tasks.digits import DigitsConfig, LearnerData, split_for_config
 from colearn_core.tasks.digits_torch import (
-    EVAL_BATCH_SIZE,
-    _seed,
     global_test_accuracy,
     make_digits_learners,
-    make_loader,
     make_model,
 )
+from colearn_core.tasks.mlp_torch import EVAL_BATCH_SIZE, derived_seed, make_loader
 
 CONFIG = DigitsConfig(n_learners=3)
 BATCH_SIZE = 32
@@ -50,7 +48,7 @@ def dp_learner(index: int = 0, *, target_epsilon: float = 100.0, dp_seed: int | 
         model=model,
         optimizer=torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.9),
         train_loader=make_loader(data.x_train, data.y_train, BATCH_SIZE, shuffle=True,
-                                 seed=_seed(CONFIG.seed, 1, index)),
+                                 seed=derived_seed(CONFIG.seed, 1, index)),
         vote_loader=make_loader(data.x_vote, data.y_vote, EVAL_BATCH_SIZE),
         test_loader=make_loader(data.x_test, data.y_test, EVAL_BATCH_SIZE),
         num_train_batches=STEPS,

@@ -30,7 +30,7 @@ from colearn_core.learners.pytorch import (
     weights_to_state_dict,
 )
 from colearn_core.tasks.datasets import load_dataset
-from colearn_core.tasks.digits_torch import EVAL_BATCH_SIZE, _seed, make_loader
+from colearn_core.tasks.mlp_torch import EVAL_BATCH_SIZE, derived_seed, make_loader
 from colearn_core.tasks.splits import FederatedSplit, LearnerSplit, split_dataset
 
 N_CLASSES = 10
@@ -59,7 +59,7 @@ class CifarCNN(nn.Module):
 def make_model(seed: int = 0) -> CifarCNN:
     """torch's default initialisation, drawn from a generator seeded by ``seed``."""
     model = CifarCNN()
-    generator = torch.Generator().manual_seed(_seed(seed, 0))
+    generator = torch.Generator().manual_seed(derived_seed(seed, 0))
     with torch.no_grad():
         for layer in (*model.convs, model.fc):
             bound = 1.0 / math.sqrt(layer.weight[0].numel())
@@ -83,7 +83,7 @@ def make_learner(data: LearnerSplit, index: int, seed: int = 0) -> PytorchLearne
         model=model,
         optimizer=torch.optim.Adam(model.parameters(), lr=LEARNING_RATE),
         train_loader=make_loader(data.x_train, data.y_train, BATCH_SIZE, shuffle=True,
-                                 seed=_seed(seed, 1, index)),
+                                 seed=derived_seed(seed, 1, index)),
         vote_loader=make_loader(data.x_vote, data.y_vote, EVAL_BATCH_SIZE),
         test_loader=(make_loader(data.x_test, data.y_test, EVAL_BATCH_SIZE)
                      if len(data.y_test) else None),

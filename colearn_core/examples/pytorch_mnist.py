@@ -37,7 +37,7 @@ from colearn_core.learners.pytorch import (
     weights_to_state_dict,
 )
 from colearn_core.ml_interface import DiffPrivConfig
-from colearn_core.tasks.digits_torch import EVAL_BATCH_SIZE, _seed, make_loader
+from colearn_core.tasks.mlp_torch import EVAL_BATCH_SIZE, derived_seed, make_loader
 from colearn_core.tasks.splits import FederatedSplit, LearnerSplit, split_dataset
 
 IMAGE_SIDE = 28
@@ -76,7 +76,7 @@ def make_model(seed: int = 0) -> MnistCNN:
     """The CNN with torch's default initialisation (uniform within 1/sqrt(fan_in)),
     drawn from a generator seeded by ``seed``: every learner of a seed starts alike."""
     model = MnistCNN()
-    generator = torch.Generator().manual_seed(_seed(seed, 0))
+    generator = torch.Generator().manual_seed(derived_seed(seed, 0))
     with torch.no_grad():
         for layer in (model.conv1, model.conv2, model.fc):
             bound = 1.0 / math.sqrt(layer.weight[0].numel())
@@ -112,7 +112,7 @@ def make_learner(
         model=model,
         optimizer=torch.optim.Adam(model.parameters(), lr=LEARNING_RATE),
         train_loader=make_loader(data.x_train, data.y_train, BATCH_SIZE, shuffle=True,
-                                 seed=_seed(seed, 1, index)),
+                                 seed=derived_seed(seed, 1, index)),
         vote_loader=make_loader(data.x_vote, data.y_vote, EVAL_BATCH_SIZE),
         test_loader=test_loader,
         criterion=nn.CrossEntropyLoss(),
@@ -122,7 +122,7 @@ def make_learner(
         diff_priv_config=dp_config,
         test_criterion=accuracy_from_logits,
         num_threads=TORCH_THREADS,
-        dp_seed=_seed(seed, 2, index) if dp_config is not None else None,
+        dp_seed=derived_seed(seed, 2, index) if dp_config is not None else None,
     )
 
 

@@ -31,9 +31,9 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from colearn_core.learners.pytorch import PytorchLearner
+from colearn_core.learners.pytorch import PytorchLearner, accuracy_from_logits
 from colearn_core.tasks.digits import N_CLASSES, split_digits
-from colearn_core.tasks.digits_torch import _seed, accuracy_score, make_loader
+from colearn_core.tasks.mlp_torch import derived_seed, make_loader
 
 
 class BenchConfig(BaseModel):
@@ -101,7 +101,7 @@ class BenchCNN(nn.Module):
 def make_model(config: BenchConfig) -> BenchCNN:
     """The model, He-uniform initialised from the config's seed (every learner alike)."""
     model = BenchCNN(config.channels)
-    generator = torch.Generator().manual_seed(_seed(config.seed, 100))
+    generator = torch.Generator().manual_seed(derived_seed(config.seed, 100))
     with torch.no_grad():
         for layer in model.layers():
             fan_in = layer.weight[0].numel()
@@ -157,13 +157,13 @@ def make_learner(config: BenchConfig, index: int) -> PytorchLearner:
         model=model,
         optimizer=optimizer,
         train_loader=make_loader(x_train, y_train, config.batch_size, shuffle=True,
-                                 seed=_seed(config.seed, 101, index)),
+                                 seed=derived_seed(config.seed, 101, index)),
         vote_loader=make_loader(x_vote, y_vote, config.eval_batch_size),
         test_loader=make_loader(x_test, y_test, config.eval_batch_size) if len(y_test) else None,
         criterion=nn.CrossEntropyLoss(),
         minimise_criterion=True,
         num_train_batches=config.batches_per_round,
-        test_criterion=accuracy_score,
+        test_criterion=accuracy_from_logits,
         num_threads=config.torch_threads,
     )
 

@@ -1,5 +1,6 @@
-"""The digits task with PyTorch: a small MLP, data loaders, learners, the global test
-accuracy, the collective experiment and the "solo" baseline.
+"""The digits task with PyTorch: the benchmark's MLP (:mod:`colearn_core.tasks.mlp_torch`)
+on the demo's digits split, the global test accuracy, the collective experiment and the
+"solo" baseline.
 
 Everything is seeded and uses no global random generator: the model is initialised
 from its own ``torch.Generator`` and every train loader shuffles with its own, so a
@@ -9,15 +10,12 @@ same torch build and thread count).
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 
 from colearn_core.driver import run_experiment, set_equal_weights
 from colearn_core.learners.pytorch import (
@@ -29,6 +27,7 @@ from colearn_core.learners.pytorch import (
     weights_to_state_dict,
 )
 from colearn_core.results import Result, Results
+from colearn_core.tasks import mlp_torch
 from colearn_core.tasks.digits import (
     N_CLASSES,
     N_FEATURES,
@@ -36,100 +35,24 @@ from colearn_core.tasks.digits import (
     LearnerData,
     split_for_config,
 )
-
-#: Batch size of the vote, test and global test loaders (scoring only).
-EVAL_BATCH_SIZE = 512
-
-#: Accuracy from labels and logits, for ``vote_criterion`` / ``test_criterion``.
-accuracy_score = accuracy_from_logits
+from colearn_core.tasks.mlp_torch import EVAL_BATCH_SIZE, MLP, MLPTaskConfig, make_loader
 
 
-class DigitsMLP(nn.Module):
-    """64 inputs -> ``hidden_size`` ReLU units -> 10 logits."""
-
-    def __init__(self, hidden_size: int = 64) -> None:
-        super().__init__()
-        self.hidden = nn.Linear(N_FEATURES, hidden_size)
-        self.out = nn.Linear(hidden_size, N_CLASSES)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out(torch.relu(self.hidden(x)))
+def _mlp_config(config: DigitsConfig) -> MLPTaskConfig:
+    fields = set(MLPTaskConfig.model_fields) - {"score"}
+    return MLPTaskConfig(**{k: v for k, v in config.model_dump().items() if k in fields})
 
 
-def _seed(*parts: int) -> int:
-    """A 63-bit seed derived from integers (independent streams per purpose)."""
-    return int(np.random.SeedSequence(list(parts)).generate_state(1, dtype=np.uint64)[0]) >> 1
-
-
-def _init_linear(layer: nn.Linear, generator: torch.Generator) -> None:
-    # torch's default Linear initialisation, drawn from our generator
-    bound = 1.0 / math.sqrt(layer.in_features)
-    with torch.no_grad():
-        layer.weight.uniform_(-bound, bound, generator=generator)
-        layer.bias.uniform_(-bound, bound, generator=generator)
-
-
-def make_model(config: DigitsConfig) -> DigitsMLP:
-    """The task's model, initialised from the config's seed (every learner starts alike)."""
-    model = DigitsMLP(config.hidden_size)
-    generator = torch.Generator().manual_seed(_seed(config.seed, 0))
-    for layer in (model.hidden, model.out):
-        _init_linear(layer, generator)
-    return model
-
-
-def make_loader(
-    x: np.ndarray,
-    y: np.ndarray,
-    batch_size: int,
-    shuffle: bool = False,
-    seed: int | None = None,
-) -> DataLoader:
-    """A DataLoader over copies of ``x`` (float32) and ``y`` (int64); shuffling uses its
-    own generator seeded by ``seed``."""
-    dataset = TensorDataset(
-        torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.int64)
-    )
-    generator = None
-    if shuffle:
-        generator = torch.Generator().manual_seed(0 if seed is None else seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
-
-
-def make_optimizer(model: nn.Module, config: DigitsConfig) -> torch.optim.Optimizer:
-    """The config's optimizer (each learner has its own; its state lives across rounds)."""
-    if config.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=config.learning_rate,
-                                weight_decay=config.weight_decay)
-    return torch.optim.SGD(model.parameters(), lr=config.learning_rate,
-                           momentum=config.momentum, weight_decay=config.weight_decay)
+def make_model(config: DigitsConfig) -> MLP:
+    """The task's MLP (64 inputs, ``hidden_size`` ReLU units, 10 logits), initialised from
+    the config's seed (every learner starts alike)."""
+    return mlp_torch.make_model(N_FEATURES, N_CLASSES, _mlp_config(config))
 
 
 def make_learner(data: LearnerData, config: DigitsConfig, learner_index: int) -> PytorchLearner:
     """One learner on its private data. It votes on its vote set's mean cross-entropy
     (``vote_on="loss"``) or accuracy; its test score is always accuracy."""
-    model = make_model(config)
-    optimizer = make_optimizer(model, config)
-    by_accuracy = config.vote_on == "accuracy"
-    test_loader = None
-    if len(data.y_test):
-        test_loader = make_loader(data.x_test, data.y_test, EVAL_BATCH_SIZE)
-    return PytorchLearner(
-        model=model,
-        optimizer=optimizer,
-        train_loader=make_loader(data.x_train, data.y_train, config.batch_size, shuffle=True,
-                                 seed=_seed(config.seed, 1, learner_index)),
-        vote_loader=make_loader(data.x_vote, data.y_vote, EVAL_BATCH_SIZE),
-        test_loader=test_loader,
-        criterion=nn.CrossEntropyLoss(),
-        minimise_criterion=not by_accuracy,
-        vote_criterion=accuracy_score if by_accuracy else None,
-        num_train_batches=config.batches_per_round,
-        test_criterion=accuracy_score,
-        num_threads=config.torch_threads,
-        lr_scheduler=(torch.optim.lr_scheduler.ExponentialLR(optimizer, config.lr_decay)
-                      if config.lr_decay != 1.0 else None),
-    )
+    return mlp_torch.make_learner(data, N_CLASSES, _mlp_config(config), learner_index)
 
 
 def _config(config: DigitsConfig | None, **overrides) -> DigitsConfig:
@@ -163,7 +86,7 @@ def global_test_accuracy(weights: WeightsLike, config: DigitsConfig | None = Non
     model = make_model(config)
     model.load_state_dict(weights_to_state_dict(weights, model, require_finite=False))
     with torch_threads(config.torch_threads):
-        return evaluate_model(model, global_test_loader(config), accuracy_score)
+        return evaluate_model(model, global_test_loader(config), accuracy_from_logits)
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,14 @@ one generator per train loader), so a config gives identical runs.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
 from colearn_core.learners.pytorch import (
     PytorchLearner,
@@ -24,10 +26,43 @@ from colearn_core.learners.pytorch import (
     torch_threads,
     weights_to_state_dict,
 )
-from colearn_core.tasks.digits_torch import EVAL_BATCH_SIZE, _init_linear, _seed, make_loader
 from colearn_core.tasks.splits import FederatedSplit, LearnerSplit
 
 Score = Literal["accuracy", "auc"]
+
+#: Batch size of the vote, test and global test loaders (scoring only).
+EVAL_BATCH_SIZE = 512
+
+
+def derived_seed(*parts: int) -> int:
+    """A 63-bit seed derived from integers (independent streams per purpose)."""
+    return int(np.random.SeedSequence(list(parts)).generate_state(1, dtype=np.uint64)[0]) >> 1
+
+
+def make_loader(
+    x: np.ndarray,
+    y: np.ndarray,
+    batch_size: int,
+    shuffle: bool = False,
+    seed: int | None = None,
+) -> DataLoader:
+    """A DataLoader over copies of ``x`` (float32) and ``y`` (int64); shuffling uses its
+    own generator seeded by ``seed``."""
+    dataset = TensorDataset(
+        torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.int64)
+    )
+    generator = None
+    if shuffle:
+        generator = torch.Generator().manual_seed(0 if seed is None else seed)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
+
+
+def _init_linear(layer: nn.Linear, generator: torch.Generator) -> None:
+    # torch's default Linear initialisation, drawn from our generator
+    bound = 1.0 / math.sqrt(layer.in_features)
+    with torch.no_grad():
+        layer.weight.uniform_(-bound, bound, generator=generator)
+        layer.bias.uniform_(-bound, bound, generator=generator)
 
 
 class MLPTaskConfig(BaseModel):
@@ -38,7 +73,8 @@ class MLPTaskConfig(BaseModel):
     seed: int = Field(0, ge=0)
     hidden_size: int = Field(128, ge=1)
     learning_rate: float = Field(0.2, gt=0.0)
-    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)  # SGD only
     weight_decay: float = Field(1e-3, ge=0.0)
     lr_decay: float = Field(0.6, gt=0.0, le=1.0)  # learning rate factor after each proposal
     batch_size: int = Field(16, ge=1)
@@ -72,10 +108,19 @@ class MLP(nn.Module):
 
 def make_model(n_features: int, n_classes: int, config: MLPTaskConfig) -> MLP:
     model = MLP(n_features, config.hidden_size, n_classes)
-    generator = torch.Generator().manual_seed(_seed(config.seed, 0))
+    generator = torch.Generator().manual_seed(derived_seed(config.seed, 0))
     for layer in (model.hidden, model.out):
         _init_linear(layer, generator)
     return model
+
+
+def make_optimizer(model: nn.Module, config: MLPTaskConfig) -> torch.optim.Optimizer:
+    """The config's optimizer (each learner has its own; its state lives across rounds)."""
+    if config.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=config.learning_rate,
+                                weight_decay=config.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=config.learning_rate,
+                           momentum=config.momentum, weight_decay=config.weight_decay)
 
 
 def make_learner(data: LearnerSplit, n_classes: int, config: MLPTaskConfig, index: int,
@@ -83,14 +128,13 @@ def make_learner(data: LearnerSplit, n_classes: int, config: MLPTaskConfig, inde
     """Learner ``index`` over its part of a split (the pooled baseline passes more
     ``batches_per_round``)."""
     model = make_model(data.x_train.shape[1], n_classes, config)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate,
-                                momentum=config.momentum, weight_decay=config.weight_decay)
+    optimizer = make_optimizer(model, config)
     vote_fn = None if config.vote_on == "loss" else SCORES[config.vote_on]
     return PytorchLearner(
         model=model,
         optimizer=optimizer,
         train_loader=make_loader(data.x_train, data.y_train, config.batch_size, shuffle=True,
-                                 seed=_seed(config.seed, 1, index)),
+                                 seed=derived_seed(config.seed, 1, index)),
         vote_loader=make_loader(data.x_vote, data.y_vote, EVAL_BATCH_SIZE),
         test_loader=(make_loader(data.x_test, data.y_test, EVAL_BATCH_SIZE)
                      if len(data.y_test) else None),
