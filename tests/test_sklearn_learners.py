@@ -151,15 +151,18 @@ def test_vote_is_strictly_better_and_cached_score_refreshes_on_accept(cancer_spl
     assert tested.vote_score > 0.5 and tested.vote is True
 
 
+def _three_accepted_proposals(learner) -> list[dict]:
+    out = []
+    for _ in range(3):
+        w = learner.mli_propose_weights()
+        learner.mli_accept_weights(w)
+        out.append(w.weights)
+    return out
+
+
 def test_partial_fit_learner_is_deterministic(cancer_split):
     def sequence():
-        learner = _sgd_learner(cancer_split.learners[0], seed=3)
-        out = []
-        for _ in range(3):
-            w = learner.mli_propose_weights()
-            learner.mli_accept_weights(w)
-            out.append(w.weights)
-        return out
+        return _three_accepted_proposals(_sgd_learner(cancer_split.learners[0], seed=3))
 
     first, second = sequence(), sequence()
     assert all(_equal(a, b) for a, b in zip(first, second, strict=True))
@@ -322,13 +325,7 @@ def test_forest_propose_test_leave_weights_and_vote_direction(iris_split):
 
 def test_forest_is_deterministic(iris_split):
     def run():
-        learner = _forest_learner(iris_split.learners[2], seed=5)
-        out = []
-        for _ in range(3):
-            w = learner.mli_propose_weights()
-            learner.mli_accept_weights(w)
-            out.append(w.weights)
-        return out
+        return _three_accepted_proposals(_forest_learner(iris_split.learners[2], seed=5))
 
     first, second = run(), run()
     assert all(_equal(a, b) for a, b in zip(first, second, strict=True))
