@@ -11,11 +11,12 @@ the round expires as it would on a real chain, only without the wait.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import tempfile
 import time
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -81,56 +82,47 @@ def run_on_chain(
     *,
     chain_url: str | None = None,
     store: WeightStore | None = None,
-    store_dir: Path | None = None,
     proposal_timeout: int = 600,
     voting_timeout: int = 600,
     seed: int = 0,
-    on_step: Callable[[], None] | None = None,
 ) -> OnChainRun:
     """Runs ``learners`` through ``n_rounds`` rounds on chain and returns what happened.
 
     Learner 0's current weights are the initial model; every learner adopts it first
     (the agents fetch it, as stakeholders would). ``chain_url`` ``None`` is the in-process
-    EVM; ``store`` (or ``store_dir``, a directory for a file store) holds the weights, a
-    temporary file store by default."""
-    import tempfile
-
+    EVM; ``store`` holds the weights (default: a temporary file store)."""
     if len(learners) < 2:
         raise ValueError("an experiment needs at least 2 learners")
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="colearn-onchain-") as tmp:
-        own_store = store is None
-        store = store or open_store(f"file:{store_dir or tmp}")
-        try:
-            w3 = connect(chain_url)
-            accounts = derive_accounts(len(learners), seed, label="colearn-onchain")
-            fund_accounts(w3, [a.address for a in accounts])
-            client, _ = CollectiveLearningClient.deploy(w3, accounts[0])
-            initial = encode_weights(learners[0].mli_get_current_weights().weights)
-            experiment_id, _ = client.create_experiment(
-                [a.address for a in accounts], threshold_to_bps(vote_threshold), n_rounds,
-                proposal_timeout, voting_timeout, store.put(initial),
-                hashlib.sha256(initial).digest())
-            agents = [LearnerAgent(client.with_account(account), store, learner, experiment_id,
-                                   name=f"learner{i}")
-                      for i, (account, learner) in enumerate(zip(accounts, learners))]
-            in_process = is_in_process(w3)
-            run_in_process(agents, on_step=on_step, on_idle=lambda: _idle(
-                client, experiment_id, in_process=in_process))
-            rounds = read_history(client, experiment_id)
-            digest, model_round = client.current_model(experiment_id)
-            cid = _model_cid(client, experiment_id, model_round, rounds)
-            final = decode_weights(store.get(cid))
-            if hashlib.sha256(encode_weights(final)).digest() != digest:
-                raise RuntimeError("the stored final model does not match the chain's digest")
-            return OnChainRun(
-                chain_id=client.chain_id, contract=client.address, experiment_id=experiment_id,
-                rounds=rounds, records=[a.records for a in agents], final_weights=final,
-                final_model_round=model_round, total_gas=sum(r.gas.total for r in rounds),
-                seconds=time.perf_counter() - started)
-        finally:
-            if own_store:
-                store.close()
+    with contextlib.ExitStack() as stack:
+        if store is None:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="colearn-onchain-"))
+            store = stack.enter_context(open_store(f"file:{tmp}"))
+        w3 = connect(chain_url)
+        accounts = derive_accounts(len(learners), seed, label="colearn-onchain")
+        fund_accounts(w3, [a.address for a in accounts])
+        client, _ = CollectiveLearningClient.deploy(w3, accounts[0])
+        initial = encode_weights(learners[0].mli_get_current_weights().weights)
+        experiment_id, _ = client.create_experiment(
+            [a.address for a in accounts], threshold_to_bps(vote_threshold), n_rounds,
+            proposal_timeout, voting_timeout, store.put(initial),
+            hashlib.sha256(initial).digest())
+        agents = [LearnerAgent(client.with_account(account), store, learner, experiment_id,
+                               name=f"learner{i}")
+                  for i, (account, learner) in enumerate(zip(accounts, learners))]
+        in_process = is_in_process(w3)
+        run_in_process(agents, on_idle=lambda: _idle(client, experiment_id,
+                                                     in_process=in_process))
+        rounds = read_history(client, experiment_id)
+        digest, model_round = client.current_model(experiment_id)
+        data = store.get(_model_cid(client, experiment_id, model_round, rounds))
+        if hashlib.sha256(data).digest() != digest:
+            raise RuntimeError("the stored final model does not match the chain's digest")
+        return OnChainRun(
+            chain_id=client.chain_id, contract=client.address, experiment_id=experiment_id,
+            rounds=rounds, records=[a.records for a in agents],
+            final_weights=decode_weights(data), final_model_round=model_round,
+            total_gas=sum(r.gas.total for r in rounds), seconds=time.perf_counter() - started)
 
 
 def _idle(client: CollectiveLearningClient, experiment_id: int, *,
