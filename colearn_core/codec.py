@@ -8,16 +8,29 @@ buffers. Weights are a mapping of names to arrays, or a sequence of arrays (Kera
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
-from safetensors import SafetensorError
-from safetensors.numpy import load as _st_load
 from safetensors.numpy import save as _st_save
 
 FORMAT_TAG = "colearn-weights/1"
-ArrayTree = Union[dict[str, np.ndarray], list[np.ndarray]]
+ArrayTree = dict[str, np.ndarray] | list[np.ndarray]
+
+
+# safetensors dtypes this codec accepts (little-endian), and what they decode to. BF16 and
+# the F8 formats have no numpy dtype: they are refused like any unknown name.
+_DTYPES: dict[str, np.dtype] = {
+    "BOOL": np.dtype(np.bool_),
+    "U8": np.dtype("<u1"), "I8": np.dtype("<i1"),
+    "U16": np.dtype("<u2"), "I16": np.dtype("<i2"),
+    "U32": np.dtype("<u4"), "I32": np.dtype("<i4"),
+    "U64": np.dtype("<u8"), "I64": np.dtype("<i8"),
+    "F16": np.dtype("<f2"), "F32": np.dtype("<f4"), "F64": np.dtype("<f8"),
+}
+_DTYPE_NAMES = {dtype: name for name, dtype in _DTYPES.items()}
 
 
 class WeightsFormatError(ValueError):
@@ -38,9 +51,9 @@ def _as_array(name: str, value: Any) -> np.ndarray:
     array = np.asarray(value)
     if not array.flags.c_contiguous:
         array = np.ascontiguousarray(array)  # (it would turn a 0-d array into 1-d)
-    if array.dtype == object or array.dtype.kind not in "biuf":
+    if array.dtype.kind not in "biuf" or array.dtype.newbyteorder("<") not in _DTYPE_NAMES:
         raise WeightsFormatError(f"weight {name!r} has unsupported dtype {array.dtype}")
-    return array
+    return array.astype(array.dtype.newbyteorder("<"), copy=False)  # big-endian: swapped
 
 
 def encode_weights(weights: Any) -> bytes:
@@ -60,31 +73,151 @@ def encode_weights(weights: Any) -> bytes:
     return _st_save(named, metadata={"format": f"{FORMAT_TAG};{container}"})
 
 
-def decode_weights(data: bytes, *, max_bytes: int | None = None) -> ArrayTree:
-    """Parses safetensors bytes made by :func:`encode_weights`; never executes anything."""
-    if max_bytes is not None and len(data) > max_bytes:
-        raise WeightsFormatError(f"weights are {len(data)} bytes, more than the limit {max_bytes}")
-    if len(data) < 8:
+MAX_HEADER_BYTES = 16 * 1024 * 1024
+"""Largest safetensors header decoded (safetensors itself allows 100 MB)."""
+
+_MAX_JSON_DEPTH = 3  # {"name": {"shape": [...]}}
+_MAX_RANK = 32
+_HEADER_SLACK = 4096  # bytes a header may exceed its estimate by (padding, metadata)
+_ENTRY_KEYS = {"dtype", "shape", "data_offsets"}
+
+
+def encoded_size_limit(template: Any) -> int:
+    """The most bytes :func:`encode_weights` can make for weights with the names, shapes
+    and dtypes of ``template``: a fetch of weights for that model can stop past it."""
+    items = _items(template)
+    header = sum(len(json.dumps(name)) + 96 + 21 * len(array.shape) for name, array in items)
+    data = sum(array.nbytes for _, array in items)
+    return 8 + 2 * header + _HEADER_SLACK + data
+
+
+def decode_weights(data: bytes | bytearray | memoryview, *,
+                   max_bytes: int | None = None) -> ArrayTree:
+    """Parses safetensors bytes made by :func:`encode_weights`; never executes anything.
+
+    Any bytes at all either decode to weights or raise :class:`WeightsFormatError`: the
+    header's size, JSON depth, types and every entry are checked before anything is
+    built. The arrays are read-only views of ``data`` (no copy).
+    """
+    view = memoryview(data).cast("B")
+    if max_bytes is not None and len(view) > max_bytes:
+        raise WeightsFormatError(f"weights are {len(view)} bytes, more than the limit {max_bytes}")
+    if len(view) < 8:
         raise WeightsFormatError("weights are not in safetensors format (too short)")
-    header_len = int.from_bytes(data[:8], "little")
-    if header_len > len(data) - 8:
-        raise WeightsFormatError("weights are not in safetensors format (bad header length)")
-    try:
-        metadata = json.loads(data[8 : 8 + header_len]).get("__metadata__") or {}
-        arrays = _st_load(data)
-    except (SafetensorError, ValueError, UnicodeDecodeError) as exc:
-        raise WeightsFormatError(f"weights are not in safetensors format: {exc}") from None
+    header_len = int.from_bytes(view[:8], "little")
+    if header_len > len(view) - 8 or header_len > MAX_HEADER_BYTES:
+        raise WeightsFormatError(
+            f"weights are not in safetensors format (header of {header_len} bytes)")
+    header = _parse_header(bytes(view[8 : 8 + header_len]))
+    metadata = header.pop("__metadata__", {})
+    if not isinstance(metadata, dict):
+        raise WeightsFormatError("safetensors metadata is not an object")
     tag, _, container = str(metadata.get("format", "")).partition(";")
     if tag != FORMAT_TAG:
         raise WeightsFormatError(f"weights are not tagged {FORMAT_TAG!r}")
+    body = view[8 + header_len :]
+    arrays = _arrays(header, body)
     if container == "list":
-        try:
-            return [arrays[str(i)] for i in range(len(arrays))]
-        except KeyError:
-            raise WeightsFormatError("list weights must be named 0..n-1") from None
+        if set(arrays) != {str(i) for i in range(len(arrays))}:
+            raise WeightsFormatError("list weights must be named 0..n-1")
+        return [arrays[str(i)] for i in range(len(arrays))]
     if container != "dict":
-        raise WeightsFormatError(f"unknown container {container!r}")
-    return dict(arrays)
+        raise WeightsFormatError(f"unknown container {container[:64]!r}")
+    return arrays
+
+
+def _parse_header(raw: bytes) -> dict[str, Any]:
+    """The header's JSON object, after checking its nesting depth without recursing."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise WeightsFormatError("safetensors header is not UTF-8") from None
+    if _json_depth(text) > _MAX_JSON_DEPTH:
+        raise WeightsFormatError(f"safetensors header nests deeper than {_MAX_JSON_DEPTH}")
+    try:
+        header = json.loads(text, object_pairs_hook=_unique_keys,
+                            parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        raise WeightsFormatError(f"safetensors header is not JSON: {_short(exc)}") from None
+    if not isinstance(header, dict):
+        raise WeightsFormatError(
+            f"safetensors header is a JSON {type(header).__name__}, not an object")
+    return header
+
+
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def _json_depth(text: str) -> int:
+    """How deeply brackets nest in ``text`` outside strings (JSON validity aside)."""
+    structure = _STRINGS.sub("", text).encode("utf-8", "replace")
+    if not structure:
+        return 0
+    codes = np.frombuffer(structure, np.uint8)
+    steps = (np.isin(codes, (ord("["), ord("{"))).astype(np.int64)
+             - np.isin(codes, (ord("]"), ord("}"))))
+    return int(np.cumsum(steps).max(initial=0))
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise WeightsFormatError("safetensors header repeats a name")
+    return result
+
+
+def _no_constant(name: str) -> Any:
+    raise WeightsFormatError(f"safetensors header holds {name}")
+
+
+def _arrays(header: dict[str, Any], body: memoryview) -> dict[str, np.ndarray]:
+    """Checks every entry against the body (dtype allowed, shape and offsets of the right
+    types and sizes, buffers tiling the body exactly), then builds read-only views."""
+    entries = []
+    for name, entry in header.items():
+        if not isinstance(entry, dict) or set(entry) != _ENTRY_KEYS:
+            raise WeightsFormatError(
+                f"tensor {name[:64]!r}: expected an object with keys {sorted(_ENTRY_KEYS)}")
+        dtype = _DTYPES.get(entry["dtype"]) if isinstance(entry["dtype"], str) else None
+        if dtype is None:
+            raise WeightsFormatError(
+                f"tensor {name[:64]!r}: dtype {str(entry['dtype'])[:32]!r} is not one of "
+                f"{sorted(_DTYPES)}")
+        shape, offsets = entry["shape"], entry["data_offsets"]
+        if not (_ints(shape) and len(shape) <= _MAX_RANK):
+            raise WeightsFormatError(f"tensor {name[:64]!r}: shape is not a list of sizes")
+        if not (_ints(offsets) and len(offsets) == 2 and offsets[0] <= offsets[1] <= len(body)):
+            raise WeightsFormatError(f"tensor {name[:64]!r}: data offsets outside the buffer")
+        count = math.prod(shape)
+        if count * dtype.itemsize != offsets[1] - offsets[0]:
+            raise WeightsFormatError(
+                f"tensor {name[:64]!r}: shape {shape} of {entry['dtype']} needs "
+                f"{count * dtype.itemsize} bytes, offsets give {offsets[1] - offsets[0]}")
+        entries.append((offsets[0], offsets[1], name, dtype, tuple(shape), count))
+    entries.sort(key=lambda e: (e[0], e[1]))
+    position = 0
+    for begin, end, name, *_ in entries:
+        if begin != position:
+            raise WeightsFormatError(f"tensor {name[:64]!r}: buffers overlap or leave gaps")
+        position = end
+    if position != len(body):
+        raise WeightsFormatError(f"{len(body) - position} bytes after the last tensor")
+    arrays = {}
+    for begin, _, name, dtype, shape, count in entries:
+        array = np.frombuffer(body, dtype, count, begin).reshape(shape)
+        if dtype.kind == "b" and body[begin : begin + count].tobytes().translate(None, b"\0\1"):
+            raise WeightsFormatError(f"tensor {name[:64]!r}: booleans other than 0 and 1")
+        arrays[name] = array.astype(dtype.newbyteorder("="), copy=False)
+    return arrays
+
+
+def _ints(value: Any) -> bool:
+    return isinstance(value, list) and all(type(v) is int and v >= 0 for v in value)
+
+
+def _short(exc: BaseException, limit: int = 120) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _items(tree: Any) -> list[tuple[str, np.ndarray]]:

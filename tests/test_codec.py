@@ -1,9 +1,13 @@
 """The safe weights codec: exact round trips, canonical bytes, clear refusals."""
 
+import json
 import pickle
 
+import hypothesis.extra.numpy as hnp
+import hypothesis.strategies as st
 import numpy as np
 import pytest
+from hypothesis import given, settings
 
 from colearn_core.codec import (
     WeightsFormatError,
@@ -11,6 +15,7 @@ from colearn_core.codec import (
     check_compatible,
     decode_weights,
     encode_weights,
+    encoded_size_limit,
 )
 
 RNG = np.random.default_rng(0)
@@ -73,3 +78,134 @@ def test_check_compatible_names_the_mismatch(change, message):
     with pytest.raises(WeightsMismatchError, match=message):
         check_compatible(change(WEIGHTS), WEIGHTS)
     check_compatible(WEIGHTS, WEIGHTS)
+
+
+# ------------------------------------------------------------------ hostile bytes
+# Anything a peer can publish reaches decode_weights; only WeightsFormatError may come out.
+
+def _safetensors(header: object, body: bytes = b"") -> bytes:
+    raw = header if isinstance(header, bytes) else json.dumps(header).encode()
+    return len(raw).to_bytes(8, "little") + raw + body
+
+
+def _decode_or_refuse(data: bytes, **kwargs) -> None:
+    try:
+        decoded = decode_weights(data, **kwargs)
+    except WeightsFormatError:
+        return
+    arrays = decoded.values() if isinstance(decoded, dict) else decoded
+    assert all(isinstance(a, np.ndarray) for a in arrays)
+
+
+TAG = {"__metadata__": {"format": "colearn-weights/1;dict"}}
+
+
+@pytest.mark.parametrize("data", [
+    _safetensors([1, 2, 3]),
+    _safetensors(7),
+    _safetensors("text"),
+    _safetensors(None),
+    _safetensors({**TAG, "w": {"dtype": "BF16", "shape": [2], "data_offsets": [0, 4]}}, b"\0" * 4),
+    _safetensors({**TAG, "w": {"dtype": "F8_E4M3", "shape": [2], "data_offsets": [0, 2]}},
+                 b"\0" * 2),
+    _safetensors(b"[" * 100_000 + b"]" * 100_000),
+    _safetensors(b'{"a": ' * 50_000 + b"1" + b"}" * 50_000),
+    _safetensors(b'{"__metadata__": {"format": "colearn-weights/1;dict"}, "w": 1, "w": 2}'),
+    _safetensors(b'{"__metadata__": {"format": NaN}}'),
+    _safetensors({"__metadata__": [1]}),
+    _safetensors({**TAG, "w": [1, 2]}),
+    _safetensors({**TAG, "w": {"dtype": "F32", "shape": [10**30], "data_offsets": [0, 4]}},
+                 b"\0" * 4),
+    _safetensors({**TAG, "w": {"dtype": "F32", "shape": [True], "data_offsets": [0, 4]}},
+                 b"\0" * 4),
+    _safetensors({**TAG, "w": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}},
+                 b"\0" * 4),
+    _safetensors({**TAG, "w": {"dtype": "F32", "shape": [1], "data_offsets": [4, 0]}},
+                 b"\0" * 4),
+    _safetensors({**TAG, "w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]},
+                  "v": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, b"\0" * 4),
+    _safetensors({**TAG, "w": {"dtype": "BOOL", "shape": [2], "data_offsets": [0, 2]}},
+                 b"\0\7"),
+    _safetensors({**TAG, "w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}},
+                 b"\0" * 8),
+    _safetensors({"__metadata__": {"format": "colearn-weights/1;list"},
+                  "5": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, b"\0" * 4),
+    _safetensors(b'{"__metadata__": {"format": "colearn-weights/1;dict"}, "w": {"dtype": "F32",'
+                 b' "shape": [' + b"9" * 5000 + b'], "data_offsets": [0, 4]}}', b"\0" * 4),
+    _safetensors(b"\xff\xfe{}"),
+    (2**64 - 1).to_bytes(8, "little") + b"{}",
+])
+def test_crafted_headers_are_refused_by_name(data):
+    with pytest.raises(WeightsFormatError):
+        decode_weights(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=512))
+def test_arbitrary_bytes_decode_or_raise_the_codecs_error(data):
+    _decode_or_refuse(data)
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8)
+    | st.sampled_from(["F32", "I64", "BF16", "BOOL", "dtype", "shape", "data_offsets"]),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.sampled_from(["dtype", "shape", "data_offsets", "w", "__metadata__",
+                                       "format"]) | st.text(max_size=4), children, max_size=4),
+    max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(header=_JSON, body=st.binary(max_size=64))
+def test_arbitrary_json_headers_decode_or_raise_the_codecs_error(header, body):
+    _decode_or_refuse(_safetensors(header, body))
+    _decode_or_refuse(_safetensors({**TAG, "w": header}, body))
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_mutated_valid_files_decode_or_raise_the_codecs_error(data):
+    valid = bytearray(encode_weights(WEIGHTS))
+    for _ in range(data.draw(st.integers(1, 4))):
+        kind = data.draw(st.sampled_from(["flip", "set", "cut", "insert"]))
+        at = data.draw(st.integers(0, len(valid) - 1))
+        if kind == "flip":
+            valid[at] ^= 1 << data.draw(st.integers(0, 7))
+        elif kind == "set":
+            valid[at] = data.draw(st.integers(0, 255))
+        elif kind == "cut":
+            del valid[at:at + data.draw(st.integers(1, 16))]
+        else:
+            valid[at:at] = data.draw(st.binary(min_size=1, max_size=16))
+        if not valid:
+            break
+    _decode_or_refuse(bytes(valid))
+
+
+_DTYPE_CHOICES = [np.bool_, np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32,
+                  np.int64, np.uint64, np.float16, np.float32, np.float64]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(
+    st.text(min_size=1, max_size=40),
+    st.sampled_from(_DTYPE_CHOICES).flatmap(
+        lambda dtype: hnp.arrays(dtype, hnp.array_shapes(min_dims=0, max_dims=4, min_side=0,
+                                                         max_side=4))),
+    max_size=6))
+def test_any_weights_round_trip_within_their_size_limit(weights):
+    data = encode_weights(weights)
+    assert len(data) <= encoded_size_limit(weights)
+    decoded = decode_weights(data, max_bytes=encoded_size_limit(weights))
+    assert set(decoded) == set(weights)
+    for name, array in weights.items():
+        assert decoded[name].dtype == array.dtype and decoded[name].shape == array.shape
+        assert decoded[name].tobytes() == array.tobytes()
+
+
+def test_big_endian_and_unsupported_dtypes():
+    big = np.arange(3, dtype=">f4")
+    assert np.array_equal(decode_weights(encode_weights({"w": big}))["w"], big)
+    for value in (np.zeros(2, np.complex64), np.zeros(2, np.longdouble), np.array(["x"])):
+        with pytest.raises(WeightsFormatError):
+            encode_weights({"w": value})
