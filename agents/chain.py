@@ -58,6 +58,13 @@ SCORE_SCALE = 10**18
 ROUND_CALL_GAS = 300_000
 # Gas limit added per vote in a batch of signed votes (each costs about 10,000).
 BATCH_GAS_PER_VOTE = 20_000
+# Margin over eth_estimateGas for transactions whose cost grows with their input (signed
+# calls: batches of votes, proposals with their CID).
+GAS_ESTIMATE_MARGIN = 0.2
+# EIP-7623 (Prague): a transaction pays at least 21000 + 10 gas per calldata token (a zero
+# byte is one token, any other byte four), so its gas limit must reach that floor.
+TX_BASE_GAS = 21_000
+CALLDATA_FLOOR_PER_TOKEN = 10
 # Seconds to wait for a round transaction's receipt before giving up (the agent retries).
 RECEIPT_TIMEOUT = 120.0
 # Priority fee when the node cannot suggest one (eth_maxPriorityFeePerGas unsupported).
@@ -200,12 +207,25 @@ class TxResult(BaseModel):
     tx_hash: str
     gas_used: int
     block_number: int
+    gas_limit: int = 0  # 0: not known (transactions sent through web3)
 
 
 def load_artifact(name: str = CONTRACT_NAME) -> dict[str, Any]:
     """The compiled contract shipped with the package (ABI, bytecode, solc input)."""
     text = resources.files("agents").joinpath("artifacts", f"{name}.json").read_text()
     return json.loads(text)
+
+
+def calldata_floor(data: bytes) -> int:
+    """EIP-7623's floor: the least gas a transaction with this calldata may be given."""
+    zeros = data.count(0)
+    return TX_BASE_GAS + CALLDATA_FLOOR_PER_TOKEN * (zeros + 4 * (len(data) - zeros))
+
+
+def estimated_gas_limit(estimate: int, data: bytes) -> int:
+    """A gas limit from a node's estimate: the margin added, never below the calldata
+    floor (a node may estimate without it: py-evm does)."""
+    return max(estimate + int(estimate * GAS_ESTIMATE_MARGIN), calldata_floor(data))
 
 
 def score_to_fixed(score: float) -> int:
@@ -234,7 +254,8 @@ class CollectiveLearningClient:
         # provider speaks JSON-RPC.
         self._rpc = _rpc_for(w3, self._errors)
         self._functions = {name: _AbiFunction(abi, name, arity) for name, arity in (
-            ("roundStatus", 2), ("propose", 4), ("vote", 4), ("decide", 2), ("expire", 2))}
+            ("roundStatus", 2), ("propose", 4), ("vote", 4), ("decide", 2), ("expire", 2),
+            ("castVotesBySig", 4), ("proposeBySig", 6))}
         events = [item for item in abi if item.get("type") == "event"]
         self._topics = {item["name"]: event_abi_to_log_topic(item) for item in events}
         self._data_types = {item["name"]: [_abi_type(i) for i in item["inputs"]
@@ -311,26 +332,26 @@ class CollectiveLearningClient:
 
     def cast_votes_by_sig(self, experiment_id: int, round_index: int, learners: list[str],
                           votes: list[SignedVote]) -> TxResult:
-        """Submits learners' signed votes in one transaction (this client pays the gas).
-        ``learners`` is the experiment's learner list (the contract checks its hash)."""
-        fn = self.contract.functions.castVotesBySig(
-            experiment_id, round_index, [to_checksum_address(a) for a in learners],
-            [v.as_call_arg() for v in votes])
-        return self._transact(fn, gas=ROUND_CALL_GAS + BATCH_GAS_PER_VOTE * len(votes))[0]
+        """Submits learners' signed votes in one transaction (this client pays the gas,
+        as estimated: see :func:`estimated_gas_limit`). ``learners`` is the experiment's
+        learner list (the contract checks its hash)."""
+        return self._round_call("castVotesBySig", experiment_id, round_index,
+                                [to_checksum_address(a) for a in learners],
+                                [v.as_call_arg() for v in votes], gas=None)
 
     def propose_by_sig(self, proposal: SignedProposal) -> TxResult:
-        """Submits a proposer's signed proposal (this client pays the gas)."""
-        fn = self.contract.functions.proposeBySig(
-            proposal.experiment_id, proposal.round, proposal.cid, proposal.digest, proposal.r,
-            proposal.vs)
-        return self._transact(fn, gas=ROUND_CALL_GAS)[0]
+        """Submits a proposer's signed proposal (this client pays the gas, as estimated)."""
+        return self._round_call("proposeBySig", proposal.experiment_id, proposal.round,
+                                proposal.cid, proposal.digest, proposal.r, proposal.vs,
+                                gas=None)
 
-    def _round_call(self, name: str, *args: Any) -> TxResult:
-        """A per-round transaction, priced from the base fee of the latest status read."""
+    def _round_call(self, name: str, *args: Any, gas: int | None = ROUND_CALL_GAS) -> TxResult:
+        """A per-round transaction, priced from the base fee of the latest status read
+        (``gas=None``: its limit from the node's estimate)."""
         if self._sender is None:
             raise ChainError("this client has no account to send transactions from")
         data = self._functions[name].encode(*args)
-        return self._sender.send(self.address, data, ROUND_CALL_GAS, self._base_fee)
+        return self._sender.send(self.address, data, gas, self._base_fee)
 
     def _transact(self, fn: Any, gas: int | None = None) -> tuple[TxResult, Any]:
         if self.account is None or self._sender is None:
@@ -688,6 +709,9 @@ class _JsonRpc:
     def call(self, tx: dict[str, str]) -> bytes:
         return bytes.fromhex(self.request("eth_call", [tx, "latest"])[2:])
 
+    def estimate_gas(self, tx: dict[str, str]) -> int:
+        return int(self.request("eth_estimateGas", [tx]), 16)
+
     def block_number(self) -> int:
         return int(self.request("eth_blockNumber", []), 16)
 
@@ -751,6 +775,9 @@ class _Web3Rpc:
 
     def call(self, tx: dict[str, str]) -> bytes:
         return bytes(self._do(self.eth.call, tx, "latest"))
+
+    def estimate_gas(self, tx: dict[str, str]) -> int:
+        return int(self._do(self.eth.estimate_gas, tx))
 
     def block_number(self) -> int:
         return int(self._do(lambda: self.eth.block_number))
@@ -826,8 +853,9 @@ class _TxSender:
     """Sends one account's transactions to the contract with as few requests as possible:
     the nonce is kept here after the first read (read again after any failure), fees are
     priced from a known base fee (``2 * base fee + tip``, the tip asked once) and the
-    transaction is built and signed here. An ``eth_call`` first still surfaces a revert by
-    the contract's error name, without spending gas."""
+    transaction is built and signed here. An ``eth_call`` first (or ``eth_estimateGas``,
+    when the gas limit is estimated) still surfaces a revert by the contract's error name,
+    without spending gas."""
 
     def __init__(self, rpc: _Rpc, account: LocalAccount, chain_id: Callable[[], int]):
         self.rpc = rpc
@@ -839,9 +867,17 @@ class _TxSender:
     def forget_nonce(self) -> None:
         self._nonce = None
 
-    def send(self, to: str, data: bytes, gas: int, base_fee: int | None) -> TxResult:
+    def send(self, to: str, data: bytes, gas: int | None, base_fee: int | None) -> TxResult:
+        """Sends ``data`` to ``to`` with a gas limit of ``gas``, or (``None``) the node's
+        estimate plus a margin, never below the calldata floor (:func:`estimated_gas_limit`)."""
         call = {"from": self.account.address, "to": to, "data": "0x" + data.hex()}
-        self.rpc.call(call)  # raises ContractRevert with the contract's reason
+        if gas is None:  # both raise ContractRevert with the contract's reason
+            estimate = self.rpc.estimate_gas(call)
+            gas = estimated_gas_limit(estimate, data)
+            log.debug("gas: estimate %d, limit %d (calldata floor %d)", estimate, gas,
+                      calldata_floor(data))
+        else:
+            self.rpc.call(call)
         try:
             tx_hash, receipt = self._submit(call, gas, base_fee)
             if receipt is None:
@@ -856,7 +892,7 @@ class _TxSender:
             self.rpc.call(call)
             raise ChainError(f"transaction {tx_hash} reverted")
         return TxResult(tx_hash=tx_hash, gas_used=receipt.gas_used,
-                        block_number=receipt.block_number)
+                        block_number=receipt.block_number, gas_limit=gas)
 
     def _submit(self, call: dict[str, str], gas: int,
                 base_fee: int | None) -> tuple[str, _Receipt | None]:
