@@ -23,7 +23,10 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -33,6 +36,7 @@ from agents.weight_store import (
     ContentMismatch,
     ContentNotFound,
     ContentTooLarge,
+    FetchTimeout,
     WeightStore,
     WeightStoreError,
     _checked_cid,
@@ -96,6 +100,59 @@ def _error_message(response: httpx.Response) -> str:
     if not isinstance(message, str) or not message:
         message = body or response.reason_phrase or "(no message)"
     return _one_line(message)
+
+
+class _Transfer:
+    """One ``cat`` on a worker thread, bounded by ``deadline`` (``time.monotonic()``).
+
+    The caller waits on :attr:`done` until the deadline, then :meth:`abort` shuts the
+    connection's socket down, which wakes the worker from a blocked read at once.
+    """
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.done = threading.Event()
+        self.data: bytes | None = None
+        self.error: Exception | None = None
+        self.received = 0
+        self._socket: socket.socket | None = None
+        self._aborted = False
+        self._lock = threading.Lock()
+
+    def run(self, cat: Callable[[str, str, int | None, _Transfer], bytes], cid: str,
+            canonical: str, limit: int | None) -> None:
+        try:
+            self.data = cat(cid, canonical, limit, self)
+        except Exception as exc:  # noqa: BLE001 - handed to the waiting caller
+            self.error = exc if isinstance(exc, WeightStoreError) else WeightStoreError(
+                f"fetching {cid} failed: {type(exc).__name__}: {_one_line(str(exc))}")
+        finally:
+            self.done.set()
+
+    def watch(self, response: httpx.Response) -> None:
+        """Notes the response's socket, so that :meth:`abort` can wake its reads."""
+        stream = response.extensions.get("network_stream")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        with self._lock:
+            self._socket = sock
+            aborted = self._aborted
+        if aborted:
+            self._shutdown(sock)
+
+    def abort(self) -> None:
+        with self._lock:
+            self._aborted = True
+            sock = self._socket
+        self._shutdown(sock)
+
+    @staticmethod
+    def _shutdown(sock: socket.socket | None) -> None:
+        if sock is None:
+            return
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # closed already
 
 
 class IpfsRpcStore(WeightStore):
@@ -220,23 +277,43 @@ class IpfsRpcStore(WeightStore):
             timeout: float | None = None) -> bytes:
         """The content of ``cid`` from the node, verified against it.
 
-        ``max_bytes`` and ``timeout`` (seconds, for the whole transfer) default to the
-        store's. Raises :class:`InvalidCid`,
-        :class:`ContentNotFound` (the node has not got it, or did not find it within the
-        timeout), :class:`ContentTooLarge` (reading stops at the limit),
-        :class:`ContentMismatch` (the bytes do not hash to ``cid``) or
+        ``max_bytes`` and ``timeout`` default to the store's. ``timeout`` bounds the whole
+        call by the wall clock, whatever the node does (answers slowly, drips one byte at a
+        time, never finishes): the transfer runs on a worker thread, and this call returns
+        at the deadline. Raises :class:`InvalidCid`, :class:`ContentNotFound` (the node has
+        not got it), :class:`FetchTimeout`, :class:`ContentTooLarge` (reading stops at the
+        limit), :class:`ContentMismatch` (the bytes do not hash to ``cid``) or
         :class:`WeightStoreError` (node unreachable, other errors).
         """
         canonical = _checked_cid(cid)
         limit = self.max_bytes if max_bytes is None else max_bytes
         seconds = self.timeout if timeout is None else max(0.1, timeout)
+        transfer = _Transfer(time.monotonic() + seconds)
+        worker = threading.Thread(target=transfer.run, args=(self._cat, cid, canonical, limit),
+                                  name=f"ipfs-cat-{canonical[-8:]}", daemon=True)
+        worker.start()
+        if not transfer.done.wait(seconds):
+            transfer.abort()
+            if not transfer.received:
+                raise ContentNotFound(cid, f"the IPFS node at {self.api_url} (no answer "
+                                           f"within {seconds:g} s)")
+            raise FetchTimeout(cid, seconds, transfer.received, self.api_url)
+        if transfer.error is not None:
+            raise transfer.error
+        assert transfer.data is not None
+        return transfer.data
+
+    def _cat(self, cid: str, canonical: str, limit: int | None, transfer: _Transfer) -> bytes:
+        """Streams ``cat``; stops at ``limit`` bytes or at the transfer's deadline."""
+        seconds = max(0.1, transfer.deadline - time.monotonic())
         params = {"arg": canonical, "timeout": _duration(seconds)}
         start = time.monotonic()
         builder = CidBuilder()
         data = bytearray()
         try:
             with self._client.stream("POST", self._endpoint("cat"), params=params,
-                                     timeout=seconds + _TIMEOUT_MARGIN) as response:
+                                     timeout=seconds) as response:
+                transfer.watch(response)
                 if response.status_code != 200:
                     response.read()
                     raise self._cat_error(cid, response)
@@ -246,20 +323,20 @@ class IpfsRpcStore(WeightStore):
                     raise ContentTooLarge(cid, int(announced), limit)
                 for piece in response.iter_bytes():
                     data += piece
+                    transfer.received = len(data)
                     if limit is not None and len(data) > limit:
                         # The true size is unknown: at least what arrived.
                         raise ContentTooLarge(cid, len(data), limit)
+                    if time.monotonic() > transfer.deadline:
+                        raise FetchTimeout(cid, seconds, len(data), self.api_url)
                     builder.update(piece)
         except httpx.TimeoutException as exc:
             if not data:
                 raise ContentNotFound(
                     cid, f"the IPFS node at {self.api_url} (no answer within "
-                    f"{seconds + _TIMEOUT_MARGIN:g} s: {type(exc).__name__})"
+                    f"{seconds:g} s: {type(exc).__name__})"
                 ) from None
-            raise WeightStoreError(
-                f"the IPFS node at {self.api_url} stalled sending {cid} after "
-                f"{len(data)} bytes ({type(exc).__name__})"
-            ) from None
+            raise FetchTimeout(cid, seconds, len(data), self.api_url) from None
         except httpx.TransportError as exc:
             raise self._unreachable(exc, f"cat {cid}") from None
         actual = builder.finish()

@@ -65,6 +65,17 @@ class ContentTooLarge(WeightStoreError):
         super().__init__(f"content {cid} is {size} bytes, over the limit of {max_bytes} bytes")
 
 
+class FetchTimeout(WeightStoreError):
+    """The store did not deliver the content of a CID within the time allowed."""
+
+    def __init__(self, cid: str, seconds: float, received: int, where: str = "") -> None:
+        self.cid = cid
+        self.seconds = seconds
+        self.received = received
+        super().__init__(f"content {cid} not delivered within {seconds:g} s "
+                         f"({received} bytes arrived)" + (f" from {where}" if where else ""))
+
+
 @runtime_checkable
 class WeightStore(Protocol):
     """Stores bytes under their CID and returns only content that matches its CID.
@@ -78,11 +89,11 @@ class WeightStore(Protocol):
 
     def get(self, cid: str, *, max_bytes: int | None = None,
             timeout: float | None = None) -> bytes:
-        """The content of ``cid``, verified against it, within ``timeout`` seconds if the
-        store can be slow (a local store ignores it).
+        """The content of ``cid``, verified against it, within ``timeout`` seconds of wall
+        clock time if the store can be slow (a local store ignores it).
 
         Raises :class:`InvalidCid`, :class:`ContentNotFound`, :class:`ContentTooLarge`
-        (content over ``max_bytes``) or :class:`ContentMismatch`.
+        (content over ``max_bytes``), :class:`ContentMismatch` or :class:`FetchTimeout`.
         """
         ...
 

@@ -32,6 +32,7 @@ from agents.weight_store import (
     ContentMismatch,
     ContentNotFound,
     ContentTooLarge,
+    FetchTimeout,
     FileWeightStore,
     InvalidCid,
     WeightStore,
@@ -224,6 +225,7 @@ class FakeNode:
 
     cat: tuple[int, dict[str, str], bytes] = (200, {}, b"")
     add: bytes = b""
+    drip: float | None = None  # seconds between the bytes of a cat answer
     requests: list[tuple[str, dict[str, list[str]]]] = field(default_factory=list)
     url: str = ""
 
@@ -250,7 +252,16 @@ def fake_node() -> Iterator[FakeNode]:
             for name, value in {"Content-Length": str(len(body)), **headers}.items():
                 self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(body)
+            if node.drip is None or parts.path != "/api/v0/cat":
+                self.wfile.write(body)
+                return
+            for byte in body:  # one byte at a time: each read is quick, the whole never ends
+                try:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                except OSError:
+                    return  # the client gave up
+                time.sleep(node.drip)
 
         def log_message(self, format: str, *args: object) -> None:
             pass
@@ -351,6 +362,20 @@ def test_stream_over_the_limit_is_cut(fake_node: FakeNode) -> None:
     with IpfsRpcStore(fake_node.url) as node, pytest.raises(ContentTooLarge) as info:
         node.get(compute_cid(big), max_bytes=MiB)
     assert MiB < info.value.size < 3 * MiB  # stopped reading well before the end
+
+
+def test_a_dripping_node_is_cut_off_at_the_deadline(fake_node: FakeNode) -> None:
+    """A node that sends one byte at a time never trips a per-read timeout; the call's
+    whole duration is bounded all the same."""
+    fake_node.cat = (200, {}, b"x" * 100_000)
+    fake_node.drip = 0.05  # 100,000 bytes: more than an hour
+    with IpfsRpcStore(fake_node.url, timeout=60) as node:
+        start = time.monotonic()
+        with pytest.raises(FetchTimeout, match="not delivered within 1 s") as info:
+            node.get(compute_cid(b"x" * 100_000), timeout=1.0)
+        elapsed = time.monotonic() - start
+    assert info.value.received > 0
+    assert elapsed < 30, f"the fetch took {elapsed:.1f} s"
 
 
 def test_silent_node_is_not_found(monkeypatch: pytest.MonkeyPatch) -> None:
