@@ -140,8 +140,12 @@ def _parser() -> argparse.ArgumentParser:
                        help="seconds a round's first vote waits for others before the batch "
                             "is sent (default 1); a complete ballot goes at once")
     relay.add_argument("--experiment", type=int, action="append", default=[], metavar="ID",
-                       help="also close this experiment's timed-out rounds from the start "
-                            "(repeatable; experiments relayed for are watched anyway)")
+                       help="serve this experiment: relay its learners' signed calls and "
+                            "close its timed-out rounds until it completes (repeatable)")
+    relay.add_argument("--any-experiment", action="store_true",
+                       help="serve any experiment of the contract, each once one of its "
+                            "learners hands in a genuine signature for an open round (the "
+                            "relay then pays for closing its rounds)")
     _add_key_options(relay)
 
     audit = sub.add_parser(
@@ -322,11 +326,13 @@ def _run(args: argparse.Namespace, console: Console) -> None:
     elif args.command == "relay":
         from agents.relay import Relay, RelayServer
 
+        if not args.experiment and not args.any_experiment:
+            raise RelayError("name the experiments to serve (--experiment ID, repeatable), "
+                             "or ask for --any-experiment")
         service = Relay(_client(args.rpc, args.contract,
                                 load_account(args.keystore, args.password_file)),
+                        experiments=args.experiment, any_experiment=args.any_experiment,
                         batch_delay=args.batch_delay)
-        for experiment_id in args.experiment:
-            service.watch(experiment_id)
         with RelayServer(service, args.host, args.port) as server:
             # The URL on stdout alone (for scripts); the rest is for the person watching.
             sys.stdout.write(server.url + "\n")

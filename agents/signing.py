@@ -8,13 +8,13 @@ Signatures travel in ERC-2098 short form ``(r, vs)``, as the contract takes them
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 DOMAIN_NAME = "CollectiveLearning"
 DOMAIN_VERSION = "1"
@@ -39,8 +39,20 @@ _PROPOSAL_TYPE = [
 ]
 
 
-# Signed calls travel as JSON (to a relay): bytes as hex.
+# Signed calls travel as JSON (to a relay): bytes as hex. Every field is bounded as the
+# contract's ABI type is, so anything that validates can be hashed and encoded.
 _WIRE = ConfigDict(frozen=True, ser_json_bytes="hex", val_json_bytes="hex")
+_SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+Uint256 = Annotated[int, Field(ge=0, lt=2**256)]
+Int256 = Annotated[int, Field(ge=-(2**255), lt=2**255)]
+Word = Annotated[bytes, Field(min_length=32, max_length=32)]
+Address = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{40}$"),
+                    AfterValidator(to_checksum_address)]
+
+
+class InvalidSignature(ValueError):
+    """The signature is malformed: it recovers no address, or one the contract refuses."""
 
 
 class SignedVote(BaseModel):
@@ -48,28 +60,28 @@ class SignedVote(BaseModel):
 
     model_config = _WIRE
 
-    chain_id: int
-    contract: str
-    experiment_id: int
-    round: int
-    voter: str
-    learner_index: int
+    chain_id: Uint256
+    contract: Address
+    experiment_id: Uint256
+    round: Uint256
+    voter: Address
+    learner_index: Uint256
     approve: bool
-    score: int
-    r: bytes
-    vs: bytes
+    score: Int256
+    r: Word
+    vs: Word
 
     def as_call_arg(self) -> tuple[int, bool, int, bytes, bytes]:
         """The contract's ``SignedVote`` struct."""
         return (self.learner_index, self.approve, self.score, self.r, self.vs)
 
     def signer(self) -> str:
-        """The address the signature recovers to (the voter, if it is genuine)."""
-        signature = _expand(self.r, self.vs)
+        """The address the signature recovers to (the voter, if it is genuine); raises
+        :class:`InvalidSignature` if it recovers none."""
         message = encode_typed_data(full_message=vote_typed_data(
             self.chain_id, self.contract, self.experiment_id, self.round, self.approve,
             self.score))
-        return Account.recover_message(message, signature=signature)
+        return _recover(message, self.r, self.vs)
 
 
 class SignedProposal(BaseModel):
@@ -77,22 +89,23 @@ class SignedProposal(BaseModel):
 
     model_config = _WIRE
 
-    chain_id: int
-    contract: str
-    experiment_id: int
-    round: int
-    proposer: str
-    cid: str
-    digest: bytes
-    r: bytes
-    vs: bytes
+    chain_id: Uint256
+    contract: Address
+    experiment_id: Uint256
+    round: Uint256
+    proposer: Address
+    cid: Annotated[str, Field(min_length=1, max_length=1024)]
+    digest: Word
+    r: Word
+    vs: Word
 
     def signer(self) -> str:
-        """The address the signature recovers to (the proposer, if it is genuine)."""
+        """The address the signature recovers to (the proposer, if it is genuine); raises
+        :class:`InvalidSignature` if it recovers none."""
         message = encode_typed_data(full_message=proposal_typed_data(
             self.chain_id, self.contract, self.experiment_id, self.round, self.cid,
             self.digest))
-        return Account.recover_message(message, signature=_expand(self.r, self.vs))
+        return _recover(message, self.r, self.vs)
 
 
 def _domain(chain_id: int, contract: str) -> dict[str, Any]:
@@ -146,6 +159,18 @@ def _compact(r: int, s: int, v: int) -> tuple[bytes, bytes]:
     """ERC-2098: the parity of ``v`` goes into the top bit of ``s`` (always free, since
     signatures with a high ``s`` are refused)."""
     return r.to_bytes(32, "big"), (s | ((v - 27) << 255)).to_bytes(32, "big")
+
+
+def _recover(message: Any, r: bytes, vs: bytes) -> str:
+    """The signer, as OpenZeppelin's ``ECDSA.recover`` finds it: a high ``s`` (or a zero
+    ``r`` or ``s``, or one past the curve order) is refused, as the contract refuses it."""
+    s = int.from_bytes(vs, "big") & ((1 << 255) - 1)
+    if not 0 < int.from_bytes(r, "big") < _SECP256K1_N or not 0 < s <= _SECP256K1_N // 2:
+        raise InvalidSignature("the signature's r or s is out of range")
+    try:
+        return Account.recover_message(message, signature=_expand(r, vs))
+    except Exception as exc:  # noqa: BLE001 - eth-keys' errors for unrecoverable points
+        raise InvalidSignature(f"the signature recovers no address: {exc}") from None
 
 
 def _expand(r: bytes, vs: bytes) -> bytes:

@@ -83,7 +83,7 @@ def test_learners_without_eth_finish_an_experiment_through_the_relay(
     payer: LocalAccount = derive_accounts(1, seed=2, label="relay-payer")[0]
     fund_accounts(c.client.w3, [payer.address])
     relay = Relay(CollectiveLearningClient(connect(anvil.url), c.client.address, payer),
-                  batch_delay=5)
+                  experiments=[c.experiment_id], batch_delay=5)
     with RelayServer(relay) as server:
         agents = [c.agent(i, server.url) for i in range(N_LEARNERS)]
         c.run(agents)
@@ -116,7 +116,8 @@ def test_agents_vote_directly_when_the_relay_loses_their_votes(anvil: AnvilProce
                    label="relay-lossy")
     payer = derive_accounts(1, seed=3, label="relay-payer")[0]
     fund_accounts(c.client.w3, [payer.address])
-    relay = LosingRelay(CollectiveLearningClient(connect(anvil.url), c.client.address, payer))
+    relay = LosingRelay(CollectiveLearningClient(connect(anvil.url), c.client.address, payer),
+                        experiments=[c.experiment_id])
     with RelayServer(relay) as server:
         agents = [c.agent(i, server.url, relay_fallback_seconds=6) for i in range(N_LEARNERS)]
         c.run(agents)

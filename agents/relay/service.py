@@ -1,0 +1,360 @@
+"""The relay's service: checks signed calls, queues each round's votes, sends them in
+batches, and closes the timed-out rounds of the experiments it watches.
+
+What it spends gas on is bounded by what it was started for: the experiments it serves
+(named at start), or, only when asked for ``any_experiment``, an experiment for which a
+learner handed it a genuine signature for an open round. Every check that needs no chain
+(domain, served experiment, the signature's signer) comes first; the chain is read only
+for what the check needs (the signer's learner index, the round's status) and an
+experiment is cached and watched only once a request passed them all.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+
+from agents.chain import (
+    ChainError,
+    CollectiveLearningClient,
+    ContractRevert,
+    ExperimentCreated,
+    RoundState,
+)
+from agents.relay.errors import Refused, RelayError
+from agents.signing import InvalidSignature, SignedProposal, SignedVote
+
+log = logging.getLogger(__name__)
+
+# Contract errors meaning the round moved on: the queued votes of that round are moot.
+_ROUND_GONE = {"WrongRound", "UnexpectedRoundState"}
+# Contract errors naming the one vote of a batch at fault: the argument that names it.
+_OFFENDER_ARG = {"ProposerCannotVote": "proposer", "AlreadyVoted": "voter",
+                 "SignerMismatch": "learnerIndex", "InvalidLearnerIndex": "learnerIndex",
+                 "ECDSAInvalidSignatureS": "s"}
+# Longest wait before a batch that failed in transit is tried again (seconds).
+RETRY_BACKOFF_MAX = 5.0
+
+
+class _RoundClosed(Exception):
+    """The round of a queued batch is no longer open for votes."""
+
+
+@dataclass
+class _Pending:
+    """A round's queued votes, by voter address."""
+
+    first_at: float
+    votes: dict[str, SignedVote] = field(default_factory=dict)
+    retry_at: float = 0.0
+    failures: int = 0
+
+
+class Relay:
+    """Checks, queues and submits signed calls for one deployed contract. Thread-safe:
+    HTTP handlers call :meth:`submit_vote` / :meth:`submit_proposal`, one loop calls
+    :meth:`tick`. Chain reads run unlocked; one transaction is sent at a time."""
+
+    def __init__(self, client: CollectiveLearningClient, *, experiments: Iterable[int] = (),
+                 any_experiment: bool = False, batch_delay: float = 0.5):
+        if client.account is None:
+            raise RelayError("a relay needs an account to pay for transactions")
+        served = list(dict.fromkeys(experiments))
+        if not served and not any_experiment:
+            raise RelayError("a relay serves the experiments it is started for "
+                             "(--experiment ID), or any experiment if asked (--any-experiment)")
+        self.client = client
+        self.any_experiment = any_experiment
+        self.batch_delay = batch_delay
+        self.served = frozenset(served)
+        self._lock = threading.Lock()  # the state below
+        self._send_lock = threading.Lock()  # one transaction at a time (the account's nonce)
+        self._experiments: dict[int, ExperimentCreated] = {}
+        self._watched: set[int] = set()
+        self._pending: dict[tuple[int, int], _Pending] = {}
+        self.batches_sent = 0
+        self.votes_relayed = 0
+        self.votes_discarded = 0
+        self.proposals_relayed = 0
+        for experiment_id in served:
+            try:
+                self._remember(client.experiment_created(experiment_id))
+            except ContractRevert as exc:
+                raise RelayError(f"cannot serve experiment {experiment_id}: {exc}") from None
+
+    @property
+    def watched(self) -> frozenset[int]:
+        """The experiments whose timed-out rounds this relay closes."""
+        with self._lock:
+            return frozenset(self._watched)
+
+    @property
+    def votes_queued(self) -> int:
+        with self._lock:
+            return sum(len(p.votes) for p in self._pending.values())
+
+    # ------------------------------------------------------------ submissions
+
+    def submit_vote(self, vote: SignedVote) -> bool:
+        """Checks a signed vote and queues it (``False``: it is on chain already); raises
+        :class:`Refused` with the reason."""
+        experiment_id = vote.experiment_id
+        self._check_target(vote.chain_id, vote.contract, experiment_id)
+        signer = self._signer(vote, vote.voter)
+        self._check_learner(experiment_id, signer, vote.learner_index)
+        status = self.client.round_status(experiment_id, signer)
+        if status.round != vote.round or status.state != RoundState.VOTING:
+            raise Refused(f"round {vote.round} is not open for votes (round {status.round} "
+                          f"is {status.state.name})")
+        created = self._created(experiment_id)
+        if created.proposer(vote.round) == signer:
+            raise Refused(f"learner {vote.learner_index} ({signer}) proposes round "
+                          f"{vote.round}: the round's proposer cannot vote")
+        self._remember(created)
+        if status.voted:
+            return False
+        self._enqueue(vote, len(created.learners) - 1)
+        return True
+
+    def submit_proposal(self, proposal: SignedProposal) -> str:
+        """Checks a signed proposal and submits it now; returns the transaction hash."""
+        experiment_id = proposal.experiment_id
+        self._check_target(proposal.chain_id, proposal.contract, experiment_id)
+        signer = self._signer(proposal, proposal.proposer)
+        self._check_learner(experiment_id, signer, None)
+        status = self.client.round_status(experiment_id, signer)
+        if status.round != proposal.round or status.state != RoundState.PROPOSING:
+            raise Refused(f"round {proposal.round} is not open for proposals (round "
+                          f"{status.round} is {status.state.name})")
+        created = self._created(experiment_id)
+        if created.proposer(proposal.round) != signer:
+            raise Refused(f"{signer} is not the proposer of round {proposal.round} "
+                          f"({created.proposer(proposal.round)} is)")
+        self._remember(created)
+        with self._send_lock:
+            try:
+                tx = self.client.propose_by_sig(proposal)
+            except ContractRevert as exc:
+                raise Refused(f"the contract refuses it: {exc}") from None
+        with self._lock:
+            self.proposals_relayed += 1
+        log.info("experiment %d round %d: proposal of %s submitted (%d gas of %d)",
+                 experiment_id, proposal.round, signer, tx.gas_used, tx.gas_limit)
+        return tx.tx_hash
+
+    # ------------------------------------------------------------------ loop
+
+    def tick(self) -> None:
+        """Sends the batches that are due and closes the watched experiments' timed-out
+        rounds; a chain failure is logged (one line) and tried again on a later tick."""
+        now = time.monotonic()
+        with self._lock:
+            due = [key for key, p in self._pending.items()
+                   if now - p.first_at >= self.batch_delay and now >= p.retry_at]
+            watched = sorted(self._watched)
+        for key in due:
+            self._send_batch(key)
+        for experiment_id in watched:
+            try:
+                self._close_if_timed_out(experiment_id)
+            except ChainError as exc:
+                log.warning("experiment %d: cannot close its round now: %s", experiment_id, exc)
+
+    def run(self, stop: threading.Event, interval: float = 0.2) -> None:
+        """Ticks until ``stop`` is set."""
+        while not stop.is_set():
+            try:
+                self.tick()
+            except ChainError as exc:
+                log.warning("relay: %s; retrying", exc)
+                stop.wait(min(RETRY_BACKOFF_MAX, interval * 10))
+            stop.wait(interval)
+
+    # ---------------------------------------------------------------- checks
+
+    def _check_target(self, chain_id: int, contract: str, experiment_id: int) -> None:
+        if chain_id != self.client.chain_id or contract != self.client.address:
+            raise Refused(f"signed for chain {chain_id} contract {contract}; this relay serves "
+                          f"chain {self.client.chain_id} contract {self.client.address}")
+        if not self.any_experiment and experiment_id not in self.served:
+            raise Refused(f"this relay serves experiments {sorted(self.served)}, not "
+                          f"experiment {experiment_id}", status=HTTPStatus.FORBIDDEN)
+
+    @staticmethod
+    def _signer(signed: SignedVote | SignedProposal, claimed: str) -> str:
+        try:
+            signer = signed.signer()
+        except InvalidSignature as exc:
+            raise Refused(f"invalid signature: {exc}", status=HTTPStatus.BAD_REQUEST) from None
+        if signer != claimed:
+            raise Refused(f"the signature is {signer}'s, not {claimed}'s")
+        return signer
+
+    def _check_learner(self, experiment_id: int, signer: str, claimed_index: int | None) -> None:
+        """Refuses a signer who is not a learner of the experiment (or not the learner
+        at ``claimed_index``), from the cache or with one call."""
+        with self._lock:
+            created = self._experiments.get(experiment_id)
+        if created is not None:
+            index = created.learners.index(signer) if signer in created.learners else None
+        else:
+            try:
+                index = self.client.learner_index(experiment_id, signer)
+            except ContractRevert as exc:
+                raise Refused(f"experiment {experiment_id}: {exc}") from None
+        if index is None:
+            raise Refused(f"{signer} is not a learner of experiment {experiment_id}")
+        if claimed_index is not None and index != claimed_index:
+            raise Refused(f"{signer} is learner {index} of experiment {experiment_id}, "
+                          f"not learner {claimed_index}")
+
+    def _created(self, experiment_id: int) -> ExperimentCreated:
+        """The experiment's creation event, from the cache or the chain (not cached here:
+        see :meth:`_remember`)."""
+        with self._lock:
+            created = self._experiments.get(experiment_id)
+        return created if created is not None else self.client.experiment_created(experiment_id)
+
+    def _remember(self, created: ExperimentCreated) -> None:
+        """Caches an experiment and watches it (until it completes)."""
+        with self._lock:
+            if created.experiment_id not in self._experiments:
+                self._experiments[created.experiment_id] = created
+                self._watched.add(created.experiment_id)
+                log.info("experiment %d: watched from now on", created.experiment_id)
+
+    # --------------------------------------------------------------- batches
+
+    def _enqueue(self, vote: SignedVote, voters: int) -> None:
+        """Queues a checked vote; the batch goes at once when the ballot is complete."""
+        key = (vote.experiment_id, vote.round)
+        with self._lock:
+            pending = self._pending.setdefault(key, _Pending(first_at=time.monotonic()))
+            pending.votes[vote.voter] = vote
+            waiting = len(pending.votes)
+        log.info("experiment %d round %d: vote of learner %d queued (%d waiting)",
+                 vote.experiment_id, vote.round, vote.learner_index, waiting)
+        if waiting >= voters:
+            self._send_batch(key)
+
+    def _send_batch(self, key: tuple[int, int]) -> None:
+        """Sends a round's queued votes; they stay queued if the batch fails in transit,
+        and are discarded (logged) only once the round is closed."""
+        experiment_id, round_index = key
+        with self._send_lock:
+            with self._lock:
+                pending = self._pending.get(key)
+                votes = list(pending.votes.values()) if pending is not None else []
+            if not votes:
+                return
+            try:
+                done = self._submit(experiment_id, round_index, votes)
+            except _RoundClosed as exc:
+                with self._lock:
+                    discarded = self._pending.pop(key, _Pending(0.0)).votes
+                    self.votes_discarded += len(discarded)
+                log.warning("experiment %d round %d: %s; %d queued votes discarded (learners "
+                            "%s)", experiment_id, round_index, exc, len(discarded),
+                            sorted(v.learner_index for v in discarded.values()))
+                return
+            except ChainError as exc:
+                with self._lock:
+                    pending.failures += 1
+                    delay = min(RETRY_BACKOFF_MAX, self.batch_delay * 2 ** pending.failures)
+                    pending.retry_at = time.monotonic() + delay
+                log.warning("experiment %d round %d: batch of %d votes failed (%s); they stay "
+                            "queued, next try in %.1f s", experiment_id, round_index,
+                            len(votes), exc, delay)
+                return
+            with self._lock:
+                for vote in done:
+                    if pending.votes.get(vote.voter) is vote:
+                        del pending.votes[vote.voter]
+                if not pending.votes:
+                    self._pending.pop(key, None)
+
+    def _submit(self, experiment_id: int, round_index: int,
+                votes: list[SignedVote]) -> list[SignedVote]:
+        """Puts ``votes`` on chain, leaving out each one the contract refuses; returns the
+        votes done with (landed, on chain already, or refused)."""
+        status = self.client.round_status(experiment_id)
+        if status.round != round_index or status.state != RoundState.VOTING:
+            raise _RoundClosed(f"the round closed (round {status.round} is {status.state.name})")
+        learners = self._experiments[experiment_id].learners
+        done = [v for v in votes if self.client.vote_of(experiment_id, v.voter)[0]]
+        todo = [v for v in votes if v not in done]
+        while todo:
+            try:
+                tx = self.client.cast_votes_by_sig(experiment_id, round_index, learners, todo)
+            except ContractRevert as exc:
+                if exc.name in _ROUND_GONE:
+                    raise _RoundClosed(f"the round closed ({exc})") from None
+                bad = self._offenders(exc, todo)
+                if bad is None and len(todo) > 1:
+                    log.warning("experiment %d round %d: the batch reverts with %s, which names "
+                                "no vote: sending its votes one by one", experiment_id,
+                                round_index, exc)
+                    for vote in todo:
+                        done += self._submit(experiment_id, round_index, [vote])
+                    return done
+                bad = bad or todo
+                log.warning("experiment %d round %d: the batch reverts with %s; sending it "
+                            "without learner(s) %s", experiment_id, round_index, exc,
+                            [v.learner_index for v in bad])
+                done += bad
+                todo = [v for v in todo if v not in bad]
+                continue
+            with self._lock:
+                self.batches_sent += 1
+                self.votes_relayed += len(todo)
+            log.info("experiment %d round %d: %d signed votes in one batch (%d gas of %d)",
+                     experiment_id, round_index, len(todo), tx.gas_used, tx.gas_limit)
+            return done + todo
+        return done
+
+    @staticmethod
+    def _offenders(exc: ContractRevert, votes: list[SignedVote]) -> list[SignedVote] | None:
+        """The votes a batch's revert names (``None`` if it names none of them)."""
+        arg = _OFFENDER_ARG.get(exc.name)
+        if arg is None or arg not in exc.error_args:
+            return None
+        value = exc.error_args[arg]
+        named = [v for v in votes if value in (v.voter, v.learner_index, _low_bits(v.vs))]
+        return named or None
+
+    def _close_if_timed_out(self, experiment_id: int) -> None:
+        status = self.client.round_status(experiment_id)
+        if status.state == RoundState.COMPLETED:
+            with self._lock:
+                self._watched.discard(experiment_id)
+                if experiment_id not in self.served:
+                    self._experiments.pop(experiment_id, None)
+            log.info("experiment %d: complete, no longer watched", experiment_id)
+            return
+        with self._send_lock:
+            try:
+                if status.state == RoundState.PROPOSAL_TIMED_OUT:
+                    self.client.expire(experiment_id, status.round)
+                    log.info("experiment %d round %d: expired", experiment_id, status.round)
+                elif status.state == RoundState.VOTING_TIMED_OUT:
+                    self.client.decide(experiment_id, status.round)
+                    log.info("experiment %d round %d: decided after the deadline",
+                             experiment_id, status.round)
+            except ContractRevert as exc:
+                if exc.name not in _ROUND_GONE:
+                    raise
+        with self._lock:
+            closed = [k for k in self._pending if k[0] == experiment_id and (
+                k[1] < status.round or status.state == RoundState.VOTING_TIMED_OUT)]
+        for key in closed:
+            self._send_batch(key)  # finds the round closed: discards its votes, logged
+
+
+def _low_bits(vs: bytes) -> bytes:
+    """The ``s`` of an ERC-2098 ``vs`` (as the contract's ``ECDSAInvalidSignatureS``
+    names it)."""
+    return (int.from_bytes(vs, "big") & ((1 << 255) - 1)).to_bytes(32, "big")
