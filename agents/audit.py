@@ -12,44 +12,44 @@ relies on it).
 run as well on a history read from a chain as on one doctored by hand in a test.
 
 Nothing here trusts an agent or a results file; the contract's views are read once, at
-the audited block, only to cross-check what the events say.
+the audited block, only to cross-check what the events say. Nor does anything here trust
+the contract: logs are decoded by :class:`agents.audit_logs.EventDecoder`, and a log that
+does not decode, a view that fails, a round number no contract could reach, are recorded
+in the history for the checks to name. Memory grows with the logs the node returns, never
+with a number a log or a view claims.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any, Literal, Self
 
-import httpx
-from eth_abi import decode as abi_decode
-from eth_utils import event_abi_to_log_topic, to_checksum_address
 from pydantic import BaseModel, Field
-from web3 import Web3
-from web3.providers import HTTPProvider
 
+from agents.audit_logs import (  # the audit's errors and its one decoder, re-exported
+    EVENTS,  # noqa: F401
+    AuditError,
+    Batch,
+    EventDecoder,
+    MalformedEvent,
+    UnknownExperiment,
+    check_experiment_id,
+)
+from agents.audit_logs import brief as _brief
 from agents.chain import (
     ChainError,
     CollectiveLearningClient,
     ContractRevert,
     RawLog,
     fixed_to_score,
-    load_artifact,
 )
 
 log = logging.getLogger(__name__)
 
 #: Blocks asked for in one ``eth_getLogs`` at first (halved while the node refuses).
 DEFAULT_CHUNK_BLOCKS = 10_000
-#: Requests in one JSON-RPC batch (block headers, receipts).
-BATCH_SIZE = 500
-EVENTS = ("ExperimentCreated", "WeightsProposed", "VoteCast", "RoundDecided", "RoundExpired",
-          "ExperimentCompleted")
-
-class UnknownExperiment(ChainError):
-    """The contract has no experiment with that id."""
-
 
 TxRole = Literal["propose", "proposeBySig", "vote", "castVotesBySig", "decide", "expire"]
 
@@ -163,7 +163,8 @@ class ExperimentConfig(EventRef):
     metadata_cid: str
 
     def proposer(self, round_index: int) -> str:
-        return self.learners[round_index % len(self.learners)]
+        """``learners[round % n]``; "" when the event lists no learner at all."""
+        return self.learners[round_index % len(self.learners)] if self.learners else ""
 
 
 class ChainView(BaseModel):
@@ -173,6 +174,15 @@ class ChainView(BaseModel):
     round: int
     model_digest: str
     model_round: int
+    num_learners: int | None = None  # getExperiment's configuration, when read
+    num_rounds: int | None = None
+
+
+class MalformedLog(EventRef):
+    """A log of the experiment that does not decode as the contract's event."""
+
+    event: str  # the event its first topic names, or "unknown"
+    reason: str
 
 
 class FetchStats(BaseModel):
@@ -193,6 +203,12 @@ class History(BaseModel):
     rounds: list[RoundHistory]
     completion: Completion | None = None
     view: ChainView | None = None
+    #: Why the contract's views could not be read at the audited block (then view is None).
+    view_error: str | None = None
+    #: Logs of the experiment that do not decode as the contract's events.
+    malformed: list[MalformedLog] = Field(default_factory=list)
+    #: Experiment-level events logged more than once (ExperimentCreated, ...Completed).
+    duplicates: list[MalformedLog] = Field(default_factory=list)
     stats: FetchStats = Field(default_factory=FetchStats)
 
     @property
@@ -208,141 +224,6 @@ class History(BaseModel):
         return sum(r.gas for r in self.rounds)
 
 
-# ------------------------------------------------------------------------- transport
-
-
-class _Batch:
-    """Block timestamps and receipts, many per request: JSON-RPC batches over HTTP, or
-    one call at a time through web3 for the in-process chain."""
-
-    def __init__(self, w3: Web3):
-        self.w3 = w3
-        self.requests = 0
-        self._http: httpx.Client | None = None
-        self._url = ""
-        provider = w3.provider
-        if isinstance(provider, HTTPProvider):
-            self._url = str(provider.endpoint_uri)
-            self._http = httpx.Client(timeout=120.0)
-
-    def close(self) -> None:
-        if self._http is not None:
-            self._http.close()
-
-    def _post(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
-        assert self._http is not None
-        results: list[Any] = []
-        for start in range(0, len(calls), BATCH_SIZE):
-            chunk = calls[start:start + BATCH_SIZE]
-            body = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p}
-                    for i, (m, p) in enumerate(chunk)]
-            self.requests += 1
-            try:
-                response = self._http.post(self._url, json=body)
-            except httpx.HTTPError as exc:
-                raise ChainError(f"cannot reach the chain at {self._url}: {exc}") from None
-            if response.status_code != 200:
-                raise ChainError(f"the node answered HTTP {response.status_code} to a batch")
-            answers = response.json()
-            if isinstance(answers, dict):  # a node that refuses batches answers one error
-                raise ChainError(f"the node refused a batch request: "
-                                 f"{answers.get('error', answers)}")
-            by_id = {a.get("id"): a for a in answers}
-            for i, (method, _) in enumerate(chunk):
-                answer = by_id.get(i)
-                if answer is None or "error" in answer:
-                    problem = None if answer is None else answer["error"]
-                    raise ChainError(f"{method} failed in a batch: {problem}")
-                results.append(answer["result"])
-        return results
-
-    def timestamps(self, blocks: Sequence[int]) -> dict[int, int]:
-        if not blocks:
-            return {}
-        if self._http is None:
-            return {b: int(self.w3.eth.get_block(b)["timestamp"]) for b in blocks}
-        headers = self._post([("eth_getBlockByNumber", [hex(b), False]) for b in blocks])
-        out = {}
-        for b, header in zip(blocks, headers):
-            if header is None:
-                raise ChainError(f"the node has no block {b}")
-            out[b] = int(header["timestamp"], 16)
-        return out
-
-    def receipts(self, tx_hashes: Sequence[str]) -> dict[str, tuple[str, int]]:
-        """(sender, gas used) per transaction."""
-        if not tx_hashes:
-            return {}
-        if self._http is None:
-            out = {}
-            for h in tx_hashes:
-                r = self.w3.eth.get_transaction_receipt(h)  # type: ignore[arg-type]
-                out[h] = (to_checksum_address(r["from"]), int(r["gasUsed"]))
-            return out
-        receipts = self._post([("eth_getTransactionReceipt", [h]) for h in tx_hashes])
-        out = {}
-        for h, r in zip(tx_hashes, receipts):
-            if r is None:
-                raise ChainError(f"the node has no receipt for {h}")
-            out[h] = (to_checksum_address(r["from"]), int(r["gasUsed"], 16))
-        return out
-
-
-# --------------------------------------------------------------------------- decoding
-
-
-class EventDecoder:
-    """Decodes the contract's events from raw logs."""
-
-    def __init__(self) -> None:
-        abi = [i for i in load_artifact()["abi"] if i.get("type") == "event"]
-        self.topic = {i["name"]: event_abi_to_log_topic(i) for i in abi}
-        self.name = {t: n for n, t in self.topic.items()}
-        self.types = {i["name"]: [p["type"] for p in i["inputs"] if not p["indexed"]]
-                      for i in abi}
-
-    def topics(self, experiment_id: int) -> list[Any]:
-        return [[self.topic[e] for e in EVENTS], experiment_id.to_bytes(32, "big")]
-
-    def decode(self, entry: RawLog) -> tuple[str, dict[str, Any]]:
-        """The event's name and fields (fixed-size ones decoded by hand: fast)."""
-        name = self.name.get(entry.topics[0], "")
-        t, d = entry.topics, entry.data
-        if name == "VoteCast":
-            return name, {"round": _uint(t[2]), "voter": _address(t[3]), "approve": d[31] == 1,
-                          "score": int.from_bytes(d[32:64], "big", signed=True)}
-        if name == "RoundDecided":
-            return name, {"round": _uint(t[2]), "accepted": d[31] == 1,
-                          "approvals": _uint(d[32:64]), "rejections": _uint(d[64:96])}
-        if name == "RoundExpired":
-            return name, {"round": _uint(t[2])}
-        if name == "WeightsProposed":
-            cid, digest = abi_decode(self.types[name], d)
-            return name, {"round": _uint(t[2]), "proposer": _address(t[3]), "cid": cid,
-                          "digest": "0x" + bytes(digest).hex()}
-        if name == "ExperimentCompleted":
-            return name, {"model_digest": "0x" + d[:32].hex(), "model_round": _uint(d[32:64])}
-        if name == "ExperimentCreated":
-            (learners, threshold, rounds, p_timeout, v_timeout, initial_cid, initial_digest,
-             metadata_cid) = abi_decode(self.types[name], d)
-            return name, {
-                "experiment_id": _uint(t[1]), "creator": _address(t[2]),
-                "learners": [to_checksum_address(a) for a in learners],
-                "threshold_bps": threshold, "num_rounds": rounds, "proposal_timeout": p_timeout,
-                "voting_timeout": v_timeout, "initial_cid": initial_cid,
-                "initial_digest": "0x" + bytes(initial_digest).hex(),
-                "metadata_cid": metadata_cid}
-        raise ValueError(f"unknown event topic 0x{entry.topics[0].hex()}")
-
-
-def _uint(word: bytes) -> int:
-    return int.from_bytes(word, "big")
-
-
-def _address(word: bytes) -> str:
-    return to_checksum_address(word[-20:])
-
-
 # ----------------------------------------------------------------------------- reader
 
 
@@ -351,20 +232,20 @@ class HistoryReader:
 
     def __init__(self, client: CollectiveLearningClient, experiment_id: int, *,
                  from_block: int = 0, chunk_blocks: int = DEFAULT_CHUNK_BLOCKS):
-        if experiment_id < 1:
-            raise ValueError(f"experiment ids start at 1, not {experiment_id}")
         self.client = client
-        self.experiment_id = experiment_id
+        self.experiment_id = check_experiment_id(experiment_id)
         self.chunk_blocks = max(1, chunk_blocks)
         self.stats = FetchStats(from_block=from_block)
         self._decoder = EventDecoder()
-        self._batch = _Batch(client.w3)
+        self._batch = Batch(client.w3)
         self._first_block = from_block
         self._next_block = from_block
         self._events: list[tuple[str, dict[str, Any], RawLog]] = []
+        self._malformed: list[MalformedLog] = []
         self._timestamps: dict[int, int] = {}
         self._receipts: dict[str, tuple[str, int]] = {}
         self._view: ChainView | None = None
+        self._view_error: str | None = None
         self._located = False
         self.version = 0  # bumped whenever new events arrive
 
@@ -394,7 +275,7 @@ class HistoryReader:
             self._next_block = latest + 1
         new = self._events[before:]
         self._fetch_details(new)
-        self._view = self._read_view(latest)
+        self._view, self._view_error = self._read_view(latest)
         self.stats.to_block = latest
         self.stats.blocks, self.stats.receipts = len(self._timestamps), len(self._receipts)
         self.stats.batches = self._batch.requests
@@ -412,24 +293,39 @@ class HistoryReader:
         """The experiment as read so far (call :meth:`update` first)."""
         created = [(f, e) for name, f, e in self._events if name == "ExperimentCreated"]
         if not created:
+            broken = next((m for m in self._malformed if m.event == "ExperimentCreated"), None)
+            if broken is not None:
+                raise AuditError(f"experiment {self.experiment_id}'s ExperimentCreated event "
+                                 f"(block {broken.block_number}, tx {broken.tx_hash}) is "
+                                 f"malformed: {broken.reason}")
             raise self._unknown()
         fields, entry = created[0]
         config = ExperimentConfig(**fields, **self._ref(entry))
+        malformed = [m.model_copy(update={"timestamp": self._timestamps.get(m.block_number, 0)})
+                     for m in self._malformed]
         return History(chain_id=self.client.chain_id, contract=self.client.address,
-                       config=config, view=self._view, stats=self.stats.model_copy(),
+                       config=config, view=self._view, view_error=self._view_error,
+                       malformed=malformed, stats=self.stats.model_copy(),
                        **_assemble(config, self._events, self._ref, self._receipts))
 
     # ------------------------------------------------------------------ internals
 
     def _unknown(self) -> ChainError:
-        count = self.client.experiment_count()
+        try:
+            count = self.client.experiment_count()
+        except Exception as exc:  # noqa: BLE001 - a hostile contract's answer can break
+            # web3's and eth-abi's decoders in many ways: the count is only for the message
+            log.debug("experimentCount() failed: %s", exc)
+            has = "its experimentCount() view fails"
+        else:
+            has = f"it has {count} experiment{'' if count == 1 else 's'}"
         return UnknownExperiment(f"experiment {self.experiment_id} does not exist in contract "
-                          f"{self.client.address} (it has {count} experiment"
-                          f"{'' if count == 1 else 's'})")
+                                 f"{self.client.address} ({has})")
 
     def _reset(self) -> None:
         self._next_block = self._first_block
         self._events.clear()
+        self._malformed.clear()
         self._timestamps.clear()
         self._receipts.clear()
         self._located = False
@@ -479,7 +375,12 @@ class HistoryReader:
             for entry in entries:
                 if entry.removed:
                     continue
-                name, fields = self._decoder.decode(entry)
+                try:
+                    name, fields = self._decoder.decode(entry, self.experiment_id)
+                except MalformedEvent as exc:
+                    self._malformed.append(MalformedLog(event=exc.event, reason=exc.reason,
+                                                        **self._ref(entry)))
+                    continue
                 self._events.append((name, fields, entry))
             self.stats.logs += len(entries)
             lo = hi + 1
@@ -490,14 +391,22 @@ class HistoryReader:
         self._timestamps.update(self._batch.timestamps(blocks))
         self._receipts.update(self._batch.receipts(txs))
 
-    def _read_view(self, block: int) -> ChainView | None:
+    def _read_view(self, block: int) -> tuple[ChainView | None, str | None]:
+        """The contract's views at ``block``, or why they could not be read (a revert, an
+        answer that does not decode: the checks report it if the experiment exists)."""
         try:
             info = self.client.experiment(self.experiment_id, block)
             digest, model_round = self.client.current_model(self.experiment_id, block)
-        except ContractRevert:
-            return None  # not created yet at that block
+        except ChainError as exc:
+            if "cannot reach" in str(exc) and not isinstance(exc, ContractRevert):
+                raise
+            return None, _brief(exc)
+        except Exception as exc:  # noqa: BLE001 - eth-abi and web3 fail in many ways on a
+            # hostile contract's return or revert data; it is a finding, not a crash
+            return None, _brief(exc)
         return ChainView(block_number=block, round=info.round, model_digest="0x" + digest.hex(),
-                         model_round=model_round)
+                         model_round=model_round, num_learners=info.num_learners,
+                         num_rounds=info.num_rounds), None
 
     def _ref(self, entry: RawLog) -> dict[str, Any]:
         return {"tx_hash": entry.tx_hash, "block_number": entry.block_number,
@@ -507,25 +416,36 @@ class HistoryReader:
 
 def _assemble(config: ExperimentConfig, events: list[tuple[str, dict[str, Any], RawLog]],
               ref: Any, receipts: dict[str, tuple[str, int]]) -> dict[str, Any]:
-    """Rounds (and the completion) from the decoded events, in log order."""
-    index = {a: i for i, a in enumerate(config.learners)}
+    """Rounds (and the completion) from the decoded events, in log order: one row per
+    round number the events name, whatever the numbers (the checks judge them)."""
+    index: dict[str, int] = {}
+    for i, a in enumerate(config.learners):
+        index.setdefault(a, i)  # a listed twice (never by the contract) keeps its first place
     rounds: dict[int, RoundHistory] = {}
     completion: Completion | None = None
+    duplicates: list[MalformedLog] = []
+    created = 0
 
     def row(r: int) -> RoundHistory:
         if r not in rounds:
             proposer = config.proposer(r)
-            rounds[r] = RoundHistory(round=r, proposer=proposer, proposer_index=index[proposer])
+            rounds[r] = RoundHistory(round=r, proposer=proposer,
+                                     proposer_index=index.get(proposer, -1))
         return rounds[r]
 
     tx_events: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     tx_round: dict[str, int] = {}
     for name, f, entry in events:
         if name == "ExperimentCreated":
+            created += 1
+            if created > 1:
+                duplicates.append(MalformedLog(event=name, reason="logged again", **ref(entry)))
             continue
         if name == "ExperimentCompleted":
             if completion is None:
                 completion = Completion(**f, **ref(entry))
+            else:
+                duplicates.append(MalformedLog(event=name, reason="logged again", **ref(entry)))
             continue
         rr = row(f["round"])
         tx_events.setdefault(entry.tx_hash, []).append((name, f))
@@ -562,7 +482,8 @@ def _assemble(config: ExperimentConfig, events: list[tuple[str, dict[str, Any], 
             hash=tx_hash, role=_role(logged, sender), sender=sender,
             block_number=at["block_number"], timestamp=at["timestamp"], gas_used=gas,
             events=len(logged), decides="VoteCast" in names and "RoundDecided" in names))
-    return {"rounds": [rounds[r] for r in sorted(rounds)], "completion": completion}
+    return {"rounds": [rounds[r] for r in sorted(rounds)], "completion": completion,
+            "duplicates": duplicates}
 
 
 def _role(logged: list[tuple[str, dict[str, Any]]], sender: str) -> TxRole:

@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, Field
 
-from agents.audit import History, RoundHistory
-from agents.history import RoundGas, RoundRow, VoteRow
+from agents.audit import EventRef, History, RoundHistory
+from agents.audit_logs import (
+    MAX_LEARNERS,
+    MAX_ROUNDS,
+    MAX_THRESHOLD_BPS,
+    MAX_TIMEOUT,
+    MIN_LEARNERS,
+)
 from agents.weight_store import ContentMismatch, ContentNotFound, WeightStore, WeightStoreError
 from colearn_core.codec import WeightsFormatError, decode_weights
 from colearn_core.decision import BPS_DENOMINATOR
@@ -29,6 +33,14 @@ log = logging.getLogger(__name__)
 
 #: Violation codes, and what each check verifies.
 CODES: dict[str, str] = {
+    "event-format": "every log of the experiment decodes as the contract's event "
+                    "(topic count, data length and encoding)",
+    "configuration": "ExperimentCreated is logged once, with a configuration the contract "
+                     "accepts: 2-500 distinct non-zero learners, threshold at most 10000 bps, "
+                     "1 to 2^24 - 1 rounds, timeouts of 1 to 2^32 - 1 s, an initial CID and "
+                     "digest",
+    "contract-view": "the contract's views answer at the audited block, within the "
+                     "contract's bounds, and agree with the configuration",
     "round-sequence": "rounds close one after another, each once, none beyond the last; "
                       "the contract's round view agrees",
     "proposer-schedule": "each proposal comes from learners[round % n]",
@@ -47,9 +59,8 @@ CODES: dict[str, str] = {
     "final-model-unloadable": "the final model's weights load (safe format, finite values)",
     "results-mismatch": "a results file agrees with the chain, row by row",
 }
-#: results.json fields that are not on chain (the demo measures them off chain).
-OFF_CHAIN_FIELDS = ("test_accuracy", "final_test_accuracy", "solo_test_accuracy", "seconds")
 STORE_TIMEOUT = 30.0
+_SHOWN = 20  # ranges of rounds named in one message, at most
 
 
 class Violation(BaseModel):
@@ -103,6 +114,9 @@ class _Checker:
 def check_history(history: History, checker: _Checker | None = None) -> list[Violation]:
     """Every chain-only check; returns the violations found."""
     c = checker or _Checker()
+    _check_format(history, c)
+    _check_configuration(history, c)
+    _check_view(history, c)
     _check_sequence(history, c)
     for r in history.rounds:
         _check_round(history, r, c)
@@ -114,25 +128,105 @@ def _round_start(history: History, r: int) -> int | None:
     """When round r started: the creation block's time, or the previous round's close."""
     if r == 0:
         return history.config.timestamp
-    previous = next((x for x in history.rounds if x.round == r - 1), None)
+    previous = _by_round(history).get(r - 1)
     closing = previous.closing if previous is not None else None
     return closing.timestamp if closing is not None else None
+
+
+def _by_round(history: History) -> dict[int, RoundHistory]:
+    return {r.round: r for r in history.rounds}
+
+
+def _check_format(h: History, c: _Checker) -> None:
+    logged = 1 + sum(len(_positions(r)) for r in h.rounds) + (h.completion is not None)
+    c.count("event-format", logged + len(h.duplicates) + len(h.malformed))
+    for m in h.malformed:
+        c.fail("event-format", None, f"{m.event} log in block {m.block_number} (tx {m.tx_hash}, "
+                                     f"log {m.log_index}): {m.reason}")
+
+
+def _check_configuration(h: History, c: _Checker) -> None:
+    cfg = h.config
+    c.count("configuration")
+    problems = []
+    n = len(cfg.learners)
+    if not MIN_LEARNERS <= n <= MAX_LEARNERS:
+        problems.append(f"{n} learners, not {MIN_LEARNERS} to {MAX_LEARNERS}")
+    if len(set(cfg.learners)) != n:
+        problems.append("a learner is listed twice")
+    if "0x" + "0" * 40 in cfg.learners:
+        problems.append("the zero address is a learner")
+    if cfg.threshold_bps > MAX_THRESHOLD_BPS:
+        problems.append(f"threshold {cfg.threshold_bps} bps, above {MAX_THRESHOLD_BPS}")
+    if not 1 <= cfg.num_rounds <= MAX_ROUNDS:
+        problems.append(f"{cfg.num_rounds} rounds, not 1 to {MAX_ROUNDS}")
+    for what, value in (("proposal", cfg.proposal_timeout), ("voting", cfg.voting_timeout)):
+        if not 1 <= value <= MAX_TIMEOUT:
+            problems.append(f"{what} timeout {value} s, not 1 to {MAX_TIMEOUT}")
+    if not cfg.initial_cid:
+        problems.append("no initial CID")
+    if cfg.initial_digest == "0x" + "00" * 32:
+        problems.append("a zero initial digest")
+    if problems:
+        c.fail("configuration", None, "ExperimentCreated: " + "; ".join(problems) + ": the "
+                                      "contract refuses such an experiment")
+    for d in h.duplicates:
+        if d.event == "ExperimentCreated":
+            c.fail("configuration", None, f"ExperimentCreated logged again in block "
+                                          f"{d.block_number} (tx {d.tx_hash})")
+
+
+def _check_view(h: History, c: _Checker) -> None:
+    c.count("contract-view")
+    v, cfg = h.view, h.config
+    if v is None:
+        if h.view_error is not None:
+            c.fail("contract-view", None, f"the contract's views fail at the audited block: "
+                                          f"{h.view_error}")
+        return
+    if v.round > MAX_ROUNDS or v.model_round > MAX_ROUNDS:
+        c.fail("contract-view", None,
+               f"the contract's view says round {v.round}, model round {v.model_round}: the "
+               f"contract stores both in 24 bits (at most {MAX_ROUNDS})")
+    for what, viewed, logged in (("learners", v.num_learners, len(cfg.learners)),
+                                 ("rounds", v.num_rounds, cfg.num_rounds)):
+        if viewed is not None and viewed != logged:
+            c.fail("contract-view", None, f"the contract's view says {viewed} {what}, "
+                                          f"ExperimentCreated {logged}")
+
+
+def _positions(r: RoundHistory) -> list[tuple[str, EventRef]]:
+    out: list[tuple[str, EventRef]] = [("WeightsProposed", r.proposal)] if r.proposal else []
+    out += [("VoteCast", v) for v in r.votes]
+    out += [("RoundDecided", r.decision)] if r.decision else []
+    out += [("RoundExpired", r.expiry)] if r.expiry else []
+    return out
 
 
 def _check_sequence(h: History, c: _Checker) -> None:
     cfg = h.config
     c.count("round-sequence", len(h.rounds))
-    closed = [r.round for r in h.rounds if r.closed]
-    expected = list(range(len(closed)))
-    if closed != expected:
-        missing = sorted(set(range(max(closed, default=-1) + 1)) - set(closed))
-        c.fail("round-sequence", missing[0] if missing else None,
+    closed = [r.round for r in h.rounds if r.closed]  # sorted: rounds are in round order
+    if closed != list(range(len(closed))):
+        # The gaps, as ranges: never one item per missing round (a round may be 2^256 - 1).
+        gaps = [(a + 1, b - 1) for a, b in itertools.pairwise([-1, *closed]) if b > a + 1]
+        shown = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in gaps[:_SHOWN])
+        more = f" (and {len(gaps) - _SHOWN} more gaps)" if len(gaps) > _SHOWN else ""
+        c.fail("round-sequence", gaps[0][0] if gaps else None,
                f"closed rounds are {_ranges(closed)}, not 0..{len(closed) - 1}: round(s) "
-               f"{_ranges(missing)} never closed")
+               f"{shown}{more} never closed")
     for r in h.rounds:
-        if r.round >= cfg.num_rounds:
+        if r.round > MAX_ROUNDS - 1:
+            c.fail("round-sequence", r.round,
+                   f"events for round {r.round}: the contract counts rounds in 24 bits, its "
+                   f"last possible round is {MAX_ROUNDS - 1}")
+        elif r.round >= cfg.num_rounds:
             c.fail("round-sequence", r.round,
                    f"events for round {r.round}, beyond the experiment's {cfg.num_rounds} rounds")
+        early = [name for name, e in _positions(r) if e.position < cfg.position]
+        if early:
+            c.fail("round-sequence", r.round, f"{', '.join(sorted(set(early)))} logged before "
+                                              f"the experiment was created")
         if r.decision is not None and r.expiry is not None:
             c.fail("round-sequence", r.round, "round both decided and expired")
         for name in r.duplicates:
@@ -154,13 +248,20 @@ def _check_sequence(h: History, c: _Checker) -> None:
     complete = len(closed) >= cfg.num_rounds
     if complete and h.completion is None:
         c.fail("completion", None, f"all {cfg.num_rounds} rounds closed, no ExperimentCompleted")
+    for d in h.duplicates:
+        if d.event == "ExperimentCompleted":
+            c.fail("completion", None, f"ExperimentCompleted logged again in block "
+                                       f"{d.block_number} (tx {d.tx_hash})")
     if h.completion is not None:
         if not complete:
             c.fail("completion", None, f"ExperimentCompleted logged after {len(closed)} of "
                                        f"{cfg.num_rounds} rounds")
         else:
-            last = next(r for r in h.rounds if r.round == cfg.num_rounds - 1)
-            if last.closing is not None and last.closing.tx_hash != h.completion.tx_hash:
+            last = _by_round(h).get(cfg.num_rounds - 1)
+            if last is None:
+                c.fail("completion", None, f"ExperimentCompleted logged, and the last round "
+                                           f"({cfg.num_rounds - 1}) has no events")
+            elif last.closing is not None and last.closing.tx_hash != h.completion.tx_hash:
                 c.fail("completion", last.round,
                        f"ExperimentCompleted in tx {h.completion.tx_hash}, not in the last "
                        f"round's closing tx {last.closing.tx_hash}")
@@ -183,7 +284,7 @@ def _check_round(h: History, r: RoundHistory, c: _Checker) -> None:
     for v in r.votes:
         c.count("vote-eligibility")
         problem = None
-        if v.learner_index < 0 or v.voter not in cfg.learners:
+        if v.learner_index < 0:
             problem = "is not a learner of the experiment"
         elif v.voter == scheduled:
             problem = "is the round's proposer, who does not vote"
@@ -210,6 +311,8 @@ def _check_round(h: History, r: RoundHistory, c: _Checker) -> None:
         c.count("decision-rule")
         if p is None:
             c.fail("decision-rule", r.round, "decided without a proposal")
+        elif d.position < p.position:
+            c.fail("decision-rule", r.round, "decided before its proposal was logged")
         else:
             should = approvals * BPS_DENOMINATOR >= cfg.threshold_bps * (n - 1)
             if d.accepted != should:
@@ -339,119 +442,8 @@ def _fetch(store: WeightStore, cid: str, what: str, round_index: int | None, c: 
     return None
 
 
-# ------------------------------------------------------------- results file (the demo)
-
-
-def results_rows(h: History) -> list[dict[str, Any]]:
-    """The closed rounds as the demo's results.json lists them (``agents.history``'s rows),
-    rebuilt from the chain. A round's ``gas.total`` counts each transaction once."""
-    rows = []
-    for r in h.rounds:
-        if not r.closed:
-            continue
-        gas_of = {tx.hash: tx.gas_used for tx in r.txs}
-        p, d = r.proposal, r.decision
-        votes = [VoteRow(learner=v.voter, learner_index=v.learner_index, approve=v.approve,
-                         vote_score=v.vote_score, tx_hash=v.tx_hash, gas=gas_of.get(v.tx_hash, 0))
-                 for v in r.votes]
-        closing = r.closing
-        assert closing is not None
-        own = {p.tx_hash if p else None, *(v.tx_hash for v in r.votes)}
-        close_gas = gas_of.get(closing.tx_hash) if closing.tx_hash not in own else None
-        row = RoundRow(
-            round=r.round, proposer=r.proposer, proposer_index=r.proposer_index,
-            cid=p.cid if p else None, digest=p.digest if p else None,
-            accepted=d.accepted if d else None, expired=r.expiry is not None,
-            approvals=d.approvals if d else 0, rejections=d.rejections if d else 0,
-            votes=votes, propose_tx=p.tx_hash if p else None, close_tx=closing.tx_hash,
-            gas=RoundGas(propose=gas_of.get(p.tx_hash) if p else None,
-                         votes=[v.gas for v in votes], close=close_gas, total=r.gas))
-        rows.append(row.model_dump(exclude={"close_block"}))
-    return rows
-
-
-def results_summary(h: History) -> dict[str, Any]:
-    """Every chain number of the demo's results.json, rebuilt from the chain."""
-    digest, model_round, _ = expected_model(h)
-    rows = results_rows(h)
-    return {"chain_id": h.chain_id, "contract": h.contract, "experiment_id": h.experiment_id,
-            "rounds": rows, "final_model": {"digest": digest, "model_round": model_round},
-            "total_gas": sum(r["gas"]["total"] for r in rows)}
-
-
-def compare_results(h: History, path: Path, c: _Checker) -> list[str]:
-    """Compares a results file with the chain, naming each row and field that differs;
-    returns the file's fields that are not on chain (not compared)."""
-    try:
-        claimed = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not JSON: {exc}") from None
-    if not isinstance(claimed, dict) or not isinstance(claimed.get("rounds"), list):
-        raise ValueError(f"{path} is not a results file (no 'rounds' list)")  # noqa: TRY004
-    truth = results_summary(h)
-    off_chain = sorted({k for k in claimed if k in OFF_CHAIN_FIELDS}
-                       | {k for row in claimed["rounds"] if isinstance(row, dict)
-                          for k in row if k in OFF_CHAIN_FIELDS})
-    for key in ("chain_id", "contract", "experiment_id", "final_model", "total_gas"):
-        c.count("results-mismatch")
-        if key not in claimed:
-            continue
-        for where, mine, theirs in _diff(truth[key], claimed[key], key):
-            c.fail("results-mismatch", None, f"{where}: the file says {theirs}, the chain {mine}")
-    ours, theirs = truth["rounds"], claimed["rounds"]
-    if len(theirs) != len(ours):
-        c.fail("results-mismatch", None,
-               f"the file lists {len(theirs)} closed rounds, the chain has {len(ours)}")
-    for i, (mine, row) in enumerate(zip(ours, theirs)):
-        c.count("results-mismatch")
-        if not isinstance(row, dict):
-            c.fail("results-mismatch", i, f"rounds[{i}] is not an object")
-            continue
-        row = {k: v for k, v in row.items() if k not in OFF_CHAIN_FIELDS}
-        diffs = _diff(mine, row, f"rounds[{i}]")
-        if diffs:
-            rendered = "; ".join(f"{w}: file {t}, chain {m}" for w, m, t in diffs[:6])
-            more = f" (and {len(diffs) - 6} more)" if len(diffs) > 6 else ""
-            c.fail("results-mismatch", mine["round"], f"round {mine['round']} differs: "
-                                                      f"{rendered}{more}")
-    return off_chain
-
-
-def _diff(mine: Any, theirs: Any, where: str) -> list[tuple[str, str, str]]:
-    """Paths where two JSON values differ, with both sides rendered."""
-    if isinstance(mine, dict) and isinstance(theirs, dict):
-        out = []
-        for key in sorted(set(mine) | set(theirs)):
-            if key not in theirs:
-                out.append((f"{where}.{key}", _show(mine[key]), "nothing"))
-            elif key not in mine:
-                out.append((f"{where}.{key}", "nothing", _show(theirs[key])))
-            else:
-                out.extend(_diff(mine[key], theirs[key], f"{where}.{key}"))
-        return out
-    if isinstance(mine, list) and isinstance(theirs, list):
-        if len(mine) != len(theirs):
-            return [(f"{where}", f"{len(mine)} items", f"{len(theirs)} items")]
-        return [d for i, (a, b) in enumerate(zip(mine, theirs)) for d in _diff(a, b, f"{where}[{i}]")]
-    if _same(mine, theirs):
-        return []
-    return [(where, _show(mine), _show(theirs))]
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, str) and isinstance(b, str) and a.startswith("0x") and b.startswith("0x"):
-        return a.lower() == b.lower()  # addresses: checksummed or not
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a is b
-    return a == b
-
-
-def _show(value: Any) -> str:
-    text = json.dumps(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 def _ranges(values: list[int]) -> str:
+    """Sorted integers as ranges ("0-4, 7"), the first :data:`_SHOWN` of them."""
     if not values:
         return "none"
     parts, start, prev = [], values[0], values[0]
@@ -462,7 +454,8 @@ def _ranges(values: list[int]) -> str:
         parts.append(str(start) if start == prev else f"{start}-{prev}")
         if v is not None:
             start = prev = v
-    return ", ".join(parts)
+    more = f" (and {len(parts) - _SHOWN} more)" if len(parts) > _SHOWN else ""
+    return ", ".join(parts[:_SHOWN]) + more
 
 
 # -------------------------------------------------------------------------- the audit
@@ -484,6 +477,8 @@ def audit_history(history: History, *, store: WeightStore | None = None,
         check_store(history, store, c, store_timeout)
     off_chain: list[str] = []
     if compare is not None:
+        from agents.audit_results import compare_results
+
         off_chain = compare_results(history, compare, c)
     return AuditReport(history=history, violations=c.violations, checks=c.summaries(),
                        store=store_url, compared=str(compare) if compare else None,

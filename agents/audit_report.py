@@ -22,7 +22,9 @@ from rich.table import Table
 from rich.text import Span, Text
 
 from agents.audit import History, RoundHistory
-from agents.audit_checks import AuditReport, results_summary
+from agents.audit_checks import AuditReport
+from agents.audit_logs import MAX_LEARNERS
+from agents.audit_results import results_summary
 from colearn_core.results import Result, Results
 
 #: colearn's vote grid (colearn_core.plots.plot_votes): labels and colours, in value order.
@@ -37,9 +39,15 @@ _PLOT_LOCK = threading.Lock()  # pyplot's state is global: one figure at a time
 # ---------------------------------------------------------------------------- plots
 
 
+def _learners(history: History) -> int:
+    """Learners drawn in the plots and the grid: the contract allows at most
+    :data:`MAX_LEARNERS` (a longer list in a hostile event is drawn no further)."""
+    return min(len(history.config.learners), MAX_LEARNERS)
+
+
 def colearn_results(history: History) -> Results:
     """colearn's ``Results`` from the chain: votes and vote scores from VoteCast events."""
-    n = len(history.config.learners)
+    n = _learners(history)
     results = Results()
     for r in history.rounds:
         if not r.closed:
@@ -58,15 +66,16 @@ def colearn_results(history: History) -> Results:
 
 def grid_values(history: History) -> list[list[int]]:
     """The vote grid, learner x closed round, as indices into :data:`GRID_LABELS`."""
-    n = len(history.config.learners)
+    n = _learners(history)
     closed = [r for r in history.rounds if r.closed]
     grid = [[0] * len(closed) for _ in range(n)]
     for col, r in enumerate(closed):
         for v in r.votes:
             if 0 <= v.learner_index < n:
                 grid[v.learner_index][col] = 2 if v.approve else 1
-        grid[r.proposer_index][col] = 5 if r.expiry else 4 if r.decision and r.decision.accepted \
-            else 3
+        if 0 <= r.proposer_index < n:
+            grid[r.proposer_index][col] = 5 if r.expiry else 4 if r.decision and \
+                r.decision.accepted else 3
     return grid
 
 
@@ -74,7 +83,7 @@ def scores_png(history: History) -> bytes:
     """The vote score of each learner per round, and their mean (colearn's vote panel)."""
     plt = _pyplot()
     results = colearn_results(history)
-    n = len(history.config.learners)
+    n = _learners(history)
     rounds = list(range(len(results.data)))
     with _PLOT_LOCK:
         fig, ax = plt.subplots(figsize=(10, 4.2))
@@ -100,8 +109,9 @@ def votes_png(history: History) -> bytes:
     """The learner x round vote grid: colearn's plot up to :data:`COLEARN_GRID_MAX_ROUNDS`
     rounds, the same grid at a bounded size beyond."""
     results = colearn_results(history)
-    n = len(history.config.learners)
-    if len(results.data) <= COLEARN_GRID_MAX_ROUNDS:
+    n = _learners(history)
+    if len(results.data) <= COLEARN_GRID_MAX_ROUNDS and all(
+            0 <= r.block_proposer < n for r in results.data):
         from colearn_core.plots import plot_votes
 
         with _PLOT_LOCK:
@@ -113,7 +123,9 @@ def votes_png(history: History) -> bytes:
     from matplotlib.patches import Patch
 
     plt = _pyplot()
-    grid = np.array(grid_values(history))
+    grid = np.array(grid_values(history), dtype=int).reshape(n, -1)
+    if grid.size == 0:  # no learner (a hostile event) or no closed round: an empty cell
+        grid = np.zeros((1, 1), dtype=int)
     with _PLOT_LOCK:
         fig, ax = plt.subplots(figsize=(14, 1.2 + min(n, 40) * 0.3))
         ax.imshow(grid, cmap=ListedColormap(GRID_COLOURS), vmin=0, vmax=len(GRID_COLOURS) - 1,
@@ -236,8 +248,10 @@ def print_report(report: AuditReport, console: Console) -> None:
     learners = Table(title="learners", title_justify="left")
     learners.add_column("#", justify="right")
     learners.add_column("address")
-    for i, address in enumerate(cfg.learners):
+    for i, address in enumerate(cfg.learners[:MAX_LEARNERS]):
         learners.add_row(str(i), address)
+    if len(cfg.learners) > MAX_LEARNERS:
+        learners.add_row("…", f"and {len(cfg.learners) - MAX_LEARNERS:,} more")
     console.print(learners)
 
     # Plain aligned tables for the long parts: rich's Table measures every cell against the

@@ -15,6 +15,11 @@ Each experiment's history is read incrementally (:class:`agents.audit.HistoryRea
 a request reads only the logs that landed since the last one, at most once per poll
 interval. The page polls the JSON, so new rounds appear as they land. The server only
 reads: it sends no transaction and holds no key.
+
+Whatever a request holds (any path, query, method or bytes), the answer is a page or a
+4xx with a short JSON message and one log line: ids and block numbers are parsed within
+what the chain can hold before anything is read. Only a node that cannot be reached (502)
+or a bug (500) answers otherwise.
 """
 
 from __future__ import annotations
@@ -32,8 +37,16 @@ from urllib.parse import urlsplit
 from eth_utils import function_signature_to_4byte_selector
 from rich.console import Console
 
-from agents.audit import EventDecoder, History, HistoryReader, UnknownExperiment
+from agents.audit import History, HistoryReader
 from agents.audit_checks import AuditReport, audit_history
+from agents.audit_logs import (
+    MAX_UINT256,
+    AuditError,
+    EventDecoder,
+    MalformedEvent,
+    UnknownExperiment,
+    brief,
+)
 from agents.audit_report import GRID_COLOURS, GRID_LABELS, grid_values, scores_png, votes_png
 from agents.chain import (
     ChainError,
@@ -48,6 +61,36 @@ from agents.explorer_page import render_page
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
+#: Experiments listed on the front page at most (the newest; the count is the contract's
+#: word, and a hostile contract may claim 2^256 - 1).
+MAX_LISTED = 100
+MAX_BLOCK = 2**63 - 1  # block numbers a node takes
+_MESSAGE_CHARS = 200  # an error message's length at most
+
+
+class BadRequest(ValueError):
+    """A request the explorer cannot answer: a 4xx with a short message."""
+
+    def __init__(self, status: HTTPStatus, message: str):
+        self.status = status
+        super().__init__(_clip(message, _MESSAGE_CHARS))
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def parse_number(text: str, what: str, lowest: int, highest: int) -> int:
+    """A decimal number from a path, within [lowest, highest]; else :class:`BadRequest`
+    (404: nothing can be there). Never parses more digits than ``highest`` has."""
+    if not text.isascii() or not text.isdigit() or len(text) > len(str(highest)):
+        raise BadRequest(HTTPStatus.NOT_FOUND, f"no {what} {_clip(text, 24)}: {what}s run "
+                                               f"from {lowest} to {highest}")
+    value = int(text)
+    if not lowest <= value <= highest:
+        raise BadRequest(HTTPStatus.NOT_FOUND, f"no {what} {_clip(text, 24)}: {what}s run "
+                                               f"from {lowest} to {highest}")
+    return value
 
 
 class Explorer:
@@ -107,10 +150,19 @@ class Explorer:
                 "poll_seconds": self.poll}
 
     def experiments(self) -> list[dict[str, Any]]:
+        """The newest :data:`MAX_LISTED` experiments; one that cannot be read is listed
+        with its error."""
+        count = self.client.experiment_count()
+        if not 0 <= count <= MAX_UINT256:
+            raise AuditError(f"the contract's experimentCount() says {_clip(str(count))}")
         out = []
-        for experiment_id in range(1, self.client.experiment_count() + 1):
-            report = self._report(experiment_id)
-            out.append(self._summary(report))
+        for experiment_id in range(max(1, count - MAX_LISTED + 1), count + 1):
+            try:
+                out.append(self._summary(self._report(experiment_id)))
+            except ChainError as exc:
+                if "cannot reach" in str(exc):
+                    raise
+                out.append({"id": experiment_id, "error": _clip(str(exc), _MESSAGE_CHARS)})
         return out
 
     def _summary(self, report: AuditReport) -> dict[str, Any]:
@@ -118,7 +170,9 @@ class Explorer:
         cfg = h.config
         try:
             state = RoundState(self.client.state(cfg.experiment_id)).name.lower()
-        except ChainError:
+        except Exception as exc:  # noqa: BLE001 - a node error, or a hostile contract's
+            # answer that web3 or eth-abi cannot decode: the state is shown as unknown
+            log.debug("state(%d) failed: %s", cfg.experiment_id, brief(exc))
             state = "unknown"
         return {"id": cfg.experiment_id, "learners": len(cfg.learners),
                 "threshold_bps": cfg.threshold_bps, "num_rounds": cfg.num_rounds,
@@ -174,7 +228,7 @@ class Explorer:
                          int(entry["blockNumber"]), tx_hash, int(entry["logIndex"]), False)
             try:
                 name, fields = self._decoder.decode(raw)
-            except ValueError:
+            except MalformedEvent:
                 continue
             events.append({"event": name, "log_index": raw.log_index, **fields})
         return {"hash": tx_hash, "block_number": receipt["blockNumber"], "from": receipt["from"],
@@ -220,10 +274,10 @@ def _round_json(r: Any) -> dict[str, Any]:
 _ROUTES = [
     (re.compile(r"^/api/info$"), "info"),
     (re.compile(r"^/api/experiments$"), "experiments"),
-    (re.compile(r"^/api/experiments/(\d+)$"), "experiment"),
-    (re.compile(r"^/api/experiments/(\d+)/(scores|votes)\.png$"), "plot"),
+    (re.compile(r"^/api/experiments/([^/]+)$"), "experiment"),
+    (re.compile(r"^/api/experiments/([^/]+)/(scores|votes)\.png$"), "plot"),
     (re.compile(r"^/tx/(0x[0-9a-fA-F]{64})$"), "tx"),
-    (re.compile(r"^/block/(\d+)$"), "block"),
+    (re.compile(r"^/block/([^/]+)$"), "block"),
 ]
 
 
@@ -231,48 +285,79 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
 
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        log.debug("%s %s -> %s", self.address_string(), _clip(self.requestline, 120), code)
+
     def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
+        log.debug("%s %s", self.address_string(), _clip(format % args, 200))
+
+    def send_error(self, code: int, message: str | None = None,
+                   explain: str | None = None) -> None:
+        """Requests that do not parse (bad request line, headers): a 4xx like the others
+        (a method the server lacks is 405, not http.server's 501)."""
+        status = HTTPStatus(code)
+        if status == HTTPStatus.NOT_IMPLEMENTED:
+            status = HTTPStatus.METHOD_NOT_ALLOWED
+            message = "the explorer is read-only: GET only"
+        self.close_connection = True
+        self._error(status, message or status.phrase)
 
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
-        explorer = self.server.explorer
         try:
-            if path in ("/", "/index.html"):
-                self._send(HTTPStatus.OK, "text/html; charset=utf-8",
-                           render_page(explorer.client.address, explorer.poll).encode())
-                return
-            for pattern, name in _ROUTES:
-                match = pattern.match(path)
-                if match is None:
-                    continue
-                if name == "plot":
-                    png = explorer.plot(int(match[1]), match[2])
-                    self._send(HTTPStatus.OK, "image/png", png)
-                    return
-                if name in ("info", "experiments"):
-                    body = getattr(explorer, name)()
-                elif name == "tx":
-                    body = explorer.tx(match[1])
-                else:
-                    body = getattr(explorer, name)(int(match[1]))
-                self._json(HTTPStatus.OK, body)
-                return
-            self._json(HTTPStatus.NOT_FOUND, {"error": f"no such page: {path}"})
+            self._get(path)
+        except BadRequest as exc:
+            self._error(exc.status, str(exc))
         except (LookupError, ContractRevert, UnknownExperiment) as exc:
-            self._json(HTTPStatus.NOT_FOUND, {"error": str(exc)})
+            self._error(HTTPStatus.NOT_FOUND, str(exc))
+        except AuditError as exc:  # the contract's logs cannot be read as an experiment
+            self._error(HTTPStatus.UNPROCESSABLE_ENTITY, str(exc))
         except ChainError as exc:
-            self._json(HTTPStatus.BAD_GATEWAY, {"error": str(exc)})
+            self._error(HTTPStatus.BAD_GATEWAY, str(exc))
         except (BrokenPipeError, ConnectionResetError):
             pass
         except Exception as exc:
-            log.exception("explorer: %s failed", path)
-            self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"{type(exc).__name__}: {exc}"})
+            log.exception("explorer: %s failed", _clip(path))
+            self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": brief(exc)})
+
+    def _get(self, path: str) -> None:
+        explorer = self.server.explorer
+        if path in ("/", "/index.html"):
+            self._send(HTTPStatus.OK, "text/html; charset=utf-8",
+                       render_page(explorer.client.address, explorer.poll).encode())
+            return
+        for pattern, name in _ROUTES:
+            match = pattern.match(path)
+            if match is None:
+                continue
+            if name == "plot":
+                experiment_id = parse_number(match[1], "experiment", 1, MAX_UINT256)
+                self._send(HTTPStatus.OK, "image/png", explorer.plot(experiment_id, match[2]))
+                return
+            if name in ("info", "experiments"):
+                body = getattr(explorer, name)()
+            elif name == "tx":
+                body = explorer.tx(match[1])
+            elif name == "block":
+                body = explorer.block(parse_number(match[1], "block", 0, MAX_BLOCK))
+            else:
+                body = explorer.experiment(parse_number(match[1], "experiment", 1, MAX_UINT256))
+            self._json(HTTPStatus.OK, body)
+            return
+        raise BadRequest(HTTPStatus.NOT_FOUND, f"no such page: {_clip(path)}")
 
     def do_POST(self) -> None:
-        self._json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "the explorer is read-only"})
+        self._error(HTTPStatus.METHOD_NOT_ALLOWED, "the explorer is read-only: GET only")
 
-    do_PUT = do_DELETE = do_PATCH = do_POST
+    do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_POST
+
+    def _error(self, status: HTTPStatus, message: str) -> None:
+        """A 4xx (or 502) with a short message, and its one log line."""
+        message = _clip(message, _MESSAGE_CHARS)
+        log.info("explorer: %s %s -> %d %s", _clip(self.command or "-", 10),
+                 _clip(self.path if isinstance(getattr(self, "path", None), str) else "-"),
+                 status, message)
+        self._json(status, {"error": message})
 
     def _json(self, status: HTTPStatus, body: Any) -> None:
         self._send(status, "application/json", json.dumps(body, default=str).encode())
@@ -282,8 +367,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Cache-Control", "no-store")
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD":
+            self.wfile.write(data)
 
 
 class _Server(ThreadingHTTPServer):
