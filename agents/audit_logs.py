@@ -72,7 +72,8 @@ class EventDecoder:
     strings and arrays by eth-abi, strictly."""
 
     def __init__(self) -> None:
-        abi = [i for i in load_artifact()["abi"] if i.get("type") == "event"]
+        abi = [i for i in load_artifact()["abi"]
+               if i.get("type") == "event" and i["name"] in EVENTS]  # not EIP712DomainChanged
         self.topic = {i["name"]: event_abi_to_log_topic(i) for i in abi}
         self.name = {t: n for n, t in self.topic.items()}
         self.types = {i["name"]: [p["type"] for p in i["inputs"] if not p["indexed"]]

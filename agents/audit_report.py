@@ -123,9 +123,9 @@ def votes_png(history: History) -> bytes:
     from matplotlib.patches import Patch
 
     plt = _pyplot()
-    grid = np.array(grid_values(history), dtype=int).reshape(n, -1)
-    if grid.size == 0:  # no learner (a hostile event) or no closed round: an empty cell
-        grid = np.zeros((1, 1), dtype=int)
+    values = grid_values(history)
+    # No learner (a hostile event) or no closed round: one empty cell.
+    grid = np.array(values, dtype=int) if values and values[0] else np.zeros((1, 1), dtype=int)
     with _PLOT_LOCK:
         fig, ax = plt.subplots(figsize=(14, 1.2 + min(n, 40) * 0.3))
         ax.imshow(grid, cmap=ListedColormap(GRID_COLOURS), vmin=0, vmax=len(GRID_COLOURS) - 1,
