@@ -165,12 +165,12 @@ class Relay:
                 log.warning("experiment %d: cannot close its round now: %s", experiment_id, exc)
 
     def run(self, stop: threading.Event, interval: float = 0.2) -> None:
-        """Ticks until ``stop`` is set."""
+        """Ticks until ``stop`` is set; whatever fails is one log line and a later try."""
         while not stop.is_set():
             try:
                 self.tick()
-            except ChainError as exc:
-                log.warning("relay: %s; retrying", exc)
+            except Exception as exc:  # noqa: BLE001 - the loop outlives any one failure
+                log.error("relay loop: %s: %s; retrying", type(exc).__name__, exc)
                 stop.wait(min(RETRY_BACKOFF_MAX, interval * 10))
             stop.wait(interval)
 
@@ -318,23 +318,22 @@ class Relay:
 
     @staticmethod
     def _offenders(exc: ContractRevert, votes: list[SignedVote]) -> list[SignedVote] | None:
-        """The votes a batch's revert names (``None`` if it names none of them)."""
+        """The one vote a batch's revert names (``None`` if it names none, or several)."""
         arg = _OFFENDER_ARG.get(exc.name)
         if arg is None or arg not in exc.error_args:
             return None
         value = exc.error_args[arg]
         named = [v for v in votes if value in (v.voter, v.learner_index, _low_bits(v.vs))]
-        return named or None
+        return named if len(named) == 1 else None
 
     def _close_if_timed_out(self, experiment_id: int) -> None:
+        """Closes the experiment's current round if its deadline passed, then drops the
+        votes queued for rounds now closed; stops watching a complete experiment."""
         status = self.client.round_status(experiment_id)
         if status.state == RoundState.COMPLETED:
             with self._lock:
                 self._watched.discard(experiment_id)
-                if experiment_id not in self.served:
-                    self._experiments.pop(experiment_id, None)
             log.info("experiment %d: complete, no longer watched", experiment_id)
-            return
         with self._send_lock:
             try:
                 if status.state == RoundState.PROPOSAL_TIMED_OUT:
@@ -349,9 +348,12 @@ class Relay:
                     raise
         with self._lock:
             closed = [k for k in self._pending if k[0] == experiment_id and (
-                k[1] < status.round or status.state == RoundState.VOTING_TIMED_OUT)]
+                k[1] < status.round or status.state != RoundState.VOTING)]
         for key in closed:
             self._send_batch(key)  # finds the round closed: discards its votes, logged
+        if status.state == RoundState.COMPLETED and experiment_id not in self.served:
+            with self._lock:
+                self._experiments.pop(experiment_id, None)
 
 
 def _low_bits(vs: bytes) -> bytes:
