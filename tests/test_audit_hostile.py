@@ -529,3 +529,24 @@ def test_the_explorer_answers_any_request_with_a_page_or_a_4xx(
     assert logged[0].exc_info is None and "\n" not in logged[0].getMessage()
     if method != b"HEAD":
         assert len(body) <= 400 and "error" in json.loads(body)
+
+
+@pytest.mark.parametrize("chain_env", ["eth-tester"], indirect=True)
+def test_the_explorer_of_a_hostile_contract(hostile: Hostile, addresses: list[str]) -> None:
+    """2^256 - 1 experiments claimed, one real, one with an unreadable creation event: the
+    list shows the newest hundred (each that cannot be read with its error), the real one
+    is audited, the unreadable one is a 422."""
+    hostile.do(created(1, addresses), ("expired", (1, TOP)))
+    hostile.raw("ExperimentCreated", [address_word(addresses[0])], bytes(40), experiment_id=2)
+    hostile.answer("experimentCount()", word(TOP))
+    with ExplorerServer(Explorer(hostile.client, poll=60), port=0) as server:
+        status, body = request(server.port, b"/api/experiments")
+        assert status == 200
+        listed = json.loads(body)
+        assert [e["id"] for e in listed] == list(range(TOP - 99, TOP + 1))
+        assert all("does not exist" in e["error"] for e in listed)
+        status, body = request(server.port, b"/api/experiments/1")
+        assert status == 200 and not json.loads(body)["ok"]
+        assert request(server.port, b"/api/experiments/1/votes.png")[0] == 200
+        status, body = request(server.port, b"/api/experiments/2")
+        assert status == 422 and "ExperimentCreated event" in json.loads(body)["error"]
