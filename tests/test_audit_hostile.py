@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import resource
 import shutil
 import socket
 import subprocess
@@ -407,15 +406,19 @@ def test_events_out_of_order_or_twice_are_violations(hostile: Hostile,
 # ------------------------------------------------------------------ the CLI, on anvil
 
 
-def _cap_address_space() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (CLI_ADDRESS_SPACE, CLI_ADDRESS_SPACE))
+#: ``python -m agents.cli`` with its address space capped first (in the child itself: a
+#: preexec_fn is not safe in a process with threads).
+_CAPPED_CLI = ("import resource, runpy, sys\n"
+               "resource.setrlimit(resource.RLIMIT_AS, ({0}, {0}))\n"
+               "sys.argv[0] = 'colearn'\n"
+               "runpy.run_module('agents.cli', run_name='__main__', alter_sys=True)\n")
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     """``colearn audit ARGS`` in a process that cannot map more than 3 GiB."""
-    return subprocess.run([sys.executable, "-m", "agents.cli", "audit", *args],
-                          capture_output=True, text=True, timeout=300, check=False,
-                          preexec_fn=_cap_address_space, cwd=ROOT)
+    return subprocess.run([sys.executable, "-c", _CAPPED_CLI.format(CLI_ADDRESS_SPACE), "audit",
+                           *args], capture_output=True, text=True, timeout=300, check=False,
+                          cwd=ROOT)
 
 
 @pytest.mark.parametrize("chain_env", [pytest.param("anvil", marks=pytest.mark.anvil)],
