@@ -152,9 +152,14 @@ class Explorer:
     def experiments(self) -> list[dict[str, Any]]:
         """The newest :data:`MAX_LISTED` experiments; one that cannot be read is listed
         with its error."""
-        count = self.client.experiment_count()
-        if not 0 <= count <= MAX_UINT256:
-            raise AuditError(f"the contract's experimentCount() says {_clip(str(count))}")
+        try:
+            count = self.client.experiment_count()
+        except ChainError as exc:
+            if "cannot reach" in str(exc) and not isinstance(exc, ContractRevert):
+                raise
+            raise AuditError(f"the contract's experimentCount() fails: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - revert data that eth-abi cannot decode
+            raise AuditError(f"the contract's experimentCount() fails: {brief(exc)}") from None
         out = []
         for experiment_id in range(max(1, count - MAX_LISTED + 1), count + 1):
             try:

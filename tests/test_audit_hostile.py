@@ -553,3 +553,8 @@ def test_the_explorer_of_a_hostile_contract(hostile: Hostile, addresses: list[st
         assert request(server.port, b"/api/experiments/1/votes.png")[0] == 200
         status, body = request(server.port, b"/api/experiments/2")
         assert status == 422 and "ExperimentCreated event" in json.loads(body)["error"]
+        # A count that reverts with one of the contract's error selectors and no arguments.
+        hostile.answer("experimentCount()", function_signature_to_4byte_selector(
+            "UnexpectedRoundState(uint256,uint256,uint8,uint8)"), reverts=True)
+        status, body = request(server.port, b"/api/experiments")
+        assert status == 422 and "experimentCount() fails" in json.loads(body)["error"]
