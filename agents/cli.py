@@ -7,14 +7,19 @@ import contextlib
 import hashlib
 import json
 import logging
+import re
 import sys
 import threading
-from collections.abc import Sequence
+import traceback
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from eth_utils import is_address, to_checksum_address
 from pydantic import ValidationError
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
+from web3.exceptions import Web3Exception
 
 from agents.agent import AgentError
 from agents.bench import BenchError
@@ -22,11 +27,84 @@ from agents.chain import ChainError
 from agents.devprocess import DevProcessError
 from agents.keys import KeyLoadError
 from agents.relay import RelayClient, RelayError
+from agents.spec import FACTORY_TARGET_PATTERN, SpecError, describe_exception, parse_factory_arg
 from agents.weight_store import WeightStoreError
 
-# Errors a user can cause (bad input, unreachable services): one line, non-zero exit.
-_USER_ERRORS = (ChainError, WeightStoreError, AgentError, KeyLoadError, DevProcessError,
-                BenchError, RelayError, OSError, ValueError)
+# Errors a user can cause (bad input, unreachable or misbehaving services): one line, exit 1.
+# Anything else is a bug: one line too, exit 70, and the traceback with -vv.
+_USER_ERRORS = (ChainError, WeightStoreError, AgentError, KeyLoadError, SpecError,
+                DevProcessError, BenchError, RelayError, Web3Exception, OSError, ValueError)
+EXIT_INTERNAL_ERROR = 70  # sysexits' EX_SOFTWARE
+MAX_UINT256 = 2**256 - 1
+MIN_POLL_SECONDS = 0.05
+MAX_WAIT_SECONDS = 86_400.0
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """``text`` quoted for an error message, cut to ``limit`` characters."""
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
+def _seconds(minimum: float, maximum: float = MAX_WAIT_SECONDS) -> Callable[[str], float]:
+    """An argparse type: a number of seconds from ``minimum`` to ``maximum``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not minimum <= value <= maximum:  # NaN too
+            raise argparse.ArgumentTypeError(
+                f"expected seconds from {minimum:g} to {maximum:g}, not {_shown(text)}")
+        return value
+
+    parse.__name__ = "seconds"
+    return parse
+
+
+def _bounded_int(name: str, minimum: int, maximum: int,
+                 shown_maximum: str | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer from ``minimum`` to ``maximum``."""
+
+    def parse(text: str) -> int:
+        try:  # a uint256 has 78 digits: longer text is refused without converting it
+            value: int | None = int(text) if len(text) <= 100 else None
+        except ValueError:
+            value = None
+        if value is None or not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(
+                f"{name} is an integer from {minimum} to {shown_maximum or maximum}, "
+                f"not {_shown(text)}")
+        return value
+
+    parse.__name__ = name
+    return parse
+
+
+_experiment_id = _bounded_int("an experiment id", 0, MAX_UINT256, "2**256 - 1")
+_port = _bounded_int("a port", 0, 65_535)
+
+
+def _address(text: str) -> str:
+    if not is_address(text):
+        raise argparse.ArgumentTypeError(
+            f"expected an address (0x and 40 hex digits, checksummed if mixed-case), "
+            f"not {_shown(text, 50)}")
+    return to_checksum_address(text)
+
+
+def _factory_target(text: str) -> str:
+    if re.fullmatch(FACTORY_TARGET_PATTERN, text) is None:
+        raise argparse.ArgumentTypeError(
+            f"expected MODULE:FACTORY (e.g. mypackage.learners:make_learner), not {_shown(text)}")
+    return text
+
+
+def _factory_arg(text: str) -> tuple[str, object]:
+    try:
+        return parse_factory_arg(text)
+    except SpecError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_key_options(parser: argparse.ArgumentParser) -> None:
@@ -38,7 +116,9 @@ def _add_key_options(parser: argparse.ArgumentParser) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="colearn", description="Collective learning on Ethereum.")
+        prog="colearn", description="Collective learning on Ethereum.",
+        epilog="exit status: 0 done, 1 error, 2 bad input, 3 audit violations, "
+               f"{EXIT_INTERNAL_ERROR} internal error (-vv shows its traceback), 130 interrupted")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="log agent activity (-v) or everything (-vv)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -85,8 +165,8 @@ def _parser() -> argparse.ArgumentParser:
     new.add_argument("--password-file", type=Path, default=None)
 
     chain = sub.add_parser("chain", help="run a local anvil chain until Ctrl-C")
-    chain.add_argument("--port", type=int, default=8545)
-    chain.add_argument("--block-time", type=float, default=1.0,
+    chain.add_argument("--port", type=_port, default=8545)
+    chain.add_argument("--block-time", type=_seconds(MIN_POLL_SECONDS), default=1.0,
                        help="seconds between empty blocks, so deadlines pass (default 1)")
 
     deploy = sub.add_parser("deploy", help="deploy the contract; prints its address")
@@ -97,7 +177,7 @@ def _parser() -> argparse.ArgumentParser:
         dest="experiment_command", required=True)
     create = experiment.add_parser("create", help="create an experiment; prints its id")
     create.add_argument("--rpc", required=True, metavar="URL")
-    create.add_argument("--contract", required=True, metavar="ADDR")
+    create.add_argument("--contract", required=True, type=_address, metavar="ADDR")
     create.add_argument("--spec", required=True, type=Path, help="experiment spec (TOML)")
     create.add_argument("--store", required=True, metavar="URL",
                         help="store for the initial weights and metadata")
@@ -105,11 +185,13 @@ def _parser() -> argparse.ArgumentParser:
 
     agent = sub.add_parser("agent", help="run one learner's agent until the experiment ends")
     agent.add_argument("--rpc", required=True, metavar="URL")
-    agent.add_argument("--contract", required=True, metavar="ADDR")
-    agent.add_argument("--experiment", required=True, type=int, metavar="ID")
-    agent.add_argument("--learner", required=True, metavar="MODULE:FACTORY",
+    agent.add_argument("--contract", required=True, type=_address, metavar="ADDR")
+    agent.add_argument("--experiment", required=True, type=_experiment_id, metavar="ID")
+    agent.add_argument("--learner", required=True, type=_factory_target,
+                       metavar="MODULE:FACTORY",
                        help="your code returning an MLI learner over your private data")
-    agent.add_argument("--learner-arg", action="append", default=[], metavar="KEY=VALUE",
+    agent.add_argument("--learner-arg", action="append", default=[], type=_factory_arg,
+                       metavar="KEY=VALUE",
                        help="keyword argument for the factory (repeatable; JSON values)")
     agent.add_argument("--store", required=True, metavar="URL",
                        help="weight store: file:DIR or an IPFS RPC URL (http://127.0.0.1:5001)")
@@ -122,24 +204,26 @@ def _parser() -> argparse.ArgumentParser:
                        help="a `colearn relay` to hand signed proposals and votes to, so this "
                             "account needs no ETH; votes it has not put on chain by "
                             "--relay-fallback seconds before the deadline are sent directly")
-    agent.add_argument("--relay-fallback", type=float, default=10.0, metavar="SECONDS",
+    agent.add_argument("--relay-fallback", type=_seconds(0.0), default=10.0, metavar="SECONDS",
                        help="see --relay (default 10)")
-    agent.add_argument("--poll", type=float, default=0.25,
-                       help="seconds between log polls without --events (default 0.25); "
-                            "also the first retry delay after an error")
+    agent.add_argument("--poll", type=_seconds(MIN_POLL_SECONDS), default=0.25,
+                       help="seconds between log polls without --events (default 0.25, at "
+                            f"least {MIN_POLL_SECONDS:g}); also the first retry delay after "
+                            "an error")
     _add_key_options(agent)
 
     relay = sub.add_parser(
         "relay", help="relay learners' signed proposals and votes, paying their gas")
     relay.add_argument("--rpc", required=True, metavar="URL")
-    relay.add_argument("--contract", required=True, metavar="ADDR")
+    relay.add_argument("--contract", required=True, type=_address, metavar="ADDR")
     relay.add_argument("--host", default="127.0.0.1",
                        help="address to listen on (default 127.0.0.1)")
-    relay.add_argument("--port", type=int, default=8600, help="port (default 8600; 0: any free)")
-    relay.add_argument("--batch-delay", type=float, default=1.0,
+    relay.add_argument("--port", type=_port, default=8600, help="port (default 8600; 0: any free)")
+    relay.add_argument("--batch-delay", type=_seconds(0.0), default=1.0,
                        help="seconds a round's first vote waits for others before the batch "
                             "is sent (default 1); a complete ballot goes at once")
-    relay.add_argument("--experiment", type=int, action="append", default=[], metavar="ID",
+    relay.add_argument("--experiment", type=_experiment_id, action="append", default=[],
+                       metavar="ID",
                        help="serve this experiment: relay its learners' signed calls and "
                             "close its timed-out rounds until it completes (repeatable)")
     relay.add_argument("--any-experiment", action="store_true",
@@ -152,8 +236,8 @@ def _parser() -> argparse.ArgumentParser:
         "audit", help="rebuild an experiment from the chain alone and check every rule "
                       "(exit 0 only if all hold, 3 on violations)")
     audit.add_argument("--rpc", required=True, metavar="URL")
-    audit.add_argument("--contract", required=True, metavar="ADDR")
-    audit.add_argument("--experiment", required=True, type=int, metavar="ID")
+    audit.add_argument("--contract", required=True, type=_address, metavar="ADDR")
+    audit.add_argument("--experiment", required=True, type=_experiment_id, metavar="ID")
     audit.add_argument("--store", metavar="URL", default=None,
                        help="weight store: also check every proposal's weights and the final "
                             "model (file:DIR or an IPFS RPC URL)")
@@ -163,21 +247,23 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--compare", type=Path, metavar="RESULTS_JSON", default=None,
                        help="a results file to compare with the chain (the audit ignores it "
                             "otherwise; rows that differ are violations)")
-    audit.add_argument("--from-block", type=int, default=0, metavar="N",
+    audit.add_argument("--from-block", type=_bounded_int("a block number", 0, 2**64 - 1),
+                       default=0, metavar="N",
                        help="first block to read logs from (default 0)")
-    audit.add_argument("--chunk-blocks", type=int, default=None, metavar="N",
+    audit.add_argument("--chunk-blocks", type=_bounded_int("a block count", 1, 2**64 - 1),
+                       default=None, metavar="N",
                        help="blocks per eth_getLogs (default 10000; halved when refused)")
 
     explorer = sub.add_parser(
         "explorer", help="a local read-only web page of the contract's experiments")
     explorer.add_argument("--rpc", required=True, metavar="URL")
-    explorer.add_argument("--contract", required=True, metavar="ADDR")
-    explorer.add_argument("--port", type=int, default=8700,
+    explorer.add_argument("--contract", required=True, type=_address, metavar="ADDR")
+    explorer.add_argument("--port", type=_port, default=8700,
                           help="port on 127.0.0.1 (default 8700; 0: any free)")
     explorer.add_argument("--explorer-url", metavar="URL", default=None,
                           help="link transactions and blocks to this block explorer (e.g. "
                                "https://etherscan.io); default: the page's own JSON views")
-    explorer.add_argument("--poll", type=float, default=2.0,
+    explorer.add_argument("--poll", type=_seconds(MIN_POLL_SECONDS), default=2.0,
                           help="seconds between the page's refreshes (default 2)")
 
     bench = sub.add_parser("bench", help="benchmarks").add_subparsers(
@@ -187,7 +273,7 @@ def _parser() -> argparse.ArgumentParser:
     overhead.add_argument("--learners", type=int, default=5)
     overhead.add_argument("--rounds", type=int, default=10)
     overhead.add_argument("--seed", type=int, default=0)
-    overhead.add_argument("--poll", type=float, default=0.05,
+    overhead.add_argument("--poll", type=_seconds(MIN_POLL_SECONDS), default=0.05,
                           help="agents' log poll interval (with --follow poll; default 0.05)")
     overhead.add_argument("--follow", choices=["ws", "poll"], default="ws",
                           help="how agents learn of events: anvil's WebSocket (default) or "
@@ -295,10 +381,12 @@ def _run(args: argparse.Namespace, console: Console) -> None:
         console.print(experiment_id)
     elif args.command == "agent":
         from agents.agent import LearnerAgent
-        from agents.spec import LearnerFactory, parse_factory_args
+        from agents.spec import LearnerFactory
 
         if args.events is not None and not args.events.startswith(("ws://", "wss://")):
             raise ValueError(f"--events {args.events!r}: expected a ws:// or wss:// URL")
+        factory = LearnerFactory(target=args.learner, args=dict(args.learner_arg))
+        factory.resolve()  # a wrong module, name or argument: said before anything else
         account = load_account(args.keystore, args.password_file)
         client = _client(args.rpc, args.contract, account)
         client.experiment(args.experiment)  # UnknownExperiment before any training
@@ -307,8 +395,7 @@ def _run(args: argparse.Namespace, console: Console) -> None:
 
             with follow_events(client, args.experiment, events_url=args.events):
                 pass
-        learner = LearnerFactory(target=args.learner,
-                                 args=parse_factory_args(args.learner_arg)).build()
+        learner = factory.build()
         with open_store(args.store) as store, contextlib.ExitStack() as stack:
             relay = stack.enter_context(RelayClient(args.relay)) if args.relay else None
             agent = LearnerAgent(client, store, learner, args.experiment, relay=relay,
@@ -403,16 +490,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _run(args, console)
         return 0
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        errors.print(f"[red]error:[/] invalid input: {problems}", soft_wrap=True)
-        return 2
-    except _USER_ERRORS as exc:
-        errors.print(f"[red]error:[/] {exc}", soft_wrap=True)
-        return 1
     except KeyboardInterrupt:
         errors.print("[yellow]interrupted[/]")
         return 130
+    except Exception as exc:  # noqa: BLE001 - every error ends as one line (-vv: traceback)
+        if args.verbose >= 2:
+            traceback.print_exc(file=sys.stderr)
+        status, message = _explain(exc)
+        errors.print(f"[red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
+        return status
+
+
+def _explain(exc: Exception) -> tuple[int, str]:
+    """The exit status and the one-line message for an error out of a command."""
+    if isinstance(exc, ValidationError):
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        return 2, " ".join(f"invalid input: {problems}".split())
+    if isinstance(exc, _USER_ERRORS):
+        return 1, " ".join(str(exc).split()) or type(exc).__name__
+    return EXIT_INTERNAL_ERROR, (f"unexpected {describe_exception(exc)} "
+                                 "(a bug: rerun with -vv for the traceback and report it)")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import warnings
 from pathlib import Path
 
 from eth_account import Account
@@ -34,10 +35,26 @@ def read_password(password_file: Path | None = None, *, prompt: bool = True,
         return os.environ[PASSWORD_ENV]
     if not prompt:
         raise KeyLoadError(f"no password: give --password-file or set {PASSWORD_ENV}")
-    password = getpass.getpass("keystore password: ")
-    if confirm and getpass.getpass("again: ") != password:
+    password = _ask("keystore password: ")
+    if confirm and _ask("again: ") != password:
         raise KeyLoadError("the passwords differ")
     return password
+
+
+def _ask(prompt: str) -> str:
+    """Asks on the terminal; without one (getpass would read stdin, echoing) or when the
+    prompt is closed or interrupted, a :class:`KeyLoadError` naming the alternatives."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", getpass.GetPassWarning)
+            return getpass.getpass(prompt)
+    except getpass.GetPassWarning:
+        reason = "no terminal to ask for the keystore password on"
+    except EOFError:
+        reason = "no keystore password entered (end of input)"
+    except KeyboardInterrupt:
+        reason = "no keystore password entered (interrupted)"
+    raise KeyLoadError(f"{reason}: give --password-file FILE or set {PASSWORD_ENV}")
 
 
 def create_keystore(path: Path, password: str) -> str:
@@ -58,14 +75,16 @@ def load_keystore(path: Path, password: str) -> LocalAccount:
         keystore = json.loads(path.read_text())
     except OSError as exc:
         raise KeyLoadError(f"cannot read keystore {path}: {exc.strerror}") from None
-    except ValueError:
+    except (ValueError, RecursionError):
         raise KeyLoadError(f"{path} is not a keystore (not JSON)") from None
     try:
         key = Account.decrypt(keystore, password)
     except ValueError as exc:
         reason = "wrong password" if "MAC mismatch" in str(exc) else "not a valid keystore"
         raise KeyLoadError(f"cannot unlock keystore {path}: {reason}") from None
-    except (KeyError, TypeError):
+    except NotImplementedError:  # eth-keyfile's, for keystore versions other than 3
+        raise KeyLoadError(f"{path} is not a version 3 keystore") from None
+    except (KeyError, TypeError, AttributeError):
         raise KeyLoadError(f"{path} is not a valid keystore") from None
     return Account.from_key(key)
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,23 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from colearn_core.ml_interface import MachineLearningInterface
 
+# ``module.path:function``, what ``--learner`` and a spec's ``initial.factory`` name.
+FACTORY_TARGET_PATTERN = r"^[\w.]+:\w+$"
+# A learner argument's JSON value may nest this deep at most.
+MAX_ARG_NESTING = 100
+
+
+class SpecError(ValueError):
+    """An experiment spec, learner factory or factory argument that cannot be used."""
+
+
+def describe_exception(exc: BaseException, limit: int = 300) -> str:
+    """``Type: message`` on one line (whitespace collapsed, cut at ``limit`` characters)."""
+    message = " ".join(str(exc).split())
+    if len(message) > limit:
+        message = message[:limit - 1] + "…"
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
 
 class LearnerFactory(BaseModel):
     """A stakeholder's own code: ``module:function`` returning an MLI learner over its
@@ -20,35 +39,94 @@ class LearnerFactory(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    target: str = Field(pattern=r"^[\w.]+:\w+$")
+    target: str = Field(pattern=FACTORY_TARGET_PATTERN)
     args: dict[str, Any] = {}
 
-    def build(self) -> MachineLearningInterface:
+    def resolve(self) -> Callable[..., Any]:
+        """The factory, imported and checked against ``args`` without calling it; raises
+        :class:`SpecError` naming what is wrong (the module, the name, an argument)."""
         module_name, _, name = self.target.partition(":")
         try:
-            factory = getattr(importlib.import_module(module_name), name)
-        except (ImportError, AttributeError) as exc:
-            raise ValueError(f"cannot load learner factory {self.target}: {exc}") from None
-        learner = factory(**self.args)
+            module = importlib.import_module(module_name)
+        except Exception as exc:  # noqa: BLE001 - the user's module: whatever it raises
+            raise SpecError(f"cannot import the learner factory's module {module_name!r}: "
+                            f"{describe_exception(exc)}") from None
+        try:
+            factory = getattr(module, name)
+        except Exception:  # noqa: BLE001 - AttributeError, or a module __getattr__'s error
+            raise SpecError(f"learner factory {self.target}: module {module_name!r} has no "
+                            f"attribute {name!r}") from None
+        if not callable(factory):
+            raise SpecError(f"learner factory {self.target} is a {type(factory).__name__}, "
+                            "not a function")
+        _check_arguments(self.target, factory, self.args)
+        return factory
+
+    def build(self) -> MachineLearningInterface:
+        factory = self.resolve()
+        try:
+            learner = factory(**self.args)
+        except Exception as exc:  # noqa: BLE001 - the user's code: whatever it raises
+            raise SpecError(f"learner factory {self.target} failed: "
+                            f"{describe_exception(exc)}") from None
         if not isinstance(learner, MachineLearningInterface):
-            raise ValueError(f"{self.target} returned a {type(learner).__name__}, "
-                             "not a MachineLearningInterface")
+            raise SpecError(f"{self.target} returned a {type(learner).__name__}, "
+                            "not a MachineLearningInterface")
         return learner
 
 
-def parse_factory_args(pairs: list[str]) -> dict[str, Any]:
-    """``["index=2", "name=a"]`` -> ``{"index": 2, "name": "a"}`` (values parsed as JSON
-    when they are JSON, else kept as strings)."""
-    args: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.isidentifier():
-            raise ValueError(f"learner argument {pair!r} is not KEY=VALUE")
-        try:
-            args[key] = json.loads(value)
-        except ValueError:
-            args[key] = value
-    return args
+def _check_arguments(target: str, factory: Callable[..., Any], args: dict[str, Any]) -> None:
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return  # no signature to read (some builtins): the call itself will tell
+    parameters = signature.parameters.values()
+    accepted = [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters)
+    accepts = f"it accepts {', '.join(accepted)}" if accepted else "it accepts no arguments"
+    unknown = [key for key in args if key not in accepted]
+    if unknown and not takes_any:
+        raise SpecError(f"learner factory {target} has no argument {', '.join(unknown)}; "
+                        f"{accepts}")
+    try:
+        signature.bind(**args)
+    except TypeError as exc:  # a required argument missing, or a positional-only one named
+        raise SpecError(f"learner factory {target}: {exc}; {accepts}") from None
+
+
+def parse_factory_arg(pair: str) -> tuple[str, Any]:
+    """``"index=2"`` -> ``("index", 2)``: the value parsed as JSON when it is JSON, else
+    kept as a string; a value that starts like a JSON string, list or object must be one."""
+    key, sep, value = pair.partition("=")
+    if not sep:
+        raise SpecError(f"learner argument {pair!r} is not KEY=VALUE (no '=')")
+    if not key.isidentifier():
+        raise SpecError(f"learner argument {pair!r}: the key {key!r} is not a Python name"
+                        if key else f"learner argument {pair!r} has an empty key")
+    if _nesting(value) > MAX_ARG_NESTING:  # json's C parser could overflow the stack
+        raise SpecError(f"learner argument {key}: the value nests deeper than "
+                        f"{MAX_ARG_NESTING} brackets")
+    try:
+        return key, json.loads(value)
+    except ValueError as exc:
+        if value.lstrip().startswith(("[", "{", '"')):
+            raise SpecError(f"learner argument {key}: the value is not valid JSON "
+                            f"({describe_exception(exc)})") from None
+        return key, value
+
+
+
+def _nesting(text: str) -> int:
+    """The deepest bracket nesting in ``text`` (brackets in JSON strings count too: it only
+    bounds what ``json`` may recurse into)."""
+    depth = deepest = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth = max(depth - 1, 0)
+    return deepest
 
 
 class InitialModel(BaseModel):
@@ -88,11 +166,13 @@ class ExperimentSpec(BaseModel):
     @classmethod
     def load(cls, path: Path) -> ExperimentSpec:
         try:
-            data = tomllib.loads(path.read_text())
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
         except OSError as exc:
-            raise ValueError(f"cannot read spec {path}: {exc.strerror}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"spec {path} is not valid TOML: {exc}") from None
+            raise SpecError(f"cannot read spec {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise SpecError(f"spec {path} is not valid TOML: not UTF-8 text") from None
+        except (tomllib.TOMLDecodeError, RecursionError) as exc:
+            raise SpecError(f"spec {path} is not valid TOML: {describe_exception(exc)}") from None
         spec = cls.model_validate(data)
         if spec.initial.weights is not None and not spec.initial.weights.is_absolute():
             spec.initial.weights = path.parent / spec.initial.weights
