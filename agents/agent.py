@@ -37,13 +37,20 @@ from agents.chain import (
 from agents.events import EventFollower, follow_events
 from agents.relay import RelayClient, RelayError
 from agents.signing import sign_proposal, sign_vote
-from agents.weight_store import WeightStore, WeightStoreError
+from agents.weight_store import (
+    ContentMismatch,
+    ContentTooLarge,
+    InvalidCid,
+    WeightStore,
+    WeightStoreError,
+)
 from colearn_core.codec import (
     WeightsFormatError,
     WeightsMismatchError,
     check_compatible,
     decode_weights,
     encode_weights,
+    encoded_size_limit,
 )
 from colearn_core.ml_interface import (
     ErrorCodes,
@@ -53,6 +60,8 @@ from colearn_core.ml_interface import (
 )
 
 DEFAULT_MAX_WEIGHT_BYTES = 512 * 1024 * 1024
+# Shortest wait before retrying after an RPC or store error, whatever the poll interval.
+MIN_BACKOFF_SECONDS = 0.5
 # Time kept for testing and sending a vote when fetching a proposal near its deadline.
 VOTE_MARGIN_SECONDS = 2.0
 # Seconds past a phase's deadline (by the chain's clock) before looking again: the chain
@@ -137,7 +146,6 @@ class LearnerAgent:
         self.relay_fallback_seconds = relay_fallback_seconds
         self._relayed_vote: int | None = None  # round whose vote the relay holds
         self.address = client.account.address
-        self.max_weight_bytes = max_weight_bytes
         self.log = logging.getLogger(f"agents.agent.{name or self.address[:10]}")
         self.records: dict[int, RoundRecord] = {}
         self.done = False
@@ -151,7 +159,8 @@ class LearnerAgent:
         self._created: ExperimentCreated | None = None
         self._index: int | None = None
         self._verdicts: dict[int, _Verdict] = {}
-        self._failed_model: bytes | None = None
+        self._failed_model: bytes | None = None  # a current model this agent cannot load
+        self._unloadable: set[bytes] = set()  # digests whose content can never be loaded
         self.timings = Timings()
         self._proposals: dict[int, WeightsProposed] = {}
         self._proposals_from = 0
@@ -161,8 +170,10 @@ class LearnerAgent:
         weights = learner.mli_get_current_weights().weights
         # The learner's weights at start: if they are the chain's model, nothing to fetch.
         self.model_digest = _digest(encode_weights(weights))
-        # Names, shapes and dtypes fetched weights must have (the model's never change).
+        # Names, shapes and dtypes fetched weights must have (the model's never change),
+        # hence the most bytes worth fetching: anything longer is refused unread.
         self._template = _shape_template(weights)
+        self.max_weight_bytes = min(max_weight_bytes, encoded_size_limit(self._template))
 
     # --------------------------------------------------------------- the loop
 
@@ -175,7 +186,7 @@ class LearnerAgent:
         or after ``recheck`` seconds in any case. RPC and store errors are retried with
         exponential backoff (and a new subscription, to miss nothing)."""
         follower: EventFollower | None = None
-        backoff = poll_interval
+        backoff = max(poll_interval, MIN_BACKOFF_SECONDS)
         try:
             while not self.done and not (stop and stop.is_set()):
                 try:
@@ -186,7 +197,7 @@ class LearnerAgent:
                     started = time.perf_counter()
                     self.step()
                     self.timings.add("step", time.perf_counter() - started)
-                    backoff = poll_interval
+                    backoff = max(poll_interval, MIN_BACKOFF_SECONDS)
                     if not self.done and not self._step_again:
                         timeout = self._wake_in(recheck)
                         if self._lagging():  # look again soon: the node will catch up
@@ -327,8 +338,10 @@ class LearnerAgent:
         return self._proposals[round_index]
 
     def _sync_model(self, digest: bytes, model_round: int) -> bool:
-        """Adopts the chain's current model if the learner does not hold it yet."""
-        if digest == self.model_digest:
+        """Adopts the chain's current model if the learner does not hold it yet. A model it
+        cannot load (a threshold-0 experiment accepts anything) is logged once and left:
+        the learner keeps its last good weights and goes on proposing and voting."""
+        if digest == self.model_digest or digest in self._unloadable:
             return False
         if self._held is not None and self._held[1] == digest:
             weights = self._held[2]  # verified when proposed or tested
@@ -338,20 +351,33 @@ class LearnerAgent:
             else:
                 cid = self._proposal(model_round - 1).cid
             try:
-                weights = self._fetch_verified(cid, digest)
+                # Half the time left at most: this round's vote or proposal is still due.
+                budget = self._time_to_act()
+                weights = self._fetch_verified(cid, digest, budget and max(1.0, budget / 2))
             except _Rejected as exc:
-                if self._failed_model != digest:
-                    self.log.error("cannot adopt the current model %s: %s", cid, exc)
-                    self._failed_model = digest
+                self._cannot_adopt(digest, f"{cid}: {exc}", permanent=exc.permanent)
                 return False
-        with self.timings.measure("learner"):
-            self.learner.mli_accept_weights(Weights(weights=weights))
+        try:
+            with self.timings.measure("learner"):
+                self.learner.mli_accept_weights(Weights(weights=weights))
+        except Exception as exc:  # noqa: BLE001 - peer data must not stop the agent
+            self._cannot_adopt(digest, f"the learner refuses it: {_describe(exc)}",
+                               permanent=True)
+            return False
         self.model_digest = digest
         self._failed_model = None
         self._held = None
         self.log.info("adopted model of %s", "the experiment's start" if model_round == 0
                       else f"round {model_round - 1}")
         return True
+
+    def _cannot_adopt(self, digest: bytes, reason: str, *, permanent: bool) -> None:
+        if permanent:  # content-addressed: the same digest can never load
+            self._unloadable.add(digest)
+        if self._failed_model != digest:
+            self.log.error("cannot adopt the current model 0x%s (%s); keeping the last good "
+                           "weights", digest.hex()[:16], reason)
+            self._failed_model = digest
 
     def _propose(self, round_index: int) -> bool:
         with self.timings.measure("learner"):
@@ -428,52 +454,81 @@ class LearnerAgent:
             raise ChainError(f"cannot read the balance: {exc}") from None
 
     def _judge(self, round_index: int) -> _Verdict:
+        """Tests the round's proposal. Whatever goes wrong with the peer's weights (fetch,
+        digest, format, fit, or the learner failing on them) is a reject vote with
+        ``NO_SCORE`` and the reason logged."""
         proposal = self._proposal(round_index)
         try:
-            weights = self._fetch_verified(proposal.cid, proposal.digest, self._time_to_vote())
+            weights = self._fetch_verified(proposal.cid, proposal.digest, self._time_to_act())
+            with self.timings.measure("learner"):
+                try:
+                    tested = self.learner.mli_test_weights(Weights(weights=weights))
+                except Exception as exc:  # noqa: BLE001 - peer data must not stop the agent
+                    raise _Rejected(f"testing failed: {_describe(exc)}") from None
         except _Rejected as exc:
-            self.log.warning("round %d: rejecting proposal %s: %s", round_index, proposal.cid, exc)
+            reason = _one_line(str(exc))
+            self.log.warning("round %d: rejecting proposal %s: %s", round_index,
+                             _one_line(proposal.cid, 80), reason)
             self.records[round_index] = RoundRecord(
-                round=round_index, role="voter", approve=False, reason=str(exc))
-            return _Verdict(approve=False, score=NO_SCORE, reason=str(exc))
+                round=round_index, role="voter", approve=False, reason=reason)
+            return _Verdict(approve=False, score=NO_SCORE, reason=reason)
         self._held = (round_index, proposal.digest, weights)
-        with self.timings.measure("learner"):
-            tested = self.learner.mli_test_weights(Weights(weights=weights))
         approve = bool(tested.vote)
         self.records[round_index] = RoundRecord(
             round=round_index, role="voter", vote_score=tested.vote_score,
             test_score=tested.test_score, approve=approve)
         return _Verdict(approve=approve, score=score_to_fixed(tested.vote_score))
 
-    def _time_to_vote(self) -> float:
-        """Seconds a fetch may take so that the vote still lands before the deadline."""
+    def _time_to_act(self) -> float | None:
+        """Seconds a fetch may take so that this agent's vote (or proposal) still lands
+        before the current phase's deadline; None (the store's own limit) when no phase
+        with a deadline is running."""
         status = self.status
-        if status is None:
-            return 1.0
-        remaining = status.deadline - status.timestamp - (time.monotonic() - self._status_read_at)
-        return max(1.0, remaining - VOTE_MARGIN_SECONDS)
+        if status is None or status.state not in (RoundState.PROPOSING, RoundState.VOTING):
+            return None
+        return max(1.0, self._seconds_left(status) - VOTE_MARGIN_SECONDS)
 
-    def _fetch_verified(self, cid: str, digest: bytes, timeout: float | None = None):
-        """Fetches, checks the sha256 digest, decodes safely and checks the weights fit the
-        learner's model. Raises :class:`_Rejected` with the reason otherwise."""
+    def _fetch_verified(self, cid: str, digest: bytes, timeout: float | None):
+        """Fetches within ``timeout`` seconds, checks the sha256 digest, decodes safely and
+        checks the weights fit the learner's model. Raises :class:`_Rejected` with the
+        reason otherwise (``permanent`` when the content itself is at fault)."""
         try:
             with self.timings.measure("store"):
                 data = self.store.get(cid, max_bytes=self.max_weight_bytes, timeout=timeout)
+        except (InvalidCid, ContentTooLarge, ContentMismatch) as exc:
+            raise _Rejected(str(exc), permanent=True) from None
         except WeightStoreError as exc:
             raise _Rejected(str(exc)) from None
+        except Exception as exc:  # noqa: BLE001 - a store must not stop the agent either
+            raise _Rejected(f"the store failed: {_describe(exc)}") from None
         actual = _digest(data)
         if actual != digest:
-            raise _Rejected(f"digest mismatch: content is {actual.hex()}, chain says {digest.hex()}")
+            raise _Rejected(f"digest mismatch: content is {actual.hex()}, chain says "
+                            f"{digest.hex()}", permanent=True)
         try:
             weights = decode_weights(data, max_bytes=self.max_weight_bytes)
             check_compatible(weights, self._template)
         except (WeightsFormatError, WeightsMismatchError) as exc:
-            raise _Rejected(str(exc)) from None
+            raise _Rejected(str(exc), permanent=True) from None
         return weights
 
 
 class _Rejected(Exception):
-    """A proposal or model that cannot be fetched, verified or loaded."""
+    """A proposal or model that cannot be fetched, verified or loaded; ``permanent`` when
+    its content is at fault (the same CID and digest can never load)."""
+
+    def __init__(self, reason: str, *, permanent: bool = False) -> None:
+        super().__init__(reason)
+        self.permanent = permanent
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {_one_line(str(exc))}"
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def _digest(data: bytes) -> bytes:

@@ -230,9 +230,11 @@ def estimated_gas_limit(estimate: int, data: bytes) -> int:
 
 def score_to_fixed(score: float) -> int:
     """A vote score as the contract's fixed-point integer."""
-    if score != score or score in (float("inf"), float("-inf")):
+    try:
+        fixed = round(float(score) * SCORE_SCALE)
+    except (TypeError, ValueError, OverflowError):  # not a number, NaN or infinite
         return NO_SCORE
-    return int(round(score * SCORE_SCALE))
+    return max(NO_SCORE + 1, min(2**255 - 1, fixed))  # an int256, never NO_SCORE itself
 
 
 def fixed_to_score(value: int) -> float | None:

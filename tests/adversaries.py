@@ -30,3 +30,60 @@ def poisoned_learner(index: int, n_learners: int = 5, seed: int = 0, mode: str =
 
     learner.mli_propose_weights = propose
     return learner
+
+
+class HandDrivenPeer:
+    """Learner ``index`` of an experiment, acting by hand from the test process: on its
+    turns it publishes whatever bytes ``publish(round)`` gives (stored with ``put``, and
+    proposed with their true CID and sha256, as a hostile peer can), and it approves every
+    other proposal at once. Runs on a thread until the experiment completes."""
+
+    def __init__(self, client, experiment_id: int, index: int, n_learners: int,
+                 put, publish) -> None:
+        import threading
+
+        self.client, self.experiment_id = client, experiment_id
+        self.index, self.n_learners = index, n_learners
+        self.put, self.publish = put, publish
+        self.proposed: dict[int, str] = {}  # round -> CID
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="hand-driven-peer", daemon=True)
+
+    def __enter__(self) -> HandDrivenPeer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+        if self.error is not None and exc[0] is None:
+            raise self.error
+
+    def _run(self) -> None:
+        import hashlib
+
+        from agents.chain import ContractRevert, RoundState
+
+        address = self.client.account.address
+        try:
+            while not self._stop.is_set():
+                status = self.client.round_status(self.experiment_id, address)
+                mine = status.round % self.n_learners == self.index
+                try:
+                    if status.state == RoundState.COMPLETED:
+                        return
+                    if status.state == RoundState.PROPOSING and mine:
+                        data = self.publish(status.round)
+                        cid = self.put(data)
+                        self.client.propose(self.experiment_id, status.round, cid,
+                                            hashlib.sha256(data).digest())
+                        self.proposed[status.round] = cid
+                    elif status.state == RoundState.VOTING and not mine and not status.voted:
+                        self.client.vote(self.experiment_id, status.round, True, 0)
+                except ContractRevert as exc:
+                    if exc.name not in {"WrongRound", "UnexpectedRoundState", "AlreadyVoted"}:
+                        raise
+                self._stop.wait(0.1)
+        except BaseException as exc:  # noqa: BLE001 - reported by __exit__
+            self.error = exc

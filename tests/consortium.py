@@ -36,7 +36,7 @@ class Consortium:
 
     def __init__(self, chain_url: str, store_url: str, workdir: Path, *, n: int, rounds: int,
                  proposal_timeout: int = 30, voting_timeout: int = 30, seed: int = 0,
-                 factory: str = DIGITS):
+                 factory: str = DIGITS, threshold: float = 0.5):
         self.chain_url, self.store_url, self.workdir = chain_url, store_url, workdir
         self.n, self.seed = n, seed
         self.w3 = connect(chain_url)
@@ -52,7 +52,7 @@ class Consortium:
                                   args={"index": 0, "n_learners": n, "seed": seed}).build()
         initial = encode_weights(learner0.mli_get_current_weights().weights)
         self.experiment_id, _ = self.client.create_experiment(
-            [a.address for a in self.accounts], threshold_to_bps(0.5), rounds, proposal_timeout,
+            [a.address for a in self.accounts], threshold_to_bps(threshold), rounds, proposal_timeout,
             voting_timeout, self.store.put(initial), hashlib.sha256(initial).digest())
         (workdir / "password").write_text(PASSWORD)
         self.keystores = []

@@ -103,7 +103,8 @@ def _bad_proposals(store: FileWeightStore, template: dict[str, np.ndarray]):
     good = encode_weights(template)
     name = next(iter(template))
     wrong_shape = dict(template, **{name: np.zeros((3, 3), np.float32)})
-    wrong_dtype = {k: v.astype(np.float64) for k, v in template.items()}
+    wrong_dtype = {k: v.astype(np.int32) for k, v in template.items()}  # the same size
+    too_large = {k: v.astype(np.float64) for k, v in template.items()}
     with_nan = {k: v.copy() for k, v in template.items()}
     with_nan[name].flat[0] = np.nan
     not_weights = b"\x80\x04\x95 this is a pickle, never loaded"
@@ -116,11 +117,12 @@ def _bad_proposals(store: FileWeightStore, template: dict[str, np.ndarray]):
     yield "shape", stored(encode_weights(wrong_shape))
     yield "dtype", stored(encode_weights(wrong_dtype))
     yield "NaN", stored(encode_weights(with_nan))
+    yield "over the limit", stored(encode_weights(too_large))  # refused before decoding
     yield "safetensors", stored(not_weights)
 
 
 @pytest.mark.parametrize("case", ["digest mismatch", "not found", "shape", "dtype", "NaN",
-                                  "safetensors"])
+                                  "over the limit", "safetensors"])
 def test_tampered_proposals_get_a_reject_vote_with_a_logged_reason(tmp_path, caplog, case):
     s = make_setup(tmp_path, n=3, rounds=1)
     template = s.learners[0].mli_get_current_weights().weights
@@ -181,3 +183,105 @@ def test_an_agent_knows_when_its_node_lags_behind_the_events_it_was_told(tmp_pat
     voter.step()  # reads the status again, rejects the unfetchable proposal, votes
     assert voter.status.state == RoundState.VOTING and not voter._lagging()
     assert [v.voter for v in s.client.votes(s.experiment_id, 0)] == [s.accounts[1].address]
+
+
+def _crafted_bytes(template: dict[str, np.ndarray]):
+    """Arbitrary bytes, and valid encodings of the model mutated in a few places."""
+    import hypothesis.strategies as st
+
+    valid = encode_weights(template)
+
+    @st.composite
+    def mutated(draw) -> bytes:
+        data = bytearray(valid)
+        for _ in range(draw(st.integers(1, 3))):
+            at = draw(st.integers(0, len(data) - 1))
+            data[at:at + draw(st.integers(0, 4))] = draw(st.binary(max_size=4))
+            if not data:
+                break
+        return bytes(data)
+
+    return st.binary(max_size=256) | mutated()
+
+
+def test_any_bytes_a_proposer_publishes_get_a_vote_never_a_crash(tmp_path, caplog):
+    """Hypothesis drives the agent's verify path with whatever a hostile proposer can
+    store and propose under its true CID and digest: the honest agent always votes, and
+    anything that does not load is a reject with NO_SCORE and a reason."""
+    from hypothesis import HealthCheck, given, settings
+
+    s = make_setup(tmp_path, n=2, rounds=2_000, threshold_bps=10_000)
+    hostile = s.client.with_account(s.accounts[0])
+    honest = s.agent(1)
+    honest.learner.mli_propose_weights = honest.learner.mli_get_current_weights  # quick turns
+    template = s.learners[0].mli_get_current_weights().weights
+    before = s.digest_of(1)
+
+    @settings(max_examples=30, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(data=_crafted_bytes(template))
+    def check(data: bytes) -> None:
+        round_index = s.client.experiment(s.experiment_id).round
+        hostile.propose(s.experiment_id, round_index, s.store.put(data),
+                        hashlib.sha256(data).digest())
+        honest.step()  # votes (it is the only voter: the round is decided)
+        assert s.client.experiment(s.experiment_id).round == round_index + 1
+        record = honest.records[round_index]
+        if record.reason is not None:  # (views only: log queries slow eth-tester down)
+            assert record.approve is False and record.vote_score is None
+        honest.step()  # its own round: proposes, the hand-driven learner rejects it
+        hostile.vote(s.experiment_id, round_index + 1, False, 0)
+
+    with caplog.at_level(logging.WARNING, logger="agents.agent"):
+        check()
+    assert s.digest_of(1) == before  # threshold 100 %: nothing was adopted
+
+
+def test_a_learner_that_fails_on_a_proposal_votes_reject(tmp_path, caplog):
+    class Fragile:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def mli_test_weights(self, weights: Weights) -> ProposedWeights:
+            raise FloatingPointError("overflow in the loss")
+
+    learners = make_digits_learners(config=DigitsConfig(n_learners=2, seed=3))
+    learners[1] = Fragile(learners[1])
+    s = make_setup(tmp_path, n=2, rounds=1, learners=learners)
+    good = encode_weights(s.learners[0].mli_get_current_weights().weights)
+    s.client.with_account(s.accounts[0]).propose(s.experiment_id, 0, s.store.put(good),
+                                                 hashlib.sha256(good).digest())
+    with caplog.at_level(logging.WARNING, logger="agents.agent"):
+        s.agent(1).step()
+    (vote,) = s.client.votes(s.experiment_id, 0)
+    assert (vote.approve, vote.score) == (False, NO_SCORE)
+    assert any("testing failed: FloatingPointError: overflow in the loss" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_an_accepted_model_that_cannot_load_is_left_and_the_agent_goes_on(tmp_path, caplog):
+    s = make_setup(tmp_path, n=3, rounds=3, threshold_bps=0)
+    junk = (7).to_bytes(8, "little") + b"[1,2,3]"
+    s.client.with_account(s.accounts[0]).propose(s.experiment_id, 0, s.store.put(junk),
+                                                 hashlib.sha256(junk).digest())
+    before = s.digest_of(1)
+    agents = [s.agent(1), s.agent(2)]
+    hand = s.client.with_account(s.accounts[0])
+    with caplog.at_level(logging.ERROR, logger="agents.agent"):
+        while s.client.state(s.experiment_id) != RoundState.COMPLETED:
+            for agent in agents:
+                agent.step()
+            status = s.client.round_status(s.experiment_id, s.accounts[0].address)
+            if status.state == RoundState.VOTING and not status.voted:
+                hand.vote(s.experiment_id, status.round, True, 0)
+        for agent in agents:
+            agent.step()  # adopts the last round's model
+    assert [d.accepted for d in s.client.decisions(s.experiment_id)] == [True, True, True]
+    final, _ = s.client.current_model(s.experiment_id)
+    assert all(a.model_digest == final for a in agents)  # honest rounds 1, 2 were adopted
+    assert s.digest_of(1) != before
+    refusals = [r for r in caplog.records if "cannot adopt the current model" in r.getMessage()]
+    assert len(refusals) == 2  # once per agent, not once per step
