@@ -62,7 +62,8 @@ from colearn_core.ml_interface import (
 DEFAULT_MAX_WEIGHT_BYTES = 512 * 1024 * 1024
 # Shortest wait before retrying after an RPC or store error, whatever the poll interval.
 MIN_BACKOFF_SECONDS = 0.5
-# Time kept for testing and sending a vote when fetching a proposal near its deadline.
+# Time kept for testing and sending a vote when fetching a proposal near its deadline (at
+# least; a tenth of the time left if that is more).
 VOTE_MARGIN_SECONDS = 2.0
 # Seconds past a phase's deadline (by the chain's clock) before looking again: the chain
 # moves its clock only with new blocks.
@@ -486,7 +487,8 @@ class LearnerAgent:
         status = self.status
         if status is None or status.state not in (RoundState.PROPOSING, RoundState.VOTING):
             return None
-        return max(1.0, self._seconds_left(status) - VOTE_MARGIN_SECONDS)
+        left = self._seconds_left(status)
+        return max(1.0, left - max(VOTE_MARGIN_SECONDS, 0.1 * left))
 
     def _fetch_verified(self, cid: str, digest: bytes, timeout: float | None):
         """Fetches within ``timeout`` seconds, checks the sha256 digest, decodes safely and
