@@ -21,7 +21,8 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from enum import IntEnum
 from functools import cached_property
 from importlib import resources
@@ -386,9 +387,11 @@ class CollectiveLearningClient:
         ((round_index, state, deadline, digest, model_round, voted, timestamp, base_fee),) = \
             self._functions["roundStatus"].decode(self._rpc.call(call))
         self._base_fee = base_fee
+        with _node_answer("roundStatus"):
+            state = RoundState(state)
         # Values typed by the ABI decoder: no validation needed on this hot path.
         return RoundStatus.model_construct(
-            round=round_index, state=RoundState(state), deadline=deadline, model_digest=digest,
+            round=round_index, state=state, deadline=deadline, model_digest=digest,
             model_round=model_round, voted=voted, timestamp=timestamp, base_fee=base_fee)
 
     def deadline(self, experiment_id: int) -> int:
@@ -436,9 +439,12 @@ class CollectiveLearningClient:
         if not logs:
             raise ContractRevert("UnknownExperiment", {"experimentId": experiment_id})
         entry = logs[0]
-        (learners, threshold_bps, num_rounds, proposal_timeout, voting_timeout, initial_cid,
-         initial_digest, metadata_cid) = abi_decode(self._data_types["ExperimentCreated"],
-                                                    entry.data)
+        with _node_answer("ExperimentCreated log"):
+            (learners, threshold_bps, num_rounds, proposal_timeout, voting_timeout, initial_cid,
+             initial_digest, metadata_cid) = abi_decode(self._data_types["ExperimentCreated"],
+                                                        entry.data)
+            if len(entry.topics) != 3:
+                raise ValueError(f"{len(entry.topics)} topics")
         return ExperimentCreated(
             experiment_id=int.from_bytes(entry.topics[1], "big"),
             creator=to_checksum_address(entry.topics[2][-20:]),
@@ -588,7 +594,8 @@ class _AbiFunction:
         return self.selector + abi_encode(self.inputs, args)
 
     def decode(self, data: bytes) -> tuple[Any, ...]:
-        return abi_decode(self.outputs, data)
+        with _node_answer("eth_call"):
+            return abi_decode(self.outputs, data)
 
 
 def _abi_type(param: dict[str, Any]) -> str:
@@ -704,31 +711,40 @@ class _JsonRpc:
             raise
         except Exception as exc:  # noqa: BLE001 - transport failures, classified
             raise _classify(exc, self.errors) from None
+        if not isinstance(response, dict):
+            raise ChainError(f"the node's answer to {method} is not a JSON-RPC response: "
+                             f"{str(response)[:100]}")
         if "error" in response:
             raise _rpc_error(response["error"], self.errors)
         return response.get("result")
 
     def call(self, tx: dict[str, str]) -> bytes:
-        return bytes.fromhex(self.request("eth_call", [tx, "latest"])[2:])
+        with _node_answer("eth_call"):
+            return _hex_bytes(self.request("eth_call", [tx, "latest"]))
 
     def estimate_gas(self, tx: dict[str, str]) -> int:
-        return int(self.request("eth_estimateGas", [tx]), 16)
+        return self._quantity("eth_estimateGas", [tx])
 
     def block_number(self) -> int:
-        return int(self.request("eth_blockNumber", []), 16)
+        return self._quantity("eth_blockNumber", [])
 
     def nonce(self, address: str) -> int:
-        return int(self.request("eth_getTransactionCount", [address, "pending"]), 16)
+        return self._quantity("eth_getTransactionCount", [address, "pending"])
 
     def max_priority_fee(self) -> int:
-        return int(self.request("eth_maxPriorityFeePerGas", []), 16)
+        return self._quantity("eth_maxPriorityFeePerGas", [])
 
     def latest_base_fee(self) -> int | None:
-        fee = self.request("eth_getBlockByNumber", ["latest", False]).get("baseFeePerGas")
-        return None if fee is None else int(fee, 16)
+        with _node_answer("eth_getBlockByNumber"):
+            fee = self.request("eth_getBlockByNumber", ["latest", False]).get("baseFeePerGas")
+            return None if fee is None else _quantity(fee)
 
     def gas_price(self) -> int:
-        return int(self.request("eth_gasPrice", []), 16)
+        return self._quantity("eth_gasPrice", [])
+
+    def _quantity(self, method: str, params: list[Any]) -> int:
+        with _node_answer(method):
+            return _quantity(self.request(method, params))
 
     def send_raw(self, raw: bytes) -> tuple[str, _Receipt | None]:
         """Sends a signed transaction: its hash, and its receipt where the node can wait
@@ -745,12 +761,18 @@ class _JsonRpc:
                     raise
             else:
                 self._sync_send = True
-                return r["transactionHash"], _json_receipt(r)
-        return self.request("eth_sendRawTransaction", ["0x" + raw.hex()]), None
+                with _node_answer("eth_sendRawTransactionSync"):
+                    return str(r["transactionHash"]), _json_receipt(r)
+        with _node_answer("eth_sendRawTransaction"):
+            tx_hash = self.request("eth_sendRawTransaction", ["0x" + raw.hex()])
+            if not isinstance(tx_hash, str):
+                raise TypeError("no transaction hash")
+            return tx_hash, None
 
     def receipt(self, tx_hash: str) -> _Receipt | None:
-        r = self.request("eth_getTransactionReceipt", [tx_hash])
-        return None if r is None else _json_receipt(r)
+        with _node_answer("eth_getTransactionReceipt"):
+            r = self.request("eth_getTransactionReceipt", [tx_hash])
+            return None if r is None else _json_receipt(r)
 
     def logs(self, address: str, topics: Sequence[Any], from_block: int,
              to_block: int | None) -> list[RawLog]:
@@ -758,7 +780,8 @@ class _JsonRpc:
             "address": address, "fromBlock": hex(from_block),
             "toBlock": "latest" if to_block is None else hex(to_block),
             "topics": _hex_topics(topics)}])
-        return [raw_log_from_json(e) for e in entries]
+        with _node_answer("eth_getLogs"):
+            return [raw_log_from_json(e) for e in entries]
 
 
 class _Web3Rpc:
@@ -830,6 +853,31 @@ def _rpc_for(w3: Web3, errors: dict[bytes, tuple[str, list[str], list[str]]]) ->
 
 def _json_receipt(r: dict[str, Any]) -> _Receipt:
     return _Receipt(int(r["status"], 16), int(r["gasUsed"], 16), int(r["blockNumber"], 16))
+
+
+@contextmanager
+def _node_answer(what: str) -> Iterator[None]:
+    """Turns an answer the node should not have given (wrong type, missing field, bad hex,
+    undecodable ABI data) into a :class:`ChainError`: a provider cannot crash a caller."""
+    try:
+        yield
+    except ChainError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - anything parsing the answer raised
+        raise ChainError(f"malformed answer from the node ({what}): {type(exc).__name__}: "
+                         f"{str(exc)[:200]}") from None
+
+
+def _quantity(value: Any) -> int:
+    if not isinstance(value, str) or not value.startswith("0x"):
+        raise ValueError(f"not a hex quantity: {str(value)[:66]}")
+    return int(value, 16)
+
+
+def _hex_bytes(value: Any) -> bytes:
+    if not isinstance(value, str) or not value.startswith("0x"):
+        raise ValueError(f"not hex data: {str(value)[:66]}")
+    return bytes.fromhex(value[2:])
 
 
 def raw_log_from_json(entry: dict[str, Any]) -> RawLog:
@@ -994,12 +1042,15 @@ def _decode_revert(data: bytes | None, errors: dict[bytes, tuple[str, list[str],
     if not data or data[:4] not in errors:
         return None
     name, types, names = errors[data[:4]]
-    values = [to_checksum_address(v) if t == "address" else v
-              for t, v in zip(types, abi_decode(types, data[4:]))]
-    args = dict(zip(names, values))
-    if name == "UnexpectedRoundState":
-        for key in ("current", "expected"):
-            args[key] = RoundState(args[key]).name
+    try:
+        values = [to_checksum_address(v) if t == "address" else v
+                  for t, v in zip(types, abi_decode(types, data[4:]))]
+        args = dict(zip(names, values))
+        if name == "UnexpectedRoundState":
+            for key in ("current", "expected"):
+                args[key] = RoundState(args[key]).name
+    except Exception:  # noqa: BLE001 - malformed revert data: not one of the contract's
+        return None
     return ContractRevert(name, args)
 
 
