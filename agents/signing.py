@@ -94,7 +94,7 @@ class SignedProposal(BaseModel):
     experiment_id: Uint256
     round: Uint256
     proposer: Address
-    cid: Annotated[str, Field(min_length=1, max_length=1024)]
+    cid: Annotated[str, Field(max_length=1024)]
     digest: Word
     r: Word
     vs: Word
