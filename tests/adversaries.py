@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections.abc import Callable
+from typing import Self
+
 import numpy as np
+
+from agents.chain import CollectiveLearningClient, ContractRevert, RoundState
 
 from colearn_core.ml_interface import Weights
 from colearn_core.tasks.factories import digits_learner
@@ -38,10 +45,9 @@ class HandDrivenPeer:
     proposed with their true CID and sha256, as a hostile peer can), and it approves every
     other proposal at once. Runs on a thread until the experiment completes."""
 
-    def __init__(self, client, experiment_id: int, index: int, n_learners: int,
-                 put, publish) -> None:
-        import threading
-
+    def __init__(self, client: CollectiveLearningClient, experiment_id: int, index: int,
+                 n_learners: int, put: Callable[[bytes], str],
+                 publish: Callable[[int], bytes]) -> None:
         self.client, self.experiment_id = client, experiment_id
         self.index, self.n_learners = index, n_learners
         self.put, self.publish = put, publish
@@ -50,7 +56,7 @@ class HandDrivenPeer:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hand-driven-peer", daemon=True)
 
-    def __enter__(self) -> HandDrivenPeer:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -61,10 +67,6 @@ class HandDrivenPeer:
             raise self.error
 
     def _run(self) -> None:
-        import hashlib
-
-        from agents.chain import ContractRevert, RoundState
-
         address = self.client.account.address
         try:
             while not self._stop.is_set():
