@@ -10,7 +10,6 @@ from typing import Self
 import numpy as np
 
 from agents.chain import CollectiveLearningClient, ContractRevert, RoundState
-
 from colearn_core.ml_interface import Weights
 from colearn_core.tasks.factories import digits_learner
 
