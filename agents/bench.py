@@ -61,6 +61,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from agents.shutdown import ChildProcesses
 from colearn_core.ml_interface import (
     ColearnModel,
     MachineLearningInterface,
@@ -149,20 +150,18 @@ def run_in_memory(n_learners: int, n_rounds: int, seed: int, preset: str,
 
 
 class _AgentProcess:
-    """One ``colearn agent`` process; a thread reads its stdout and notes when its final
-    JSON line arrives."""
+    """One ``colearn agent`` process, started among ``children`` (which stop it); a thread
+    reads its stdout and notes when its final JSON line arrives."""
 
-    def __init__(self, index: int, command: list[str], env: dict[str, str], log_path: Path):
-        from agents.devprocess import DIE_WITH_PARENT
-
+    def __init__(self, index: int, command: list[str], env: dict[str, str], log_path: Path,
+                 children: ChildProcesses):
         self.index = index
         self.log_path = log_path
         self._log = log_path.open("w")
         try:
-            # Dies with this process (PR_SET_PDEATHSIG on Linux) if it is killed outright.
-            self.process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._log,
-                env=env, text=True, preexec_fn=DIE_WITH_PARENT)  # noqa: PLW1509
+            self.process = children.start(command, name=f"agent {index}",
+                                          stdout=subprocess.PIPE, stderr=self._log, env=env,
+                                          text=True)
         except BaseException:
             self._log.close()
             raise
@@ -204,14 +203,8 @@ class _AgentProcess:
         return (f"agent {self.index} exited with code {self.process.returncode}; "
                 f"end of {self.log_path}:\n" + "\n".join(tail))
 
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+    def close(self) -> None:
+        """Once the process has stopped: its reader thread, pipe and log."""
         self._reader.join(timeout=5)
         if self.process.stdout is not None:
             self.process.stdout.close()
@@ -239,10 +232,10 @@ def run_on_chain(n_learners: int, n_rounds: int, seed: int, preset: str, vote_th
     from agents.chain import CollectiveLearningClient
     from agents.devchain import AnvilProcess
     from agents.keys import PRIVATE_KEY_ENV
+    from agents.launch import launch_experiment
     from agents.network import connect, derive_accounts, fund_accounts
+    from agents.spec import ExperimentTerms
     from agents.weight_store import FileWeightStore
-    from colearn_core.codec import encode_weights
-    from colearn_core.decision import threshold_to_bps
 
     deadline = time.monotonic() + timeout
     store_dir, barrier, logs = workdir / "store", workdir / "barrier", workdir / "logs"
@@ -250,17 +243,19 @@ def run_on_chain(n_learners: int, n_rounds: int, seed: int, preset: str, vote_th
         directory.mkdir(parents=True, exist_ok=True)
     agents: list[_AgentProcess] = []
     with AnvilProcess(block_time=1, mixed_mining=True) as anvil, contextlib.ExitStack() as stack:
+        stack.callback(lambda: [agent.close() for agent in agents])  # once they have stopped
+        children = stack.enter_context(ChildProcesses())  # stopped on leaving, however
         w3 = connect(anvil.url)
         store = FileWeightStore(store_dir)
         accounts = derive_accounts(n_learners, seed, label=ACCOUNT_LABEL)
         fund_accounts(w3, [a.address for a in accounts])
         client, _ = CollectiveLearningClient.deploy(w3, accounts[0])
-        initial = encode_weights(initial_weights)
-        metadata = json.dumps({"task": "bench", "preset": preset, "seed": seed}).encode()
         # Deadlines far off: no round should ever close by timing out here.
-        experiment_id, _ = client.create_experiment(
-            [a.address for a in accounts], threshold_to_bps(vote_threshold), n_rounds,
-            3600, 3600, store.put(initial), hashlib.sha256(initial).digest(), store.put(metadata))
+        experiment_id = launch_experiment(client, store, ExperimentTerms(
+            learners=[a.address for a in accounts], threshold=vote_threshold, rounds=n_rounds,
+            proposal_timeout=3600, voting_timeout=3600,
+            metadata={"task": "bench", "preset": preset, "seed": seed}),
+            initial_weights).experiment_id
         console.print(f"on chain: anvil at {anvil.url}, experiment {experiment_id}; starting "
                       f"{n_learners} agent processes (logs in {logs})")
         started_processes = time.perf_counter()
@@ -282,8 +277,7 @@ def run_on_chain(n_learners: int, n_rounds: int, seed: int, preset: str, vote_th
             ]
             env = dict(os.environ, OMP_NUM_THREADS="1",
                        **{PRIVATE_KEY_ENV: account.key.hex()})
-            agents.append(_AgentProcess(i, command, env, logs / f"agent{i}.log"))
-            stack.callback(agents[-1].stop)  # each one stopped even if another's stop fails
+            agents.append(_AgentProcess(i, command, env, logs / f"agent{i}.log", children))
         _wait_until(lambda: all((barrier / f"ready-{i}").exists() for i in range(n_learners)),
                     agents, deadline, "the agents to start")
         ready = time.perf_counter()

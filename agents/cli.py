@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import logging
 import re
@@ -27,6 +26,7 @@ from agents.chain import ChainError
 from agents.devprocess import DevProcessError
 from agents.keys import KeyLoadError
 from agents.relay import RelayClient, RelayError
+from agents.shutdown import interrupt_status, signals_unwind
 from agents.spec import FACTORY_TARGET_PATTERN, SpecError, describe_exception, parse_factory_arg
 from agents.weight_store import WeightStoreError
 
@@ -107,6 +107,14 @@ def _factory_arg(text: str) -> tuple[str, object]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _add_from_block(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--from-block", type=_bounded_int("a block number", 0, 2**64 - 1),
+                        default=0, metavar="N",
+                        help="a block at or before the experiment's creation, to look for it "
+                             "from (default 0; saves a long search through a provider that "
+                             "caps eth_getLogs ranges)")
+
+
 def _add_key_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keystore", type=Path, default=None,
                         help="encrypted keystore (default: key from $COLEARN_PRIVATE_KEY)")
@@ -118,7 +126,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="colearn", description="Collective learning on Ethereum.",
         epilog="exit status: 0 done, 1 error, 2 bad input, 3 audit violations, "
-               f"{EXIT_INTERNAL_ERROR} internal error (-vv shows its traceback), 130 interrupted")
+               f"{EXIT_INTERNAL_ERROR} internal error (-vv shows its traceback), 128+N stopped by "
+               "signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP); a command that starts "
+               "processes stops them all however it ends")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="log agent activity (-v) or everything (-vv)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -210,6 +220,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="seconds between log polls without --events (default 0.25, at "
                             f"least {MIN_POLL_SECONDS:g}); also the first retry delay after "
                             "an error")
+    _add_from_block(agent)
     _add_key_options(agent)
 
     relay = sub.add_parser(
@@ -230,6 +241,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="serve any experiment of the contract, each once one of its "
                             "learners hands in a genuine signature for an open round (the "
                             "relay then pays for closing its rounds)")
+    _add_from_block(relay)
     _add_key_options(relay)
 
     audit = sub.add_parser(
@@ -325,12 +337,13 @@ def _configure_logging(verbosity: int, console: Console) -> None:
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def _client(rpc: str, contract: str, account=None):
+def _client(rpc: str, contract: str, account=None, from_block: int = 0):
     from agents.chain import CollectiveLearningClient
     from agents.network import connect
 
     client = CollectiveLearningClient(connect(rpc), contract, account)
     client.check_deployed()
+    client.first_block = from_block
     return client
 
 
@@ -372,12 +385,14 @@ def _run(args: argparse.Namespace, console: Console) -> None:
         client, _ = CollectiveLearningClient.deploy(connect(args.rpc), account)
         console.print(client.address)
     elif args.command == "experiment":
+        from agents.launch import launch_experiment
         from agents.spec import ExperimentSpec
 
         spec = ExperimentSpec.load(args.spec)
         client = _client(args.rpc, args.contract, load_account(args.keystore, args.password_file))
         with open_store(args.store) as store:
-            experiment_id = create_experiment(client, store, spec)
+            experiment_id = launch_experiment(client, store, spec,
+                                              spec.initial_weights()).experiment_id
         console.print(experiment_id)
     elif args.command == "agent":
         from agents.agent import LearnerAgent
@@ -388,7 +403,7 @@ def _run(args: argparse.Namespace, console: Console) -> None:
         factory = LearnerFactory(target=args.learner, args=dict(args.learner_arg))
         factory.resolve()  # a wrong module, name or argument: said before anything else
         account = load_account(args.keystore, args.password_file)
-        client = _client(args.rpc, args.contract, account)
+        client = _client(args.rpc, args.contract, account, args.from_block)
         client.experiment(args.experiment)  # UnknownExperiment before any training
         if args.events is not None:  # an unusable event stream: a one-line error, now
             from agents.events import follow_events
@@ -417,7 +432,8 @@ def _run(args: argparse.Namespace, console: Console) -> None:
             raise RelayError("name the experiments to serve (--experiment ID, repeatable), "
                              "or ask for --any-experiment")
         service = Relay(_client(args.rpc, args.contract,
-                                load_account(args.keystore, args.password_file)),
+                                load_account(args.keystore, args.password_file),
+                                args.from_block),
                         experiments=args.experiment, any_experiment=args.any_experiment,
                         batch_delay=args.batch_delay)
         with RelayServer(service, args.host, args.port) as server:
@@ -465,34 +481,20 @@ def _run(args: argparse.Namespace, console: Console) -> None:
                 args.output.write_bytes(store.get(args.cid))
 
 
-def create_experiment(client, store, spec) -> int:
-    """Stores the spec's initial weights and metadata, then creates the experiment."""
-    from colearn_core.codec import decode_weights, encode_weights
-    from colearn_core.decision import threshold_to_bps
-
-    if spec.initial.weights is not None:
-        initial = spec.initial.weights.read_bytes()
-        decode_weights(initial)  # refuse anything that is not weights
-    else:
-        initial = encode_weights(spec.initial.factory.build().mli_get_current_weights().weights)
-    metadata_cid = store.put(json.dumps(spec.metadata, sort_keys=True).encode()) \
-        if spec.metadata else ""
-    experiment_id, _ = client.create_experiment(
-        spec.learners, threshold_to_bps(spec.threshold), spec.rounds, spec.proposal_timeout,
-        spec.voting_timeout, store.put(initial), hashlib.sha256(initial).digest(), metadata_cid)
-    return experiment_id
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     console, errors = Console(), Console(stderr=True)
     _configure_logging(args.verbose, errors)
     try:
-        _run(args, console)
+        # SIGINT, SIGTERM and SIGHUP unwind the command's `with` blocks, so every process
+        # and service it started is stopped (agents.shutdown).
+        with signals_unwind():
+            _run(args, console)
         return 0
-    except KeyboardInterrupt:
-        errors.print("[yellow]interrupted[/]")
-        return 130
+    except KeyboardInterrupt as exc:
+        status, name = interrupt_status(exc)
+        errors.print(f"[yellow]interrupted[/] ({name})", highlight=False)
+        return status
     except Exception as exc:  # noqa: BLE001 - every error ends as one line (-vv: traceback)
         if args.verbose >= 2:
             traceback.print_exc(file=sys.stderr)

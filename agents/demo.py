@@ -8,7 +8,7 @@ chain's events (plus the weight store for accuracies), the way an auditor would.
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import json
 import logging
 import time
@@ -21,12 +21,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from agents.agent import LearnerAgent, RoundRecord, run_in_process
+from agents.audit import HistoryReader
 from agents.chain import CollectiveLearningClient
-from agents.history import RoundRow, read_history
+from agents.history import RoundRow, round_rows
+from agents.launch import launch_experiment
 from agents.network import connect, derive_accounts, fund_accounts
+from agents.spec import ExperimentTerms
 from agents.weight_store import WeightStore, open_store
-from colearn_core.codec import decode_weights, encode_weights
-from colearn_core.decision import threshold_to_bps
+from colearn_core.codec import decode_weights
 from colearn_core.plots import plot_results, plot_votes
 from colearn_core.results import Result, Results
 
@@ -74,11 +76,11 @@ def prepare(config: DemoConfig, console: Console, w3: Any, store: WeightStore,
     accounts = derive_accounts(config.n_learners, config.seed)
     fund_accounts(w3, [a.address for a in accounts])
     client, _ = CollectiveLearningClient.deploy(w3, accounts[0])
-    initial = encode_weights(initial_weights)
-    experiment_id, _ = client.create_experiment(
-        [a.address for a in accounts], threshold_to_bps(config.vote_threshold), config.n_rounds,
-        config.proposal_timeout, config.voting_timeout, store.put(initial),
-        hashlib.sha256(initial).digest(), store.put(_metadata(config)))
+    experiment_id = launch_experiment(client, store, ExperimentTerms(
+        learners=[a.address for a in accounts], threshold=config.vote_threshold,
+        rounds=config.n_rounds, proposal_timeout=config.proposal_timeout,
+        voting_timeout=config.voting_timeout, metadata=_metadata(config)),
+        initial_weights).experiment_id
     console.print(f"chain {client.chain_id} · contract {client.address} · "
                   f"experiment {experiment_id} · {config.n_learners} learners · "
                   f"{config.n_rounds} rounds · threshold {config.vote_threshold}")
@@ -100,15 +102,18 @@ def follow(experiment: Experiment, console: Console,
     rows: list[RoundRow] = []
     progress = Progress(TextColumn("[bold]rounds"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=console, transient=True)
-    with progress:
+    with progress, contextlib.ExitStack() as stack:
         bar = progress.add_task("rounds", total=experiment.config.n_rounds)
 
-        created = client.experiment_created(experiment_id)
+        # One reader, read on incrementally: every read is of one block, so a round that
+        # closes during it is seen whole or not at all.
+        reader = stack.enter_context(HistoryReader(client, experiment_id))
 
         def report() -> None:
             if client.experiment(experiment_id).round == len(rows):
                 return
-            for row in read_history(client, experiment_id, rows_block(rows), created):
+            reader.update()
+            for row in round_rows(reader.history())[len(rows):]:
                 if row.closed and row.round == len(rows):
                     rows.append(row)
                     accuracy.after(row)
@@ -177,11 +182,6 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> dict[str, An
     return finish(experiment, console, rows, accuracy, [a.records for a in agents])
 
 
-def rows_block(rows: list[RoundRow]) -> int:
-    """Where to resume reading events: the block that closed the last reported round."""
-    return rows[-1].close_block if rows and rows[-1].close_block else 0
-
-
 class _AccuracyTracker:
     """Global test accuracy of the current model after each round, from the store."""
 
@@ -206,13 +206,13 @@ def _round_line(row: RoundRow, n_learners: int, accuracy: float) -> str:
             f"mean vote score {mean} · global test accuracy {accuracy:.4f}")
 
 
-def _metadata(config: DemoConfig) -> bytes:
-    return json.dumps({
+def _metadata(config: DemoConfig) -> dict[str, Any]:
+    return {
         "task": "digits", "model": config.model, "seed": config.seed,
         "description": "scikit-learn digits split across learners; each learner votes on "
                        "its private vote set's cross-entropy",
         "weights_format": "safetensors (colearn-weights/1)",
-    }, sort_keys=True).encode()
+    }
 
 
 def _results_json(client: CollectiveLearningClient, experiment_id: int, rows: list[RoundRow],

@@ -24,10 +24,11 @@ from pydantic import BaseModel, ConfigDict
 from agents.agent import LearnerAgent, RoundRecord, run_in_process
 from agents.chain import CollectiveLearningClient, RoundState
 from agents.history import RoundRow, read_history
+from agents.launch import launch_experiment
 from agents.network import advance_time, connect, derive_accounts, fund_accounts, is_in_process
+from agents.spec import ExperimentTerms
 from agents.weight_store import WeightStore, open_store
-from colearn_core.codec import decode_weights, encode_weights
-from colearn_core.decision import threshold_to_bps
+from colearn_core.codec import decode_weights
 from colearn_core.ml_interface import MachineLearningInterface
 from colearn_core.results import Result, Results
 
@@ -102,11 +103,10 @@ def run_on_chain(
         accounts = derive_accounts(len(learners), seed, label="colearn-onchain")
         fund_accounts(w3, [a.address for a in accounts])
         client, _ = CollectiveLearningClient.deploy(w3, accounts[0])
-        initial = encode_weights(learners[0].mli_get_current_weights().weights)
-        experiment_id, _ = client.create_experiment(
-            [a.address for a in accounts], threshold_to_bps(vote_threshold), n_rounds,
-            proposal_timeout, voting_timeout, store.put(initial),
-            hashlib.sha256(initial).digest())
+        experiment_id = launch_experiment(client, store, ExperimentTerms(
+            learners=[a.address for a in accounts], threshold=vote_threshold, rounds=n_rounds,
+            proposal_timeout=proposal_timeout, voting_timeout=voting_timeout),
+            learners[0].mli_get_current_weights().weights).experiment_id
         agents = [LearnerAgent(client.with_account(account), store, learner, experiment_id,
                                name=f"learner{i}")
                   for i, (account, learner) in enumerate(zip(accounts, learners))]

@@ -142,18 +142,17 @@ class InitialModel(BaseModel):
         return self
 
 
-class ExperimentSpec(BaseModel):
-    """What ``colearn experiment create`` reads from a TOML file."""
+class ExperimentTerms(BaseModel):
+    """What an experiment fixes for its whole life, but its initial model."""
 
     model_config = ConfigDict(extra="forbid")
 
-    learners: list[str] = Field(min_length=2)
+    learners: list[str] = Field(min_length=2)  # their order is the proposer schedule
     threshold: float = Field(0.5, ge=0.0, le=1.0)
     rounds: int = Field(ge=1)
     proposal_timeout: int = Field(600, ge=1)
     voting_timeout: int = Field(600, ge=1)
-    initial: InitialModel
-    metadata: dict[str, Any] = {}
+    metadata: dict[str, Any] = {}  # stored as canonical JSON; its CID goes on chain
 
     @field_validator("learners")
     @classmethod
@@ -162,6 +161,25 @@ class ExperimentSpec(BaseModel):
             if not is_address(address):
                 raise ValueError(f"{address!r} is not an Ethereum address")
         return [to_checksum_address(a) for a in learners]
+
+
+class ExperimentSpec(ExperimentTerms):
+    """What ``colearn experiment create`` reads from a TOML file: the terms, and where the
+    initial model comes from."""
+
+    initial: InitialModel
+
+    def initial_weights(self) -> bytes | Any:
+        """The initial model: the bytes of ``initial.weights``, or the current weights of
+        the learner ``initial.factory`` builds."""
+        if self.initial.weights is not None:
+            try:
+                return self.initial.weights.read_bytes()
+            except OSError as exc:
+                raise SpecError(f"cannot read the initial weights {self.initial.weights}: "
+                                f"{exc.strerror}") from None
+        assert self.initial.factory is not None
+        return self.initial.factory.build().mli_get_current_weights().weights
 
     @classmethod
     def load(cls, path: Path) -> ExperimentSpec:

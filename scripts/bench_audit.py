@@ -36,8 +36,10 @@ from agents.audit_checks import audit_history
 from agents.audit_report import print_report, render_html
 from agents.chain import CollectiveLearningClient, score_to_fixed
 from agents.devchain import AnvilProcess
+from agents.launch import launch_experiment
 from agents.network import advance_time, connect, derive_accounts, fund_accounts
 from agents.signing import sign_proposal, sign_vote
+from agents.spec import ExperimentTerms
 from agents.weight_store import FileWeightStore
 from colearn_core.codec import encode_weights
 
@@ -59,9 +61,9 @@ def build(rpc: str, n_learners: int, n_rounds: int, store: FileWeightStore, seed
         data = encode_weights({"w": np.full(4, label, np.float32)})
         return store.put(data), hashlib.sha256(data).digest()
 
-    initial_cid, initial_digest = blob(-1)
-    experiment_id, _ = relay.create_experiment(addresses, 5000, n_rounds, TIMEOUT, TIMEOUT,
-                                               initial_cid, initial_digest, "")
+    experiment_id = launch_experiment(relay, store, ExperimentTerms(
+        learners=addresses, rounds=n_rounds, proposal_timeout=TIMEOUT, voting_timeout=TIMEOUT),
+        {"w": np.full(4, -1, np.float32)}).experiment_id
     chain_id = relay.chain_id
     started = time.perf_counter()
     for r in range(n_rounds):

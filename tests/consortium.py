@@ -7,7 +7,6 @@ real command, its logs and its exit.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -21,10 +20,10 @@ from typing import Any
 from eth_account import Account
 
 from agents.chain import CollectiveLearningClient, RoundState
+from agents.launch import launch_experiment
 from agents.network import connect, derive_accounts, fund_accounts
+from agents.spec import ExperimentTerms, LearnerFactory
 from agents.weight_store import open_store
-from colearn_core.codec import encode_weights
-from colearn_core.decision import threshold_to_bps
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS = "colearn_core.tasks.factories:digits_learner"
@@ -45,15 +44,13 @@ class Consortium:
         fund_accounts(self.w3, [a.address for a in self.accounts])
         self.client, _ = CollectiveLearningClient.deploy(self.w3, self.accounts[0])
         self.store = open_store(store_url)
-        from agents.spec import LearnerFactory
-
         self.factory = factory
         learner0 = LearnerFactory(target=factory,
                                   args={"index": 0, "n_learners": n, "seed": seed}).build()
-        initial = encode_weights(learner0.mli_get_current_weights().weights)
-        self.experiment_id, _ = self.client.create_experiment(
-            [a.address for a in self.accounts], threshold_to_bps(threshold), rounds, proposal_timeout,
-            voting_timeout, self.store.put(initial), hashlib.sha256(initial).digest())
+        self.experiment_id = launch_experiment(self.client, self.store, ExperimentTerms(
+            learners=[a.address for a in self.accounts], threshold=threshold, rounds=rounds,
+            proposal_timeout=proposal_timeout, voting_timeout=voting_timeout),
+            learner0.mli_get_current_weights().weights).experiment_id
         (workdir / "password").write_text(PASSWORD)
         self.keystores = []
         for i, account in enumerate(self.accounts):

@@ -3,7 +3,6 @@ contract's events, pushed over a WebSocket or polled."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -13,7 +12,9 @@ import pytest
 from agents.agent import LearnerAgent
 from agents.chain import ChainError, CollectiveLearningClient, RoundState
 from agents.devchain import AnvilProcess
+from agents.launch import launch_experiment
 from agents.network import connect, derive_accounts, fund_accounts
+from agents.spec import ExperimentTerms
 from agents.weight_store import FileWeightStore
 from colearn_core.codec import encode_weights
 from colearn_core.driver import set_equal_weights
@@ -51,9 +52,9 @@ def test_agents_retry_rpc_errors_and_finish(tmp_path, caplog, follow):
         w3 = connect(anvil.url)
         fund_accounts(w3, [a.address for a in accounts])
         client, _ = CollectiveLearningClient.deploy(w3, accounts[0])
-        experiment_id, _ = client.create_experiment(
-            [a.address for a in accounts], 5000, rounds, 60, 60, store.put(initial),
-            hashlib.sha256(initial).digest())
+        experiment_id = launch_experiment(client, store, ExperimentTerms(
+            learners=[a.address for a in accounts], rounds=rounds, proposal_timeout=60,
+            voting_timeout=60), initial).experiment_id
         agents = [LearnerAgent(FlakyClient(connect(anvil.url), client.address, account), store,
                                learner, experiment_id, name=f"learner{i}")
                   for i, (account, learner) in enumerate(zip(accounts, learners))]
@@ -90,9 +91,9 @@ def test_agents_wake_at_deadlines_when_no_event_comes(tmp_path):
         w3 = connect(anvil.url)
         fund_accounts(w3, [a.address for a in accounts])
         client, _ = CollectiveLearningClient.deploy(w3, accounts[0])
-        experiment_id, _ = client.create_experiment(
-            [a.address for a in accounts], 5000, rounds, timeout, timeout, store.put(initial),
-            hashlib.sha256(initial).digest())
+        experiment_id = launch_experiment(client, store, ExperimentTerms(
+            learners=[a.address for a in accounts], rounds=rounds, proposal_timeout=timeout,
+            voting_timeout=timeout), initial).experiment_id
         agents = [LearnerAgent(client.with_account(accounts[i]), store, learners[i],
                                experiment_id, name=f"learner{i}") for i in (1, 2)]
         stop = threading.Event()

@@ -12,7 +12,9 @@ import pytest
 from agents.agent import AgentError, LearnerAgent, run_in_process
 from agents.chain import NO_SCORE, CollectiveLearningClient, RoundState
 from agents.cid import compute_cid
+from agents.launch import launch_experiment
 from agents.network import connect, derive_accounts, fund_accounts
+from agents.spec import ExperimentTerms
 from agents.weight_store import FileWeightStore
 from colearn_core.codec import encode_weights
 from colearn_core.driver import set_equal_weights
@@ -48,11 +50,11 @@ def make_setup(tmp_path, n=3, rounds=3, threshold_bps=5000, learners=None) -> Se
     if learners is None:
         learners = make_digits_learners(config=DigitsConfig(n_learners=n, seed=3))
     set_equal_weights(learners)
-    initial = encode_weights(learners[0].mli_get_current_weights().weights)
-    digest = hashlib.sha256(initial).digest()
-    exp, _ = client.create_experiment([a.address for a in accounts], threshold_bps, rounds,
-                                      600, 600, store.put(initial), digest)
-    return Setup(client, accounts, store, learners, exp, digest)
+    launched = launch_experiment(client, store, ExperimentTerms(
+        learners=[a.address for a in accounts], threshold=threshold_bps / 10_000, rounds=rounds),
+        learners[0].mli_get_current_weights().weights)
+    return Setup(client, accounts, store, learners, launched.experiment_id,
+                 launched.initial_digest)
 
 
 def test_agents_run_an_experiment_to_the_end(tmp_path):

@@ -6,10 +6,11 @@ import pytest
 
 from agents.agent import LearnerAgent, run_in_process
 from agents.chain import CollectiveLearningClient
+from agents.launch import launch_experiment
 from agents.network import connect, derive_accounts, fund_accounts
+from agents.spec import ExperimentTerms
 from agents.weight_store import FileWeightStore
 from colearn_core.codec import encode_weights
-from colearn_core.decision import threshold_to_bps
 from colearn_core.driver import run_experiment, set_equal_weights
 from colearn_core.tasks.digits import DigitsConfig
 from colearn_core.tasks.digits_torch import make_digits_learners
@@ -23,10 +24,9 @@ def on_chain_decisions(config: DigitsConfig, store_dir) -> tuple[list[bool], byt
     fund_accounts(w3, [a.address for a in accounts])
     client, _ = CollectiveLearningClient.deploy(w3, accounts[0])
     store = FileWeightStore(store_dir)
-    initial = encode_weights(learners[0].mli_get_current_weights().weights)
-    experiment_id, _ = client.create_experiment(
-        [a.address for a in accounts], threshold_to_bps(config.vote_threshold), config.n_rounds,
-        600, 600, store.put(initial), hashlib.sha256(initial).digest())
+    experiment_id = launch_experiment(client, store, ExperimentTerms(
+        learners=[a.address for a in accounts], threshold=config.vote_threshold,
+        rounds=config.n_rounds), learners[0].mli_get_current_weights().weights).experiment_id
     agents = [LearnerAgent(client.with_account(a), store, learner, experiment_id)
               for a, learner in zip(accounts, learners)]
     run_in_process(agents)

@@ -5,7 +5,6 @@ agents run in threads, each with its own connection."""
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Iterator
 
@@ -16,10 +15,11 @@ from eth_account.signers.local import LocalAccount
 from agents.agent import LearnerAgent
 from agents.chain import CollectiveLearningClient, RoundState
 from agents.devchain import AnvilProcess
+from agents.launch import launch_experiment
 from agents.network import connect, derive_accounts, fund_accounts
 from agents.relay import Relay, RelayClient, RelayServer
+from agents.spec import ExperimentTerms
 from agents.weight_store import FileWeightStore
-from colearn_core.codec import encode_weights
 from colearn_core.driver import set_equal_weights
 from colearn_core.tasks.digits import DigitsConfig
 from colearn_core.tasks.digits_torch import make_digits_learners
@@ -50,10 +50,10 @@ class Consortium:
         self.store = FileWeightStore(tmp_path / "store")
         self.learners = make_digits_learners(config=DigitsConfig(n_learners=N_LEARNERS, seed=5))
         set_equal_weights(self.learners)
-        initial = encode_weights(self.learners[0].mli_get_current_weights().weights)
-        self.experiment_id, _ = self.client.create_experiment(
-            [a.address for a in self.accounts], 5000, rounds, 600, voting_timeout,
-            self.store.put(initial), hashlib.sha256(initial).digest())
+        self.experiment_id = launch_experiment(self.client, self.store, ExperimentTerms(
+            learners=[a.address for a in self.accounts], rounds=rounds,
+            voting_timeout=voting_timeout),
+            self.learners[0].mli_get_current_weights().weights).experiment_id
 
     def agent(self, i: int, relay_url: str, **options) -> LearnerAgent:
         client = CollectiveLearningClient(connect(self.anvil.url), self.client.address,
