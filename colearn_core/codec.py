@@ -226,13 +226,19 @@ def _items(tree: Any) -> list[tuple[str, np.ndarray]]:
     return [(str(i), _as_array(str(i), v)) for i, v in enumerate(tree)]
 
 
-def check_compatible(candidate: ArrayTree, template: Any) -> None:
-    """Raises :class:`WeightsMismatchError` unless ``candidate`` has the template's
-    structure, names, shapes and dtypes, and only finite values."""
+def check_compatible(candidate: Any, template: Any, *,
+                     require_finite: bool = True) -> ArrayTree:
+    """``candidate``'s arrays (numpy views of any framework tensors, not copies), after
+    checking it has the template's container, names (or count), shapes and dtypes, and
+    only finite values if ``require_finite``; else :class:`WeightsMismatchError` (or
+    :class:`WeightsFormatError` for values that are not arrays). The one weights-fit check:
+    every learner and the agent use it."""
     if isinstance(candidate, Mapping) != isinstance(template, Mapping):
         raise WeightsMismatchError("weights container differs from the model's")
     got = dict(_items(candidate))
     want = dict(_items(template))
+    if not isinstance(template, Mapping) and len(got) != len(want):
+        raise WeightsMismatchError(f"got {len(got)} weight arrays, the model has {len(want)}")
     if set(got) != set(want):
         missing = sorted(set(want) - set(got))
         extra = sorted(set(got) - set(want))
@@ -247,5 +253,6 @@ def check_compatible(candidate: ArrayTree, template: Any) -> None:
             raise WeightsMismatchError(
                 f"weight {name!r} has dtype {array.dtype}, the model expects {expected.dtype}"
             )
-        if array.dtype.kind == "f" and not np.isfinite(array).all():
+        if require_finite and array.dtype.kind == "f" and not np.isfinite(array).all():
             raise WeightsMismatchError(f"weight {name!r} contains NaN or Inf")
+    return got if isinstance(template, Mapping) else [got[name] for name in want]

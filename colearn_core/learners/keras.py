@@ -49,7 +49,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 import numpy as np
 
-from colearn_core.codec import WeightsFormatError, WeightsMismatchError
+from colearn_core.codec import WeightsFormatError, check_compatible
 from colearn_core.ml_interface import (
     ColearnModel,
     DiffPrivConfig,
@@ -71,14 +71,6 @@ def _raw_weights(weights: WeightsLike) -> Any:
     return weights.weights if isinstance(weights, Weights) else weights
 
 
-def _as_numpy(index: int, value: Any) -> np.ndarray:
-    if isinstance(value, (np.ndarray, np.generic)):
-        return np.asarray(value)
-    if hasattr(value, "numpy"):  # a backend tensor or a keras.Variable
-        return np.asarray(value.numpy())
-    raise WeightsFormatError(f"weight {index} is a {type(value).__name__}, not an array")
-
-
 def check_keras_weights(
     weights: WeightsLike, model: keras.Model, *, require_finite: bool = True
 ) -> list[np.ndarray]:
@@ -95,28 +87,10 @@ def check_keras_weights(
         raise WeightsFormatError(
             f"Keras weights are a list of arrays (model.get_weights()), not {type(raw).__name__}"
         )
-    template = model.weights
-    if len(raw) != len(template):
-        raise WeightsMismatchError(
-            f"got {len(raw)} weight arrays, the model has {len(template)}"
-        )
-    checked: list[np.ndarray] = []
-    for index, (value, variable) in enumerate(zip(raw, template)):
-        array = _as_numpy(index, value)
-        expected_shape = tuple(variable.shape)
-        expected_dtype = np.dtype(keras.backend.standardize_dtype(variable.dtype))
-        label = f"weight {index} ({variable.path})"
-        if tuple(array.shape) != expected_shape:
-            raise WeightsMismatchError(
-                f"{label} has shape {tuple(array.shape)}, the model expects {expected_shape}"
-            )
-        if array.dtype != expected_dtype:
-            raise WeightsMismatchError(
-                f"{label} has dtype {array.dtype}, the model expects {expected_dtype}"
-            )
-        if require_finite and array.dtype.kind == "f" and not np.isfinite(array).all():
-            raise WeightsMismatchError(f"{label} contains NaN or Inf")
-        checked.append(np.array(array, copy=True))
+    template = [np.empty(tuple(v.shape), keras.backend.standardize_dtype(v.dtype))
+                for v in model.weights]  # shapes and dtypes only: never touched
+    checked = check_compatible(list(raw), template, require_finite=require_finite)
+    checked = [np.array(array, copy=True) for array in checked]
     return checked
 
 

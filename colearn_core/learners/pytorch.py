@@ -54,7 +54,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from colearn_core.codec import WeightsFormatError, WeightsMismatchError
+from colearn_core.codec import WeightsFormatError, check_compatible
 from colearn_core.learners.privacy import PrivateTraining
 from colearn_core.ml_interface import (
     ColearnModel,
@@ -89,14 +89,6 @@ def _raw_weights(weights: WeightsLike) -> Any:
     return weights.weights if isinstance(weights, Weights) else weights
 
 
-def _to_numpy_view(name: str, value: Any) -> np.ndarray:
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu().numpy()
-    if isinstance(value, (np.ndarray, np.generic)):
-        return np.asarray(value)
-    raise WeightsFormatError(f"weight {name!r} is a {type(value).__name__}, not an array")
-
-
 def weights_to_state_dict(
     weights: WeightsLike, model: nn.Module, *, require_finite: bool = True
 ) -> dict[str, torch.Tensor]:
@@ -113,29 +105,9 @@ def weights_to_state_dict(
             f"PyTorch weights are a mapping {{name: array}}, not {type(raw).__name__}"
         )
     template = model.state_dict()
-    got_names = {str(k) for k in raw}
-    if got_names != set(template):
-        missing = sorted(set(template) - got_names)
-        extra = sorted(got_names - set(template))
-        raise WeightsMismatchError(f"weight names differ: missing {missing}, unexpected {extra}")
-    state: dict[str, torch.Tensor] = {}
-    for key, value in raw.items():
-        name = str(key)
-        expected = template[name]
-        array = _to_numpy_view(name, value)
-        if tuple(array.shape) != tuple(expected.shape):
-            raise WeightsMismatchError(
-                f"weight {name!r} has shape {tuple(array.shape)}, "
-                f"the model expects {tuple(expected.shape)}"
-            )
-        expected_dtype = torch.empty((), dtype=expected.dtype).numpy().dtype
-        if array.dtype != expected_dtype:
-            raise WeightsMismatchError(
-                f"weight {name!r} has dtype {array.dtype}, the model expects {expected_dtype}"
-            )
-        if require_finite and array.dtype.kind == "f" and not np.isfinite(array).all():
-            raise WeightsMismatchError(f"weight {name!r} contains NaN or Inf")
-        state[name] = torch.from_numpy(np.array(array, copy=True))
+    checked = check_compatible(raw, template, require_finite=require_finite)
+    assert isinstance(checked, dict)
+    state = {name: torch.from_numpy(np.array(array, copy=True)) for name, array in checked.items()}
     return state
 
 

@@ -21,7 +21,7 @@ from sklearn.metrics import (
 )
 from threadpoolctl import ThreadpoolController
 
-from colearn_core.codec import WeightsFormatError, WeightsMismatchError, check_compatible
+from colearn_core.codec import WeightsFormatError, check_compatible
 from colearn_core.ml_interface import (
     Weights,
 )
@@ -51,28 +51,9 @@ def _check_structure(raw: Any, template: Mapping[str, np.ndarray], *,
     if not isinstance(raw, Mapping):
         raise WeightsFormatError(
             f"scikit-learn weights are a mapping {{name: array}}, not {type(raw).__name__}")
-    if require_finite:
-        check_compatible(raw, template)
-        return {str(k): np.asarray(v) for k, v in raw.items()}
-    got = {str(k): v for k, v in raw.items()}
-    if set(got) != set(template):
-        missing = sorted(set(template) - set(got))
-        extra = sorted(set(got) - set(template))
-        raise WeightsMismatchError(f"weight names differ: missing {missing}, unexpected {extra}")
-    out: dict[str, np.ndarray] = {}
-    for name, expected in template.items():
-        value = got[name]
-        if not isinstance(value, (np.ndarray, np.generic)):
-            raise WeightsFormatError(f"weight {name!r} is a {type(value).__name__}, not an array")
-        array = np.asarray(value)
-        if array.shape != expected.shape:
-            raise WeightsMismatchError(
-                f"weight {name!r} has shape {array.shape}, the model expects {expected.shape}")
-        if array.dtype != expected.dtype:
-            raise WeightsMismatchError(
-                f"weight {name!r} has dtype {array.dtype}, the model expects {expected.dtype}")
-        out[name] = array
-    return out
+    checked = check_compatible(raw, template, require_finite=require_finite)
+    assert isinstance(checked, dict)
+    return checked
 
 
 def _vote(new_score: float, current: float, minimise: bool) -> bool:
