@@ -45,11 +45,10 @@ from agents.chain import (
     RawLog,
     fixed_to_score,
 )
+from agents.logs import DEFAULT_CHUNK_BLOCKS  # blocks a query at first (halved if refused)
 
 log = logging.getLogger(__name__)
 
-#: Blocks asked for in one ``eth_getLogs`` at first (halved while the node refuses).
-DEFAULT_CHUNK_BLOCKS = 10_000
 
 TxRole = Literal["propose", "proposeBySig", "vote", "castVotesBySig", "decide", "expire"]
 
@@ -332,58 +331,45 @@ class HistoryReader:
         self.version += 1
 
     def _locate(self, latest: int) -> None:
-        """Starts the scan at the experiment's creation block, found with one query for
-        its creation event over the whole range; a node that refuses so wide a range gets
-        the chunked scan from ``from_block`` instead."""
+        """Starts the scan at the experiment's creation block, found by the client's
+        search for its first creation log (one query where the node takes the range,
+        else a bisection of ``experimentCount()`` or a chunked scan)."""
         self._located = True
         topics = [self._decoder.topic["ExperimentCreated"], self.experiment_id.to_bytes(32, "big")]
+        queries = self.client.log_queries
         try:
-            self.stats.log_queries += 1
-            found = self.client.raw_logs(topics, self._next_block, latest)
-        except ContractRevert:
-            raise
-        except ChainError as exc:
-            if "cannot reach" in str(exc):
-                raise
-            log.info("the node refused one query over blocks %d-%d (%s): scanning in chunks",
-                     self._next_block, latest, exc)
-            return
-        found = [e for e in found if not e.removed]
-        if not found:
+            found = self.client.first_log(topics, self._next_block, latest,
+                                          self._created_by)
+        finally:
+            self.stats.log_queries += self.client.log_queries - queries
+        if found is None:
             raise self._unknown()
-        self._next_block = max(self._next_block, found[0].block_number)
+        self._next_block = max(self._next_block, found.block_number)
         self.stats.from_block = self._next_block
+
+    def _created_by(self, block: int) -> bool:
+        """Whether the contract's ``experimentCount()`` says the experiment exists at
+        ``block`` (a hint only: the scan still reads the creation event itself)."""
+        return self.client.experiment_count(block) >= self.experiment_id
 
     def _scan(self, first: int, last: int) -> None:
         topics = self._decoder.topics(self.experiment_id)
-        size = self.chunk_blocks
-        lo = first
-        while lo <= last:
-            hi = min(last, lo + size - 1)
-            try:
-                self.stats.log_queries += 1
-                entries = self.client.raw_logs(topics, lo, hi)
-            except ContractRevert:
-                raise
-            except ChainError as exc:
-                if "cannot reach" in str(exc) or size == 1:
-                    raise
-                size = max(1, size // 2)
-                log.info("eth_getLogs over %d-%d refused (%s): %d blocks a query", lo, hi, exc,
-                         size)
+        queries = self.client.log_queries
+        try:
+            entries = self.client.raw_logs(topics, first, last, chunk_blocks=self.chunk_blocks)
+        finally:
+            self.stats.log_queries += self.client.log_queries - queries
+        for entry in entries:
+            if entry.removed:
                 continue
-            for entry in entries:
-                if entry.removed:
-                    continue
-                try:
-                    name, fields = self._decoder.decode(entry, self.experiment_id)
-                except MalformedEvent as exc:
-                    self._malformed.append(MalformedLog(event=exc.event, reason=exc.reason,
-                                                        **self._ref(entry)))
-                    continue
-                self._events.append((name, fields, entry))
-            self.stats.logs += len(entries)
-            lo = hi + 1
+            try:
+                name, fields = self._decoder.decode(entry, self.experiment_id)
+            except MalformedEvent as exc:
+                self._malformed.append(MalformedLog(event=exc.event, reason=exc.reason,
+                                                    **self._ref(entry)))
+                continue
+            self._events.append((name, fields, entry))
+        self.stats.logs += len(entries)
 
     def _fetch_details(self, events: Iterable[tuple[str, dict[str, Any], RawLog]]) -> None:
         blocks = sorted({e.block_number for _, _, e in events} - set(self._timestamps))

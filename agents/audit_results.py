@@ -10,38 +10,16 @@ from typing import Any
 
 from agents.audit import History
 from agents.audit_checks import _Checker, expected_model
-from agents.history import RoundGas, RoundRow, VoteRow
+from agents.history import round_rows
 
 #: results.json fields that are not on chain (the demo measures them off chain).
 OFF_CHAIN_FIELDS = ("test_accuracy", "final_test_accuracy", "solo_test_accuracy", "seconds")
 
 
 def results_rows(h: History) -> list[dict[str, Any]]:
-    """The closed rounds as the demo's results.json lists them (``agents.history``'s rows),
-    rebuilt from the chain. A round's ``gas.total`` counts each transaction once."""
-    rows = []
-    for r in h.rounds:
-        if not r.closed:
-            continue
-        gas_of = {tx.hash: tx.gas_used for tx in r.txs}
-        p, d = r.proposal, r.decision
-        votes = [VoteRow(learner=v.voter, learner_index=v.learner_index, approve=v.approve,
-                         vote_score=v.vote_score, tx_hash=v.tx_hash, gas=gas_of.get(v.tx_hash, 0))
-                 for v in r.votes]
-        closing = r.closing
-        assert closing is not None
-        own = {p.tx_hash if p else None, *(v.tx_hash for v in r.votes)}
-        close_gas = gas_of.get(closing.tx_hash) if closing.tx_hash not in own else None
-        row = RoundRow(
-            round=r.round, proposer=r.proposer, proposer_index=r.proposer_index,
-            cid=p.cid if p else None, digest=p.digest if p else None,
-            accepted=d.accepted if d else None, expired=r.expiry is not None,
-            approvals=d.approvals if d else 0, rejections=d.rejections if d else 0,
-            votes=votes, propose_tx=p.tx_hash if p else None, close_tx=closing.tx_hash,
-            gas=RoundGas(propose=gas_of.get(p.tx_hash) if p else None,
-                         votes=[v.gas for v in votes], close=close_gas, total=r.gas))
-        rows.append(row.model_dump(exclude={"close_block"}))
-    return rows
+    """The closed rounds as the demo's results.json lists them (:mod:`agents.history`'s
+    rows), rebuilt from the chain."""
+    return [row.model_dump(exclude={"close_block"}) for row in round_rows(h) if row.closed]
 
 
 def results_summary(h: History) -> dict[str, Any]:

@@ -49,6 +49,7 @@ from web3.exceptions import (
 from web3.providers import HTTPProvider, JSONBaseProvider
 from web3.types import BlockIdentifier
 
+from agents.logs import RangedLogs, RawLog, Topics, hex_topics, raw_log_from_json
 from agents.signing import SignedProposal, SignedVote
 
 log = logging.getLogger(__name__)
@@ -193,17 +194,6 @@ class RoundStatus(BaseModel):
         return max(0, self.deadline - self.timestamp)
 
 
-class RawLog(NamedTuple):
-    """A log as the node sent it (topics and data not decoded), for event followers."""
-
-    topics: tuple[bytes, ...]
-    data: bytes
-    block_number: int
-    tx_hash: str
-    log_index: int
-    removed: bool  # dropped by a reorganization of the chain
-
-
 class TxResult(BaseModel):
     tx_hash: str
     gas_used: int
@@ -267,6 +257,12 @@ class CollectiveLearningClient:
         self._sender = None if account is None else _TxSender(
             self._rpc, account, lambda: self.chain_id)
         self._base_fee: int | None = None  # of the latest status read
+        # Log reads: ranged, halved when the node refuses (the limit learned is shared by
+        # the clients of other accounts made from this one, as are the creations found).
+        self._ranges = RangedLogs(self.logs_once)
+        self._created: dict[int, ExperimentCreated] = {}
+        #: Where to start looking for an experiment's creation (a block at or before it).
+        self.first_block = 0
 
     # ------------------------------------------------------------------ set-up
 
@@ -278,7 +274,10 @@ class CollectiveLearningClient:
         return cls(w3, receipt["contractAddress"], account), result
 
     def with_account(self, account: LocalAccount) -> CollectiveLearningClient:
-        return CollectiveLearningClient(self.w3, self.address, account)
+        other = CollectiveLearningClient(self.w3, self.address, account)
+        other._ranges.max_blocks = self._ranges.max_blocks
+        other._created, other.first_block = self._created, self.first_block
+        return other
 
     def check_deployed(self) -> None:
         """Raises :class:`ChainError` unless contract code is at the address."""
@@ -422,8 +421,8 @@ class CollectiveLearningClient:
         except Exception as exc:  # noqa: BLE001
             raise _classify(exc, self._errors) from None
 
-    def experiment_count(self) -> int:
-        return self._call(self.contract.functions.experimentCount())
+    def experiment_count(self, block: BlockIdentifier = "latest") -> int:
+        return self._call(self.contract.functions.experimentCount(), block)
 
     def _call(self, fn: Any, block: BlockIdentifier = "latest") -> Any:
         try:
@@ -433,72 +432,73 @@ class CollectiveLearningClient:
 
     # ------------------------------------------------------------------- events
 
-    def experiment_created(self, experiment_id: int) -> ExperimentCreated:
-        logs = self.raw_logs([self._topics["ExperimentCreated"],
-                              experiment_id.to_bytes(32, "big")], 0)
-        if not logs:
+    def experiment_created(self, experiment_id: int,
+                           from_block: int | None = None) -> ExperimentCreated:
+        """The experiment's creation event, searched from ``from_block`` (default: the
+        client's :attr:`first_block`) and remembered once found. Through a provider that
+        caps ``eth_getLogs`` ranges, its block is found by bisecting ``experimentCount()``
+        over past blocks where the node can (not by scanning the whole chain)."""
+        known = self._created.get(experiment_id)
+        if known is not None:
+            return known
+        first = self.first_block if from_block is None else from_block
+        entry = self.first_log(
+            [self._topics["ExperimentCreated"], _word(experiment_id)], first,
+            self.block_number(), lambda block: self.experiment_count(block) >= experiment_id)
+        if entry is None:
             raise ContractRevert("UnknownExperiment", {"experimentId": experiment_id})
-        entry = logs[0]
         with _node_answer("ExperimentCreated log"):
             (learners, threshold_bps, num_rounds, proposal_timeout, voting_timeout, initial_cid,
              initial_digest, metadata_cid) = abi_decode(self._data_types["ExperimentCreated"],
                                                         entry.data)
             if len(entry.topics) != 3:
                 raise ValueError(f"{len(entry.topics)} topics")
-        return ExperimentCreated(
+        created = self._created[experiment_id] = ExperimentCreated(
             experiment_id=int.from_bytes(entry.topics[1], "big"),
             creator=to_checksum_address(entry.topics[2][-20:]),
             learners=[to_checksum_address(a) for a in learners],
-            threshold_bps=threshold_bps,
-            num_rounds=num_rounds,
-            proposal_timeout=proposal_timeout,
-            voting_timeout=voting_timeout,
-            initial_cid=initial_cid,
-            initial_digest=initial_digest,
-            metadata_cid=metadata_cid,
-            tx_hash=entry.tx_hash,
-            block_number=entry.block_number,
-        )
+            threshold_bps=threshold_bps, num_rounds=num_rounds,
+            proposal_timeout=proposal_timeout, voting_timeout=voting_timeout,
+            initial_cid=initial_cid, initial_digest=initial_digest, metadata_cid=metadata_cid,
+            tx_hash=entry.tx_hash, block_number=entry.block_number)
+        return created
 
     def proposals(self, experiment_id: int, round_index: int | None = None,
                   from_block: int = 0) -> list[WeightsProposed]:
-        return [
-            WeightsProposed(**_common(e), proposer=e["args"]["proposer"], cid=e["args"]["cid"],
-                            digest=bytes(e["args"]["digest"]))
-            for e in self._logs("WeightsProposed", experiment_id, round_index, from_block)
-        ]
+        return [WeightsProposed(**common, proposer=_topic_address(e), cid=cid,
+                                digest=bytes(digest))
+                for e, common, (cid, digest) in self._logs("WeightsProposed", experiment_id,
+                                                           round_index, from_block)]
 
     def votes(self, experiment_id: int, round_index: int | None = None,
               from_block: int = 0) -> list[VoteCast]:
-        return [
-            VoteCast(**_common(e), voter=e["args"]["voter"], approve=e["args"]["approve"],
-                     score=e["args"]["score"])
-            for e in self._logs("VoteCast", experiment_id, round_index, from_block)
-        ]
+        return [VoteCast(**common, voter=_topic_address(e), approve=approve, score=score)
+                for e, common, (approve, score) in self._logs("VoteCast", experiment_id,
+                                                              round_index, from_block)]
 
     def decisions(self, experiment_id: int, round_index: int | None = None,
                   from_block: int = 0) -> list[RoundDecided]:
-        return [
-            RoundDecided(**_common(e), accepted=e["args"]["accepted"],
-                         approvals=e["args"]["approvals"], rejections=e["args"]["rejections"])
-            for e in self._logs("RoundDecided", experiment_id, round_index, from_block)
-        ]
+        return [RoundDecided(**common, accepted=accepted, approvals=approvals,
+                             rejections=rejections)
+                for _, common, (accepted, approvals, rejections) in self._logs(
+                    "RoundDecided", experiment_id, round_index, from_block)]
 
     def expiries(self, experiment_id: int, round_index: int | None = None,
                  from_block: int = 0) -> list[RoundExpired]:
-        return [RoundExpired(**_common(e))
-                for e in self._logs("RoundExpired", experiment_id, round_index, from_block)]
+        return [RoundExpired(**common)
+                for _, common, _ in self._logs("RoundExpired", experiment_id, round_index,
+                                               from_block)]
 
     def completion(self, experiment_id: int) -> ExperimentCompleted | None:
         """The experiment's completion, or ``None`` while it runs."""
-        logs = self._logs("ExperimentCompleted", experiment_id)
-        if not logs:
-            return None
-        a = logs[0]["args"]
-        return ExperimentCompleted(
-            experiment_id=a["experimentId"], model_digest=bytes(a["modelDigest"]),
-            model_round=a["modelRound"], tx_hash=logs[0]["transactionHash"].to_0x_hex(),
-            block_number=logs[0]["blockNumber"])
+        start = self.experiment_created(experiment_id).block_number
+        for entry, _, (digest, model_round) in self._logs(
+                "ExperimentCompleted", experiment_id, None, start, round_topic=False):
+            return ExperimentCompleted(
+                experiment_id=experiment_id, model_digest=bytes(digest),
+                model_round=model_round, tx_hash=entry.tx_hash,
+                block_number=entry.block_number)
+        return None
 
     def block_number(self) -> int:
         return self._rpc.block_number()
@@ -507,11 +507,29 @@ class CollectiveLearningClient:
         """An event's first topic (the hash of its signature)."""
         return self._topics[event]
 
-    def raw_logs(self, topics: Sequence[None | bytes | Sequence[bytes]], from_block: int,
-                 to_block: int | None = None) -> list[RawLog]:
-        """The contract's logs in a block range (to the latest block by default) matching
-        ``topics`` (per position: ``None`` for any, a topic, or a list of alternatives),
-        undecoded."""
+    @property
+    def log_queries(self) -> int:
+        """``eth_getLogs`` requests this client's connection sent (refused ones too)."""
+        return self._ranges.queries
+
+    def raw_logs(self, topics: Topics, from_block: int, to_block: int | None = None, *,
+                 chunk_blocks: int | None = None) -> list[RawLog]:
+        """The contract's logs in blocks ``from_block``..``to_block`` matching ``topics``
+        (per position: ``None`` for any, a topic, or a list of alternatives), undecoded.
+        Without ``to_block``, the latest block's number is read first: the read is pinned
+        to it, however many queries it takes. Ranges go out in chunks of at most
+        ``chunk_blocks``, halved while the node refuses them (:mod:`agents.logs`)."""
+        last = self.block_number() if to_block is None else to_block
+        return self._ranges.read(topics, from_block, last, chunk_blocks=chunk_blocks)
+
+    def first_log(self, topics: Topics, from_block: int, to_block: int,
+                  reached: Callable[[int], bool] | None = None) -> RawLog | None:
+        """The first log matching ``topics`` in the range, found without scanning it chunk
+        by chunk where possible (see :meth:`agents.logs.RangedLogs.first`)."""
+        return self._ranges.first(topics, from_block, to_block, reached)
+
+    def logs_once(self, topics: Topics, from_block: int, to_block: int) -> list[RawLog]:
+        """One ``eth_getLogs`` request, not split: :meth:`raw_logs` is what to call."""
         return self._rpc.logs(self.address, topics, from_block, to_block)
 
     def proposal_from_log(self, entry: RawLog) -> WeightsProposed:
@@ -528,16 +546,26 @@ class CollectiveLearningClient:
             proposer=to_checksum_address(entry.topics[3][-20:]), cid=cid, digest=digest,
             tx_hash=entry.tx_hash, block_number=entry.block_number, log_index=entry.log_index)
 
-    def _logs(self, event: str, experiment_id: int, round_index: int | None = None,
-              from_block: int = 0) -> list[Any]:
-        filters: dict[str, Any] = {"experimentId": experiment_id}
+    def _logs(self, event: str, experiment_id: int, round_index: int | None, from_block: int,
+              *, round_topic: bool = True
+              ) -> list[tuple[RawLog, dict[str, Any], tuple[Any, ...]]]:
+        """One event's logs of an experiment (and round): each log, its common fields and
+        its decoded data."""
+        topics: list[Any] = [self._topics[event], _word(experiment_id)]
         if round_index is not None:
-            filters["round"] = round_index
-        try:
-            return list(getattr(self.contract.events, event)().get_logs(
-                from_block=from_block, to_block="latest", argument_filters=filters))
-        except Exception as exc:  # noqa: BLE001
-            raise _classify(exc, self._errors) from None
+            topics.append(_word(round_index))
+        out = []
+        with _node_answer(f"{event} logs"):
+            for e in self.raw_logs(topics, from_block):
+                if e.removed:
+                    continue
+                common = {"experiment_id": int.from_bytes(e.topics[1], "big"),
+                          "tx_hash": e.tx_hash, "block_number": e.block_number,
+                          "log_index": e.log_index}
+                if round_topic:
+                    common["round"] = int.from_bytes(e.topics[2], "big")
+                out.append((e, common, tuple(abi_decode(self._data_types[event], e.data))))
+        return out
 
 
 # ---------------------------------------------------------------------- helpers
@@ -779,7 +807,7 @@ class _JsonRpc:
         entries = self.request("eth_getLogs", [{
             "address": address, "fromBlock": hex(from_block),
             "toBlock": "latest" if to_block is None else hex(to_block),
-            "topics": _hex_topics(topics)}])
+            "topics": hex_topics(topics)}])
         with _node_answer("eth_getLogs"):
             return [raw_log_from_json(e) for e in entries]
 
@@ -836,7 +864,7 @@ class _Web3Rpc:
         entries = self._do(self.eth.get_logs, {
             "address": address, "fromBlock": from_block,
             "toBlock": "latest" if to_block is None else to_block,
-            "topics": _hex_topics(topics)})
+            "topics": hex_topics(topics)})
         return [RawLog(tuple(bytes(t) for t in e["topics"]), bytes(e["data"]),
                        int(e["blockNumber"]), e["transactionHash"].to_0x_hex(),
                        int(e["logIndex"]), bool(e.get("removed", False))) for e in entries]
@@ -878,25 +906,6 @@ def _hex_bytes(value: Any) -> bytes:
     if not isinstance(value, str) or not value.startswith("0x"):
         raise ValueError(f"not hex data: {str(value)[:66]}")
     return bytes.fromhex(value[2:])
-
-
-def raw_log_from_json(entry: dict[str, Any]) -> RawLog:
-    """A log from its JSON-RPC form (``eth_getLogs`` entries, ``eth_subscribe`` results)."""
-    return RawLog(tuple(bytes.fromhex(t[2:]) for t in entry["topics"]),
-                  bytes.fromhex(entry["data"][2:]), int(entry["blockNumber"], 16),
-                  entry["transactionHash"], int(entry["logIndex"], 16),
-                  bool(entry.get("removed", False)))
-
-
-def _hex_topics(topics: Sequence[Any]) -> list[Any]:
-    def one(topic: Any) -> Any:
-        if topic is None:
-            return None
-        if isinstance(topic, (bytes, bytearray)):
-            return "0x" + bytes(topic).hex()
-        return [one(t) for t in topic]
-
-    return [one(t) for t in topics]
 
 
 class _TxSender:
@@ -992,16 +1001,6 @@ class _TxSender:
         return receipt
 
 
-def _common(entry: Any) -> dict[str, Any]:
-    return {
-        "experiment_id": entry["args"]["experimentId"],
-        "round": entry["args"]["round"],
-        "tx_hash": entry["transactionHash"].to_0x_hex(),
-        "block_number": entry["blockNumber"],
-        "log_index": entry["logIndex"],
-    }
-
-
 def _error_table(abi: list[dict[str, Any]]) -> dict[bytes, tuple[str, list[str], list[str]]]:
     table = {}
     for item in abi:
@@ -1082,6 +1081,16 @@ def _classify(exc: BaseException, errors: dict[bytes, tuple[str, list[str], list
     if isinstance(exc, (ConnectionError, OSError)) or "Connection" in type(exc).__name__:
         return ChainError(f"cannot reach the chain: {exc}")
     return ChainError(f"{type(exc).__name__}: {exc}")
+
+
+def _word(value: int) -> bytes:
+    """An indexed uint256 as its topic."""
+    return value.to_bytes(32, "big")
+
+
+def _topic_address(entry: RawLog) -> str:
+    """The address in a log's fourth topic (the proposer, the voter)."""
+    return to_checksum_address(entry.topics[3][-20:])
 
 
 def _render(value: Any) -> str:

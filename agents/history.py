@@ -1,10 +1,13 @@
-"""An experiment's history rebuilt from the contract's events alone (no agent state)."""
+"""An experiment's rounds as rows (the demo's table and ``results.json``, ``run_on_chain``):
+a view of the one history reader, :class:`agents.audit.HistoryReader`, which reads every
+event of the experiment at one block, in block ranges, with batched receipts."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel
 
-from agents.chain import CollectiveLearningClient, ExperimentCreated, fixed_to_score
+from agents.audit import History, HistoryReader
+from agents.chain import CollectiveLearningClient
 
 
 class VoteRow(BaseModel):
@@ -44,49 +47,39 @@ class RoundRow(BaseModel):
         return self.expired or self.accepted is not None
 
 
-def read_history(client: CollectiveLearningClient, experiment_id: int, from_block: int = 0,
-                 created: ExperimentCreated | None = None) -> list[RoundRow]:
-    """Every round with events from ``from_block`` on, from the experiment's events and
-    their receipts (``created``, if given, saves looking up the creation event)."""
-    created = created or client.experiment_created(experiment_id)
-    index = {address: i for i, address in enumerate(created.learners)}
-    gas_cache: dict[str, int] = {}
+def round_rows(h: History) -> list[RoundRow]:
+    """Every round of an audit history (:class:`agents.audit.HistoryReader`) as a row:
+    the view the demo, ``run_on_chain`` and results files use. Gas lists one entry per
+    vote transaction (a relayed batch carries several votes) and counts each transaction
+    of the round once."""
+    rows = []
+    for r in h.rounds:
+        gas_of = {tx.hash: tx.gas_used for tx in r.txs}
+        p, d, closing = r.proposal, r.decision, r.closing
+        votes = [VoteRow(learner=v.voter, learner_index=v.learner_index, approve=v.approve,
+                         vote_score=v.vote_score, tx_hash=v.tx_hash,
+                         gas=gas_of.get(v.tx_hash, 0)) for v in r.votes]
+        own = {p.tx_hash if p else None, *(v.tx_hash for v in r.votes)}
+        gas = RoundGas(propose=gas_of.get(p.tx_hash) if p else None,
+                       votes=[gas_of.get(tx, 0) for tx in dict.fromkeys(v.tx_hash for v in votes)],
+                       close=gas_of.get(closing.tx_hash)
+                       if closing is not None and closing.tx_hash not in own else None)
+        gas.total = (gas.propose or 0) + sum(gas.votes) + (gas.close or 0)
+        rows.append(RoundRow(
+            round=r.round, proposer=r.proposer, proposer_index=r.proposer_index,
+            cid=p.cid if p else None, digest=p.digest if p else None,
+            accepted=d.accepted if d else None, expired=r.expiry is not None,
+            approvals=d.approvals if d else 0, rejections=d.rejections if d else 0,
+            votes=votes, propose_tx=p.tx_hash if p else None,
+            close_tx=closing.tx_hash if closing else None,
+            close_block=closing.block_number if closing else None, gas=gas))
+    return rows
 
-    def gas_of(tx_hash: str) -> int:
-        if tx_hash not in gas_cache:
-            gas_cache[tx_hash] = client.w3.eth.get_transaction_receipt(tx_hash)["gasUsed"]
-        return gas_cache[tx_hash]
 
-    rows: dict[int, RoundRow] = {}
-
-    def row(r: int) -> RoundRow:
-        if r not in rows:
-            proposer = created.proposer(r)
-            rows[r] = RoundRow(round=r, proposer=proposer, proposer_index=index[proposer])
-        return rows[r]
-
-    start = max(from_block, created.block_number)
-    for p in client.proposals(experiment_id, from_block=start):
-        rr = row(p.round)
-        rr.cid, rr.digest, rr.propose_tx = p.cid, "0x" + p.digest.hex(), p.tx_hash
-        rr.gas.propose = gas_of(p.tx_hash)
-    for v in client.votes(experiment_id, from_block=start):
-        row(v.round).votes.append(VoteRow(
-            learner=v.voter, learner_index=index[v.voter], approve=v.approve,
-            vote_score=fixed_to_score(v.score), tx_hash=v.tx_hash, gas=gas_of(v.tx_hash)))
-    for d in client.decisions(experiment_id, from_block=start):
-        rr = row(d.round)
-        rr.accepted, rr.approvals, rr.rejections = d.accepted, d.approvals, d.rejections
-        rr.close_tx, rr.close_block = d.tx_hash, d.block_number
-    for e in client.expiries(experiment_id, from_block=start):
-        rr = row(e.round)
-        rr.expired, rr.close_tx, rr.close_block = True, e.tx_hash, e.block_number
-
-    for rr in rows.values():
-        # One entry per vote transaction: a relayed batch carries several votes.
-        rr.gas.votes = [gas_of(tx) for tx in dict.fromkeys(v.tx_hash for v in rr.votes)]
-        own = {rr.propose_tx, *(v.tx_hash for v in rr.votes)}
-        if rr.close_tx is not None and rr.close_tx not in own:
-            rr.gas.close = gas_of(rr.close_tx)
-        rr.gas.total = (rr.gas.propose or 0) + sum(rr.gas.votes) + (rr.gas.close or 0)
-    return [rows[r] for r in sorted(rows)]
+def read_history(client: CollectiveLearningClient, experiment_id: int,
+                 from_block: int = 0) -> list[RoundRow]:
+    """Every round of the experiment, read at one block (the latest when called): the
+    audit's reader, in block ranges, seen as rows."""
+    with HistoryReader(client, experiment_id, from_block=from_block) as reader:
+        reader.update()
+        return round_rows(reader.history())

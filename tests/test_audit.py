@@ -407,12 +407,11 @@ class _RefusingClient(CollectiveLearningClient):
         self.max_blocks = max_blocks
         self.refused = 0
 
-    def raw_logs(self, topics: Any, from_block: int, to_block: int | None = None) -> Any:
-        last = self.block_number() if to_block is None else to_block
-        if last - from_block + 1 > self.max_blocks:
+    def logs_once(self, topics: Any, from_block: int, to_block: int) -> Any:
+        if to_block - from_block + 1 > self.max_blocks:
             self.refused += 1
-            raise ChainError(f"query exceeds {self.max_blocks} blocks")
-        return super().raw_logs(topics, from_block, to_block)
+            raise ChainError(f"query exceeds the maximum block range of {self.max_blocks}")
+        return super().logs_once(topics, from_block, to_block)
 
 
 def test_an_unknown_experiment_is_one_clear_error(chain: Web3, make: Make) -> None:
