@@ -167,6 +167,35 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="run property-based tests with many more examples")
 
 
+# Every test module's level (a marker: ``-m unit``, ``-m "not system"``...), from the
+# smallest scope to the whole product. A module missing here is a collection error.
+LEVELS: dict[str, tuple[str, ...]] = {
+    "unit": ("test_cid", "test_codec", "test_datasets", "test_digits", "test_splits",
+             "test_driver", "test_dp", "test_keras_learner", "test_pytorch_learner",
+             "test_pytorch_onnx", "test_pytorch_mnist_example", "test_sklearn_learners",
+             "test_weight_store", "test_examples"),
+    "contract": ("test_contract", "test_contract_stateful", "test_signed_calls",
+                 "test_artifact", "test_hardhat", "test_gas_bench"),
+    "agents": ("test_agents", "test_agent_retries", "test_follow", "test_relay",
+               "test_relay_hostile", "test_relay_agents", "test_hostile_node", "test_audit",
+               "test_audit_hostile", "test_explorer", "test_onchain", "test_parity",
+               "test_ipfs_store", "test_colearn_compat"),
+    "system": ("test_cli", "test_demo", "test_faults", "test_hostile_peers",
+               "test_learner_processes", "test_bench", "test_learning_bench",
+               "test_process_cleanup"),
+}
+_LEVEL_OF = {module: level for level, modules in LEVELS.items() for module in modules}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        level = _LEVEL_OF.get(item.path.stem)
+        if level is None:
+            raise pytest.UsageError(f"{item.path.name} has no test level: add it to LEVELS "
+                                    "in tests/conftest.py")
+        item.add_marker(level)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # Read by test modules at import time (Hypothesis settings are fixed when a test
     # class is defined), so it is passed through the environment.
