@@ -8,7 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-from colearn_core.tasks.digits import DigitsConfig, load_digits_data, split_digits
+from colearn_core.tasks.datasets import load_dataset
+from colearn_core.tasks.digits import DigitsConfig, split_for_config
+from colearn_core.tasks.splits import FederatedSplit, LearnerSplit, split_dataset
 
 
 def _all_indices(split):
@@ -19,7 +21,8 @@ def _all_indices(split):
 
 
 def test_data_scaled_and_shaped():
-    x, y = load_digits_data()
+    data = load_dataset("digits")
+    x, y = data.x, data.y
     assert x.shape == (1797, 64) and x.dtype == np.float32
     assert y.shape == (1797,) and y.dtype == np.int64
     assert x.min() == 0.0 and x.max() == 1.0
@@ -27,9 +30,10 @@ def test_data_scaled_and_shaped():
 
 
 @pytest.mark.parametrize("n_learners", [2, 5, 8])
-def test_split_disjoint_and_complete(n_learners):
-    split = split_digits(n_learners=n_learners, seed=3)
-    assert len(split.learners) == n_learners
+def test_split_is_split_datasets_disjoint_and_complete(n_learners):
+    split = split_for_config(DigitsConfig(n_learners=n_learners, seed=3))
+    assert isinstance(split, FederatedSplit) and split.n_learners == n_learners
+    assert all(isinstance(learner, LearnerSplit) for learner in split.learners)
     parts = _all_indices(split)
     everything = np.concatenate(parts)
     assert len(everything) == 1797
@@ -37,25 +41,45 @@ def test_split_disjoint_and_complete(n_learners):
     seen_by_learners = np.concatenate(parts[1:])
     assert not np.intersect1d(split.global_test_index, seen_by_learners).size
     assert len(split.global_test_index) == round(0.3 * 1797)
-    x, y = load_digits_data()
-    np.testing.assert_array_equal(split.x_global_test, x[split.global_test_index])
+    data = load_dataset("digits")
+    np.testing.assert_array_equal(split.x_global_test, data.x[split.global_test_index])
     for learner in split.learners:
-        np.testing.assert_array_equal(learner.x_train, x[learner.train_index])
-        np.testing.assert_array_equal(learner.y_vote, y[learner.vote_index])
+        np.testing.assert_array_equal(learner.x_train, data.x[learner.train_index])
+        np.testing.assert_array_equal(learner.y_vote, data.y[learner.vote_index])
         assert len(learner.y_train) > len(learner.y_vote) > 0
+    # IID: parts of (almost) equal size
+    sizes = [learner.n_samples for learner in split.learners]
+    assert max(sizes) - min(sizes) <= 1
 
 
-def test_split_seeded():
-    a, b, c = split_digits(seed=0), split_digits(seed=0), split_digits(seed=1)
-    for pa, pb in zip(_all_indices(a), _all_indices(b), strict=True):
+def test_config_fractions_reach_the_split():
+    split = split_for_config(DigitsConfig(global_test_fraction=0.2, vote_fraction=0.25,
+                                          test_fraction=0.0))
+    assert len(split.y_global_test) == round(0.2 * 1797)
+    for learner in split.learners:
+        assert len(learner.y_test) == 0
+        assert len(learner.y_vote) == round(0.25 * learner.n_samples)
+
+
+def test_split_seeded_and_cached():
+    a = split_for_config(DigitsConfig(seed=0))
+    b = split_for_config(DigitsConfig(seed=0, hidden_size=7, n_rounds=3))  # training only
+    c = split_for_config(DigitsConfig(seed=1))
+    assert a is b  # one split per data parameters, shared by every learner and the test set
+    fresh = split_dataset(load_dataset("digits"), 5, seed=0, scheme="iid")  # not cached
+    for pa, pb in zip(_all_indices(a), _all_indices(fresh), strict=True):
         np.testing.assert_array_equal(pa, pb)
     assert not np.array_equal(a.global_test_index, c.global_test_index)
 
 
 def test_split_arrays_are_read_only():
-    split = split_digits()
+    split = split_for_config(DigitsConfig())
     with pytest.raises(ValueError):
         split.learners[0].x_train[0, 0] = 5.0
+    with pytest.raises(ValueError):
+        split.y_global_test[0] = 1
+    with pytest.raises(ValueError):
+        split.learners[0].train_index[0] = 0
 
 
 def test_config_validation():
@@ -69,7 +93,8 @@ def test_config_validation():
 
 def test_numpy_part_does_not_import_torch():
     code = (
-        "import sys, colearn_core, colearn_core.tasks.digits as d; d.split_digits(); "
+        "import sys, colearn_core, colearn_core.tasks.digits as d; "
+        "d.split_for_config(d.DigitsConfig()); "
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

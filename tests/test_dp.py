@@ -18,13 +18,14 @@ from colearn_core.driver import run_experiment, set_equal_weights
 from colearn_core.learners.privacy import DiffPrivError
 from colearn_core.learners.pytorch import PytorchLearner
 from colearn_core.ml_interface import DiffPrivConfig, ErrorCodes, TrainingSummary, Weights
-from colearn_core.tasks.digits import DigitsConfig, LearnerData, split_for_config
+from colearn_core.tasks.digits import DigitsConfig, split_for_config
 from colearn_core.tasks.digits_torch import (
     global_test_accuracy,
     make_digits_learners,
     make_model,
 )
 from colearn_core.tasks.mlp_torch import EVAL_BATCH_SIZE, derived_seed, make_loader
+from colearn_core.tasks.splits import LearnerSplit
 
 CONFIG = DigitsConfig(n_learners=3)
 BATCH_SIZE = 32
@@ -40,7 +41,7 @@ def dp_config(target_epsilon: float = 100.0) -> DiffPrivConfig:
 
 
 def dp_learner(index: int = 0, *, target_epsilon: float = 100.0, dp_seed: int | None = 7,
-               private: bool = True, data: LearnerData | None = None) -> PytorchLearner:
+               private: bool = True, data: LearnerSplit | None = None) -> PytorchLearner:
     """A digits MLP learner (the task's model and data) with DP-SGD, or without."""
     data = data if data is not None else split_for_config(CONFIG).learners[index]
     model = make_model(CONFIG)

@@ -13,7 +13,8 @@ ort = pytest.importorskip("onnxruntime")
 
 from colearn_core.learners.pytorch import PytorchLearner
 from colearn_core.ml_interface import ModelFormat
-from colearn_core.tasks.digits import DigitsConfig, load_digits_data
+from colearn_core.tasks.datasets import load_dataset
+from colearn_core.tasks.digits import DigitsConfig
 from colearn_core.tasks.digits_torch import make_digits_learners
 
 BATCH_SIZES = (1, 37, 200)  # none equals the export batch (the vote loader's first)
@@ -49,7 +50,7 @@ def _trained(learner: PytorchLearner) -> PytorchLearner:
 def test_digits_mlp_exports_to_onnx_with_torchs_predictions():
     learner = _trained(make_digits_learners(config=DigitsConfig(n_learners=2))[0])
     before = learner.mli_get_current_weights().weights
-    x, _ = load_digits_data()
+    x = load_dataset("digits").x
     assert _onnx_matches_torch(learner, x) < 1e-4
     after = learner.mli_get_current_weights().weights
     assert all(np.array_equal(before[k], after[k]) for k in before)  # export changes nothing
@@ -65,7 +66,7 @@ def test_mnist_example_cnn_exports_to_onnx_with_torchs_predictions():
 
 def test_the_onnx_model_is_the_current_model():
     first, second = make_digits_learners(config=DigitsConfig(n_learners=2))
-    x, _ = load_digits_data()
+    x = load_dataset("digits").x
     old = first.mli_get_current_model().model.SerializeToString()
     first.mli_accept_weights(_trained(second).mli_get_current_weights())
     new = first.mli_get_current_model().model

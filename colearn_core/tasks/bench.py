@@ -32,8 +32,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from colearn_core.learners.pytorch import PytorchLearner, accuracy_from_logits
-from colearn_core.tasks.digits import N_CLASSES, split_digits
+from colearn_core.tasks.datasets import load_dataset
+from colearn_core.tasks.digits import N_CLASSES
 from colearn_core.tasks.mlp_torch import derived_seed, make_loader
+from colearn_core.tasks.splits import split_dataset
 
 
 class BenchConfig(BaseModel):
@@ -43,7 +45,7 @@ class BenchConfig(BaseModel):
 
     n_learners: int = Field(5, ge=2)
     seed: int = Field(0, ge=0)
-    # data: the digits split of colearn_core.tasks.digits, then upsampled and augmented
+    # data: the digits' IID split_dataset (as the digits task's), upsampled and augmented
     global_test_fraction: float = Field(0.3, gt=0.0, lt=1.0)
     vote_fraction: float = Field(0.3, gt=0.0, lt=1.0)
     test_fraction: float = Field(0.2, ge=0.0, lt=1.0)
@@ -133,8 +135,9 @@ def bench_data(config: BenchConfig) -> tuple[tuple[np.ndarray, ...], ...]:
     """Every learner's ``(x_train, y_train, x_vote, y_vote, x_test, y_test)``."""
     if config.image_size % 8:
         raise ValueError("image_size must be a multiple of 8")
-    split = split_digits(config.n_learners, config.seed, config.global_test_fraction,
-                         config.vote_fraction, config.test_fraction)
+    split = split_dataset(load_dataset("digits"), config.n_learners, seed=config.seed,
+                          global_test_fraction=config.global_test_fraction,
+                          vote_fraction=config.vote_fraction, test_fraction=config.test_fraction)
     parts = []
     for index, data in enumerate(split.learners):
         sets = []

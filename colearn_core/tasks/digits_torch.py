@@ -28,14 +28,9 @@ from colearn_core.learners.pytorch import (
 )
 from colearn_core.results import Result, Results
 from colearn_core.tasks import mlp_torch
-from colearn_core.tasks.digits import (
-    N_CLASSES,
-    N_FEATURES,
-    DigitsConfig,
-    LearnerData,
-    split_for_config,
-)
+from colearn_core.tasks.digits import N_CLASSES, N_FEATURES, DigitsConfig, split_for_config
 from colearn_core.tasks.mlp_torch import EVAL_BATCH_SIZE, MLP, MLPTaskConfig, make_loader
+from colearn_core.tasks.splits import LearnerSplit
 
 
 def _mlp_config(config: DigitsConfig) -> MLPTaskConfig:
@@ -49,7 +44,7 @@ def make_model(config: DigitsConfig) -> MLP:
     return mlp_torch.make_model(N_FEATURES, N_CLASSES, _mlp_config(config))
 
 
-def make_learner(data: LearnerData, config: DigitsConfig, learner_index: int) -> PytorchLearner:
+def make_learner(data: LearnerSplit, config: DigitsConfig, learner_index: int) -> PytorchLearner:
     """One learner on its private data. It votes on its vote set's mean cross-entropy
     (``vote_on="loss"``) or accuracy; its test score is always accuracy."""
     return mlp_torch.make_learner(data, N_CLASSES, _mlp_config(config), learner_index)
