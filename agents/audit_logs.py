@@ -244,7 +244,7 @@ class Batch:
         if not tx_hashes:
             return {}
         if self._http is None:
-            out = {}
+            out: dict[str, tuple[str, int]] = {}
             for h in tx_hashes:
                 r = self.w3.eth.get_transaction_receipt(h)  # type: ignore[arg-type]
                 out[h] = (to_checksum_address(r["from"]), int(r["gasUsed"]))

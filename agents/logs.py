@@ -91,7 +91,7 @@ class RangedLogs:
             hi = lo + size - 1
             try:
                 entries = self._query(topics, lo, hi)
-            except Exception as exc:  # noqa: BLE001 - re-raised unless a range refusal
+            except Exception as exc:
                 if size == 1 or not refuses_range(exc):
                     raise
                 self._refused(size, lo, hi, exc)
@@ -109,7 +109,7 @@ class RangedLogs:
         if self.max_blocks is None or last - first + 1 <= self.max_blocks:
             try:
                 return _first(self._query(topics, first, last))
-            except Exception as exc:  # noqa: BLE001 - re-raised unless a range refusal
+            except Exception as exc:
                 if not refuses_range(exc):
                     raise
                 self._refused(last - first + 1, first, last, exc)
