@@ -89,6 +89,10 @@ def test_config_validation():
         DigitsConfig(n_learners=1)
     with pytest.raises(ValueError):
         DigitsConfig(vote_on="f1")
+    with pytest.raises(ValueError):
+        DigitsConfig(vote_on="auc")  # MLPTaskConfig's, but digits have ten classes
+    with pytest.raises(ValueError):
+        DigitsConfig(score="auc")
 
 
 def test_numpy_part_does_not_import_torch():

@@ -15,17 +15,19 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from colearn_core.tasks.datasets import load_dataset
+from colearn_core.tasks.mlp_config import MLPTaskConfig
 from colearn_core.tasks.splits import FederatedSplit, split_dataset
 
 N_CLASSES = 10
 N_FEATURES = 64
 
 
-class DigitsConfig(BaseModel):
-    """Everything that fixes a digits experiment: data split, model and training.
+class DigitsConfig(MLPTaskConfig):
+    """Everything that fixes a digits experiment: learners, rounds, data split, and (from
+    :class:`~colearn_core.tasks.mlp_config.MLPTaskConfig`) the seed, model and training.
 
     The defaults are tuned so that 5 learners, 15 rounds and threshold 0.5 reach a
     global test accuracy of about 0.95-0.96, above every learner trained alone for the
@@ -38,30 +40,17 @@ class DigitsConfig(BaseModel):
     refine the shared model rather than pull it towards one learner's data.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
     # experiment
     n_learners: int = Field(5, ge=2)
-    seed: int = Field(0, ge=0)
     n_rounds: int = Field(15, ge=1)
     vote_threshold: float = Field(0.5, ge=0.0, le=1.0)
     # data split
     global_test_fraction: float = Field(0.3, gt=0.0, lt=1.0)
     vote_fraction: float = Field(0.3, gt=0.0, lt=1.0)  # of each learner's part
     test_fraction: float = Field(0.2, ge=0.0, lt=1.0)  # of each learner's part
-    # model and training
-    hidden_size: int = Field(128, ge=1)
-    learning_rate: float = Field(0.2, gt=0.0)
-    optimizer: Literal["sgd", "adam"] = "sgd"
-    momentum: float = Field(0.9, ge=0.0, lt=1.0)  # SGD only
-    weight_decay: float = Field(1e-3, ge=0.0)
-    lr_decay: float = Field(0.6, gt=0.0, le=1.0)  # learning rate factor after each proposal
-    batch_size: int = Field(16, ge=1)
-    batches_per_round: int = Field(50, ge=1)  # num_train_batches of each proposal
-    vote_on: Literal["loss", "accuracy"] = "loss"  # the vote score; test scores are accuracy
-    # torch's thread count while learners work: results depend on it in the last bits
-    # (even the accept sequence can change), and 1 is fastest for this small model
-    torch_threads: int = Field(1, ge=1)
+    # model and training: MLPTaskConfig's, with digits' scores
+    vote_on: Literal["loss", "accuracy"] = "loss"  # test scores are accuracy
+    score: Literal["accuracy"] = "accuracy"
 
     @model_validator(mode="after")
     def _check_fractions(self) -> DigitsConfig:

@@ -34,8 +34,7 @@ from colearn_core.tasks.splits import LearnerSplit
 
 
 def _mlp_config(config: DigitsConfig) -> MLPTaskConfig:
-    fields = set(MLPTaskConfig.model_fields) - {"score"}
-    return MLPTaskConfig(**{k: v for k, v in config.model_dump().items() if k in fields})
+    return MLPTaskConfig(**config.model_dump(include=set(MLPTaskConfig.model_fields)))
 
 
 def make_model(config: DigitsConfig) -> MLP:

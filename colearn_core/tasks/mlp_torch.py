@@ -11,11 +11,10 @@ one generator per train loader), so a config gives identical runs.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -26,9 +25,8 @@ from colearn_core.learners.pytorch import (
     torch_threads,
     weights_to_state_dict,
 )
+from colearn_core.tasks.mlp_config import MLPTaskConfig
 from colearn_core.tasks.splits import FederatedSplit, LearnerSplit
-
-Score = Literal["accuracy", "auc"]
 
 #: Batch size of the vote, test and global test loaders (scoring only).
 EVAL_BATCH_SIZE = 512
@@ -63,25 +61,6 @@ def _init_linear(layer: nn.Linear, generator: torch.Generator) -> None:
     with torch.no_grad():
         layer.weight.uniform_(-bound, bound, generator=generator)
         layer.bias.uniform_(-bound, bound, generator=generator)
-
-
-class MLPTaskConfig(BaseModel):
-    """The model and its training; the defaults are the digits demo's."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    seed: int = Field(0, ge=0)
-    hidden_size: int = Field(128, ge=1)
-    learning_rate: float = Field(0.2, gt=0.0)
-    optimizer: Literal["sgd", "adam"] = "sgd"
-    momentum: float = Field(0.9, ge=0.0, lt=1.0)  # SGD only
-    weight_decay: float = Field(1e-3, ge=0.0)
-    lr_decay: float = Field(0.6, gt=0.0, le=1.0)  # learning rate factor after each proposal
-    batch_size: int = Field(16, ge=1)
-    batches_per_round: int = Field(50, ge=1)
-    vote_on: Literal["loss", "accuracy", "auc"] = "loss"
-    score: Score = "accuracy"  # test and global test score
-    torch_threads: int = Field(1, ge=1)
 
 
 def auc_from_logits(y_true: np.ndarray, outputs: np.ndarray) -> float:
