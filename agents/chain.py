@@ -49,7 +49,20 @@ from web3.exceptions import (
 from web3.providers import HTTPProvider, JSONBaseProvider
 from web3.types import BlockIdentifier
 
-from agents.logs import RangedLogs, RawLog, Topics, hex_topics, raw_log_from_json
+from agents.logs import (  # the event types, re-exported
+    ExperimentCompleted,
+    ExperimentCreated,
+    LoggedEvent,  # noqa: F401
+    RangedLogs,
+    RawLog,
+    RoundDecided,
+    RoundExpired,
+    Topics,
+    VoteCast,
+    WeightsProposed,
+    hex_topics,
+    raw_log_from_json,
+)
 from agents.signing import SignedProposal, SignedVote
 
 log = logging.getLogger(__name__)
@@ -111,66 +124,6 @@ class ExperimentInfo(BaseModel):
     approvals: int
     rejections: int
     model_round: int  # 0: initial model; r + 1: proposal of round r
-
-
-class ExperimentCreated(BaseModel):
-    experiment_id: int
-    creator: str
-    learners: list[str]
-    threshold_bps: int
-    num_rounds: int
-    proposal_timeout: int
-    voting_timeout: int
-    initial_cid: str
-    initial_digest: bytes
-    metadata_cid: str
-    tx_hash: str
-    block_number: int
-
-    def proposer(self, round_index: int) -> str:
-        return self.learners[round_index % len(self.learners)]
-
-
-class LoggedEvent(BaseModel):
-    """Fields common to every decoded event."""
-
-    model_config = ConfigDict(frozen=True)
-
-    experiment_id: int
-    round: int
-    tx_hash: str
-    block_number: int
-    log_index: int
-
-
-class WeightsProposed(LoggedEvent):
-    proposer: str
-    cid: str
-    digest: bytes
-
-
-class VoteCast(LoggedEvent):
-    voter: str
-    approve: bool
-    score: int  # scaled by SCORE_SCALE; NO_SCORE when the proposal could not be tested
-
-
-class RoundDecided(LoggedEvent):
-    accepted: bool
-    approvals: int
-    rejections: int
-
-
-class RoundExpired(LoggedEvent):
-    pass
-
-
-class ExperimentCompleted(BaseModel):
-    experiment_id: int
-    model_digest: bytes
-    model_round: int
-    tx_hash: str
-    block_number: int
 
 
 class RoundStatus(BaseModel):

@@ -1,4 +1,5 @@
-"""Reading the contract's logs through any provider: ranged ``eth_getLogs`` queries.
+"""The contract's events (decoded types) and reading its logs through any provider:
+ranged ``eth_getLogs`` queries.
 
 Most hosted providers cap an ``eth_getLogs`` request (a range of 100, 2,000 or 10,000
 blocks, or 10,000 results) and answer a larger one with an error. :class:`RangedLogs`
@@ -23,6 +24,8 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
+from pydantic import BaseModel, ConfigDict
+
 log = logging.getLogger(__name__)
 
 #: The first chunk tried after a node refused a range (then halved while refused).
@@ -37,6 +40,66 @@ _RANGE_REFUSAL = re.compile(
     r"|limit(ed)? (exceeded|to)|exceed(s|ed)? (the )?(max|limit)|response size"
     r"|exceeds? \d[\d,]* blocks|range limit|max(imum)? (block )?range|query timeout|HTTP 413",
     re.IGNORECASE)
+
+
+class ExperimentCreated(BaseModel):
+    experiment_id: int
+    creator: str
+    learners: list[str]
+    threshold_bps: int
+    num_rounds: int
+    proposal_timeout: int
+    voting_timeout: int
+    initial_cid: str
+    initial_digest: bytes
+    metadata_cid: str
+    tx_hash: str
+    block_number: int
+
+    def proposer(self, round_index: int) -> str:
+        return self.learners[round_index % len(self.learners)]
+
+
+class LoggedEvent(BaseModel):
+    """Fields common to every decoded event."""
+
+    model_config = ConfigDict(frozen=True)
+
+    experiment_id: int
+    round: int
+    tx_hash: str
+    block_number: int
+    log_index: int
+
+
+class WeightsProposed(LoggedEvent):
+    proposer: str
+    cid: str
+    digest: bytes
+
+
+class VoteCast(LoggedEvent):
+    voter: str
+    approve: bool
+    score: int  # scaled by SCORE_SCALE; NO_SCORE when the proposal could not be tested
+
+
+class RoundDecided(LoggedEvent):
+    accepted: bool
+    approvals: int
+    rejections: int
+
+
+class RoundExpired(LoggedEvent):
+    pass
+
+
+class ExperimentCompleted(BaseModel):
+    experiment_id: int
+    model_digest: bytes
+    model_round: int
+    tx_hash: str
+    block_number: int
 
 
 class RawLog(NamedTuple):
