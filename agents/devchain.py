@@ -118,16 +118,15 @@ def dev_keys(count: int = 10) -> list[tuple[str, str]]:
 
 
 def run_chain_forever(port: int, block_time: float, console: Any) -> None:
-    """``colearn chain``: anvil on 127.0.0.1 until Ctrl-C, with its URL and test keys."""
+    """``colearn chain``: anvil on 127.0.0.1 until Ctrl-C (or SIGTERM, SIGHUP: the CLI
+    turns them into :class:`agents.shutdown.Interrupted`, which stops anvil on its way
+    out), with its URL and test keys. Raises :class:`DevChainError` if anvil exits."""
     with AnvilProcess(port=port, block_time=block_time, mixed_mining=True) as anvil:
         console.print(f"anvil listening on [bold]{anvil.url}[/] (chain id {anvil.chain_id})")
         console.print("funded test accounts (well-known keys: never use them on a real network):")
         for i, (address, key) in enumerate(dev_keys()):
             console.print(f"  ({i}) {address}  0x{key.removeprefix('0x')}")
         console.print("Ctrl-C stops it.")
-        try:
-            while anvil.running:
-                time.sleep(0.5)
-        except KeyboardInterrupt:
-            pass
-    console.print("anvil stopped")
+        while anvil.running:
+            time.sleep(0.5)
+        raise DevChainError(f"anvil exited by itself: {anvil.output() or '(no output)'}")

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from agents.devprocess import PROJECT_ROOT, DevProcessError, ManagedProcess, http_json
+from agents.shutdown import ChildProcesses
 
 log = logging.getLogger(__name__)
 
@@ -128,16 +129,17 @@ class JsIpfsDaemon(ManagedProcess):
         self._tmpdir = Path(tempfile.mkdtemp(prefix="colearn-ipfs-"))
         cmd = [str(self.jsipfs_path), "init", "--profile", "test", "--emptyRepo"]
         log.info("initialising IPFS repo %s: %s", self.repo_path, " ".join(cmd))
-        try:
-            result = subprocess.run(
-                cmd, env=self.env(), stdin=subprocess.DEVNULL, capture_output=True,
-                timeout=self.init_timeout, check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise DevIpfsError(f"`jsipfs init` did not finish within {self.init_timeout:g} s") from None
-        if result.returncode != 0:
-            output = (result.stderr or result.stdout).decode(errors="replace").strip()
-            raise DevIpfsError(f"`jsipfs init` failed with code {result.returncode}: "
+        with ChildProcesses(self.stop_timeout) as children:  # stopped however this ends
+            process = children.start(cmd, name="jsipfs init", env=self.env(),
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            try:
+                stdout, stderr = process.communicate(timeout=self.init_timeout)
+            except subprocess.TimeoutExpired:
+                raise DevIpfsError(
+                    f"`jsipfs init` did not finish within {self.init_timeout:g} s") from None
+        if process.returncode != 0:
+            output = (stderr or stdout).decode(errors="replace").strip()
+            raise DevIpfsError(f"`jsipfs init` failed with code {process.returncode}: "
                                f"{output[-2000:] or '(no output)'}")
 
     def configure(self) -> None:

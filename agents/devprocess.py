@@ -1,7 +1,8 @@
 """What the dev services (anvil, js-ipfs, hardhat node) share: a child process in its own
 process group that dies with its parent, started on free ports (retried when a port is
 taken meanwhile), ready once its HTTP endpoint answers, and stopped with SIGTERM, then
-SIGKILL, on the whole group. Subclasses say how to build the command and probe readiness.
+SIGKILL, on the whole group (:mod:`agents.shutdown`, as every process a command starts).
+Subclasses say how to build the command and probe readiness.
 """
 
 from __future__ import annotations
@@ -9,18 +10,18 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, ClassVar, Self
+
+from agents.shutdown import deferred_signals, spawn, stop_processes
 
 log = logging.getLogger(__name__)
 
@@ -49,40 +50,6 @@ def port_is_free(host: str, port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-def signal_group(process: subprocess.Popen[bytes], sig: int) -> None:
-    """Signals the process group the process leads (its own session), or the process alone."""
-    try:
-        os.killpg(process.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        try:
-            process.send_signal(sig)
-        except ProcessLookupError:
-            pass
-
-
-def _load_prctl() -> Callable[[], None] | None:
-    """Linux: a function, run in the child before exec, that makes the kernel SIGTERM the
-    child when the process that started it dies without cleaning up (PR_SET_PDEATHSIG).
-
-    libc is loaded here, in the parent, so the child only makes one foreign call."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
-
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-    def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-        prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
-
-    return _die_with_parent
-
-
-DIE_WITH_PARENT = _load_prctl()
 
 
 def http_json(url: str, payload: Any = None) -> Any:
@@ -207,16 +174,11 @@ class ManagedProcess:
         log.info("starting %s on port(s) %s: %s", self.name, ports, " ".join(cmd))
         started = time.monotonic()
         self._output = tempfile.TemporaryFile()  # noqa: SIM115 - closed in _stop_process()
-        self._process = subprocess.Popen(
-            cmd,
-            cwd=self.cwd,
-            env=self.env(),
-            stdin=subprocess.DEVNULL,
-            stdout=self._output if self.capture_stdout else subprocess.DEVNULL,
-            stderr=self._output,
-            start_new_session=True,  # its own process group, stopped as a whole
-            preexec_fn=DIE_WITH_PARENT,  # noqa: PLW1509 - one prctl call, no imports or locks
-        )
+        with deferred_signals():  # recorded before a stop signal can unwind
+            self._process = spawn(
+                cmd, cwd=self.cwd, env=self.env(),
+                stdout=self._output if self.capture_stdout else subprocess.DEVNULL,
+                stderr=self._output)
         try:
             self._wait_until_ready()
         except BaseException:
@@ -249,22 +211,10 @@ class ManagedProcess:
             time.sleep(self.poll_interval)
 
     def _stop_process(self) -> None:
-        process, self._process = self._process, None
+        process = self._process
         if process is not None:
-            if process.poll() is None:
-                log.info("stopping %s (pid %d)", self.name, process.pid)
-            # Signal the group even if the leader is gone: a child may outlive it.
-            signal_group(process, signal.SIGTERM)
-            try:
-                process.wait(timeout=self.stop_timeout)
-            except subprocess.TimeoutExpired:
-                log.warning("%s (pid %d) ignored SIGTERM; killing it", self.name, process.pid)
-                signal_group(process, signal.SIGKILL)
-                process.wait()
-            try:
-                os.killpg(process.pid, signal.SIGKILL)  # anything left in the group
-            except (ProcessLookupError, PermissionError):
-                pass
+            stop_processes([process], self.stop_timeout, [self.name])
+            self._process = None
         if self._output is not None:
             self._output.close()
             self._output = None

@@ -15,7 +15,7 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from rich.console import Console
 from agents.agent import AgentError
 from agents.demo import DemoConfig, finish, follow, prepare
 from agents.network import connect
+from agents.shutdown import ChildProcesses
 from agents.weight_store import open_store
 
 FACTORY = "colearn_core.tasks.factories:digits_learner"
@@ -79,19 +80,33 @@ def _write_keystores(accounts: list[Any], directory: Path) -> tuple[list[Path], 
     return paths, password_file
 
 
+def _agent_failure(processes: list[subprocess.Popen[Any]], logs: Path) -> AgentError | None:
+    """An error naming the agents that exited with an error, if any did."""
+    failed = [i for i, p in enumerate(processes) if p.poll() not in (None, 0)]
+    if not failed:
+        return None
+    return AgentError(f"agents {failed} exited with an error (codes "
+                      f"{[processes[i].returncode for i in failed]}); see {logs}")
+
+
 def run_process_demo(config: DemoConfig, console: Console | None = None) -> dict[str, Any]:
+    """Runs the demo with one agent process per learner. Everything started here (anvil,
+    the IPFS daemon, the agents) is stopped when it returns, fails (an agent that exits
+    with an error stops the others at once) or is interrupted (see :mod:`agents.shutdown`)."""
     from colearn_core.tasks.factories import digits_learner
 
     console = console or Console()
     config.out.mkdir(parents=True, exist_ok=True)
-    with _services(config, console) as (chain_url, events_url, store_url):
-        store = open_store(store_url)
+    with contextlib.ExitStack() as stack:
+        chain_url, events_url, store_url = stack.enter_context(_services(config, console))
+        store = stack.enter_context(open_store(store_url))
         initial = digits_learner(0, config.n_learners, config.seed).mli_get_current_weights()
         experiment = prepare(config, console, connect(chain_url), store, initial.weights)
         keystores, password_file = _write_keystores(experiment.accounts, config.out / "keys")
         logs = config.out / "logs"
         logs.mkdir(exist_ok=True)
         env = dict(os.environ, OMP_NUM_THREADS="1")  # N agents share the cores
+        children = stack.enter_context(ChildProcesses())  # stopped before the services
         processes = []
         for i, keystore in enumerate(keystores):
             command = [
@@ -104,24 +119,21 @@ def run_process_demo(config: DemoConfig, console: Console | None = None) -> dict
                 "--learner-arg", f"seed={config.seed}", "--store", store_url,
                 *(["--events", events_url] if events_url else []),
             ]
-            log_file = (logs / f"learner{i}.log").open("w")
-            processes.append(subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,
-                                              env=env))
+            log_file = stack.enter_context((logs / f"learner{i}.log").open("w"))
+            processes.append(children.start(command, name=f"agent {i}", stdout=log_file,
+                                            stderr=subprocess.STDOUT, env=env))
         console.print(f"started {len(processes)} agent processes; logs in {logs}")
 
-        def drive(report) -> None:
+        def drive(report: Callable[[], None]) -> None:
             while any(p.poll() is None for p in processes):
+                failure = _agent_failure(processes, logs)
+                if failure is not None:
+                    raise failure
                 report()
                 time.sleep(0.2)
 
-        try:
-            rows, accuracy = follow(experiment, console, drive)
-        finally:
-            for process in processes:
-                if process.poll() is None:
-                    process.terminate()
-                    process.wait(timeout=10)
-        failed = [i for i, p in enumerate(processes) if p.returncode != 0]
-        if failed:
-            raise AgentError(f"agents {failed} exited with an error; see {logs}")
+        rows, accuracy = follow(experiment, console, drive)
+        failure = _agent_failure(processes, logs)
+        if failure is not None:
+            raise failure
         return finish(experiment, console, rows, accuracy)
