@@ -11,7 +11,7 @@ returns learner ``index`` of the same ``build``.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from types import ModuleType
@@ -37,7 +37,7 @@ class ExampleSetup:
     """Learners ready for an experiment (same initial weights), how to score any weights
     on the global held-out test set, and the example's experiment defaults."""
 
-    learners: list[MachineLearningInterface]
+    learners: Sequence[MachineLearningInterface]
     global_score: Callable[[Any], float]  # raw weights (Weights.weights) -> score
     score_name: str  # e.g. "accuracy", "AUC"
     n_rounds: int = 15

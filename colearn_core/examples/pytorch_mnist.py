@@ -81,6 +81,7 @@ def make_model(seed: int = 0) -> MnistCNN:
         for layer in (model.conv1, model.conv2, model.fc):
             bound = 1.0 / math.sqrt(layer.weight[0].numel())
             layer.weight.uniform_(-bound, bound, generator=generator)
+            assert layer.bias is not None
             layer.bias.uniform_(-bound, bound, generator=generator)
     return model
 

@@ -186,6 +186,7 @@ def evaluate_model(
                 labels_seen.append(torch.as_tensor(labels).detach().cpu().numpy())
                 outputs_seen.append(output.detach().cpu().numpy())
             else:
+                assert criterion is not None
                 total += float(criterion(output, labels).item()) * size
             count += size
         if count == 0:
@@ -357,7 +358,7 @@ class PytorchLearner(MachineLearningInterface):
     def _steps_per_proposal(self) -> int:
         if self.num_train_batches is not None:
             return self.num_train_batches
-        return len(self._loader_for_training())  # one pass (Poisson: in expectation)
+        return len(self._loader_for_training())  # type: ignore[arg-type]  # (one pass)
 
     @property
     def dp_epsilon(self) -> float | None:
@@ -489,8 +490,9 @@ class PytorchLearner(MachineLearningInterface):
                 warnings.filterwarnings("ignore", category=DeprecationWarning,
                                         module=r"torch\.onnx")
                 warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX")
-                torch.onnx.export(
-                    self.model, (_to_device(data, self.device),), buffer, dynamo=False,
+                torch.onnx.export(  # (a file-like object works, as the docs say)
+                    self.model, (_to_device(data, self.device),), buffer,  # type: ignore[arg-type]
+                    dynamo=False,
                     input_names=["input"], output_names=["output"],
                     dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
                 )

@@ -184,7 +184,7 @@ class ForestLayout:
         import onnx
         from onnx import TensorProto, helper
 
-        attrs: dict[str, list] = {k: [] for k in (
+        attrs: dict[str, Any] = {k: [] for k in (
             "nodes_treeids", "nodes_nodeids", "nodes_featureids", "nodes_values",
             "nodes_modes", "nodes_truenodeids", "nodes_falsenodeids",
             "class_treeids", "class_nodeids", "class_ids", "class_weights")}
@@ -349,8 +349,10 @@ class RandomForestLearner(MachineLearningInterface):
         self.x_vote, self.y_vote = _check_xy("vote set", x_vote, y_vote)
         if (x_test is None) != (y_test is None):
             raise ValueError("give both x_test and y_test, or neither")
-        self.x_test, self.y_test = (None, None) if x_test is None else \
-            _check_xy("test set", x_test, y_test, allow_empty=True)
+        self.x_test: np.ndarray | None = None
+        self.y_test: np.ndarray | None = None
+        if x_test is not None:
+            self.x_test, self.y_test = _check_xy("test set", x_test, y_test, allow_empty=True)
         for name, y in (("train", self.y_train), ("vote", self.y_vote),
                         ("test", self.y_test if self.y_test is not None else np.zeros(0))):
             if y.size and (y.min() < 0 or y.max() >= n_classes):
@@ -432,7 +434,8 @@ class RandomForestLearner(MachineLearningInterface):
     def mli_test_weights(self, weights: Weights) -> ProposedWeights:
         checked = self.layout.validate(weights)
         vote_score = self._score(checked, self.x_vote, self.y_vote, self._vote_criterion)
-        test_score = 0.0 if self.x_test is None or len(self.y_test) == 0 else \
+        test_score = 0.0 if self.x_test is None or self.y_test is None \
+            or len(self.y_test) == 0 else \
             self._score(checked, self.x_test, self.y_test, self._test_criterion)
         return ProposedWeights(
             weights=weights if isinstance(weights, Weights) else Weights(weights=weights),

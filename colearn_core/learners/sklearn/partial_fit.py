@@ -146,8 +146,10 @@ class SklearnPartialFitLearner(MachineLearningInterface):
         self.x_vote, self.y_vote = _check_xy("vote set", x_vote, y_vote)
         if (x_test is None) != (y_test is None):
             raise ValueError("give both x_test and y_test, or neither")
-        self.x_test, self.y_test = (None, None) if x_test is None else \
-            _check_xy("test set", x_test, y_test)
+        self.x_test: np.ndarray | None = None
+        self.y_test: np.ndarray | None = None
+        if x_test is not None:
+            self.x_test, self.y_test = _check_xy("test set", x_test, y_test)
         self.batch_size = int(batch_size)
         self.batches_per_round = int(batches_per_round)
         self.num_threads = num_threads
@@ -371,7 +373,8 @@ class SklearnPartialFitLearner(MachineLearningInterface):
         else:
             with _threads(self.num_threads), self._holding(checked):
                 vote_score = self._score(self.x_vote, self.y_vote, self._vote_criterion)
-                test_score = 0.0 if self.x_test is None or len(self.y_test) == 0 else \
+                test_score = 0.0 if self.x_test is None or self.y_test is None \
+                    or len(self.y_test) == 0 else \
                     self._score(self.x_test, self.y_test, self._test_criterion)
         return ProposedWeights(
             weights=weights if isinstance(weights, Weights) else Weights(weights=weights),
