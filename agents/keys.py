@@ -14,6 +14,8 @@ from pathlib import Path
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from agents.shutdown import Interrupted
+
 PASSWORD_ENV = "COLEARN_PASSWORD"
 PRIVATE_KEY_ENV = "COLEARN_PRIVATE_KEY"
 
@@ -52,7 +54,9 @@ def _ask(prompt: str) -> str:
         reason = "no terminal to ask for the keystore password on"
     except EOFError:
         reason = "no keystore password entered (end of input)"
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, Interrupted):  # a signal to stop the command: not an answer
+            raise
         reason = "no keystore password entered (interrupted)"
     raise KeyLoadError(f"{reason}: give --password-file FILE or set {PASSWORD_ENV}")
 
