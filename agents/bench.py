@@ -149,6 +149,11 @@ def run_in_memory(n_learners: int, n_rounds: int, seed: int, preset: str,
 # ------------------------------------------------------------------------ on chain
 
 
+def _close_all(agents: list[_AgentProcess]) -> None:
+    for agent in agents:
+        agent.close()
+
+
 class _AgentProcess:
     """One ``colearn agent`` process, started among ``children`` (which stop it); a thread
     reads its stdout and notes when its final JSON line arrives."""
@@ -243,7 +248,7 @@ def run_on_chain(n_learners: int, n_rounds: int, seed: int, preset: str, vote_th
         directory.mkdir(parents=True, exist_ok=True)
     agents: list[_AgentProcess] = []
     with AnvilProcess(block_time=1, mixed_mining=True) as anvil, contextlib.ExitStack() as stack:
-        stack.callback(lambda: [agent.close() for agent in agents])  # once they have stopped
+        stack.callback(_close_all, agents)  # once they have stopped
         children = stack.enter_context(ChildProcesses())  # stopped on leaving, however
         w3 = connect(anvil.url)
         store = FileWeightStore(store_dir)
@@ -285,7 +290,7 @@ def run_on_chain(n_learners: int, n_rounds: int, seed: int, preset: str, vote_th
         (barrier / "go").touch()
         _wait_until(lambda: all(agent.final is not None for agent in agents),
                     agents, deadline, "the experiment to complete", interval=0.05)
-        seconds = max(agent.final_at for agent in agents) - ready
+        seconds = max(agent.final_at or ready for agent in agents) - ready  # all set here
         for agent in agents:
             agent.process.wait(timeout=30)
 
@@ -298,15 +303,16 @@ def run_on_chain(n_learners: int, n_rounds: int, seed: int, preset: str, vote_th
     # an agent trained and stored but could not propose (its round had moved on).
     stored = sum(1 for path in store_dir.iterdir() if not path.name.startswith("."))
 
-    per_agent = []
+    per_agent: list[dict[str, Any]] = []
     for agent, account in zip(agents, accounts):
-        s = agent.final["seconds"]
+        final = agent.final or {}  # every agent printed its final line by now
+        s = final["seconds"]
         spent = {key: s.get(key, 0.0) for key in _AGENT_TIMINGS}
         spent["protocol"] = spent["step"] - spent["learner"] + spent["follow"]
         per_agent.append({
             "index": agent.index,
             "address": account.address,
-            "model_digest": agent.final.get("model_digest"),
+            "model_digest": final.get("model_digest"),
             "seconds": spent,
             "seconds_per_round": {key: value / n_rounds for key, value in spent.items()},
         })

@@ -205,7 +205,7 @@ def _parent(children: list[_Node]) -> _Node:
     )
 
 
-def _leaf(chunk: bytes) -> _Node:
+def _leaf(chunk: bytes | memoryview) -> _Node:
     return _Node(_cid_bytes(CODEC_RAW, hashlib.sha256(chunk).digest()), len(chunk), len(chunk))
 
 

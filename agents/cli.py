@@ -440,8 +440,9 @@ def _run(args: argparse.Namespace, console: Console) -> None:
             # The URL on stdout alone (for scripts); the rest is for the person watching.
             sys.stdout.write(server.url + "\n")
             sys.stdout.flush()
+            payer = service.client.account
             console.print(f"relaying for {service.client.address} as "
-                          f"{service.client.account.address}; Ctrl-C stops", style="dim")
+                          f"{payer.address if payer else '?'}; Ctrl-C stops", style="dim")
             threading.Event().wait()
     elif args.command == "bench" and args.bench_command == "gas":
         from agents.gas_bench import bench_gas

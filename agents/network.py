@@ -8,7 +8,7 @@ import logging
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
-from web3.types import RPCEndpoint
+from web3.types import RPCEndpoint, Wei
 
 from agents.chain import ChainError
 
@@ -29,7 +29,7 @@ def connect(url: str | None = None, *, timeout: float = 30.0) -> Web3:
                                 cache_allowed_requests=True,
                                 cacheable_requests={RPCEndpoint("eth_chainId")}))
     try:
-        w3.eth.chain_id
+        w3.eth.chain_id  # noqa: B018 - the first request: fails if unreachable
     except Exception as exc:  # noqa: BLE001 - any transport failure means unreachable
         raise ChainError(f"cannot reach the chain at {url}: {type(exc).__name__}") from None
     return w3
@@ -54,16 +54,17 @@ def fund_accounts(w3: Web3, addresses: list[str], amount_wei: int = 10**20) -> N
     if funder is None:
         raise ChainError("the node has no unlocked account to fund from; fund the accounts yourself")
     for address in addresses:
-        tx_hash = w3.eth.send_transaction({"from": funder, "to": address, "value": amount_wei})
+        tx_hash = w3.eth.send_transaction({"from": funder, "to": address,
+                                           "value": Wei(amount_wei)})
         w3.eth.wait_for_transaction_receipt(tx_hash)
 
 
 def advance_time(w3: Web3, seconds: int) -> None:
     """Moves a dev chain's clock forward and mines a block with the new time."""
     if is_in_process(w3):
-        tester = w3.provider.ethereum_tester
+        tester = w3.provider.ethereum_tester  # type: ignore[attr-defined]
         tester.time_travel(w3.eth.get_block("latest")["timestamp"] + seconds)
         tester.mine_blocks()
     else:
-        w3.provider.make_request("evm_increaseTime", [seconds])
-        w3.provider.make_request("evm_mine", [])
+        w3.provider.make_request(RPCEndpoint("evm_increaseTime"), [seconds])
+        w3.provider.make_request(RPCEndpoint("evm_mine"), [])

@@ -106,6 +106,7 @@ def make_model(config: BenchConfig) -> BenchCNN:
     generator = torch.Generator().manual_seed(derived_seed(config.seed, 100))
     with torch.no_grad():
         for layer in model.layers():
+            assert isinstance(layer, (nn.Conv2d, nn.Linear)) and layer.bias is not None
             fan_in = layer.weight[0].numel()
             bound = math.sqrt(6.0 / fan_in)
             layer.weight.uniform_(-bound, bound, generator=generator)

@@ -280,6 +280,6 @@ def label_histogram(split: FederatedSplit) -> np.ndarray:
         n_classes = int(max((int(p.max()) for p in labels if p.size), default=-1)) + 1
     histogram = np.zeros((len(split.learners), n_classes), dtype=np.int64)
     for number, learner in enumerate(split.learners):
-        for labels in (learner.y_train, learner.y_vote, learner.y_test):
-            histogram[number] += np.bincount(labels, minlength=n_classes)
+        for part in (learner.y_train, learner.y_vote, learner.y_test):
+            histogram[number] += np.bincount(part, minlength=n_classes)
     return histogram
