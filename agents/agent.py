@@ -1,7 +1,10 @@
 """The learner agent: one per stakeholder, acting only through the contract.
 
 Each :meth:`LearnerAgent.step` reads the round's status from the chain (one call) and
-does what the current round asks of this learner: adopt the current model if it changed,
+does what the experiment asks of this learner: join it while it is joining (directly, or
+as a signed join through the relay), cancel it if the join deadline passed with a learner
+missing (an agent stops with :class:`ExperimentCancelled` once it is cancelled); then, round
+by round, adopt the current model if it changed,
 propose on its turn, test and vote on others' proposals, and close rounds whose deadline
 passed. All state that matters is read from the chain at every step, so an agent that
 restarts carries on where the chain is; the in-process demo steps several agents in turn,
@@ -36,7 +39,7 @@ from agents.chain import (
 )
 from agents.events import EventFollower, follow_events
 from agents.relay import RelayClient, RelayError
-from agents.signing import sign_proposal, sign_vote
+from agents.signing import sign_join, sign_proposal, sign_vote
 from agents.weight_store import (
     ContentMismatch,
     ContentTooLarge,
@@ -73,11 +76,16 @@ DEADLINE_SLACK_SECONDS = 1.0
 RELAY_FALLBACK_SECONDS = 10.0
 
 # Reverts that mean another participant moved the round on first: not an error.
-_RACE_ERRORS = {"WrongRound", "UnexpectedRoundState", "AlreadyVoted"}
+_RACE_ERRORS = {"WrongRound", "UnexpectedRoundState", "AlreadyVoted", "AlreadyJoined",
+                "JoinClosed", "JoinStillOpen"}
 
 
 class AgentError(Exception):
     """The agent cannot act for this learner (wrong account, unknown experiment...)."""
+
+
+class ExperimentCancelled(AgentError):
+    """The experiment was cancelled before it started (a learner did not join in time)."""
 
 
 class Timings:
@@ -134,6 +142,7 @@ class LearnerAgent:
         max_weight_bytes: int = DEFAULT_MAX_WEIGHT_BYTES,
         relay: RelayClient | None = None,
         relay_fallback_seconds: float = RELAY_FALLBACK_SECONDS,
+        notify: Callable[[str], None] | None = None,
     ):
         if client.account is None:
             raise AgentError("an agent needs a client with an account")
@@ -145,6 +154,9 @@ class LearnerAgent:
         # no ETH); votes it has not delivered by the fallback time are sent directly.
         self.relay = relay
         self.relay_fallback_seconds = relay_fallback_seconds
+        # Told of joining and the start, for the person who started the agent (the CLI
+        # prints it); the same lines are logged.
+        self.notify = notify
         self._relayed_vote: int | None = None  # round whose vote the relay holds
         self.address = client.account.address
         self.log = logging.getLogger(f"agents.agent.{name or self.address[:10]}")
@@ -157,6 +169,8 @@ class LearnerAgent:
         # The furthest point events have announced, as (round, 1 once proposed): a status
         # behind it comes from a node lagging behind the one that sent the event.
         self._announced = (0, 0)
+        self._start_announced = False  # an ExperimentStarted or ExperimentCancelled event came
+        self._joined_count: int | None = None  # learners joined, as last reported
         self._created: ExperimentCreated | None = None
         self._index: int | None = None
         self._verdicts: dict[int, _Verdict] = {}
@@ -227,7 +241,8 @@ class LearnerAgent:
         deadline while it runs (plus slack), else ``recheck`` (what comes next, such as
         the closing of a round this agent just closed, is announced by an event)."""
         status = self.status
-        if status is None or status.state not in (RoundState.PROPOSING, RoundState.VOTING):
+        if status is None or status.state not in (RoundState.PROPOSING, RoundState.VOTING,
+                                                  RoundState.JOINING):
             return recheck
         until_deadline = self._seconds_left(status)
         if self._relayed_vote == status.round and not status.voted:
@@ -245,9 +260,16 @@ class LearnerAgent:
         proposed = self.client.event_topic("WeightsProposed")
         closed = (self.client.event_topic("RoundDecided"),
                   self.client.event_topic("RoundExpired"))
+        started = (self.client.event_topic("ExperimentStarted"),
+                   self.client.event_topic("ExperimentCancelled"))
         for entry in logs:
-            if entry.removed or len(entry.topics) < 3:
+            if entry.removed or not entry.topics:
                 continue
+            if entry.topics[0] in started:
+                self._start_announced = True
+                continue
+            if entry.topics[0] not in (proposed, *closed) or len(entry.topics) < 3:
+                continue  # a join: the next status read shows it
             round_index = int.from_bytes(entry.topics[2], "big")
             if entry.topics[0] in closed:
                 self._announced = max(self._announced, (round_index + 1, 0))
@@ -263,8 +285,10 @@ class LearnerAgent:
     def _lagging(self) -> bool:
         """Whether the latest status is behind what events announced already."""
         status = self.status
-        if status is None or status.state == RoundState.COMPLETED:
+        if status is None or status.state in (RoundState.COMPLETED, RoundState.CANCELLED):
             return False
+        if status.state in (RoundState.JOINING, RoundState.JOIN_TIMED_OUT):
+            return self._start_announced
         proposed = status.state in (RoundState.VOTING, RoundState.VOTING_TIMED_OUT)
         return (status.round, int(proposed)) < self._announced
 
@@ -279,8 +303,13 @@ class LearnerAgent:
             status = self.client.round_status(self.experiment_id, self.address)
         self.status, self._status_read_at = status, time.monotonic()
         self._step_again = False
-        acted = self._sync_model(status.model_digest, status.model_round)
         state, round_index = status.state, status.round
+        if state in (RoundState.JOINING, RoundState.JOIN_TIMED_OUT, RoundState.CANCELLED):
+            return self._joining(status)
+        if self._joined_count is not None:
+            self._report(f"experiment {self.experiment_id} started: every learner joined")
+            self._joined_count = None
+        acted = self._sync_model(status.model_digest, status.model_round)
         if state == RoundState.COMPLETED:
             self.done = True
             return acted
@@ -314,6 +343,73 @@ class LearnerAgent:
         return acted
 
     # --------------------------------------------------------------- actions
+
+    def _joining(self, status: RoundStatus) -> bool:
+        """Before round 0: joins (once), reports how many learners the start waits for,
+        and cancels the experiment once its join deadline passed with a learner missing.
+        Raises :class:`ExperimentCancelled` once it is cancelled."""
+        n = len(self._experiment().learners)
+        if status.state == RoundState.CANCELLED:
+            joined = self.client.experiment(self.experiment_id).joined
+            raise ExperimentCancelled(
+                f"experiment {self.experiment_id} was cancelled: {n - joined} of {n} learners "
+                f"did not join before the join deadline")
+        acted = False
+        try:
+            if status.state == RoundState.JOINING and not status.joined:
+                self._join()
+                acted = True
+            elif status.state == RoundState.JOIN_TIMED_OUT:
+                if self.relay is not None and not self._can_pay():
+                    return False  # the relay cancels for learners without ETH
+                with self.timings.measure("transactions"):
+                    self.client.cancel(self.experiment_id)
+                self.log.warning("experiment %d: cancelled (the join deadline passed with a "
+                                 "learner missing)", self.experiment_id)
+                self._step_again = True
+                return True
+        except ContractRevert as exc:
+            if exc.name not in _RACE_ERRORS:
+                raise
+            self.log.debug("joining: %s (another participant moved first)", exc)
+            self._step_again = True
+            return True
+        joined = self.client.experiment(self.experiment_id).joined
+        if joined != self._joined_count and joined < n:
+            if acted:
+                self._report(f"joined experiment {self.experiment_id}; waiting for "
+                             f"{n - joined} learner{'s' if n - joined > 1 else ''}")
+            else:
+                self._report(f"experiment {self.experiment_id}: {joined} of {n} learners "
+                             f"joined; waiting for {n - joined}")
+            self._joined_count = joined
+        elif acted:
+            self._report(f"joined experiment {self.experiment_id}")
+            self._step_again = True  # the last join started round 0
+        return acted
+
+    def _report(self, message: str) -> None:
+        self.log.info("%s", message)
+        if self.notify is not None:
+            self.notify(message)
+
+    def _join(self) -> None:
+        """Joins directly, or hands a signed join to the relay (directly if it refuses)."""
+        if self.relay is not None:
+            account, index = self.client.account, self._index
+            assert account is not None and index is not None  # (checked at start)
+            signed = sign_join(account, chain_id=self.client.chain_id,
+                               contract=self.client.address, experiment_id=self.experiment_id,
+                               learner_index=index)
+            try:
+                with self.timings.measure("transactions"):
+                    self.relay.submit_join(signed)
+                self.log.info("join handed to the relay")
+                return
+            except RelayError as exc:
+                self.log.warning("join not relayed (%s); joining directly", exc)
+        with self.timings.measure("transactions"):
+            self.client.join(self.experiment_id)
 
     def _experiment(self) -> ExperimentCreated:
         if self._created is None:

@@ -1,7 +1,7 @@
 """An experiment's whole history rebuilt from the contract's events alone, for audits.
 
 :class:`HistoryReader` asks the node for the contract's logs of one experiment in block
-ranges (all six event types in one ``eth_getLogs`` per range, filtered by the contract and
+ranges (all nine event types in one ``eth_getLogs`` per range, filtered by the contract and
 the experiment-id topic; the range halves when a node refuses it as too large), decodes
 them locally, and fetches each distinct block's header once (timestamps) and each distinct
 transaction's receipt once (sender, gas), in JSON-RPC batches. It reads incrementally:
@@ -96,6 +96,19 @@ class Expiry(EventRef):
     pass
 
 
+class Join(EventRef):
+    """A learner's consent (LearnerJoined), direct or signed and relayed."""
+
+    learner: str
+    learner_index: int  # -1: not a learner of the experiment
+    sender: str  # who paid: the learner, or a relayer (joinBySig)
+    gas_used: int
+
+    @property
+    def relayed(self) -> bool:
+        return self.sender != self.learner
+
+
 class Completion(EventRef):
     model_digest: str
     model_round: int  # 0: the initial model; r + 1: the proposal of round r
@@ -157,9 +170,15 @@ class ExperimentConfig(EventRef):
     num_rounds: int
     proposal_timeout: int
     voting_timeout: int
+    join_timeout: int
     initial_cid: str
     initial_digest: str
     metadata_cid: str
+
+    @property
+    def join_deadline(self) -> int:
+        """Joins are accepted strictly before it (creation time + join timeout)."""
+        return self.timestamp + self.join_timeout
 
     def proposer(self, round_index: int) -> str:
         """``learners[round % n]``; "" when the event lists no learner at all."""
@@ -175,6 +194,7 @@ class ChainView(BaseModel):
     model_round: int
     num_learners: int | None = None  # getExperiment's configuration, when read
     num_rounds: int | None = None
+    joined: int | None = None  # learners who joined, by getExperiment
 
 
 class MalformedLog(EventRef):
@@ -200,13 +220,18 @@ class History(BaseModel):
     contract: str
     config: ExperimentConfig
     rounds: list[RoundHistory]
+    #: Joins, in log order; round 0 starts with ExperimentStarted, logged by the last one.
+    joins: list[Join] = Field(default_factory=list)
+    start: EventRef | None = None
+    cancellation: EventRef | None = None  # ExperimentCancelled: the experiment never started
     completion: Completion | None = None
     view: ChainView | None = None
     #: Why the contract's views could not be read at the audited block (then view is None).
     view_error: str | None = None
     #: Logs of the experiment that do not decode as the contract's events.
     malformed: list[MalformedLog] = Field(default_factory=list)
-    #: Experiment-level events logged more than once (ExperimentCreated, ...Completed).
+    #: Experiment-level events logged more than once (ExperimentCreated, ...Started,
+    #: ...Cancelled, ...Completed).
     duplicates: list[MalformedLog] = Field(default_factory=list)
     stats: FetchStats = Field(default_factory=FetchStats)
 
@@ -220,7 +245,8 @@ class History(BaseModel):
 
     @property
     def total_gas(self) -> int:
-        return sum(r.gas for r in self.rounds)
+        """Gas of the rounds' transactions and of the joins."""
+        return sum(r.gas for r in self.rounds) + sum(j.gas_used for j in self.joins)
 
 
 # ----------------------------------------------------------------------------- reader
@@ -392,7 +418,7 @@ class HistoryReader:
             return None, _brief(exc)
         return ChainView(block_number=block, round=info.round, model_digest="0x" + digest.hex(),
                          model_round=model_round, num_learners=info.num_learners,
-                         num_rounds=info.num_rounds), None
+                         num_rounds=info.num_rounds, joined=info.joined), None
 
     def _ref(self, entry: RawLog) -> dict[str, Any]:
         return {"tx_hash": entry.tx_hash, "block_number": entry.block_number,
@@ -402,13 +428,16 @@ class HistoryReader:
 
 def _assemble(config: ExperimentConfig, events: list[tuple[str, dict[str, Any], RawLog]],
               ref: Any, receipts: dict[str, tuple[str, int]]) -> dict[str, Any]:
-    """Rounds (and the completion) from the decoded events, in log order: one row per
-    round number the events name, whatever the numbers (the checks judge them)."""
+    """Joins, the start or cancellation, rounds and the completion from the decoded
+    events, in log order: one row per round number the events name, whatever the numbers
+    (the checks judge them)."""
     index: dict[str, int] = {}
     for i, a in enumerate(config.learners):
         index.setdefault(a, i)  # a listed twice (never by the contract) keeps its first place
     rounds: dict[int, RoundHistory] = {}
     completion: Completion | None = None
+    joins: list[Join] = []
+    once: dict[str, EventRef] = {}  # ExperimentStarted, ExperimentCancelled
     duplicates: list[MalformedLog] = []
     created = 0
 
@@ -426,6 +455,17 @@ def _assemble(config: ExperimentConfig, events: list[tuple[str, dict[str, Any], 
             created += 1
             if created > 1:
                 duplicates.append(MalformedLog(event=name, reason="logged again", **ref(entry)))
+            continue
+        if name == "LearnerJoined":
+            sender, gas = receipts.get(entry.tx_hash, ("", 0))
+            joins.append(Join(learner=f["learner"], learner_index=index.get(f["learner"], -1),
+                              sender=sender, gas_used=gas, **ref(entry)))
+            continue
+        if name in ("ExperimentStarted", "ExperimentCancelled"):
+            if name in once:
+                duplicates.append(MalformedLog(event=name, reason="logged again", **ref(entry)))
+            else:
+                once[name] = EventRef(**ref(entry))
             continue
         if name == "ExperimentCompleted":
             if completion is None:
@@ -469,7 +509,8 @@ def _assemble(config: ExperimentConfig, events: list[tuple[str, dict[str, Any], 
             block_number=at["block_number"], timestamp=at["timestamp"], gas_used=gas,
             events=len(logged), decides="VoteCast" in names and "RoundDecided" in names))
     return {"rounds": [rounds[r] for r in sorted(rounds)], "completion": completion,
-            "duplicates": duplicates}
+            "joins": joins, "start": once.get("ExperimentStarted"),
+            "cancellation": once.get("ExperimentCancelled"), "duplicates": duplicates}
 
 
 def _role(logged: list[tuple[str, dict[str, Any]]], sender: str) -> TxRole:

@@ -37,10 +37,16 @@ CODES: dict[str, str] = {
                     "(topic count, data length and encoding)",
     "configuration": "ExperimentCreated is logged once, with a configuration the contract "
                      "accepts: 2-500 distinct non-zero learners, threshold at most 10000 bps, "
-                     "1 to 2^24 - 1 rounds, timeouts of 1 to 2^32 - 1 s, an initial CID and "
-                     "digest",
+                     "1 to 2^24 - 1 rounds, join, proposal and voting timeouts of 1 s to 30 "
+                     "days, an initial CID and digest",
     "contract-view": "the contract's views answer at the audited block, within the "
                      "contract's bounds, and agree with the configuration",
+    "join": "each join comes from a listed learner, once, before the join deadline "
+            "(creation + join timeout) and before the start; the contract's join count agrees",
+    "start": "ExperimentStarted is logged once, in the transaction of the last join (every "
+             "learner joined); no round event comes before it; round 0 starts at its time",
+    "cancellation": "ExperimentCancelled only after the join deadline with a learner "
+                    "missing, once, never after a start, and nothing of a round after it",
     "round-sequence": "rounds close one after another, each once, none beyond the last; "
                       "the contract's round view agrees",
     "proposer-schedule": "each proposal comes from learners[round % n]",
@@ -117,6 +123,7 @@ def check_history(history: History, checker: _Checker | None = None) -> list[Vio
     _check_format(history, c)
     _check_configuration(history, c)
     _check_view(history, c)
+    _check_joining(history, c)
     _check_sequence(history, c)
     for r in history.rounds:
         _check_round(history, r, c)
@@ -125,9 +132,10 @@ def check_history(history: History, checker: _Checker | None = None) -> list[Vio
 
 
 def _round_start(history: History, r: int) -> int | None:
-    """When round r started: the creation block's time, or the previous round's close."""
+    """When round r started: the start's time (the last join's), or the previous round's
+    close."""
     if r == 0:
-        return history.config.timestamp
+        return history.start.timestamp if history.start is not None else None
     previous = _by_round(history).get(r - 1)
     closing = previous.closing if previous is not None else None
     return closing.timestamp if closing is not None else None
@@ -138,7 +146,8 @@ def _by_round(history: History) -> dict[int, RoundHistory]:
 
 
 def _check_format(h: History, c: _Checker) -> None:
-    logged = 1 + sum(len(_positions(r)) for r in h.rounds) + (h.completion is not None)
+    logged = 1 + sum(len(_positions(r)) for r in h.rounds) + (h.completion is not None) \
+        + len(h.joins) + (h.start is not None) + (h.cancellation is not None)
     c.count("event-format", logged + len(h.duplicates) + len(h.malformed))
     for m in h.malformed:
         c.fail("event-format", None, f"{m.event} log in block {m.block_number} (tx {m.tx_hash}, "
@@ -160,7 +169,8 @@ def _check_configuration(h: History, c: _Checker) -> None:
         problems.append(f"threshold {cfg.threshold_bps} bps, above {MAX_THRESHOLD_BPS}")
     if not 1 <= cfg.num_rounds <= MAX_ROUNDS:
         problems.append(f"{cfg.num_rounds} rounds, not 1 to {MAX_ROUNDS}")
-    for what, value in (("proposal", cfg.proposal_timeout), ("voting", cfg.voting_timeout)):
+    for what, value in (("proposal", cfg.proposal_timeout), ("voting", cfg.voting_timeout),
+                        ("join", cfg.join_timeout)):
         if not 1 <= value <= MAX_TIMEOUT:
             problems.append(f"{what} timeout {value} s, not 1 to {MAX_TIMEOUT}")
     if not cfg.initial_cid:
@@ -193,6 +203,80 @@ def _check_view(h: History, c: _Checker) -> None:
         if viewed is not None and viewed != logged:
             c.fail("contract-view", None, f"the contract's view says {viewed} {what}, "
                                           f"ExperimentCreated {logged}")
+
+
+def _check_joining(h: History, c: _Checker) -> None:
+    cfg = h.config
+    n = len(cfg.learners)
+    start, cancelled = h.start, h.cancellation
+    seen: set[str] = set()
+    for j in h.joins:
+        c.count("join")
+        problem = None
+        if j.learner_index < 0:
+            problem = "is not a learner of the experiment"
+        elif j.learner in seen:
+            problem = "joined twice"
+        elif j.position < cfg.position:
+            problem = "joined before the experiment was created"
+        elif j.timestamp >= cfg.join_deadline:
+            problem = f"joined at {j.timestamp}, not before the join deadline {cfg.join_deadline}"
+        elif start is not None and j.position > start.position:
+            problem = "joined after the experiment started"
+        elif cancelled is not None and j.position > cancelled.position:
+            problem = "joined after the experiment was cancelled"
+        if problem:
+            c.fail("join", None, f"{j.learner} {problem} (tx {j.tx_hash})")
+        seen.add(j.learner)
+    if h.view is not None and h.view.joined is not None:
+        c.count("join")
+        if h.view.joined != len(seen & set(cfg.learners)):
+            c.fail("join", None, f"the contract's view counts {h.view.joined} joins, the "
+                                 f"events {len(seen & set(cfg.learners))}")
+    # start
+    c.count("start")
+    events = [e for r in h.rounds for _, e in _positions(r)]
+    if start is None:
+        if events:
+            first = min(events, key=lambda e: e.position)
+            c.fail("start", None, f"round events (from tx {first.tx_hash}) but no "
+                                  f"ExperimentStarted: rounds run only once every learner joined")
+    else:
+        joined = [j for j in h.joins if j.position < start.position]
+        last = joined[-1] if joined else None
+        learners = len({j.learner for j in joined} & set(cfg.learners))
+        if learners < n:
+            c.fail("start", None, f"ExperimentStarted (tx {start.tx_hash}) after {learners} of "
+                                  f"{n} learners joined: it starts with the last join")
+        elif last is None or last.tx_hash != start.tx_hash:
+            c.fail("start", None, f"ExperimentStarted in tx {start.tx_hash}, not in the last "
+                                  f"join's transaction")
+        early = [e for e in events if e.position < start.position]
+        if early:
+            c.fail("start", None, f"{len(early)} round event(s) logged before the experiment "
+                                  f"started (first in tx {early[0].tx_hash})")
+    for d in h.duplicates:
+        if d.event == "ExperimentStarted":
+            c.fail("start", None, f"ExperimentStarted logged again in block {d.block_number} "
+                                  f"(tx {d.tx_hash})")
+    # cancellation
+    c.count("cancellation")
+    if cancelled is not None:
+        before = {j.learner for j in h.joins if j.position < cancelled.position}
+        if cancelled.timestamp < cfg.join_deadline:
+            c.fail("cancellation", None, f"cancelled at {cancelled.timestamp}, before the join "
+                                         f"deadline {cfg.join_deadline}")
+        if start is not None:
+            c.fail("cancellation", None, "cancelled although the experiment started")
+        elif len(before & set(cfg.learners)) >= n:
+            c.fail("cancellation", None, "cancelled although every learner had joined")
+        after = [e for e in events if e.position > cancelled.position]
+        if after:
+            c.fail("cancellation", None, f"{len(after)} round event(s) after the cancellation")
+    for d in h.duplicates:
+        if d.event == "ExperimentCancelled":
+            c.fail("cancellation", None, f"ExperimentCancelled logged again in block "
+                                         f"{d.block_number} (tx {d.tx_hash})")
 
 
 def _positions(r: RoundHistory) -> list[tuple[str, EventRef]]:

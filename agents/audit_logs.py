@@ -28,11 +28,11 @@ log = logging.getLogger(__name__)
 #: Requests in one JSON-RPC batch (block headers, receipts).
 BATCH_SIZE = 500
 EVENTS = ("ExperimentCreated", "WeightsProposed", "VoteCast", "RoundDecided", "RoundExpired",
-          "ExperimentCompleted")
+          "ExperimentCompleted", "LearnerJoined", "ExperimentStarted", "ExperimentCancelled")
 #: The contract's bounds on an experiment (CollectiveLearning.sol's constants and types).
 MIN_LEARNERS, MAX_LEARNERS = 2, 500
 MAX_ROUNDS = 2**24 - 1  # numRounds, round and modelRound are uint24
-MAX_TIMEOUT = 2**32 - 1  # the timeouts are uint32
+MAX_TIMEOUT = 30 * 86_400  # every timeout (join, proposal, voting): 1 s to 30 days
 MAX_THRESHOLD_BPS = 10_000
 #: Largest uint256: experiment ids, and every number an event carries, fit it.
 MAX_UINT256 = 2**256 - 1
@@ -67,7 +67,7 @@ def check_experiment_id(experiment_id: int) -> int:
 
 
 class EventDecoder:
-    """Decodes the contract's six events from raw logs; anything else is a
+    """Decodes the contract's nine events from raw logs; anything else is a
     :class:`MalformedEvent`. Fixed-size events are decoded by hand (fast), the two with
     strings and arrays by eth-abi, strictly."""
 
@@ -83,7 +83,7 @@ class EventDecoder:
                             for i in abi}
 
     def topics(self, experiment_id: int) -> list[Any]:
-        """The ``eth_getLogs`` topic filter: any of the six events, of this experiment."""
+        """The ``eth_getLogs`` topic filter: any of the nine events, of this experiment."""
         return [[self.topic[e] for e in EVENTS], experiment_id.to_bytes(32, "big")]
 
     def decode(self, entry: RawLog, experiment_id: int | None = None
@@ -127,19 +127,31 @@ class EventDecoder:
         _static(name, d, 2)
         return {"model_digest": "0x" + d[:32].hex(), "model_round": _uint(d[32:64])}
 
+    def _LearnerJoined(self, name: str, t: Sequence[bytes], d: bytes) -> dict[str, Any]:
+        _static(name, d, 0)
+        return {"learner": _address(name, t[2])}
+
+    def _ExperimentStarted(self, name: str, t: Sequence[bytes], d: bytes) -> dict[str, Any]:
+        _static(name, d, 0)
+        return {}
+
+    def _ExperimentCancelled(self, name: str, t: Sequence[bytes], d: bytes) -> dict[str, Any]:
+        _static(name, d, 0)
+        return {}
+
     def _WeightsProposed(self, name: str, t: Sequence[bytes], d: bytes) -> dict[str, Any]:
         cid, digest = self._abi(name, d)
         return {"round": _uint(t[2]), "proposer": _address(name, t[3]), "cid": cid,
                 "digest": "0x" + bytes(digest).hex()}
 
     def _ExperimentCreated(self, name: str, t: Sequence[bytes], d: bytes) -> dict[str, Any]:
-        (learners, threshold, rounds, p_timeout, v_timeout, initial_cid, initial_digest,
-         metadata_cid) = self._abi(name, d)
+        (learners, threshold, rounds, p_timeout, v_timeout, j_timeout, initial_cid,
+         initial_digest, metadata_cid) = self._abi(name, d)
         return {
             "experiment_id": _uint(t[1]), "creator": _address(name, t[2]),
             "learners": [to_checksum_address(a) for a in learners],
             "threshold_bps": threshold, "num_rounds": rounds, "proposal_timeout": p_timeout,
-            "voting_timeout": v_timeout, "initial_cid": initial_cid,
+            "voting_timeout": v_timeout, "join_timeout": j_timeout, "initial_cid": initial_cid,
             "initial_digest": "0x" + bytes(initial_digest).hex(), "metadata_cid": metadata_cid}
 
     def _abi(self, name: str, data: bytes) -> tuple[Any, ...]:

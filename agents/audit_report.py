@@ -233,6 +233,21 @@ class _PlainTable:
             console.file.flush()
 
 
+def joining_line(h: History) -> str:
+    """How joining went: started (when, by whose join), cancelled, or still open."""
+    cfg = h.config
+    n, joined = len(cfg.learners), len(h.joins)
+    deadline = f"join deadline {_time(cfg.join_deadline)} UTC"
+    if h.cancellation is not None:
+        return (f"cancelled in block {h.cancellation.block_number} "
+                f"({_time(h.cancellation.timestamp)} UTC): {joined} of {n} learners joined "
+                f"before the {deadline}")
+    if h.start is not None:
+        return (f"started in block {h.start.block_number} ({_time(h.start.timestamp)} UTC): "
+                f"all {n} learners joined, the last in tx {h.start.tx_hash}")
+    return f"joining: {joined} of {n} learners joined; {deadline}"
+
+
 def print_report(report: AuditReport, console: Console) -> None:
     """The audit as tables: configuration, rounds, checks, and the violations."""
     h = report.history
@@ -242,7 +257,8 @@ def print_report(report: AuditReport, console: Console) -> None:
                   f"UTC) by {cfg.creator}, tx {cfg.tx_hash}", soft_wrap=True, highlight=False)
     console.print(f"{len(cfg.learners)} learners · threshold {cfg.threshold_bps} bps · "
                   f"{h.closed_rounds}/{cfg.num_rounds} rounds closed · timeouts "
-                  f"{cfg.proposal_timeout} s to propose, {cfg.voting_timeout} s to vote · "
+                  f"{cfg.join_timeout} s to join, {cfg.proposal_timeout} s to propose, "
+                  f"{cfg.voting_timeout} s to vote · "
                   f"initial model {cfg.initial_cid} ({cfg.initial_digest}) · metadata "
                   f"{cfg.metadata_cid or '-'}", soft_wrap=True, highlight=False)
     learners = Table(title="learners", title_justify="left")
@@ -253,6 +269,16 @@ def print_report(report: AuditReport, console: Console) -> None:
     if len(cfg.learners) > MAX_LEARNERS:
         learners.add_row("…", f"and {len(cfg.learners) - MAX_LEARNERS:,} more")
     console.print(learners)
+    console.print(joining_line(h), soft_wrap=True, highlight=False)
+    if h.joins:
+        joins = _PlainTable("joins (LearnerJoined)", [
+            ("learner", ">"), ("address", "<"), ("block", ">"), ("time (UTC)", "<"),
+            ("tx", "<"), ("paid by", "<"), ("gas", ">")])
+        for j in h.joins[:MAX_LEARNERS]:
+            joins.add(str(j.learner_index), j.learner, str(j.block_number), _time(j.timestamp),
+                      j.tx_hash, "relayer " + _short(j.sender, 8) if j.relayed else "learner",
+                      f"{j.gas_used:,}")
+        joins.emit(console)
 
     # Plain aligned tables for the long parts: rich's Table measures every cell against the
     # terminal, which takes minutes for the ~20,000 votes of a 1,000-round experiment.
@@ -383,6 +409,8 @@ def render_html(report: AuditReport) -> str:
             ("threshold", f"{cfg.threshold_bps} bps"), ("rounds", cfg.num_rounds),
             ("proposal timeout", f"{cfg.proposal_timeout} s"),
             ("voting timeout", f"{cfg.voting_timeout} s"),
+            ("join timeout", f"{cfg.join_timeout} s"),
+            ("joining", joining_line(h)),
             ("initial model", f"{cfg.initial_cid} ({cfg.initial_digest})"),
             ("metadata", cfg.metadata_cid or "-"),
             ("learners", "<br>".join(f"{i}: {a}" for i, a in enumerate(cfg.learners))),

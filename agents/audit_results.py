@@ -10,7 +10,7 @@ from typing import Any
 
 from agents.audit import History
 from agents.audit_checks import _Checker, expected_model
-from agents.history import round_rows
+from agents.history import join_rows, round_rows
 
 #: results.json fields that are not on chain (the demo measures them off chain).
 OFF_CHAIN_FIELDS = ("test_accuracy", "final_test_accuracy", "solo_test_accuracy", "seconds")
@@ -26,9 +26,10 @@ def results_summary(h: History) -> dict[str, Any]:
     """Every chain number of the demo's results.json, rebuilt from the chain."""
     digest, model_round, _ = expected_model(h)
     rows = results_rows(h)
+    join_gas = sum(j.gas for j in join_rows(h))
     return {"chain_id": h.chain_id, "contract": h.contract, "experiment_id": h.experiment_id,
             "rounds": rows, "final_model": {"digest": digest, "model_round": model_round},
-            "total_gas": sum(r["gas"]["total"] for r in rows)}
+            "join_gas": join_gas, "total_gas": join_gas + sum(r["gas"]["total"] for r in rows)}
 
 
 def compare_results(h: History, path: Path, c: _Checker) -> list[str]:
@@ -44,7 +45,7 @@ def compare_results(h: History, path: Path, c: _Checker) -> list[str]:
     off_chain = sorted({k for k in claimed if k in OFF_CHAIN_FIELDS}
                        | {k for row in claimed["rounds"] if isinstance(row, dict)
                           for k in row if k in OFF_CHAIN_FIELDS})
-    for key in ("chain_id", "contract", "experiment_id", "final_model", "total_gas"):
+    for key in ("chain_id", "contract", "experiment_id", "final_model", "join_gas", "total_gas"):
         c.count("results-mismatch")
         if key not in claimed:
             continue

@@ -50,8 +50,11 @@ from web3.providers import HTTPProvider, JSONBaseProvider
 from web3.types import BlockIdentifier
 
 from agents.logs import (  # the event types, re-exported
+    ExperimentCancelled,
     ExperimentCompleted,
     ExperimentCreated,
+    ExperimentStarted,
+    LearnerJoined,
     LoggedEvent,  # noqa: F401
     RangedLogs,
     RawLog,
@@ -63,7 +66,8 @@ from agents.logs import (  # the event types, re-exported
     hex_topics,
     raw_log_from_json,
 )
-from agents.signing import SignedProposal, SignedVote
+from agents.signing import SignedJoin, SignedProposal, SignedVote
+from agents.spec import DEFAULT_JOIN_TIMEOUT, MAX_TIMEOUT  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +112,9 @@ class RoundState(IntEnum):
     VOTING = 2
     VOTING_TIMED_OUT = 3
     COMPLETED = 4
+    JOINING = 5  # before round 0: waiting for learners to join, before the join deadline
+    CANCELLED = 6  # cancelled after the join deadline with a learner missing: no round
+    JOIN_TIMED_OUT = 7  # the join deadline passed with a learner missing: anyone may cancel
 
 
 class ExperimentInfo(BaseModel):
@@ -124,6 +131,8 @@ class ExperimentInfo(BaseModel):
     approvals: int
     rejections: int
     model_round: int  # 0: initial model; r + 1: proposal of round r
+    join_timeout: int
+    joined: int  # learners who joined
 
 
 class RoundStatus(BaseModel):
@@ -134,10 +143,12 @@ class RoundStatus(BaseModel):
 
     round: int  # equals the number of rounds once complete
     state: RoundState
-    deadline: int  # of the current phase, on the chain's clock; 0 once complete
+    deadline: int  # of the current phase (the join deadline while joining), on the chain's
+    # clock; 0 once complete or cancelled
     model_digest: bytes
     model_round: int  # 0: initial model; r + 1: proposal of round r
     voted: bool  # whether the account voted in the current round
+    joined: bool  # whether the account joined the experiment
     timestamp: int  # the block's timestamp: the clock every deadline is measured on
     base_fee: int  # the block's base fee (0 where a node leaves it out of calls)
 
@@ -201,7 +212,8 @@ class CollectiveLearningClient:
         self._rpc = _rpc_for(w3, self._errors)
         self._functions = {name: _AbiFunction(abi, name, arity) for name, arity in (
             ("roundStatus", 2), ("propose", 4), ("vote", 4), ("decide", 2), ("expire", 2),
-            ("castVotesBySig", 4), ("proposeBySig", 6))}
+            ("castVotesBySig", 4), ("proposeBySig", 6), ("join", 1), ("joinBySig", 4),
+            ("cancel", 1))}
         events = [item for item in abi if item.get("type") == "event"]
         self._topics = {item["name"]: event_abi_to_log_topic(item) for item in events}
         self._data_types = {item["name"]: [_abi_type(i) for i in item["inputs"]
@@ -257,8 +269,10 @@ class CollectiveLearningClient:
         initial_cid: str,
         initial_digest: bytes,
         metadata_cid: str = "",
+        join_timeout: int = DEFAULT_JOIN_TIMEOUT,
     ) -> tuple[int, TxResult]:
-        """Creates an experiment; returns its id and the transaction."""
+        """Creates an experiment (``Joining`` until every learner joins); returns its id
+        and the transaction."""
         fn = self.contract.functions.createExperiment(
             [to_checksum_address(a) for a in learners],
             threshold_bps,
@@ -268,10 +282,24 @@ class CollectiveLearningClient:
             initial_cid,
             initial_digest,
             metadata_cid,
+            join_timeout,
         )
         result, receipt = self._transact(fn)
         (event,) = self.contract.events.ExperimentCreated().process_receipt(receipt)
         return int(event["args"]["experimentId"]), result
+
+    def join(self, experiment_id: int) -> TxResult:
+        """Joins the experiment as this client's account (a listed learner consenting)."""
+        return self._round_call("join", experiment_id)
+
+    def join_by_sig(self, signed: SignedJoin) -> TxResult:
+        """Submits a learner's signed join (this client pays the gas)."""
+        return self._round_call("joinBySig", signed.experiment_id, signed.learner_index,
+                                signed.r, signed.vs)
+
+    def cancel(self, experiment_id: int) -> TxResult:
+        """Cancels an experiment whose join deadline passed with a learner missing."""
+        return self._round_call("cancel", experiment_id)
 
     def propose(self, experiment_id: int, round_index: int, cid: str, digest: bytes) -> TxResult:
         return self._round_call("propose", experiment_id, round_index, cid, digest)
@@ -336,15 +364,16 @@ class CollectiveLearningClient:
         if call is None:
             data = self._functions["roundStatus"].encode(experiment_id, account)
             call = self._status_calls[key] = {"to": self.address, "data": "0x" + data.hex()}
-        ((round_index, state, deadline, digest, model_round, voted, timestamp, base_fee),) = \
-            self._functions["roundStatus"].decode(self._rpc.call(call))
+        ((round_index, state, deadline, digest, model_round, voted, joined, timestamp,
+          base_fee),) = self._functions["roundStatus"].decode(self._rpc.call(call))
         self._base_fee = base_fee
         with _node_answer("roundStatus"):
             state = RoundState(state)
         # Values typed by the ABI decoder: no validation needed on this hot path.
         return RoundStatus.model_construct(
             round=round_index, state=state, deadline=deadline, model_digest=digest,
-            model_round=model_round, voted=voted, timestamp=timestamp, base_fee=base_fee)
+            model_round=model_round, voted=voted, joined=joined, timestamp=timestamp,
+            base_fee=base_fee)
 
     def deadline(self, experiment_id: int) -> int:
         return self._call(self.contract.functions.deadline(experiment_id))
@@ -401,8 +430,8 @@ class CollectiveLearningClient:
         if entry is None:
             raise ContractRevert("UnknownExperiment", {"experimentId": experiment_id})
         with _node_answer("ExperimentCreated log"):
-            (learners, threshold_bps, num_rounds, proposal_timeout, voting_timeout, initial_cid,
-             initial_digest, metadata_cid) = abi_decode(self._data_types["ExperimentCreated"],
+            (learners, threshold_bps, num_rounds, proposal_timeout, voting_timeout, join_timeout,
+             initial_cid, initial_digest, metadata_cid) = abi_decode(self._data_types["ExperimentCreated"],
                                                         entry.data)
             if len(entry.topics) != 3:
                 raise ValueError(f"{len(entry.topics)} topics")
@@ -412,7 +441,7 @@ class CollectiveLearningClient:
             learners=[to_checksum_address(a) for a in learners],
             threshold_bps=threshold_bps, num_rounds=num_rounds,
             proposal_timeout=proposal_timeout, voting_timeout=voting_timeout,
-            initial_cid=initial_cid, initial_digest=initial_digest, metadata_cid=metadata_cid,
+            join_timeout=join_timeout, initial_cid=initial_cid, initial_digest=initial_digest, metadata_cid=metadata_cid,
             tx_hash=entry.tx_hash, block_number=entry.block_number)
         return created
 
@@ -441,6 +470,23 @@ class CollectiveLearningClient:
         return [RoundExpired(**common)
                 for _, common, _ in self._logs("RoundExpired", experiment_id, round_index,
                                                from_block)]
+
+    def joins(self, experiment_id: int, from_block: int = 0) -> list[LearnerJoined]:
+        """The experiment's joins so far, in order."""
+        return [LearnerJoined(**common, learner=_topic_address(e, 2))
+                for e, common, _ in self._logs("LearnerJoined", experiment_id, None, from_block,
+                                               round_topic=False)]
+
+    def start(self, experiment_id: int, from_block: int = 0
+              ) -> ExperimentStarted | ExperimentCancelled | None:
+        """How joining ended: the experiment's start, its cancellation, or ``None`` while
+        it is joining."""
+        for event, kind in (("ExperimentStarted", ExperimentStarted),
+                            ("ExperimentCancelled", ExperimentCancelled)):
+            for _, common, _ in self._logs(event, experiment_id, None, from_block,
+                                           round_topic=False):
+                return kind(**common)
+        return None
 
     def completion(self, experiment_id: int) -> ExperimentCompleted | None:
         """The experiment's completion, or ``None`` while it runs."""
@@ -1041,9 +1087,10 @@ def _word(value: int) -> bytes:
     return value.to_bytes(32, "big")
 
 
-def _topic_address(entry: RawLog) -> str:
-    """The address in a log's fourth topic (the proposer, the voter)."""
-    return to_checksum_address(entry.topics[3][-20:])
+def _topic_address(entry: RawLog, position: int = 3) -> str:
+    """The address in a log's topic ``position`` (the proposer, the voter: the fourth;
+    the learner who joined: the third)."""
+    return to_checksum_address(entry.topics[position][-20:])
 
 
 def _render(value: Any) -> str:

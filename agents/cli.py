@@ -211,7 +211,7 @@ def _parser() -> argparse.ArgumentParser:
                             "Hardhat serve it on their RPC port, geth with --ws). Without it "
                             "the agent polls --rpc for them")
     agent.add_argument("--relay", metavar="URL", default=None,
-                       help="a `colearn relay` to hand signed proposals and votes to, so this "
+                       help="a `colearn relay` to hand the signed join, proposals and votes to, so this "
                             "account needs no ETH; votes it has not put on chain by "
                             "--relay-fallback seconds before the deadline are sent directly")
     agent.add_argument("--relay-fallback", type=_seconds(0.0), default=10.0, metavar="SECONDS",
@@ -224,7 +224,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_key_options(agent)
 
     relay = sub.add_parser(
-        "relay", help="relay learners' signed proposals and votes, paying their gas")
+        "relay", help="relay learners' signed joins, proposals and votes, paying their gas")
     relay.add_argument("--rpc", required=True, metavar="URL")
     relay.add_argument("--contract", required=True, type=_address, metavar="ADDR")
     relay.add_argument("--host", default="127.0.0.1",
@@ -414,7 +414,8 @@ def _run(args: argparse.Namespace, console: Console) -> None:
         with open_store(args.store) as store, contextlib.ExitStack() as stack:
             relay = stack.enter_context(RelayClient(args.relay)) if args.relay else None
             agent = LearnerAgent(client, store, learner, args.experiment, relay=relay,
-                                 relay_fallback_seconds=args.relay_fallback)
+                                 relay_fallback_seconds=args.relay_fallback,
+                                 notify=lambda line: print(line, file=sys.stderr, flush=True))
             agent.run(poll_interval=args.poll, events_url=args.events)
             # One machine-readable line (never wrapped) for whoever started the agent.
             sys.stdout.write(json.dumps({

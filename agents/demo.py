@@ -23,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from agents.agent import LearnerAgent, RoundRecord, run_in_process
 from agents.audit import HistoryReader
 from agents.chain import CollectiveLearningClient
-from agents.history import RoundRow, round_rows
+from agents.history import RoundRow, join_rows, round_rows
 from agents.launch import launch_experiment
 from agents.network import connect, derive_accounts, fund_accounts
 from agents.spec import ExperimentTerms
@@ -136,9 +136,12 @@ def finish(experiment: Experiment, console: Console, rows: list[RoundRow],
     final_digest, model_round = client.current_model(experiment.experiment_id)
     console.print("training each learner alone for the same number of training calls...")
     solo = solo_accuracies(experiment.task)
+    with HistoryReader(client, experiment.experiment_id) as reader:
+        reader.update()
+        join_gas = sum(j.gas for j in join_rows(reader.history()))
     results = _results_json(client, experiment.experiment_id, rows, accuracy.per_round,
                             accuracy.last, solo, final_digest, model_round,
-                            time.perf_counter() - experiment.started)
+                            time.perf_counter() - experiment.started, join_gas)
     (config.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     colearn_results = _colearn_results(rows, records, config.n_learners)
     plot_results(colearn_results, config.n_learners, config.out / "scores.png",
@@ -217,7 +220,8 @@ def _metadata(config: DemoConfig) -> dict[str, Any]:
 
 def _results_json(client: CollectiveLearningClient, experiment_id: int, rows: list[RoundRow],
                   per_round: list[float], final_accuracy: float, solo: list[float],
-                  final_digest: bytes, model_round: int, seconds: float) -> dict[str, Any]:
+                  final_digest: bytes, model_round: int, seconds: float,
+                  join_gas: int) -> dict[str, Any]:
     rounds = []
     for row, accuracy in zip(rows, per_round):
         data = row.model_dump(exclude={"close_block"})
@@ -231,7 +235,8 @@ def _results_json(client: CollectiveLearningClient, experiment_id: int, rows: li
         "final_model": {"digest": "0x" + final_digest.hex(), "model_round": model_round},
         "final_test_accuracy": final_accuracy,
         "solo_test_accuracy": solo,
-        "total_gas": sum(r.gas.total for r in rows),
+        "join_gas": join_gas,  # every learner's join (the last one started round 0)
+        "total_gas": join_gas + sum(r.gas.total for r in rows),
         "seconds": seconds,
     }
 

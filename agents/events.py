@@ -3,7 +3,9 @@
 
 An agent only needs waking for events that ask something of it (:data:`WAKE_EVENTS`): a
 proposal to test (voters; a proposer is not woken by its own), a round closed (everyone:
-adopt the model, propose on one's turn) and the experiment completed. ``VoteCast`` never
+adopt the model, propose on one's turn) and the experiment completed; before round 0, a
+learner joining (to report who the start waits for), the experiment started (the last join)
+or cancelled. ``VoteCast`` never
 does: the vote that completes a ballot also logs ``RoundDecided``. Deadlines announce
 themselves with no event: the agent also wakes when the current phase's ends.
 
@@ -26,7 +28,8 @@ from websockets.sync.client import connect as ws_connect
 
 from agents.chain import ChainError, CollectiveLearningClient, RawLog, raw_log_from_json
 
-WAKE_EVENTS = ("WeightsProposed", "RoundDecided", "RoundExpired", "ExperimentCompleted")
+WAKE_EVENTS = ("WeightsProposed", "RoundDecided", "RoundExpired", "ExperimentCompleted",
+               "LearnerJoined", "ExperimentStarted", "ExperimentCancelled")
 # Longest uninterrupted wait on a WebSocket, so that a stop request is noticed.
 STOP_CHECK_SECONDS = 0.5
 

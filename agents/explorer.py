@@ -57,6 +57,7 @@ from agents.chain import (
     load_artifact,
 )
 from agents.explorer_page import render_page
+from agents.history import join_rows
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +182,7 @@ class Explorer:
             state = "unknown"
         return {"id": cfg.experiment_id, "learners": len(cfg.learners),
                 "threshold_bps": cfg.threshold_bps, "num_rounds": cfg.num_rounds,
-                "closed_rounds": h.closed_rounds,
+                "closed_rounds": h.closed_rounds, "joined": len(h.joins),
                 "accepted_rounds": sum(1 for r in h.rounds if r.decision and r.decision.accepted),
                 "state": state, "created_block": cfg.block_number, "creator": cfg.creator,
                 "ok": report.ok, "violations": len(report.violations)}
@@ -196,6 +197,10 @@ class Explorer:
             "config": h.config.model_dump(mode="json"),
             "view": None if h.view is None else h.view.model_dump(mode="json"),
             "completion": None if h.completion is None else h.completion.model_dump(mode="json"),
+            "joins": [j.model_dump(mode="json") for j in join_rows(h)],
+            "start": None if h.start is None else h.start.model_dump(mode="json"),
+            "cancellation": None if h.cancellation is None
+            else h.cancellation.model_dump(mode="json"),
             "rounds": [_round_json(r) for r in h.rounds],
             "grid": {"labels": GRID_LABELS, "colours": GRID_COLOURS,
                      "rounds": [r.round for r in closed], "values": grid_values(h)},

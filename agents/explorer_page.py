@@ -48,6 +48,10 @@ img.plot{max-width:100%;border:1px solid #ddd;background:#fff}
 <table id="config"><tbody></tbody></table>
 <div><div id="audit"></div><ul id="violations"></ul></div>
 </div>
+<h2>Joining</h2>
+<p id="joining"></p>
+<table id="joins"><thead><tr><th>learner</th><th>joined (UTC)</th><th>block</th>
+<th>transaction</th><th>gas</th></tr></thead><tbody></tbody></table>
 <h2>Rounds</h2>
 <table id="rounds"><thead><tr><th>round</th><th>proposer</th><th>decision</th>
 <th>approve / reject</th><th>proposal</th><th>transactions</th><th>closed in block</th>
@@ -109,7 +113,7 @@ function renderExperiment(x) {
   const rows = [["creator", c.creator], ["created", [blockLink(c.block_number), " · ", txLink(c.tx_hash)]],
     ["learners", c.learners.map((a, i) => `${i}: ${a}`).join("\n")],
     ["threshold", `${c.threshold_bps} bps`], ["rounds", String(c.num_rounds)],
-    ["timeouts", `${c.proposal_timeout} s to propose, ${c.voting_timeout} s to vote`],
+    ["timeouts", `${c.join_timeout} s to join, ${c.proposal_timeout} s to propose, ${c.voting_timeout} s to vote`],
     ["initial model", `${c.initial_cid}\n${c.initial_digest}`], ["metadata", c.metadata_cid || "-"],
     ["current model", x.view ? `${x.view.model_digest} (model round ${x.view.model_round})` : "-"],
     ["total gas", x.total_gas.toLocaleString("en")]];
@@ -122,6 +126,16 @@ function renderExperiment(x) {
                            : `Audit: ${x.violations.length} violation(s)`;
   document.getElementById("violations").replaceChildren(...x.violations.map(v =>
     el("li", {}, el("code", {}, v.code), v.round === null ? ": " : ` round ${v.round}: `, v.message)));
+
+  const when = t => new Date(t * 1000).toISOString().replace("T", " ").slice(0, 19);
+  document.getElementById("joining").textContent = x.cancellation
+    ? `Cancelled at ${when(x.cancellation.timestamp)} (block ${x.cancellation.block_number}): ${x.joins.length} of ${c.learners.length} learners joined before the join deadline ${when(c.timestamp + c.join_timeout)}`
+    : x.start ? `Started at ${when(x.start.timestamp)} (block ${x.start.block_number}), when the last of ${c.learners.length} learners joined`
+    : `Joining: ${x.joins.length} of ${c.learners.length} learners joined; join deadline ${when(c.timestamp + c.join_timeout)}`;
+  document.querySelector("#joins tbody").replaceChildren(...x.joins.map(j => el("tr", {},
+    el("td", {class: "mono"}, `${j.learner_index}: ${j.learner}${j.relayed ? " (signed, relayed)" : ""}${j.started ? " · started round 0" : ""}`),
+    el("td", {}, when(j.timestamp)), el("td", {}, blockLink(j.block_number)),
+    el("td", {}, txLink(j.tx_hash)), el("td", {}, j.gas.toLocaleString("en")))));
 
   document.querySelector("#rounds tbody").replaceChildren(...x.rounds.map(r => {
     const txs = el("td", {});
@@ -177,7 +191,7 @@ async function refresh() {
       shownId = null;
     } else {
       const x = await getJSON(`/api/experiments/${id}`);
-      const key = `${x.version}/${x.closed_rounds}/${x.state}/${x.rounds.length}`;
+      const key = `${x.version}/${x.closed_rounds}/${x.state}/${x.rounds.length}/${x.joins.length}`;
       if (shownId !== id || shownVersion !== key) renderExperiment(x);
       shownId = id; shownVersion = key;
     }

@@ -3,6 +3,8 @@ OpenZeppelin's Governor.
 
 For each learner count n (default 5, 20 and 100) a fresh deployment runs, on one chain:
 
+- every learner **joins** (``join``, in learner order); the last join starts round 0
+  (a join is the median of the others, the last one is reported on its own);
 - round 0, a **first round**: a proposal and n - 1 direct votes. Its first writes of zero
   storage slots (the ballot word, the second digest slot) cost more, so it is reported on
   its own;
@@ -73,6 +75,7 @@ BATCH_GAS_BASE, BATCH_GAS_PER_VOTE = 500_000, 20_000
 GOVERNOR_CALL_GAS = 500_000  # gas limit of delegate, propose and castVote (they use < 200k)
 
 # Bounds (upper bounds on gas; the report checks them, the tests assert them).
+JOIN_MAX = 50_000
 VOTE_MAX = 45_000
 ROUND_OF_FIVE_MAX = 200_000
 SIGNED_VOTE_AT_100_MAX = 10_000
@@ -83,6 +86,8 @@ class LearningGas(BaseModel):
     """CollectiveLearning's gas with n learners (see the module's docstring)."""
 
     create: int
+    join: int
+    last_join: int  # starts round 0
     first_round_direct: int
     propose: int
     vote: int
@@ -167,8 +172,10 @@ def measure_collective_learning(w3: Web3, accounts: list[LocalAccount]) -> Learn
     n = len(accounts)
     deployed, _ = CollectiveLearningClient.deploy(w3, accounts[0])
     experiment_id, created = deployed.create_experiment(
-        [a.address for a in accounts], THRESHOLD_BPS, ROUNDS, TIMEOUT, TIMEOUT, CID, _digest(-1))
+        [a.address for a in accounts], THRESHOLD_BPS, ROUNDS, TIMEOUT, TIMEOUT, CID, _digest(-1),
+        join_timeout=TIMEOUT)
     clients = [deployed.with_account(a) for a in accounts]
+    joins = [c.join(experiment_id) for c in clients]  # the last one starts round 0
 
     first_propose, first_votes = _direct_round(clients, experiment_id, 0)
     propose, votes = _direct_round(clients, experiment_id, 1)
@@ -184,6 +191,8 @@ def measure_collective_learning(w3: Web3, accounts: list[LocalAccount]) -> Learn
 
     return LearningGas(
         create=created.gas_used,
+        join=int(statistics.median(j.gas_used for j in joins[:-1])),
+        last_join=joins[-1].gas_used,
         first_round_direct=first_propose + sum(first_votes),
         propose=propose,
         vote=int(statistics.median(votes[:-1])),
@@ -259,7 +268,10 @@ def _bounds(columns: list[GasColumn]) -> list[Bound]:
     by_n = {c.n_learners: c.collective_learning for c in columns}
     direct = max(max(g.vote, g.deciding_vote) for g in by_n.values())
     ratio = max(c.collective_learning.vote / c.governor.cast_vote for c in columns)
+    join = max(max(g.join, g.last_join) for g in by_n.values())
     bounds = [
+        Bound(name="join_max", measured=join, limit=JOIN_MAX, met=join <= JOIN_MAX,
+              description="join (the last one, which starts round 0, included), every n"),
         Bound(name="direct_vote_max", measured=direct, limit=VOTE_MAX, met=direct <= VOTE_MAX,
               description="direct vote (deciding vote included), steady rounds, every n"),
         Bound(name="vote_vs_governor_cast_vote", measured=round(ratio, 4), limit=1.0,
@@ -343,6 +355,8 @@ def run_gas_bench(learner_counts: Sequence[int] = DEFAULT_LEARNER_COUNTS,
 
 _ROWS: list[tuple[str, str]] = [
     ("create", "create (n learners; first of a deployment)"),
+    ("join", "join"),
+    ("last_join", "last join (starts round 0)"),
     ("first_round_direct", "first round: proposal + n - 1 votes"),
     ("propose", "propose"),
     ("vote", "vote"),
@@ -364,6 +378,8 @@ def _marks(report: GasReport) -> dict[tuple[str, int], bool]:
         n, ours = column.n_learners, column.collective_learning
         marks[("vote", n)] = ours.vote <= VOTE_MAX and ours.vote < column.governor.cast_vote
         marks[("deciding_vote", n)] = ours.deciding_vote <= VOTE_MAX
+        marks[("join", n)] = ours.join <= JOIN_MAX
+        marks[("last_join", n)] = ours.last_join <= JOIN_MAX
     if "round_of_5_max" in bounds:
         marks[("round_direct", 5)] = bounds["round_of_5_max"]
     if "signed_vote_in_batch_of_99_max" in bounds:

@@ -1,4 +1,5 @@
-"""An experiment's rounds as rows (the demo's table and ``results.json``, ``run_on_chain``):
+"""An experiment's joins and rounds as rows (the demo's table and ``results.json``,
+``run_on_chain``):
 a view of the one history reader, :class:`agents.audit.HistoryReader`, which reads every
 event of the experiment at one block, in block ranges, with batched receipts."""
 
@@ -8,6 +9,27 @@ from pydantic import BaseModel
 
 from agents.audit import History, HistoryReader
 from agents.chain import CollectiveLearningClient
+
+
+class JoinRow(BaseModel):
+    """A learner's join (its consent); the last one started round 0."""
+
+    learner: str
+    learner_index: int
+    relayed: bool  # a signed join a relayer submitted (and paid for)
+    tx_hash: str
+    block_number: int
+    timestamp: int
+    gas: int
+    started: bool = False  # this join's transaction started round 0
+
+
+def join_rows(h: History) -> list[JoinRow]:
+    """The experiment's joins, in order, as rows."""
+    start = h.start.tx_hash if h.start is not None else None
+    return [JoinRow(learner=j.learner, learner_index=j.learner_index, relayed=j.relayed,
+                    tx_hash=j.tx_hash, block_number=j.block_number, timestamp=j.timestamp,
+                    gas=j.gas_used, started=j.tx_hash == start) for j in h.joins]
 
 
 class VoteRow(BaseModel):

@@ -50,6 +50,7 @@ class ExperimentCreated(BaseModel):
     num_rounds: int
     proposal_timeout: int
     voting_timeout: int
+    join_timeout: int  # seconds from creation for every learner to join
     initial_cid: str
     initial_digest: bytes
     metadata_cid: str
@@ -92,6 +93,33 @@ class RoundDecided(LoggedEvent):
 
 class RoundExpired(LoggedEvent):
     pass
+
+
+class LearnerJoined(BaseModel):
+    """A learner consented to the experiment's terms (``join``, or its signed join)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    experiment_id: int
+    learner: str
+    tx_hash: str
+    block_number: int
+    log_index: int
+
+
+class ExperimentStarted(BaseModel):
+    """Every learner joined: round 0 starts at this block's time (the last join's)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    experiment_id: int
+    tx_hash: str
+    block_number: int
+    log_index: int
+
+
+class ExperimentCancelled(ExperimentStarted):
+    """The join deadline passed with a learner missing: the experiment ends, no round."""
 
 
 class ExperimentCompleted(BaseModel):

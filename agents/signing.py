@@ -1,8 +1,9 @@
-"""EIP-712 signed votes and proposals, for learners who act through a relayer.
+"""EIP-712 signed votes, proposals and joins, for learners who act through a relayer.
 
-The typed data matches the contract's ``VOTE_TYPEHASH`` and ``PROPOSAL_TYPEHASH`` under
-the domain ``CollectiveLearning`` version ``1`` bound to the chain id and the contract's
-address, so a signature is good for one round of one experiment on one deployment.
+The typed data matches the contract's ``VOTE_TYPEHASH``, ``PROPOSAL_TYPEHASH`` and
+``JOIN_TYPEHASH`` under the domain ``CollectiveLearning`` version ``1`` bound to the chain
+id and the contract's address, so a vote or proposal is good for one round of one
+experiment on one deployment, a join for one experiment.
 Signatures travel in ERC-2098 short form ``(r, vs)``, as the contract takes them.
 """
 
@@ -36,6 +37,9 @@ _PROPOSAL_TYPE = [
     {"name": "round", "type": "uint256"},
     {"name": "cid", "type": "string"},
     {"name": "digest", "type": "bytes32"},
+]
+_JOIN_TYPE = [
+    {"name": "experimentId", "type": "uint256"},
 ]
 
 
@@ -108,6 +112,28 @@ class SignedProposal(BaseModel):
         return _recover(message, self.r, self.vs)
 
 
+class SignedJoin(BaseModel):
+    """A learner's signed join (its consent to an experiment's terms), as a relayer
+    receives and submits it."""
+
+    model_config = _WIRE
+
+    chain_id: Uint256
+    contract: Address
+    experiment_id: Uint256
+    learner: Address
+    learner_index: Uint256
+    r: Word
+    vs: Word
+
+    def signer(self) -> str:
+        """The address the signature recovers to (the learner, if it is genuine); raises
+        :class:`InvalidSignature` if it recovers none."""
+        message = encode_typed_data(full_message=join_typed_data(
+            self.chain_id, self.contract, self.experiment_id))
+        return _recover(message, self.r, self.vs)
+
+
 def _domain(chain_id: int, contract: str) -> dict[str, Any]:
     return {"name": DOMAIN_NAME, "version": DOMAIN_VERSION, "chainId": chain_id,
             "verifyingContract": to_checksum_address(contract)}
@@ -133,6 +159,25 @@ def proposal_typed_data(chain_id: int, contract: str, experiment_id: int, round_
         "message": {"experimentId": experiment_id, "round": round_index, "cid": cid,
                     "digest": digest},
     }
+
+
+def join_typed_data(chain_id: int, contract: str, experiment_id: int) -> dict[str, Any]:
+    return {
+        "types": {"EIP712Domain": _DOMAIN_TYPE, "Join": _JOIN_TYPE},
+        "primaryType": "Join",
+        "domain": _domain(chain_id, contract),
+        "message": {"experimentId": experiment_id},
+    }
+
+
+def sign_join(account: LocalAccount, *, chain_id: int, contract: str, experiment_id: int,
+              learner_index: int) -> SignedJoin:
+    signed = account.sign_typed_data(full_message=join_typed_data(
+        chain_id, contract, experiment_id))
+    r, vs = _compact(signed.r, signed.s, signed.v)
+    return SignedJoin(chain_id=chain_id, contract=to_checksum_address(contract),
+                      experiment_id=experiment_id, learner=account.address,
+                      learner_index=learner_index, r=r, vs=vs)
 
 
 def sign_vote(account: LocalAccount, *, chain_id: int, contract: str, experiment_id: int,

@@ -15,6 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from colearn_core.ml_interface import MachineLearningInterface
 
+#: The contract's bound on every timeout (30 days), and the default join timeout (a day).
+MAX_TIMEOUT = 30 * 86_400
+DEFAULT_JOIN_TIMEOUT = 86_400
+
 # ``module.path:function``, what ``--learner`` and a spec's ``initial.factory`` name.
 FACTORY_TARGET_PATTERN = r"^[\w.]+:\w+$"
 # A learner argument's JSON value may nest this deep at most.
@@ -150,8 +154,12 @@ class ExperimentTerms(BaseModel):
     learners: list[str] = Field(min_length=2)  # their order is the proposer schedule
     threshold: float = Field(0.5, ge=0.0, le=1.0)
     rounds: int = Field(ge=1)
-    proposal_timeout: int = Field(600, ge=1)
-    voting_timeout: int = Field(600, ge=1)
+    proposal_timeout: int = Field(600, ge=1, le=MAX_TIMEOUT)
+    voting_timeout: int = Field(600, ge=1, le=MAX_TIMEOUT)
+    # Seconds from creation for every learner to join (round 0 starts with the last join;
+    # after this, with a learner missing, anyone may cancel). Generous: agents that start
+    # slowly delay the start, they do not lose it.
+    join_timeout: int = Field(DEFAULT_JOIN_TIMEOUT, ge=1, le=MAX_TIMEOUT)
     metadata: dict[str, Any] = {}  # stored as canonical JSON; its CID goes on chain
 
     @field_validator("learners")

@@ -20,9 +20,17 @@ import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/Messa
  * be an EIP-712 signature by the learner, and anyone may submit it ({proposeBySig},
  * {castVotesBySig}, which takes a batch). A signed vote counts exactly as a direct one.
  *
+ * Joining: nobody is enrolled without consent. A new experiment is `Joining` until every
+ * listed learner has called {join} (or had a relayer submit its signed join,
+ * {joinBySig}); the last join starts round 0 in its transaction. If the join deadline
+ * (creation + join timeout) passes with a learner missing, anyone may {cancel} it: the
+ * experiment ends without a round.
+ *
  * A round's state is computed from the stored phase start and the experiment's
  * timeouts (see {state}). Storage keeps what deciding and resuming need; the full
- * history is in the events. Gas: the configuration and round fit one slot; the current
+ * history is in the events. Gas: the configuration, the join count and the round fit
+ * one slot; whether a learner joined is a bit next to its index (a join rewrites two
+ * warm slots, no zero slot); the current
  * round's ballot (tallies, who voted and how: two bits a learner) lives in words tagged
  * with the round, so a new round needs no clearing and a vote by any of the first 100
  * learners writes one ballot word; accepting a proposal flips which of two digest slots
@@ -42,12 +50,16 @@ contract CollectiveLearning is EIP712 {
     uint256 public constant MAX_LEARNERS = 500;
     /// @notice Largest number of rounds an experiment may have.
     uint256 public constant MAX_ROUNDS = type(uint24).max;
+    /// @notice Longest join, proposal or voting timeout (PROTOCOL v2); the shortest is 1 s.
+    uint256 public constant MAX_TIMEOUT = 30 days;
     /// @notice EIP-712 type of a signed vote.
     bytes32 public constant VOTE_TYPEHASH =
         keccak256("Vote(uint256 experimentId,uint256 round,bool approve,int256 score)");
     /// @notice EIP-712 type of a signed proposal (`cid` is hashed as EIP-712 hashes strings).
     bytes32 public constant PROPOSAL_TYPEHASH =
         keccak256("Proposal(uint256 experimentId,uint256 round,string cid,bytes32 digest)");
+    /// @notice EIP-712 type of a signed join: the learner consents to the experiment's terms.
+    bytes32 public constant JOIN_TYPEHASH = keccak256("Join(uint256 experimentId)");
 
     /// @notice The state of an experiment's current round.
     enum RoundState {
@@ -55,21 +67,34 @@ contract CollectiveLearning is EIP712 {
         ProposalTimedOut, // no proposal before the deadline: anyone may expire the round
         Voting, // proposal recorded, waiting for votes, before the voting deadline
         VotingTimedOut, // voting deadline passed with votes missing: anyone may decide
-        Completed // every round is closed; the current model is final
+        Completed, // every round is closed; the current model is final
+        Joining, // before round 0: waiting for learners to join, before the join deadline
+        Cancelled, // the join deadline passed with a learner missing and it was cancelled: no round
+        JoinTimedOut // the join deadline passed with a learner missing: anyone may cancel
     }
 
-    /// @dev Configuration and current round in one storage slot (224 bits).
+    /// @dev An experiment's life outside its rounds (its rounds run while `Running`).
+    enum Stage {
+        Joining,
+        Running,
+        Cancelled
+    }
+
+    /// @dev Configuration, joins and current round in one storage slot (256 bits).
     struct Experiment {
         uint16 numLearners; // 0 marks an experiment that does not exist
         uint16 thresholdBps;
         uint24 numRounds;
-        uint32 proposalTimeout;
-        uint32 votingTimeout;
+        uint24 proposalTimeout; // timeouts are at most MAX_TIMEOUT (30 days < 2^24 s)
+        uint24 votingTimeout;
+        uint24 joinTimeout;
         uint24 round; // current round; equals numRounds once complete
-        uint40 phaseStart; // round start while proposing, proposal time while voting
+        uint40 phaseStart; // creation while joining, round start while proposing, proposal time while voting
         bool proposed;
         uint24 modelRound; // 0: the initial model; r + 1: the proposal of round r
         uint8 modelSlot; // which of the experiment's two digest slots holds the model
+        Stage stage;
+        uint16 joined; // learners who joined
     }
 
     /// @notice An experiment's configuration and current round (see {getExperiment}).
@@ -85,16 +110,19 @@ contract CollectiveLearning is EIP712 {
         uint256 approvals;
         uint256 rejections;
         uint256 modelRound;
+        uint256 joinTimeout;
+        uint256 joined; // learners who joined
     }
 
     /// @notice Everything an agent reads to decide its next step, from one block (see {roundStatus}).
     struct RoundStatus {
         uint256 round; // current round; equals numRounds once complete
         RoundState state;
-        uint256 deadline; // of the current phase (see {deadline})
+        uint256 deadline; // of the current phase (see {deadline}); the join deadline while joining
         bytes32 modelDigest; // the current model
         uint256 modelRound; // 0: the initial model; r + 1: the proposal of round r
         bool voted; // whether `account` has voted in the current round
+        bool joined; // whether `account` has joined the experiment
         uint256 timestamp; // the block's timestamp, the clock of every deadline
         uint256 baseFee; // the block's base fee, for pricing the agent's next transaction
     }
@@ -126,13 +154,17 @@ contract CollectiveLearning is EIP712 {
     uint256 private constant _TALLY_MASK = (1 << 16) - 1;
     uint256 private constant _WORD0_LEARNERS = 100;
     uint256 private constant _WORD_LEARNERS = 116;
+    // Learner entries: bits 0-15 hold index + 1 (0: not a learner), bit 16 is set once joined.
+    uint256 private constant _INDEX_MASK = (1 << 16) - 1;
+    uint256 private constant _JOINED = 1 << 16;
 
     uint256 private _experimentCount;
     mapping(uint256 experimentId => Experiment) private _experiments;
     /// @dev The model digest is in slot `modelSlot`, the current proposal's in the other.
     mapping(uint256 experimentId => bytes32[2]) private _digests;
     mapping(uint256 experimentId => mapping(uint256 word => uint256)) private _ballots;
-    mapping(uint256 experimentId => mapping(address learner => uint256)) private _indexPlusOne;
+    /// @dev Read and written through {_indexPlusOne}, {_hasJoined} and {_join}.
+    mapping(uint256 experimentId => mapping(address learner => uint256)) private _learnerEntries;
     /// @dev keccak256 of the learner list, for relayed votes (see {castVotesBySig}).
     mapping(uint256 experimentId => bytes32) private _learnersHash;
 
@@ -145,10 +177,17 @@ contract CollectiveLearning is EIP712 {
         uint256 numRounds,
         uint256 proposalTimeout,
         uint256 votingTimeout,
+        uint256 joinTimeout,
         string initialCid,
         bytes32 initialDigest,
         string metadataCid
     );
+    /// @notice `learner` consented to the experiment's terms.
+    event LearnerJoined(uint256 indexed experimentId, address indexed learner);
+    /// @notice Every learner joined: round 0 starts at this block's time.
+    event ExperimentStarted(uint256 indexed experimentId);
+    /// @notice The join deadline passed with a learner missing: the experiment ends without a round.
+    event ExperimentCancelled(uint256 indexed experimentId);
     /// @notice The scheduled proposer of `round` proposed weights stored under `cid`.
     event WeightsProposed(
         uint256 indexed experimentId, uint256 indexed round, address indexed proposer, string cid, bytes32 digest
@@ -173,6 +212,8 @@ contract CollectiveLearning is EIP712 {
     error InvalidThreshold(uint256 thresholdBps);
     error InvalidRoundCount(uint256 numRounds);
     error InvalidTimeout(uint256 proposalTimeout, uint256 votingTimeout);
+    /// @dev The join timeout is not within 1 s .. {MAX_TIMEOUT}.
+    error InvalidJoinTimeout(uint256 joinTimeout, uint256 maximum);
     error EmptyCid();
     error EmptyDigest();
     error UnknownExperiment(uint256 experimentId);
@@ -184,13 +225,18 @@ contract CollectiveLearning is EIP712 {
     error NotProposer(uint256 experimentId, uint256 round, address account);
     error ProposerCannotVote(uint256 experimentId, uint256 round, address proposer);
     error AlreadyVoted(uint256 experimentId, uint256 round, address voter);
+    error AlreadyJoined(uint256 experimentId, address learner);
+    /// @dev The join deadline passed (or the experiment was cancelled): joining is over.
+    error JoinClosed(uint256 experimentId, uint256 joinDeadline);
+    /// @dev Cancelling needs the join deadline passed; it is `joinDeadline`.
+    error JoinStillOpen(uint256 experimentId, uint256 joinDeadline);
     /// @dev A relayed batch held no votes.
     error EmptyBatch();
     /// @dev The learner list given with relayed votes is not the experiment's.
     error LearnerListMismatch(uint256 experimentId);
-    /// @dev A relayed vote names a learner index outside the learner list.
+    /// @dev A relayed vote or join names a learner index outside the learner list.
     error InvalidLearnerIndex(uint256 experimentId, uint256 learnerIndex);
-    /// @dev A relayed vote's signature recovers to `signer`, not to the learner it names
+    /// @dev A relayed vote's or join's signature recovers to `signer`, not to the learner it names
     /// (another round, experiment, contract or chain, other contents, or another key).
     error SignerMismatch(uint256 experimentId, uint256 learnerIndex, address signer);
 
@@ -199,12 +245,15 @@ contract CollectiveLearning is EIP712 {
     // ------------------------------------------------------------------ mutations
 
     /**
-     * @notice Creates an experiment. Its first round starts now.
+     * @notice Creates an experiment. It is `Joining` until every learner has joined
+     * ({join}); the last join starts round 0.
      * @param learners Ordered learner addresses; `learners[r % n]` proposes round r.
      * @param thresholdBps Acceptance threshold as a fraction of the n - 1 voters, in basis points.
      * @param numRounds Number of rounds (at least 1).
      * @param proposalTimeout Seconds the proposer has from a round's start.
      * @param votingTimeout Seconds voters have from the proposal.
+     * @param joinTimeout Seconds learners have from now to join; after that, with a learner
+     * missing, anyone may {cancel} the experiment.
      * @param initialCid CID of the serialized initial weights in the weight store.
      * @param initialDigest sha256 of the serialized initial weights.
      * @param metadataCid CID of a document describing the task (may be empty).
@@ -218,7 +267,8 @@ contract CollectiveLearning is EIP712 {
         uint256 votingTimeout,
         string calldata initialCid,
         bytes32 initialDigest,
-        string calldata metadataCid
+        string calldata metadataCid,
+        uint256 joinTimeout
     ) external returns (uint256 experimentId) {
         uint256 n = learners.length;
         if (n < MIN_LEARNERS) revert TooFewLearners(n, MIN_LEARNERS);
@@ -226,33 +276,37 @@ contract CollectiveLearning is EIP712 {
         if (thresholdBps > BPS) revert InvalidThreshold(thresholdBps);
         if (numRounds == 0 || numRounds > MAX_ROUNDS) revert InvalidRoundCount(numRounds);
         if (
-            proposalTimeout == 0 || votingTimeout == 0 || proposalTimeout > type(uint32).max
-                || votingTimeout > type(uint32).max
+            proposalTimeout == 0 || votingTimeout == 0 || proposalTimeout > MAX_TIMEOUT
+                || votingTimeout > MAX_TIMEOUT
         ) revert InvalidTimeout(proposalTimeout, votingTimeout);
+        if (joinTimeout == 0 || joinTimeout > MAX_TIMEOUT) revert InvalidJoinTimeout(joinTimeout, MAX_TIMEOUT);
         if (bytes(initialCid).length == 0) revert EmptyCid();
         if (initialDigest == bytes32(0)) revert EmptyDigest();
 
         experimentId = ++_experimentCount;
-        mapping(address => uint256) storage indexPlusOne = _indexPlusOne[experimentId];
+        mapping(address => uint256) storage entries = _learnerEntries[experimentId];
         // The one loop over learners: it runs once per experiment, bounded by MAX_LEARNERS.
         for (uint256 i = 0; i < n; ++i) {
             address learner = learners[i];
             if (learner == address(0)) revert InvalidLearner(learner);
-            if (indexPlusOne[learner] != 0) revert DuplicateLearner(learner);
-            indexPlusOne[learner] = i + 1;
+            if (entries[learner] != 0) revert DuplicateLearner(learner);
+            entries[learner] = i + 1; // not joined yet
         }
         _learnersHash[experimentId] = keccak256(abi.encodePacked(learners));
         _experiments[experimentId] = Experiment({
             numLearners: uint16(n),
             thresholdBps: uint16(thresholdBps),
             numRounds: uint24(numRounds),
-            proposalTimeout: uint32(proposalTimeout),
-            votingTimeout: uint32(votingTimeout),
+            proposalTimeout: uint24(proposalTimeout),
+            votingTimeout: uint24(votingTimeout),
+            joinTimeout: uint24(joinTimeout),
             round: 0,
             phaseStart: uint40(block.timestamp),
             proposed: false,
             modelRound: 0,
-            modelSlot: 0
+            modelSlot: 0,
+            stage: Stage.Joining,
+            joined: 0
         });
         _digests[experimentId][0] = initialDigest;
         emit ExperimentCreated(
@@ -263,10 +317,56 @@ contract CollectiveLearning is EIP712 {
             numRounds,
             proposalTimeout,
             votingTimeout,
+            joinTimeout,
             initialCid,
             initialDigest,
             metadataCid
         );
+    }
+
+    /**
+     * @notice Joins the experiment: the caller, a listed learner, consents to its terms.
+     * Once, before the join deadline. The last join starts round 0 at this block's time.
+     * @param experimentId The experiment.
+     */
+    function join(uint256 experimentId) external {
+        _join(experimentId, msg.sender);
+    }
+
+    /**
+     * @notice Submits a learner's signed join (see {JOIN_TYPEHASH}); it counts as the
+     * learner's own {join}. Anyone may submit it.
+     * @param experimentId The experiment, as signed.
+     * @param signerIndex The signer's index in the experiment's learner list.
+     * @param r The signature's `r`.
+     * @param vs The signature's `s` and parity in ERC-2098 short form.
+     */
+    function joinBySig(uint256 experimentId, uint256 signerIndex, bytes32 r, bytes32 vs) external {
+        Experiment memory e = _load(experimentId);
+        if (signerIndex >= e.numLearners) revert InvalidLearnerIndex(experimentId, signerIndex);
+        bytes32 structHash = keccak256(abi.encode(JOIN_TYPEHASH, experimentId));
+        address signer = ECDSA.recover(_hashTypedDataV4(structHash), r, vs);
+        if (_indexPlusOne(experimentId, signer) != signerIndex + 1) {
+            revert SignerMismatch(experimentId, signerIndex, signer);
+        }
+        _join(experimentId, signer);
+    }
+
+    /**
+     * @notice Cancels an experiment whose join deadline passed with a learner missing: it
+     * ends without a round. Anyone may call it.
+     * @param experimentId The experiment.
+     */
+    function cancel(uint256 experimentId) external {
+        Experiment memory e = _load(experimentId);
+        RoundState current = _state(e);
+        if (current == RoundState.Joining) revert JoinStillOpen(experimentId, _deadline(e));
+        if (current != RoundState.JoinTimedOut) {
+            revert UnexpectedRoundState(experimentId, e.round, current, RoundState.JoinTimedOut);
+        }
+        e.stage = Stage.Cancelled;
+        _experiments[experimentId] = e;
+        emit ExperimentCancelled(experimentId);
     }
 
     /**
@@ -314,7 +414,7 @@ contract CollectiveLearning is EIP712 {
     function vote(uint256 experimentId, uint256 round, bool approve, int256 score) external {
         Experiment memory e = _current(experimentId, round);
         _expectState(experimentId, e, RoundState.Voting);
-        uint256 index = _indexPlusOne[experimentId][msg.sender];
+        uint256 index = _indexPlusOne(experimentId, msg.sender);
         if (index == 0) revert NotLearner(experimentId, msg.sender);
         Ballot memory b = _openBallot(experimentId, e.round);
         _count(experimentId, e.round, _proposerIndex(e), b, index - 1, msg.sender, approve, score);
@@ -409,7 +509,9 @@ contract CollectiveLearning is EIP712 {
             proposed: e.proposed,
             approvals: approvals,
             rejections: rejections,
-            modelRound: e.modelRound
+            modelRound: e.modelRound,
+            joinTimeout: e.joinTimeout,
+            joined: e.joined
         });
     }
 
@@ -419,8 +521,9 @@ contract CollectiveLearning is EIP712 {
     }
 
     /**
-     * @notice The deadline of the current phase: the proposal deadline while proposing,
-     * the voting deadline while voting, 0 once complete. Calls are accepted strictly before it.
+     * @notice The deadline of the current phase: the join deadline while joining, the
+     * proposal deadline while proposing, the voting deadline while voting, 0 once complete
+     * or cancelled. Calls are accepted strictly before it.
      */
     function deadline(uint256 experimentId) external view returns (uint256) {
         return _deadline(_load(experimentId));
@@ -441,7 +544,7 @@ contract CollectiveLearning is EIP712 {
     /// @notice The index of `account` in the experiment's learner list, or -1 if it is not a learner.
     function learnerIndex(uint256 experimentId, address account) external view returns (int256) {
         _load(experimentId);
-        return int256(_indexPlusOne[experimentId][account]) - 1;
+        return int256(_indexPlusOne(experimentId, account)) - 1;
     }
 
     /// @notice Whether `voter` has voted in the current round, and how.
@@ -451,8 +554,8 @@ contract CollectiveLearning is EIP712 {
 
     /**
      * @notice The current round as `account` needs it, read in one call from one block:
-     * round, state, deadline, current model, whether `account` voted, and the block's
-     * timestamp and base fee.
+     * round, state, deadline, current model, whether `account` voted and whether it
+     * joined, and the block's timestamp and base fee.
      */
     function roundStatus(uint256 experimentId, address account) external view returns (RoundStatus memory s) {
         Experiment memory e = _load(experimentId);
@@ -462,6 +565,7 @@ contract CollectiveLearning is EIP712 {
         s.modelDigest = _digests[experimentId][e.modelSlot];
         s.modelRound = e.modelRound;
         (s.voted,) = _voteOf(experimentId, e, account);
+        s.joined = _hasJoined(experimentId, account);
         s.timestamp = block.timestamp;
         s.baseFee = block.basefee;
     }
@@ -483,11 +587,16 @@ contract CollectiveLearning is EIP712 {
     }
 
     function _deadline(Experiment memory e) private pure returns (uint256) {
-        if (e.round >= e.numRounds) return 0;
+        if (e.stage == Stage.Joining) return uint256(e.phaseStart) + e.joinTimeout;
+        if (e.stage == Stage.Cancelled || e.round >= e.numRounds) return 0;
         return uint256(e.phaseStart) + (e.proposed ? e.votingTimeout : e.proposalTimeout);
     }
 
     function _state(Experiment memory e) private view returns (RoundState) {
+        if (e.stage == Stage.Joining) {
+            return block.timestamp >= _deadline(e) ? RoundState.JoinTimedOut : RoundState.Joining;
+        }
+        if (e.stage == Stage.Cancelled) return RoundState.Cancelled;
         if (e.round >= e.numRounds) return RoundState.Completed;
         bool late = block.timestamp >= _deadline(e);
         if (!e.proposed) return late ? RoundState.ProposalTimedOut : RoundState.Proposing;
@@ -504,7 +613,7 @@ contract CollectiveLearning is EIP712 {
     {
         Experiment memory e = _current(experimentId, round);
         _expectState(experimentId, e, RoundState.Proposing);
-        if (_indexPlusOne[experimentId][proposer] != _proposerIndex(e) + 1) {
+        if (_indexPlusOne(experimentId, proposer) != _proposerIndex(e) + 1) {
             revert NotProposer(experimentId, round, proposer);
         }
         if (bytes(cid).length == 0) revert EmptyCid();
@@ -515,6 +624,35 @@ contract CollectiveLearning is EIP712 {
         e.phaseStart = uint40(block.timestamp);
         _experiments[experimentId] = e;
         emit WeightsProposed(experimentId, round, proposer, cid, digest);
+    }
+
+    /// @dev `learner`'s index in the learner list plus one; 0 if it is not a learner.
+    function _indexPlusOne(uint256 experimentId, address learner) private view returns (uint256) {
+        return _learnerEntries[experimentId][learner] & _INDEX_MASK;
+    }
+
+    /// @dev Whether `learner` has joined the experiment.
+    function _hasJoined(uint256 experimentId, address learner) private view returns (bool) {
+        return _learnerEntries[experimentId][learner] & _JOINED != 0;
+    }
+
+    /// @dev Records `learner`'s join; the last one starts round 0 now.
+    function _join(uint256 experimentId, address learner) private {
+        Experiment memory e = _load(experimentId);
+        uint256 entry = _learnerEntries[experimentId][learner];
+        if (entry == 0) revert NotLearner(experimentId, learner);
+        if (entry & _JOINED != 0) revert AlreadyJoined(experimentId, learner);
+        // Not joined, so not started: joining is open, timed out or cancelled.
+        if (_state(e) != RoundState.Joining) revert JoinClosed(experimentId, uint256(e.phaseStart) + e.joinTimeout);
+        _learnerEntries[experimentId][learner] = entry | _JOINED;
+        emit LearnerJoined(experimentId, learner);
+        e.joined += 1;
+        if (e.joined == e.numLearners) {
+            e.stage = Stage.Running;
+            e.phaseStart = uint40(block.timestamp);
+            emit ExperimentStarted(experimentId);
+        }
+        _experiments[experimentId] = e;
     }
 
     /// @dev The EIP-712 struct hash of a vote: keccak256(abi.encode(VOTE_TYPEHASH, ...)),
@@ -560,8 +698,8 @@ contract CollectiveLearning is EIP712 {
         view
         returns (bool voted, bool approved)
     {
-        uint256 index = _indexPlusOne[experimentId][voter];
-        if (index == 0 || e.round >= e.numRounds) return (false, false);
+        uint256 index = _indexPlusOne(experimentId, voter);
+        if (index == 0 || e.stage != Stage.Running || e.round >= e.numRounds) return (false, false);
         (uint256 word, uint256 offset) = _position(index - 1);
         uint256 bits = (_ballotWord(experimentId, e.round, word) >> offset) & 3;
         return (bits & 1 != 0, bits & 2 != 0);

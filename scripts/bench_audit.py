@@ -38,7 +38,7 @@ from agents.chain import CollectiveLearningClient, score_to_fixed
 from agents.devchain import AnvilProcess
 from agents.launch import launch_experiment
 from agents.network import advance_time, connect, derive_accounts, fund_accounts
-from agents.signing import sign_proposal, sign_vote
+from agents.signing import sign_join, sign_proposal, sign_vote
 from agents.spec import ExperimentTerms
 from agents.weight_store import FileWeightStore
 from colearn_core.codec import encode_weights
@@ -65,6 +65,12 @@ def build(rpc: str, n_learners: int, n_rounds: int, store: FileWeightStore, seed
         learners=addresses, rounds=n_rounds, proposal_timeout=TIMEOUT, voting_timeout=TIMEOUT),
         {"w": np.full(4, -1, np.float32)}).experiment_id
     chain_id = relay.chain_id
+    for i, (learner, client) in enumerate(zip(learners, clients)):  # the last join starts round 0
+        if i % 2:
+            relay.join_by_sig(sign_join(learner, chain_id=chain_id, contract=relay.address,
+                                        experiment_id=experiment_id, learner_index=i))
+        else:
+            client.join(experiment_id)
     started = time.perf_counter()
     for r in range(n_rounds):
         if r and r % 100 == 0:

@@ -74,7 +74,9 @@ class HandDrivenPeer:
                 try:
                     if status.state == RoundState.COMPLETED:
                         return
-                    if status.state == RoundState.PROPOSING and mine:
+                    if status.state == RoundState.JOINING and not status.joined:
+                        self.client.join(self.experiment_id)  # it consents like anyone
+                    elif status.state == RoundState.PROPOSING and mine:
                         data = self.publish(status.round)
                         cid = self.put(data)
                         self.client.propose(self.experiment_id, status.round, cid,
@@ -83,7 +85,8 @@ class HandDrivenPeer:
                     elif status.state == RoundState.VOTING and not mine and not status.voted:
                         self.client.vote(self.experiment_id, status.round, True, 0)
                 except ContractRevert as exc:
-                    if exc.name not in {"WrongRound", "UnexpectedRoundState", "AlreadyVoted"}:
+                    if exc.name not in {"WrongRound", "UnexpectedRoundState", "AlreadyVoted",
+                                        "AlreadyJoined"}:
                         raise
                 self._stop.wait(0.1)
         except BaseException as exc:  # noqa: BLE001 - reported by __exit__

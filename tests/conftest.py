@@ -20,7 +20,15 @@ from typing import Any
 
 import pytest
 from eth_account.signers.local import LocalAccount
-from experiments import INITIAL_CID, PROPOSAL_TIMEOUT, VOTING_TIMEOUT, Exp, Make, digest
+from experiments import (
+    INITIAL_CID,
+    JOIN_TIMEOUT,
+    PROPOSAL_TIMEOUT,
+    VOTING_TIMEOUT,
+    Exp,
+    Make,
+    digest,
+)
 from web3 import Web3
 
 from agents.chain import CollectiveLearningClient
@@ -175,7 +183,7 @@ LEVELS: dict[str, tuple[str, ...]] = {
              "test_pytorch_onnx", "test_pytorch_mnist_example", "test_sklearn_learners",
              "test_weight_store", "test_examples"),
     "contract": ("test_contract", "test_contract_stateful", "test_signed_calls",
-                 "test_artifact", "test_hardhat", "test_gas_bench"),
+                 "test_artifact", "test_hardhat", "test_gas_bench", "test_joining"),
     "agents": ("test_agents", "test_agent_retries", "test_follow", "test_relay",
                "test_relay_hostile", "test_relay_agents", "test_hostile_node", "test_audit",
                "test_audit_hostile", "test_explorer", "test_onchain", "test_parity",
@@ -267,20 +275,26 @@ def clock(chain: Web3) -> Clock:
 
 @pytest.fixture
 def make(contract: CollectiveLearningClient, learners: list[LocalAccount]) -> Make:
-    """``make(n=3, threshold=5000, rounds=3, ...) -> Exp`` creates an experiment."""
+    """``make(n=3, threshold=5000, rounds=3, ...) -> Exp`` creates an experiment and has
+    every learner join it (round 0 starts with the last join); ``join=False`` leaves it
+    ``Joining``."""
     counter = iter(range(1, 1000))
 
     def _make(n: int = 3, threshold: int = 5000, rounds: int = 3,
               proposal_timeout: int = PROPOSAL_TIMEOUT, voting_timeout: int = VOTING_TIMEOUT,
               members: list[LocalAccount] | None = None,
               creator: CollectiveLearningClient | None = None,
-              metadata: str = "bafy-metadata") -> Exp:
+              metadata: str = "bafy-metadata", join_timeout: int = JOIN_TIMEOUT,
+              join: bool = True) -> Exp:
         members = list(members if members is not None else learners[:n])
         initial = digest(f"initial-{next(counter)}")
         client = creator or contract
         eid, tx = client.create_experiment([a.address for a in members], threshold, rounds,
                                            proposal_timeout, voting_timeout, INITIAL_CID,
-                                           initial, metadata)
-        return Exp(eid, client, members, initial, tx)
+                                           initial, metadata, join_timeout)
+        e = Exp(eid, client, members, initial, tx)
+        if join:
+            e.join_all()
+        return e
 
     return _make

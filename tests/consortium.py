@@ -35,7 +35,7 @@ class Consortium:
 
     def __init__(self, chain_url: str, store_url: str, workdir: Path, *, n: int, rounds: int,
                  proposal_timeout: int = 30, voting_timeout: int = 30, seed: int = 0,
-                 factory: str = DIGITS, threshold: float = 0.5):
+                 factory: str = DIGITS, threshold: float = 0.5, join_timeout: int = 86_400):
         self.chain_url, self.store_url, self.workdir = chain_url, store_url, workdir
         self.n, self.seed = n, seed
         self.w3 = connect(chain_url)
@@ -49,8 +49,8 @@ class Consortium:
                                   args={"index": 0, "n_learners": n, "seed": seed}).build()
         self.experiment_id = launch_experiment(self.client, self.store, ExperimentTerms(
             learners=[a.address for a in self.accounts], threshold=threshold, rounds=rounds,
-            proposal_timeout=proposal_timeout, voting_timeout=voting_timeout),
-            learner0.mli_get_current_weights().weights).experiment_id
+            proposal_timeout=proposal_timeout, voting_timeout=voting_timeout,
+            join_timeout=join_timeout), learner0.mli_get_current_weights().weights).experiment_id
         (workdir / "password").write_text(PASSWORD)
         self.keystores = []
         for i, account in enumerate(self.accounts):
@@ -60,6 +60,15 @@ class Consortium:
             self.keystores.append(path)
         self.processes: dict[int, subprocess.Popen] = {}
         self.starts: dict[int, int] = {}
+
+    def join(self, *indices: int) -> None:
+        """Learners ``indices`` join by hand (learners whose agent never runs, or that a
+        test drives itself: agents join by themselves)."""
+        for i in indices:
+            self.client.with_account(self.accounts[i]).join(self.experiment_id)
+
+    def joined(self) -> int:
+        return self.client.experiment(self.experiment_id).joined
 
     def command(self, i: int, factory: str | None = None, **factory_args: Any) -> list[str]:
         factory = factory or self.factory

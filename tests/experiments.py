@@ -31,6 +31,9 @@ MAX_LEARNERS = 500
 TX_GAS_CAP = 2**24  # EIP-7825 (Osaka): the most gas one transaction may use
 MAX_ROUNDS = 2**24 - 1
 UINT32_MAX = 2**32 - 1
+MAX_TIMEOUT = 30 * 86_400  # the contract's bound on every timeout
+JOIN_TIMEOUT = 1_000  # of the experiments tests make (round 0 starts when all joined)
+JOIN_GAS_BUDGET = 50_000  # a join, the last one (which starts round 0) included
 # Gas bounds of issue 4 (deterministic: asserted, not timed)
 ROUND_GAS_BUDGET = 200_000  # a steady round of 5 learners: proposal + 4 direct votes
 FIRST_ROUND_GAS_BUDGET = 240_000  # the first round also writes two zero slots
@@ -69,6 +72,8 @@ class Exp:
     learners: list[LocalAccount]
     initial: bytes
     created: TxResult
+    started: TxResult | None = None  # the last join (round 0 starts at its block's time)
+    joined: list[TxResult] = field(default_factory=list)
     _clients: dict[str, CollectiveLearningClient] = field(default_factory=dict)
 
     @property
@@ -79,6 +84,20 @@ class Exp:
         if account.address not in self._clients:
             self._clients[account.address] = self.contract.with_account(account)
         return self._clients[account.address]
+
+    def join(self, learner: LocalAccount) -> TxResult:
+        tx = self.by(learner).join(self.id)
+        self.joined.append(tx)
+        if len(self.joined) == self.n:
+            self.started = tx
+        return tx
+
+    def join_all(self) -> TxResult:
+        """Every learner joins, in order; returns the last join (round 0's start)."""
+        for account in self.learners:
+            self.join(account)
+        assert self.started is not None
+        return self.started
 
     def proposer(self, round_index: int) -> LocalAccount:
         return self.learners[round_index % self.n]

@@ -5,14 +5,16 @@ order, or the exact custom error (name and arguments) it reverts with; it also p
 every view. The stateful test (test_contract_stateful.py) drives the contract and this
 model side by side and compares them.
 
-What comes from PROTOCOL.md: experiments and rounds, the proposer schedule
+What comes from PROTOCOL.md: joining (v2: every learner joins, directly or signed,
+before the join deadline; the last join starts round 0; after the deadline with a learner
+missing anyone may cancel), experiments and rounds, the proposer schedule
 ``learners[r % n]``, deadlines (round start + proposal timeout, proposal time + voting
 timeout; calls are accepted strictly before them), one vote per learner per round, no
 vote by the proposer, the last vote deciding, the decision rule
 ``approvals * 10000 >= threshold_bps * (n - 1)``, expire/decide by anyone after the
 deadlines, completion after the last round. What comes from the contract's interface
 (NatSpec and ABI): error names and arguments, the order of its checks, the EIP-712 types
-of signed votes and proposals, and OpenZeppelin's ECDSA rules for ERC-2098 ``(r, vs)``.
+of signed votes, proposals and joins, and OpenZeppelin's ECDSA rules for ERC-2098 ``(r, vs)``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ MIN_LEARNERS = 2
 MAX_LEARNERS = 500
 MAX_ROUNDS = 2**24 - 1
 UINT32_MAX = 2**32 - 1
+MAX_TIMEOUT = 30 * 86_400  # every timeout: 1 s .. 30 days (PROTOCOL v2)
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 ZERO_ADDRESS = "0x" + "00" * 20
 ZERO_DIGEST = bytes(32)
@@ -43,6 +46,7 @@ DOMAIN_TYPEHASH = keccak(
 VOTE_TYPEHASH = keccak(b"Vote(uint256 experimentId,uint256 round,bool approve,int256 score)")
 PROPOSAL_TYPEHASH = keccak(
     b"Proposal(uint256 experimentId,uint256 round,string cid,bytes32 digest)")
+JOIN_TYPEHASH = keccak(b"Join(uint256 experimentId)")
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,9 @@ class Domain:
             ["bytes32", "uint256", "uint256", "bytes32", "bytes32"],
             [PROPOSAL_TYPEHASH, experiment_id, round_index, keccak(cid.encode()), digest]))
 
+    def join_digest(self, experiment_id: int) -> bytes:
+        return self._typed(abi_encode(["bytes32", "uint256"], [JOIN_TYPEHASH, experiment_id]))
+
     def _typed(self, struct: bytes) -> bytes:
         return keccak(b"\x19\x01" + self.separator() + keccak(struct))
 
@@ -147,12 +154,16 @@ class Experiment:
     num_rounds: int
     proposal_timeout: int
     voting_timeout: int
-    phase_start: int  # round start while awaiting a proposal, proposal time while voting
+    join_timeout: int
+    phase_start: int  # creation while joining, round start while awaiting a proposal,
+    # proposal time while voting
     model_digest: bytes
     model_round: int = 0  # 0: the initial model; r + 1: the proposal of round r
     round: int = 0  # equals num_rounds once complete
     proposal: bytes | None = None  # the current round's proposed digest, once proposed
     votes: dict[str, bool] = field(default_factory=dict)  # the current round's: voter -> approve
+    joined: list[str] = field(default_factory=list)  # in the order they joined
+    stage: str = "joining"  # "joining", "running" (its rounds), "cancelled"
 
     @property
     def n(self) -> int:
@@ -167,12 +178,18 @@ class Experiment:
         return self.learners[self.round % self.n]
 
     def deadline(self) -> int:
-        if self.complete:
+        if self.stage == "joining":
+            return self.phase_start + self.join_timeout
+        if self.stage == "cancelled" or self.complete:
             return 0
         timeout = self.voting_timeout if self.proposal is not None else self.proposal_timeout
         return self.phase_start + timeout
 
     def state(self, now: int) -> RoundState:
+        if self.stage == "joining":
+            return RoundState.JOIN_TIMED_OUT if now >= self.deadline() else RoundState.JOINING
+        if self.stage == "cancelled":
+            return RoundState.CANCELLED
         if self.complete:
             return RoundState.COMPLETED
         late = now >= self.deadline()
@@ -206,10 +223,38 @@ class ProtocolModel:
     def create_experiment(self, sender: str, learners: list[str], threshold_bps: int,
                           num_rounds: int, proposal_timeout: int, voting_timeout: int,
                           initial_cid: str, initial_digest: bytes, metadata_cid: str,
-                          now: int) -> Outcome:
+                          join_timeout: int, now: int) -> Outcome:
         return self._attempt(lambda: self._create(
             sender, learners, threshold_bps, num_rounds, proposal_timeout, voting_timeout,
-            initial_cid, initial_digest, metadata_cid, now))
+            initial_cid, initial_digest, metadata_cid, join_timeout, now))
+
+    def join(self, sender: str, experiment_id: int, now: int) -> Outcome:
+        return self._attempt(lambda: self._join(self._load(experiment_id), sender, now))
+
+    def join_by_sig(self, sender: str, experiment_id: int, learner_index: int, r: bytes,
+                    vs: bytes, now: int) -> Outcome:
+        def run() -> list[Event]:
+            e = self._load(experiment_id)
+            if learner_index >= e.n:
+                raise Refused("InvalidLearnerIndex", experimentId=experiment_id,
+                              learnerIndex=learner_index)
+            signer = recover(self.domain.join_digest(experiment_id), r, vs)
+            if signer != e.learners[learner_index]:
+                raise Refused("SignerMismatch", experimentId=experiment_id,
+                              learnerIndex=learner_index, signer=signer)
+            return self._join(e, signer, now)
+        return self._attempt(run)
+
+    def cancel(self, sender: str, experiment_id: int, now: int) -> Outcome:
+        def run() -> list[Event]:
+            e = self._load(experiment_id)
+            current = e.state(now)
+            if current == RoundState.JOINING:
+                raise Refused("JoinStillOpen", experimentId=e.id, joinDeadline=e.deadline())
+            self._expect(e, RoundState.JOIN_TIMED_OUT, now)
+            e.stage = "cancelled"
+            return [("ExperimentCancelled", {"experimentId": e.id})]
+        return self._attempt(run)
 
     def propose(self, sender: str, experiment_id: int, round_index: int, cid: str,
                 digest: bytes, now: int) -> Outcome:
@@ -285,7 +330,8 @@ class ProtocolModel:
                 "voting_timeout": e.voting_timeout, "round": e.round,
                 "phase_start": e.phase_start, "proposed": e.proposal is not None,
                 "approvals": approvals, "rejections": rejections,
-                "model_round": e.model_round}
+                "model_round": e.model_round, "join_timeout": e.join_timeout,
+                "joined": len(e.joined)}
 
     def state(self, experiment_id: int, now: int) -> RoundState:
         return self._load(experiment_id).state(now)
@@ -317,7 +363,7 @@ class ProtocolModel:
         e = self._load(experiment_id)
         return {"round": e.round, "state": e.state(now), "deadline": e.deadline(),
                 "model_digest": e.model_digest, "model_round": e.model_round,
-                "voted": account in e.votes, "timestamp": now}
+                "voted": account in e.votes, "joined": account in e.joined, "timestamp": now}
 
     # --------------------------------------------------------------- internals
 
@@ -360,7 +406,8 @@ class ProtocolModel:
 
     def _create(self, sender: str, learners: list[str], threshold_bps: int, num_rounds: int,
                 proposal_timeout: int, voting_timeout: int, initial_cid: str,
-                initial_digest: bytes, metadata_cid: str, now: int) -> list[Event]:
+                initial_digest: bytes, metadata_cid: str, join_timeout: int,
+                now: int) -> list[Event]:
         n = len(learners)
         if n < MIN_LEARNERS:
             raise Refused("TooFewLearners", given=n, minimum=MIN_LEARNERS)
@@ -370,9 +417,11 @@ class ProtocolModel:
             raise Refused("InvalidThreshold", thresholdBps=threshold_bps)
         if not 1 <= num_rounds <= MAX_ROUNDS:
             raise Refused("InvalidRoundCount", numRounds=num_rounds)
-        if not (1 <= proposal_timeout <= UINT32_MAX and 1 <= voting_timeout <= UINT32_MAX):
+        if not (1 <= proposal_timeout <= MAX_TIMEOUT and 1 <= voting_timeout <= MAX_TIMEOUT):
             raise Refused("InvalidTimeout", proposalTimeout=proposal_timeout,
                           votingTimeout=voting_timeout)
+        if not 1 <= join_timeout <= MAX_TIMEOUT:
+            raise Refused("InvalidJoinTimeout", joinTimeout=join_timeout, maximum=MAX_TIMEOUT)
         if not initial_cid:
             raise Refused("EmptyCid")
         if initial_digest == ZERO_DIGEST:
@@ -384,15 +433,31 @@ class ProtocolModel:
                 raise Refused("DuplicateLearner", learner=learner)
         e = Experiment(id=self.count + 1, learners=tuple(learners), threshold_bps=threshold_bps,
                        num_rounds=num_rounds, proposal_timeout=proposal_timeout,
-                       voting_timeout=voting_timeout, phase_start=now,
-                       model_digest=initial_digest)
+                       voting_timeout=voting_timeout, join_timeout=join_timeout,
+                       phase_start=now, model_digest=initial_digest)
         self.experiments[e.id] = e
         return [("ExperimentCreated", {
             "experimentId": e.id, "creator": sender, "learners": list(learners),
             "thresholdBps": threshold_bps, "numRounds": num_rounds,
             "proposalTimeout": proposal_timeout, "votingTimeout": voting_timeout,
-            "initialCid": initial_cid, "initialDigest": initial_digest,
+            "joinTimeout": join_timeout, "initialCid": initial_cid, "initialDigest": initial_digest,
             "metadataCid": metadata_cid})]
+
+    def _join(self, e: Experiment, learner: str, now: int) -> list[Event]:
+        """A learner's consent; the last one starts round 0 now."""
+        if e.index_of(learner) is None:
+            raise Refused("NotLearner", experimentId=e.id, account=learner)
+        if learner in e.joined:
+            raise Refused("AlreadyJoined", experimentId=e.id, learner=learner)
+        if e.state(now) != RoundState.JOINING:
+            raise Refused("JoinClosed", experimentId=e.id,
+                          joinDeadline=e.phase_start + e.join_timeout)
+        e.joined.append(learner)
+        events: list[Event] = [("LearnerJoined", {"experimentId": e.id, "learner": learner})]
+        if len(e.joined) == e.n:
+            e.stage, e.phase_start = "running", now
+            events.append(("ExperimentStarted", {"experimentId": e.id}))
+        return events
 
     def _propose(self, experiment_id: int, round_index: int, cid: str, digest: bytes,
                  proposer: str, now: int) -> list[Event]:

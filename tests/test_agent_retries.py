@@ -78,7 +78,7 @@ def test_agents_retry_rpc_errors_and_finish(tmp_path, caplog, follow):
 
 
 def test_agents_wake_at_deadlines_when_no_event_comes(tmp_path):
-    # Learner 0 never shows up: its round expires, and round 1's ballot lacks its vote, so
+    # Learner 0 joins but never shows up: its round expires, and round 1's ballot lacks its vote, so
     # both rounds close only because the others wake at the deadlines (the safety recheck
     # is far longer than the whole test).
     n, rounds, timeout = 3, 2, 3
@@ -94,6 +94,7 @@ def test_agents_wake_at_deadlines_when_no_event_comes(tmp_path):
         experiment_id = launch_experiment(client, store, ExperimentTerms(
             learners=[a.address for a in accounts], rounds=rounds, proposal_timeout=timeout,
             voting_timeout=timeout), initial).experiment_id
+        client.with_account(accounts[0]).join(experiment_id)  # joins, then never shows up
         agents = [LearnerAgent(client.with_account(accounts[i]), store, learners[i],
                                experiment_id, name=f"learner{i}") for i in (1, 2)]
         stop = threading.Event()

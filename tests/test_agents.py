@@ -9,11 +9,11 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from agents.agent import AgentError, LearnerAgent, run_in_process
+from agents.agent import AgentError, ExperimentCancelled, LearnerAgent, run_in_process
 from agents.chain import NO_SCORE, CollectiveLearningClient, RoundState
 from agents.cid import compute_cid
 from agents.launch import launch_experiment
-from agents.network import connect, derive_accounts, fund_accounts
+from agents.network import advance_time, connect, derive_accounts, fund_accounts
 from agents.spec import ExperimentTerms
 from agents.weight_store import FileWeightStore
 from colearn_core.codec import encode_weights
@@ -41,7 +41,10 @@ class Setup:
         return hashlib.sha256(data).digest()
 
 
-def make_setup(tmp_path, n=3, rounds=3, threshold_bps=5000, learners=None) -> Setup:
+def make_setup(tmp_path, n=3, rounds=3, threshold_bps=5000, learners=None,
+               join=True, join_timeout=86_400) -> Setup:
+    """An experiment of ``n`` digits learners; every learner joins it (round 0 starts)
+    unless ``join=False`` (then agents join by themselves)."""
     w3 = connect(None)
     accounts = derive_accounts(n, seed=7, label="agent-tests")
     fund_accounts(w3, [a.address for a in accounts])
@@ -51,10 +54,52 @@ def make_setup(tmp_path, n=3, rounds=3, threshold_bps=5000, learners=None) -> Se
         learners = make_digits_learners(config=DigitsConfig(n_learners=n, seed=3))
     set_equal_weights(learners)
     launched = launch_experiment(client, store, ExperimentTerms(
-        learners=[a.address for a in accounts], threshold=threshold_bps / 10_000, rounds=rounds),
+        learners=[a.address for a in accounts], threshold=threshold_bps / 10_000, rounds=rounds,
+        join_timeout=join_timeout),
         learners[0].mli_get_current_weights().weights)
+    if join:
+        for account in accounts:
+            client.with_account(account).join(launched.experiment_id)
     return Setup(client, accounts, store, learners, launched.experiment_id,
                  launched.initial_digest)
+
+
+def test_agents_join_by_themselves_and_the_last_join_starts_round_0(tmp_path, caplog):
+    s = make_setup(tmp_path, n=3, rounds=1, join=False)
+    assert s.client.state(s.experiment_id) == RoundState.JOINING
+    agents = [s.agent(i) for i in range(3)]
+    reports: list[str] = []
+    agents[0].notify = reports.append
+    with caplog.at_level(logging.INFO, logger="agents.agent"):
+        run_in_process(agents)
+    assert s.client.state(s.experiment_id) == RoundState.COMPLETED
+    joins = s.client.joins(s.experiment_id)
+    assert [j.learner for j in joins] == [a.address for a in s.accounts]
+    start = s.client.start(s.experiment_id)
+    assert start is not None and start.tx_hash == joins[-1].tx_hash
+    assert reports[0] == f"joined experiment {s.experiment_id}; waiting for 2 learners"
+    assert reports[-1] == f"experiment {s.experiment_id} started: every learner joined"
+    assert "waiting for 1 learner" in caplog.text  # the second agent's report
+    assert s.client.proposals(s.experiment_id, 0)  # round 0 was not lost
+
+
+def test_an_agent_cancels_an_unfilled_experiment_then_stops(tmp_path):
+    s = make_setup(tmp_path, n=3, rounds=1, join=False, join_timeout=60)
+    agent = s.agent(0)
+    assert agent.step()  # joins
+    status = s.client.round_status(s.experiment_id, s.accounts[0].address)
+    assert (status.state, status.joined) == (RoundState.JOINING, True)
+    assert not agent.step()  # waits for the others
+    advance_time(s.client.w3, 61)
+    assert agent.step()  # the join deadline passed with learners missing: it cancels
+    assert s.client.state(s.experiment_id) == RoundState.CANCELLED
+    with pytest.raises(ExperimentCancelled, match=f"experiment {s.experiment_id} was "
+                       "cancelled: 2 of 3 learners did not join before the join deadline"):
+        agent.step()
+    late = s.agent(1)  # an agent started after the cancellation stops at once
+    with pytest.raises(ExperimentCancelled):
+        late.step()
+    assert not s.client.round_status(s.experiment_id, s.accounts[1].address).joined
 
 
 def test_agents_run_an_experiment_to_the_end(tmp_path):

@@ -34,10 +34,12 @@ from agents.audit import (
     ChainView,
     Completion,
     Decision,
+    EventRef,
     ExperimentConfig,
     Expiry,
     History,
     HistoryReader,
+    Join,
     Proposal,
     RoundHistory,
     TxRecord,
@@ -54,7 +56,7 @@ from agents.audit_report import print_report, render_html, report_json
 from agents.chain import NO_SCORE, ChainError, CollectiveLearningClient, score_to_fixed
 from agents.cli import main
 from agents.devchain import AnvilProcess
-from agents.signing import sign_proposal, sign_vote
+from agents.signing import sign_join, sign_proposal, sign_vote
 from agents.weight_store import FileWeightStore
 from colearn_core.codec import encode_weights
 from colearn_core.decision import is_accepted
@@ -68,15 +70,23 @@ def _hash(label: Any) -> str:
 
 def synthetic_history(n: int = 4, num_rounds: int = 6, threshold: int = 5000,
                       expired: tuple[int, ...] = (2,)) -> History:
-    """A consistent history as the contract would log it: every round proposed on time by
-    its scheduled proposer and decided by its last vote, but the ``expired`` rounds."""
+    """A consistent history as the contract would log it: every learner joins in turn
+    (the last join starts round 0), every round proposed on time by its scheduled proposer
+    and decided by its last vote, but the ``expired`` rounds."""
     learners = [to_checksum_address(f"0x{i + 1:040x}") for i in range(n)]
     block, t = 10, 1_000
     config = ExperimentConfig(
         tx_hash=_hash("create"), block_number=block, log_index=0, timestamp=t, experiment_id=1,
         creator=learners[0], learners=learners, threshold_bps=threshold, num_rounds=num_rounds,
-        proposal_timeout=PROPOSAL_TIMEOUT, voting_timeout=VOTING_TIMEOUT,
+        proposal_timeout=PROPOSAL_TIMEOUT, voting_timeout=VOTING_TIMEOUT, join_timeout=600,
         initial_cid="bafk-initial", initial_digest=_hash("initial"), metadata_cid="")
+    joins = []
+    for j, learner in enumerate(learners):
+        block, t = block + 1, t + 1
+        joins.append(Join(tx_hash=_hash(f"join{j}"), block_number=block, log_index=0,
+                          timestamp=t, learner=learner, learner_index=j, sender=learner,
+                          gas_used=35_000))
+    start = EventRef(tx_hash=joins[-1].tx_hash, block_number=block, log_index=1, timestamp=t)
     rounds = []
     for r in range(num_rounds):
         proposer = r % n
@@ -112,7 +122,7 @@ def synthetic_history(n: int = 4, num_rounds: int = 6, threshold: int = 5000,
                                 approvals=approvals, rejections=len(row.votes) - approvals)
         rounds.append(row)
     history = History(chain_id=31337, contract=to_checksum_address("0x" + "c1" * 20),
-                      config=config, rounds=rounds)
+                      config=config, rounds=rounds, joins=joins, start=start)
     digest, model_round, _ = expected_model(history)
     last = rounds[-1].closing
     assert last is not None
@@ -120,7 +130,7 @@ def synthetic_history(n: int = 4, num_rounds: int = 6, threshold: int = 5000,
                                     log_index=last.log_index + 1, timestamp=last.timestamp,
                                     model_digest=digest, model_round=model_round)
     history.view = ChainView(block_number=block, round=num_rounds, model_digest=digest,
-                             model_round=model_round)
+                             model_round=model_round, joined=n)
     return history
 
 
@@ -275,6 +285,61 @@ def test_an_expiry_after_a_proposal_or_a_decision_without_one_is_against_the_rul
     assert any(v.code == "decision-rule" and "without a proposal" in v.message for v in found)
 
 
+def test_joins_and_the_start_are_checked() -> None:
+    h = synthetic_history(n=3)
+    h.joins[1] = h.joins[1].model_copy(update={"learner": h.joins[0].learner})  # twice
+    found = check_history(h)
+    assert any(v.code == "join" and "joined twice" in v.message for v in found)
+    assert any(v.code == "start" and "after 2 of 3 learners joined" in v.message for v in found)
+    h = synthetic_history(n=3)
+    h.joins.append(h.joins[0].model_copy(update={  # after the deadline, by an outsider
+        "learner": "0x" + "ee" * 20, "learner_index": -1,
+        "timestamp": h.config.join_deadline, "block_number": 10_000}))
+    found = check_history(h)
+    assert any(v.code == "join" and "not a learner" in v.message for v in found)
+    h = synthetic_history(n=3)
+    h.joins[2] = h.joins[2].model_copy(update={"timestamp": h.config.join_deadline})
+    assert any(v.code == "join" and "not before the join deadline" in v.message
+               for v in check_history(h))
+    h = synthetic_history(n=3)
+    h.start = h.start.model_copy(update={"tx_hash": h.joins[0].tx_hash})  # not the last join
+    assert any(v.code == "start" and "not in the last join" in v.message
+               for v in check_history(h))
+    h = synthetic_history(n=3)
+    h.start = None  # rounds without a start
+    found = check_history(h)
+    assert any(v.code == "start" and "no ExperimentStarted" in v.message for v in found)
+    assert "timing" not in {v.code for v in found}  # round 0's start is unknown: not judged
+    h = synthetic_history(n=3)
+    assert h.start is not None
+    h.start = h.start.model_copy(update={"block_number": 10_000})  # after round events
+    assert any(v.code == "start" and "before the experiment started" in v.message
+               for v in check_history(h))
+
+
+def test_a_cancellation_is_checked() -> None:
+    h = synthetic_history(n=3, num_rounds=1, expired=())
+    deadline = h.config.join_deadline
+    unfilled = h.model_copy(update={"joins": h.joins[:2], "start": None, "rounds": [],
+                                    "completion": None, "view": None})
+    unfilled.cancellation = EventRef(tx_hash=_hash("cancel"), block_number=500, log_index=0,
+                                     timestamp=deadline)
+    assert codes(unfilled) == set()
+    early = unfilled.model_copy(update={"cancellation": unfilled.cancellation.model_copy(
+        update={"timestamp": deadline - 1})})
+    assert any(v.code == "cancellation" and "before the join deadline" in v.message
+               for v in check_history(early))
+    full = h.model_copy(update={"cancellation": unfilled.cancellation})
+    found = check_history(full)
+    assert any(v.code == "cancellation" and "although the experiment started" in v.message
+               for v in found)
+    assert any(v.code == "cancellation" and "after the cancellation" not in v.message
+               for v in found)
+    late_round = unfilled.model_copy(update={"rounds": h.rounds})
+    late_round.cancellation = unfilled.cancellation.model_copy(update={"block_number": 1})
+    assert "cancellation" in codes(late_round)
+
+
 def test_store_checks_on_a_synthetic_history(tmp_path: Path) -> None:
     h = synthetic_history(num_rounds=3, expired=())
     store = FileWeightStore(tmp_path / "store")
@@ -396,6 +461,33 @@ def test_relayed_rounds_expiries_and_late_decisions_audit_clean(
         reader.update()
         assert reader.history().rounds == h.rounds
     assert refusing.refused > 0
+
+
+def test_joins_start_and_cancellation_read_from_the_chain_audit_clean(
+        chain: Web3, make: Make, outsider: LocalAccount, clock: Clock) -> None:
+    e = make(n=3, rounds=1, join=False)
+    e.join(e.learners[2])
+    relayed = e.by(outsider).join_by_sig(sign_join(
+        e.learners[0], chain_id=e.contract.chain_id, contract=e.contract.address,
+        experiment_id=e.id, learner_index=0))
+    last = e.join(e.learners[1])
+    client = CollectiveLearningClient(chain, e.contract.address)
+    h = read_history(client, e.id)
+    assert audit_history(h).ok
+    assert [j.learner for j in h.joins] == [e.learners[i].address for i in (2, 0, 1)]
+    assert [j.relayed for j in h.joins] == [False, True, False]
+    assert h.joins[1].sender == outsider.address and h.joins[1].gas_used == relayed.gas_used
+    assert h.start is not None and h.start.tx_hash == last.tx_hash
+    assert h.cancellation is None and h.view is not None and h.view.joined == 3
+
+    c = make(n=3, join=False)
+    c.join(c.learners[0])
+    clock.mine_at(c.deadline())
+    cancel = c.by(outsider).cancel(c.id)
+    h = read_history(client, c.id)
+    assert audit_history(h).ok
+    assert h.cancellation is not None and h.cancellation.tx_hash == cancel.tx_hash
+    assert h.start is None and h.rounds == [] and len(h.joins) == 1
 
 
 class _RefusingClient(CollectiveLearningClient):

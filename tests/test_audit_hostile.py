@@ -134,8 +134,9 @@ class Hostile:
               rounds: int = 3) -> None:
         """getExperiment and currentModel answer like a contract, with these values."""
         self.answer("getExperiment(uint256)", abi_encode(
-            ["uint256"] * 7 + ["bool"] + ["uint256"] * 3,
-            [learners, 5000, rounds, 600, 600, round_index, 0, False, 0, 0, model_round]))
+            ["uint256"] * 7 + ["bool"] + ["uint256"] * 5,
+            [learners, 5000, rounds, 600, 600, round_index, 0, False, 0, 0, model_round, 600,
+             learners]))
         self.answer("currentModel(uint256)", abi_encode(["bytes32", "uint256"],
                                                         [DIGEST, model_round]))
 
@@ -159,8 +160,12 @@ def addresses(learners: list[LocalAccount]) -> list[str]:
 
 def created(experiment_id: int, learners: list[str], *, threshold: int = 5000, rounds: int = 3,
             timeouts: tuple[int, int] = (600, 600), cid: str = "bafy-initial",
-            digest: bytes = DIGEST) -> tuple[str, tuple[Any, ...]]:
-    return ("created", (experiment_id, learners, threshold, rounds, *timeouts, cid, digest))
+            digest: bytes = DIGEST, join_timeout: int = 600,
+            start: bool = True) -> tuple[str, tuple[Any, ...]]:
+    """ExperimentCreated; with ``start`` (the default) every learner's join and the start
+    follow in the same transaction."""
+    return ("created", (experiment_id, learners, threshold, rounds, *timeouts, join_timeout, cid,
+                        digest, start))
 
 
 def messages(report: AuditReport) -> dict[str, list[str]]:
@@ -192,7 +197,11 @@ _TOPIC = st.one_of(st.binary(min_size=32, max_size=32), st.binary(max_size=40),
 _VALID = {  # data as the contract encodes it, to mutate
     "ExperimentCreated": abi_encode(
         DECODER.types["ExperimentCreated"],
-        [["0x" + "01" * 20, "0x" + "02" * 20], 5000, 3, 600, 600, "bafy-initial", DIGEST, "m"]),
+        [["0x" + "01" * 20, "0x" + "02" * 20], 5000, 3, 600, 600, 900, "bafy-initial", DIGEST,
+         "m"]),
+    "LearnerJoined": b"",
+    "ExperimentStarted": b"",
+    "ExperimentCancelled": b"",
     "WeightsProposed": abi_encode(DECODER.types["WeightsProposed"], ["bafy-round", DIGEST]),
     "VoteCast": abi_encode(DECODER.types["VoteCast"], [True, -5]),
     "RoundDecided": abi_encode(DECODER.types["RoundDecided"], [True, 2, 1]),

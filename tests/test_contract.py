@@ -12,8 +12,10 @@ from eth_account.signers.local import LocalAccount
 from experiments import (
     FIRST_ROUND_GAS_BUDGET,
     INITIAL_CID,
+    JOIN_TIMEOUT,
     MAX_LEARNERS,
     MAX_ROUNDS,
+    MAX_TIMEOUT,
     PROPOSAL_TIMEOUT,
     ROUND_GAS_BUDGET,
     TX_GAS_CAP,
@@ -49,15 +51,17 @@ def test_create_records_the_configuration(chain: Web3, contract: CollectiveLearn
     assert contract.experiment_count() == 0
     e = make(n=4, threshold=6000, rounds=7, metadata="bafy-task")
     assert e.id == 1 and contract.experiment_count() == 1
-    created_at = block_time(chain, e.created)
+    assert e.started is not None
+    started_at = block_time(chain, e.started)  # round 0 starts with the last join
 
     info = e.info()
     assert (info.num_learners, info.threshold_bps, info.num_rounds) == (4, 6000, 7)
     assert (info.proposal_timeout, info.voting_timeout) == (PROPOSAL_TIMEOUT, VOTING_TIMEOUT)
-    assert (info.round, info.phase_start, info.proposed) == (0, created_at, False)
+    assert (info.join_timeout, info.joined) == (JOIN_TIMEOUT, 4)
+    assert (info.round, info.phase_start, info.proposed) == (0, started_at, False)
     assert (info.approvals, info.rejections, info.model_round) == (0, 0, 0)
     assert e.state() is RoundState.PROPOSING
-    assert e.deadline() == created_at + PROPOSAL_TIMEOUT
+    assert e.deadline() == started_at + PROPOSAL_TIMEOUT
     assert e.model() == (e.initial, 0)
     assert contract.proposal_digest(e.id) == ZERO
     for i, learner in enumerate(learners[:4]):
@@ -72,6 +76,7 @@ def test_create_records_the_configuration(chain: Web3, contract: CollectiveLearn
     assert [a.lower() for a in event.learners] == [a.address.lower() for a in learners[:4]]
     assert (event.threshold_bps, event.num_rounds) == (6000, 7)
     assert (event.proposal_timeout, event.voting_timeout) == (PROPOSAL_TIMEOUT, VOTING_TIMEOUT)
+    assert event.join_timeout == JOIN_TIMEOUT
     assert (event.initial_cid, event.initial_digest) == (INITIAL_CID, e.initial)
     assert event.metadata_cid == "bafy-task"
     assert (event.tx_hash, event.block_number) == (e.created.tx_hash, e.created.block_number)
@@ -80,14 +85,20 @@ def test_create_records_the_configuration(chain: Web3, contract: CollectiveLearn
 
 def test_create_accepts_the_boundary_values(chain: Web3, make: Make,
                                             learners: list[LocalAccount]) -> None:
-    e = make(n=2, threshold=10_000, rounds=MAX_ROUNDS, proposal_timeout=UINT32_MAX,
-             voting_timeout=UINT32_MAX, metadata="")
+    e = make(n=2, threshold=10_000, rounds=MAX_ROUNDS, proposal_timeout=MAX_TIMEOUT,
+             voting_timeout=MAX_TIMEOUT, metadata="", join_timeout=MAX_TIMEOUT, join=False)
+    assert e.deadline() == block_time(chain, e.created) + MAX_TIMEOUT  # the join deadline
+    e.join_all()
     info = e.info()
     assert (info.num_learners, info.threshold_bps, info.num_rounds) == (2, 10_000, MAX_ROUNDS)
-    assert (info.proposal_timeout, info.voting_timeout) == (UINT32_MAX, UINT32_MAX)
-    assert e.deadline() == block_time(chain, e.created) + UINT32_MAX
+    assert (info.proposal_timeout, info.voting_timeout) == (MAX_TIMEOUT, MAX_TIMEOUT)
+    assert info.join_timeout == MAX_TIMEOUT
+    assert e.started is not None
+    assert e.deadline() == block_time(chain, e.started) + MAX_TIMEOUT
     assert e.contract.experiment_created(e.id).metadata_cid == ""
-    zero = make(n=2, threshold=0, rounds=1, proposal_timeout=1, voting_timeout=1)
+    zero = make(n=2, threshold=0, rounds=1, proposal_timeout=1, voting_timeout=1,
+                join_timeout=1, join=False)
+    assert zero.state() in (RoundState.JOINING, RoundState.JOIN_TIMED_OUT)
     assert zero.info().threshold_bps == 0
 
 
@@ -393,7 +404,8 @@ def test_propose_is_accepted_one_second_before_the_deadline(chain: Web3, make: M
                                                             clock: Any) -> None:
     e = make()
     dl = e.deadline()
-    assert dl == block_time(chain, e.created) + PROPOSAL_TIMEOUT
+    assert e.started is not None
+    assert dl == block_time(chain, e.started) + PROPOSAL_TIMEOUT
     clock.mine_at(dl - 2)
     assert e.state() is RoundState.PROPOSING
     clock.next_at(dl - 1)
@@ -487,10 +499,16 @@ CREATE_ERRORS: dict[str, tuple[dict[str, Any], str, dict[str, Any]]] = {
                               {"proposalTimeout": 0, "votingTimeout": VOTING_TIMEOUT}),
     "zero-voting-timeout": ({"vt": 0}, "InvalidTimeout",
                             {"proposalTimeout": PROPOSAL_TIMEOUT, "votingTimeout": 0}),
-    "proposal-timeout-over-uint32": ({"pt": UINT32_MAX + 1}, "InvalidTimeout",
-                                     {"proposalTimeout": UINT32_MAX + 1}),
+    "proposal-timeout-over-30-days": ({"pt": MAX_TIMEOUT + 1}, "InvalidTimeout",
+                                      {"proposalTimeout": MAX_TIMEOUT + 1}),
+    "voting-timeout-over-30-days": ({"vt": MAX_TIMEOUT + 1}, "InvalidTimeout",
+                                    {"votingTimeout": MAX_TIMEOUT + 1}),
     "voting-timeout-over-uint32": ({"vt": UINT32_MAX + 1}, "InvalidTimeout",
                                    {"votingTimeout": UINT32_MAX + 1}),
+    "zero-join-timeout": ({"jt": 0}, "InvalidJoinTimeout",
+                          {"joinTimeout": 0, "maximum": MAX_TIMEOUT}),
+    "join-timeout-over-30-days": ({"jt": MAX_TIMEOUT + 1}, "InvalidJoinTimeout",
+                                  {"joinTimeout": MAX_TIMEOUT + 1, "maximum": MAX_TIMEOUT}),
     "empty-cid": ({"cid": ""}, "EmptyCid", {}),
     "zero-digest": ({"digest": ZERO}, "EmptyDigest", {}),
 }
@@ -504,11 +522,11 @@ def test_create_errors(chain: Web3, contract: CollectiveLearningClient,
     params: dict[str, Any] = {
         "learners": [a.address for a in learners[:3]], "threshold": 5000, "rounds": 3,
         "pt": PROPOSAL_TIMEOUT, "vt": VOTING_TIMEOUT, "cid": INITIAL_CID,
-        "digest": digest("initial"), **overrides}
+        "digest": digest("initial"), "jt": JOIN_TIMEOUT, **overrides}
     with reverts(name, **args):
         contract.create_experiment(params["learners"], params["threshold"], params["rounds"],
                                    params["pt"], params["vt"], params["cid"],
-                                   params["digest"], "bafy-metadata")
+                                   params["digest"], "bafy-metadata", params["jt"])
     assert contract.experiment_count() == 0
 
 

@@ -64,7 +64,7 @@ from web3 import Web3
 
 from agents.chain import CollectiveLearningClient, ContractRevert, RoundState, load_artifact
 from agents.network import connect, derive_accounts, fund_accounts
-from agents.signing import sign_proposal, sign_vote
+from agents.signing import sign_join, sign_proposal, sign_vote
 
 ARTIFACT_ENV = "COLEARN_STATEFUL_ARTIFACT"
 SLOW = os.environ.get("COLEARN_TESTS_SLOW") == "1"
@@ -76,7 +76,7 @@ THRESHOLDS = (0, 1, 2000, 2500, 3333, 3334, 4000, 5000, 6000, 6666, 6667, 7500, 
 
 SETTINGS = settings(
     max_examples=3000 if SLOW else 300,
-    stateful_step_count=10,
+    stateful_step_count=14,  # joining takes a step or more before round 0
     derandomize=True,
     database=None,
     deadline=None,
@@ -221,16 +221,22 @@ def revert_data(exc: BaseException) -> bytes:
 
 
 def running(e: Experiment) -> bool:
-    return not e.complete
+    """Joining, or in its rounds: not cancelled, not complete."""
+    return e.stage != "cancelled" and not e.complete
+
+
+def joining(e: Experiment) -> bool:
+    """Before round 0 (before or after the join deadline)."""
+    return e.stage == "joining"
 
 
 def awaiting_proposal(e: Experiment) -> bool:
-    return not e.complete and e.proposal is None
+    return e.stage == "running" and not e.complete and e.proposal is None
 
 
 def voting(e: Experiment) -> bool:
     """A proposal is on the table (before or after the voting deadline)."""
-    return not e.complete and e.proposal is not None
+    return e.stage == "running" and not e.complete and e.proposal is not None
 
 
 @dataclass
@@ -253,10 +259,12 @@ EXISTING = st.integers(0, 7)  # an existing experiment, by position
 ANY_EXPERIMENT = st.integers(0, 15)
 THRESHOLD = st.one_of(st.sampled_from(THRESHOLDS), st.integers(0, 10_000))
 TIMEOUT = st.sampled_from((40, 60, 30, 20, 10, 5, 1))
+JOIN_TIMEOUT = st.sampled_from((60, 120, 40, 20, 5, 1))
 MAX_EXPERIMENTS = 2  # per sequence (every step reads the state of each)
 FLAW = st.sampled_from(("one_learner", "threshold", "no_rounds", "no_proposal_timeout",
                         "no_voting_timeout", "empty_cid", "zero_digest", "zero_learner",
-                        "duplicate"))
+                        "duplicate", "no_join_timeout", "long_join_timeout",
+                        "long_voting_timeout"))
 CONTENT = st.sampled_from(("ok",) * 4 + ("empty_cid", "zero_digest"))
 ROUND = st.sampled_from(("current",) * 9 + ("next", "previous", "far"))
 PICK = st.integers(0, POOL_SIZE - 1)
@@ -269,6 +277,10 @@ VOTE_SIG = st.sampled_from(("genuine",) * 12 + ("duplicate",) * 3 + BAD_VOTE_SIG
 PROPOSAL_SIG = st.sampled_from(("genuine",) + (
     "other_round", "other_experiment", "other_chain", "other_contract", "tampered",
     "high_s_twin", "high_s", "zero_r", "off_curve"))
+JOIN_SIG = st.sampled_from((None,) * 4 + ("genuine",) * 2 + (
+    "wrong_index", "bad_index", "other_experiment", "other_chain", "other_contract",
+    "high_s_twin", "high_s", "zero_r", "off_curve"))
+JOINER = st.sampled_from(("learner",) * 3 + ("joined",) * 2 + ("outsider",))
 SIGNER = st.sampled_from(("voter",) * 3 + ("voted",) * 3 + ("proposer", "outsider"))
 LEARNER_LIST = st.sampled_from(("right",) * 8 + ("reversed", "missing", "outsider", "empty"))
 # A relayed batch: (signer, pick, signature kind, approve, score) per vote.
@@ -409,6 +421,10 @@ class ContractMachine(RuleBasedStateMachine):
             return count + 1
         return choice % count + 1
 
+    def joining(self) -> bool:
+        """Whether some experiment has not started (before or after its join deadline)."""
+        return any(joining(e) for e in self.model.experiments.values())
+
     def pending(self) -> bool:
         """Whether some round has a proposal (voting, or past its voting deadline)."""
         return any(voting(e) for e in self.model.experiments.values())
@@ -459,25 +475,27 @@ class ContractMachine(RuleBasedStateMachine):
 
     @initialize(size=st.integers(2, POOL_SIZE), order=st.permutations(range(POOL_SIZE)),
                 threshold=THRESHOLD, rounds=st.integers(1, 4), proposal_timeout=TIMEOUT,
-                voting_timeout=TIMEOUT, creator=ANYONE)
+                voting_timeout=TIMEOUT, join_timeout=JOIN_TIMEOUT, creator=ANYONE)
     def first_experiment(self, size: int, order: list[int], threshold: int, rounds: int,
-                         proposal_timeout: int, voting_timeout: int, creator: int) -> None:
+                         proposal_timeout: int, voting_timeout: int, join_timeout: int,
+                         creator: int) -> None:
         self.create_experiment(size, order, threshold, rounds, proposal_timeout,
-                               voting_timeout, creator, None)
+                               voting_timeout, join_timeout, creator, None)
 
     @precondition(lambda self: self.model.count < MAX_EXPERIMENTS)
     @rule(size=st.integers(2, POOL_SIZE), order=st.permutations(range(POOL_SIZE)),
           threshold=THRESHOLD, rounds=st.integers(1, 4), proposal_timeout=TIMEOUT,
-          voting_timeout=TIMEOUT, creator=ANYONE, flaw=st.one_of(st.none(), FLAW))
+          voting_timeout=TIMEOUT, join_timeout=JOIN_TIMEOUT, creator=ANYONE,
+          flaw=st.one_of(st.none(), FLAW))
     def create_experiment(self, size: int, order: list[int], threshold: int, rounds: int,
-                          proposal_timeout: int, voting_timeout: int, creator: int,
-                          flaw: str | None) -> None:
+                          proposal_timeout: int, voting_timeout: int, join_timeout: int,
+                          creator: int, flaw: str | None) -> None:
         """Creates an experiment, or (with a ``flaw``) tries to create an invalid one."""
         learners = [self.w.pool[i].address for i in order[:size]]
         args: dict[str, Any] = {
             "learners": learners, "threshold_bps": threshold, "num_rounds": rounds,
             "proposal_timeout": proposal_timeout, "voting_timeout": voting_timeout,
-            "initial_cid": "bafy-initial",
+            "join_timeout": join_timeout, "initial_cid": "bafy-initial",
             "initial_digest": keccak(text=f"initial-{self.model.count}")}
         args.update({
             None: {},
@@ -490,18 +508,21 @@ class ContractMachine(RuleBasedStateMachine):
             "zero_digest": {"initial_digest": bytes(32)},
             "zero_learner": {"learners": [*learners, "0x" + "00" * 20]},
             "duplicate": {"learners": [*learners, learners[0]]},
+            "no_join_timeout": {"join_timeout": 0},
+            "long_join_timeout": {"join_timeout": 30 * 86_400 + 1},
+            "long_voting_timeout": {"voting_timeout": 30 * 86_400 + 1},
         }[flaw])
         self.create(self.account(creator), **args)
 
     def create(self, creator: LocalAccount, learners: list[str], threshold_bps: int,
-               num_rounds: int, proposal_timeout: int, voting_timeout: int, initial_cid: str,
-               initial_digest: bytes) -> None:
+               num_rounds: int, proposal_timeout: int, voting_timeout: int, join_timeout: int,
+               initial_cid: str, initial_digest: bytes) -> None:
         fn = self.w.client.contract.functions.createExperiment(
             learners, threshold_bps, num_rounds, proposal_timeout, voting_timeout, initial_cid,
-            initial_digest, "bafy-metadata")
+            initial_digest, "bafy-metadata", join_timeout)
         self.send(creator, fn, lambda at: self.model.create_experiment(
             creator.address, learners, threshold_bps, num_rounds, proposal_timeout,
-            voting_timeout, initial_cid, initial_digest, "bafy-metadata", at))
+            voting_timeout, initial_cid, initial_digest, "bafy-metadata", join_timeout, at))
 
     @precondition(lambda self: self.model.count > 0)
     @rule(exp=EXISTING, actions=st.integers(1, 3), relayer=st.one_of(st.none(), ANYONE),
@@ -511,7 +532,9 @@ class ContractMachine(RuleBasedStateMachine):
     def advance(self, exp: int, actions: int, relayer: int | None, first: int,
                 ballots: list[tuple[bool, int]], intrusion: str | None) -> None:
         """The protocol's next ``actions`` steps in a running experiment, each as the
-        round's state (at the next block's time) calls for: the scheduled proposer
+        round's state (at the next block's time) calls for: while joining, the next learner
+        (from ``first``) that has not joined joins (signed, through ``relayer``, if there
+        is one), or anyone cancels after the join deadline; the scheduled proposer
         proposes; learners that may vote vote (one directly, or ``ballots`` relayed in a
         batch); anyone (``first``) decides or expires the round. Without ``relayer`` calls
         are direct. While voting, an ``intrusion`` (a vote that must not count) comes
@@ -555,7 +578,16 @@ class ContractMachine(RuleBasedStateMachine):
     def next_action(self, e: Experiment, relayer: int | None, first: int,
                     ballots: list[tuple[bool, int]]) -> None:
         state = e.state(self.next_time)
-        if state == RoundState.PROPOSING:
+        if state == RoundState.JOINING:
+            waiting = [a for a in e.learners if a not in e.joined]
+            learner = self.by_address(waiting[first % len(waiting)])
+            if relayer is None:
+                self.join_directly(learner, e.id)
+            else:
+                self.join_signed(learner, e.id, "genuine", self.account(relayer))
+        elif state == RoundState.JOIN_TIMED_OUT:
+            self.cancel(self.account(first), e.id)
+        elif state == RoundState.PROPOSING:
             proposer = self.by_address(e.proposer)
             if relayer is None:
                 self.propose_directly(proposer, e.id, "current", "ok")
@@ -577,6 +609,50 @@ class ContractMachine(RuleBasedStateMachine):
             self.close_round("decide", self.account(first), e.id, e.round)
         elif state == RoundState.PROPOSAL_TIMED_OUT:
             self.close_round("expire", self.account(first), e.id, e.round)
+
+    @precondition(lambda self: self.joining())
+    @rule(exp=ANY_EXPERIMENT, who=JOINER, pick=ANYONE, signature=JOIN_SIG, relayer=ANYONE)
+    def join_wrongly(self, exp: int, who: str, pick: int, signature: str | None,
+                     relayer: int) -> None:
+        """A join that may come from an outsider or a learner that joined, after the join
+        deadline or the start, or (sent by a relayer) with a bad signature."""
+        eid = self.pick(exp, joining)
+        e = self.model.experiments.get(eid)
+        learners = self.learners(eid)
+        joined = [a for a in learners if e and a in e.joined]
+        account = {"learner": self.by_address(learners[pick % len(learners)]),
+                   "joined": self.by_address((joined or learners)[pick % len(joined or learners)]),
+                   "outsider": self.w.outsider}[who]
+        if signature is None:
+            self.join_directly(account, eid)
+        else:
+            self.join_signed(account, eid, signature, self.account(relayer), pick)
+
+    def join_directly(self, sender: LocalAccount, eid: int) -> None:
+        fn = self.w.client.contract.functions.join(eid)
+        self.send(sender, fn, lambda at: self.model.join(sender.address, eid, at))
+
+    def join_signed(self, signer: LocalAccount, eid: int, kind: str, sender: LocalAccount,
+                    pick: int = 0) -> None:
+        index = self.signer_index(eid, signer, kind, pick)
+        chain_id, contract = self.domain_for(kind)
+        signed = sign_join(signer, chain_id=chain_id, contract=contract,
+                           experiment_id=another(eid) if kind == "other_experiment" else eid,
+                           learner_index=index)
+        r, vs = mangle(kind, signed.r, signed.vs, pick)
+        fn = self.w.client.contract.functions.joinBySig(eid, index, r, vs)
+        self.send(sender, fn, lambda at: self.model.join_by_sig(
+            sender.address, eid, index, r, vs, at))
+
+    @precondition(lambda self: self.joining())
+    @rule(exp=ANY_EXPERIMENT, caller=ANYONE)
+    def cancel_anytime(self, exp: int, caller: int) -> None:
+        """Anyone cancels an experiment, maybe before the join deadline or after the start."""
+        self.cancel(self.account(caller), self.pick(exp, joining))
+
+    def cancel(self, sender: LocalAccount, eid: int) -> None:
+        fn = self.w.client.contract.functions.cancel(eid)
+        self.send(sender, fn, lambda at: self.model.cancel(sender.address, eid, at))
 
     @rule(exp=ANY_EXPERIMENT, who=st.sampled_from(("proposer", "learner", "anyone")),
           pick=ANYONE, round_choice=ROUND, content=CONTENT,
@@ -712,14 +788,20 @@ class ContractMachine(RuleBasedStateMachine):
             return chain_id, self.w.deployer.address
         return chain_id, contract
 
-    def signed_vote(self, eid: int, round_index: int, signer: LocalAccount, pick: int,
-                    kind: str, approve: bool, score: int) -> SignedVoteArg:
+    def signer_index(self, eid: int, signer: LocalAccount, kind: str, pick: int) -> int:
+        """The learner index a signed call names: the signer's, or (``wrong_index``) the
+        next learner's, or (``bad_index``) one past the list (``pick`` for an outsider)."""
         learners = self.learners(eid)
         index = learners.index(signer.address) if signer.address in learners else pick
         if kind == "wrong_index":
-            index = (index + 1) % len(learners)
-        elif kind == "bad_index":
-            index = len(learners) + pick
+            return (index + 1) % len(learners)
+        if kind == "bad_index":
+            return len(learners) + pick
+        return index
+
+    def signed_vote(self, eid: int, round_index: int, signer: LocalAccount, pick: int,
+                    kind: str, approve: bool, score: int) -> SignedVoteArg:
+        index = self.signer_index(eid, signer, kind, pick)
         chain_id, contract = self.domain_for(kind)
         signed = sign_vote(
             signer, chain_id=chain_id, contract=contract,
@@ -749,6 +831,37 @@ class ContractMachine(RuleBasedStateMachine):
         self.every_decision_follows_the_rule()
         self.the_model_changes_only_on_acceptance()
         self.rounds_close_in_order_and_the_last_completes()
+        self.rounds_only_after_the_start_and_the_start_is_the_last_join()
+        self.a_cancellation_ends_an_unfilled_experiment()
+
+    def rounds_only_after_the_start_and_the_start_is_the_last_join(self) -> None:
+        for eid, events in self.events.items():
+            learners = self.created(eid)["learners"]
+            names = [name for name, _ in events]
+            joins = [a["learner"] for a in self.of(eid, "LearnerJoined")]
+            assert len(joins) == len(set(joins)) and set(joins) <= set(learners), joins
+            started = [i for i, name in enumerate(names) if name == "ExperimentStarted"]
+            assert len(started) <= 1, names
+            if not started:
+                assert names[1:] == ["LearnerJoined"] * (len(names) - 1) or \
+                    names[-1] == "ExperimentCancelled", names
+                continue
+            at = started[0]
+            # the n-th join, and in the same transaction (the event just before it)
+            assert names[:at] == ["ExperimentCreated"] + ["LearnerJoined"] * len(learners), names
+            assert "LearnerJoined" not in names[at:] and "ExperimentCancelled" not in names
+            if eid in self.infos:
+                assert self.infos[eid]["joined"] == len(learners)
+
+    def a_cancellation_ends_an_unfilled_experiment(self) -> None:
+        for eid, events in self.events.items():
+            names = [name for name, _ in events]
+            if "ExperimentCancelled" not in names:
+                continue
+            learners = self.created(eid)["learners"]
+            assert names[-1] == "ExperimentCancelled" and names.count("ExperimentCancelled") == 1
+            assert names[:-1] == ["ExperimentCreated"] + ["LearnerJoined"] * (len(names) - 2)
+            assert len(names) - 2 < len(learners), names
 
     def tallies_equal_the_votes_of_the_current_round(self) -> None:
         for eid, info in self.infos.items():

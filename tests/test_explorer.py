@@ -47,6 +47,8 @@ class Run:
         self.id, _ = self.client.create_experiment(
             [a.address for a in self.learners], 5000, N_ROUNDS, 600, 600, "bafy-initial",
             b"\x01" * 32, "bafy-metadata")
+        for learner in self.learners:
+            self.by(learner).join(self.id)
         self.round = 0
 
     def by(self, account: LocalAccount) -> CollectiveLearningClient:
@@ -155,6 +157,8 @@ def test_the_explorer_in_a_headless_browser(run: Run, browser: Any, tmp_path: Pa
                  "the round table")
         text = browser.find_element(By.ID, "rounds").text
         assert "accepted" in text and "rejected" in text and "castVotesBySig" in text
+        assert "Started at" in browser.find_element(By.ID, "joining").text
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#joins tbody tr")) == N_LEARNERS
         assert "Audit passes" in browser.find_element(By.ID, "audit").text
         cells = browser.find_elements(By.CSS_SELECTOR, "#vote-grid td.cell")
         assert len(cells) == N_LEARNERS * 2

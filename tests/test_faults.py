@@ -76,6 +76,7 @@ def test_an_agent_killed_mid_round_restarts_and_catches_up(consortium):
 def test_a_learner_that_never_comes_expires_its_rounds_and_the_rest_finish(consortium):
     # learner 1's missing votes hold each round until the voting deadline: keep it short
     c = consortium(n=3, rounds=4, proposal_timeout=20, voting_timeout=5)
+    c.join(1)  # it consented, then never comes
     c.start(0)
     c.start(2)
     c.wait_all()
@@ -89,6 +90,7 @@ def test_a_learner_that_never_comes_expires_its_rounds_and_the_rest_finish(conso
 def test_missing_or_mismatched_weights_get_reject_votes_with_reasons(consortium):
     c = consortium(n=3, rounds=4, voting_timeout=5)  # learner 0 never votes
     proposer = c.client.with_account(c.accounts[0])  # learner 0 misbehaves by hand
+    c.join(0)
     good = encode_weights(make_digits_learners(config=DigitsConfig(n_learners=3))[0]
                           .mli_get_current_weights().weights)
     c.start(1)
@@ -172,3 +174,44 @@ def test_bad_agent_input_gives_one_line_and_a_non_zero_exit(consortium, tmp_path
         assert "Traceback" not in output, output
         assert message in output, output
         assert len(output.strip().splitlines()) == 1, output
+
+
+def test_an_agent_started_late_delays_the_start_instead_of_losing_round_0(consortium):
+    # Learner 2's agent starts after more than a proposal timeout: round 0 waits for it.
+    c = consortium(n=3, rounds=2, proposal_timeout=5, voting_timeout=30)
+    c.start(0)
+    c.start(1)
+    c.wait_until(lambda: c.joined() == 2, 120, "two learners to join")
+    created = c.client.experiment_created(c.experiment_id)
+    created_at = c.w3.eth.get_block(created.block_number)["timestamp"]
+    c.wait_until(lambda: c.client.chain_time() > created_at + 5 + 1, 60,
+                 "a proposal timeout to pass on the chain's clock")
+    assert c.client.state(c.experiment_id) == RoundState.JOINING
+    c.start(2)
+    c.wait_all()
+    assert c.client.state(c.experiment_id) == RoundState.COMPLETED
+    joins = c.client.joins(c.experiment_id)
+    assert joins[-1].learner == c.accounts[2].address
+    start = c.client.start(c.experiment_id)
+    assert start is not None and start.tx_hash == joins[-1].tx_hash
+    assert c.client.proposals(c.experiment_id, 0), "round 0 was proposed, not lost"
+    assert 0 not in [e.round for e in c.client.expiries(c.experiment_id)]
+    assert any(f"joined experiment {c.experiment_id}; waiting for" in c.log(i) for i in (0, 1))
+    assert f"experiment {c.experiment_id} started: every learner joined" in c.log(2)
+    for i in range(3):
+        assert [r["round"] for r in c.result(i)["rounds"]] == [0, 1]
+
+
+def test_an_agent_whose_experiment_is_cancelled_stops_with_one_line(consortium):
+    c = consortium(n=3, rounds=1, join_timeout=5)  # learners 1 and 2 never come
+    c.start(0)
+    c.wait_until(lambda: c.processes[0].poll() is not None
+                 or c.client.state(c.experiment_id) == RoundState.CANCELLED, 120,
+                 "the experiment to be cancelled")
+    assert c.processes[0].wait(60) == 1
+    log = c.log(0)
+    assert f"joined experiment {c.experiment_id}; waiting for 2 learners" in log
+    errors = [line for line in log.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: experiment {c.experiment_id} was cancelled: 2 of 3 learners "
+                      "did not join before the join deadline"], log
+    assert "Traceback" not in log

@@ -29,6 +29,8 @@ def _create(contract: CollectiveLearningClient, members: list[LocalAccount],
             rounds: int = 2) -> int:
     eid, _ = contract.create_experiment([a.address for a in members], 5000, rounds, 600, 600,
                                         "bafy-initial", _digest("initial"))
+    for member in members:
+        contract.with_account(member).join(eid)
     return eid
 
 

@@ -19,6 +19,7 @@ from rich.console import Console
 
 from agents.cli import main
 from agents.gas_bench import (
+    JOIN_MAX,
     ROUND_OF_FIVE_MAX,
     SIGNED_VOTE_AT_100_MAX,
     VOTE_MAX,
@@ -29,7 +30,7 @@ from agents.gas_bench import (
     print_gas_report,
 )
 
-BOUND_NAMES = {"direct_vote_max", "vote_vs_governor_cast_vote", "round_of_5_max",
+BOUND_NAMES = {"join_max", "direct_vote_max", "vote_vs_governor_cast_vote", "round_of_5_max",
                "signed_vote_in_batch_of_99_max", "vote_spread_5_to_100"}
 
 
@@ -74,6 +75,14 @@ def test_a_direct_vote_costs_at_most_45k(by_n: dict[int, dict[str, Any]]) -> Non
         gas = column["collective_learning"]
         assert gas["vote"] <= VOTE_MAX, f"vote with {n} learners"
         assert gas["deciding_vote"] <= VOTE_MAX, f"deciding vote with {n} learners"
+
+
+def test_a_join_costs_at_most_50k(by_n: dict[int, dict[str, Any]]) -> None:
+    assert JOIN_MAX == 50_000
+    for n, column in by_n.items():
+        gas = column["collective_learning"]
+        assert gas["join"] <= JOIN_MAX, f"join with {n} learners"
+        assert gas["last_join"] <= JOIN_MAX, f"last join (starts round 0) with {n} learners"
 
 
 def test_a_round_of_five_costs_at_most_200k(by_n: dict[int, dict[str, Any]]) -> None:

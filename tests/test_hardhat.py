@@ -123,6 +123,8 @@ def test_the_client_runs_a_round_on_hardhat_node(hardhat_node: HardhatNode,
 
     eid, _ = client.create_experiment([a.address for a in learners], 5000, 2, 3600, 3600,
                                       "bafy-initial", _digest("initial"))
+    for learner in learners:
+        client.with_account(learner).join(eid)
     proposer, *voters = learners
     assert client.experiment_created(eid).proposer(0) == proposer.address
 

@@ -149,7 +149,9 @@ def _experiment(url: str, label: str, rounds: int) -> tuple[Exp, list[Any]]:
     initial = digest(f"{label}-initial")
     eid, tx = client.create_experiment([a.address for a in members], 5000, rounds, 3600, 3600,
                                        INITIAL_CID, initial)
-    return Exp(eid, client, members, initial, tx), members
+    e = Exp(eid, client, members, initial, tx)
+    e.join_all()
+    return e, members
 
 
 @pytest.mark.anvil

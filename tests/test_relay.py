@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from experiments import PROPOSAL_TIMEOUT, VOTING_TIMEOUT, Exp, Make
 from web3 import Web3
@@ -16,7 +17,7 @@ from web3 import Web3
 from agents.chain import RoundState, score_to_fixed
 from agents.network import advance_time
 from agents.relay import Refused, Relay, RelayClient, RelayServer
-from agents.signing import SignedVote, sign_proposal, sign_vote
+from agents.signing import SignedJoin, SignedVote, sign_join, sign_proposal, sign_vote
 
 
 @pytest.fixture
@@ -130,3 +131,49 @@ def test_the_relay_closes_rounds_whose_deadline_passed(make: Make, outsider: Loc
     assert not decided.accepted and e.state() is RoundState.COMPLETED
     service.tick()
     assert service.watched == set(), "a complete experiment is no longer watched"
+
+
+def test_signed_joins_go_at_once_checked_like_votes(make: Make, outsider: LocalAccount,
+                                                     clock, monkeypatch) -> None:
+    e = make(n=3, join=False)
+    other = make(n=3, join=False)
+    service = Relay(e.contract.with_account(outsider), experiments=[e.id], batch_delay=3600)
+    l0, l1, l2 = e.learners
+
+    def join(account: LocalAccount, exp: Exp = e, index: int | None = None) -> SignedJoin:
+        return sign_join(account, chain_id=exp.contract.chain_id, contract=exp.contract.address,
+                         experiment_id=exp.id, learner_index=exp.learners.index(account)
+                         if index is None else index)
+
+    reads: list[object] = []
+    for name in ("round_status", "learner_index", "experiment_created"):
+        real = getattr(service.client, name)
+        monkeypatch.setattr(service.client, name,
+                            lambda *a, _real=real, **k: reads.append(a) or _real(*a, **k))
+    with RelayServer(service, tick_interval=None) as server, RelayClient(server.url) as client:
+        # Refused before any chain read: a forged signature, an experiment not served.
+        forged = join(Account.create(), index=1).model_copy(update={"learner": l1.address})
+        with pytest.raises(Refused, match="the signature is .*'s, not"):
+            client.submit_join(forged)
+        with pytest.raises(Refused, match="serves experiments"):
+            client.submit_join(join(l1, other))
+        assert reads == []
+        with pytest.raises(Refused, match="is not a learner of experiment"):
+            client.submit_join(join(Account.create(), index=0))
+        with pytest.raises(Refused, match="not learner 2"):
+            client.submit_join(join(l1, index=2))
+        assert client.submit_join(join(l1))  # its transaction hash
+        assert e.contract.round_status(e.id, l1.address).joined
+        assert client.submit_join(join(l1)) is None  # joined already: nothing sent
+        assert service.joins_relayed == 1
+        assert httpx.get(client.url + "/v1/health").json()["joins_relayed"] == 1
+        e.join(l0)
+        clock.mine_at(e.deadline())  # the join deadline passes with l2 missing
+        with pytest.raises(Refused, match="not open for joining"):
+            client.submit_join(join(l2))
+        service.tick()  # the relay cancels the experiment it serves
+        assert e.state() is RoundState.CANCELLED
+        service.tick()
+        assert service.watched == frozenset()
+        with pytest.raises(Refused, match="not open for joining"):
+            client.submit_join(join(l2))

@@ -34,7 +34,7 @@ from agents import cli
 from agents.chain import ChainError, CollectiveLearningClient, calldata_floor, score_to_fixed
 from agents.network import advance_time, derive_accounts
 from agents.relay import HttpLimits, Refused, Relay, RelayClient, RelayError, RelayServer
-from agents.signing import SignedVote, sign_proposal, sign_vote
+from agents.signing import SignedVote, sign_join, sign_proposal, sign_vote
 
 pytestmark = [pytest.mark.anvil,
               pytest.mark.parametrize("chain_env", ["anvil"], indirect=True)]
@@ -366,8 +366,12 @@ def test_a_batch_in_a_large_experiment_pays_at_least_the_calldata_floor(
         gas_figures: dict[str, dict[str, int]]) -> None:
     n = 400
     members = learners[:2] + derive_accounts(n - 2, seed=7, label="relay-large")
-    e = make(n=n, rounds=1, members=members)
-    relay = Relay(e.contract.with_account(outsider), experiments=[e.id], batch_delay=0)
+    e = make(n=n, rounds=1, members=members, join=False)  # most members hold no ETH:
+    payer = e.contract.with_account(outsider)  # their signed joins are relayed
+    for i, member in enumerate(members):
+        payer.join_by_sig(sign_join(member, chain_id=payer.chain_id, contract=payer.address,
+                                    experiment_id=e.id, learner_index=i))
+    relay = Relay(payer, experiments=[e.id], batch_delay=0)
     e.propose(0)
     with serving(relay) as server, RelayClient(server.url) as client:
         client.submit_vote(signed(e, learners[1]))

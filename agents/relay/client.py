@@ -8,7 +8,7 @@ import httpx
 from pydantic import BaseModel
 
 from agents.relay.errors import Refused, RelayError
-from agents.signing import SignedProposal, SignedVote
+from agents.signing import SignedJoin, SignedProposal, SignedVote
 
 
 class RelayClient:
@@ -23,6 +23,10 @@ class RelayClient:
 
     def submit_proposal(self, proposal: SignedProposal) -> str | None:
         return self._post("/v1/proposals", proposal).get("tx_hash")
+
+    def submit_join(self, join: SignedJoin) -> str | None:
+        """The join's transaction hash (``None``: the learner had joined already)."""
+        return self._post("/v1/joins", join).get("tx_hash")
 
     def _post(self, path: str, body: BaseModel) -> dict[str, Any]:
         try:

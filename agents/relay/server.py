@@ -29,7 +29,7 @@ from pydantic import BaseModel, ValidationError
 from agents.chain import ChainError
 from agents.relay.errors import Refused
 from agents.relay.service import Relay
-from agents.signing import SignedProposal, SignedVote
+from agents.signing import SignedJoin, SignedProposal, SignedVote
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +195,7 @@ def _handler(relay: Relay, limits: HttpLimits) -> type[BaseHTTPRequestHandler]:
     routes: dict[str, tuple[type[BaseModel], Any]] = {
         "/v1/votes": (SignedVote, relay.submit_vote),
         "/v1/proposals": (SignedProposal, relay.submit_proposal),
+        "/v1/joins": (SignedJoin, relay.submit_join),
     }
     buckets = TokenBuckets(limits.rate, limits.burst, limits.max_clients)
 
@@ -239,7 +240,8 @@ def _handler(relay: Relay, limits: HttpLimits) -> type[BaseHTTPRequestHandler]:
                 "watched": sorted(relay.watched), "votes_queued": relay.votes_queued,
                 "votes_relayed": relay.votes_relayed, "votes_discarded": relay.votes_discarded,
                 "batches_sent": relay.batches_sent,
-                "proposals_relayed": relay.proposals_relayed})
+                "proposals_relayed": relay.proposals_relayed,
+                "joins_relayed": relay.joins_relayed})
 
         def do_POST(self) -> None:
             self._unread = True

@@ -1,5 +1,6 @@
-"""The relay's service: checks signed calls, queues each round's votes, sends them in
-batches, and closes the timed-out rounds of the experiments it watches.
+"""The relay's service: checks signed calls, submits joins and proposals, queues each
+round's votes and sends them in batches, and closes the timed-out rounds of the
+experiments it watches (and cancels those whose join deadline passed unfilled).
 
 What it spends gas on is bounded by what it was started for: the experiments it serves
 (named at start), or, only when asked for ``any_experiment``, an experiment for which a
@@ -26,7 +27,7 @@ from agents.chain import (
     RoundState,
 )
 from agents.relay.errors import Refused, RelayError
-from agents.signing import InvalidSignature, SignedProposal, SignedVote
+from agents.signing import InvalidSignature, SignedJoin, SignedProposal, SignedVote
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ class Relay:
         self.votes_relayed = 0
         self.votes_discarded = 0
         self.proposals_relayed = 0
+        self.joins_relayed = 0
         for experiment_id in served:
             try:
                 self._remember(client.experiment_created(experiment_id))
@@ -146,6 +148,33 @@ class Relay:
                  experiment_id, proposal.round, signer, tx.gas_used, tx.gas_limit)
         return tx.tx_hash
 
+    def submit_join(self, join: SignedJoin) -> str | bool:
+        """Checks a signed join and submits it now; returns the transaction hash
+        (``False``: the learner has joined already)."""
+        experiment_id = join.experiment_id
+        self._check_target(join.chain_id, join.contract, experiment_id)
+        signer = self._signer(join, join.learner)
+        self._check_learner(experiment_id, signer, join.learner_index)
+        status = self.client.round_status(experiment_id, signer)
+        if status.joined:
+            return False
+        if status.state != RoundState.JOINING:
+            raise Refused(f"experiment {experiment_id} is not open for joining (it is "
+                          f"{status.state.name})")
+        self._remember(self._created(experiment_id))
+        with self._send_lock:
+            try:
+                tx = self.client.join_by_sig(join)
+            except ContractRevert as exc:
+                if exc.name == "AlreadyJoined":
+                    return False
+                raise Refused(f"the contract refuses it: {exc}") from None
+        with self._lock:
+            self.joins_relayed += 1
+        log.info("experiment %d: join of learner %d (%s) submitted (%d gas of %d)",
+                 experiment_id, join.learner_index, signer, tx.gas_used, tx.gas_limit)
+        return tx.tx_hash
+
     # ------------------------------------------------------------------ loop
 
     def tick(self) -> None:
@@ -185,7 +214,7 @@ class Relay:
                           f"experiment {experiment_id}", status=HTTPStatus.FORBIDDEN)
 
     @staticmethod
-    def _signer(signed: SignedVote | SignedProposal, claimed: str) -> str:
+    def _signer(signed: SignedVote | SignedProposal | SignedJoin, claimed: str) -> str:
         try:
             signer = signed.signer()
         except InvalidSignature as exc:
@@ -327,31 +356,38 @@ class Relay:
         return named if len(named) == 1 else None
 
     def _close_if_timed_out(self, experiment_id: int) -> None:
-        """Closes the experiment's current round if its deadline passed, then drops the
-        votes queued for rounds now closed; stops watching a complete experiment."""
+        """Closes the experiment's current round if its deadline passed (cancels it if its
+        join deadline passed with a learner missing), then drops the votes queued for
+        rounds now closed; stops watching a complete or cancelled experiment."""
         status = self.client.round_status(experiment_id)
-        if status.state == RoundState.COMPLETED:
+        over = status.state in (RoundState.COMPLETED, RoundState.CANCELLED)
+        if over:
             with self._lock:
                 self._watched.discard(experiment_id)
-            log.info("experiment %d: complete, no longer watched", experiment_id)
+            log.info("experiment %d: %s, no longer watched", experiment_id,
+                     status.state.name.lower())
         with self._send_lock:
             try:
                 if status.state == RoundState.PROPOSAL_TIMED_OUT:
                     self.client.expire(experiment_id, status.round)
                     log.info("experiment %d round %d: expired", experiment_id, status.round)
+                elif status.state == RoundState.JOIN_TIMED_OUT:
+                    self.client.cancel(experiment_id)
+                    log.info("experiment %d: cancelled (the join deadline passed with a "
+                             "learner missing)", experiment_id)
                 elif status.state == RoundState.VOTING_TIMED_OUT:
                     self.client.decide(experiment_id, status.round)
                     log.info("experiment %d round %d: decided after the deadline",
                              experiment_id, status.round)
             except ContractRevert as exc:
-                if exc.name not in _ROUND_GONE:
+                if exc.name not in _ROUND_GONE and exc.name != "JoinStillOpen":
                     raise
         with self._lock:
             closed = [k for k in self._pending if k[0] == experiment_id and (
                 k[1] < status.round or status.state != RoundState.VOTING)]
         for key in closed:
             self._send_batch(key)  # finds the round closed: discards its votes, logged
-        if status.state == RoundState.COMPLETED and experiment_id not in self.served:
+        if over and experiment_id not in self.served:
             with self._lock:
                 self._experiments.pop(experiment_id, None)
 

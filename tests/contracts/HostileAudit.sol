@@ -4,7 +4,7 @@ pragma solidity 0.8.37;
 /**
  * @title HostileAudit
  * @notice A test-only contract that `colearn audit` is pointed at (tests/test_audit_hostile.py):
- * it emits CollectiveLearning's six events with their real signatures but whatever
+ * it emits CollectiveLearning's nine events with their real signatures but whatever
  * values a test asks for (huge round numbers, no learners, a decision before its proposal),
  * raw logs with any topics and data (short data, wrong topic counts), and answers any
  * view with whatever bytes a test sets, or reverts with them.
@@ -18,10 +18,14 @@ contract HostileAudit {
         uint256 numRounds,
         uint256 proposalTimeout,
         uint256 votingTimeout,
+        uint256 joinTimeout,
         string initialCid,
         bytes32 initialDigest,
         string metadataCid
     );
+    event LearnerJoined(uint256 indexed experimentId, address indexed learner);
+    event ExperimentStarted(uint256 indexed experimentId);
+    event ExperimentCancelled(uint256 indexed experimentId);
     event WeightsProposed(
         uint256 indexed experimentId, uint256 indexed round, address indexed proposer, string cid, bytes32 digest
     );
@@ -46,6 +50,8 @@ contract HostileAudit {
         _answers[selector] = Answer(reverts, data);
     }
 
+    /// @notice ExperimentCreated; with `start`, every learner's join and the start follow
+    /// (as when all join in the creation's block).
     function created(
         uint256 experimentId,
         address[] calldata learners,
@@ -53,13 +59,33 @@ contract HostileAudit {
         uint256 numRounds,
         uint256 proposalTimeout,
         uint256 votingTimeout,
+        uint256 joinTimeout,
         string calldata initialCid,
-        bytes32 initialDigest
+        bytes32 initialDigest,
+        bool start
     ) external {
         emit ExperimentCreated(
             experimentId, msg.sender, learners, thresholdBps, numRounds, proposalTimeout, votingTimeout,
-            initialCid, initialDigest, ""
+            joinTimeout, initialCid, initialDigest, ""
         );
+        if (start) {
+            for (uint256 i = 0; i < learners.length; ++i) {
+                emit LearnerJoined(experimentId, learners[i]);
+            }
+            emit ExperimentStarted(experimentId);
+        }
+    }
+
+    function joined(uint256 experimentId, address learner) external {
+        emit LearnerJoined(experimentId, learner);
+    }
+
+    function started(uint256 experimentId) external {
+        emit ExperimentStarted(experimentId);
+    }
+
+    function cancelled(uint256 experimentId) external {
+        emit ExperimentCancelled(experimentId);
     }
 
     function proposed(uint256 experimentId, uint256 round, address proposer, string calldata cid, bytes32 digest)
