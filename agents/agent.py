@@ -383,9 +383,10 @@ class LearnerAgent:
                 self._report(f"experiment {self.experiment_id}: {joined} of {n} learners "
                              f"joined; waiting for {n - joined}")
             self._joined_count = joined
-        elif acted:
-            self._report(f"joined experiment {self.experiment_id}")
-            self._step_again = True  # the last join started round 0
+        elif acted:  # the last join: it started round 0
+            self._report(f"joined experiment {self.experiment_id}; every learner has joined: "
+                         f"experiment {self.experiment_id} started")
+            self._step_again = True
         return acted
 
     def _report(self, message: str) -> None:

@@ -20,6 +20,7 @@ from consortium import Consortium
 
 from agents.chain import NO_SCORE, RoundState
 from agents.cid import compute_cid
+from agents.network import advance_time
 from agents.devchain import AnvilProcess
 from colearn_core.codec import decode_weights, encode_weights
 from colearn_core.driver import run_experiment, set_equal_weights
@@ -197,14 +198,17 @@ def test_an_agent_started_late_delays_the_start_instead_of_losing_round_0(consor
     assert c.client.proposals(c.experiment_id, 0), "round 0 was proposed, not lost"
     assert 0 not in [e.round for e in c.client.expiries(c.experiment_id)]
     assert any(f"joined experiment {c.experiment_id}; waiting for" in c.log(i) for i in (0, 1))
-    assert f"experiment {c.experiment_id} started: every learner joined" in c.log(2)
+    assert (f"joined experiment {c.experiment_id}; every learner has joined: experiment "
+            f"{c.experiment_id} started") in c.log(2)
     for i in range(3):
         assert [r["round"] for r in c.result(i)["rounds"]] == [0, 1]
 
 
 def test_an_agent_whose_experiment_is_cancelled_stops_with_one_line(consortium):
-    c = consortium(n=3, rounds=1, join_timeout=5)  # learners 1 and 2 never come
+    c = consortium(n=3, rounds=1, join_timeout=600)  # learners 1 and 2 never come
     c.start(0)
+    c.wait_until(lambda: c.joined() == 1, 120, "learner 0 to join")
+    advance_time(c.w3, 601)  # past the join deadline, on the chain's clock
     c.wait_until(lambda: c.processes[0].poll() is not None
                  or c.client.state(c.experiment_id) == RoundState.CANCELLED, 120,
                  "the experiment to be cancelled")
