@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine:
 #   make demo   - the whole experiment on the embedded default (in-process EVM, file store)
-#   make test   - the test suite (needs Node for anvil and the compiler check)
+#   make test   - the type check (mypy) and the test suite (needs Node for anvil and the
+#                 compiler check)
 # Both create the venv and install what they need, once.
 
 VENV   ?= .venv
@@ -17,9 +18,11 @@ demo: $(STAMP)
 	$(VENV)/bin/colearn demo --out $(OUT)
 
 test: $(STAMP) $(EXTRAS_STAMP) $(NPM_STAMP) chromium
+	$(PY) -m mypy
 	$(PY) -m pytest
 
 test-fast: $(STAMP) $(EXTRAS_STAMP) $(NPM_STAMP) chromium
+	$(PY) -m mypy
 	$(PY) -m pytest -m "not slow"
 
 # Debian's headless browser and its driver, for the explorer's browser test (once: only

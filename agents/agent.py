@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
+from eth_account.signers.local import LocalAccount
 from pydantic import BaseModel
 
 from agents.chain import (
@@ -147,6 +148,7 @@ class LearnerAgent:
         if client.account is None:
             raise AgentError("an agent needs a client with an account")
         self.client = client
+        self.account: LocalAccount = client.account
         self.store = store
         self.learner = learner
         self.experiment_id = experiment_id
@@ -397,11 +399,9 @@ class LearnerAgent:
     def _join(self) -> None:
         """Joins directly, or hands a signed join to the relay (directly if it refuses)."""
         if self.relay is not None:
-            account, index = self.client.account, self._index
-            assert account is not None and index is not None  # (checked at start)
-            signed = sign_join(account, chain_id=self.client.chain_id,
+            signed = sign_join(self.account, chain_id=self.client.chain_id,
                                contract=self.client.address, experiment_id=self.experiment_id,
-                               learner_index=index)
+                               learner_index=self._learner_index())
             try:
                 with self.timings.measure("transactions"):
                     self.relay.submit_join(signed)
@@ -411,6 +411,12 @@ class LearnerAgent:
                 self.log.warning("join not relayed (%s); joining directly", exc)
         with self.timings.measure("transactions"):
             self.client.join(self.experiment_id)
+
+    def _learner_index(self) -> int:
+        """This learner's index in the experiment's list (its place in the schedule)."""
+        self._experiment()
+        assert self._index is not None
+        return self._index
 
     def _experiment(self) -> ExperimentCreated:
         if self._created is None:
@@ -492,8 +498,8 @@ class LearnerAgent:
         digest = _digest(data)
         with self.timings.measure("store"):
             cid = self.store.put(data)
-        if not self._relayed(round_index, "proposal", lambda: self.relay.submit_proposal(
-                sign_proposal(self.client.account, chain_id=self.client.chain_id,
+        if not self._relayed(round_index, "proposal", lambda relay: relay.submit_proposal(
+                sign_proposal(self.account, chain_id=self.client.chain_id,
                               contract=self.client.address, experiment_id=self.experiment_id,
                               round_index=round_index, cid=cid, digest=digest))):
             with self.timings.measure("transactions"):
@@ -515,14 +521,16 @@ class LearnerAgent:
             verdict = self._judge(round_index)
             self._verdicts = {round_index: verdict}
         if self._relayed_vote == round_index:
-            if self._seconds_left(self.status) > self.relay_fallback_seconds:
+            if self.status is not None and \
+                    self._seconds_left(self.status) > self.relay_fallback_seconds:
                 return False  # the relay's batch is still due
             self.log.warning("round %d: the relay has not delivered this vote; voting directly",
                              round_index)
-        elif self._relayed(round_index, "vote", lambda: self.relay.submit_vote(sign_vote(
-                self.client.account, chain_id=self.client.chain_id, contract=self.client.address,
+        elif self._relayed(round_index, "vote", lambda relay: relay.submit_vote(sign_vote(
+                self.account, chain_id=self.client.chain_id, contract=self.client.address,
                 experiment_id=self.experiment_id, round_index=round_index,
-                learner_index=self._index, approve=verdict.approve, score=verdict.score))):
+                learner_index=self._learner_index(), approve=verdict.approve,
+                score=verdict.score))):
             self._relayed_vote = round_index
             return True
         with self.timings.measure("transactions"):
@@ -530,14 +538,15 @@ class LearnerAgent:
         self.log.info("round %d: voted %s", round_index, "approve" if verdict.approve else "reject")
         return True
 
-    def _relayed(self, round_index: int, what: str, submit: Callable[[], object]) -> bool:
+    def _relayed(self, round_index: int, what: str,
+                 submit: Callable[[RelayClient], object]) -> bool:
         """Hands a signed call to the relay, if there is one; False if there is none or it
         refused (then the agent acts directly)."""
         if self.relay is None:
             return False
         try:
             with self.timings.measure("transactions"):
-                submit()
+                submit(self.relay)
         except RelayError as exc:
             self.log.warning("round %d: %s not relayed (%s); sending it directly", round_index,
                              what, exc)

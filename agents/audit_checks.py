@@ -531,7 +531,7 @@ def _ranges(values: list[int]) -> str:
     if not values:
         return "none"
     parts, start, prev = [], values[0], values[0]
-    for v in values[1:] + [None]:  # type: ignore[list-item]
+    for v in [*values[1:], None]:
         if v is not None and v == prev + 1:
             prev = v
             continue

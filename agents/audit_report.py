@@ -116,7 +116,7 @@ def votes_png(history: History) -> bytes:
 
         with _PLOT_LOCK:
             buffer = io.BytesIO()
-            plot_votes(results, n, buffer)  # type: ignore[arg-type] - savefig takes a file
+            plot_votes(results, n, buffer)  # type: ignore[arg-type]  # savefig takes a file
             return buffer.getvalue()
     import numpy as np
     from matplotlib.colors import ListedColormap
@@ -329,13 +329,15 @@ def print_report(report: AuditReport, console: Console) -> None:
     if report.off_chain_fields:
         console.print(f"not on chain, not compared: {', '.join(report.off_chain_fields)}",
                       style="dim")
-    for v in report.violations:
-        where = f" round {v.round}" if v.round is not None else ""
-        console.print(f"[red]✗ {v.code}[/]{where}: {escape(v.message)}", soft_wrap=True)
-    s = h.stats
-    console.print(f"read {s.logs:,} logs in {s.log_queries} eth_getLogs (blocks {s.from_block}–"
-                  f"{s.to_block}), {s.blocks:,} block headers and {s.receipts:,} receipts in "
-                  f"{s.batches} batches: {s.seconds:.2f} s; checks {report.seconds:.2f} s",
+    for violation in report.violations:
+        where = f" round {violation.round}" if violation.round is not None else ""
+        console.print(f"[red]✗ {violation.code}[/]{where}: {escape(violation.message)}",
+                      soft_wrap=True)
+    stats = h.stats
+    console.print(f"read {stats.logs:,} logs in {stats.log_queries} eth_getLogs (blocks "
+                  f"{stats.from_block}–{stats.to_block}), {stats.blocks:,} block headers and "
+                  f"{stats.receipts:,} receipts in {stats.batches} batches: "
+                  f"{stats.seconds:.2f} s; checks {report.seconds:.2f} s",
                   style="dim", soft_wrap=True)
     if report.ok:
         console.print("[bold green]audit passed[/]: every check holds")

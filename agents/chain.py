@@ -723,7 +723,8 @@ class _JsonRpc:
             if transport is None:
                 kwargs = provider.get_request_kwargs()  # type: ignore[attr-defined]
                 transport = _HTTP_TRANSPORTS[provider] = _HttpJson(
-                    str(provider.endpoint_uri), kwargs.get("headers", {}),
+                    str(provider.endpoint_uri),  # type: ignore[attr-defined]
+                    kwargs.get("headers", {}),
                     kwargs.get("timeout"))
             self._post: Callable[[str, list[Any]], Any] = transport
         else:
@@ -958,7 +959,8 @@ class _TxSender:
         for attempt in range(2):
             if self._nonce is None:
                 self._nonce = self.rpc.nonce(self.account.address)
-            tx = {"chainId": self.chain_id(), "nonce": self._nonce, "to": call["to"],
+            tx: dict[str, Any] = {"chainId": self.chain_id(), "nonce": self._nonce,
+                                  "to": call["to"],
                   "data": call["data"], "value": 0, "gas": gas, **fees}
             raw = self.account.sign_transaction(tx).raw_transaction
             try:
@@ -1046,7 +1048,7 @@ def _decode_revert(data: bytes | None, errors: dict[bytes, tuple[str, list[str],
         args = dict(zip(names, values))
         if name == "UnexpectedRoundState":
             for key in ("current", "expected"):
-                args[key] = RoundState(args[key]).name
+                args[key] = RoundState(int(args[key])).name
     except Exception:  # noqa: BLE001 - malformed revert data: not one of the contract's
         return None
     return ContractRevert(name, args)

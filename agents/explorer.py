@@ -253,7 +253,8 @@ class Explorer:
             raise LookupError(f"no block {number}: {exc}") from None
         return {"number": block["number"], "hash": "0x" + bytes(block["hash"]).hex(),
                 "timestamp": block["timestamp"], "gas_used": block["gasUsed"],
-                "transactions": ["0x" + bytes(t).hex() for t in block["transactions"]]}
+                "transactions": ["0x" + bytes(t).hex()  # type: ignore[arg-type]  # hashes
+                                 for t in block["transactions"]]}
 
 
 def _abi_type(param: dict[str, Any]) -> str:

@@ -51,6 +51,7 @@ from rich.console import Console
 from rich.table import Table
 from web3 import Web3
 from web3.contract import Contract
+from web3.types import Wei
 
 from agents.chain import ChainError, CollectiveLearningClient, load_artifact, score_to_fixed
 from agents.network import advance_time, connect, derive_accounts, fund_accounts, is_in_process
@@ -156,11 +157,13 @@ def _relayed_round(clients: list[CollectiveLearningClient], experiment_id: int,
     proposer = round_index % n
     propose = clients[proposer].propose(experiment_id, round_index, CID, _digest(round_index))
     relayer = clients[proposer]
-    votes = [sign_vote(c.account, chain_id=relayer.chain_id, contract=relayer.address,
+    accounts = [c.account for c in clients if c.account is not None]
+    assert len(accounts) == n  # every client here sends transactions
+    votes = [sign_vote(a, chain_id=relayer.chain_id, contract=relayer.address,
                        experiment_id=experiment_id, round_index=round_index, learner_index=i,
                        approve=True, score=SCORE).as_call_arg()
-             for i, c in enumerate(clients) if i != proposer]
-    learners = [c.account.address for c in clients]
+             for i, a in enumerate(accounts) if i != proposer]
+    learners = [a.address for a in accounts]
     fn = relayer.contract.functions.castVotesBySig(experiment_id, round_index, learners, votes)
     batch, _ = relayer._transact(fn, gas=BATCH_GAS_BASE + BATCH_GAS_PER_VOTE * len(votes))
     return propose.gas_used, batch.gas_used
@@ -227,7 +230,7 @@ def _send(w3: Web3, account: LocalAccount, fn: Any, gas: int | None = None) -> d
                          f"{type(exc).__name__} {exc}") from None
     if receipt["status"] != 1:
         raise ChainError(f"benchmark transaction {tx_hash.to_0x_hex()} reverted")
-    return receipt
+    return dict(receipt)
 
 
 def _deploy(w3: Web3, account: LocalAccount, compiled: dict[str, Any], *args: Any) -> Contract:
@@ -321,14 +324,15 @@ def _fund(w3: Web3, addresses: list[str], amount_wei: int = 10**19) -> None:
         fund_accounts(w3, addresses, amount_wei)  # raises its explanation
     for address in addresses:
         tx_hash = w3.eth.send_transaction(
-            {"from": w3.eth.accounts[0], "to": address, "value": amount_wei, "gas": 21_000})
+            {"from": w3.eth.accounts[0], "to": address, "value": Wei(amount_wei),
+             "gas": 21_000})
         w3.eth.wait_for_transaction_receipt(tx_hash)
 
 
 def _chain_name(w3: Web3, rpc: str | None) -> str:
     if rpc is not None:
         return rpc
-    vm = w3.provider.ethereum_tester.backend.chain.get_vm()
+    vm = w3.provider.ethereum_tester.backend.chain.get_vm()  # type: ignore[attr-defined]
     return f"in-process eth-tester (py-evm, {vm.fork})"
 
 

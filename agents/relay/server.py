@@ -98,7 +98,7 @@ class RelayServer:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     @property
     def open_connections(self) -> int:
@@ -181,13 +181,14 @@ class _DeadlineReader(socket.SocketIO):
 
     def __init__(self, sock: socket.socket, deadline: float):
         super().__init__(sock, "rb")
+        self._socket = sock
         self._deadline = deadline
 
     def readinto(self, b: Any) -> int | None:
         left = self._deadline - time.monotonic()
         if left <= 0:
             raise TimeoutError("the request took too long to arrive")
-        self._sock.settimeout(left)
+        self._socket.settimeout(left)
         return super().readinto(b)
 
 

@@ -278,7 +278,7 @@ class Relay:
             with self._lock:
                 pending = self._pending.get(key)
                 votes = list(pending.votes.values()) if pending is not None else []
-            if not votes:
+            if pending is None or not votes:
                 return
             try:
                 done = self._submit(experiment_id, round_index, votes)
