@@ -109,8 +109,9 @@ class _Transfer:
     connection's socket down, which wakes the worker from a blocked read at once.
     """
 
-    def __init__(self, deadline: float) -> None:
-        self.deadline = deadline
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds  # the whole call's budget: the node is told it too
+        self.deadline = time.monotonic() + seconds
         self.done = threading.Event()
         self.data: bytes | None = None
         self.error: Exception | None = None
@@ -288,7 +289,7 @@ class IpfsRpcStore(WeightStore):
         canonical = _checked_cid(cid)
         limit = self.max_bytes if max_bytes is None else max_bytes
         seconds = self.timeout if timeout is None else max(0.1, timeout)
-        transfer = _Transfer(time.monotonic() + seconds)
+        transfer = _Transfer(seconds)
         worker = threading.Thread(target=transfer.run, args=(self._cat, cid, canonical, limit),
                                   name=f"ipfs-cat-{canonical[-8:]}", daemon=True)
         worker.start()
@@ -305,7 +306,7 @@ class IpfsRpcStore(WeightStore):
 
     def _cat(self, cid: str, canonical: str, limit: int | None, transfer: _Transfer) -> bytes:
         """Streams ``cat``; stops at ``limit`` bytes or at the transfer's deadline."""
-        seconds = max(0.1, transfer.deadline - time.monotonic())
+        seconds = transfer.seconds  # (the caller stops waiting at the deadline anyway)
         params = {"arg": canonical, "timeout": _duration(seconds)}
         start = time.monotonic()
         builder = CidBuilder()
