@@ -14,15 +14,12 @@ a stakeholder's process steps one whenever an event or a deadline asks something
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 from eth_account.signers.local import LocalAccount
 from pydantic import BaseModel
 
@@ -39,27 +36,15 @@ from agents.chain import (
     score_to_fixed,
 )
 from agents.events import EventFollower, follow_events
+from agents.records import RoundRecord, Timings
 from agents.relay import RelayClient, RelayError
 from agents.signing import sign_join, sign_proposal, sign_vote
-from agents.weight_store import (
-    ContentMismatch,
-    ContentTooLarge,
-    InvalidCid,
-    WeightStore,
-    WeightStoreError,
-)
-from colearn_core.codec import (
-    WeightsFormatError,
-    WeightsMismatchError,
-    check_compatible,
-    decode_weights,
-    encode_weights,
-    encoded_size_limit,
-)
+from agents.verify import Rejected, WeightsVerifier, describe, one_line, sha256
+from agents.weight_store import WeightStore, WeightStoreError
+from colearn_core.codec import encode_weights
 from colearn_core.ml_interface import (
     ErrorCodes,
     MachineLearningInterface,
-    TrainingSummary,
     Weights,
 )
 
@@ -87,40 +72,6 @@ class AgentError(Exception):
 
 class ExperimentCancelled(AgentError):
     """The experiment was cancelled before it started (a learner did not join in time)."""
-
-
-class Timings:
-    """Seconds spent per activity: ``step`` (all of it), and within it ``learner``
-    (training, testing, loading weights), ``store``, ``status`` (reading the round's status)
-    and ``transactions`` (sending and confirming them); ``follow`` (following the chain's
-    events between steps, idle waits excluded). The protocol's own time is
-    step - learner + follow."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    def add(self, key: str, seconds: float) -> None:
-        self.seconds[key] = self.seconds.get(key, 0.0) + seconds
-
-    @contextmanager
-    def measure(self, key: str) -> Iterator[None]:
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.add(key, time.perf_counter() - started)
-
-
-class RoundRecord(BaseModel):
-    """What this learner did and saw in one round (local; the chain holds the rest)."""
-
-    round: int
-    role: str  # "proposer" or "voter"
-    vote_score: float | None = None
-    test_score: float | None = None
-    approve: bool | None = None
-    reason: str | None = None  # why a proposal was rejected without testing, or not made
-    training_summary: TrainingSummary | None = None  # the proposer's (e.g. its DP budget)
 
 
 class _Verdict(BaseModel):
@@ -186,11 +137,10 @@ class LearnerAgent:
         self._held: tuple[int, bytes, Any] | None = None
         weights = learner.mli_get_current_weights().weights
         # The learner's weights at start: if they are the chain's model, nothing to fetch.
-        self.model_digest = _digest(encode_weights(weights))
+        self.model_digest = sha256(encode_weights(weights))
         # Names, shapes and dtypes fetched weights must have (the model's never change),
         # hence the most bytes worth fetching: anything longer is refused unread.
-        self._template = _shape_template(weights)
-        self.max_weight_bytes = min(max_weight_bytes, encoded_size_limit(self._template))
+        self.verifier = WeightsVerifier(store, weights, max_weight_bytes)
 
     # --------------------------------------------------------------- the loop
 
@@ -457,15 +407,15 @@ class LearnerAgent:
             try:
                 # Half the time left at most: this round's vote or proposal is still due.
                 budget = self._time_to_act()
-                weights = self._fetch_verified(cid, digest, budget and max(1.0, budget / 2))
-            except _Rejected as exc:
+                weights = self._fetch(cid, digest, budget and max(1.0, budget / 2))
+            except Rejected as exc:
                 self._cannot_adopt(digest, f"{cid}: {exc}", permanent=exc.permanent)
                 return False
         try:
             with self.timings.measure("learner"):
                 self.learner.mli_accept_weights(Weights(weights=weights))
         except Exception as exc:  # noqa: BLE001 - peer data must not stop the agent
-            self._cannot_adopt(digest, f"the learner refuses it: {_describe(exc)}",
+            self._cannot_adopt(digest, f"the learner refuses it: {describe(exc)}",
                                permanent=True)
             return False
         self.model_digest = digest
@@ -495,7 +445,7 @@ class LearnerAgent:
                 training_summary=summary)
             return False
         data = encode_weights(weights.weights)
-        digest = _digest(data)
+        digest = sha256(data)
         with self.timings.measure("store"):
             cid = self.store.put(data)
         if not self._relayed(round_index, "proposal", lambda relay: relay.submit_proposal(
@@ -566,16 +516,16 @@ class LearnerAgent:
         ``NO_SCORE`` and the reason logged."""
         proposal = self._proposal(round_index)
         try:
-            weights = self._fetch_verified(proposal.cid, proposal.digest, self._time_to_act())
+            weights = self._fetch(proposal.cid, proposal.digest, self._time_to_act())
             with self.timings.measure("learner"):
                 try:
                     tested = self.learner.mli_test_weights(Weights(weights=weights))
                 except Exception as exc:  # noqa: BLE001 - peer data must not stop the agent
-                    raise _Rejected(f"testing failed: {_describe(exc)}") from None
-        except _Rejected as exc:
-            reason = _one_line(str(exc))
+                    raise Rejected(f"testing failed: {describe(exc)}") from None
+        except Rejected as exc:
+            reason = one_line(str(exc))
             self.log.warning("round %d: rejecting proposal %s: %s", round_index,
-                             _one_line(proposal.cid, 80), reason)
+                             one_line(proposal.cid, 80), reason)
             self.records[round_index] = RoundRecord(
                 round=round_index, role="voter", approve=False, reason=reason)
             return _Verdict(approve=False, score=NO_SCORE, reason=reason)
@@ -596,59 +546,9 @@ class LearnerAgent:
         left = self._seconds_left(status)
         return max(1.0, left - max(VOTE_MARGIN_SECONDS, 0.1 * left))
 
-    def _fetch_verified(self, cid: str, digest: bytes, timeout: float | None):
-        """Fetches within ``timeout`` seconds, checks the sha256 digest, decodes safely and
-        checks the weights fit the learner's model. Raises :class:`_Rejected` with the
-        reason otherwise (``permanent`` when the content itself is at fault)."""
-        try:
-            with self.timings.measure("store"):
-                data = self.store.get(cid, max_bytes=self.max_weight_bytes, timeout=timeout)
-        except (InvalidCid, ContentTooLarge, ContentMismatch) as exc:
-            raise _Rejected(str(exc), permanent=True) from None
-        except WeightStoreError as exc:
-            raise _Rejected(str(exc)) from None
-        except Exception as exc:  # noqa: BLE001 - a store must not stop the agent either
-            raise _Rejected(f"the store failed: {_describe(exc)}") from None
-        actual = _digest(data)
-        if actual != digest:
-            raise _Rejected(f"digest mismatch: content is {actual.hex()}, chain says "
-                            f"{digest.hex()}", permanent=True)
-        try:
-            weights = decode_weights(data, max_bytes=self.max_weight_bytes)
-            check_compatible(weights, self._template)
-        except (WeightsFormatError, WeightsMismatchError) as exc:
-            raise _Rejected(str(exc), permanent=True) from None
-        return weights
-
-
-class _Rejected(Exception):
-    """A proposal or model that cannot be fetched, verified or loaded; ``permanent`` when
-    its content is at fault (the same CID and digest can never load)."""
-
-    def __init__(self, reason: str, *, permanent: bool = False) -> None:
-        super().__init__(reason)
-        self.permanent = permanent
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {_one_line(str(exc))}"
-
-
-def _one_line(text: str, limit: int = 300) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
-def _digest(data: bytes) -> bytes:
-    return hashlib.sha256(data).digest()
-
-
-def _shape_template(weights: Any) -> Any:
-    """Arrays with the names, shapes and dtypes of ``weights`` and none of their content
-    (``np.empty``: large ones stay unmapped until touched, and are never touched)."""
-    if isinstance(weights, Mapping):
-        return {name: np.empty(np.shape(a), np.asarray(a).dtype) for name, a in weights.items()}
-    return [np.empty(np.shape(a), np.asarray(a).dtype) for a in weights]
+    def _fetch(self, cid: str, digest: bytes, timeout: float | None) -> Any:
+        with self.timings.measure("store"):
+            return self.verifier.fetch(cid, digest, timeout)
 
 
 def _sleep(seconds: float, stop: threading.Event | None) -> None:

@@ -70,7 +70,7 @@ from colearn_core.ml_interface import (
 )
 
 FACTORY = "colearn_core.tasks.bench:bench_learner"
-# What each agent reports it spent its time on (see agents.agent.Timings).
+# What each agent reports it spent its time on (see agents.records.Timings).
 _AGENT_TIMINGS = ("step", "learner", "store", "status", "transactions", "follow")
 #: On-chain rounds should be no slower than in-memory ones...
 TARGET_RATIO = 1.0

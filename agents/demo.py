@@ -20,12 +20,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from agents.agent import LearnerAgent, RoundRecord, run_in_process
+from agents.agent import LearnerAgent, run_in_process
 from agents.audit import HistoryReader
 from agents.chain import CollectiveLearningClient
 from agents.history import RoundRow, join_rows, round_rows
 from agents.launch import launch_experiment
 from agents.network import connect, derive_accounts, fund_accounts
+from agents.records import RoundRecord
 from agents.spec import ExperimentTerms
 from agents.weight_store import WeightStore, open_store
 from colearn_core.codec import decode_weights

@@ -21,11 +21,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from agents.agent import LearnerAgent, RoundRecord, run_in_process
+from agents.agent import LearnerAgent, run_in_process
 from agents.chain import CollectiveLearningClient, RoundState
 from agents.history import RoundRow, read_history
 from agents.launch import launch_experiment
 from agents.network import advance_time, connect, derive_accounts, fund_accounts, is_in_process
+from agents.records import RoundRecord
 from agents.spec import ExperimentTerms
 from agents.weight_store import WeightStore, open_store
 from colearn_core.codec import decode_weights
