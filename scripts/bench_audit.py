@@ -31,16 +31,16 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
-from agents.audit import read_history
-from agents.audit_checks import audit_history
-from agents.audit_report import print_report, render_html
-from agents.chain import CollectiveLearningClient, score_to_fixed
-from agents.devchain import AnvilProcess
-from agents.launch import launch_experiment
-from agents.network import advance_time, connect, derive_accounts, fund_accounts
-from agents.signing import sign_join, sign_proposal, sign_vote
-from agents.spec import ExperimentTerms
-from agents.weight_store import FileWeightStore
+from agents.audit.reader import read_history
+from agents.audit.checks import audit_history
+from agents.audit.report import print_report, render_html
+from agents.chain.client import CollectiveLearningClient, score_to_fixed
+from agents.devtools.anvil import AnvilProcess
+from agents.experiment.launch import launch_experiment
+from agents.chain.network import advance_time, connect, derive_accounts, fund_accounts
+from agents.chain.signing import sign_join, sign_proposal, sign_vote
+from agents.experiment.spec import ExperimentTerms
+from agents.storage.store import FileWeightStore
 from colearn_core.codec import encode_weights
 
 TIMEOUT = 600  # proposal and voting timeouts (seconds)

@@ -9,7 +9,7 @@ from typing import Self
 
 import numpy as np
 
-from agents.chain import CollectiveLearningClient, ContractRevert, RoundState
+from agents.chain.client import CollectiveLearningClient, ContractRevert, RoundState
 from colearn_core.ml_interface import Weights
 from colearn_core.tasks.factories import digits_learner
 

@@ -31,11 +31,11 @@ from experiments import (
 )
 from web3 import Web3
 
-from agents.chain import CollectiveLearningClient
-from agents.devchain import AnvilProcess
-from agents.devipfs import JsIpfsDaemon
-from agents.devprocess import DevProcessError, ManagedProcess
-from agents.network import connect, derive_accounts, fund_accounts, is_in_process
+from agents.chain.client import CollectiveLearningClient
+from agents.chain.network import connect, derive_accounts, fund_accounts, is_in_process
+from agents.devtools.anvil import AnvilProcess
+from agents.devtools.ipfs import JsIpfsDaemon
+from agents.devtools.process import DevProcessError, ManagedProcess
 
 NUM_LEARNERS = 6
 SLOW_ENV = "COLEARN_TESTS_SLOW"  # set by ``pytest --slow``

@@ -19,11 +19,11 @@ from typing import Any
 
 from eth_account import Account
 
-from agents.chain import CollectiveLearningClient, RoundState
-from agents.launch import launch_experiment
-from agents.network import connect, derive_accounts, fund_accounts
-from agents.spec import ExperimentTerms, LearnerFactory
-from agents.weight_store import open_store
+from agents.chain.client import CollectiveLearningClient, RoundState
+from agents.chain.network import connect, derive_accounts, fund_accounts
+from agents.experiment.launch import launch_experiment
+from agents.experiment.spec import ExperimentTerms, LearnerFactory
+from agents.storage.store import open_store
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS = "colearn_core.tasks.factories:digits_learner"
@@ -73,7 +73,7 @@ class Consortium:
     def command(self, i: int, factory: str | None = None, **factory_args: Any) -> list[str]:
         factory = factory or self.factory
         args = {"index": i, "n_learners": self.n, "seed": self.seed, **factory_args}
-        return [sys.executable, "-m", "agents.cli", "-v", "agent", "--rpc", self.chain_url,
+        return [sys.executable, "-m", "agents.cli.main", "-v", "agent", "--rpc", self.chain_url,
                 "--contract", self.client.address, "--experiment", str(self.experiment_id),
                 "--keystore", str(self.keystores[i]),
                 "--password-file", str(self.workdir / "password"),

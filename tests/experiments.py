@@ -13,7 +13,7 @@ import pytest
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from agents.chain import (
+from agents.chain.client import (
     CollectiveLearningClient,
     ContractRevert,
     ExperimentInfo,

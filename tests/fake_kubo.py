@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
-from agents.cid import compute_cid, normalize_cid
+from agents.storage.cid import compute_cid, normalize_cid
 
 
 class FakeKubo:

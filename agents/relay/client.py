@@ -7,8 +7,8 @@ from typing import Any, Self
 import httpx
 from pydantic import BaseModel
 
+from agents.chain.signing import SignedJoin, SignedProposal, SignedVote
 from agents.relay.errors import Refused, RelayError
-from agents.signing import SignedJoin, SignedProposal, SignedVote
 
 
 class RelayClient:

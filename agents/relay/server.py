@@ -26,10 +26,10 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ValidationError
 
-from agents.chain import ChainError
+from agents.chain.client import ChainError
+from agents.chain.signing import SignedJoin, SignedProposal, SignedVote
 from agents.relay.errors import Refused
 from agents.relay.service import Relay
-from agents.signing import SignedJoin, SignedProposal, SignedVote
 
 log = logging.getLogger(__name__)
 

@@ -19,15 +19,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
-from agents.chain import (
+from agents.chain.client import (
     ChainError,
     CollectiveLearningClient,
     ContractRevert,
     ExperimentCreated,
     RoundState,
 )
+from agents.chain.signing import InvalidSignature, SignedJoin, SignedProposal, SignedVote
 from agents.relay.errors import Refused, RelayError
-from agents.signing import InvalidSignature, SignedJoin, SignedProposal, SignedVote
 
 log = logging.getLogger(__name__)
 

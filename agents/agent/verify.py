@@ -1,0 +1,95 @@
+"""Weights a peer published, checked before a learner sees them: fetched within a deadline
+and a size fitting the learner's own model, the sha256 digest on chain, a safe decode, and
+the model's names, shapes and dtypes with finite values.
+
+Whatever goes wrong is a :class:`Rejected` with the reason: the agent turns it into a
+reject vote (or leaves an accepted model it cannot load), never into a crash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from agents.storage.store import (
+    ContentMismatch,
+    ContentTooLarge,
+    InvalidCid,
+    WeightStore,
+    WeightStoreError,
+)
+from colearn_core.codec import (
+    ArrayTree,
+    WeightsFormatError,
+    WeightsMismatchError,
+    check_compatible,
+    decode_weights,
+    encoded_size_limit,
+)
+
+
+class Rejected(Exception):
+    """Weights that cannot be fetched, verified or loaded; ``permanent`` when their content
+    is at fault (the same CID and digest can never load)."""
+
+    def __init__(self, reason: str, *, permanent: bool = False) -> None:
+        super().__init__(reason)
+        self.permanent = permanent
+
+
+class WeightsVerifier:
+    """Fetches and checks weights for a model shaped like ``weights`` (their names, shapes
+    and dtypes; their values are not kept). ``max_bytes`` caps a fetch further."""
+
+    def __init__(self, store: WeightStore, weights: Any, max_bytes: int) -> None:
+        self.store = store
+        self.template = shape_template(weights)
+        # Anything longer than this model's weights can encode to is refused unread.
+        self.max_bytes = min(max_bytes, encoded_size_limit(self.template))
+
+    def fetch(self, cid: str, digest: bytes, timeout: float | None) -> ArrayTree:
+        """The weights of ``cid`` if they arrive within ``timeout`` seconds (``None``: the
+        store's own limit), hash to ``digest`` and fit the model; else :class:`Rejected`."""
+        try:
+            data = self.store.get(cid, max_bytes=self.max_bytes, timeout=timeout)
+        except (InvalidCid, ContentTooLarge, ContentMismatch) as exc:
+            raise Rejected(str(exc), permanent=True) from None
+        except WeightStoreError as exc:
+            raise Rejected(str(exc)) from None
+        except Exception as exc:  # noqa: BLE001 - a store must not stop the agent either
+            raise Rejected(f"the store failed: {describe(exc)}") from None
+        actual = sha256(data)
+        if actual != digest:
+            raise Rejected(f"digest mismatch: content is {actual.hex()}, chain says "
+                           f"{digest.hex()}", permanent=True)
+        try:
+            weights = decode_weights(data, max_bytes=self.max_bytes)
+            check_compatible(weights, self.template)
+        except (WeightsFormatError, WeightsMismatchError) as exc:
+            raise Rejected(str(exc), permanent=True) from None
+        return weights
+
+
+def shape_template(weights: Any) -> Any:
+    """Arrays with the names, shapes and dtypes of ``weights`` and none of their content
+    (``np.empty``: large ones stay unmapped until touched, and are never touched)."""
+    if isinstance(weights, Mapping):
+        return {name: np.empty(np.shape(a), np.asarray(a).dtype) for name, a in weights.items()}
+    return [np.empty(np.shape(a), np.asarray(a).dtype) for a in weights]
+
+
+def sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: message`` on one line."""
+    return f"{type(exc).__name__}: {one_line(str(exc))}"
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."

@@ -1,0 +1,533 @@
+"""An experiment's whole history rebuilt from the contract's events alone, for audits.
+
+:class:`HistoryReader` asks the node for the contract's logs of one experiment in block
+ranges (all nine event types in one ``eth_getLogs`` per range, filtered by the contract and
+the experiment-id topic; the range halves when a node refuses it as too large), decodes
+them locally, and fetches each distinct block's header once (timestamps) and each distinct
+transaction's receipt once (sender, gas), in JSON-RPC batches. It reads incrementally:
+:meth:`HistoryReader.update` fetches only what landed since the last call (the explorer
+relies on it).
+
+:class:`History` is plain data (pydantic), so the checks of :mod:`agents.audit.checks`
+run as well on a history read from a chain as on one doctored by hand in a test.
+
+Nothing here trusts an agent or a results file; the contract's views are read once, at
+the audited block, only to cross-check what the events say. Nor does anything here trust
+the contract: logs are decoded by :class:`agents.audit.logs.EventDecoder`, and a log that
+does not decode, a view that fails, a round number no contract could reach, are recorded
+in the history for the checks to name. Memory grows with the logs the node returns, never
+with a number a log or a view claims.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, Field
+
+from agents.audit.logs import (  # the audit's errors and its one decoder, re-exported
+    EVENTS,  # noqa: F401
+    AuditError,
+    Batch,
+    EventDecoder,
+    MalformedEvent,
+    UnknownExperiment,
+    check_experiment_id,
+)
+from agents.audit.logs import brief as _brief
+from agents.chain.client import (
+    ChainError,
+    CollectiveLearningClient,
+    ContractRevert,
+    RawLog,
+    fixed_to_score,
+)
+from agents.chain.logs import DEFAULT_CHUNK_BLOCKS  # blocks a query at first (halved if refused)
+
+log = logging.getLogger(__name__)
+
+
+TxRole = Literal["propose", "proposeBySig", "vote", "castVotesBySig", "decide", "expire"]
+
+
+# ------------------------------------------------------------------------ the history
+
+
+class EventRef(BaseModel):
+    """Where an event was logged: its transaction, block, block time and log index."""
+
+    tx_hash: str
+    block_number: int
+    log_index: int
+    timestamp: int = 0  # the block's timestamp (0 until known)
+
+    @property
+    def position(self) -> tuple[int, int]:
+        return (self.block_number, self.log_index)
+
+
+class Proposal(EventRef):
+    proposer: str
+    cid: str
+    digest: str  # 0x-hex sha256 of the serialized weights
+
+
+class Vote(EventRef):
+    voter: str
+    learner_index: int  # -1: not a learner of the experiment
+    approve: bool
+    score: int  # fixed point, SCORE_SCALE; NO_SCORE: the voter could not test the proposal
+
+    @property
+    def vote_score(self) -> float | None:
+        return fixed_to_score(self.score)
+
+
+class Decision(EventRef):
+    accepted: bool
+    approvals: int
+    rejections: int
+
+
+class Expiry(EventRef):
+    pass
+
+
+class Join(EventRef):
+    """A learner's consent (LearnerJoined), direct or signed and relayed."""
+
+    learner: str
+    learner_index: int  # -1: not a learner of the experiment
+    sender: str  # who paid: the learner, or a relayer (joinBySig)
+    gas_used: int
+
+    @property
+    def relayed(self) -> bool:
+        return self.sender != self.learner
+
+
+class Completion(EventRef):
+    model_digest: str
+    model_round: int  # 0: the initial model; r + 1: the proposal of round r
+
+
+class TxRecord(BaseModel):
+    """One transaction of a round, counted once however many events it logged."""
+
+    hash: str
+    role: TxRole
+    sender: str  # who paid: a relayer for proposeBySig and castVotesBySig
+    block_number: int
+    timestamp: int
+    gas_used: int
+    events: int  # the experiment's events it logged
+    decides: bool = False  # it also closed the round (the deciding vote)
+
+
+class RoundHistory(BaseModel):
+    round: int
+    proposer: str  # the scheduled proposer, learners[round % n]
+    proposer_index: int
+    proposal: Proposal | None = None
+    votes: list[Vote] = Field(default_factory=list)
+    decision: Decision | None = None
+    expiry: Expiry | None = None
+    #: Events the contract can never log twice for a round that came again (names).
+    duplicates: list[str] = Field(default_factory=list)
+    txs: list[TxRecord] = Field(default_factory=list)
+
+    @property
+    def closed(self) -> bool:
+        return self.decision is not None or self.expiry is not None
+
+    @property
+    def outcome(self) -> str:
+        if self.expiry is not None:
+            return "expired"
+        if self.decision is not None:
+            return "accepted" if self.decision.accepted else "rejected"
+        return "voting" if self.proposal is not None else "open"
+
+    @property
+    def closing(self) -> EventRef | None:
+        return self.decision or self.expiry
+
+    @property
+    def gas(self) -> int:
+        return sum(tx.gas_used for tx in self.txs)
+
+
+class ExperimentConfig(EventRef):
+    """The ExperimentCreated event: the experiment's configuration, fixed for its life."""
+
+    experiment_id: int
+    creator: str
+    learners: list[str]
+    threshold_bps: int
+    num_rounds: int
+    proposal_timeout: int
+    voting_timeout: int
+    join_timeout: int
+    initial_cid: str
+    initial_digest: str
+    metadata_cid: str
+
+    @property
+    def join_deadline(self) -> int:
+        """Joins are accepted strictly before it (creation time + join timeout)."""
+        return self.timestamp + self.join_timeout
+
+    def proposer(self, round_index: int) -> str:
+        """``learners[round % n]``; "" when the event lists no learner at all."""
+        return self.learners[round_index % len(self.learners)] if self.learners else ""
+
+
+class ChainView(BaseModel):
+    """The contract's views at the audited block (a cross-check of the events)."""
+
+    block_number: int
+    round: int
+    model_digest: str
+    model_round: int
+    num_learners: int | None = None  # getExperiment's configuration, when read
+    num_rounds: int | None = None
+    joined: int | None = None  # learners who joined, by getExperiment
+
+
+class MalformedLog(EventRef):
+    """A log of the experiment that does not decode as the contract's event."""
+
+    event: str  # the event its first topic names, or "unknown"
+    reason: str
+
+
+class FetchStats(BaseModel):
+    from_block: int = 0
+    to_block: int = 0
+    log_queries: int = 0
+    logs: int = 0
+    blocks: int = 0
+    receipts: int = 0
+    batches: int = 0
+    seconds: float = 0.0
+
+
+class History(BaseModel):
+    chain_id: int
+    contract: str
+    config: ExperimentConfig
+    rounds: list[RoundHistory]
+    #: Joins, in log order; round 0 starts with ExperimentStarted, logged by the last one.
+    joins: list[Join] = Field(default_factory=list)
+    start: EventRef | None = None
+    cancellation: EventRef | None = None  # ExperimentCancelled: the experiment never started
+    completion: Completion | None = None
+    view: ChainView | None = None
+    #: Why the contract's views could not be read at the audited block (then view is None).
+    view_error: str | None = None
+    #: Logs of the experiment that do not decode as the contract's events.
+    malformed: list[MalformedLog] = Field(default_factory=list)
+    #: Experiment-level events logged more than once (ExperimentCreated, ...Started,
+    #: ...Cancelled, ...Completed).
+    duplicates: list[MalformedLog] = Field(default_factory=list)
+    stats: FetchStats = Field(default_factory=FetchStats)
+
+    @property
+    def experiment_id(self) -> int:
+        return self.config.experiment_id
+
+    @property
+    def closed_rounds(self) -> int:
+        return sum(1 for r in self.rounds if r.closed)
+
+    @property
+    def total_gas(self) -> int:
+        """Gas of the rounds' transactions and of the joins."""
+        return sum(r.gas for r in self.rounds) + sum(j.gas_used for j in self.joins)
+
+
+# ----------------------------------------------------------------------------- reader
+
+
+class HistoryReader:
+    """Reads one experiment's events, incrementally, and assembles its :class:`History`."""
+
+    def __init__(self, client: CollectiveLearningClient, experiment_id: int, *,
+                 from_block: int = 0, chunk_blocks: int = DEFAULT_CHUNK_BLOCKS):
+        self.client = client
+        self.experiment_id = check_experiment_id(experiment_id)
+        self.chunk_blocks = max(1, chunk_blocks)
+        self.stats = FetchStats(from_block=from_block)
+        self._decoder = EventDecoder()
+        self._batch = Batch(client.w3)
+        self._first_block = from_block
+        self._next_block = from_block
+        self._events: list[tuple[str, dict[str, Any], RawLog]] = []
+        self._malformed: list[MalformedLog] = []
+        self._timestamps: dict[int, int] = {}
+        self._receipts: dict[str, tuple[str, int]] = {}
+        self._view: ChainView | None = None
+        self._view_error: str | None = None
+        self._located = False
+        self.version = 0  # bumped whenever new events arrive
+
+    def close(self) -> None:
+        self._batch.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def update(self, to_block: int | None = None) -> bool:
+        """Fetches the events logged since the last update, up to ``to_block`` (default:
+        the latest block); returns whether any arrived."""
+        started = time.perf_counter()
+        latest = self.client.block_number() if to_block is None else to_block
+        if latest < self._next_block - 1:  # the chain went back (a reorg, a dev snapshot)
+            log.info("the chain is at block %d, behind block %d already read: reading again",
+                     latest, self._next_block - 1)
+            self._reset()
+        if not self._located:
+            self._locate(latest)
+        before = len(self._events)
+        if self._next_block <= latest:
+            self._scan(self._next_block, latest)
+            self._next_block = latest + 1
+        new = self._events[before:]
+        self._fetch_details(new)
+        self._view, self._view_error = self._read_view(latest)
+        self.stats.to_block = latest
+        self.stats.blocks, self.stats.receipts = len(self._timestamps), len(self._receipts)
+        self.stats.batches = self._batch.requests
+        self.stats.seconds += time.perf_counter() - started
+        if new:
+            self.version += 1
+        return bool(new)
+
+    @property
+    def view(self) -> ChainView | None:
+        """The contract's views at the last update's block."""
+        return self._view
+
+    def history(self) -> History:
+        """The experiment as read so far (call :meth:`update` first)."""
+        created = [(f, e) for name, f, e in self._events if name == "ExperimentCreated"]
+        if not created:
+            broken = next((m for m in self._malformed if m.event == "ExperimentCreated"), None)
+            if broken is not None:
+                raise AuditError(f"experiment {self.experiment_id}'s ExperimentCreated event "
+                                 f"(block {broken.block_number}, tx {broken.tx_hash}) is "
+                                 f"malformed: {broken.reason}")
+            raise self._unknown()
+        fields, entry = created[0]
+        config = ExperimentConfig(**fields, **self._ref(entry))
+        malformed = [m.model_copy(update={"timestamp": self._timestamps.get(m.block_number, 0)})
+                     for m in self._malformed]
+        return History(chain_id=self.client.chain_id, contract=self.client.address,
+                       config=config, view=self._view, view_error=self._view_error,
+                       malformed=malformed, stats=self.stats.model_copy(),
+                       **_assemble(config, self._events, self._ref, self._receipts))
+
+    # ------------------------------------------------------------------ internals
+
+    def _unknown(self) -> ChainError:
+        try:
+            count = self.client.experiment_count()
+        except Exception as exc:  # noqa: BLE001 - a hostile contract's answer can break
+            # web3's and eth-abi's decoders in many ways: the count is only for the message
+            log.debug("experimentCount() failed: %s", exc)
+            has = "its experimentCount() view fails"
+        else:
+            has = f"it has {count} experiment{'' if count == 1 else 's'}"
+        return UnknownExperiment(f"experiment {self.experiment_id} does not exist in contract "
+                                 f"{self.client.address} ({has})")
+
+    def _reset(self) -> None:
+        self._next_block = self._first_block
+        self._events.clear()
+        self._malformed.clear()
+        self._timestamps.clear()
+        self._receipts.clear()
+        self._located = False
+        self.version += 1
+
+    def _locate(self, latest: int) -> None:
+        """Starts the scan at the experiment's creation block, found by the client's
+        search for its first creation log (one query where the node takes the range,
+        else a bisection of ``experimentCount()`` or a chunked scan)."""
+        self._located = True
+        topics = [self._decoder.topic["ExperimentCreated"], self.experiment_id.to_bytes(32, "big")]
+        queries = self.client.log_queries
+        try:
+            found = self.client.first_log(topics, self._next_block, latest,
+                                          self._created_by)
+        finally:
+            self.stats.log_queries += self.client.log_queries - queries
+        if found is None:
+            raise self._unknown()
+        self._next_block = max(self._next_block, found.block_number)
+        self.stats.from_block = self._next_block
+
+    def _created_by(self, block: int) -> bool:
+        """Whether the contract's ``experimentCount()`` says the experiment exists at
+        ``block`` (a hint only: the scan still reads the creation event itself)."""
+        return self.client.experiment_count(block) >= self.experiment_id
+
+    def _scan(self, first: int, last: int) -> None:
+        topics = self._decoder.topics(self.experiment_id)
+        queries = self.client.log_queries
+        try:
+            entries = self.client.raw_logs(topics, first, last, chunk_blocks=self.chunk_blocks)
+        finally:
+            self.stats.log_queries += self.client.log_queries - queries
+        for entry in entries:
+            if entry.removed:
+                continue
+            try:
+                name, fields = self._decoder.decode(entry, self.experiment_id)
+            except MalformedEvent as exc:
+                self._malformed.append(MalformedLog(event=exc.event, reason=exc.reason,
+                                                    **self._ref(entry)))
+                continue
+            self._events.append((name, fields, entry))
+        self.stats.logs += len(entries)
+
+    def _fetch_details(self, events: Iterable[tuple[str, dict[str, Any], RawLog]]) -> None:
+        blocks = sorted({e.block_number for _, _, e in events} - set(self._timestamps))
+        txs = sorted({e.tx_hash for _, _, e in events} - set(self._receipts))
+        self._timestamps.update(self._batch.timestamps(blocks))
+        self._receipts.update(self._batch.receipts(txs))
+
+    def _read_view(self, block: int) -> tuple[ChainView | None, str | None]:
+        """The contract's views at ``block``, or why they could not be read (a revert, an
+        answer that does not decode: the checks report it if the experiment exists)."""
+        try:
+            info = self.client.experiment(self.experiment_id, block)
+            digest, model_round = self.client.current_model(self.experiment_id, block)
+        except ChainError as exc:
+            if "cannot reach" in str(exc) and not isinstance(exc, ContractRevert):
+                raise
+            return None, _brief(exc)
+        except Exception as exc:  # noqa: BLE001 - eth-abi and web3 fail in many ways on a
+            # hostile contract's return or revert data; it is a finding, not a crash
+            return None, _brief(exc)
+        return ChainView(block_number=block, round=info.round, model_digest="0x" + digest.hex(),
+                         model_round=model_round, num_learners=info.num_learners,
+                         num_rounds=info.num_rounds, joined=info.joined), None
+
+    def _ref(self, entry: RawLog) -> dict[str, Any]:
+        return {"tx_hash": entry.tx_hash, "block_number": entry.block_number,
+                "log_index": entry.log_index,
+                "timestamp": self._timestamps.get(entry.block_number, 0)}
+
+
+def _assemble(config: ExperimentConfig, events: list[tuple[str, dict[str, Any], RawLog]],
+              ref: Any, receipts: dict[str, tuple[str, int]]) -> dict[str, Any]:
+    """Joins, the start or cancellation, rounds and the completion from the decoded
+    events, in log order: one row per round number the events name, whatever the numbers
+    (the checks judge them)."""
+    index: dict[str, int] = {}
+    for i, a in enumerate(config.learners):
+        index.setdefault(a, i)  # a listed twice (never by the contract) keeps its first place
+    rounds: dict[int, RoundHistory] = {}
+    completion: Completion | None = None
+    joins: list[Join] = []
+    once: dict[str, EventRef] = {}  # ExperimentStarted, ExperimentCancelled
+    duplicates: list[MalformedLog] = []
+    created = 0
+
+    def row(r: int) -> RoundHistory:
+        if r not in rounds:
+            proposer = config.proposer(r)
+            rounds[r] = RoundHistory(round=r, proposer=proposer,
+                                     proposer_index=index.get(proposer, -1))
+        return rounds[r]
+
+    tx_events: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    tx_round: dict[str, int] = {}
+    for name, f, entry in events:
+        if name == "ExperimentCreated":
+            created += 1
+            if created > 1:
+                duplicates.append(MalformedLog(event=name, reason="logged again", **ref(entry)))
+            continue
+        if name == "LearnerJoined":
+            sender, gas = receipts.get(entry.tx_hash, ("", 0))
+            joins.append(Join(learner=f["learner"], learner_index=index.get(f["learner"], -1),
+                              sender=sender, gas_used=gas, **ref(entry)))
+            continue
+        if name in ("ExperimentStarted", "ExperimentCancelled"):
+            if name in once:
+                duplicates.append(MalformedLog(event=name, reason="logged again", **ref(entry)))
+            else:
+                once[name] = EventRef(**ref(entry))
+            continue
+        if name == "ExperimentCompleted":
+            if completion is None:
+                completion = Completion(**f, **ref(entry))
+            else:
+                duplicates.append(MalformedLog(event=name, reason="logged again", **ref(entry)))
+            continue
+        rr = row(f["round"])
+        tx_events.setdefault(entry.tx_hash, []).append((name, f))
+        tx_round.setdefault(entry.tx_hash, rr.round)
+        if name == "WeightsProposed":
+            if rr.proposal is not None:
+                rr.duplicates.append(name)
+            else:
+                rr.proposal = Proposal(proposer=f["proposer"], cid=f["cid"], digest=f["digest"],
+                                       **ref(entry))
+        elif name == "VoteCast":
+            rr.votes.append(Vote(voter=f["voter"], learner_index=index.get(f["voter"], -1),
+                                 approve=f["approve"], score=f["score"], **ref(entry)))
+        elif name == "RoundDecided":
+            if rr.decision is not None:
+                rr.duplicates.append(name)
+            else:
+                rr.decision = Decision(accepted=f["accepted"], approvals=f["approvals"],
+                                       rejections=f["rejections"], **ref(entry))
+        elif name == "RoundExpired":
+            if rr.expiry is not None:
+                rr.duplicates.append(name)
+            else:
+                rr.expiry = Expiry(**ref(entry))
+
+    first_ref: dict[str, dict[str, Any]] = {}
+    for _, _, entry in events:
+        first_ref.setdefault(entry.tx_hash, ref(entry))
+    for tx_hash, logged in tx_events.items():
+        sender, gas = receipts.get(tx_hash, ("", 0))
+        names = [n for n, _ in logged]
+        at = first_ref[tx_hash]
+        rounds[tx_round[tx_hash]].txs.append(TxRecord(
+            hash=tx_hash, role=_role(logged, sender), sender=sender,
+            block_number=at["block_number"], timestamp=at["timestamp"], gas_used=gas,
+            events=len(logged), decides="VoteCast" in names and "RoundDecided" in names))
+    return {"rounds": [rounds[r] for r in sorted(rounds)], "completion": completion,
+            "joins": joins, "start": once.get("ExperimentStarted"),
+            "cancellation": once.get("ExperimentCancelled"), "duplicates": duplicates}
+
+
+def _role(logged: list[tuple[str, dict[str, Any]]], sender: str) -> TxRole:
+    names = [n for n, _ in logged]
+    if "WeightsProposed" in names:
+        proposer = next(f["proposer"] for n, f in logged if n == "WeightsProposed")
+        return "propose" if proposer == sender else "proposeBySig"
+    votes = [f for n, f in logged if n == "VoteCast"]
+    if votes:
+        return "vote" if len(votes) == 1 and votes[0]["voter"] == sender else "castVotesBySig"
+    return "expire" if "RoundExpired" in names else "decide"
+
+
+def read_history(client: CollectiveLearningClient, experiment_id: int, *, from_block: int = 0,
+                 chunk_blocks: int = DEFAULT_CHUNK_BLOCKS) -> History:
+    """The experiment's whole history up to the latest block, from its events."""
+    with HistoryReader(client, experiment_id, from_block=from_block,
+                       chunk_blocks=chunk_blocks) as reader:
+        reader.update()
+        return reader.history()

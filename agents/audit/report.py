@@ -1,0 +1,512 @@
+"""An audit's three forms: a table in the terminal, JSON for machines, and one
+self-contained HTML file (styles inline, plots embedded as PNG data URIs).
+
+The plots are colearn's two, drawn from the chain's vote scores: the vote score of each
+learner per round (with their mean), and the learner x round vote grid.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Span, Text
+
+from agents.audit.checks import AuditReport
+from agents.audit.logs import MAX_LEARNERS
+from agents.audit.reader import History, RoundHistory
+from agents.audit.results import results_summary
+from colearn_core.results import Result, Results
+
+#: colearn's vote grid (colearn_core.plots.plot_votes): labels and colours, in value order.
+GRID_LABELS = ["no vote", "reject", "approve", "proposer: rejected", "proposer: accepted",
+               "proposer: expired"]
+GRID_COLOURS = ["#ffffff", "#e4572e", "#76b041", "#8b1e3f", "#1f6f3b", "#9e9e9e"]
+#: Up to this many rounds the grid is colearn's own plot (one column per round, ticked).
+COLEARN_GRID_MAX_ROUNDS = 60
+_PLOT_LOCK = threading.Lock()  # pyplot's state is global: one figure at a time
+
+
+# ---------------------------------------------------------------------------- plots
+
+
+def _learners(history: History) -> int:
+    """Learners drawn in the plots and the grid: the contract allows at most
+    :data:`MAX_LEARNERS` (a longer list in a hostile event is drawn no further)."""
+    return min(len(history.config.learners), MAX_LEARNERS)
+
+
+def colearn_results(history: History) -> Results:
+    """colearn's ``Results`` from the chain: votes and vote scores from VoteCast events."""
+    n = _learners(history)
+    results = Results()
+    for r in history.rounds:
+        if not r.closed:
+            continue
+        votes: list[bool | None] = [None] * n
+        scores: list[float | None] = [None] * n
+        for v in r.votes:
+            if 0 <= v.learner_index < n:
+                votes[v.learner_index] = v.approve
+                scores[v.learner_index] = v.vote_score
+        results.append(Result(vote=None if r.expiry else r.decision.accepted if r.decision else None,
+                              votes=votes, vote_scores=scores, test_scores=[None] * n,
+                              training_summaries=[None] * n, block_proposer=r.proposer_index))
+    return results
+
+
+def grid_values(history: History) -> list[list[int]]:
+    """The vote grid, learner x closed round, as indices into :data:`GRID_LABELS`."""
+    n = _learners(history)
+    closed = [r for r in history.rounds if r.closed]
+    grid = [[0] * len(closed) for _ in range(n)]
+    for col, r in enumerate(closed):
+        for v in r.votes:
+            if 0 <= v.learner_index < n:
+                grid[v.learner_index][col] = 2 if v.approve else 1
+        if 0 <= r.proposer_index < n:
+            grid[r.proposer_index][col] = 5 if r.expiry else 4 if r.decision and \
+                r.decision.accepted else 3
+    return grid
+
+
+def scores_png(history: History) -> bytes:
+    """The vote score of each learner per round, and their mean (colearn's vote panel)."""
+    plt = _pyplot()
+    results = colearn_results(history)
+    n = _learners(history)
+    rounds = list(range(len(results.data)))
+    with _PLOT_LOCK:
+        fig, ax = plt.subplots(figsize=(10, 4.2))
+        few = len(rounds) <= 100
+        for j in range(n):
+            ax.plot(rounds, _series(results.vote_scores(j)), ":o" if few else "-", ms=3,
+                    alpha=0.6, lw=1, label=f"learner {j}")
+        ax.plot(rounds, _series(results.mean_vote_scores()), "k-", lw=2, label="mean")
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title("vote score per learner per round (VoteCast events)")
+        ax.set_xlabel("round")
+        ax.grid(alpha=0.3)
+        if n <= 20:
+            ax.legend(fontsize=7, ncol=2 if n > 10 else 1, bbox_to_anchor=(1.01, 1),
+                      loc="upper left")
+        fig.tight_layout()
+        return _png(fig, plt)
+
+
+def votes_png(history: History) -> bytes:
+    """The learner x round vote grid: colearn's plot up to :data:`COLEARN_GRID_MAX_ROUNDS`
+    rounds, the same grid at a bounded size beyond."""
+    results = colearn_results(history)
+    n = _learners(history)
+    if len(results.data) <= COLEARN_GRID_MAX_ROUNDS and all(
+            0 <= r.block_proposer < n for r in results.data):
+        from colearn_core.plots import plot_votes
+
+        with _PLOT_LOCK:
+            buffer = io.BytesIO()
+            plot_votes(results, n, buffer)  # type: ignore[arg-type]  # savefig takes a file
+            return buffer.getvalue()
+    import numpy as np
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    plt = _pyplot()
+    values = grid_values(history)
+    # No learner (a hostile event) or no closed round: one empty cell.
+    grid = np.array(values, dtype=int) if values and values[0] else np.zeros((1, 1), dtype=int)
+    with _PLOT_LOCK:
+        fig, ax = plt.subplots(figsize=(14, 1.2 + min(n, 40) * 0.3))
+        ax.imshow(grid, cmap=ListedColormap(GRID_COLOURS), vmin=0, vmax=len(GRID_COLOURS) - 1,
+                  aspect="auto", interpolation="nearest")
+        ax.set_xlabel("round")
+        ax.set_ylabel("learner")
+        ax.legend(handles=[Patch(facecolor=c, edgecolor="#999999", label=label)
+                           for c, label in zip(GRID_COLOURS, GRID_LABELS)],
+                  bbox_to_anchor=(1.01, 1), loc="upper left", fontsize=7)
+        ax.set_title("votes")
+        fig.tight_layout()
+        return _png(fig, plt)
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig: Any, plt: Any) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _series(values: list[float | None]) -> list[float]:
+    return [float("nan") if v is None else v for v in values]
+
+
+# ------------------------------------------------------------------------- terminal
+
+
+def _short(text: str | None, head: int = 10, tail: int = 4) -> str:
+    if not text:
+        return "-"
+    return text if len(text) <= head + tail + 1 else f"{text[:head]}…{text[-tail:]}"
+
+
+def _time(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
+
+
+def _score(score: float | None) -> str:
+    return "no score" if score is None else f"{score:.4f}"
+
+
+def _outcome_style(r: RoundHistory) -> str:
+    return {"accepted": "green", "rejected": "red", "expired": "yellow"}.get(r.outcome, "cyan")
+
+
+class _PlainTable:
+    """Columns padded to their widest cell, a few cells coloured: fast for any length."""
+
+    def __init__(self, title: str, columns: list[tuple[str, str]]):
+        self.title = title
+        self.columns = columns
+        self.rows: list[list[tuple[str, str]]] = []
+
+    def add(self, *cells: str | tuple[str, str]) -> None:
+        self.rows.append([c if isinstance(c, tuple) else (c, "") for c in cells])
+
+    def render(self) -> Text:
+        widths = [max([len(name)] + [len(row[i][0]) for row in self.rows])
+                  for i, (name, _) in enumerate(self.columns)]
+        parts: list[str] = []
+        spans: list[Span] = []
+        at = 0
+
+        def line(cells: list[tuple[str, str]]) -> None:
+            nonlocal at
+            for i, ((value, style), width) in enumerate(zip(cells, widths)):
+                cell = f"{value:{self.columns[i][1]}{width}}" + ("  " if i < len(widths) - 1
+                                                                 else "\n")
+                if style:
+                    start = at + cell.index(value)
+                    spans.append(Span(start, start + len(value), style))
+                parts.append(cell)
+                at += len(cell)
+
+        title = f"{self.title}\n"
+        parts.append(title)
+        spans.append(Span(0, len(title) - 1, "italic"))
+        at = len(title)
+        line([(name, "bold") for name, _ in self.columns])
+        rule = "─" * (sum(widths) + 2 * (len(widths) - 1)) + "\n"
+        parts.append(rule)
+        at += len(rule)
+        for row in self.rows:
+            line(row)
+        return Text("".join(parts), spans=spans)
+
+    def emit(self, console: Console) -> None:
+        """Prints the table: through rich on a terminal (colours) or a recording console;
+        written as it is elsewhere (a pipe, a file: rich would add nothing to it but time)."""
+        text = self.render()
+        if console.is_terminal or console.record:
+            console.print(text, soft_wrap=True)
+        else:
+            console.file.write(text.plain)
+            console.file.flush()
+
+
+def joining_line(h: History) -> str:
+    """How joining went: started (when, by whose join), cancelled, or still open."""
+    cfg = h.config
+    n, joined = len(cfg.learners), len(h.joins)
+    deadline = f"join deadline {_time(cfg.join_deadline)} UTC"
+    if h.cancellation is not None:
+        return (f"cancelled in block {h.cancellation.block_number} "
+                f"({_time(h.cancellation.timestamp)} UTC): {joined} of {n} learners joined "
+                f"before the {deadline}")
+    if h.start is not None:
+        return (f"started in block {h.start.block_number} ({_time(h.start.timestamp)} UTC): "
+                f"all {n} learners joined, the last in tx {h.start.tx_hash}")
+    return f"joining: {joined} of {n} learners joined; {deadline}"
+
+
+def print_report(report: AuditReport, console: Console) -> None:
+    """The audit as tables: configuration, rounds, checks, and the violations."""
+    h = report.history
+    cfg = h.config
+    console.print(f"[bold]experiment {cfg.experiment_id}[/] · contract {h.contract} · chain "
+                  f"{h.chain_id} · created in block {cfg.block_number} ({_time(cfg.timestamp)} "
+                  f"UTC) by {cfg.creator}, tx {cfg.tx_hash}", soft_wrap=True, highlight=False)
+    console.print(f"{len(cfg.learners)} learners · threshold {cfg.threshold_bps} bps · "
+                  f"{h.closed_rounds}/{cfg.num_rounds} rounds closed · timeouts "
+                  f"{cfg.join_timeout} s to join, {cfg.proposal_timeout} s to propose, "
+                  f"{cfg.voting_timeout} s to vote · "
+                  f"initial model {cfg.initial_cid} ({cfg.initial_digest}) · metadata "
+                  f"{cfg.metadata_cid or '-'}", soft_wrap=True, highlight=False)
+    learners = Table(title="learners", title_justify="left")
+    learners.add_column("#", justify="right")
+    learners.add_column("address")
+    for i, address in enumerate(cfg.learners[:MAX_LEARNERS]):
+        learners.add_row(str(i), address)
+    if len(cfg.learners) > MAX_LEARNERS:
+        learners.add_row("…", f"and {len(cfg.learners) - MAX_LEARNERS:,} more")
+    console.print(learners)
+    console.print(joining_line(h), soft_wrap=True, highlight=False)
+    if h.joins:
+        joins = _PlainTable("joins (LearnerJoined)", [
+            ("learner", ">"), ("address", "<"), ("block", ">"), ("time (UTC)", "<"),
+            ("tx", "<"), ("paid by", "<"), ("gas", ">")])
+        for j in h.joins[:MAX_LEARNERS]:
+            joins.add(str(j.learner_index), j.learner, str(j.block_number), _time(j.timestamp),
+                      j.tx_hash, "relayer " + _short(j.sender, 8) if j.relayed else "learner",
+                      f"{j.gas_used:,}")
+        joins.emit(console)
+
+    # Plain aligned tables for the long parts: rich's Table measures every cell against the
+    # terminal, which takes minutes for the ~20,000 votes of a 1,000-round experiment.
+    rounds = _PlainTable("rounds (from the chain's events; tally: approve/reject)", [
+        ("round", ">"), ("proposer", "<"), ("proposal CID", "<"), ("digest", "<"),
+        ("outcome", "<"), ("tally", "<"), ("blocks", "<"), ("closed (UTC)", "<"), ("gas", ">")])
+    votes = _PlainTable("votes (VoteCast events; score = fixed point / 1e18)", [
+        ("round", ">"), ("learner", "<"), ("vote", "<"), ("score", ">"), ("block", ">"),
+        ("tx", "<")])
+    txs = _PlainTable("transactions (each counted once; a relayer's batch carries many votes)", [
+        ("round", ">"), ("tx", "<"), ("role", "<"), ("sender", "<"), ("block", ">"),
+        ("gas", ">")])
+    for r in h.rounds:
+        p = r.proposal
+        blocks = sorted({t.block_number for t in r.txs})
+        block_text = "-" if not blocks else str(blocks[0]) if len(blocks) == 1 \
+            else f"{blocks[0]}–{blocks[-1]}"
+        tally = f"{r.decision.approvals}/{r.decision.rejections}" if r.decision else "-"
+        closing = r.closing
+        proposer = f"{r.proposer_index} {_short(r.proposer, 8)}"
+        if p is not None and p.proposer != r.proposer:
+            proposer += f" (by {_short(p.proposer, 8)})"
+        rounds.add(str(r.round), proposer, _short(p.cid if p else None, 12, 6),
+                   _short(p.digest if p else None, 10, 6), (r.outcome, _outcome_style(r)),
+                   tally, block_text, _time(closing.timestamp) if closing else "-", f"{r.gas:,}")
+        for v in r.votes:
+            votes.add(str(r.round), f"{v.learner_index} {_short(v.voter, 8)}",
+                      ("approve", "green") if v.approve else ("reject", "red"),
+                      _score(v.vote_score), str(v.block_number), _short(v.tx_hash, 10, 6))
+        for t in r.txs:
+            txs.add(str(r.round), t.hash, t.role + (" (decides)" if t.decides else ""),
+                    _short(t.sender, 8), str(t.block_number), f"{t.gas_used:,}")
+    for table in (rounds, votes, txs):
+        table.emit(console)
+
+    if h.completion is not None:
+        console.print(f"completed in block {h.completion.block_number}: final model "
+                      f"{h.completion.model_digest} (model round {h.completion.model_round})",
+                      soft_wrap=True, highlight=False)
+    checks = Table(title="checks", title_justify="left")
+    for name in ("check", "checked", "violations", "what it verifies"):
+        checks.add_column(name)
+    for s in report.checks:
+        checks.add_row(s.code, str(s.checked),
+                       "[green]0[/]" if not s.violations else f"[red]{s.violations}[/]",
+                       escape(s.description))
+    console.print(checks)
+    if report.off_chain_fields:
+        console.print(f"not on chain, not compared: {', '.join(report.off_chain_fields)}",
+                      style="dim")
+    for violation in report.violations:
+        where = f" round {violation.round}" if violation.round is not None else ""
+        console.print(f"[red]✗ {violation.code}[/]{where}: {escape(violation.message)}",
+                      soft_wrap=True)
+    stats = h.stats
+    console.print(f"read {stats.logs:,} logs in {stats.log_queries} eth_getLogs (blocks "
+                  f"{stats.from_block}–{stats.to_block}), {stats.blocks:,} block headers and "
+                  f"{stats.receipts:,} receipts in {stats.batches} batches: "
+                  f"{stats.seconds:.2f} s; checks {report.seconds:.2f} s",
+                  style="dim", soft_wrap=True)
+    if report.ok:
+        console.print("[bold green]audit passed[/]: every check holds")
+    else:
+        names = sorted({v.code for v in report.violations})
+        console.print(f"[bold red]audit failed[/]: {len(report.violations)} violation"
+                      f"{'' if len(report.violations) == 1 else 's'} ({', '.join(names)})")
+
+
+# ----------------------------------------------------------------------------- JSON
+
+
+def report_json(report: AuditReport) -> dict[str, Any]:
+    """The report for machines: ``ok``, the violations, the checks, the full history, and
+    ``results`` (every chain number of the demo's results.json, rebuilt)."""
+    data = report.model_dump(mode="json")
+    return {"ok": report.ok, "violations": data.pop("violations"), "checks": data.pop("checks"),
+            **data, "results": results_summary(report.history)}
+
+
+# ----------------------------------------------------------------------------- HTML
+
+
+_CSS = """
+body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#222}
+h1{font-size:22px}h2{font-size:17px;margin-top:28px}
+table{border-collapse:collapse;margin:8px 0}
+td,th{border:1px solid #ddd;padding:3px 7px;vertical-align:top;text-align:left}
+th{background:#f4f4f4}code,.mono{font-family:ui-monospace,monospace;font-size:12px}
+.ok{background:#e5f5e0;border:1px solid #76b041;padding:8px 12px}
+.bad{background:#fde8e4;border:1px solid #e4572e;padding:8px 12px}
+.accepted{color:#1f6f3b;font-weight:600}.rejected{color:#8b1e3f;font-weight:600}
+.expired{color:#8a6d00;font-weight:600}.plot{max-width:100%;border:1px solid #eee}
+details summary{cursor:pointer}
+.hash{word-break:break-all;display:inline-block;max-width:17em}
+table.inner{margin:0;font-size:12px}table.inner td{border:0;border-bottom:1px solid #eee}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _img(png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode()
+    return f'<img class="plot" alt="{_e(alt)}" src="data:image/png;base64,{data}">'
+
+
+def render_html(report: AuditReport) -> str:
+    """One self-contained HTML page: verdict, configuration, plots, rounds, checks."""
+    h = report.history
+    cfg = h.config
+    out = ["<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+           f"<title>Audit of experiment {cfg.experiment_id}</title><style>{_CSS}</style>",
+           "</head><body>",
+           (f"<h1>Audit of experiment {cfg.experiment_id} — contract <code>{_e(h.contract)}"
+            f"</code>, chain {h.chain_id}</h1>")]
+    if report.ok:
+        out.append("<p class='ok' id='verdict'><b>Audit passed</b>: every check holds.</p>")
+    else:
+        out.append(f"<div class='bad' id='verdict'><b>Audit failed</b>: "
+                   f"{len(report.violations)} violation(s)<ul>")
+        out += [f"<li><code>{_e(v.code)}</code>"
+                f"{'' if v.round is None else f' round {v.round}'}: {_e(v.message)}</li>"
+                for v in report.violations]
+        out.append("</ul></div>")
+    out.append("<h2>Configuration (ExperimentCreated)</h2><table>")
+    for label, value in (
+            ("creator", cfg.creator),
+            ("created", f"block {cfg.block_number}, {_time(cfg.timestamp)} UTC, tx {cfg.tx_hash}"),
+            ("threshold", f"{cfg.threshold_bps} bps"), ("rounds", cfg.num_rounds),
+            ("proposal timeout", f"{cfg.proposal_timeout} s"),
+            ("voting timeout", f"{cfg.voting_timeout} s"),
+            ("join timeout", f"{cfg.join_timeout} s"),
+            ("joining", joining_line(h)),
+            ("initial model", f"{cfg.initial_cid} ({cfg.initial_digest})"),
+            ("metadata", cfg.metadata_cid or "-"),
+            ("learners", "<br>".join(f"{i}: {a}" for i, a in enumerate(cfg.learners))),
+            ("final model", "-" if h.completion is None else
+             f"{h.completion.model_digest} (model round {h.completion.model_round}), block "
+             f"{h.completion.block_number}")):
+        rendered = value if label == "learners" else _e(value)
+        out.append(f"<tr><th>{label}</th><td class='mono'>{rendered}</td></tr>")
+    out.append("</table>")
+    if h.closed_rounds:
+        out.append("<h2>Plots (from the chain's vote scores)</h2>")
+        out.append(_img(scores_png(h), "vote score per learner per round"))
+        out.append("<br>" + _img(votes_png(h), "vote grid"))
+    out.append("<h2>Rounds</h2><table id='rounds'><tr><th>round</th><th>proposer</th>"
+               "<th>proposal (CID, digest)</th><th>outcome</th><th>approve / reject</th>"
+               "<th>votes</th><th>transactions (block, time UTC, role, hash, sender, gas)</th>"
+               "<th>gas</th></tr>")
+    for r in h.rounds:
+        p = r.proposal
+        proposal = "-" if p is None else (f"<span class='hash'>{_e(p.cid)}</span><br>"
+                                          f"<span class='hash'>{_e(p.digest)}</span>")
+        votes = "".join(f"<tr><td>{v.learner_index}</td><td>{'approve' if v.approve else 'reject'}"
+                        f"</td><td>{_e(_score(v.vote_score))}</td><td>{_e(v.score)}</td>"
+                        f"<td>{_e(v.tx_hash)}</td></tr>" for v in r.votes)
+        votes_cell = "-" if not r.votes else (
+            f"<details><summary>{len(r.votes)} votes</summary><table><tr><th>learner</th>"
+            f"<th>vote</th><th>score</th><th>fixed point</th><th>tx</th></tr>{votes}</table>"
+            "</details>")
+        txs = "".join(f"<tr><td>{t.block_number}</td><td>{_time(t.timestamp)}</td><td>{t.role}"
+                      f"{' (decides)' if t.decides else ''}</td><td><span class='hash'>{_e(t.hash)}"
+                      f"</span></td><td><span class='hash'>{_e(t.sender)}</span></td><td>"
+                      f"{t.gas_used:,}</td></tr>"
+                      for t in r.txs)
+        txs = f"<table class='inner'>{txs}</table>"
+        tally = f"{r.decision.approvals} / {r.decision.rejections}" if r.decision else "-"
+        out.append(f"<tr class='round'><td>{r.round}</td><td class='mono'><span class='hash'>"
+                   f"{r.proposer_index}: {_e(r.proposer)}</span></td><td class='mono'>{proposal}</td><td class="
+                   f"'{r.outcome}'>{r.outcome}</td><td>{tally}</td><td>{votes_cell}</td>"
+                   f"<td class='mono'>{txs}</td><td>{r.gas:,}</td></tr>")
+    out.append("</table><h2>Checks</h2><table id='checks'><tr><th>check</th><th>checked</th>"
+               "<th>violations</th><th>what it verifies</th></tr>")
+    out += [f"<tr><td><code>{s.code}</code></td><td>{s.checked}</td><td>{s.violations}</td>"
+            f"<td>{_e(s.description)}</td></tr>" for s in report.checks]
+    out.append("</table>")
+    if report.off_chain_fields:
+        out.append(f"<p>Not on chain, not compared: {_e(', '.join(report.off_chain_fields))}</p>")
+    s = h.stats
+    out.append(f"<p class='mono'>Read {s.logs:,} logs in {s.log_queries} eth_getLogs (blocks "
+               f"{s.from_block}–{s.to_block}), {s.blocks:,} block headers and {s.receipts:,} "
+               f"receipts; total gas {h.total_gas:,}.</p></body></html>")
+    return "\n".join(out)
+
+
+def write_html(report: AuditReport, path: Path) -> Path:
+    path.write_text(render_html(report), encoding="utf-8")
+    return path
+
+
+def dumps(report: AuditReport) -> str:
+    return json.dumps(report_json(report), indent=2)
+
+
+def run_audit(rpc: str, contract: str, experiment_id: int, *, console: Console,
+              store_url: str | None = None, as_json: bool = False,
+              html_path: Path | None = None, compare: Path | None = None,
+              from_block: int = 0, chunk_blocks: int | None = None) -> AuditReport:
+    """``colearn audit``: reads the experiment from the chain, runs the checks, prints the
+    table (or JSON on stdout) and writes the HTML report if asked."""
+    import sys
+
+    from agents.audit.checks import audit_history
+    from agents.audit.reader import DEFAULT_CHUNK_BLOCKS, read_history
+    from agents.chain.client import CollectiveLearningClient
+    from agents.chain.network import connect
+    from agents.storage.store import open_store
+
+    if compare is not None and not compare.is_file():
+        raise ValueError(f"--compare {compare}: no such file")
+    client = CollectiveLearningClient(connect(rpc), contract)
+    client.check_deployed()
+    store = open_store(store_url) if store_url else None
+    try:
+        history = read_history(client, experiment_id, from_block=from_block,
+                               chunk_blocks=chunk_blocks or DEFAULT_CHUNK_BLOCKS)
+        report = audit_history(history, store=store, store_url=store_url, compare=compare)
+    finally:
+        if store is not None:
+            store.close()
+    if html_path is not None:
+        write_html(report, html_path)
+    if as_json:
+        sys.stdout.write(dumps(report) + "\n")
+    else:
+        print_report(report, console)
+        if html_path is not None:
+            console.print(f"wrote {html_path}")
+    return report

@@ -1,0 +1,155 @@
+"""Any learners through a whole experiment on chain, in one process.
+
+:func:`run_on_chain` is the on-chain counterpart of :func:`colearn_core.driver.run_experiment`:
+it deploys the contract (in-process EVM by default, or any RPC), stores learner 0's
+weights as the initial model, creates the experiment, steps one :class:`LearnerAgent`
+per learner until the experiment completes and rebuilds every round from the chain.
+On the in-process chain, when no agent can act (a proposer that stopped proposing, such
+as a learner whose privacy budget is spent), the clock jumps to the phase's deadline so
+the round expires as it would on a real chain, only without the wait.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import tempfile
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from agents.agent.learner_agent import LearnerAgent, run_in_process
+from agents.agent.records import RoundRecord
+from agents.chain.client import CollectiveLearningClient, RoundState
+from agents.chain.network import (
+    advance_time,
+    connect,
+    derive_accounts,
+    fund_accounts,
+    is_in_process,
+)
+from agents.experiment.history import RoundRow, read_history
+from agents.experiment.launch import launch_experiment
+from agents.experiment.spec import ExperimentTerms
+from agents.storage.store import WeightStore, open_store
+from colearn_core.codec import decode_weights
+from colearn_core.ml_interface import MachineLearningInterface
+from colearn_core.results import Result, Results
+
+log = logging.getLogger(__name__)
+
+
+class OnChainRun(BaseModel):
+    """An experiment run on chain: every round as the chain records it, each agent's own
+    records (scores, and the proposer's training summary), and the final model."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    chain_id: int
+    contract: str
+    experiment_id: int
+    rounds: list[RoundRow]
+    records: list[dict[int, RoundRecord]]  # per learner, by round
+    final_weights: Any  # the chain's final model, fetched and decoded from the store
+    final_model_round: int  # 0: the initial model; r + 1: the proposal of round r
+    total_gas: int
+    seconds: float
+
+    def decisions(self) -> list[bool | None]:
+        """Accepted / rejected per round; ``None`` for a round that expired."""
+        return [None if r.expired else r.accepted for r in self.rounds]
+
+    def results(self) -> Results:
+        """colearn's ``Results``: votes and decisions from the chain, scores and training
+        summaries from the agents' own records."""
+        n = len(self.records)
+        results = Results()
+        for row in self.rounds:
+            votes: list[bool | None] = [None] * n
+            for v in row.votes:
+                votes[v.learner_index] = v.approve
+            own = [self.records[j].get(row.round) for j in range(n)]
+            results.append(Result(
+                vote=None if row.expired else row.accepted,
+                votes=votes,
+                test_scores=[r.test_score if r else None for r in own],
+                vote_scores=[r.vote_score if r else None for r in own],
+                training_summaries=[r.training_summary if r else None for r in own],
+                block_proposer=row.proposer_index,
+            ))
+        return results
+
+
+def run_on_chain(
+    learners: Sequence[MachineLearningInterface],
+    n_rounds: int,
+    vote_threshold: float = 0.5,
+    *,
+    chain_url: str | None = None,
+    store: WeightStore | None = None,
+    proposal_timeout: int = 600,
+    voting_timeout: int = 600,
+    seed: int = 0,
+) -> OnChainRun:
+    """Runs ``learners`` through ``n_rounds`` rounds on chain and returns what happened.
+
+    Learner 0's current weights are the initial model; every learner adopts it first
+    (the agents fetch it, as stakeholders would). ``chain_url`` ``None`` is the in-process
+    EVM; ``store`` holds the weights (default: a temporary file store)."""
+    if len(learners) < 2:
+        raise ValueError("an experiment needs at least 2 learners")
+    started = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        if store is None:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="colearn-onchain-"))
+            store = stack.enter_context(open_store(f"file:{tmp}"))
+        w3 = connect(chain_url)
+        accounts = derive_accounts(len(learners), seed, label="colearn-onchain")
+        fund_accounts(w3, [a.address for a in accounts])
+        client, _ = CollectiveLearningClient.deploy(w3, accounts[0])
+        experiment_id = launch_experiment(client, store, ExperimentTerms(
+            learners=[a.address for a in accounts], threshold=vote_threshold, rounds=n_rounds,
+            proposal_timeout=proposal_timeout, voting_timeout=voting_timeout),
+            learners[0].mli_get_current_weights().weights).experiment_id
+        agents = [LearnerAgent(client.with_account(account), store, learner, experiment_id,
+                               name=f"learner{i}")
+                  for i, (account, learner) in enumerate(zip(accounts, learners))]
+        in_process = is_in_process(w3)
+        run_in_process(agents, on_idle=lambda: _idle(client, experiment_id,
+                                                     in_process=in_process))
+        rounds = read_history(client, experiment_id)
+        digest, model_round = client.current_model(experiment_id)
+        data = store.get(_model_cid(client, experiment_id, model_round, rounds))
+        if hashlib.sha256(data).digest() != digest:
+            raise RuntimeError("the stored final model does not match the chain's digest")
+        return OnChainRun(
+            chain_id=client.chain_id, contract=client.address, experiment_id=experiment_id,
+            rounds=rounds, records=[a.records for a in agents],
+            final_weights=decode_weights(data), final_model_round=model_round,
+            total_gas=sum(r.gas.total for r in rounds), seconds=time.perf_counter() - started)
+
+
+def _idle(client: CollectiveLearningClient, experiment_id: int, *,
+          in_process: bool) -> None:
+    """Nobody can act before the current deadline: on the in-process chain the clock
+    moves there; on a real node, time passes."""
+    status = client.round_status(experiment_id)
+    if status.state == RoundState.COMPLETED:
+        return
+    if in_process:
+        advance_time(client.w3, max(1, status.deadline - status.timestamp))
+    else:
+        time.sleep(0.05)
+
+
+def _model_cid(client: CollectiveLearningClient, experiment_id: int, model_round: int,
+               rounds: list[RoundRow]) -> str:
+    if model_round == 0:
+        return client.experiment_created(experiment_id).initial_cid
+    cid = rounds[model_round - 1].cid
+    if cid is None:
+        raise RuntimeError(f"round {model_round - 1} is the model but has no proposal")
+    return cid

@@ -1,0 +1,203 @@
+"""Content-addressed weight stores: put bytes, get them back by their IPFS CID.
+
+Every store hands back only verified content: the CID of the bytes returned by
+:meth:`WeightStore.get` is recomputed and must equal the CID asked for. CIDs are those of
+``ipfs add --cid-version=1 --raw-leaves`` (see :mod:`agents.storage.cid`), so the same bytes have
+the same CID here and on any IPFS node.
+
+:func:`open_store` picks a store from a URL:
+
+* ``file:DIR`` or ``file://DIR`` -> :class:`FileWeightStore` (one file per CID in DIR);
+* ``http://HOST:PORT`` / ``https://...`` -> an IPFS node's RPC API
+  (:class:`agents.storage.ipfs.IpfsRpcStore`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol, Self, runtime_checkable
+
+from agents.storage.cid import compute_cid, compute_cid_file, normalize_cid
+
+log = logging.getLogger(__name__)
+
+
+class WeightStoreError(Exception):
+    """Base class of every weight store error."""
+
+
+class InvalidCid(WeightStoreError):
+    """A string that is not a CID this store accepts."""
+
+    def __init__(self, cid: object, reason: str = "") -> None:
+        self.cid = cid
+        super().__init__(f"invalid CID {cid!r}" + (f": {reason}" if reason else ""))
+
+
+class ContentNotFound(WeightStoreError):
+    """The store holds no content for the CID."""
+
+    def __init__(self, cid: str, where: str = "") -> None:
+        self.cid = cid
+        super().__init__(f"content {cid} not found" + (f" in {where}" if where else ""))
+
+
+class ContentMismatch(WeightStoreError):
+    """The bytes the store holds for a CID do not hash to that CID."""
+
+    def __init__(self, cid: str, actual: str) -> None:
+        self.cid = cid
+        self.actual = actual
+        super().__init__(f"content stored for {cid} hashes to {actual}: refusing it")
+
+
+class ContentTooLarge(WeightStoreError):
+    """The content of a CID is larger than the caller accepts."""
+
+    def __init__(self, cid: str, size: int, max_bytes: int) -> None:
+        self.cid = cid
+        self.size = size
+        self.max_bytes = max_bytes
+        super().__init__(f"content {cid} is {size} bytes, over the limit of {max_bytes} bytes")
+
+
+class FetchTimeout(WeightStoreError):
+    """The store did not deliver the content of a CID within the time allowed."""
+
+    def __init__(self, cid: str, seconds: float, received: int, where: str = "") -> None:
+        self.cid = cid
+        self.seconds = seconds
+        self.received = received
+        super().__init__(f"content {cid} not delivered within {seconds:g} s "
+                         f"({received} bytes arrived)" + (f" from {where}" if where else ""))
+
+
+@runtime_checkable
+class WeightStore(Protocol):
+    """Stores bytes under their CID and returns only content that matches its CID.
+
+    Subclasses get context-manager support (``with store: ...`` closes it) for free.
+    """
+
+    def put(self, data: bytes) -> str:
+        """Stores ``data``; returns its CID. Putting the same bytes again is harmless."""
+        ...
+
+    def get(self, cid: str, *, max_bytes: int | None = None,
+            timeout: float | None = None) -> bytes:
+        """The content of ``cid``, verified against it, within ``timeout`` seconds of wall
+        clock time if the store can be slow (a local store ignores it).
+
+        Raises :class:`InvalidCid`, :class:`ContentNotFound`, :class:`ContentTooLarge`
+        (content over ``max_bytes``), :class:`ContentMismatch` or :class:`FetchTimeout`.
+        """
+        ...
+
+    def close(self) -> None:
+        """Releases whatever the store holds open."""
+        ...
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _checked_cid(cid: str) -> str:
+    """The canonical CIDv1 text of ``cid``, or :class:`InvalidCid`."""
+    try:
+        return normalize_cid(cid)
+    except (ValueError, TypeError) as exc:
+        raise InvalidCid(cid, str(exc)) from None
+
+
+class FileWeightStore(WeightStore):
+    """A directory holding one file per CID, named by the CID (canonical CIDv1 base32).
+
+    Writes go to a temporary file in the same directory, then an atomic rename, so a
+    reader never sees half a file. A CIDv0 (``Qm...``) is looked up as its CIDv1.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        log.debug("file weight store at %s", self.root)
+
+    def __repr__(self) -> str:
+        return f"FileWeightStore({str(self.root)!r})"
+
+    def _path(self, cid: str) -> Path:
+        return self.root / cid
+
+    def put(self, data: bytes) -> str:
+        cid = compute_cid(data)
+        path = self._path(cid)
+        if path.is_file():
+            if compute_cid_file(path) == cid:
+                log.debug("put %s: already stored", cid)
+                return cid
+            log.warning("put %s: stored copy is corrupt, rewriting it", cid)
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        log.info("put %s (%d bytes) in %s", cid, len(data), self.root)
+        return cid
+
+    def get(self, cid: str, *, max_bytes: int | None = None,
+            timeout: float | None = None) -> bytes:
+        canonical = _checked_cid(cid)
+        path = self._path(canonical)
+        try:
+            with open(path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if max_bytes is not None and size > max_bytes:
+                    raise ContentTooLarge(cid, size, max_bytes)
+                # Read at most one byte past the limit, in case the file grew since fstat.
+                data = f.read() if max_bytes is None else f.read(max_bytes + 1)
+        except FileNotFoundError:
+            raise ContentNotFound(cid, str(self.root)) from None
+        if max_bytes is not None and len(data) > max_bytes:
+            raise ContentTooLarge(cid, len(data), max_bytes)
+        actual = compute_cid(data)
+        if actual != canonical:
+            log.error("get %s: stored bytes hash to %s", cid, actual)
+            raise ContentMismatch(cid, actual)
+        log.debug("get %s (%d bytes)", cid, len(data))
+        return data
+
+    def close(self) -> None:
+        """Nothing to release: every call opens and closes its own files."""
+
+
+def open_store(url: str) -> WeightStore:
+    """The store a URL names: ``file:DIR`` / ``file://DIR``, or ``http(s)://HOST:PORT`` for
+    an IPFS node's RPC API (:class:`agents.storage.ipfs.IpfsRpcStore` with its defaults)."""
+    if url.startswith("file:"):
+        directory = url.removeprefix("file://") if url.startswith("file://") else url[5:]
+        if not directory:
+            raise WeightStoreError(f"store URL {url!r} names no directory")
+        return FileWeightStore(Path(directory).expanduser())
+    if url.startswith(("http://", "https://")):
+        from agents.storage.ipfs import IpfsRpcStore  # imports this module: import it late
+
+        return IpfsRpcStore(url)
+    raise WeightStoreError(
+        f"unsupported store URL {url!r}: expected file:DIR, file://DIR or http(s)://HOST:PORT"
+    )

@@ -1,0 +1,115 @@
+"""An agent's run loop on anvil survives RPC errors (retry with backoff) and follows the
+contract's events, pushed over a WebSocket or polled."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import pytest
+
+from agents.agent.learner_agent import LearnerAgent
+from agents.chain.client import ChainError, CollectiveLearningClient, RoundState
+from agents.chain.network import connect, derive_accounts, fund_accounts
+from agents.devtools.anvil import AnvilProcess
+from agents.experiment.launch import launch_experiment
+from agents.experiment.spec import ExperimentTerms
+from agents.storage.store import FileWeightStore
+from colearn_core.codec import encode_weights
+from colearn_core.driver import set_equal_weights
+from colearn_core.tasks.digits import DigitsConfig
+from colearn_core.tasks.digits_torch import make_digits_learners
+
+pytestmark = pytest.mark.anvil
+
+
+class FlakyClient(CollectiveLearningClient):
+    """A client whose node has two short outages, like an overloaded RPC provider."""
+
+    OUTAGES = (range(1, 4), range(6, 9))  # status reads that fail
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls = 0
+
+    def round_status(self, experiment_id, account=None):
+        self.calls += 1
+        if any(self.calls in outage for outage in self.OUTAGES):
+            raise ChainError("cannot reach the chain: connection reset (injected)")
+        return super().round_status(experiment_id, account)
+
+
+@pytest.mark.parametrize("follow", ["ws", "poll"])
+def test_agents_retry_rpc_errors_and_finish(tmp_path, caplog, follow):
+    n, rounds = 3, 4
+    learners = make_digits_learners(config=DigitsConfig(n_learners=n))
+    set_equal_weights(learners)
+    accounts = derive_accounts(n, 0, label="retries")
+    store = FileWeightStore(tmp_path)
+    initial = encode_weights(learners[0].mli_get_current_weights().weights)
+    with AnvilProcess(block_time=1, mixed_mining=True) as anvil:
+        w3 = connect(anvil.url)
+        fund_accounts(w3, [a.address for a in accounts])
+        client, _ = CollectiveLearningClient.deploy(w3, accounts[0])
+        experiment_id = launch_experiment(client, store, ExperimentTerms(
+            learners=[a.address for a in accounts], rounds=rounds, proposal_timeout=60,
+            voting_timeout=60), initial).experiment_id
+        agents = [LearnerAgent(FlakyClient(connect(anvil.url), client.address, account), store,
+                               learner, experiment_id, name=f"learner{i}")
+                  for i, (account, learner) in enumerate(zip(accounts, learners))]
+        stop = threading.Event()
+        events_url = "ws://" + anvil.url.removeprefix("http://") if follow == "ws" else None
+        threads = [threading.Thread(target=a.run, kwargs={
+            "poll_interval": 0.05, "events_url": events_url, "stop": stop}) for a in agents]
+        with caplog.at_level(logging.WARNING, logger="agents.agent.learner_agent"):
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=90)
+            stop.set()
+        assert client.state(experiment_id) == RoundState.COMPLETED
+        digest, _ = client.current_model(experiment_id)
+        assert [d.round for d in client.decisions(experiment_id)] == list(range(rounds))
+    assert all(a.done and a.model_digest == digest for a in agents)
+    assert all(a.timings.seconds["follow"] > 0 for a in agents)
+    assert any("injected" in r.getMessage() and "retrying" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_agents_wake_at_deadlines_when_no_event_comes(tmp_path):
+    # Learner 0 joins but never shows up: its round expires, and round 1's ballot lacks its vote, so
+    # both rounds close only because the others wake at the deadlines (the safety recheck
+    # is far longer than the whole test).
+    n, rounds, timeout = 3, 2, 3
+    learners = make_digits_learners(config=DigitsConfig(n_learners=n))
+    set_equal_weights(learners)
+    accounts = derive_accounts(n, 0, label="deadlines")
+    store = FileWeightStore(tmp_path)
+    initial = encode_weights(learners[0].mli_get_current_weights().weights)
+    with AnvilProcess(block_time=1, mixed_mining=True) as anvil:
+        w3 = connect(anvil.url)
+        fund_accounts(w3, [a.address for a in accounts])
+        client, _ = CollectiveLearningClient.deploy(w3, accounts[0])
+        experiment_id = launch_experiment(client, store, ExperimentTerms(
+            learners=[a.address for a in accounts], rounds=rounds, proposal_timeout=timeout,
+            voting_timeout=timeout), initial).experiment_id
+        client.with_account(accounts[0]).join(experiment_id)  # joins, then never shows up
+        agents = [LearnerAgent(client.with_account(accounts[i]), store, learners[i],
+                               experiment_id, name=f"learner{i}") for i in (1, 2)]
+        stop = threading.Event()
+        events_url = "ws://" + anvil.url.removeprefix("http://")
+        threads = [threading.Thread(target=a.run, kwargs={
+            "events_url": events_url, "recheck": 600.0, "stop": stop}) for a in agents]
+        started = time.monotonic()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        stop.set()
+        elapsed = time.monotonic() - started
+        assert [e.round for e in client.expiries(experiment_id)] == [0]
+        (decided,) = client.decisions(experiment_id)
+        assert (decided.round, decided.approvals + decided.rejections) == (1, 1)
+    assert all(a.done for a in agents)
+    assert elapsed < 4 * timeout + 10, f"took {elapsed:.1f} s"

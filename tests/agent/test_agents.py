@@ -1,0 +1,336 @@
+"""Learner agents on the in-process chain: turns, votes, adoption, and tampered proposals."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from agents.agent.learner_agent import AgentError, ExperimentCancelled, LearnerAgent, run_in_process
+from agents.chain.client import NO_SCORE, CollectiveLearningClient, RoundState
+from agents.chain.network import advance_time, connect, derive_accounts, fund_accounts
+from agents.experiment.launch import launch_experiment
+from agents.experiment.spec import ExperimentTerms
+from agents.storage.cid import compute_cid
+from agents.storage.store import FileWeightStore
+from colearn_core.codec import encode_weights
+from colearn_core.driver import set_equal_weights
+from colearn_core.ml_interface import ProposedWeights, Weights
+from colearn_core.tasks.digits import DigitsConfig
+from colearn_core.tasks.digits_torch import make_digits_learners
+
+
+@dataclass
+class Setup:
+    client: CollectiveLearningClient
+    accounts: list
+    store: FileWeightStore
+    learners: list
+    experiment_id: int
+    initial_digest: bytes
+
+    def agent(self, i: int) -> LearnerAgent:
+        return LearnerAgent(self.client.with_account(self.accounts[i]), self.store,
+                            self.learners[i], self.experiment_id, name=f"learner{i}")
+
+    def digest_of(self, i: int) -> bytes:
+        data = encode_weights(self.learners[i].mli_get_current_weights().weights)
+        return hashlib.sha256(data).digest()
+
+
+def make_setup(tmp_path, n=3, rounds=3, threshold_bps=5000, learners=None,
+               join=True, join_timeout=86_400) -> Setup:
+    """An experiment of ``n`` digits learners; every learner joins it (round 0 starts)
+    unless ``join=False`` (then agents join by themselves)."""
+    w3 = connect(None)
+    accounts = derive_accounts(n, seed=7, label="agent-tests")
+    fund_accounts(w3, [a.address for a in accounts])
+    client, _ = CollectiveLearningClient.deploy(w3, accounts[0])
+    store = FileWeightStore(tmp_path / "store")
+    if learners is None:
+        learners = make_digits_learners(config=DigitsConfig(n_learners=n, seed=3))
+    set_equal_weights(learners)
+    launched = launch_experiment(client, store, ExperimentTerms(
+        learners=[a.address for a in accounts], threshold=threshold_bps / 10_000, rounds=rounds,
+        join_timeout=join_timeout),
+        learners[0].mli_get_current_weights().weights)
+    if join:
+        for account in accounts:
+            client.with_account(account).join(launched.experiment_id)
+    return Setup(client, accounts, store, learners, launched.experiment_id,
+                 launched.initial_digest)
+
+
+def test_agents_join_by_themselves_and_the_last_join_starts_round_0(tmp_path, caplog):
+    s = make_setup(tmp_path, n=3, rounds=1, join=False)
+    assert s.client.state(s.experiment_id) == RoundState.JOINING
+    agents = [s.agent(i) for i in range(3)]
+    reports: list[str] = []
+    agents[0].notify = reports.append
+    with caplog.at_level(logging.INFO, logger="agents.agent.learner_agent"):
+        run_in_process(agents)
+    assert s.client.state(s.experiment_id) == RoundState.COMPLETED
+    joins = s.client.joins(s.experiment_id)
+    assert [j.learner for j in joins] == [a.address for a in s.accounts]
+    start = s.client.start(s.experiment_id)
+    assert start is not None and start.tx_hash == joins[-1].tx_hash
+    assert reports[0] == f"joined experiment {s.experiment_id}; waiting for 2 learners"
+    assert reports[-1] == f"experiment {s.experiment_id} started: every learner joined"
+    assert "waiting for 1 learner" in caplog.text  # the second agent's report
+    assert s.client.proposals(s.experiment_id, 0)  # round 0 was not lost
+
+
+def test_an_agent_cancels_an_unfilled_experiment_then_stops(tmp_path):
+    s = make_setup(tmp_path, n=3, rounds=1, join=False, join_timeout=60)
+    agent = s.agent(0)
+    assert agent.step()  # joins
+    status = s.client.round_status(s.experiment_id, s.accounts[0].address)
+    assert (status.state, status.joined) == (RoundState.JOINING, True)
+    assert not agent.step()  # waits for the others
+    advance_time(s.client.w3, 61)
+    assert agent.step()  # the join deadline passed with learners missing: it cancels
+    assert s.client.state(s.experiment_id) == RoundState.CANCELLED
+    with pytest.raises(ExperimentCancelled, match=f"experiment {s.experiment_id} was "
+                       "cancelled: 2 of 3 learners did not join before the join deadline"):
+        agent.step()
+    late = s.agent(1)  # an agent started after the cancellation stops at once
+    with pytest.raises(ExperimentCancelled):
+        late.step()
+    assert not s.client.round_status(s.experiment_id, s.accounts[1].address).joined
+
+
+def test_agents_run_an_experiment_to_the_end(tmp_path):
+    s = make_setup(tmp_path, n=3, rounds=4)
+    agents = [s.agent(i) for i in range(3)]
+    run_in_process(agents)
+
+    assert s.client.state(s.experiment_id) == RoundState.COMPLETED
+    for r in range(4):
+        (proposal,) = s.client.proposals(s.experiment_id, r)
+        assert proposal.proposer == s.accounts[r % 3].address  # round robin
+        voters = {v.voter for v in s.client.votes(s.experiment_id, r)}
+        assert voters == {a.address for i, a in enumerate(s.accounts) if i != r % 3}
+        assert agents[r % 3].records[r].role == "proposer"
+    final_digest, model_round = s.client.current_model(s.experiment_id)
+    assert model_round > 0, "an honest digits experiment accepts at least one round"
+    for i, agent in enumerate(agents):
+        assert agent.model_digest == final_digest
+        assert s.digest_of(i) == final_digest  # the learner really holds the final model
+
+
+def test_rejected_rounds_keep_the_current_weights(tmp_path):
+    class AlwaysReject:
+        """A real learner whose owner votes against every proposal."""
+
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def mli_test_weights(self, weights: Weights) -> ProposedWeights:
+            return self.inner.mli_test_weights(weights).model_copy(update={"vote": False})
+
+    learners = make_digits_learners(config=DigitsConfig(n_learners=3, seed=3))
+    learners[1], learners[2] = AlwaysReject(learners[1]), AlwaysReject(learners[2])
+    s = make_setup(tmp_path, n=3, rounds=3, threshold_bps=10_000, learners=learners)
+    agents = [s.agent(i) for i in range(3)]
+    run_in_process(agents)
+
+    assert [d.accepted for d in s.client.decisions(s.experiment_id)] == [False, False, False]
+    assert s.client.current_model(s.experiment_id) == (s.initial_digest, 0)
+    for i in range(3):
+        assert s.digest_of(i) == s.initial_digest
+
+
+def _bad_proposals(store: FileWeightStore, template: dict[str, np.ndarray]):
+    good = encode_weights(template)
+    name = next(iter(template))
+    wrong_shape = dict(template, **{name: np.zeros((3, 3), np.float32)})
+    wrong_dtype = {k: v.astype(np.int32) for k, v in template.items()}  # the same size
+    too_large = {k: v.astype(np.float64) for k, v in template.items()}
+    with_nan = {k: v.copy() for k, v in template.items()}
+    with_nan[name].flat[0] = np.nan
+    not_weights = b"\x80\x04\x95 this is a pickle, never loaded"
+
+    def stored(data: bytes):
+        return store.put(data), hashlib.sha256(data).digest()
+
+    yield "digest mismatch", (store.put(good), hashlib.sha256(good + b"x").digest())
+    yield "not found", (compute_cid(good + b"never stored"), hashlib.sha256(good).digest())
+    yield "shape", stored(encode_weights(wrong_shape))
+    yield "dtype", stored(encode_weights(wrong_dtype))
+    yield "NaN", stored(encode_weights(with_nan))
+    yield "over the limit", stored(encode_weights(too_large))  # refused before decoding
+    yield "safetensors", stored(not_weights)
+
+
+@pytest.mark.parametrize("case", ["digest mismatch", "not found", "shape", "dtype", "NaN",
+                                  "over the limit", "safetensors"])
+def test_tampered_proposals_get_a_reject_vote_with_a_logged_reason(tmp_path, caplog, case):
+    s = make_setup(tmp_path, n=3, rounds=1)
+    template = s.learners[0].mli_get_current_weights().weights
+    cid, digest = dict(_bad_proposals(s.store, template))[case]
+    s.client.with_account(s.accounts[0]).propose(s.experiment_id, 0, cid, digest)
+    honest = [s.agent(1), s.agent(2)]
+    before = [s.digest_of(1), s.digest_of(2)]
+
+    with caplog.at_level(logging.WARNING, logger="agents.agent.learner_agent"):
+        for agent in honest:
+            agent.step()
+
+    votes = s.client.votes(s.experiment_id, 0)
+    assert [(v.approve, v.score) for v in votes] == [(False, NO_SCORE), (False, NO_SCORE)]
+    (decision,) = s.client.decisions(s.experiment_id, 0)
+    assert not decision.accepted
+    reasons = [r.getMessage() for r in caplog.records if "rejecting proposal" in r.getMessage()]
+    assert len(reasons) == 2 and all(case in m for m in reasons), reasons
+    assert [s.digest_of(1), s.digest_of(2)] == before
+    assert all(a.records[0].reason for a in honest)
+
+
+def test_an_agent_for_an_outsider_account_refuses_to_start(tmp_path):
+    s = make_setup(tmp_path, n=3, rounds=1)
+    outsider = derive_accounts(1, seed=99, label="outsider")[0]
+    agent = LearnerAgent(s.client.with_account(outsider), s.store, s.learners[0], s.experiment_id)
+    with pytest.raises(AgentError, match="not a learner"):
+        agent.step()
+
+
+def test_a_restarted_agent_rebuilds_its_state_from_the_chain(tmp_path):
+    s = make_setup(tmp_path, n=3, rounds=3)
+    agents = [s.agent(i) for i in range(3)]
+    for agent in agents:  # round 0: learner 0 proposes, 1 and 2 vote, the last vote decides
+        agent.step()
+    assert s.client.experiment(s.experiment_id).round == 1
+
+    # learner 2's process dies and comes back with a fresh learner: it refetches the model
+    fresh = make_digits_learners(config=DigitsConfig(n_learners=3, seed=3))[2]
+    s.learners[2] = fresh
+    agents[2] = s.agent(2)
+    run_in_process(agents)
+    final_digest, _ = s.client.current_model(s.experiment_id)
+    assert agents[2].model_digest == final_digest == s.digest_of(2)
+
+
+def test_an_agent_knows_when_its_node_lags_behind_the_events_it_was_told(tmp_path):
+    s = make_setup(tmp_path, n=3, rounds=1)
+    voter = s.agent(1)
+    voter.step()
+    assert voter.status.state == RoundState.PROPOSING and not voter._lagging()
+    s.client.with_account(s.accounts[0]).propose(s.experiment_id, 0, "bafy-x", b"\x01" * 32)
+    logs = s.client.raw_logs([s.client.event_topic("WeightsProposed")], 0,
+                             s.client.block_number())
+    voter._note(logs)  # as a follower hands them over: the status read before is behind
+    assert voter._lagging()
+    assert voter._proposals[0].cid == "bafy-x", "kept: judging it needs no log query"
+    voter.step()  # reads the status again, rejects the unfetchable proposal, votes
+    assert voter.status.state == RoundState.VOTING and not voter._lagging()
+    assert [v.voter for v in s.client.votes(s.experiment_id, 0)] == [s.accounts[1].address]
+
+
+def _crafted_bytes(template: dict[str, np.ndarray]):
+    """Arbitrary bytes, and valid encodings of the model mutated in a few places."""
+    import hypothesis.strategies as st
+
+    valid = encode_weights(template)
+
+    @st.composite
+    def mutated(draw) -> bytes:
+        data = bytearray(valid)
+        for _ in range(draw(st.integers(1, 3))):
+            at = draw(st.integers(0, len(data) - 1))
+            data[at:at + draw(st.integers(0, 4))] = draw(st.binary(max_size=4))
+            if not data:
+                break
+        return bytes(data)
+
+    return st.binary(max_size=256) | mutated()
+
+
+def test_any_bytes_a_proposer_publishes_get_a_vote_never_a_crash(tmp_path, caplog):
+    """Hypothesis drives the agent's verify path with whatever a hostile proposer can
+    store and propose under its true CID and digest: the honest agent always votes, and
+    anything that does not load is a reject with NO_SCORE and a reason."""
+    from hypothesis import HealthCheck, given, settings
+
+    s = make_setup(tmp_path, n=2, rounds=2_000, threshold_bps=10_000)
+    hostile = s.client.with_account(s.accounts[0])
+    honest = s.agent(1)
+    honest.learner.mli_propose_weights = honest.learner.mli_get_current_weights  # quick turns
+    template = s.learners[0].mli_get_current_weights().weights
+
+    @settings(max_examples=30, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(data=_crafted_bytes(template))
+    def check(data: bytes) -> None:
+        round_index = s.client.experiment(s.experiment_id).round
+        hostile.propose(s.experiment_id, round_index, s.store.put(data),
+                        hashlib.sha256(data).digest())
+        honest.step()  # votes (it is the only voter: the round is decided)
+        assert s.client.experiment(s.experiment_id).round == round_index + 1
+        record = honest.records[round_index]
+        if record.reason is not None:  # (views only: log queries slow eth-tester down)
+            assert record.approve is False and record.vote_score is None
+        honest.step()  # its own round: proposes, the hand-driven learner rejects it
+        hostile.vote(s.experiment_id, round_index + 1, False, 0)
+
+    with caplog.at_level(logging.WARNING, logger="agents.agent.learner_agent"):
+        check()
+    # Only what the honest agent itself approved can pass (threshold 100 %, one voter): a
+    # mutation inside the arrays is valid weights. It holds exactly the chain's model.
+    final, _ = s.client.current_model(s.experiment_id)
+    assert honest.model_digest == final == s.digest_of(1)
+
+
+def test_a_learner_that_fails_on_a_proposal_votes_reject(tmp_path, caplog):
+    class Fragile:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def mli_test_weights(self, weights: Weights) -> ProposedWeights:
+            raise FloatingPointError("overflow in the loss")
+
+    learners = make_digits_learners(config=DigitsConfig(n_learners=2, seed=3))
+    learners[1] = Fragile(learners[1])
+    s = make_setup(tmp_path, n=2, rounds=1, learners=learners)
+    good = encode_weights(s.learners[0].mli_get_current_weights().weights)
+    s.client.with_account(s.accounts[0]).propose(s.experiment_id, 0, s.store.put(good),
+                                                 hashlib.sha256(good).digest())
+    with caplog.at_level(logging.WARNING, logger="agents.agent.learner_agent"):
+        s.agent(1).step()
+    (vote,) = s.client.votes(s.experiment_id, 0)
+    assert (vote.approve, vote.score) == (False, NO_SCORE)
+    assert any("testing failed: FloatingPointError: overflow in the loss" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_an_accepted_model_that_cannot_load_is_left_and_the_agent_goes_on(tmp_path, caplog):
+    s = make_setup(tmp_path, n=3, rounds=3, threshold_bps=0)
+    junk = (7).to_bytes(8, "little") + b"[1,2,3]"
+    s.client.with_account(s.accounts[0]).propose(s.experiment_id, 0, s.store.put(junk),
+                                                 hashlib.sha256(junk).digest())
+    before = s.digest_of(1)
+    agents = [s.agent(1), s.agent(2)]
+    hand = s.client.with_account(s.accounts[0])
+    with caplog.at_level(logging.ERROR, logger="agents.agent.learner_agent"):
+        while s.client.state(s.experiment_id) != RoundState.COMPLETED:
+            for agent in agents:
+                agent.step()
+            status = s.client.round_status(s.experiment_id, s.accounts[0].address)
+            if status.state == RoundState.VOTING and not status.voted:
+                hand.vote(s.experiment_id, status.round, True, 0)
+        for agent in agents:
+            agent.step()  # adopts the last round's model
+    assert [d.accepted for d in s.client.decisions(s.experiment_id)] == [True, True, True]
+    final, _ = s.client.current_model(s.experiment_id)
+    assert all(a.model_digest == final for a in agents)  # honest rounds 1, 2 were adopted
+    assert s.digest_of(1) != before
+    refusals = [r for r in caplog.records if "cannot adopt the current model" in r.getMessage()]
+    assert len(refusals) == 2  # once per agent, not once per step

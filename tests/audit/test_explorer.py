@@ -1,0 +1,240 @@
+"""``colearn explorer`` end to end: anvil, an experiment under way, the explorer, and a real
+headless Chromium (Debian's ``chromium`` and ``chromium-driver``, driven by Selenium).
+
+The browser test fails, never skips, when Chromium is missing: CI must run it (``make
+test`` installs it). Deselect it locally with ``-k 'not browser'``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import started
+from eth_account.signers.local import LocalAccount
+
+from agents.audit.explorer import Explorer, ExplorerServer
+from agents.chain.client import CollectiveLearningClient, score_to_fixed
+from agents.chain.network import connect, derive_accounts, fund_accounts
+from agents.chain.signing import sign_vote
+from agents.devtools.anvil import AnvilProcess
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--window-size=1400,1900")
+N_LEARNERS, N_ROUNDS = 3, 4
+
+pytestmark = pytest.mark.anvil
+
+
+class Run:
+    """An experiment on anvil that the test moves forward round by round."""
+
+    def __init__(self, url: str):
+        self.w3 = connect(url)
+        *self.learners, self.relayer = derive_accounts(N_LEARNERS + 1, 0, label="explorer-test")
+        fund_accounts(self.w3, [a.address for a in (*self.learners, self.relayer)])
+        self.client, _ = CollectiveLearningClient.deploy(self.w3, self.relayer)
+        self.id, _ = self.client.create_experiment(
+            [a.address for a in self.learners], 5000, N_ROUNDS, 600, 600, "bafy-initial",
+            b"\x01" * 32, "bafy-metadata")
+        for learner in self.learners:
+            self.by(learner).join(self.id)
+        self.round = 0
+
+    def by(self, account: LocalAccount) -> CollectiveLearningClient:
+        return self.client.with_account(account)
+
+    def play(self, approvals: int, relayed: bool = False) -> None:
+        """One round: the scheduled proposal, then every vote (``approvals`` approve),
+        direct or in one relayed batch of signed votes."""
+        r = self.round
+        proposer = self.learners[r % N_LEARNERS]
+        self.by(proposer).propose(self.id, r, f"bafy-round-{r}", bytes([r + 2]) * 32)
+        voters = [a for a in self.learners if a is not proposer]
+        ballot = [(a, i < approvals, score_to_fixed(0.3 + 0.1 * i + 0.05 * r))
+                  for i, a in enumerate(voters)]
+        if relayed:
+            self.client.cast_votes_by_sig(self.id, r, [a.address for a in self.learners], [
+                sign_vote(a, chain_id=self.client.chain_id, contract=self.client.address,
+                          experiment_id=self.id, round_index=r,
+                          learner_index=self.learners.index(a), approve=ok, score=score)
+                for a, ok, score in ballot])
+        else:
+            for a, ok, score in ballot:
+                self.by(a).vote(self.id, r, ok, score)
+        self.round += 1
+
+
+@pytest.fixture(scope="module")
+def anvil_url() -> Iterator[str]:
+    with started(AnvilProcess, "anvil", "anvil") as anvil:
+        yield anvil.url
+
+
+@pytest.fixture
+def run(anvil_url: str) -> Run:
+    return Run(anvil_url)
+
+
+def get(url: str) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            body = response.read()
+            kind = response.headers["Content-Type"]
+            return response.status, json.loads(body) if "json" in kind else body
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Any]:
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+    if missing:  # fail outside the except: no chained traceback
+        pytest.fail(f"cannot run the browser test: {', '.join(missing)} missing. Install "
+                    "Debian's chromium and chromium-driver (`make test` does it).",
+                    pytrace=False)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+        options.add_argument(flag)
+    service = Service(executable_path=str(CHROMEDRIVER),
+                      log_output=str(tmp_path / "chromedriver.log"))
+    driver = webdriver.Chrome(options=options, service=service)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
+    """Polls ``condition`` until it is true (an element the page redrew meanwhile: again)."""
+    import time
+
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = condition()
+        except StaleElementReferenceException:
+            value = None
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def test_the_explorer_in_a_headless_browser(run: Run, browser: Any, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    run.play(approvals=2)  # accepted, direct votes
+    run.play(approvals=0, relayed=True)  # rejected, one relayed batch
+    with ExplorerServer(Explorer(run.client, poll=0.5)) as server:
+        browser.get(server.url)
+        rows = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR,
+                                                      "#experiments tr.experiment"),
+                        "the experiment list")
+        assert len(rows) == 1
+        assert "2 / 4" in rows[0].text and "passes" in rows[0].text
+
+        rows[0].find_element(By.TAG_NAME, "a").click()
+        wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#rounds tr.round")) == 2,
+                 "the round table")
+        text = browser.find_element(By.ID, "rounds").text
+        assert "accepted" in text and "rejected" in text and "castVotesBySig" in text
+        assert "Started at" in browser.find_element(By.ID, "joining").text
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#joins tbody tr")) == N_LEARNERS
+        assert "Audit passes" in browser.find_element(By.ID, "audit").text
+        cells = browser.find_elements(By.CSS_SELECTOR, "#vote-grid td.cell")
+        assert len(cells) == N_LEARNERS * 2
+        assert {c.get_attribute("class") for c in cells} == {
+            "cell v2", "cell v1", "cell v4", "cell v3"}  # approve, reject, the two proposers
+        wait_for(lambda: browser.execute_script(
+            "const img = document.getElementById('scores-plot');"
+            "return img.complete && img.naturalWidth > 0;"), "the score plot")
+
+        # Links go to the explorer's own JSON views of the transaction and the block.
+        link = browser.find_element(By.CSS_SELECTOR, "#rounds a.tx-link")
+        status, tx = get(link.get_attribute("href"))
+        assert status == 200 and tx["events"][0]["event"] == "WeightsProposed"
+        assert tx["function"] == "propose"
+        block = browser.find_element(By.CSS_SELECTOR, "#rounds a.block-link")
+        status, data = get(block.get_attribute("href"))
+        assert status == 200 and data["number"] == int(block.text)
+
+        # A new round lands: the page shows it without a reload.
+        run.play(approvals=1)
+        wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#rounds tr.round")) == 3,
+                 "the new round")
+        wait_for(lambda: "3 of 4 rounds closed" in
+                 browser.find_element(By.ID, "experiment-title").text, "the title")
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#vote-grid td.cell")) == 3 * 3
+        wait_for(lambda: browser.execute_script(
+            "const img = document.getElementById('scores-plot');"
+            "return img.complete && img.naturalWidth > 0 && img.src.includes('-3');"),
+            "the redrawn score plot")
+        screenshot = tmp_path / "explorer.png"
+        assert browser.save_screenshot(str(screenshot))
+        assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        print(f"explorer screenshot: {screenshot}")
+
+
+def test_the_json_api_is_read_only_and_self_contained(run: Run) -> None:
+    run.play(approvals=2)
+    explorer = Explorer(run.client, explorer_url="https://etherscan.io/", poll=0.2)
+    with ExplorerServer(explorer) as server:
+        status, info = get(server.url + "api/info")
+        assert status == 200 and info["explorer_url"] == "https://etherscan.io"
+        assert info["contract"] == run.client.address
+        status, page = get(server.url)
+        assert status == 200 and b"<script>" in page
+        assert b"src=\"http" not in page and b"href=\"http" not in page  # no external assets
+        status, experiments = get(server.url + "api/experiments")
+        assert [e["id"] for e in experiments] == [run.id]
+        status, x = get(server.url + f"api/experiments/{run.id}")
+        assert x["closed_rounds"] == 1 and x["ok"] and x["grid"]["values"][0] == [4]
+        status, png = get(server.url + f"api/experiments/{run.id}/votes.png")
+        assert status == 200 and png[:8] == b"\x89PNG\r\n\x1a\n"
+        assert get(server.url + "api/experiments/99")[0] == 404
+        assert get(server.url + "nothing-here")[0] == 404
+        request = urllib.request.Request(server.url + "api/info", data=b"{}", method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 405
+
+
+def test_the_explorer_command(run: Run, anvil_url: str) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "agents.cli.main", "explorer", "--rpc", anvil_url, "--contract",
+         run.client.address, "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:")
+        status, experiments = get(url + "api/experiments")
+        assert status == 200 and experiments[0]["state"] == "proposing"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+    bad = subprocess.run([sys.executable, "-m", "agents.cli.main", "explorer", "--rpc",
+                          "http://127.0.0.1:9", "--contract", run.client.address],
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert bad.returncode == 1 and "cannot reach the chain" in bad.stderr
+    assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1

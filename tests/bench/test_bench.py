@@ -1,0 +1,114 @@
+"""The benchmark task and ``colearn bench overhead``'s machinery (no timing assertions:
+the speed targets are checked by the benchmark itself)."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from agents.bench.overhead import bench_overhead, print_overhead_report
+from colearn_core.tasks.bench import bench_config, bench_learner, make_bench_learners
+
+
+def test_the_factory_builds_the_same_learner_as_the_in_memory_set():
+    alone = bench_learner(2, n_learners=3, seed=0, preset="small")
+    in_set = make_bench_learners(3, 0, "small")[2]
+    a, b = alone.mli_get_current_weights().weights, in_set.mli_get_current_weights().weights
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    assert alone.vote_score == in_set.vote_score
+    proposal_a, proposal_b = alone.mli_propose_weights(), in_set.mli_propose_weights()
+    assert all(np.array_equal(proposal_a.weights[k], proposal_b.weights[k]) for k in a)
+
+
+def test_the_full_preset_is_the_heavier_one():
+    full, small = bench_config("full"), bench_config("small")
+    assert full.image_size > small.image_size and full.copies > small.copies
+    assert full.batches_per_round > small.batches_per_round
+
+
+def test_bad_factory_arguments_are_refused():
+    with pytest.raises(ValueError, match="outside"):
+        bench_learner(3, n_learners=3, preset="small")
+    with pytest.raises(ValueError, match="unknown preset"):
+        bench_learner(0, preset="huge")
+
+
+def test_the_start_barrier_holds_the_factory_until_go(tmp_path):
+    built: list[float] = []
+
+    def build() -> None:
+        bench_learner(1, n_learners=2, preset="small", start_barrier=str(tmp_path))
+        built.append(time.monotonic())
+
+    thread = threading.Thread(target=build)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "ready-1").exists():
+        assert time.monotonic() < deadline, "the factory never reported ready"
+        time.sleep(0.01)
+    time.sleep(0.1)
+    assert not built, "the factory returned before go"
+    go = time.monotonic()
+    (tmp_path / "go").touch()
+    thread.join(timeout=10)
+    assert built and built[0] >= go
+
+
+def test_the_start_barrier_times_out(tmp_path):
+    with pytest.raises(TimeoutError):
+        bench_learner(0, n_learners=2, preset="small", start_barrier=str(tmp_path),
+                      barrier_timeout=0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.anvil
+def test_overhead_bench_end_to_end(tmp_path, capsys):
+    # 3 learners, 3 rounds: each proposes once; seed 4 gives accepted and rejected rounds.
+    report = bench_overhead(as_json=True, n_learners=3, n_rounds=3, seed=4, preset="small",
+                            workdir=tmp_path)
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads(json.dumps(report))
+
+    memory, chain = report["in_memory"], report["on_chain"]
+    assert memory["decisions"] == [True, True, False]
+    assert chain["decisions"] == memory["decisions"] and report["decisions_match"]
+    assert chain["model_digest"] == memory["model_digest"] and report["models_match"]
+    assert chain["proposals"] == 3
+    for key in ("seconds_per_round", "protocol_seconds_per_round", "store_seconds_per_round",
+                "chain_seconds_per_round", "follow_seconds_per_round", "startup_seconds",
+                "discarded_proposals"):
+        assert chain[key] >= 0
+    assert memory["seconds_per_round"] > 0
+    assert report["ratio"] == pytest.approx(chain["seconds_per_round"]
+                                            / memory["seconds_per_round"])
+    assert set(memory["learner_calls"]) == {"propose", "test", "accept"}
+    assert memory["learner_calls"]["propose"]["calls"] == 3
+    assert memory["learner_calls"]["test"]["calls"] == 9
+
+    assert [a["index"] for a in chain["agents"]] == [0, 1, 2]
+    for agent in chain["agents"]:
+        seconds = agent["seconds"]
+        assert seconds["protocol"] == pytest.approx(
+            seconds["step"] - seconds["learner"] + seconds["follow"])
+        assert seconds["learner"] > 0 and seconds["store"] >= 0
+        assert seconds["follow"] > 0  # subscribing at least
+    assert report["protocol_seconds_per_round"] == pytest.approx(
+        sum(a["seconds"]["protocol"] for a in chain["agents"]) / 3)
+    parts = chain["protocol_parts_per_round"]
+    assert set(parts) == {"status", "transactions", "follow", "store", "other"}
+    assert sum(parts.values()) == pytest.approx(report["protocol_seconds_per_round"])
+    assert parts["status"] > 0 and parts["transactions"] > 0
+    assert set(report["targets"]) == {"ratio_max", "protocol_seconds_per_round_max",
+                                      "ratio_met", "protocol_met"}
+    assert (tmp_path / "logs" / "agent0.log").exists()
+
+    out = io.StringIO()
+    print_overhead_report(report, Console(file=out, width=120))
+    assert "seconds a round" in out.getvalue() and "protocol" in out.getvalue()
+    assert "following events" in out.getvalue()

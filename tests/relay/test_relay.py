@@ -1,0 +1,179 @@
+"""The vote relay over HTTP: it checks signed calls, batches a round's votes into one
+transaction, submits proposals, refuses what the contract would refuse, and closes
+timed-out rounds. On both dev chains (the relay's loop is ticked by the test, since the
+in-process chain is not thread-safe)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from experiments import PROPOSAL_TIMEOUT, VOTING_TIMEOUT, Exp, Make
+from web3 import Web3
+
+from agents.chain.client import RoundState, score_to_fixed
+from agents.chain.network import advance_time
+from agents.chain.signing import SignedJoin, SignedVote, sign_join, sign_proposal, sign_vote
+from agents.relay import Refused, Relay, RelayClient, RelayServer
+
+
+@pytest.fixture
+def relay(make: Make, outsider: LocalAccount, chain: Web3) -> Iterator[tuple[Relay, RelayClient]]:
+    """A relay for any experiment paid by the outsider, with a long batch delay, and a
+    client of it."""
+    payer = make(n=2).contract.with_account(outsider)
+    service = Relay(payer, any_experiment=True, batch_delay=3600)
+    with RelayServer(service, tick_interval=None) as server, RelayClient(server.url) as client:
+        yield service, client
+
+
+def signed(e: Exp, voter: LocalAccount, round_index: int, approve: bool = True) -> SignedVote:
+    return sign_vote(voter, chain_id=e.contract.chain_id, contract=e.contract.address,
+                     experiment_id=e.id, round_index=round_index,
+                     learner_index=e.learners.index(voter), approve=approve,
+                     score=score_to_fixed(0.9))
+
+
+def test_a_rounds_votes_go_on_chain_in_one_batch(relay: tuple[Relay, RelayClient],
+                                                 make: Make) -> None:
+    service, client = relay
+    e = make(n=4, threshold=5000, rounds=2)
+    e.propose(0)
+    l1, l2, l3 = e.voters(0)
+    client.submit_vote(signed(e, l1, 0, True))
+    client.submit_vote(signed(e, l2, 0, False))
+    assert e.info().approvals + e.info().rejections == 0, "waits for the rest of the ballot"
+    client.submit_vote(signed(e, l3, 0, True))  # the last vote: the batch goes now
+    votes = e.contract.votes(e.id, 0)
+    assert [v.voter for v in votes] == [l1.address, l2.address, l3.address]
+    assert len({v.tx_hash for v in votes}) == 1
+    (decided,) = e.contract.decisions(e.id, 0)
+    assert (decided.accepted, decided.approvals, decided.rejections) == (True, 2, 1)
+    assert (service.batches_sent, service.votes_relayed) == (1, 3)
+    health = httpx.get(client.url + "/v1/health").json()
+    assert health["votes_relayed"] == 3 and health["contract"] == e.contract.address
+
+
+def test_a_partial_batch_goes_after_the_delay_without_votes_already_cast(
+        relay: tuple[Relay, RelayClient], make: Make) -> None:
+    service, client = relay
+    e = make(n=4, rounds=1)
+    e.propose(0)
+    l1, l2, _ = e.voters(0)
+    client.submit_vote(signed(e, l1, 0))
+    client.submit_vote(signed(e, l2, 0))
+    e.vote(0, l2, False)  # l2 falls back to voting directly before the batch goes
+    service.batch_delay = 0
+    service.tick()
+    assert e.contract.vote_of(e.id, l1.address) == (True, True)
+    assert e.contract.vote_of(e.id, l2.address) == (True, False), "the direct vote stands"
+    assert service.votes_relayed == 1
+
+
+def test_a_signed_proposal_goes_at_once(relay: tuple[Relay, RelayClient], make: Make) -> None:
+    _, client = relay
+    e = make(n=3, rounds=1)
+    cid, digest = e.proposal(0)
+    proposal = sign_proposal(e.learners[0], chain_id=e.contract.chain_id,
+                             contract=e.contract.address, experiment_id=e.id, round_index=0,
+                             cid=cid, digest=digest)
+    tx_hash = client.submit_proposal(proposal)
+    (event,) = e.contract.proposals(e.id, 0)
+    assert (event.proposer, event.cid, event.tx_hash) == (e.learners[0].address, cid, tx_hash)
+    assert e.state() is RoundState.VOTING
+    with pytest.raises(Refused, match="round 0 is not open for proposals"):
+        client.submit_proposal(proposal)
+
+
+def test_the_relay_refuses_what_the_contract_would(relay: tuple[Relay, RelayClient],
+                                                   make: Make, learners: list[LocalAccount]
+                                                   ) -> None:
+    _, client = relay
+    e = make(n=3, rounds=1)
+    _, l1, _ = e.learners
+    with pytest.raises(Refused, match="not open for votes"):
+        client.submit_vote(signed(e, l1, 0))  # nothing proposed yet
+    e.propose(0)
+    with pytest.raises(Refused, match="serves chain"):
+        client.submit_vote(signed(e, l1, 0).model_copy(update={"contract": learners[5].address}))
+    forged = sign_vote(learners[5], chain_id=e.contract.chain_id, contract=e.contract.address,
+                       experiment_id=e.id, round_index=0, learner_index=1, approve=True, score=0)
+    with pytest.raises(Refused, match="is not a learner of experiment"):
+        client.submit_vote(forged)
+    with pytest.raises(Refused, match="not learner 7"):
+        client.submit_vote(signed(e, l1, 0).model_copy(update={"learner_index": 7}))
+    with pytest.raises(Refused, match="the signature is 0x[0-9a-fA-F]{40}'s, not"):
+        client.submit_vote(signed(e, l1, 0).model_copy(update={"experiment_id": 999}))
+    with pytest.raises(Refused, match="UnknownExperiment"):
+        client.submit_vote(sign_vote(l1, chain_id=e.contract.chain_id,
+                                     contract=e.contract.address, experiment_id=999,
+                                     round_index=0, learner_index=1, approve=True, score=0))
+    bad = httpx.post(client.url + "/v1/votes", content=b'{"round": "x"}')
+    assert bad.status_code == 400 and "malformed" in bad.json()["error"]
+    assert httpx.get(client.url + "/v1/nothing").status_code == 404
+
+
+def test_the_relay_closes_rounds_whose_deadline_passed(make: Make, outsider: LocalAccount,
+                                                        chain: Web3) -> None:
+    e = make(n=3, rounds=2)
+    service = Relay(e.contract.with_account(outsider), experiments=[e.id])
+    assert service.watched == {e.id}, "an experiment it serves is watched from the start"
+    advance_time(chain, PROPOSAL_TIMEOUT)
+    service.tick()
+    assert [x.round for x in e.contract.expiries(e.id)] == [0]
+    e.propose(1)
+    advance_time(chain, VOTING_TIMEOUT)
+    service.tick()
+    (decided,) = e.contract.decisions(e.id, 1)
+    assert not decided.accepted and e.state() is RoundState.COMPLETED
+    service.tick()
+    assert service.watched == set(), "a complete experiment is no longer watched"
+
+
+def test_signed_joins_go_at_once_checked_like_votes(make: Make, outsider: LocalAccount,
+                                                     clock, monkeypatch) -> None:
+    e = make(n=3, join=False)
+    other = make(n=3, join=False)
+    service = Relay(e.contract.with_account(outsider), experiments=[e.id], batch_delay=3600)
+    l0, l1, l2 = e.learners
+
+    def join(account: LocalAccount, exp: Exp = e, index: int | None = None) -> SignedJoin:
+        return sign_join(account, chain_id=exp.contract.chain_id, contract=exp.contract.address,
+                         experiment_id=exp.id, learner_index=exp.learners.index(account)
+                         if index is None else index)
+
+    reads: list[object] = []
+    for name in ("round_status", "learner_index", "experiment_created"):
+        real = getattr(service.client, name)
+        monkeypatch.setattr(service.client, name,
+                            lambda *a, _real=real, **k: reads.append(a) or _real(*a, **k))
+    with RelayServer(service, tick_interval=None) as server, RelayClient(server.url) as client:
+        # Refused before any chain read: a forged signature, an experiment not served.
+        forged = join(Account.create(), index=1).model_copy(update={"learner": l1.address})
+        with pytest.raises(Refused, match="the signature is .*'s, not"):
+            client.submit_join(forged)
+        with pytest.raises(Refused, match="serves experiments"):
+            client.submit_join(join(l1, other))
+        assert reads == []
+        with pytest.raises(Refused, match="is not a learner of experiment"):
+            client.submit_join(join(Account.create(), index=0))
+        with pytest.raises(Refused, match="not learner 2"):
+            client.submit_join(join(l1, index=2))
+        assert client.submit_join(join(l1))  # its transaction hash
+        assert e.contract.round_status(e.id, l1.address).joined
+        assert client.submit_join(join(l1)) is None  # joined already: nothing sent
+        assert service.joins_relayed == 1
+        assert httpx.get(client.url + "/v1/health").json()["joins_relayed"] == 1
+        e.join(l0)
+        clock.mine_at(e.deadline())  # the join deadline passes with l2 missing
+        with pytest.raises(Refused, match="not open for joining"):
+            client.submit_join(join(l2))
+        service.tick()  # the relay cancels the experiment it serves
+        assert e.state() is RoundState.CANCELLED
+        service.tick()
+        assert service.watched == frozenset()
+        with pytest.raises(Refused, match="not open for joining"):
+            client.submit_join(join(l2))
