@@ -34,7 +34,8 @@ from rich.console import Console
 from agents.audit.reader import read_history
 from agents.audit.checks import audit_history
 from agents.audit.report import print_report, render_html
-from agents.chain.client import CollectiveLearningClient, score_to_fixed
+from agents.chain.client import CollectiveLearningClient
+from agents.chain.types import score_to_fixed
 from agents.devtools.anvil import AnvilProcess
 from agents.experiment.launch import launch_experiment
 from agents.chain.network import advance_time, connect, derive_accounts, fund_accounts

@@ -9,7 +9,9 @@ from typing import Self
 
 import numpy as np
 
-from agents.chain.client import CollectiveLearningClient, ContractRevert, RoundState
+from agents.chain.client import CollectiveLearningClient
+from agents.chain.errors import ContractRevert
+from agents.chain.types import RoundState
 from colearn_core.ml_interface import Weights
 from colearn_core.tasks.factories import digits_learner
 

@@ -19,8 +19,9 @@ from typing import Any
 
 from eth_account import Account
 
-from agents.chain.client import CollectiveLearningClient, RoundState
+from agents.chain.client import CollectiveLearningClient
 from agents.chain.network import connect, derive_accounts, fund_accounts
+from agents.chain.types import RoundState
 from agents.experiment.launch import launch_experiment
 from agents.experiment.spec import ExperimentTerms, LearnerFactory
 from agents.storage.store import open_store

@@ -12,15 +12,12 @@ from typing import Any
 import pytest
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
+from web3.contract import Contract
 
-from agents.chain.client import (
-    CollectiveLearningClient,
-    ContractRevert,
-    ExperimentInfo,
-    RoundState,
-    TxResult,
-    score_to_fixed,
-)
+from agents.chain.abi import load_artifact
+from agents.chain.client import CollectiveLearningClient
+from agents.chain.errors import ContractRevert
+from agents.chain.types import ExperimentInfo, RoundState, TxResult, score_to_fixed
 
 PROPOSAL_TIMEOUT = 100
 VOTING_TIMEOUT = 200
@@ -137,12 +134,17 @@ class Exp:
         return self.contract.current_model(self.id)
 
     def completed_events(self) -> list[Any]:
-        # The client has no reader for ExperimentCompleted: decode it with web3 directly.
-        return list(self.contract.contract.events.ExperimentCompleted().get_logs(
+        # Decoded by web3, independently of the client's decoder.
+        return list(web3_contract(self.contract).events.ExperimentCompleted().get_logs(
             from_block=0, argument_filters={"experimentId": self.id}))
 
 
 Make = Callable[..., Exp]
+
+
+def web3_contract(client: CollectiveLearningClient) -> Contract:
+    """web3's own view of the client's contract: an independent encoder and decoder."""
+    return client.w3.eth.contract(address=client.address, abi=load_artifact()["abi"])
 
 
 def block_time(w3: Web3, tx: TxResult) -> int:

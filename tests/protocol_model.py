@@ -29,7 +29,7 @@ from eth_keys import keys
 from eth_keys.exceptions import BadSignature
 from eth_utils import keccak
 
-from agents.chain.client import RoundState
+from agents.chain.types import RoundState
 
 BPS = 10_000
 MIN_LEARNERS = 2

@@ -25,20 +25,12 @@ from pydantic import BaseModel
 
 from agents.agent.records import RoundRecord, Timings
 from agents.agent.verify import Rejected, WeightsVerifier, describe, one_line, sha256
-from agents.chain.client import (
-    NO_SCORE,
-    ChainError,
-    CollectiveLearningClient,
-    ContractRevert,
-    ExperimentCreated,
-    RawLog,
-    RoundState,
-    RoundStatus,
-    WeightsProposed,
-    score_to_fixed,
-)
+from agents.chain.client import CollectiveLearningClient
+from agents.chain.errors import ChainError, ContractRevert
 from agents.chain.follow import EventFollower, follow_events
+from agents.chain.logs import ExperimentCreated, RawLog, WeightsProposed
 from agents.chain.signing import sign_join, sign_proposal, sign_vote
+from agents.chain.types import NO_SCORE, RoundState, RoundStatus, score_to_fixed
 from agents.relay import RelayClient, RelayError
 from agents.storage.store import WeightStore, WeightStoreError
 from colearn_core.codec import encode_weights

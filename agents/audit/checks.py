@@ -17,14 +17,14 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, Field
 
-from agents.audit.logs import (
+from agents.audit.reader import EventRef, History, RoundHistory
+from agents.chain.types import (
     MAX_LEARNERS,
     MAX_ROUNDS,
     MAX_THRESHOLD_BPS,
     MAX_TIMEOUT,
     MIN_LEARNERS,
 )
-from agents.audit.reader import EventRef, History, RoundHistory
 from agents.storage.store import ContentMismatch, ContentNotFound, WeightStore, WeightStoreError
 from colearn_core.codec import WeightsFormatError, decode_weights
 from colearn_core.decision import BPS_DENOMINATOR

@@ -38,25 +38,15 @@ from eth_utils import function_signature_to_4byte_selector
 from rich.console import Console
 
 from agents.audit.checks import AuditReport, audit_history
+from agents.audit.errors import AuditError, UnknownExperiment
 from agents.audit.explorer_page import render_page
-from agents.audit.logs import (
-    MAX_UINT256,
-    AuditError,
-    EventDecoder,
-    MalformedEvent,
-    UnknownExperiment,
-    brief,
-)
 from agents.audit.reader import History, HistoryReader
 from agents.audit.report import GRID_COLOURS, GRID_LABELS, grid_values, scores_png, votes_png
-from agents.chain.client import (
-    ChainError,
-    CollectiveLearningClient,
-    ContractRevert,
-    RawLog,
-    RoundState,
-    load_artifact,
-)
+from agents.chain.abi import EventDecoder, load_artifact
+from agents.chain.client import CollectiveLearningClient
+from agents.chain.errors import ChainError, ContractRevert, MalformedEvent, brief
+from agents.chain.logs import RawLog
+from agents.chain.types import MAX_UINT256, RoundState
 from agents.experiment.history import join_rows
 
 log = logging.getLogger(__name__)
@@ -115,8 +105,6 @@ class Explorer:
 
     def close(self) -> None:
         with self._lock:
-            for reader in self._readers.values():
-                reader.close()
             self._readers.clear()
 
     # ------------------------------------------------------------------ reading
@@ -127,11 +115,7 @@ class Explorer:
             reader = self._readers.get(experiment_id)
             if reader is None:
                 reader = HistoryReader(self.client, experiment_id)
-                try:
-                    reader.update()
-                except BaseException:
-                    reader.close()
-                    raise
+                reader.update()
                 self._readers[experiment_id] = reader
                 self._fresh[experiment_id] = time.monotonic()
             elif time.monotonic() - self._fresh.get(experiment_id, -1e9) >= self.poll / 2:

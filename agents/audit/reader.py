@@ -24,28 +24,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from agents.audit.logs import (  # the audit's errors and its one decoder, re-exported
-    EVENTS,  # noqa: F401
-    AuditError,
-    Batch,
-    EventDecoder,
-    MalformedEvent,
-    UnknownExperiment,
-    check_experiment_id,
-)
-from agents.audit.logs import brief as _brief
-from agents.chain.client import (
-    ChainError,
-    CollectiveLearningClient,
-    ContractRevert,
-    RawLog,
-    fixed_to_score,
-)
-from agents.chain.logs import DEFAULT_CHUNK_BLOCKS  # blocks a query at first (halved if refused)
+from agents.audit.errors import AuditError, UnknownExperiment, check_experiment_id
+from agents.chain.abi import EventDecoder
+from agents.chain.client import CollectiveLearningClient
+from agents.chain.errors import ChainError, ContractRevert, MalformedEvent
+from agents.chain.errors import brief as _brief
+from agents.chain.logs import DEFAULT_CHUNK_BLOCKS, RawLog
+from agents.chain.types import fixed_to_score
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +251,6 @@ class HistoryReader:
         self.chunk_blocks = max(1, chunk_blocks)
         self.stats = FetchStats(from_block=from_block)
         self._decoder = EventDecoder()
-        self._batch = Batch(client.w3)
         self._first_block = from_block
         self._next_block = from_block
         self._events: list[tuple[str, dict[str, Any], RawLog]] = []
@@ -273,15 +261,6 @@ class HistoryReader:
         self._view_error: str | None = None
         self._located = False
         self.version = 0  # bumped whenever new events arrive
-
-    def close(self) -> None:
-        self._batch.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def update(self, to_block: int | None = None) -> bool:
         """Fetches the events logged since the last update, up to ``to_block`` (default:
@@ -303,7 +282,7 @@ class HistoryReader:
         self._view, self._view_error = self._read_view(latest)
         self.stats.to_block = latest
         self.stats.blocks, self.stats.receipts = len(self._timestamps), len(self._receipts)
-        self.stats.batches = self._batch.requests
+        self.stats.batches = self.client.batch_requests
         self.stats.seconds += time.perf_counter() - started
         if new:
             self.version += 1
@@ -400,8 +379,8 @@ class HistoryReader:
     def _fetch_details(self, events: Iterable[tuple[str, dict[str, Any], RawLog]]) -> None:
         blocks = sorted({e.block_number for _, _, e in events} - set(self._timestamps))
         txs = sorted({e.tx_hash for _, _, e in events} - set(self._receipts))
-        self._timestamps.update(self._batch.timestamps(blocks))
-        self._receipts.update(self._batch.receipts(txs))
+        self._timestamps.update(self.client.block_timestamps(blocks))
+        self._receipts.update(self.client.senders_and_gas(txs))
 
     def _read_view(self, block: int) -> tuple[ChainView | None, str | None]:
         """The contract's views at ``block``, or why they could not be read (a revert, an
@@ -527,7 +506,6 @@ def _role(logged: list[tuple[str, dict[str, Any]]], sender: str) -> TxRole:
 def read_history(client: CollectiveLearningClient, experiment_id: int, *, from_block: int = 0,
                  chunk_blocks: int = DEFAULT_CHUNK_BLOCKS) -> History:
     """The experiment's whole history up to the latest block, from its events."""
-    with HistoryReader(client, experiment_id, from_block=from_block,
-                       chunk_blocks=chunk_blocks) as reader:
-        reader.update()
-        return reader.history()
+    reader = HistoryReader(client, experiment_id, from_block=from_block, chunk_blocks=chunk_blocks)
+    reader.update()
+    return reader.history()

@@ -22,9 +22,9 @@ from rich.table import Table
 from rich.text import Span, Text
 
 from agents.audit.checks import AuditReport
-from agents.audit.logs import MAX_LEARNERS
 from agents.audit.reader import History, RoundHistory
 from agents.audit.results import results_summary
+from agents.chain.types import MAX_LEARNERS
 from colearn_core.results import Result, Results
 
 #: colearn's vote grid (colearn_core.plots.plot_votes): labels and colours, in value order.
@@ -484,7 +484,8 @@ def run_audit(rpc: str, contract: str, experiment_id: int, *, console: Console,
     import sys
 
     from agents.audit.checks import audit_history
-    from agents.audit.reader import DEFAULT_CHUNK_BLOCKS, read_history
+    from agents.audit.reader import read_history
+    from agents.chain.logs import DEFAULT_CHUNK_BLOCKS
     from agents.chain.client import CollectiveLearningClient
     from agents.chain.network import connect
     from agents.storage.store import open_store

@@ -45,7 +45,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak
+from eth_utils import keccak, to_checksum_address
 from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
@@ -53,7 +53,9 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.types import Wei
 
-from agents.chain.client import ChainError, CollectiveLearningClient, load_artifact, score_to_fixed
+from agents.chain.abi import load_artifact
+from agents.chain.client import CollectiveLearningClient
+from agents.chain.errors import ChainError, ErrorDecoder
 from agents.chain.network import (
     advance_time,
     connect,
@@ -61,7 +63,10 @@ from agents.chain.network import (
     fund_accounts,
     is_in_process,
 )
+from agents.chain.rpc import Receipt, rpc_for
 from agents.chain.signing import sign_vote
+from agents.chain.transactions import TxSender
+from agents.chain.types import score_to_fixed
 
 DEFAULT_LEARNER_COUNTS = (5, 20, 100)
 #: The contract's bounds on a learner list (3: a steady round needs a vote that does not decide).
@@ -167,11 +172,11 @@ def _relayed_round(clients: list[CollectiveLearningClient], experiment_id: int,
     assert len(accounts) == n  # every client here sends transactions
     votes = [sign_vote(a, chain_id=relayer.chain_id, contract=relayer.address,
                        experiment_id=experiment_id, round_index=round_index, learner_index=i,
-                       approve=True, score=SCORE).as_call_arg()
+                       approve=True, score=SCORE)
              for i, a in enumerate(accounts) if i != proposer]
     learners = [a.address for a in accounts]
-    fn = relayer.contract.functions.castVotesBySig(experiment_id, round_index, learners, votes)
-    batch, _ = relayer._transact(fn, gas=BATCH_GAS_BASE + BATCH_GAS_PER_VOTE * len(votes))
+    batch = relayer.cast_votes_by_sig(experiment_id, round_index, learners, votes,
+                                      gas=BATCH_GAS_BASE + BATCH_GAS_PER_VOTE * len(votes))
     return propose.gas_used, batch.gas_used
 
 
@@ -215,34 +220,25 @@ def measure_collective_learning(w3: Web3, accounts: list[LocalAccount]) -> Learn
     )
 
 
-def _send(w3: Web3, account: LocalAccount, fn: Any, gas: int | None = None) -> dict[str, Any]:
-    """Signs and sends a contract call or deployment; its receipt. Without ``gas`` the node
-    estimates it; with it (much faster on the in-process chain, whose estimates run the
-    call many times) an ``eth_call`` first surfaces a revert."""
-    params: dict[str, Any] = {
-        "from": account.address,
-        "nonce": w3.eth.get_transaction_count(account.address, "pending"),
-        "chainId": w3.eth.chain_id,
-    }
+def _send(w3: Web3, account: LocalAccount, to: str | None, data: bytes | str,
+          gas: int | None = None) -> Receipt:
+    """Signs and sends a call of a benchmark contract (``to``) or its deployment
+    (``to=None``), the one way the package sends transactions; its receipt."""
+    if isinstance(data, str):
+        data = bytes.fromhex(data.removeprefix("0x"))
+    sender = TxSender(rpc_for(w3, ErrorDecoder([])), account, lambda: w3.eth.chain_id)
     try:
-        if gas is not None:
-            fn.call({"from": account.address})
-            params["gas"] = gas
-        tx = fn.build_transaction(params)
-        tx_hash = w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
-        receipt = w3.eth.wait_for_transaction_receipt(tx_hash)
-    except Exception as exc:  # noqa: BLE001 - web3's or eth-tester's; one line either way
-        raise ChainError(f"benchmark call {getattr(fn, 'fn_name', 'constructor')} failed: "
-                         f"{type(exc).__name__} {exc}") from None
-    if receipt["status"] != 1:
-        raise ChainError(f"benchmark transaction {tx_hash.to_0x_hex()} reverted")
-    return dict(receipt)
+        return sender.transact(to, data, gas)[1]
+    except ChainError as exc:
+        raise ChainError(f"benchmark transaction failed: {exc}") from None
 
 
 def _deploy(w3: Web3, account: LocalAccount, compiled: dict[str, Any], *args: Any) -> Contract:
     factory = w3.eth.contract(abi=compiled["abi"], bytecode=compiled["bytecode"])
-    receipt = _send(w3, account, factory.constructor(*args))
-    return w3.eth.contract(address=receipt["contractAddress"], abi=compiled["abi"])
+    receipt = _send(w3, account, None, factory.constructor(*args).data_in_transaction)
+    assert receipt.contract_address is not None
+    return w3.eth.contract(address=to_checksum_address(receipt.contract_address),
+                           abi=compiled["abi"])
 
 
 def measure_governor(w3: Web3, accounts: list[LocalAccount]) -> GovernorGas:
@@ -251,11 +247,13 @@ def measure_governor(w3: Web3, accounts: list[LocalAccount]) -> GovernorGas:
     compiled = load_artifact(GOVERNOR_ARTIFACT)["contracts"]
     token = _deploy(w3, accounts[0], compiled["BenchToken"], [a.address for a in accounts])
     for account in accounts:
-        _send(w3, account, token.functions.delegate(account.address), GOVERNOR_CALL_GAS)
+        _send(w3, account, token.address, token.encode_abi("delegate", [account.address]),
+              GOVERNOR_CALL_GAS)
     governor = _deploy(w3, accounts[0], compiled["BenchGovernor"], token.address)
     proposal = ([token.address], [0], [b""])
     description = "gas bench"
-    _send(w3, accounts[0], governor.functions.propose(*proposal, description), GOVERNOR_CALL_GAS)
+    _send(w3, accounts[0], governor.address,
+          governor.encode_abi("propose", [*proposal, description]), GOVERNOR_CALL_GAS)
     proposal_id = governor.functions.hashProposal(
         *proposal, keccak(text=description)).call()
     for _ in range(3):  # voting opens after a delay of one block: mine until it is open
@@ -264,8 +262,9 @@ def measure_governor(w3: Web3, accounts: list[LocalAccount]) -> GovernorGas:
         advance_time(w3, 1)
     else:
         raise ChainError("the Governor's proposal never became active")
-    cast_vote = governor.functions.castVote(proposal_id, GOVERNOR_FOR)
-    gas = [_send(w3, a, cast_vote, GOVERNOR_CALL_GAS)["gasUsed"] for a in accounts]
+    cast_vote = governor.encode_abi("castVote", [proposal_id, GOVERNOR_FOR])
+    gas = [_send(w3, a, governor.address, cast_vote, GOVERNOR_CALL_GAS).gas_used
+           for a in accounts]
     return GovernorGas(cast_vote_first=gas[0], cast_vote=int(statistics.median(gas[1:])))
 
 

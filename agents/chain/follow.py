@@ -26,7 +26,9 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 
-from agents.chain.client import ChainError, CollectiveLearningClient, RawLog, raw_log_from_json
+from agents.chain.client import CollectiveLearningClient
+from agents.chain.errors import ChainError
+from agents.chain.logs import raw_log_from_json, RawLog
 
 WAKE_EVENTS = ("WeightsProposed", "RoundDecided", "RoundExpired", "ExperimentCompleted",
                "LearnerJoined", "ExperimentStarted", "ExperimentCancelled")

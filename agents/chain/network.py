@@ -10,7 +10,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.types import RPCEndpoint, Wei
 
-from agents.chain.client import ChainError
+from agents.chain.errors import ChainError
 
 log = logging.getLogger(__name__)
 

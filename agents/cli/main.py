@@ -23,15 +23,10 @@ from web3.exceptions import Web3Exception
 from agents._utils.shutdown import interrupt_status, signals_unwind
 from agents.agent.learner_agent import AgentError
 from agents.bench.overhead import BenchError
-from agents.chain.client import ChainError
+from agents.chain.errors import ChainError
 from agents.chain.keys import KeyLoadError
 from agents.devtools.process import DevProcessError
-from agents.experiment.spec import (
-    FACTORY_TARGET_PATTERN,
-    SpecError,
-    describe_exception,
-    parse_factory_arg,
-)
+from agents.experiment.spec import describe_exception, FACTORY_TARGET_PATTERN, parse_factory_arg, SpecError
 from agents.relay import RelayClient, RelayError
 from agents.storage.store import WeightStoreError
 

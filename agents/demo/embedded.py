@@ -8,7 +8,6 @@ chain's events (plus the weight store for accuracies), the way an auditor would.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import time
@@ -103,12 +102,12 @@ def follow(experiment: Experiment, console: Console,
     rows: list[RoundRow] = []
     progress = Progress(TextColumn("[bold]rounds"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=console, transient=True)
-    with progress, contextlib.ExitStack() as stack:
+    with progress:
         bar = progress.add_task("rounds", total=experiment.config.n_rounds)
 
         # One reader, read on incrementally: every read is of one block, so a round that
         # closes during it is seen whole or not at all.
-        reader = stack.enter_context(HistoryReader(client, experiment_id))
+        reader = HistoryReader(client, experiment_id)
 
         def report() -> None:
             if client.experiment(experiment_id).round == len(rows):
@@ -137,9 +136,9 @@ def finish(experiment: Experiment, console: Console, rows: list[RoundRow],
     final_digest, model_round = client.current_model(experiment.experiment_id)
     console.print("training each learner alone for the same number of training calls...")
     solo = solo_accuracies(experiment.task)
-    with HistoryReader(client, experiment.experiment_id) as reader:
-        reader.update()
-        join_gas = sum(j.gas for j in join_rows(reader.history()))
+    reader = HistoryReader(client, experiment.experiment_id)
+    reader.update()
+    join_gas = sum(j.gas for j in join_rows(reader.history()))
     results = _results_json(client, experiment.experiment_id, rows, accuracy.per_round,
                             accuracy.last, solo, final_digest, model_round,
                             time.perf_counter() - experiment.started, join_gas)

@@ -102,6 +102,6 @@ def read_history(client: CollectiveLearningClient, experiment_id: int,
                  from_block: int = 0) -> list[RoundRow]:
     """Every round of the experiment, read at one block (the latest when called): the
     audit's reader, in block ranges, seen as rows."""
-    with HistoryReader(client, experiment_id, from_block=from_block) as reader:
-        reader.update()
-        return round_rows(reader.history())
+    reader = HistoryReader(client, experiment_id, from_block=from_block)
+    reader.update()
+    return round_rows(reader.history())

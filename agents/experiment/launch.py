@@ -14,7 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from agents.chain.client import CollectiveLearningClient, TxResult
+from agents.chain.client import CollectiveLearningClient
+from agents.chain.types import TxResult
 from agents.experiment.spec import ExperimentTerms
 from agents.storage.store import WeightStore
 from colearn_core.codec import decode_weights, encode_weights

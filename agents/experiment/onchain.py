@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict
 
 from agents.agent.learner_agent import LearnerAgent, run_in_process
 from agents.agent.records import RoundRecord
-from agents.chain.client import CollectiveLearningClient, RoundState
+from agents.chain.client import CollectiveLearningClient
 from agents.chain.network import (
     advance_time,
     connect,
@@ -31,6 +31,7 @@ from agents.chain.network import (
     fund_accounts,
     is_in_process,
 )
+from agents.chain.types import RoundState
 from agents.experiment.history import RoundRow, read_history
 from agents.experiment.launch import launch_experiment
 from agents.experiment.spec import ExperimentTerms

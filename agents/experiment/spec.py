@@ -13,11 +13,8 @@ from typing import Any
 from eth_utils import is_address, to_checksum_address
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from agents.chain.types import DEFAULT_JOIN_TIMEOUT, MAX_TIMEOUT
 from colearn_core.ml_interface import MachineLearningInterface
-
-#: The contract's bound on every timeout (30 days), and the default join timeout (a day).
-MAX_TIMEOUT = 30 * 86_400
-DEFAULT_JOIN_TIMEOUT = 86_400
 
 # ``module.path:function``, what ``--learner`` and a spec's ``initial.factory`` name.
 FACTORY_TARGET_PATTERN = r"^[\w.]+:\w+$"

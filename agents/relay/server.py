@@ -26,7 +26,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ValidationError
 
-from agents.chain.client import ChainError
+from agents.chain.errors import ChainError
 from agents.chain.signing import SignedJoin, SignedProposal, SignedVote
 from agents.relay.errors import Refused
 from agents.relay.service import Relay

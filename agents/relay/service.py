@@ -19,14 +19,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
-from agents.chain.client import (
-    ChainError,
-    CollectiveLearningClient,
-    ContractRevert,
-    ExperimentCreated,
-    RoundState,
-)
+from agents.chain.client import CollectiveLearningClient
+from agents.chain.errors import ChainError, ContractRevert
+from agents.chain.logs import ExperimentCreated
 from agents.chain.signing import InvalidSignature, SignedJoin, SignedProposal, SignedVote
+from agents.chain.types import RoundState
 from agents.relay.errors import Refused, RelayError
 
 log = logging.getLogger(__name__)

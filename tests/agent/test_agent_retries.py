@@ -10,8 +10,10 @@ import time
 import pytest
 
 from agents.agent.learner_agent import LearnerAgent
-from agents.chain.client import ChainError, CollectiveLearningClient, RoundState
+from agents.chain.client import CollectiveLearningClient
+from agents.chain.errors import ChainError
 from agents.chain.network import connect, derive_accounts, fund_accounts
+from agents.chain.types import RoundState
 from agents.devtools.anvil import AnvilProcess
 from agents.experiment.launch import launch_experiment
 from agents.experiment.spec import ExperimentTerms

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from agents.agent.learner_agent import AgentError, ExperimentCancelled, LearnerAgent, run_in_process
-from agents.chain.client import NO_SCORE, CollectiveLearningClient, RoundState
+from agents.chain.client import CollectiveLearningClient
 from agents.chain.network import advance_time, connect, derive_accounts, fund_accounts
+from agents.chain.types import NO_SCORE, RoundState
 from agents.experiment.launch import launch_experiment
 from agents.experiment.spec import ExperimentTerms
 from agents.storage.cid import compute_cid

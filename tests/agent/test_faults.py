@@ -18,8 +18,8 @@ import pytest
 from conftest import started
 from consortium import Consortium
 
-from agents.chain.client import NO_SCORE, RoundState
 from agents.chain.network import advance_time
+from agents.chain.types import NO_SCORE, RoundState
 from agents.devtools.anvil import AnvilProcess
 from agents.storage.cid import compute_cid
 from colearn_core.codec import decode_weights, encode_weights

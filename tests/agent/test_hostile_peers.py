@@ -18,7 +18,7 @@ from conftest import started
 from consortium import Consortium
 from fake_kubo import FakeKubo
 
-from agents.chain.client import NO_SCORE, RoundState
+from agents.chain.types import NO_SCORE, RoundState
 from agents.devtools.anvil import AnvilProcess
 from colearn_core.codec import encode_weights
 from colearn_core.tasks.factories import digits_learner

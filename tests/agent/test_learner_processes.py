@@ -9,7 +9,7 @@ import pytest
 from conftest import started
 from consortium import Consortium
 
-from agents.chain.client import RoundState
+from agents.chain.types import RoundState
 from agents.devtools.anvil import AnvilProcess
 
 pytestmark = [pytest.mark.anvil]

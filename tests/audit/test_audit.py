@@ -36,25 +36,12 @@ from agents.audit.checks import (
     check_history,
     expected_model,
 )
-from agents.audit.reader import (
-    ChainView,
-    Completion,
-    Decision,
-    EventRef,
-    ExperimentConfig,
-    Expiry,
-    History,
-    HistoryReader,
-    Join,
-    Proposal,
-    RoundHistory,
-    TxRecord,
-    Vote,
-    read_history,
-)
+from agents.audit.reader import ChainView, Completion, Decision, EventRef, ExperimentConfig, Expiry, History, HistoryReader, Join, Proposal, read_history, RoundHistory, TxRecord, Vote
 from agents.audit.report import print_report, render_html, report_json
-from agents.chain.client import NO_SCORE, ChainError, CollectiveLearningClient, score_to_fixed
+from agents.chain.client import CollectiveLearningClient
+from agents.chain.errors import ChainError
 from agents.chain.signing import sign_join, sign_proposal, sign_vote
+from agents.chain.types import NO_SCORE, score_to_fixed
 from agents.cli.main import main
 from agents.devtools.anvil import AnvilProcess
 from agents.storage.store import FileWeightStore
@@ -457,9 +444,9 @@ def test_relayed_rounds_expiries_and_late_decisions_audit_clean(
                          chunk_blocks=2)
     assert small.rounds == h.rounds and small.stats.log_queries > h.stats.log_queries
     refusing = _RefusingClient(chain, e.contract.address, max_blocks=3)
-    with HistoryReader(refusing, e.id, chunk_blocks=10_000) as reader:
-        reader.update()
-        assert reader.history().rounds == h.rounds
+    reader = HistoryReader(refusing, e.id, chunk_blocks=10_000)
+    reader.update()
+    assert reader.history().rounds == h.rounds
     assert refusing.refused > 0
 
 
@@ -515,19 +502,19 @@ def test_an_unknown_experiment_is_one_clear_error(chain: Web3, make: Make) -> No
 
 def test_the_history_grows_as_rounds_land(chain: Web3, make: Make) -> None:
     e = make(n=3, rounds=3)
-    with HistoryReader(CollectiveLearningClient(chain, e.contract.address), e.id) as reader:
-        reader.update()
-        assert reader.history().rounds == [] and reader.version == 1
-        assert not reader.update()  # nothing new
-        e.propose(0)
-        e.cast(0, [True, None])
-        assert reader.update()
-        (r0,) = reader.history().rounds
-        assert r0.outcome == "voting" and len(r0.votes) == 1
-        e.cast(0, [None, False])
-        reader.update()
-        assert reader.history().rounds[0].outcome == "accepted"
-        assert audit_history(reader.history()).ok
+    reader = HistoryReader(CollectiveLearningClient(chain, e.contract.address), e.id)
+    reader.update()
+    assert reader.history().rounds == [] and reader.version == 1
+    assert not reader.update()  # nothing new
+    e.propose(0)
+    e.cast(0, [True, None])
+    assert reader.update()
+    (r0,) = reader.history().rounds
+    assert r0.outcome == "voting" and len(r0.votes) == 1
+    e.cast(0, [None, False])
+    reader.update()
+    assert reader.history().rounds[0].outcome == "accepted"
+    assert audit_history(reader.history()).ok
 
 
 # -------------------------------------------------------------- the demo, on anvil

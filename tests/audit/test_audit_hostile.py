@@ -44,16 +44,13 @@ from web3 import Web3
 
 from agents.audit.checks import AuditReport, audit_history
 from agents.audit.explorer import Explorer, ExplorerServer
-from agents.audit.reader import (
-    EVENTS,
-    AuditError,
-    EventDecoder,
-    MalformedEvent,
-    UnknownExperiment,
-    read_history,
-)
+from agents.audit.errors import AuditError, UnknownExperiment
+from agents.audit.reader import read_history
+from agents.chain.abi import EventDecoder, EVENTS
+from agents.chain.errors import ChainError, MalformedEvent
 from agents.audit.report import print_report, render_html, report_json
-from agents.chain.client import CollectiveLearningClient, RawLog
+from agents.chain.client import CollectiveLearningClient
+from agents.chain.logs import RawLog
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "tests" / "audit" / "contracts" / "HostileAudit.sol"
@@ -250,7 +247,7 @@ def test_the_decoder_raises_only_its_own_error(entry: RawLog) -> None:
     try:
         name, fields = DECODER.decode(entry)
     except MalformedEvent as exc:
-        assert isinstance(exc, AuditError) and exc.reason and len(str(exc)) < 300
+        assert isinstance(exc, ChainError) and exc.reason and len(str(exc)) < 300
         return
     assert name in EVENTS and isinstance(fields, dict)
     if "round" in fields:

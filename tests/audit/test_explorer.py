@@ -21,9 +21,10 @@ from conftest import started
 from eth_account.signers.local import LocalAccount
 
 from agents.audit.explorer import Explorer, ExplorerServer
-from agents.chain.client import CollectiveLearningClient, score_to_fixed
+from agents.chain.client import CollectiveLearningClient
 from agents.chain.network import connect, derive_accounts, fund_accounts
 from agents.chain.signing import sign_vote
+from agents.chain.types import score_to_fixed
 from agents.devtools.anvil import AnvilProcess
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -15,9 +15,11 @@ import pytest
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from agents.chain.client import ChainError, CollectiveLearningClient, ContractRevert, RoundState
+from agents.chain.client import CollectiveLearningClient
+from agents.chain.errors import ChainError, ContractRevert
 from agents.chain.follow import PollingFollower, SubscriptionFollower, follow_events
 from agents.chain.network import connect, derive_accounts, fund_accounts
+from agents.chain.types import RoundState
 from agents.devtools.anvil import AnvilProcess
 
 

@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from agents.agent.learner_agent import LearnerAgent
-from agents.chain.client import ChainError, CollectiveLearningClient
+from agents.chain.client import CollectiveLearningClient
+from agents.chain.errors import ChainError
 from agents.chain.network import connect, derive_accounts
 from agents.storage.store import FileWeightStore
 from colearn_core.ml_interface import MachineLearningInterface, ProposedWeights, Weights

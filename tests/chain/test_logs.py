@@ -31,9 +31,11 @@ from agents.audit.checks import audit_history
 from agents.audit.explorer import Explorer
 from agents.audit.reader import HistoryReader
 from agents.audit.report import run_audit
-from agents.chain.client import ChainError, CollectiveLearningClient, RoundState
+from agents.chain.client import CollectiveLearningClient
+from agents.chain.errors import ChainError
 from agents.chain.logs import RangedLogs, RawLog, refuses_range
 from agents.chain.network import connect, derive_accounts, fund_accounts
+from agents.chain.types import RoundState
 from agents.devtools.anvil import AnvilProcess
 from agents.experiment.history import read_history
 from agents.experiment.launch import launch_experiment
@@ -180,23 +182,23 @@ def test_a_history_read_while_rounds_close_never_shows_half_a_round(
         client = CollectiveLearningClient(connect(proxy.url), e.contract.address)
         reads = 0
         mined_during_reads: list[int] = []
-        with HistoryReader(client, e.id) as incremental:
-            while True:
-                left = len(pending)
-                rows = read_history(client, e.id)
-                mined_during_reads.append(left - len(pending))
-                for row in rows:  # a round shows from its proposal on, and whole
-                    assert row.cid == e.proposal(row.round)[0], f"round {row.round}: no CID"
-                    if row.accepted is not None:
-                        assert row.approvals + row.rejections == len(row.votes) == 2
-                incremental.update()
-                for r in incremental.history().rounds:
-                    assert r.proposal is not None, f"round {r.round} without its proposal"
-                    assert r.decision is None or len(r.votes) == 2
-                reads += 1
-                with lock:
-                    if not pending:
-                        break
+        incremental = HistoryReader(client, e.id)
+        while True:
+            left = len(pending)
+            rows = read_history(client, e.id)
+            mined_during_reads.append(left - len(pending))
+            for row in rows:  # a round shows from its proposal on, and whole
+                assert row.cid == e.proposal(row.round)[0], f"round {row.round}: no CID"
+                if row.accepted is not None:
+                    assert row.approvals + row.rejections == len(row.votes) == 2
+            incremental.update()
+            for r in incremental.history().rounds:
+                assert r.proposal is not None, f"round {r.round} without its proposal"
+                assert r.decision is None or len(r.votes) == 2
+            reads += 1
+            with lock:
+                if not pending:
+                    break
         final = read_history(client, e.id)
     assert reads >= 1 and mined_during_reads[0] > 2, "transactions mined between its calls"
     assert [(r.round, r.accepted, r.cid) for r in final] == [
@@ -266,9 +268,9 @@ def test_agents_relay_audit_and_explorer_work_through_a_provider_capping_ranges(
         reader_client = CollectiveLearningClient(connect(proxy.url), creator.address)
         queries_before, refused_before = proxy.requests["eth_getLogs"], proxy.refused
         started_at = time.perf_counter()
-        with HistoryReader(reader_client, eid) as reader:
-            reader.update()
-            h = reader.history()
+        reader = HistoryReader(reader_client, eid)
+        reader.update()
+        h = reader.history()
         seconds = time.perf_counter() - started_at
         report = audit_history(h)
         assert report.ok, report.violations

@@ -11,9 +11,10 @@ from eth_account.signers.local import LocalAccount
 from experiments import PROPOSAL_TIMEOUT, VOTING_TIMEOUT, Exp, Make, reverts
 from web3 import Web3
 
-from agents.chain.client import CollectiveLearningClient, RoundState, TxResult, score_to_fixed
+from agents.chain.client import CollectiveLearningClient
 from agents.chain.network import advance_time
 from agents.chain.signing import SignedVote, sign_proposal, sign_vote
+from agents.chain.types import RoundState, TxResult, score_to_fixed
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 

@@ -20,9 +20,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from agents.chain.client import CollectiveLearningClient, RoundState
+from agents.chain.client import CollectiveLearningClient
 from agents.chain.keys import create_keystore, load_keystore
 from agents.chain.network import connect, derive_accounts, fund_accounts
+from agents.chain.types import RoundState
 from agents.cli.main import main as cli
 from agents.demo.embedded import DemoConfig
 from agents.demo.processes import run_process_demo
@@ -197,7 +198,7 @@ def run(*argv: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
     with mock.patch.dict(os.environ, env or {}), contextlib.redirect_stdout(out), \
             contextlib.redirect_stderr(err):
         try:
-            status = cli.main(list(argv))
+            status = cli(list(argv))
         except SystemExit as exc:  # argparse: 2 on bad arguments
             status = exc.code
     return status, out.getvalue(), err.getvalue()

@@ -32,14 +32,9 @@ from experiments import (
 )
 from web3 import Web3
 
-from agents.chain.client import (
-    NO_SCORE,
-    CollectiveLearningClient,
-    RoundState,
-    TxResult,
-    score_to_fixed,
-)
+from agents.chain.client import CollectiveLearningClient
 from agents.chain.network import advance_time
+from agents.chain.types import NO_SCORE, RoundState, TxResult, score_to_fixed
 from colearn_core.decision import is_accepted
 
 # ------------------------------------------------------------------- lifecycle

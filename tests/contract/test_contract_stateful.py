@@ -39,6 +39,7 @@ from eth_utils import (
     keccak,
     to_checksum_address,
 )
+from experiments import web3_contract
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -62,9 +63,12 @@ from protocol_model import (
 )
 from web3 import Web3
 
-from agents.chain.client import CollectiveLearningClient, ContractRevert, RoundState, load_artifact
+from agents.chain.abi import load_artifact
+from agents.chain.client import CollectiveLearningClient
+from agents.chain.errors import ContractRevert
 from agents.chain.network import connect, derive_accounts, fund_accounts
 from agents.chain.signing import sign_join, sign_proposal, sign_vote
+from agents.chain.types import RoundState
 
 ARTIFACT_ENV = "COLEARN_STATEFUL_ARTIFACT"
 SLOW = os.environ.get("COLEARN_TESTS_SLOW") == "1"
@@ -517,7 +521,7 @@ class ContractMachine(RuleBasedStateMachine):
     def create(self, creator: LocalAccount, learners: list[str], threshold_bps: int,
                num_rounds: int, proposal_timeout: int, voting_timeout: int, join_timeout: int,
                initial_cid: str, initial_digest: bytes) -> None:
-        fn = self.w.client.contract.functions.createExperiment(
+        fn = web3_contract(self.w.client).functions.createExperiment(
             learners, threshold_bps, num_rounds, proposal_timeout, voting_timeout, initial_cid,
             initial_digest, "bafy-metadata", join_timeout)
         self.send(creator, fn, lambda at: self.model.create_experiment(
@@ -629,7 +633,7 @@ class ContractMachine(RuleBasedStateMachine):
             self.join_signed(account, eid, signature, self.account(relayer), pick)
 
     def join_directly(self, sender: LocalAccount, eid: int) -> None:
-        fn = self.w.client.contract.functions.join(eid)
+        fn = web3_contract(self.w.client).functions.join(eid)
         self.send(sender, fn, lambda at: self.model.join(sender.address, eid, at))
 
     def join_signed(self, signer: LocalAccount, eid: int, kind: str, sender: LocalAccount,
@@ -640,7 +644,7 @@ class ContractMachine(RuleBasedStateMachine):
                            experiment_id=another(eid) if kind == "other_experiment" else eid,
                            learner_index=index)
         r, vs = mangle(kind, signed.r, signed.vs, pick)
-        fn = self.w.client.contract.functions.joinBySig(eid, index, r, vs)
+        fn = web3_contract(self.w.client).functions.joinBySig(eid, index, r, vs)
         self.send(sender, fn, lambda at: self.model.join_by_sig(
             sender.address, eid, index, r, vs, at))
 
@@ -651,7 +655,7 @@ class ContractMachine(RuleBasedStateMachine):
         self.cancel(self.account(caller), self.pick(exp, joining))
 
     def cancel(self, sender: LocalAccount, eid: int) -> None:
-        fn = self.w.client.contract.functions.cancel(eid)
+        fn = web3_contract(self.w.client).functions.cancel(eid)
         self.send(sender, fn, lambda at: self.model.cancel(sender.address, eid, at))
 
     @rule(exp=ANY_EXPERIMENT, who=st.sampled_from(("proposer", "learner", "anyone")),
@@ -676,7 +680,7 @@ class ContractMachine(RuleBasedStateMachine):
                          content: str) -> None:
         round_index = self.round_index(eid, round_choice)
         cid, digest = self.proposal(eid, round_index, content)
-        fn = self.w.client.contract.functions.propose(eid, round_index, cid, digest)
+        fn = web3_contract(self.w.client).functions.propose(eid, round_index, cid, digest)
         self.send(sender, fn, lambda at: self.model.propose(
             sender.address, eid, round_index, cid, digest, at))
 
@@ -691,7 +695,7 @@ class ContractMachine(RuleBasedStateMachine):
             round_index=another(round_index) if kind == "other_round" else round_index,
             cid=cid, digest=keccak(digest) if kind == "tampered" else digest)
         r, vs = mangle(kind, signed.r, signed.vs, pick)
-        fn = self.w.client.contract.functions.proposeBySig(eid, round_index, cid, digest, r, vs)
+        fn = web3_contract(self.w.client).functions.proposeBySig(eid, round_index, cid, digest, r, vs)
         self.send(sender, fn, lambda at: self.model.propose_by_sig(
             sender.address, eid, round_index, cid, digest, r, vs, at))
 
@@ -708,7 +712,7 @@ class ContractMachine(RuleBasedStateMachine):
     def vote_directly(self, voter: LocalAccount, eid: int, round_choice: str, approve: bool,
                       score: int) -> None:
         round_index = self.round_index(eid, round_choice)
-        fn = self.w.client.contract.functions.vote(eid, round_index, approve, score)
+        fn = web3_contract(self.w.client).functions.vote(eid, round_index, approve, score)
         self.send(voter, fn, lambda at: self.model.vote(
             voter.address, eid, round_index, approve, score, at))
 
@@ -736,7 +740,7 @@ class ContractMachine(RuleBasedStateMachine):
                       else self.signer(eid, who, pick))
             votes.append(self.signed_vote(eid, round_index, signer, pick, kind, approve, score))
         learners = self.learner_list(eid, listed)
-        fn = self.w.client.contract.functions.castVotesBySig(
+        fn = web3_contract(self.w.client).functions.castVotesBySig(
             eid, round_index, learners,
             [(v.learner_index, v.approve, v.score, v.r, v.vs) for v in votes])
         self.send(sender, fn, lambda at: self.model.cast_votes_by_sig(
@@ -751,7 +755,7 @@ class ContractMachine(RuleBasedStateMachine):
         self.close_round(how, self.account(caller), eid, self.round_index(eid, round_choice))
 
     def close_round(self, how: str, sender: LocalAccount, eid: int, round_index: int) -> None:
-        fn = getattr(self.w.client.contract.functions, how)(eid, round_index)
+        fn = getattr(web3_contract(self.w.client).functions, how)(eid, round_index)
         predict = getattr(self.model, how)
         self.send(sender, fn, lambda at: predict(sender.address, eid, round_index, at))
 

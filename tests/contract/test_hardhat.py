@@ -19,8 +19,10 @@ import pytest
 from hardhat_node import HardhatNode, hardhat_command, hardhat_env
 from web3 import Web3
 
-from agents.chain.client import CollectiveLearningClient, ContractRevert, RoundState, score_to_fixed
+from agents.chain.client import CollectiveLearningClient
+from agents.chain.errors import ContractRevert
 from agents.chain.network import connect, derive_accounts, fund_accounts
+from agents.chain.types import RoundState, score_to_fixed
 from agents.devtools.anvil import DevChainError
 
 pytestmark = pytest.mark.node

@@ -17,8 +17,8 @@ from experiments import (
 )
 from web3 import Web3
 
-from agents.chain.client import RoundState
 from agents.chain.signing import SignedJoin, sign_join
+from agents.chain.types import RoundState
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 

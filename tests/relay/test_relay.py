@@ -14,9 +14,9 @@ from eth_account.signers.local import LocalAccount
 from experiments import PROPOSAL_TIMEOUT, VOTING_TIMEOUT, Exp, Make
 from web3 import Web3
 
-from agents.chain.client import RoundState, score_to_fixed
 from agents.chain.network import advance_time
 from agents.chain.signing import SignedJoin, SignedVote, sign_join, sign_proposal, sign_vote
+from agents.chain.types import RoundState, score_to_fixed
 from agents.relay import Refused, Relay, RelayClient, RelayServer
 
 

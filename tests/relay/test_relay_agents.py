@@ -13,8 +13,9 @@ from conftest import started
 from eth_account.signers.local import LocalAccount
 
 from agents.agent.learner_agent import LearnerAgent
-from agents.chain.client import CollectiveLearningClient, RoundState
+from agents.chain.client import CollectiveLearningClient
 from agents.chain.network import connect, derive_accounts, fund_accounts
+from agents.chain.types import RoundState
 from agents.devtools.anvil import AnvilProcess
 from agents.experiment.launch import launch_experiment
 from agents.experiment.spec import ExperimentTerms

@@ -1,80 +1,84 @@
-"""Reading the contract's logs for an audit: the audit's errors, the one defensive decoder
-of the contract's events, and JSON-RPC batches of block headers and receipts.
+"""The contract's ABI, decoded in one place: the shipped artifact, calls encoded and
+results decoded with eth-abi alone (web3's contract machinery is slow on hot paths), and
+the one decoder of the contract's events.
 
-The audit may be pointed at any address, so nothing a contract there can emit is trusted:
+Nothing a contract can emit is trusted (the audit may be pointed at any address):
 :meth:`EventDecoder.decode` checks every log against the event's ABI (topic count, word
 sizes, address padding, exact data length of static events, booleans that are 0 or 1,
-well-formed dynamic data) and raises :class:`MalformedEvent`, and only that, for anything
-else. Whether the decoded values make sense (round numbers, learner lists) is for the
-checks (:mod:`agents.audit.checks`) to say.
+well-formed dynamic data) and raises :class:`~agents.chain.errors.MalformedEvent`, and only
+that, for anything else. Whether the decoded values make sense (round numbers, learner
+lists) is for the audit's checks to say.
 """
 
 from __future__ import annotations
 
-import logging
+import json
 from collections.abc import Sequence
+from importlib import resources
 from typing import Any
 
-import httpx
 from eth_abi import decode as abi_decode
-from eth_utils import event_abi_to_log_topic, to_checksum_address
-from web3 import Web3
-from web3.providers import HTTPProvider
+from eth_abi import encode as abi_encode
+from eth_utils import (
+    event_abi_to_log_topic,
+    function_signature_to_4byte_selector,
+    to_checksum_address,
+)
 
-from agents.chain.client import ChainError, RawLog, load_artifact
+from agents.chain.errors import MalformedEvent, brief, node_answer
+from agents.chain.logs import RawLog
 
-log = logging.getLogger(__name__)
+CONTRACT_NAME = "CollectiveLearning"
 
-#: Requests in one JSON-RPC batch (block headers, receipts).
-BATCH_SIZE = 500
 EVENTS = ("ExperimentCreated", "WeightsProposed", "VoteCast", "RoundDecided", "RoundExpired",
           "ExperimentCompleted", "LearnerJoined", "ExperimentStarted", "ExperimentCancelled")
-#: The contract's bounds on an experiment (CollectiveLearning.sol's constants and types).
-MIN_LEARNERS, MAX_LEARNERS = 2, 500
-MAX_ROUNDS = 2**24 - 1  # numRounds, round and modelRound are uint24
-MAX_TIMEOUT = 30 * 86_400  # every timeout (join, proposal, voting): 1 s to 30 days
-MAX_THRESHOLD_BPS = 10_000
-#: Largest uint256: experiment ids, and every number an event carries, fit it.
-MAX_UINT256 = 2**256 - 1
 
+def load_artifact(name: str = CONTRACT_NAME) -> dict[str, Any]:
+    """The compiled contract shipped with the package (ABI, bytecode, solc input)."""
+    text = resources.files("agents").joinpath("artifacts", f"{name}.json").read_text()
+    return json.loads(text)
 
-class AuditError(ChainError):
-    """The audit could not read what it needs from the chain (exit 1, one line)."""
+class AbiFunction:
+    """One contract function's selector and types, from the ABI: encodes calls and decodes
+    results with eth-abi alone (web3's contract-call machinery is slow on hot paths)."""
 
+    def __init__(self, item: dict[str, Any]):
+        name = item["name"]
+        self.inputs = [abi_type(i) for i in item["inputs"]]
+        self.outputs = [abi_type(o) for o in item["outputs"]]
+        self.selector = function_signature_to_4byte_selector(f"{name}({','.join(self.inputs)})")
 
-class UnknownExperiment(AuditError):
-    """The contract has no experiment with that id."""
+    @classmethod
+    def all(cls, abi: list[dict[str, Any]]) -> dict[str, AbiFunction]:
+        """Every function of the ABI by name (the contract overloads none)."""
+        return {item["name"]: cls(item) for item in abi if item.get("type") == "function"}
 
+    def encode(self, *args: Any) -> bytes:
+        return self.selector + abi_encode(self.inputs, args)
 
-class MalformedEvent(AuditError):
-    """A log that does not decode as the contract's event (a hostile or broken contract)."""
+    def decode(self, data: bytes) -> tuple[Any, ...]:
+        with node_answer("eth_call"):
+            return abi_decode(self.outputs, data)
 
-    def __init__(self, event: str, reason: str):
-        self.event = event
-        self.reason = reason
-        super().__init__(f"malformed {event} log: {reason}")
+def abi_type(param: dict[str, Any]) -> str:
+    if param["type"].startswith("tuple"):
+        inner = ",".join(abi_type(c) for c in param["components"])
+        return f"({inner}){param['type'][len('tuple'):]}"
+    return param["type"]
 
-
-def check_experiment_id(experiment_id: int) -> int:
-    """``experiment_id`` if it can name an experiment (1..2^256-1), else ``ValueError``."""
-    if not 1 <= experiment_id <= MAX_UINT256:
-        shown = str(experiment_id) if experiment_id.bit_length() < 64 else "out of range"
-        raise ValueError(f"experiment ids run from 1 to 2^256 - 1, not {shown}")
-    return experiment_id
-
-
-# --------------------------------------------------------------------------- decoding
-
+def word(value: int) -> bytes:
+    """An indexed uint256 as its topic."""
+    return value.to_bytes(32, "big")
 
 class EventDecoder:
     """Decodes the contract's nine events from raw logs; anything else is a
     :class:`MalformedEvent`. Fixed-size events are decoded by hand (fast), the two with
     strings and arrays by eth-abi, strictly."""
 
-    def __init__(self) -> None:
-        abi = [i for i in load_artifact()["abi"]
+    def __init__(self, abi: list[dict[str, Any]] | None = None) -> None:
+        abi = [i for i in (load_artifact()["abi"] if abi is None else abi)
                if i.get("type") == "event" and i["name"] in EVENTS]  # not EIP712DomainChanged
-        self.topic = {i["name"]: event_abi_to_log_topic(i) for i in abi}
+        self.topic = {i["name"]: event_abi_to_log_topic(i) for i in abi}  # type: ignore[arg-type]
         self.name = {t: n for n, t in self.topic.items()}
         self.types = {i["name"]: [p["type"] for p in i["inputs"] if not p["indexed"]]
                       for i in abi}
@@ -161,15 +165,12 @@ class EventDecoder:
             # (strings), ValueError...: for hostile bytes, every one means the same thing.
             raise MalformedEvent(name, f"data does not decode: {brief(exc)}") from None
 
-
 def _static(name: str, data: bytes, words: int) -> None:
     if len(data) != 32 * words:
         raise MalformedEvent(name, f"{len(data)} bytes of data, not {32 * words}")
 
-
 def _uint(word: bytes) -> int:
     return int.from_bytes(word, "big")
-
 
 def _bool(name: str, word: bytes) -> bool:
     value = _uint(word)
@@ -177,94 +178,7 @@ def _bool(name: str, word: bytes) -> bool:
         raise MalformedEvent(name, "a boolean word is neither 0 nor 1")
     return value == 1
 
-
 def _address(name: str, word: bytes) -> str:
     if any(word[:12]):
         raise MalformedEvent(name, "an address topic has non-zero padding")
     return to_checksum_address(word[-20:])
-
-
-def brief(exc: BaseException, limit: int = 160) -> str:
-    """An exception as one short line."""
-    text = f"{type(exc).__name__}: {exc}"
-    return text if len(text) <= limit else text[:limit - 1] + "…"
-
-
-# ------------------------------------------------------------------------- transport
-
-
-class Batch:
-    """Block timestamps and receipts, many per request: JSON-RPC batches over HTTP, or
-    one call at a time through web3 for the in-process chain."""
-
-    def __init__(self, w3: Web3):
-        self.w3 = w3
-        self.requests = 0
-        self._http: httpx.Client | None = None
-        self._url = ""
-        provider = w3.provider
-        if isinstance(provider, HTTPProvider):
-            self._url = str(provider.endpoint_uri)
-            self._http = httpx.Client(timeout=120.0)
-
-    def close(self) -> None:
-        if self._http is not None:
-            self._http.close()
-
-    def _post(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
-        assert self._http is not None
-        results: list[Any] = []
-        for start in range(0, len(calls), BATCH_SIZE):
-            chunk = calls[start:start + BATCH_SIZE]
-            body = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p}
-                    for i, (m, p) in enumerate(chunk)]
-            self.requests += 1
-            try:
-                response = self._http.post(self._url, json=body)
-            except httpx.HTTPError as exc:
-                raise ChainError(f"cannot reach the chain at {self._url}: {exc}") from None
-            if response.status_code != 200:
-                raise ChainError(f"the node answered HTTP {response.status_code} to a batch")
-            answers = response.json()
-            if isinstance(answers, dict):  # a node that refuses batches answers one error
-                raise ChainError(f"the node refused a batch request: "
-                                 f"{answers.get('error', answers)}")
-            by_id = {a.get("id"): a for a in answers}
-            for i, (method, _) in enumerate(chunk):
-                answer = by_id.get(i)
-                if answer is None or "error" in answer:
-                    problem = None if answer is None else answer["error"]
-                    raise ChainError(f"{method} failed in a batch: {problem}")
-                results.append(answer["result"])
-        return results
-
-    def timestamps(self, blocks: Sequence[int]) -> dict[int, int]:
-        if not blocks:
-            return {}
-        if self._http is None:
-            return {b: int(self.w3.eth.get_block(b)["timestamp"]) for b in blocks}
-        headers = self._post([("eth_getBlockByNumber", [hex(b), False]) for b in blocks])
-        out = {}
-        for b, header in zip(blocks, headers):
-            if header is None:
-                raise ChainError(f"the node has no block {b}")
-            out[b] = int(header["timestamp"], 16)
-        return out
-
-    def receipts(self, tx_hashes: Sequence[str]) -> dict[str, tuple[str, int]]:
-        """(sender, gas used) per transaction."""
-        if not tx_hashes:
-            return {}
-        if self._http is None:
-            out: dict[str, tuple[str, int]] = {}
-            for h in tx_hashes:
-                r = self.w3.eth.get_transaction_receipt(h)  # type: ignore[arg-type]
-                out[h] = (to_checksum_address(r["from"]), int(r["gasUsed"]))
-            return out
-        receipts = self._post([("eth_getTransactionReceipt", [h]) for h in tx_hashes])
-        out = {}
-        for h, r in zip(tx_hashes, receipts):
-            if r is None:
-                raise ChainError(f"the node has no receipt for {h}")
-            out[h] = (to_checksum_address(r["from"]), int(r["gasUsed"], 16))
-        return out
