@@ -680,7 +680,7 @@ def test_a_results_file_that_disagrees_with_the_chain_is_named_row_by_row(
 @pytest.mark.anvil
 def test_bad_input_is_one_line_without_traceback(demo_run: dict[str, Any]) -> None:
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "agents.cli.main", "audit", *args],
+        return subprocess.run([sys.executable, "-m", "agents.cli", "audit", *args],
                               capture_output=True, text=True, timeout=120, check=False)
 
     contract = demo_run["contract"]

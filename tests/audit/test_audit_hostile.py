@@ -415,12 +415,12 @@ def test_events_out_of_order_or_twice_are_violations(hostile: Hostile,
 # ------------------------------------------------------------------ the CLI, on anvil
 
 
-#: ``python -m agents.cli.main`` with its address space capped first (in the child itself: a
+#: ``python -m agents.cli`` with its address space capped first (in the child itself: a
 #: preexec_fn is not safe in a process with threads).
 _CAPPED_CLI = ("import resource, runpy, sys\n"
                "resource.setrlimit(resource.RLIMIT_AS, ({0}, {0}))\n"
                "sys.argv[0] = 'colearn'\n"
-               "runpy.run_module('agents.cli.main', run_name='__main__', alter_sys=True)\n")
+               "runpy.run_module('agents.cli', run_name='__main__', alter_sys=True)\n")
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -33,7 +33,7 @@ from web3 import Web3
 from agents.chain.client import ChainError, CollectiveLearningClient, calldata_floor, score_to_fixed
 from agents.chain.network import advance_time, derive_accounts
 from agents.chain.signing import SignedVote, sign_join, sign_proposal, sign_vote
-from agents.cli.main import main as cli
+from agents.cli import main as cli
 from agents.relay import HttpLimits, Refused, Relay, RelayClient, RelayError, RelayServer
 
 pytestmark = [pytest.mark.anvil,
