@@ -74,7 +74,7 @@ class Consortium:
     def command(self, i: int, factory: str | None = None, **factory_args: Any) -> list[str]:
         factory = factory or self.factory
         args = {"index": i, "n_learners": self.n, "seed": self.seed, **factory_args}
-        return [sys.executable, "-m", "agents.cli.main", "-v", "agent", "--rpc", self.chain_url,
+        return [sys.executable, "-m", "agents.cli", "-v", "agent", "--rpc", self.chain_url,
                 "--contract", self.client.address, "--experiment", str(self.experiment_id),
                 "--keystore", str(self.keystores[i]),
                 "--password-file", str(self.workdir / "password"),

@@ -485,8 +485,8 @@ def run_audit(rpc: str, contract: str, experiment_id: int, *, console: Console,
 
     from agents.audit.checks import audit_history
     from agents.audit.reader import read_history
-    from agents.chain.logs import DEFAULT_CHUNK_BLOCKS
     from agents.chain.client import CollectiveLearningClient
+    from agents.chain.logs import DEFAULT_CHUNK_BLOCKS
     from agents.chain.network import connect
     from agents.storage.store import open_store
 

@@ -269,7 +269,7 @@ def run_on_chain(n_learners: int, n_rounds: int, seed: int, preset: str, vote_th
             if profile_dir is not None:
                 python += ["-m", "cProfile", "-o", str(Path(profile_dir) / f"agent{i}.prof")]
             command = [
-                *python, "-m", "agents.cli.main", "-v", "agent",
+                *python, "-m", "agents.cli", "-v", "agent",
                 "--rpc", anvil.url, "--contract", client.address,
                 "--experiment", str(experiment_id), "--store", f"file:{store_dir}",
                 "--learner", factory, "--learner-arg", f"index={i}",

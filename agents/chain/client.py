@@ -33,7 +33,20 @@ from agents.chain.errors import (
     MalformedEvent,
     node_answer,
 )
-from agents.chain.logs import ExperimentCancelled, ExperimentCompleted, ExperimentCreated, ExperimentStarted, LearnerJoined, RangedLogs, RawLog, RoundDecided, RoundExpired, Topics, VoteCast, WeightsProposed
+from agents.chain.logs import (
+    ExperimentCancelled,
+    ExperimentCompleted,
+    ExperimentCreated,
+    ExperimentStarted,
+    LearnerJoined,
+    RangedLogs,
+    RawLog,
+    RoundDecided,
+    RoundExpired,
+    Topics,
+    VoteCast,
+    WeightsProposed,
+)
 from agents.chain.rpc import rpc_for
 from agents.chain.signing import SignedJoin, SignedProposal, SignedVote
 from agents.chain.transactions import ROUND_CALL_GAS, TxSender

@@ -28,7 +28,7 @@ from websockets.sync.client import connect as ws_connect
 
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.errors import ChainError
-from agents.chain.logs import raw_log_from_json, RawLog
+from agents.chain.logs import RawLog, raw_log_from_json
 
 WAKE_EVENTS = ("WeightsProposed", "RoundDecided", "RoundExpired", "ExperimentCompleted",
                "LearnerJoined", "ExperimentStarted", "ExperimentCancelled")

@@ -110,7 +110,7 @@ def run_process_demo(config: DemoConfig, console: Console | None = None) -> dict
         processes = []
         for i, keystore in enumerate(keystores):
             command = [
-                sys.executable, "-m", "agents.cli.main", "-v", "agent",
+                sys.executable, "-m", "agents.cli", "-v", "agent",
                 "--rpc", chain_url, "--contract", experiment.client.address,
                 "--experiment", str(experiment.experiment_id),
                 "--keystore", str(keystore), "--password-file", str(password_file),

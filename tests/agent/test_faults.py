@@ -143,7 +143,7 @@ def _model_cid(c: Consortium) -> str:
 
 
 def run_agent(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "agents.cli.main", "agent", *args],
+    return subprocess.run([sys.executable, "-m", "agents.cli", "agent", *args],
                           capture_output=True, text=True, timeout=60)
 
 

@@ -36,7 +36,22 @@ from agents.audit.checks import (
     check_history,
     expected_model,
 )
-from agents.audit.reader import ChainView, Completion, Decision, EventRef, ExperimentConfig, Expiry, History, HistoryReader, Join, Proposal, read_history, RoundHistory, TxRecord, Vote
+from agents.audit.reader import (
+    ChainView,
+    Completion,
+    Decision,
+    EventRef,
+    ExperimentConfig,
+    Expiry,
+    History,
+    HistoryReader,
+    Join,
+    Proposal,
+    RoundHistory,
+    TxRecord,
+    Vote,
+    read_history,
+)
 from agents.audit.report import print_report, render_html, report_json
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.errors import ChainError
@@ -667,7 +682,7 @@ def test_a_results_file_that_disagrees_with_the_chain_is_named_row_by_row(
 @pytest.mark.anvil
 def test_bad_input_is_one_line_without_traceback(demo_run: dict[str, Any]) -> None:
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "agents.cli.main", "audit", *args],
+        return subprocess.run([sys.executable, "-m", "agents.cli", "audit", *args],
                               capture_output=True, text=True, timeout=120, check=False)
 
     contract = demo_run["contract"]

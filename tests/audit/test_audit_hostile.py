@@ -43,13 +43,13 @@ from rich.console import Console
 from web3 import Web3
 
 from agents.audit.checks import AuditReport, audit_history
-from agents.audit.explorer import Explorer, ExplorerServer
 from agents.audit.errors import AuditError, UnknownExperiment
+from agents.audit.explorer import Explorer, ExplorerServer
 from agents.audit.reader import read_history
-from agents.chain.abi import EventDecoder, EVENTS
-from agents.chain.errors import ChainError, MalformedEvent
 from agents.audit.report import print_report, render_html, report_json
+from agents.chain.abi import EVENTS, EventDecoder
 from agents.chain.client import CollectiveLearningClient
+from agents.chain.errors import ChainError, MalformedEvent
 from agents.chain.logs import RawLog
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -412,12 +412,12 @@ def test_events_out_of_order_or_twice_are_violations(hostile: Hostile,
 # ------------------------------------------------------------------ the CLI, on anvil
 
 
-#: ``python -m agents.cli.main`` with its address space capped first (in the child itself: a
+#: ``python -m agents.cli`` with its address space capped first (in the child itself: a
 #: preexec_fn is not safe in a process with threads).
 _CAPPED_CLI = ("import resource, runpy, sys\n"
                "resource.setrlimit(resource.RLIMIT_AS, ({0}, {0}))\n"
                "sys.argv[0] = 'colearn'\n"
-               "runpy.run_module('agents.cli.main', run_name='__main__', alter_sys=True)\n")
+               "runpy.run_module('agents.cli', run_name='__main__', alter_sys=True)\n")
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -221,7 +221,7 @@ def test_the_json_api_is_read_only_and_self_contained(run: Run) -> None:
 
 def test_the_explorer_command(run: Run, anvil_url: str) -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "agents.cli.main", "explorer", "--rpc", anvil_url, "--contract",
+        [sys.executable, "-m", "agents.cli", "explorer", "--rpc", anvil_url, "--contract",
          run.client.address, "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True)
     try:
@@ -234,7 +234,7 @@ def test_the_explorer_command(run: Run, anvil_url: str) -> None:
         process.terminate()
         process.wait(timeout=10)
 
-    bad = subprocess.run([sys.executable, "-m", "agents.cli.main", "explorer", "--rpc",
+    bad = subprocess.run([sys.executable, "-m", "agents.cli", "explorer", "--rpc",
                           "http://127.0.0.1:9", "--contract", run.client.address],
                          capture_output=True, text=True, timeout=60, check=False)
     assert bad.returncode == 1 and "cannot reach the chain" in bad.stderr

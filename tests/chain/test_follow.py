@@ -214,7 +214,7 @@ def test_a_bad_events_url_stops_the_agent_command_with_one_line(anvil_contract, 
     env = dict(os.environ, COLEARN_PRIVATE_KEY=members[0].key.hex())
     for events, message in (("http://127.0.0.1:9", "expected a ws:// or wss:// URL"),
                             ("ws://127.0.0.1:9", "cannot open the event stream")):
-        result = subprocess.run([sys.executable, "-m", "agents.cli.main", *base, "--events", events],
+        result = subprocess.run([sys.executable, "-m", "agents.cli", *base, "--events", events],
                                 capture_output=True, text=True, timeout=60, env=env)
         output = result.stdout + result.stderr
         assert result.returncode != 0 and "Traceback" not in output, output

@@ -24,7 +24,9 @@ from agents.chain.client import CollectiveLearningClient
 from agents.chain.keys import create_keystore, load_keystore
 from agents.chain.network import connect, derive_accounts, fund_accounts
 from agents.chain.types import RoundState
-from agents.cli.main import main as cli
+from agents.cli import main as cli
+from agents.cli import options
+from agents.cli import store as store_command
 from agents.demo.embedded import DemoConfig
 from agents.demo.processes import run_process_demo
 from agents.devtools.anvil import AnvilProcess, dev_keys, find_free_port
@@ -35,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def colearn(*args: str, env: dict | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "agents.cli.main", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "agents.cli", *args], capture_output=True,
                           text=True, timeout=timeout, cwd=ROOT,
                           env={**os.environ, "COLUMNS": "200", **(env or {})})
 
@@ -58,7 +60,7 @@ def test_keystores_never_show_the_key(tmp_path):
 @pytest.mark.anvil
 def test_colearn_chain_serves_until_interrupted():
     port = find_free_port()
-    process = subprocess.Popen([sys.executable, "-m", "agents.cli.main", "chain", "--port", str(port)],
+    process = subprocess.Popen([sys.executable, "-m", "agents.cli", "chain", "--port", str(port)],
                                stdout=subprocess.PIPE, text=True, cwd=ROOT,
                                env={**os.environ, "COLUMNS": "200"})
     try:
@@ -109,7 +111,7 @@ task = "digits"
         experiment_id = int(created.stdout.strip())
 
         agents = [subprocess.Popen(
-            [sys.executable, "-m", "agents.cli.main", "agent", "--rpc", anvil.url,
+            [sys.executable, "-m", "agents.cli", "agent", "--rpc", anvil.url,
              "--contract", contract, "--experiment", str(experiment_id),
              "--keystore", str(k), "--password-file", str(password),
              "--learner", "colearn_core.tasks.factories:digits_learner",
@@ -198,7 +200,7 @@ def run(*argv: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
     with mock.patch.dict(os.environ, env or {}), contextlib.redirect_stdout(out), \
             contextlib.redirect_stderr(err):
         try:
-            status = cli(list(argv))
+            status = cli.main(list(argv))
         except SystemExit as exc:  # argparse: 2 on bad arguments
             status = exc.code
     return status, out.getvalue(), err.getvalue()
@@ -309,7 +311,7 @@ def test_a_learner_factory_that_raises_is_one_line(live_experiment):
 def test_a_password_prompt_without_a_terminal_is_one_line(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "COLEARN_PASSWORD"}
     result = subprocess.run(  # a new session: no controlling terminal, stdin at its end
-        [sys.executable, "-m", "agents.cli.main", "account", "new", "--keystore",
+        [sys.executable, "-m", "agents.cli", "account", "new", "--keystore",
          str(tmp_path / "k.json")], stdin=subprocess.DEVNULL, capture_output=True, text=True,
         check=False, timeout=60, cwd=ROOT, start_new_session=True, env={**env, "COLUMNS": "200"})
     assert_one_line(result.returncode, result.stderr, 1,
@@ -360,7 +362,7 @@ def test_a_bug_is_one_line_and_its_traceback_shows_with_vv(monkeypatch):
     def buggy(args, console):
         return {}["missing"]
 
-    monkeypatch.setattr(cli, "_run", buggy)
+    monkeypatch.setattr(store_command, "run_get", buggy)
     status, _, err = run("store", "get", "x", "--store", "file:unused", "-o", "unused")
     assert_one_line(status, err, cli.EXIT_INTERNAL_ERROR,
                     "error: unexpected KeyError: 'missing' (a bug: rerun with -vv")
@@ -397,7 +399,7 @@ def test_any_experiment_argument_ends_cleanly(live_experiment, experiment):
 def test_any_poll_argument_ends_cleanly(live_experiment, poll):
     status, err = live_agent_run(live_experiment, f"--poll={poll}")
     try:
-        in_range = cli.MIN_POLL_SECONDS <= float(poll) <= cli.MAX_WAIT_SECONDS
+        in_range = options.MIN_POLL_SECONDS <= float(poll) <= options.MAX_WAIT_SECONDS
     except ValueError:
         in_range = False
     assert (status == 2) == (not in_range), err  # refused at parsing, and only then

@@ -61,7 +61,7 @@ def test_demo_on_anvil(tmp_path):
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "agents.cli.main", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "agents.cli", *args], capture_output=True,
                           text=True, timeout=120)
 
 

@@ -163,7 +163,7 @@ def command(args: list[str], tmp_path: Path, env: dict[str, str] | None = None
 
 
 def is_agent(cmd: list[str]) -> bool:
-    return "agents.cli.main" in cmd and "agent" in cmd
+    return "agents.cli" in cmd and "agent" in cmd
 
 
 def is_anvil(cmd: list[str]) -> bool:
@@ -284,7 +284,7 @@ def test_a_repeated_signal_does_not_cut_the_stopping_short(tmp_path):
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP],
                          ids=["SIGTERM", "SIGINT", "SIGHUP"])
 def test_colearn_chain_stops_anvil(tmp_path, signum):
-    with command(["-m", "agents.cli.main", "chain", "--port", "0"], tmp_path) as run:
+    with command(["-m", "agents.cli", "chain", "--port", "0"], tmp_path) as run:
         run.wait_until(lambda: "Ctrl-C stops it" in run.stdout_path.read_text(), "anvil")
         assert run.count(is_anvil) == 1
         send(run, signum)
@@ -295,7 +295,7 @@ def test_colearn_chain_stops_anvil(tmp_path, signum):
 @pytest.mark.anvil
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_process_demo_stops_its_agents_and_services(tmp_path, signum):
-    args = ["-m", "agents.cli.main", "demo", "--processes", "--rounds", "30",
+    args = ["-m", "agents.cli", "demo", "--processes", "--rounds", "30",
             "--out", str(tmp_path / "out")]
     with command(args, tmp_path) as run:
         run.wait_until(lambda: run.count(is_agent) == 5, "5 agent processes")
@@ -307,7 +307,7 @@ def test_process_demo_stops_its_agents_and_services(tmp_path, signum):
 @pytest.mark.slow
 @pytest.mark.anvil
 def test_overhead_bench_stops_anvil_and_its_agents(tmp_path):
-    args = ["-m", "agents.cli.main", "bench", "overhead", "--preset", "small", "--learners", "3",
+    args = ["-m", "agents.cli", "bench", "overhead", "--preset", "small", "--learners", "3",
             "--rounds", "30", "--workdir", str(tmp_path / "work")]
     with command(args, tmp_path) as run:
         run.wait_until(lambda: run.count(is_agent) == 3, "3 agent processes")

@@ -36,7 +36,7 @@ from agents.chain.network import advance_time, derive_accounts
 from agents.chain.signing import SignedVote, sign_join, sign_proposal, sign_vote
 from agents.chain.transactions import calldata_floor
 from agents.chain.types import score_to_fixed
-from agents.cli.main import main as cli
+from agents.cli import main as cli
 from agents.relay import HttpLimits, Refused, Relay, RelayClient, RelayError, RelayServer
 
 pytestmark = [pytest.mark.anvil,
@@ -166,7 +166,7 @@ def payer(make: Make, outsider: LocalAccount) -> Callable[[], CollectiveLearning
 def test_a_relay_must_be_told_what_to_serve(payer: Callable[[], CollectiveLearningClient],
                                             monkeypatch, capsys) -> None:
     monkeypatch.setenv("COLEARN_PRIVATE_KEY", "0x" + "11" * 32)
-    status = cli(["relay", "--rpc", "http://127.0.0.1:9", "--contract", "0x" + "22" * 20])
+    status = cli.main(["relay", "--rpc", "http://127.0.0.1:9", "--contract", "0x" + "22" * 20])
     err = capsys.readouterr().err.strip()
     assert status == 1 and "Traceback" not in err and len(err.splitlines()) == 1, err
     assert "--experiment ID" in err and "--any-experiment" in err

@@ -1,0 +1,84 @@
+"""``colearn agent``: one learner's agent, run until its experiment ends."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+
+from rich.console import Console
+
+from agents.cli import options
+from agents.cli.options import Subcommands
+
+
+def register(subcommands: Subcommands) -> None:
+    parser = subcommands.add_parser(
+        "agent", help="run one learner's agent until the experiment ends")
+    parser.add_argument("--rpc", required=True, metavar="URL")
+    parser.add_argument("--contract", required=True, type=options.address, metavar="ADDR")
+    parser.add_argument("--experiment", required=True, type=options.experiment_id, metavar="ID")
+    parser.add_argument("--learner", required=True, type=options.factory_target,
+                        metavar="MODULE:FACTORY",
+                        help="your code returning an MLI learner over your private data")
+    parser.add_argument("--learner-arg", action="append", default=[], type=options.factory_arg,
+                        metavar="KEY=VALUE",
+                        help="keyword argument for the factory (repeatable; JSON values)")
+    parser.add_argument("--store", required=True, metavar="URL",
+                        help="weight store: file:DIR or an IPFS RPC URL (http://127.0.0.1:5001)")
+    parser.add_argument("--events", metavar="WS_URL", default=None,
+                        help="WebSocket JSON-RPC URL (ws:// or wss://) of a node of the same "
+                             "chain: it pushes the contract's events as they happen (anvil and "
+                             "Hardhat serve it on their RPC port, geth with --ws). Without it "
+                             "the agent polls --rpc for them")
+    parser.add_argument("--relay", metavar="URL", default=None,
+                        help="a `colearn relay` to hand the signed join, proposals and votes "
+                             "to, so this account needs no ETH; votes it has not put on chain "
+                             "by --relay-fallback seconds before the deadline are sent directly")
+    parser.add_argument("--relay-fallback", type=options.seconds(0.0), default=10.0,
+                        metavar="SECONDS", help="see --relay (default 10)")
+    parser.add_argument("--poll", type=options.seconds(options.MIN_POLL_SECONDS), default=0.25,
+                        help="seconds between log polls without --events (default 0.25, at "
+                             f"least {options.MIN_POLL_SECONDS:g}); also the first retry delay "
+                             "after an error")
+    options.add_from_block(parser)
+    options.add_key_options(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, console: Console) -> None:
+    from agents.agent.learner_agent import LearnerAgent
+    from agents.chain.keys import load_account
+    from agents.experiment.spec import LearnerFactory
+    from agents.relay import RelayClient
+    from agents.storage.store import open_store
+
+    if args.events is not None and not args.events.startswith(("ws://", "wss://")):
+        raise ValueError(f"--events {args.events!r}: expected a ws:// or wss:// URL")
+    factory = LearnerFactory(target=args.learner, args=dict(args.learner_arg))
+    factory.resolve()  # a wrong module, name or argument: said before anything else
+    account = load_account(args.keystore, args.password_file)
+    client = options.contract_client(args.rpc, args.contract, account, args.from_block)
+    client.experiment(args.experiment)  # UnknownExperiment before any training
+    if args.events is not None:  # an unusable event stream: a one-line error, now
+        from agents.chain.follow import follow_events
+
+        with follow_events(client, args.experiment, events_url=args.events):
+            pass
+    learner = factory.build()
+    with open_store(args.store) as store, contextlib.ExitStack() as stack:
+        relay = stack.enter_context(RelayClient(args.relay)) if args.relay else None
+        agent = LearnerAgent(client, store, learner, args.experiment, relay=relay,
+                             relay_fallback_seconds=args.relay_fallback,
+                             notify=lambda line: print(line, file=sys.stderr, flush=True))
+        agent.run(poll_interval=args.poll, events_url=args.events)
+        # One machine-readable line (never wrapped) for whoever started the agent.
+        sys.stdout.write(json.dumps({
+            "experiment": args.experiment, "learner": account.address,
+            "model_digest": "0x" + agent.model_digest.hex(),
+            "seconds": agent.timings.seconds,
+            "budget_exhausted": agent.budget_exhausted,
+            # this learner's own view: scores, votes, each proposal's DP budget
+            "rounds": [r.model_dump(mode="json", exclude_none=True)
+                       for r in agent.records.values()]}) + "\n")

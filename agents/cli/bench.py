@@ -1,0 +1,79 @@
+"""``colearn bench overhead|gas|learning``: the benchmarks."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+
+from agents.cli import options
+from agents.cli.options import Subcommands
+
+
+def register(subcommands: Subcommands) -> None:
+    bench = subcommands.add_parser("bench", help="benchmarks").add_subparsers(
+        dest="bench_command", required=True)
+
+    overhead = bench.add_parser(
+        "overhead", help="in-memory driver vs one agent process per learner on anvil")
+    overhead.add_argument("--learners", type=int, default=5)
+    overhead.add_argument("--rounds", type=int, default=10)
+    overhead.add_argument("--seed", type=int, default=0)
+    overhead.add_argument("--poll", type=options.seconds(options.MIN_POLL_SECONDS), default=0.05,
+                          help="agents' log poll interval (with --follow poll; default 0.05)")
+    overhead.add_argument("--follow", choices=["ws", "poll"], default="ws",
+                          help="how agents learn of events: anvil's WebSocket (default) or "
+                               "polling its HTTP RPC")
+    overhead.add_argument("--preset", default="full", choices=["full", "small"],
+                          help="benchmark model size (small: for quick checks)")
+    overhead.add_argument("--workdir", type=Path, default=None, help="keep logs here")
+    overhead.add_argument("--json", action="store_true", help="print the report as JSON")
+    overhead.set_defaults(run=run_overhead)
+
+    gas = bench.add_parser(
+        "gas", help="gas of every call by learner count, beside OpenZeppelin's Governor")
+    gas.add_argument("--learners", type=int, nargs="+", default=[5, 20, 100], metavar="N",
+                     help="learner counts (default 5 20 100)")
+    gas.add_argument("--rpc", metavar="URL", default=None,
+                     help="dev chain with a funded unlocked account (default: in-process EVM)")
+    gas.add_argument("--json", action="store_true", help="print the report as JSON")
+    gas.set_defaults(run=run_gas)
+
+    learning = bench.add_parser(
+        "learning", help="solo vs collective learning on chain vs FedAvg vs pooled, on "
+                         "digits and breast cancer, IID and label-skewed")
+    learning.add_argument("--learners", type=int, default=5)
+    learning.add_argument("--rounds", type=int, default=15)
+    learning.add_argument("--seed", type=int, default=0)
+    learning.add_argument("--threshold", type=float, default=0.5,
+                          help="vote threshold of collective learning (default 0.5)")
+    learning.add_argument("--alpha", type=float, default=0.5,
+                          help="Dirichlet alpha of the label-skewed split (default 0.5)")
+    learning.add_argument("--task", dest="tasks", action="append", default=None,
+                          choices=["digits", "breast_cancer", "wine", "mnist1d"],
+                          help="run this task (repeatable; default digits and breast_cancer)")
+    learning.add_argument("--json", action="store_true", help="print the report as JSON")
+    learning.set_defaults(run=run_learning)
+
+
+def run_overhead(args: argparse.Namespace, console: Console) -> None:
+    from agents.bench.overhead import bench_overhead
+
+    bench_overhead(as_json=args.json, n_learners=args.learners, n_rounds=args.rounds,
+                   seed=args.seed, poll_interval=args.poll, follow=args.follow,
+                   preset=args.preset, workdir=args.workdir)
+
+
+def run_gas(args: argparse.Namespace, console: Console) -> None:
+    from agents.bench.gas import bench_gas
+
+    bench_gas(as_json=args.json, learner_counts=args.learners, rpc=args.rpc)
+
+
+def run_learning(args: argparse.Namespace, console: Console) -> None:
+    from agents.bench.learning import DEFAULT_TASKS, bench_learning
+
+    bench_learning(as_json=args.json, n_learners=args.learners, n_rounds=args.rounds,
+                   vote_threshold=args.threshold, alpha=args.alpha, seed=args.seed,
+                   tasks=tuple(args.tasks or DEFAULT_TASKS))
