@@ -42,7 +42,7 @@ _RANGE_REFUSAL = re.compile(
     re.IGNORECASE)
 
 
-class ExperimentTerms(BaseModel):
+class ExperimentSetup(BaseModel):
     """An experiment's configuration, as its ExperimentCreated event gives it, up to the
     initial digest: the typed event holds digests as bytes, the audit as 0x-hex text, so
     each declares ``initial_digest`` and, to keep the event's field order, what follows."""
@@ -58,7 +58,7 @@ class ExperimentTerms(BaseModel):
     initial_cid: str
 
 
-class ExperimentCreated(ExperimentTerms):
+class ExperimentCreated(ExperimentSetup):
     initial_digest: bytes
     metadata_cid: str
     tx_hash: str
