@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, Field
 
-from agents.audit.reader import EventRef, History, RoundHistory
+from agents.audit.reader import ChainView, Completion, EventRef, History, RoundHistory
 from agents.chain.types import (
     MAX_LEARNERS,
     MAX_ROUNDS,
@@ -455,20 +455,18 @@ def expected_model(h: History) -> tuple[str, int, str]:
 def _check_model_chain(h: History, c: _Checker) -> None:
     digest, model_round, _ = expected_model(h)
     where = (f"round {model_round - 1}'s accepted proposal" if model_round else "the initial model")
+    claims: list[tuple[str, Completion | ChainView]] = []
     if h.completion is not None:
-        c.count("model-chain")
-        got = (h.completion.model_digest, h.completion.model_round)
-        if got != (digest, model_round):
-            c.fail("model-chain", None,
-                   f"ExperimentCompleted names model {got[0]} (model round {got[1]}), but the "
-                   f"last accepted is {where}: {digest}")
+        claims.append(("ExperimentCompleted names model", h.completion))
     if h.view is not None:
+        claims.append((f"the contract's current model at block {h.view.block_number} is",
+                       h.view))
+    for claimant, claim in claims:
         c.count("model-chain")
-        got = (h.view.model_digest, h.view.model_round)
-        if got != (digest, model_round):
+        if (claim.model_digest, claim.model_round) != (digest, model_round):
             c.fail("model-chain", None,
-                   f"the contract's current model at block {h.view.block_number} is {got[0]} "
-                   f"(model round {got[1]}), but the last accepted is {where}: {digest}")
+                   f"{claimant} {claim.model_digest} (model round {claim.model_round}), but "
+                   f"the last accepted is {where}: {digest}")
 
 
 # ------------------------------------------------------------------------ the store

@@ -33,7 +33,7 @@ from agents.chain.abi import EventDecoder
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.errors import ChainError, ContractRevert, MalformedEvent
 from agents.chain.errors import brief as _brief
-from agents.chain.logs import DEFAULT_CHUNK_BLOCKS, RawLog
+from agents.chain.logs import DEFAULT_CHUNK_BLOCKS, ExperimentSetup, RawLog
 from agents.chain.types import fixed_to_score
 
 log = logging.getLogger(__name__)
@@ -149,18 +149,9 @@ class RoundHistory(BaseModel):
         return sum(tx.gas_used for tx in self.txs)
 
 
-class ExperimentConfig(EventRef):
+class ExperimentConfig(ExperimentSetup, EventRef):
     """The ExperimentCreated event: the experiment's configuration, fixed for its life."""
 
-    experiment_id: int
-    creator: str
-    learners: list[str]
-    threshold_bps: int
-    num_rounds: int
-    proposal_timeout: int
-    voting_timeout: int
-    join_timeout: int
-    initial_cid: str
     initial_digest: str
     metadata_cid: str
 

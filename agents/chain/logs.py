@@ -42,7 +42,11 @@ _RANGE_REFUSAL = re.compile(
     re.IGNORECASE)
 
 
-class ExperimentCreated(BaseModel):
+class ExperimentSetup(BaseModel):
+    """An experiment's configuration, as its ExperimentCreated event gives it, up to the
+    initial digest: the typed event holds digests as bytes, the audit as 0x-hex text, so
+    each declares ``initial_digest`` and, to keep the event's field order, what follows."""
+
     experiment_id: int
     creator: str
     learners: list[str]
@@ -52,6 +56,9 @@ class ExperimentCreated(BaseModel):
     voting_timeout: int
     join_timeout: int  # seconds from creation for every learner to join
     initial_cid: str
+
+
+class ExperimentCreated(ExperimentSetup):
     initial_digest: bytes
     metadata_cid: str
     tx_hash: str

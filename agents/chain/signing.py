@@ -59,79 +59,67 @@ class InvalidSignature(ValueError):
     """The signature is malformed: it recovers no address, or one the contract refuses."""
 
 
-class SignedVote(BaseModel):
-    """A learner's signed vote, as a relayer receives and submits it."""
+class _SignedCall(BaseModel):
+    """What every signed call holds: the contract and experiment it is for, and the
+    signature of its EIP-712 typed data (compact: ``r`` and ``vs``)."""
 
     model_config = _WIRE
 
     chain_id: Uint256
     contract: Address
     experiment_id: Uint256
+    r: Word
+    vs: Word
+
+    def typed_data(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def signer(self) -> str:
+        """The address the signature recovers to (the signer it names, if it is
+        genuine); raises :class:`InvalidSignature` if it recovers none."""
+        return _recover(encode_typed_data(full_message=self.typed_data()), self.r, self.vs)
+
+
+class SignedVote(_SignedCall):
+    """A learner's signed vote, as a relayer receives and submits it."""
+
     round: Uint256
     voter: Address
     learner_index: Uint256
     approve: bool
     score: Int256
-    r: Word
-    vs: Word
 
     def as_call_arg(self) -> tuple[int, bool, int, bytes, bytes]:
         """The contract's ``SignedVote`` struct."""
         return (self.learner_index, self.approve, self.score, self.r, self.vs)
 
-    def signer(self) -> str:
-        """The address the signature recovers to (the voter, if it is genuine); raises
-        :class:`InvalidSignature` if it recovers none."""
-        message = encode_typed_data(full_message=vote_typed_data(
-            self.chain_id, self.contract, self.experiment_id, self.round, self.approve,
-            self.score))
-        return _recover(message, self.r, self.vs)
+    def typed_data(self) -> dict[str, Any]:
+        return vote_typed_data(self.chain_id, self.contract, self.experiment_id, self.round,
+                               self.approve, self.score)
 
 
-class SignedProposal(BaseModel):
+class SignedProposal(_SignedCall):
     """A proposer's signed proposal, as a relayer receives and submits it."""
 
-    model_config = _WIRE
-
-    chain_id: Uint256
-    contract: Address
-    experiment_id: Uint256
     round: Uint256
     proposer: Address
     cid: Annotated[str, Field(max_length=1024)]
     digest: Word
-    r: Word
-    vs: Word
 
-    def signer(self) -> str:
-        """The address the signature recovers to (the proposer, if it is genuine); raises
-        :class:`InvalidSignature` if it recovers none."""
-        message = encode_typed_data(full_message=proposal_typed_data(
-            self.chain_id, self.contract, self.experiment_id, self.round, self.cid,
-            self.digest))
-        return _recover(message, self.r, self.vs)
+    def typed_data(self) -> dict[str, Any]:
+        return proposal_typed_data(self.chain_id, self.contract, self.experiment_id,
+                                   self.round, self.cid, self.digest)
 
 
-class SignedJoin(BaseModel):
+class SignedJoin(_SignedCall):
     """A learner's signed join (its consent to an experiment's terms), as a relayer
     receives and submits it."""
 
-    model_config = _WIRE
-
-    chain_id: Uint256
-    contract: Address
-    experiment_id: Uint256
     learner: Address
     learner_index: Uint256
-    r: Word
-    vs: Word
 
-    def signer(self) -> str:
-        """The address the signature recovers to (the learner, if it is genuine); raises
-        :class:`InvalidSignature` if it recovers none."""
-        message = encode_typed_data(full_message=join_typed_data(
-            self.chain_id, self.contract, self.experiment_id))
-        return _recover(message, self.r, self.vs)
+    def typed_data(self) -> dict[str, Any]:
+        return join_typed_data(self.chain_id, self.contract, self.experiment_id)
 
 
 def _domain(chain_id: int, contract: str) -> dict[str, Any]:

@@ -50,11 +50,10 @@ import keras
 import numpy as np
 
 from colearn_core.codec import WeightsFormatError, check_compatible
+from colearn_core.learners._base import Learner, current_model, raw_weights
 from colearn_core.ml_interface import (
     ColearnModel,
     DiffPrivConfig,
-    MachineLearningInterface,
-    ModelFormat,
     ProposedWeights,
     TrainingSummary,
     Weights,
@@ -67,10 +66,6 @@ WeightsLike = Weights | Sequence[Any]
 
 # --------------------------------------------------------------------------- helpers
 
-def _raw_weights(weights: WeightsLike) -> Any:
-    return weights.weights if isinstance(weights, Weights) else weights
-
-
 def check_keras_weights(
     weights: WeightsLike, model: keras.Model, *, require_finite: bool = True
 ) -> list[np.ndarray]:
@@ -82,7 +77,7 @@ def check_keras_weights(
     sequence of arrays, :class:`~colearn_core.codec.WeightsMismatchError` for weights
     that do not fit the model.
     """
-    raw = _raw_weights(weights)
+    raw = raw_weights(weights)
     if isinstance(raw, (Mapping, str, bytes)) or not isinstance(raw, Sequence):
         raise WeightsFormatError(
             f"Keras weights are a list of arrays (model.get_weights()), not {type(raw).__name__}"
@@ -105,7 +100,7 @@ class ModelExportError(RuntimeError):
 
 # --------------------------------------------------------------------------- learner
 
-class KerasLearner(MachineLearningInterface):
+class KerasLearner(Learner):
     """A learner wrapping a compiled Keras model, with colearn's constructor parameters.
 
     - ``train_loader``, ``vote_loader``, ``test_loader``: data for ``model.fit`` and
@@ -189,13 +184,6 @@ class KerasLearner(MachineLearningInterface):
             )
         return float(scores[criterion])
 
-    def vote(self, new_score: float) -> bool:
-        """Approve iff ``new_score`` is strictly better than the current vote score
-        (``NaN`` never approves)."""
-        if self.minimise_criterion:
-            return bool(new_score < self.vote_score)
-        return bool(new_score > self.vote_score)
-
     def evaluate(self, weights: WeightsLike, loader: Any) -> dict[str, float]:
         """All of ``model.evaluate``'s results for ``weights`` on any ``loader`` (e.g. a
         held-out set), leaving the current weights as they were."""
@@ -250,12 +238,7 @@ class KerasLearner(MachineLearningInterface):
                           if self.test_loader is not None else 0.0)
         finally:
             self.model.set_weights(saved)
-        return ProposedWeights(
-            weights=weights if isinstance(weights, Weights) else Weights(weights=weights),
-            vote_score=vote_score,
-            test_score=test_score,
-            vote=self.vote(vote_score),
-        )
+        return self._tested(weights, vote_score, test_score)
 
     def mli_accept_weights(self, weights: Weights) -> None:
         self.model.set_weights(check_keras_weights(weights, self.model))
@@ -270,8 +253,7 @@ class KerasLearner(MachineLearningInterface):
         list (nothing is pickled). :class:`ModelExportError` if the export itself fails."""
         if not onnx_export_available():
             log.info("onnx or tf2onnx is not installed: returning the weights only")
-            return ColearnModel(model_format=ModelFormat.PICKLE_WEIGHTS_ONLY,
-                                model=self.model.get_weights())
+            return current_model(None, self.model.get_weights)
         import onnx
 
         with tempfile.TemporaryDirectory(prefix="colearn-keras-onnx-") as tmp:
@@ -282,4 +264,4 @@ class KerasLearner(MachineLearningInterface):
                     self.model.export(path, format="onnx", verbose=False)
             except Exception as exc:  # the exporter raises many kinds of errors
                 raise ModelExportError(f"ONNX export of the Keras model failed: {exc}") from exc
-            return ColearnModel(model_format=ModelFormat.ONNX, model=onnx.load(path))
+            return current_model(onnx.load(path), self.model.get_weights)

@@ -55,13 +55,12 @@ import torch
 from torch import nn
 
 from colearn_core.codec import WeightsFormatError, check_compatible
+from colearn_core.learners._base import Learner, current_model, raw_weights
 from colearn_core.learners.privacy import PrivateTraining
 from colearn_core.ml_interface import (
     ColearnModel,
     DiffPrivConfig,
     ErrorCodes,
-    MachineLearningInterface,
-    ModelFormat,
     ProposedWeights,
     TrainingSummary,
     Weights,
@@ -85,10 +84,6 @@ def state_dict_to_numpy(model: nn.Module) -> dict[str, np.ndarray]:
     }
 
 
-def _raw_weights(weights: WeightsLike) -> Any:
-    return weights.weights if isinstance(weights, Weights) else weights
-
-
 def weights_to_state_dict(
     weights: WeightsLike, model: nn.Module, *, require_finite: bool = True
 ) -> dict[str, torch.Tensor]:
@@ -99,7 +94,7 @@ def weights_to_state_dict(
     mapping of arrays, :class:`~colearn_core.codec.WeightsMismatchError` for weights
     that do not fit the model.
     """
-    raw = _raw_weights(weights)
+    raw = raw_weights(weights)
     if not isinstance(raw, Mapping):
         raise WeightsFormatError(
             f"PyTorch weights are a mapping {{name: array}}, not {type(raw).__name__}"
@@ -205,7 +200,7 @@ def accuracy_from_logits(y_true: np.ndarray, outputs: np.ndarray) -> float:
 
 # --------------------------------------------------------------------------- learner
 
-class PytorchLearner(MachineLearningInterface):
+class PytorchLearner(Learner):
     """A learner wrapping a PyTorch model, with colearn's constructor parameters.
 
     - ``criterion``: the training loss (default ``nn.CrossEntropyLoss()``); a batch mean.
@@ -298,13 +293,6 @@ class PytorchLearner(MachineLearningInterface):
             device=self.device,
             num_batches=self.num_test_batches,
         )
-
-    def vote(self, new_score: float) -> bool:
-        """Approve iff ``new_score`` is strictly better than the current vote score
-        (``NaN`` never approves)."""
-        if self.minimise_criterion:
-            return bool(new_score < self.vote_score)
-        return bool(new_score > self.vote_score)
 
     @_with_threads
     def evaluate(
@@ -442,12 +430,7 @@ class PytorchLearner(MachineLearningInterface):
                 test_score = 0.0
         finally:
             self.model.load_state_dict(saved)
-        return ProposedWeights(
-            weights=weights if isinstance(weights, Weights) else Weights(weights=weights),
-            vote_score=vote_score,
-            test_score=test_score,
-            vote=self.vote(vote_score),
-        )
+        return self._tested(weights, vote_score, test_score)
 
     @_with_threads
     def mli_accept_weights(self, weights: Weights) -> None:
@@ -462,13 +445,7 @@ class PytorchLearner(MachineLearningInterface):
         """The current model as ONNX if the ``onnx`` package is installed and export
         works for it; otherwise ``PICKLE_WEIGHTS_ONLY`` with ``model`` the weights dict
         (``{name: array}``; nothing is pickled)."""
-        onnx_model = self._export_onnx()
-        if onnx_model is not None:
-            return ColearnModel(model_format=ModelFormat.ONNX, model=onnx_model)
-        return ColearnModel(
-            model_format=ModelFormat.PICKLE_WEIGHTS_ONLY,
-            model=state_dict_to_numpy(self.model),
-        )
+        return current_model(self._export_onnx(), lambda: state_dict_to_numpy(self.model))
 
     def _export_onnx(self) -> Any | None:
         """The current model as an ``onnx.ModelProto`` (input ``input``, output

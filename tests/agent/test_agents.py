@@ -24,6 +24,16 @@ from colearn_core.tasks.digits import DigitsConfig
 from colearn_core.tasks.digits_torch import make_digits_learners
 
 
+class Wrapped:
+    """A real learner, some of whose methods a subclass replaces."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
 @dataclass
 class Setup:
     client: CollectiveLearningClient
@@ -123,14 +133,8 @@ def test_agents_run_an_experiment_to_the_end(tmp_path):
 
 
 def test_rejected_rounds_keep_the_current_weights(tmp_path):
-    class AlwaysReject:
+    class AlwaysReject(Wrapped):
         """A real learner whose owner votes against every proposal."""
-
-        def __init__(self, inner):
-            self.inner = inner
-
-        def __getattr__(self, name):
-            return getattr(self.inner, name)
 
         def mli_test_weights(self, weights: Weights) -> ProposedWeights:
             return self.inner.mli_test_weights(weights).model_copy(update={"vote": False})
@@ -288,13 +292,7 @@ def test_any_bytes_a_proposer_publishes_get_a_vote_never_a_crash(tmp_path, caplo
 
 
 def test_a_learner_that_fails_on_a_proposal_votes_reject(tmp_path, caplog):
-    class Fragile:
-        def __init__(self, inner):
-            self.inner = inner
-
-        def __getattr__(self, name):
-            return getattr(self.inner, name)
-
+    class Fragile(Wrapped):
         def mli_test_weights(self, weights: Weights) -> ProposedWeights:
             raise FloatingPointError("overflow in the loss")
 

@@ -22,9 +22,7 @@ from sklearn.metrics import (
 from threadpoolctl import ThreadpoolController
 
 from colearn_core.codec import WeightsFormatError, check_compatible
-from colearn_core.ml_interface import (
-    Weights,
-)
+from colearn_core.ml_interface import Weights
 
 #: ``f(y_true, output) -> float`` on a whole data set, numpy arrays.
 ScoreFn = Callable[[np.ndarray, np.ndarray], float]
@@ -34,10 +32,6 @@ OutputMethod = Literal["predict", "predict_proba", "decision_function"]
 
 class ScoreError(ValueError):
     """A score that cannot be computed (unknown name, unsuitable model or data)."""
-
-
-def _raw(weights: WeightsLike) -> Any:
-    return weights.weights if isinstance(weights, Weights) else weights
 
 
 def _copy_weights(weights: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -54,11 +48,6 @@ def _check_structure(raw: Any, template: Mapping[str, np.ndarray], *,
     checked = check_compatible(raw, template, require_finite=require_finite)
     assert isinstance(checked, dict)
     return checked
-
-
-def _vote(new_score: float, current: float, minimise: bool) -> bool:
-    """Strictly better (``NaN`` never approves)."""
-    return bool(new_score < current) if minimise else bool(new_score > current)
 
 
 @functools.lru_cache(maxsize=1)
@@ -90,6 +79,27 @@ def _check_xy(name: str, x: Any, y: Any, *,
     if not allow_empty and len(y) == 0:
         raise ValueError(f"{name} is empty")
     return x, y
+
+
+class DataSets(NamedTuple):
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_vote: np.ndarray
+    y_vote: np.ndarray
+    x_test: np.ndarray | None
+    y_test: np.ndarray | None
+
+
+def _check_sets(x_train: Any, y_train: Any, x_vote: Any, y_vote: Any, x_test: Any,
+                y_test: Any, *, allow_empty_test: bool = False) -> DataSets:
+    """The train, vote and (optional) test sets as arrays, checked by :func:`_check_xy`."""
+    if (x_test is None) != (y_test is None):
+        raise ValueError("give both x_test and y_test, or neither")
+    test: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
+    if x_test is not None:
+        test = _check_xy("test set", x_test, y_test, allow_empty=allow_empty_test)
+    return DataSets(*_check_xy("train set", x_train, y_train),
+                    *_check_xy("vote set", x_vote, y_vote), *test)
 
 
 # --------------------------------------------------------------------------- scores

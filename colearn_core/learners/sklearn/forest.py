@@ -13,27 +13,19 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sklearn.tree import DecisionTreeClassifier
 
 from colearn_core.codec import WeightsMismatchError
+from colearn_core.learners._base import Learner, current_model, raw_weights
 from colearn_core.learners.sklearn._common import (
     ScoreError,
     ScoreFn,
     WeightsLike,
+    _check_sets,
     _check_structure,
-    _check_xy,
     _copy_weights,
     _Criterion,
     _direction,
-    _raw,
     _resolve,
-    _vote,
 )
-from colearn_core.ml_interface import (
-    ColearnModel,
-    MachineLearningInterface,
-    ModelFormat,
-    ProposedWeights,
-    TrainingSummary,
-    Weights,
-)
+from colearn_core.ml_interface import ColearnModel, ProposedWeights, TrainingSummary, Weights
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +94,7 @@ class ForestLayout:
         capacity; every child index larger than its parent's and below the node count
         (so traversal ends: no cycles); features in range; leaves' distributions
         non-negative and summing to 1; unused entries canonical."""
-        w = _check_structure(_raw(weights), self.empty(), require_finite=True)
+        w = _check_structure(raw_weights(weights), self.empty(), require_finite=True)
         n = int(w["n_trees"][0])
         if not 0 <= n <= self.max_trees:
             raise WeightsMismatchError(f"n_trees is {n}, outside 0..{self.max_trees}")
@@ -298,7 +290,7 @@ class ForestConfig(BaseModel):
         return min(bounds)
 
 
-class RandomForestLearner(MachineLearningInterface):
+class RandomForestLearner(Learner):
     """colearn's growing random forest, with the forest as fixed-structure arrays.
 
     Each proposal adds ``trees_per_round`` new decision trees, each trained on a
@@ -345,14 +337,8 @@ class RandomForestLearner(MachineLearningInterface):
             n_classes=n_classes, trees_per_round=trees_per_round, max_trees=max_trees,
             max_depth=max_depth, max_leaf_nodes=max_leaf_nodes, max_features=max_features,
             min_samples_leaf=min_samples_leaf, bootstrap=bootstrap)
-        self.x_train, self.y_train = _check_xy("train set", x_train, y_train)
-        self.x_vote, self.y_vote = _check_xy("vote set", x_vote, y_vote)
-        if (x_test is None) != (y_test is None):
-            raise ValueError("give both x_test and y_test, or neither")
-        self.x_test: np.ndarray | None = None
-        self.y_test: np.ndarray | None = None
-        if x_test is not None:
-            self.x_test, self.y_test = _check_xy("test set", x_test, y_test, allow_empty=True)
+        self.x_train, self.y_train, self.x_vote, self.y_vote, self.x_test, self.y_test = \
+            _check_sets(x_train, y_train, x_vote, y_vote, x_test, y_test, allow_empty_test=True)
         for name, y in (("train", self.y_train), ("vote", self.y_vote),
                         ("test", self.y_test if self.y_test is not None else np.zeros(0))):
             if y.size and (y.min() < 0 or y.max() >= n_classes):
@@ -391,10 +377,6 @@ class RandomForestLearner(MachineLearningInterface):
         resolved = self._vote_criterion if criterion is None else _resolve(criterion, "proba")
         return self._score(self.layout.validate(weights), np.asarray(x), np.asarray(y),
                            resolved)
-
-    def vote(self, new_score: float) -> bool:
-        """Approve iff ``new_score`` is strictly better than the current vote score."""
-        return _vote(new_score, self.vote_score, self.minimise_criterion)
 
     # ------------------------------------------------------------------ training
 
@@ -437,9 +419,7 @@ class RandomForestLearner(MachineLearningInterface):
         test_score = 0.0 if self.x_test is None or self.y_test is None \
             or len(self.y_test) == 0 else \
             self._score(checked, self.x_test, self.y_test, self._test_criterion)
-        return ProposedWeights(
-            weights=weights if isinstance(weights, Weights) else Weights(weights=weights),
-            vote_score=vote_score, test_score=test_score, vote=self.vote(vote_score))
+        return self._tested(weights, vote_score, test_score)
 
     def mli_accept_weights(self, weights: Weights) -> None:
         self._weights = _copy_weights(self.layout.validate(weights))
@@ -457,9 +437,8 @@ class RandomForestLearner(MachineLearningInterface):
             model = self.layout.to_onnx(self._weights)
         except ImportError as exc:
             log.warning("onnx is not installed (%s): returning the forest's arrays only", exc)
-            return ColearnModel(model_format=ModelFormat.PICKLE_WEIGHTS_ONLY,
-                                model=_copy_weights(self._weights))
-        return ColearnModel(model_format=ModelFormat.ONNX, model=model)
+            model = None
+        return current_model(model, lambda: _copy_weights(self._weights))
 
 
 def forest_score_fn(layout: ForestLayout, x: np.ndarray, y: np.ndarray,

@@ -13,28 +13,20 @@ import numpy as np
 from sklearn.base import clone, is_classifier
 
 from colearn_core.codec import WeightsMismatchError
+from colearn_core.learners._base import Learner, current_model, raw_weights
 from colearn_core.learners.sklearn._common import (
     OutputMethod,
     ScoreError,
     ScoreFn,
     WeightsLike,
+    _check_sets,
     _check_structure,
-    _check_xy,
     _Criterion,
     _direction,
-    _raw,
     _resolve,
     _threads,
-    _vote,
 )
-from colearn_core.ml_interface import (
-    ColearnModel,
-    MachineLearningInterface,
-    ModelFormat,
-    ProposedWeights,
-    TrainingSummary,
-    Weights,
-)
+from colearn_core.ml_interface import ColearnModel, ProposedWeights, TrainingSummary, Weights
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +41,7 @@ def _glorot(rng: np.random.Generator, fan_in: int, fan_out: int, activation: str
     return coef, intercept
 
 
-class SklearnPartialFitLearner(MachineLearningInterface):
+class SklearnPartialFitLearner(Learner):
     """A learner around any scikit-learn estimator with ``partial_fit``.
 
     - ``estimator``: an UNFITTED estimator; it is cloned (its parameters, never fitted
@@ -142,14 +134,8 @@ class SklearnPartialFitLearner(MachineLearningInterface):
             self.classes: np.ndarray | None = np.asarray(classes)
         else:
             self.classes = None
-        self.x_train, self.y_train = _check_xy("train set", x_train, y_train)
-        self.x_vote, self.y_vote = _check_xy("vote set", x_vote, y_vote)
-        if (x_test is None) != (y_test is None):
-            raise ValueError("give both x_test and y_test, or neither")
-        self.x_test: np.ndarray | None = None
-        self.y_test: np.ndarray | None = None
-        if x_test is not None:
-            self.x_test, self.y_test = _check_xy("test set", x_test, y_test)
+        self.x_train, self.y_train, self.x_vote, self.y_vote, self.x_test, self.y_test = \
+            _check_sets(x_train, y_train, x_vote, y_vote, x_test, y_test)
         self.batch_size = int(batch_size)
         self.batches_per_round = int(batches_per_round)
         self.num_threads = num_threads
@@ -281,7 +267,7 @@ class SklearnPartialFitLearner(MachineLearningInterface):
             est._no_improvement_count = 0
 
     def _check(self, weights: WeightsLike, *, require_finite: bool) -> dict[str, np.ndarray]:
-        return _check_structure(_raw(weights), self._template, require_finite=require_finite)
+        return _check_structure(raw_weights(weights), self._template, require_finite=require_finite)
 
     @contextlib.contextmanager
     def _holding(self, weights: Mapping[str, np.ndarray] | None) -> Iterator[None]:
@@ -340,10 +326,6 @@ class SklearnPartialFitLearner(MachineLearningInterface):
         with _threads(self.num_threads), self._holding(checked):
             return self._score(np.asarray(x), np.asarray(y), resolved)
 
-    def vote(self, new_score: float) -> bool:
-        """Approve iff ``new_score`` is strictly better than the current vote score."""
-        return _vote(new_score, self.vote_score, self.minimise_criterion)
-
     # ------------------------------------------------------------------ training
 
     def train(self) -> TrainingSummary:
@@ -376,9 +358,7 @@ class SklearnPartialFitLearner(MachineLearningInterface):
                 test_score = 0.0 if self.x_test is None or self.y_test is None \
                     or len(self.y_test) == 0 else \
                     self._score(self.x_test, self.y_test, self._test_criterion)
-        return ProposedWeights(
-            weights=weights if isinstance(weights, Weights) else Weights(weights=weights),
-            vote_score=vote_score, test_score=test_score, vote=self.vote(vote_score))
+        return self._tested(weights, vote_score, test_score)
 
     def mli_accept_weights(self, weights: Weights) -> None:
         checked = self._check(weights, require_finite=True)
@@ -403,9 +383,8 @@ class SklearnPartialFitLearner(MachineLearningInterface):
                 self.estimator,
                 initial_types=[("input", FloatTensorType([None, self.x_vote.shape[1]]))],
                 options=options)
-            return ColearnModel(model_format=ModelFormat.ONNX, model=model)
+            return current_model(model, self._read_weights)
         except Exception as exc:  # noqa: BLE001  converter coverage varies by estimator
             log.warning("ONNX export of %s failed (%s): returning the weights only",
                         type(self.estimator).__name__, exc)
-            return ColearnModel(model_format=ModelFormat.PICKLE_WEIGHTS_ONLY,
-                                model=self._read_weights())
+            return current_model(None, self._read_weights)

@@ -1,0 +1,47 @@
+"""What every learner here shares: the vote, the test result and the current model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from colearn_core.ml_interface import (
+    ColearnModel,
+    MachineLearningInterface,
+    ModelFormat,
+    ProposedWeights,
+    Weights,
+)
+
+
+def raw_weights(weights: Any) -> Any:
+    """The learner's own weights, whether given as :class:`Weights` or as they are."""
+    return weights.weights if isinstance(weights, Weights) else weights
+
+
+def current_model(onnx_model: Any | None, weights: Callable[[], Any]) -> ColearnModel:
+    """``onnx_model`` as ``ONNX``; without one, ``weights()`` as ``PICKLE_WEIGHTS_ONLY``
+    (nothing is pickled)."""
+    if onnx_model is None:
+        return ColearnModel(model_format=ModelFormat.PICKLE_WEIGHTS_ONLY, model=weights())
+    return ColearnModel(model_format=ModelFormat.ONNX, model=onnx_model)
+
+
+class Learner(MachineLearningInterface):
+    """A learner whose vote is "strictly better than the current weights' vote score"."""
+
+    vote_score: float
+    minimise_criterion: bool
+
+    def vote(self, new_score: float) -> bool:
+        """Approve iff ``new_score`` is strictly better than the current vote score
+        (``NaN`` never approves)."""
+        if self.minimise_criterion:
+            return bool(new_score < self.vote_score)
+        return bool(new_score > self.vote_score)
+
+    def _tested(self, weights: Weights, vote_score: float, test_score: float) -> ProposedWeights:
+        """The result of testing ``weights``, with this learner's vote."""
+        return ProposedWeights(
+            weights=weights if isinstance(weights, Weights) else Weights(weights=weights),
+            vote_score=vote_score, test_score=test_score, vote=self.vote(vote_score))
