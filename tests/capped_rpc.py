@@ -10,24 +10,28 @@ mine a transaction exactly between two of a reader's calls.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import Counter
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from http.server import ThreadingHTTPServer
+from typing import Any
 
 import httpx
+from fake_http import json_handler
+
+from agents._utils.http import BackgroundHttpServer
 
 #: The error a capped provider answers a too large range with (Alchemy's, QuickNode's).
 REFUSAL_CODE = -32602
 
 
-class CappedRpc:
+class CappedRpc(BackgroundHttpServer[ThreadingHTTPServer]):
     """Serves on a free 127.0.0.1 port from :meth:`start` (or ``with``) to :meth:`stop`."""
 
     def __init__(self, upstream: str, max_blocks: int | None = 100,
                  before: Callable[[str, list[Any]], None] | None = None):
+        super().__init__(ThreadingHTTPServer, json_handler(self._answer_body),
+                         name="capped-rpc")
         self.upstream = upstream
         self.max_blocks = max_blocks
         self.before = before
@@ -36,59 +40,10 @@ class CappedRpc:
         self.largest_range = 0  # of the eth_getLogs answered
         self._lock = threading.Lock()
         self._http = httpx.Client(timeout=60.0)
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "not started"
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> Self:
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                if isinstance(body, list):
-                    answer: Any = [proxy._answer(request) for request in body]
-                else:
-                    answer = proxy._answer(body)
-                data = json.dumps(answer).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
-                                        name="capped-rpc")
-        self._thread.start()
-        return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(10)
-            self._thread = None
+        super().stop()
         self._http.close()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def call(self, method: str, *params: Any) -> Any:
         """One request to the node itself (not through the cap, nor ``before``)."""
@@ -103,6 +58,11 @@ class CappedRpc:
         self.call("anvil_mine", hex(blocks))
 
     # ---------------------------------------------------------------- internals
+
+    def _answer_body(self, body: Any) -> Any:
+        if isinstance(body, list):
+            return [self._answer(request) for request in body]
+        return self._answer(body)
 
     def _answer(self, request: dict[str, Any]) -> dict[str, Any]:
         method, params = request.get("method", ""), request.get("params") or []
@@ -135,3 +95,4 @@ class CappedRpc:
 
     def _forward(self, request: dict[str, Any]) -> dict[str, Any]:
         return self._http.post(self.upstream, json=request).json()
+

@@ -8,33 +8,27 @@ stores that misbehave: content listed in :attr:`FakeKubo.drip` is sent one byte 
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
+from fake_http import QuietHandler
+
+from agents._utils.http import BackgroundHttpServer
 from agents.storage.cid import compute_cid, normalize_cid
 
 
-class FakeKubo:
+class FakeKubo(BackgroundHttpServer[ThreadingHTTPServer]):
     """Serves ``POST /api/v0/add`` and ``/api/v0/cat`` on a free 127.0.0.1 port."""
 
     def __init__(self, drip_seconds: float = 0.5) -> None:
+        super().__init__(ThreadingHTTPServer, _handler(self), name="fake-kubo")
         self.blocks: dict[str, bytes] = {}
         self.drip: set[str] = set()
         self.drip_seconds = drip_seconds
         self.dripping = 0  # cat answers being dripped right now
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def add(self, data: bytes, *, drip: bool = False) -> str:
         cid = compute_cid(data)
@@ -43,15 +37,6 @@ class FakeKubo:
             if drip:
                 self.drip.add(cid)
         return cid
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
 
 
 def _multipart_file(content_type: str, body: bytes) -> bytes:
@@ -62,27 +47,25 @@ def _multipart_file(content_type: str, body: bytes) -> bytes:
 
 
 def _handler(node: FakeKubo) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             url = urlsplit(self.path)
             query = parse_qs(url.query)
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             if url.path == "/api/v0/add":
                 data = _multipart_file(self.headers["Content-Type"], body)
-                self._json(200, {"Name": "weights", "Hash": node.add(data),
+                self.send_json(200, {"Name": "weights", "Hash": node.add(data),
                                  "Size": str(len(data))})
             elif url.path == "/api/v0/cat":
                 self._cat(normalize_cid(query["arg"][0]))
             else:
-                self._json(404, {"Message": f"no command {url.path}", "Code": 0})
+                self.send_json(404, {"Message": f"no command {url.path}", "Code": 0})
 
         def _cat(self, cid: str) -> None:
             with node._lock:
                 data, drip = node.blocks.get(cid), cid in node.drip
             if data is None:
-                self._json(500, {"Message": "block was not found locally (offline)",
+                self.send_json(500, {"Message": "block was not found locally (offline)",
                                  "Code": 0})
                 return
             self.send_response(200)
@@ -104,16 +87,5 @@ def _handler(node: FakeKubo) -> type[BaseHTTPRequestHandler]:
             finally:
                 with node._lock:
                     node.dripping -= 1
-
-        def _json(self, status: int, payload: dict[str, Any]) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
 
     return Handler

@@ -29,14 +29,16 @@ import logging
 import re
 import threading
 import time
+from functools import partial
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from typing import Any
 from urllib.parse import urlsplit
 
 from eth_utils import function_signature_to_4byte_selector
 from rich.console import Console
 
+from agents._utils.http import BackgroundHttpServer
 from agents.audit.checks import AuditReport, audit_history
 from agents.audit.errors import AuditError, UnknownExperiment
 from agents.audit.explorer_page import render_page
@@ -51,7 +53,6 @@ from agents.experiment.history import join_rows
 
 log = logging.getLogger(__name__)
 
-HOST = "127.0.0.1"
 #: Experiments listed on the front page at most (the newest; the count is the contract's
 #: word, and a hostile contract may claim 2^256 - 1).
 MAX_LISTED = 100
@@ -370,54 +371,27 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, explorer: Explorer, port: int):
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
+                 explorer: Explorer):
         self.explorer = explorer
-        super().__init__((HOST, port), _Handler)
+        super().__init__(address, handler)
 
 
-class ExplorerServer:
+class ExplorerServer(BackgroundHttpServer[_Server]):
     """The explorer on 127.0.0.1, served from a background thread while the ``with`` block
     runs (or between :meth:`start` and :meth:`stop`)."""
 
     def __init__(self, explorer: Explorer, port: int = 0):
+        super().__init__(partial(_Server, explorer=explorer), _Handler, port, name="explorer")
         self.explorer = explorer
-        self.port = port
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
-        return f"http://{HOST}:{self.port}/"
-
-    def start(self) -> ExplorerServer:
-        try:
-            self._server = _Server(self.explorer, self.port)
-        except OSError as exc:
-            raise OSError(f"cannot listen on {HOST}:{self.port}: {exc.strerror or exc}") from None
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="explorer",
-                                        kwargs={"poll_interval": 0.2}, daemon=True)
-        self._thread.start()
-        return self
+        return super().url + "/"
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        super().stop()
         self.explorer.close()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def run_explorer(rpc: str, contract: str, *, port: int, explorer_url: str | None,

@@ -20,12 +20,14 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from functools import partial
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
 from pydantic import BaseModel, ValidationError
 
+from agents._utils.http import LOCALHOST, BackgroundHttpServer
 from agents.chain.errors import ChainError
 from agents.chain.signing import SignedJoin, SignedProposal, SignedVote
 from agents.relay.errors import Refused
@@ -82,51 +84,9 @@ class TokenBuckets:
             del self._buckets[client]
 
 
-class RelayServer:
-    """Serves a :class:`Relay` over HTTP on ``host:port`` (port 0: a free one) and runs its
-    loop; a context manager: everything stops on exit."""
-
-    def __init__(self, relay: Relay, host: str = "127.0.0.1", port: int = 0,
-                 tick_interval: float | None = 0.2, limits: HttpLimits | None = None):
-        self.relay = relay
-        self.tick_interval = tick_interval  # None: the caller calls relay.tick() itself
-        self.limits = limits or HttpLimits()
-        self._server = _Server((host, port), _handler(relay, self.limits), self.limits)
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    @property
-    def open_connections(self) -> int:
-        return self._server.open_connections
-
-    def __enter__(self) -> Self:
-        self._threads = [
-            threading.Thread(target=self._server.serve_forever, name="relay-http", daemon=True)]
-        if self.tick_interval is not None:
-            self._threads.append(threading.Thread(
-                target=self.relay.run, args=(self._stop, self.tick_interval), name="relay-loop",
-                daemon=True))
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._server.shutdown()
-        self._server.server_close()
-        for thread in self._threads:
-            thread.join(timeout=10)
-
-
 class _Server(ThreadingHTTPServer):
     """Caps the open connections; a connection's failure is one log line."""
 
-    daemon_threads = True
     block_on_close = False  # closing the server waits for no client
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
@@ -174,6 +134,42 @@ class _Server(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         exc = sys.exc_info()[1]
         log.error("relay http: %s: connection failed: %s", client_address[0], _describe(exc))
+
+
+class RelayServer(BackgroundHttpServer[_Server]):
+    """Serves a :class:`Relay` over HTTP on ``host:port`` (port 0: a free one) and runs its
+    loop; a context manager: everything stops on exit."""
+
+    def __init__(self, relay: Relay, host: str = LOCALHOST, port: int = 0,
+                 tick_interval: float | None = 0.2, limits: HttpLimits | None = None):
+        self.relay = relay
+        self.tick_interval = tick_interval  # None: the caller calls relay.tick() itself
+        self.limits = limits or HttpLimits()
+        super().__init__(partial(_Server, limits=self.limits), _handler(relay, self.limits),
+                         port, host=host, name="relay-http")
+        self._stop = threading.Event()
+        self._loop: threading.Thread | None = None
+
+    @property
+    def open_connections(self) -> int:
+        return self.server.open_connections
+
+    def start(self) -> Self:
+        super().start()
+        if self.tick_interval is not None:
+            self._stop.clear()
+            self._loop = threading.Thread(target=self.relay.run,
+                                          args=(self._stop, self.tick_interval),
+                                          name="relay-loop", daemon=True)
+            self._loop.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        super().stop()
+        if self._loop is not None:
+            self._loop.join(timeout=10)
+            self._loop = None
 
 
 class _DeadlineReader(socket.SocketIO):

@@ -3,17 +3,17 @@ agent's loop retries with backoff), never anything else, whatever JSON comes bac
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import hypothesis.strategies as st
 import numpy as np
 import pytest
+from fake_http import json_handler
 from hypothesis import HealthCheck, given, settings
 
+from agents._utils.http import BackgroundHttpServer
 from agents.agent.learner_agent import LearnerAgent
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.errors import ChainError
@@ -24,43 +24,21 @@ from colearn_core.ml_interface import MachineLearningInterface, ProposedWeights,
 ADDRESS = "0x" + "ab" * 20
 
 
-class FakeNode:
+class FakeNode(BackgroundHttpServer[ThreadingHTTPServer]):
     """Answers every JSON-RPC request with ``answer(method)`` (a chain id to start with)."""
 
     def __init__(self) -> None:
         self.answer: Callable[[str], Any] = lambda method: {"jsonrpc": "2.0", "id": 1,
                                                              "result": "0x1"}
-        node = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                body = json.dumps(node.answer(request["method"])).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        super().__init__(ThreadingHTTPServer,
+                         json_handler(lambda request: self.answer(request["method"])),
+                         name="fake-node")
 
 
 @pytest.fixture
 def node() -> Iterator[FakeNode]:
-    fake = FakeNode()
-    thread = threading.Thread(target=fake.server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield fake
-    fake.server.shutdown()
-    fake.server.server_close()
-    thread.join(5)
+    with FakeNode() as fake:
+        yield fake
 
 
 class _Idle(MachineLearningInterface):

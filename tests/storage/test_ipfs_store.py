@@ -13,17 +13,18 @@ import json
 import random
 import re
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from fake_http import QuietHandler
 
+from agents._utils.http import BackgroundHttpServer
 from agents.devtools.ipfs import DevIpfsError, JsIpfsDaemon
 from agents.devtools.process import find_free_port
 from agents.storage.cid import CHUNK_SIZE, compute_cid
@@ -233,9 +234,7 @@ class FakeNode:
 def fake_node() -> Iterator[FakeNode]:
     node = FakeNode()
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             parts = urlsplit(self.path)
             node.requests.append((parts.path, parse_qs(parts.query)))
@@ -262,20 +261,9 @@ def fake_node() -> Iterator[FakeNode]:
                     return  # the client gave up
                 time.sleep(node.drip)
 
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    node.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with BackgroundHttpServer(ThreadingHTTPServer, Handler) as server:
+        node.url = server.url
         yield node
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 def test_tampered_cat_is_a_mismatch(fake_node: FakeNode) -> None:
