@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
@@ -23,7 +23,7 @@ from agents.chain.client import CollectiveLearningClient
 from agents.chain.errors import ChainError, ContractRevert
 from agents.chain.logs import ExperimentCreated
 from agents.chain.signing import InvalidSignature, SignedJoin, SignedProposal, SignedVote
-from agents.chain.types import RoundState
+from agents.chain.types import RoundState, TxResult
 from agents.relay.errors import Refused, RelayError
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,8 @@ _ROUND_GONE = {"WrongRound", "UnexpectedRoundState"}
 _OFFENDER_ARG = {"ProposerCannotVote": "proposer", "AlreadyVoted": "voter",
                  "SignerMismatch": "learnerIndex", "InvalidLearnerIndex": "learnerIndex",
                  "ECDSAInvalidSignatureS": "s"}
+# Contract errors meaning a join or proposal is on chain already (sent by someone else).
+_DONE_ALREADY = {"AlreadyJoined"}
 # Longest wait before a batch that failed in transit is tried again (seconds).
 RETRY_BACKOFF_MAX = 5.0
 
@@ -134,15 +136,11 @@ class Relay:
             raise Refused(f"{signer} is not the proposer of round {proposal.round} "
                           f"({created.proposer(proposal.round)} is)")
         self._remember(created)
-        with self._send_lock:
-            try:
-                tx = self.client.propose_by_sig(proposal)
-            except ContractRevert as exc:
-                raise Refused(f"the contract refuses it: {exc}") from None
+        tx = self._send_now(lambda: self.client.propose_by_sig(proposal),
+                            f"experiment {experiment_id} round {proposal.round}: "
+                            f"proposal of {signer}")
         with self._lock:
             self.proposals_relayed += 1
-        log.info("experiment %d round %d: proposal of %s submitted (%d gas of %d)",
-                 experiment_id, proposal.round, signer, tx.gas_used, tx.gas_limit)
         return tx.tx_hash
 
     def submit_join(self, join: SignedJoin) -> str | bool:
@@ -159,18 +157,29 @@ class Relay:
             raise Refused(f"experiment {experiment_id} is not open for joining (it is "
                           f"{status.state.name})")
         self._remember(self._created(experiment_id))
-        with self._send_lock:
-            try:
-                tx = self.client.join_by_sig(join)
-            except ContractRevert as exc:
-                if exc.name == "AlreadyJoined":
-                    return False
-                raise Refused(f"the contract refuses it: {exc}") from None
+        try:
+            tx = self._send_now(lambda: self.client.join_by_sig(join),
+                                f"experiment {experiment_id}: join of learner "
+                                f"{join.learner_index} ({signer})")
+        except ContractRevert:  # AlreadyJoined: it joined meanwhile
+            return False
         with self._lock:
             self.joins_relayed += 1
-        log.info("experiment %d: join of learner %d (%s) submitted (%d gas of %d)",
-                 experiment_id, join.learner_index, signer, tx.gas_used, tx.gas_limit)
         return tx.tx_hash
+
+    def _send_now(self, send: Callable[[], TxResult], what: str) -> TxResult:
+        """Sends one checked call now (one transaction at a time: the payer's nonce) and logs
+        it. The contract's refusal is :class:`Refused`, but for a revert that says the call
+        is done already (:data:`_DONE_ALREADY`), raised as it is."""
+        with self._send_lock:
+            try:
+                tx = send()
+            except ContractRevert as exc:
+                if exc.name in _DONE_ALREADY:
+                    raise
+                raise Refused(f"the contract refuses it: {exc}") from None
+        log.info("%s submitted (%d gas of %d)", what, tx.gas_used, tx.gas_limit)
+        return tx
 
     # ------------------------------------------------------------------ loop
 
