@@ -15,12 +15,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
+from colearn_core.driver import set_equal_weights
 from colearn_core.ml_interface import MachineLearningInterface
 from colearn_core.tasks.datasets import Dataset, load_dataset
+from colearn_core.tasks.splits import FederatedSplit, LearnerSplit
+
+L = TypeVar("L", bound=MachineLearningInterface)
 
 #: name -> module, for ``colearn example NAME``.
 EXAMPLES: dict[str, str] = {
@@ -60,6 +64,25 @@ def int_arg(name: str, value: Any) -> int:
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0:
         return int(value)
     raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+
+
+def learner_args(index: Any, n_learners: Any, seed: Any) -> tuple[int, int, int]:
+    """An agent factory's ``index``, ``n_learners`` and ``seed`` (see :func:`int_arg`),
+    ``index`` one of the learners."""
+    index, n_learners, seed = int_arg("index", index), int_arg("n_learners", n_learners), \
+        int_arg("seed", seed)
+    if not index < n_learners:
+        raise ValueError(f"index must be within 0..{n_learners - 1}, got {index}")
+    return index, n_learners, seed
+
+
+def equal_learners(split: FederatedSplit, make_learner: Callable[[LearnerSplit, int], L]
+                   ) -> list[L]:
+    """``make_learner(part, index)`` for each part of ``split``, all then given learner 0's
+    weights, as colearn's examples do."""
+    learners = [make_learner(part, index) for index, part in enumerate(split.learners)]
+    set_equal_weights(learners)
+    return learners
 
 
 @lru_cache(maxsize=4)

@@ -41,8 +41,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from colearn_core.driver import set_equal_weights
-from colearn_core.examples import ExampleSetup, int_arg, mnist_images
+from colearn_core.examples import ExampleSetup, equal_learners, int_arg, learner_args, mnist_images
 from colearn_core.learners.keras import KerasLearner, check_keras_weights
 from colearn_core.tasks.splits import FederatedSplit, LearnerSplit, split_dataset
 
@@ -161,8 +160,7 @@ def build(n_learners: int = 5, seed: int = 0, data_dir: str | None = None) -> Ex
     """``n_learners`` learners with equal initial weights, and the global test accuracy."""
     n_learners, seed = int_arg("n_learners", n_learners), int_arg("seed", seed)
     split = make_split(n_learners, seed, data_dir)
-    learners = [make_learner(part, i, seed) for i, part in enumerate(split.learners)]
-    set_equal_weights(learners)  # equal already (seeded initialisers); colearn does it too
+    learners = equal_learners(split, lambda part, i: make_learner(part, i, seed))
     source = (f"MNIST from {data_dir}" if data_dir is not None else
               "offline stand-in for MNIST: scikit-learn's 8x8 digits, each pixel repeated "
               "3x3 to 24x24 and padded to 28x28")
@@ -170,8 +168,6 @@ def build(n_learners: int = 5, seed: int = 0, data_dir: str | None = None) -> Ex
         learners=learners,
         global_score=GlobalAccuracy(split, seed),
         score_name="accuracy",
-        n_rounds=15,
-        vote_threshold=0.5,
         description=(
             f"colearn's Keras MNIST example: CNN (conv-pool-conv-pool-dense), Adam, "
             f"{STEPS_PER_PROPOSAL} batches of {BATCH_SIZE} per proposal, vote on the vote "
@@ -185,9 +181,6 @@ def learner(index: int, n_learners: int = 5, seed: int = 0,
     """Learner ``index`` of :func:`build` with the same arguments (the agent factory:
     ``colearn agent --learner colearn_core.examples.keras_mnist:learner``; arguments may
     be strings). Its initial weights are those of every other learner (seeded)."""
-    index, n_learners, seed = int_arg("index", index), int_arg("n_learners", n_learners), \
-        int_arg("seed", seed)
-    if not 0 <= index < n_learners:
-        raise ValueError(f"index must be within 0..{n_learners - 1}, got {index}")
+    index, n_learners, seed = learner_args(index, n_learners, seed)
     split = make_split(n_learners, seed, data_dir)
     return make_learner(split.learners[index], index, seed)

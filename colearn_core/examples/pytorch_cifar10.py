@@ -20,8 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from colearn_core.driver import set_equal_weights
-from colearn_core.examples import ExampleSetup, int_arg
+from colearn_core.examples import ExampleSetup, equal_learners, int_arg, learner_args
 from colearn_core.learners.pytorch import (
     PytorchLearner,
     accuracy_from_logits,
@@ -107,8 +106,7 @@ def build(n_learners: int = 5, seed: int = 0, data_dir: str | None = None) -> Ex
     """``n_learners`` learners with equal initial weights, and the global test accuracy."""
     n_learners, seed = int_arg("n_learners", n_learners), int_arg("seed", seed)
     split = make_split(n_learners, seed, data_dir)
-    learners = [make_learner(part, i, seed) for i, part in enumerate(split.learners)]
-    set_equal_weights(learners)
+    learners = equal_learners(split, lambda part, i: make_learner(part, i, seed))
     return ExampleSetup(
         learners=learners,
         global_score=lambda weights: global_accuracy(weights, split, seed),
@@ -124,8 +122,5 @@ def learner(index: int, n_learners: int = 5, seed: int = 0,
             data_dir: str | None = None) -> PytorchLearner:
     """Learner ``index`` of :func:`build` (``colearn agent --learner
     colearn_core.examples.pytorch_cifar10:learner --learner-arg data_dir=...``)."""
-    index, n_learners, seed = int_arg("index", index), int_arg("n_learners", n_learners), \
-        int_arg("seed", seed)
-    if not 0 <= index < n_learners:
-        raise ValueError(f"index must be within 0..{n_learners - 1}, got {index}")
+    index, n_learners, seed = learner_args(index, n_learners, seed)
     return make_learner(make_split(n_learners, seed, data_dir).learners[index], index, seed)

@@ -27,8 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from colearn_core.driver import set_equal_weights
-from colearn_core.examples import ExampleSetup, int_arg, mnist_images
+from colearn_core.examples import ExampleSetup, equal_learners, int_arg, learner_args, mnist_images
 from colearn_core.learners.pytorch import (
     PytorchLearner,
     accuracy_from_logits,
@@ -158,8 +157,7 @@ def build(
     n_learners, seed, dp_epsilon = int_arg("n_learners", n_learners), int_arg("seed", seed), \
         _epsilon(dp_epsilon)
     split = make_split(n_learners, seed, data_dir)
-    learners = [make_learner(part, i, seed, dp_epsilon) for i, part in enumerate(split.learners)]
-    set_equal_weights(learners)
+    learners = equal_learners(split, lambda part, i: make_learner(part, i, seed, dp_epsilon))
     source = (f"MNIST from {data_dir}" if data_dir is not None else
               "offline stand-in for MNIST: scikit-learn's 8x8 digits, each pixel repeated "
               "3x3 to 24x24 and padded to 28x28")
@@ -169,8 +167,6 @@ def build(
         learners=learners,
         global_score=lambda weights: global_accuracy(weights, split, seed),
         score_name="accuracy",
-        n_rounds=15,
-        vote_threshold=0.5,
         description=(
             f"colearn's PyTorch MNIST example: CNN (conv-pool-conv-pool-linear), Adam, "
             f"{NUM_TRAIN_BATCHES} batches of {BATCH_SIZE} per proposal, vote on the vote "
@@ -189,9 +185,6 @@ def learner(
     """Learner ``index`` of :func:`build` with the same arguments (the agent factory:
     ``colearn agent --learner colearn_core.examples.pytorch_mnist:learner``; arguments
     may be strings). Its initial weights are those of every other learner."""
-    index, n_learners, seed = int_arg("index", index), int_arg("n_learners", n_learners), \
-        int_arg("seed", seed)
-    if not 0 <= index < n_learners:
-        raise ValueError(f"index must be within 0..{n_learners - 1}, got {index}")
+    index, n_learners, seed = learner_args(index, n_learners, seed)
     split = make_split(n_learners, seed, data_dir)
     return make_learner(split.learners[index], index, seed, _epsilon(dp_epsilon))

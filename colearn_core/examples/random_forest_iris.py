@@ -17,8 +17,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from colearn_core.driver import set_equal_weights
-from colearn_core.examples import ExampleSetup, int_arg
+from colearn_core.examples import ExampleSetup, equal_learners, int_arg, learner_args
 from colearn_core.learners.sklearn import ForestLayout, RandomForestLearner, forest_score_fn
 from colearn_core.tasks.datasets import load_dataset
 from colearn_core.tasks.splits import FederatedSplit, LearnerSplit, split_dataset
@@ -47,16 +46,13 @@ def build(n_learners: int = 5, seed: int = 0, data_dir: str | None = None) -> Ex
     ``data_dir`` is ignored: iris ships with scikit-learn."""
     n_learners, seed = int_arg("n_learners", n_learners), int_arg("seed", seed)
     split = make_split(n_learners, seed)
-    learners = [make_learner(part, i, seed) for i, part in enumerate(split.learners)]
-    set_equal_weights(learners)
+    learners = equal_learners(split, lambda part, i: make_learner(part, i, seed))
     layout: ForestLayout = learners[0].layout
     return ExampleSetup(
         learners=learners,
         global_score=forest_score_fn(layout, split.x_global_test, split.y_global_test,
                                      "accuracy"),
         score_name="accuracy",
-        n_rounds=15,
-        vote_threshold=0.5,
         description=(
             f"colearn's iris random forest: {TREES_PER_ROUND} trees (depth <= {MAX_DEPTH}, "
             f"bootstrap, sqrt features) added per proposal, at most {MAX_TREES} (oldest "
@@ -69,8 +65,5 @@ def learner(index: int, n_learners: int = 5, seed: int = 0,
             data_dir: str | None = None) -> RandomForestLearner:
     """Learner ``index`` of :func:`build` with the same arguments (the agent factory;
     arguments may be strings). Every learner starts from the same empty forest."""
-    index, n_learners, seed = int_arg("index", index), int_arg("n_learners", n_learners), \
-        int_arg("seed", seed)
-    if not index < n_learners:
-        raise ValueError(f"index must be within 0..{n_learners - 1}, got {index}")
+    index, n_learners, seed = learner_args(index, n_learners, seed)
     return make_learner(make_split(n_learners, seed).learners[index], index, seed)

@@ -21,8 +21,7 @@ from sklearn.datasets import make_classification
 from sklearn.linear_model import SGDClassifier
 from sklearn.metrics import roc_auc_score
 
-from colearn_core.driver import set_equal_weights
-from colearn_core.examples import ExampleSetup, int_arg
+from colearn_core.examples import ExampleSetup, equal_learners, int_arg, learner_args
 from colearn_core.learners.sklearn import SklearnPartialFitLearner
 from colearn_core.ml_interface import Weights
 from colearn_core.tasks.datasets import Dataset
@@ -76,14 +75,11 @@ def build(n_learners: int = 5, seed: int = 0, data_dir: str | None = None) -> Ex
     ``data_dir`` is ignored: the data are generated."""
     n_learners, seed = int_arg("n_learners", n_learners), int_arg("seed", seed)
     split = make_split(n_learners, seed)
-    learners = [make_learner(part, i, seed) for i, part in enumerate(split.learners)]
-    set_equal_weights(learners)
+    learners = equal_learners(split, lambda part, i: make_learner(part, i, seed))
     return ExampleSetup(
         learners=learners,
         global_score=lambda weights: global_auc(weights, split),
         score_name="AUC",
-        n_rounds=15,
-        vote_threshold=0.5,
         description=(
             f"colearn's fraud example: SGDClassifier(log_loss).partial_fit, "
             f"{BATCHES_PER_ROUND} batches of {BATCH_SIZE} per proposal, vote on ROC AUC; "
@@ -96,8 +92,5 @@ def learner(index: int, n_learners: int = 5, seed: int = 0,
             data_dir: str | None = None) -> SklearnPartialFitLearner:
     """Learner ``index`` of :func:`build` with the same arguments (the agent factory;
     arguments may be strings). Its initial weights are every learner's: zeros, t_ = 1."""
-    index, n_learners, seed = int_arg("index", index), int_arg("n_learners", n_learners), \
-        int_arg("seed", seed)
-    if not index < n_learners:
-        raise ValueError(f"index must be within 0..{n_learners - 1}, got {index}")
+    index, n_learners, seed = learner_args(index, n_learners, seed)
     return make_learner(make_split(n_learners, seed).learners[index], index, seed)

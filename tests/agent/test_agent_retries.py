@@ -6,8 +6,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import NamedTuple
 
 import pytest
+from eth_account.signers.local import LocalAccount
 
 from agents.agent.learner_agent import LearnerAgent
 from agents.chain.client import CollectiveLearningClient
@@ -20,6 +25,7 @@ from agents.experiment.spec import ExperimentTerms
 from agents.storage.store import FileWeightStore
 from colearn_core.codec import encode_weights
 from colearn_core.driver import set_equal_weights
+from colearn_core.ml_interface import MachineLearningInterface
 from colearn_core.tasks.digits import DigitsConfig
 from colearn_core.tasks.digits_torch import make_digits_learners
 
@@ -42,12 +48,22 @@ class FlakyClient(CollectiveLearningClient):
         return super().round_status(experiment_id, account)
 
 
-@pytest.mark.parametrize("follow", ["ws", "poll"])
-def test_agents_retry_rpc_errors_and_finish(tmp_path, caplog, follow):
-    n, rounds = 3, 4
-    learners = make_digits_learners(config=DigitsConfig(n_learners=n))
+class _Experiment(NamedTuple):
+    client: CollectiveLearningClient  # the deployer's
+    experiment_id: int
+    accounts: list[LocalAccount]
+    learners: list[MachineLearningInterface]
+    store: FileWeightStore
+
+
+@contextmanager
+def _experiment(tmp_path: Path, label: str, rounds: int,
+                timeout: int) -> Iterator[tuple[AnvilProcess, _Experiment]]:
+    """A fresh anvil (blocks every second) with an experiment of three digits learners,
+    launched (``timeout``: each phase's, in seconds) but not joined."""
+    learners = make_digits_learners(config=DigitsConfig(n_learners=3))
     set_equal_weights(learners)
-    accounts = derive_accounts(n, 0, label="retries")
+    accounts = derive_accounts(3, 0, label=label)
     store = FileWeightStore(tmp_path)
     initial = encode_weights(learners[0].mli_get_current_weights().weights)
     with AnvilProcess(block_time=1, mixed_mining=True) as anvil:
@@ -55,11 +71,19 @@ def test_agents_retry_rpc_errors_and_finish(tmp_path, caplog, follow):
         fund_accounts(w3, [a.address for a in accounts])
         client, _ = CollectiveLearningClient.deploy(w3, accounts[0])
         experiment_id = launch_experiment(client, store, ExperimentTerms(
-            learners=[a.address for a in accounts], rounds=rounds, proposal_timeout=60,
-            voting_timeout=60), initial).experiment_id
-        agents = [LearnerAgent(FlakyClient(connect(anvil.url), client.address, account), store,
-                               learner, experiment_id, name=f"learner{i}")
-                  for i, (account, learner) in enumerate(zip(accounts, learners))]
+            learners=[a.address for a in accounts], rounds=rounds, proposal_timeout=timeout,
+            voting_timeout=timeout), initial).experiment_id
+        yield anvil, _Experiment(client, experiment_id, accounts, list(learners), store)
+
+
+@pytest.mark.parametrize("follow", ["ws", "poll"])
+def test_agents_retry_rpc_errors_and_finish(tmp_path, caplog, follow):
+    rounds = 4
+    with _experiment(tmp_path, "retries", rounds, timeout=60) as (anvil, e):
+        client, experiment_id = e.client, e.experiment_id
+        agents = [LearnerAgent(FlakyClient(connect(anvil.url), client.address, account),
+                               e.store, learner, experiment_id, name=f"learner{i}")
+                  for i, (account, learner) in enumerate(zip(e.accounts, e.learners))]
         stop = threading.Event()
         events_url = "ws://" + anvil.url.removeprefix("http://") if follow == "ws" else None
         threads = [threading.Thread(target=a.run, kwargs={
@@ -83,21 +107,11 @@ def test_agents_wake_at_deadlines_when_no_event_comes(tmp_path):
     # Learner 0 joins but never shows up: its round expires, and round 1's ballot lacks its vote, so
     # both rounds close only because the others wake at the deadlines (the safety recheck
     # is far longer than the whole test).
-    n, rounds, timeout = 3, 2, 3
-    learners = make_digits_learners(config=DigitsConfig(n_learners=n))
-    set_equal_weights(learners)
-    accounts = derive_accounts(n, 0, label="deadlines")
-    store = FileWeightStore(tmp_path)
-    initial = encode_weights(learners[0].mli_get_current_weights().weights)
-    with AnvilProcess(block_time=1, mixed_mining=True) as anvil:
-        w3 = connect(anvil.url)
-        fund_accounts(w3, [a.address for a in accounts])
-        client, _ = CollectiveLearningClient.deploy(w3, accounts[0])
-        experiment_id = launch_experiment(client, store, ExperimentTerms(
-            learners=[a.address for a in accounts], rounds=rounds, proposal_timeout=timeout,
-            voting_timeout=timeout), initial).experiment_id
-        client.with_account(accounts[0]).join(experiment_id)  # joins, then never shows up
-        agents = [LearnerAgent(client.with_account(accounts[i]), store, learners[i],
+    timeout = 3
+    with _experiment(tmp_path, "deadlines", rounds=2, timeout=timeout) as (anvil, e):
+        client, experiment_id = e.client, e.experiment_id
+        client.with_account(e.accounts[0]).join(experiment_id)  # joins, then never shows up
+        agents = [LearnerAgent(client.with_account(e.accounts[i]), e.store, e.learners[i],
                                experiment_id, name=f"learner{i}") for i in (1, 2)]
         stop = threading.Event()
         events_url = "ws://" + anvil.url.removeprefix("http://")
