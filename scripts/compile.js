@@ -98,11 +98,14 @@ function compile(solc, entries) {
     sources[rel] = { content: fs.readFileSync(path.join(ROOT, rel), "utf8") };
   }
   // Imports (OpenZeppelin) resolve from node_modules under their npm names, as Hardhat
-  // names them; every source read goes into the standard-JSON input, so the artifact
+  // names them, the project's from the repository root; every source read goes into the standard-JSON input, so the artifact
   // alone lets a verifier (Sourcify, Etherscan) rebuild the bytecode.
+  // The project's own sources (contracts/ICollectiveLearning.sol) resolve from the root.
   const findImports = (unit) => {
-    const file = path.join(ROOT, "node_modules", unit);
-    if (!unit.startsWith("@") || !fs.existsSync(file)) return { error: `not found: ${unit}` };
+    const file = unit.startsWith("contracts/") ? path.join(ROOT, unit) : path.join(ROOT, "node_modules", unit);
+    if (!(unit.startsWith("@") || unit.startsWith("contracts/")) || !fs.existsSync(file)) {
+      return { error: `not found: ${unit}` };
+    }
     sources[unit] = { content: fs.readFileSync(file, "utf8") };
     return { contents: sources[unit].content };
   };
