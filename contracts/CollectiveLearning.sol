@@ -120,13 +120,6 @@ contract CollectiveLearning is ICollectiveLearning, EIP712, ReentrancyGuardTrans
         uint96 penalties; // (second slot)
     }
 
-    /// @dev The current round's ballot, in memory while a batch counts votes.
-    struct Ballot {
-        uint256[5] words; // Ballots.WORDS words: word 0 holds the counts and learners 0-87
-        uint256 loaded; // bit w: words[w] is read (and tagged with the round)
-        uint256 written; // bit w: words[w] changed
-    }
-
     // Learner entries: bits 0-15 hold index + 1 (0: not a learner), bit 16 is set once joined.
     uint256 private constant _INDEX_MASK = (1 << 16) - 1;
     uint256 private constant _JOINED = 1 << 16;
@@ -207,7 +200,7 @@ contract CollectiveLearning is ICollectiveLearning, EIP712, ReentrancyGuardTrans
             if (entries[learner] != 0) revert DuplicateLearner(learner);
             entries[learner] = i + 1; // not joined yet
         }
-        _learnersHash[experimentId] = keccak256(abi.encodePacked(learners));
+        _learnersHash[experimentId] = _hashLearners(learners);
         _experiments[experimentId] = Experiments.pack(
             Experiments.Fields({
                 numLearners: n,
@@ -397,27 +390,35 @@ contract CollectiveLearning is ICollectiveLearning, EIP712, ReentrancyGuardTrans
         if (votes.length == 0) revert EmptyBatch();
         _checkDigest(experimentId, e, digest);
         _checkLearners(experimentId, learners);
-        Ballot memory b = _openBallot(experimentId, round);
+        uint256 word0 = _ballotWord(experimentId, round, 0);
+        (uint256 cw, uint256 cv) = (0, 0); // a ballot word >= 1 read in this batch (0: none), and its value
         bytes32 domainSeparator = _domainSeparatorV4();
+        uint256 proposerIndex = _proposerIndex(e);
         for (uint256 i = 0; i < votes.length; ++i) {
             SignedVote calldata v = votes[i];
             uint256 index = v.learnerIndex;
             if (index >= learners.length) revert InvalidLearnerIndex(experimentId, index);
-            bytes32 structHash = _hash6(VOTE_TYPEHASH, experimentId, round, digest, _boolWord(v.approve), uint256(v.score));
+            bool approve = v.approve;
+            bytes32 structHash = _hash6(VOTE_TYPEHASH, experimentId, round, digest, _boolWord(approve), uint256(v.score));
             address signer = ECDSA.recover(MessageHashUtils.toTypedDataHash(domainSeparator, structHash), v.r, v.vs);
-            if (signer != learners[index]) revert SignerMismatch(experimentId, index, signer);
-            if (index == _proposerIndex(e)) revert ProposerCannotVote(experimentId, round, signer);
-            (uint256 bits, uint256 w, uint256 offset) = _bitsIn(b, experimentId, round, index);
-            if (bits != Ballots.NONE) {
+            if (signer != _learnerAt(learners, index)) revert SignerMismatch(experimentId, index, signer);
+            if (index == proposerIndex) revert ProposerCannotVote(experimentId, round, signer);
+            (uint256 w, uint256 offset) = Ballots.position(index);
+            if (w != 0 && w != cw) (cw, cv) = _switchWord(experimentId, round, cw, cv, w);
+            uint256 value = w == 0 ? word0 : cv;
+            if (Ballots.bitsAt(value, offset) != Ballots.NONE) {
                 emit VoteSkipped(experimentId, round, signer);
                 continue;
             }
-            _mark(b, w, offset, Ballots.vote(v.approve), Ballots.tally(v.approve));
-            _counted(experimentId, e, index, signer, v.approve, v.score);
-            ++counted;
+            (word0, cv) = _setBits(word0, w, offset, cv, Ballots.vote(approve));
+            word0 = Ballots.increment(word0, Ballots.tally(approve));
+            _counted(experimentId, e, index, signer, approve, v.score);
+            unchecked {
+                ++counted;
+            }
         }
-        if (Ballots.counted(b.words[0]) == e.numLearners() - 1) _decide(experimentId, e, b.words[0]);
-        else _storeBallot(experimentId, b);
+        if (Ballots.counted(word0) == e.numLearners() - 1) _decide(experimentId, e, word0);
+        else _storeBallot(experimentId, cw, word0, cv);
     }
 
     /**
@@ -460,27 +461,37 @@ contract CollectiveLearning is ICollectiveLearning, EIP712, ReentrancyGuardTrans
         uint256 e = _openRound(experimentId, round, true, RoundState.Voting);
         if (commits.length == 0) revert EmptyBatch();
         _checkLearners(experimentId, learners);
-        Ballot memory b = _openBallot(experimentId, round);
+        uint256 word0 = _ballotWord(experimentId, round, 0);
+        (uint256 cw, uint256 cv) = (0, 0); // a ballot word >= 1 read in this batch (0: none), and its value
         bytes32 domainSeparator = _domainSeparatorV4();
+        uint256 proposerIndex = _proposerIndex(e);
+        mapping(uint256 => uint256) storage pairs = _commitments[experimentId];
         for (uint256 i = 0; i < commits.length; ++i) {
             SignedCommit calldata c = commits[i];
             uint256 index = c.learnerIndex;
             if (index >= learners.length) revert InvalidLearnerIndex(experimentId, index);
-            bytes32 structHash = _hash4(COMMIT_TYPEHASH, experimentId, round, c.commitment);
+            bytes32 commitment = c.commitment;
+            bytes32 structHash = _hash4(COMMIT_TYPEHASH, experimentId, round, commitment);
             address signer = ECDSA.recover(MessageHashUtils.toTypedDataHash(domainSeparator, structHash), c.r, c.vs);
-            if (signer != learners[index]) revert SignerMismatch(experimentId, index, signer);
-            if (index == _proposerIndex(e)) revert ProposerCannotVote(experimentId, round, signer);
-            (uint256 bits, uint256 w, uint256 offset) = _bitsIn(b, experimentId, round, index);
-            if (bits != Ballots.NONE) {
+            if (signer != _learnerAt(learners, index)) revert SignerMismatch(experimentId, index, signer);
+            if (index == proposerIndex) revert ProposerCannotVote(experimentId, round, signer);
+            (uint256 w, uint256 offset) = Ballots.position(index);
+            if (w != 0 && w != cw) (cw, cv) = _switchWord(experimentId, round, cw, cv, w);
+            uint256 value = w == 0 ? word0 : cv;
+            if (Ballots.bitsAt(value, offset) != Ballots.NONE) {
                 emit VoteSkipped(experimentId, round, signer);
                 continue;
             }
-            _mark(b, w, offset, Ballots.COMMITTED, Ballots.COMMITS);
-            _storeCommitment(experimentId, round, index, signer, c.commitment);
-            ++counted;
+            (word0, cv) = _setBits(word0, w, offset, cv, Ballots.COMMITTED);
+            word0 = Ballots.increment(word0, Ballots.COMMITS);
+            pairs[index >> 1] = Ballots.withCommitment(pairs[index >> 1], index, commitment);
+            emit VoteCommitted(experimentId, signer, round, commitment);
+            unchecked {
+                ++counted;
+            }
         }
-        _storeBallot(experimentId, b);
-        if (Ballots.count(b.words[0], Ballots.COMMITS) == e.numLearners() - 1) _openReveals(experimentId, e);
+        _storeBallot(experimentId, cw, word0, cv);
+        if (Ballots.count(word0, Ballots.COMMITS) == e.numLearners() - 1) _openReveals(experimentId, e);
     }
 
     /**
@@ -526,27 +537,33 @@ contract CollectiveLearning is ICollectiveLearning, EIP712, ReentrancyGuardTrans
         uint256 e = _openRound(experimentId, round, true, RoundState.Revealing);
         if (reveals.length == 0) revert EmptyBatch();
         _checkLearners(experimentId, learners);
-        Ballot memory b = _openBallot(experimentId, round);
+        uint256 word0 = _ballotWord(experimentId, round, 0);
+        (uint256 cw, uint256 cv) = (0, 0); // a ballot word >= 1 read in this batch (0: none), and its value
         bytes32 digest = _proposalDigest(experimentId, e);
         for (uint256 i = 0; i < reveals.length; ++i) {
             Reveal calldata v = reveals[i];
             uint256 index = v.learnerIndex;
             if (index >= learners.length) revert InvalidLearnerIndex(experimentId, index);
-            address voter = learners[index];
-            (uint256 bits, uint256 w, uint256 offset) = _bitsIn(b, experimentId, round, index);
+            address voter = _learnerAt(learners, index);
+            (uint256 w, uint256 offset) = Ballots.position(index);
+            if (w != 0 && w != cw) (cw, cv) = _switchWord(experimentId, round, cw, cv, w);
+            uint256 bits = Ballots.bitsAt(w == 0 ? word0 : cv, offset);
             if (bits == Ballots.NONE) revert NotCommitted(experimentId, round, voter);
             if (bits != Ballots.COMMITTED) {
                 emit VoteSkipped(experimentId, round, voter);
                 continue;
             }
-            _checkOpening(experimentId, e, index, voter, digest, v.approve, v.score, v.salt);
-            _mark(b, w, offset, Ballots.vote(v.approve), Ballots.tally(v.approve));
-            _counted(experimentId, e, index, voter, v.approve, v.score);
-            ++counted;
+            bool approve = v.approve;
+            _checkOpening(experimentId, e, index, voter, digest, approve, v.score, v.salt);
+            (word0, cv) = _setBits(word0, w, offset, cv, Ballots.vote(approve));
+            word0 = Ballots.increment(word0, Ballots.tally(approve));
+            _counted(experimentId, e, index, voter, approve, v.score);
+            unchecked {
+                ++counted;
+            }
         }
-        uint256 word0 = b.words[0];
         if (Ballots.counted(word0) == Ballots.count(word0, Ballots.COMMITS)) _decide(experimentId, e, word0);
-        else _storeBallot(experimentId, b);
+        else _storeBallot(experimentId, cw, word0, cv);
     }
 
     /**
@@ -866,8 +883,28 @@ contract CollectiveLearning is ICollectiveLearning, EIP712, ReentrancyGuardTrans
     }
 
     function _checkLearners(uint256 experimentId, address[] calldata learners) private view {
-        if (keccak256(abi.encodePacked(learners)) != _learnersHash[experimentId]) {
-            revert LearnerListMismatch(experimentId);
+        if (_hashLearners(learners) != _learnersHash[experimentId]) revert LearnerListMismatch(experimentId);
+    }
+
+    /// @dev `learners[index]` for an index already checked against the length, read without
+    /// Solidity's check of the word's high bits: a dirty word never equals a signer, and a list
+    /// with one fails {_checkLearners}.
+    function _learnerAt(address[] calldata learners, uint256 index) private pure returns (address learner) {
+        assembly ("memory-safe") {
+            learner := calldataload(add(learners.offset, shl(5, index)))
+        }
+    }
+
+    /// @dev keccak256(abi.encodePacked(learners)), hashed straight from calldata, where the list
+    /// already has that layout (one 32-byte word an address). abi.encodePacked copies and cleans
+    /// it word by word, at several hundred gas a learner. A word with dirty high bits hashes
+    /// differently, so such a list is refused ({LearnerListMismatch}), never misread.
+    function _hashLearners(address[] calldata learners) private pure returns (bytes32 h) {
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            let size := shl(5, learners.length)
+            calldatacopy(ptr, learners.offset, size)
+            h := keccak256(ptr, size)
         }
     }
 
@@ -1001,58 +1038,31 @@ contract CollectiveLearning is ICollectiveLearning, EIP712, ReentrancyGuardTrans
         word = w == 0 ? word0 : _ballotWord(experimentId, round, w);
     }
 
-    /// @dev Sets one voter's bits (in word 0 when `w` is 0).
+    /// @dev Sets one voter's bits at `offset` of word `w`: in `word0` when `w` is 0 (`word`
+    /// is then returned unchanged), else in `word`.
     function _setBits(uint256 word0, uint256 w, uint256 offset, uint256 word, uint256 bits)
         private
         pure
         returns (uint256, uint256)
     {
-        if (w == 0) {
-            word0 = Ballots.withBits(word0, offset, bits);
-            return (word0, word0);
-        }
+        if (w == 0) return (Ballots.withBits(word0, offset, bits), word);
         return (word0, Ballots.withBits(word, offset, bits));
     }
 
+    /// @dev Stores word 0 and, if `w` is not 0, word `w`.
     function _storeBallot(uint256 experimentId, uint256 w, uint256 word0, uint256 word) private {
         _ballots[experimentId][0] = word0;
         if (w != 0) _ballots[experimentId][w] = word;
     }
 
-    /// @dev The current round's ballot with word 0 (the counts) read.
-    function _openBallot(uint256 experimentId, uint256 round) private view returns (Ballot memory b) {
-        b.words[0] = _ballotWord(experimentId, round, 0);
-        b.loaded = 1;
-    }
-
-    /// @dev Learner `index`'s ballot bits in `b` (reading its word if needed), with its position.
-    function _bitsIn(Ballot memory b, uint256 experimentId, uint256 round, uint256 index)
+    /// @dev For a batch: stores the ballot word `cw` it holds (0: none) and returns word `w`
+    /// of `round` to hold instead (a batch in learner order reads each word once).
+    function _switchWord(uint256 experimentId, uint256 round, uint256 cw, uint256 cv, uint256 w)
         private
-        view
-        returns (uint256 bits, uint256 w, uint256 offset)
+        returns (uint256, uint256)
     {
-        (w, offset) = Ballots.position(index);
-        if (b.loaded & (uint256(1) << w) == 0) {
-            b.words[w] = _ballotWord(experimentId, round, w);
-            b.loaded |= uint256(1) << w;
-        }
-        bits = Ballots.bitsAt(b.words[w], offset);
-    }
-
-    /// @dev Sets one voter's bits in `b` to `bits` and adds one to the count at `field`.
-    function _mark(Ballot memory b, uint256 w, uint256 offset, uint256 bits, uint256 field) private pure {
-        b.words[w] = Ballots.withBits(b.words[w], offset, bits);
-        b.words[0] = Ballots.increment(b.words[0], field);
-        b.written |= uint256(1) << w;
-    }
-
-    /// @dev Stores the ballot words `b` changed (word 0, the counts, always).
-    function _storeBallot(uint256 experimentId, Ballot memory b) private {
-        mapping(uint256 => uint256) storage ballots = _ballots[experimentId];
-        ballots[0] = b.words[0];
-        for (uint256 w = 1; w < Ballots.WORDS; ++w) {
-            if (b.written & (uint256(1) << w) != 0) ballots[w] = b.words[w];
-        }
+        if (cw != 0) _ballots[experimentId][cw] = cv;
+        return (w, _ballotWord(experimentId, round, w));
     }
 
     /// @dev A vote counts (public, or revealed): the voter's share, and the event.
@@ -1068,7 +1078,7 @@ contract CollectiveLearning is ICollectiveLearning, EIP712, ReentrancyGuardTrans
     {
         mapping(uint256 => uint256) storage pairs = _commitments[experimentId];
         pairs[index >> 1] = Ballots.withCommitment(pairs[index >> 1], index, commitment);
-        emit VoteCommitted(experimentId, round, voter, commitment);
+        emit VoteCommitted(experimentId, voter, round, commitment);
     }
 
     /// @dev Refuses an opening that does not match `voter`'s stored commitment.

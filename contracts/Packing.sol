@@ -204,19 +204,25 @@ library Ballots {
 
     /// @dev An empty ballot word of `round`.
     function empty(uint256 round) internal pure returns (uint256) {
-        return round + 1;
+        unchecked {
+            return round + 1; // round < 2^24
+        }
     }
 
     /// @dev `stored` if it is a word of `round`, else an empty word of `round`.
     function ofRound(uint256 stored, uint256 round) internal pure returns (uint256) {
-        return stored & TAG_MASK == round + 1 ? stored : round + 1;
+        uint256 tag = empty(round);
+        return stored & TAG_MASK == tag ? stored : tag;
     }
 
     /// @dev Where learner `index`'s two bits are: the word, and the bit offset in it.
     function position(uint256 index) internal pure returns (uint256 word, uint256 offset) {
-        if (index < WORD0_LEARNERS) return (0, WORD0_FIRST + 2 * index);
-        index -= WORD0_LEARNERS;
-        return (1 + index / WORD_LEARNERS, TAG_BITS + 2 * (index % WORD_LEARNERS));
+        unchecked {
+            // index < 2^16 (a learner index): nothing here overflows.
+            if (index < WORD0_LEARNERS) return (0, WORD0_FIRST + 2 * index);
+            index -= WORD0_LEARNERS;
+            return (1 + index / WORD_LEARNERS, TAG_BITS + 2 * (index % WORD_LEARNERS));
+        }
     }
 
     /// @dev The count at `field` (APPROVALS, REJECTIONS or COMMITS) of word 0.
@@ -231,7 +237,9 @@ library Ballots {
 
     /// @dev Word 0 with one more at `field` (a count stays below 2^16 - 1: at most 499 here).
     function increment(uint256 word0, uint256 field) internal pure returns (uint256) {
-        return word0 + (uint256(1) << field);
+        unchecked {
+            return word0 + (uint256(1) << field);
+        }
     }
 
     /// @dev The two bits at `offset`.
