@@ -12,7 +12,7 @@ EXTRAS_STAMP := $(VENV)/.installed-extras
 NPM_STAMP := node_modules/.installed
 OUT    ?= demo-out
 
-.PHONY: demo test test-fast compile clean chromium
+.PHONY: demo test test-fast compile clean chromium forge-test slither
 
 demo: $(STAMP)
 	$(VENV)/bin/colearn demo --out $(OUT)
@@ -37,6 +37,29 @@ chromium:
 compile: $(NPM_STAMP)
 	node scripts/compile.js
 
+# The contract's Solidity tests (contracts/test/*.t.sol: unit, gas bounds, fuzz, invariant) with
+# Foundry's forge from npm; foundry.toml points forge at npm's solc (scripts/solc-forge.js).
+forge-test: $(NPM_STAMP)
+	node_modules/.bin/forge test --offline
+
+# Slither (static analysis) on Hardhat's build of contracts/, in its own venv; the detectors
+# excluded by design are listed and explained in slither.config.json. Exits non-zero on any
+# other finding.
+SLITHER_VENV  := .venv-slither
+SLITHER_STAMP := $(SLITHER_VENV)/.installed
+
+$(SLITHER_STAMP):
+	python3 -m venv $(SLITHER_VENV)
+	$(SLITHER_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SLITHER_VENV)/bin/python -m pip install --quiet "slither-analyzer>=0.11,<0.12"
+	touch $@
+
+slither: $(NPM_STAMP) $(SLITHER_STAMP)
+	COLEARN_HARDHAT_OUT=$(CURDIR)/.venv-slither/hardhat npx hardhat compile --quiet
+	COLEARN_HARDHAT_OUT=$(CURDIR)/.venv-slither/hardhat $(SLITHER_VENV)/bin/slither . --hardhat-ignore-compile \
+		--hardhat-cache-directory .venv-slither/hardhat/cache --hardhat-artifacts-directory .venv-slither/hardhat/artifacts \
+		--config-file slither.config.json
+
 $(PY):
 	python3 -m venv $(VENV)
 
@@ -57,4 +80,4 @@ $(NPM_STAMP): package.json package-lock.json
 	touch $@
 
 clean:
-	rm -rf $(VENV) node_modules $(OUT) .pytest_cache
+	rm -rf $(VENV) node_modules $(OUT) .pytest_cache forge-out forge-cache $(SLITHER_VENV)

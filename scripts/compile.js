@@ -14,6 +14,8 @@ const path = require("path");
 const ROOT = path.resolve(__dirname, "..");
 const CONTRACTS = ["CollectiveLearning"];
 const BENCH_DIR = "contracts/bench";
+// Foundry's tests (`make forge-test`), never part of a shipped artifact.
+const TEST_DIR = "contracts/test";
 // Pinned: changing any of these changes the bytecode; the artifact test catches drift.
 const SETTINGS = {
   evmVersion: "cancun",
@@ -135,6 +137,6 @@ function sortedByName(sources) {
   return Object.fromEntries(Object.keys(sources).sort().map((k) => [k, sources[k]]));
 }
 
-module.exports = { SETTINGS, CONTRACTS, BENCH_DIR };
+module.exports = { SETTINGS, CONTRACTS, BENCH_DIR, TEST_DIR };
 
 if (require.main === module) main();
