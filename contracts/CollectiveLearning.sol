@@ -136,6 +136,9 @@ contract CollectiveLearning is ICollectiveLearning, EIP712, ReentrancyGuardTrans
     mapping(uint256 experimentId => mapping(uint256 word => uint256)) private _ballots;
     /// @dev Sealed votes: learners 2k and 2k + 1's stored commitments of their latest round, in
     /// slot k (see {Ballots-withCommitment}); the ballot says whether one is this round's.
+    // Written through a storage reference to the experiment's inner mapping (commitVotesBySig,
+    // _storeCommitment), which Slither does not follow.
+    // slither-disable-next-line uninitialized-state
     mapping(uint256 experimentId => mapping(uint256 pair => uint256)) private _commitments;
     /// @dev Read and written through {_indexPlusOne} and {_join}.
     mapping(uint256 experimentId => mapping(address learner => uint256)) private _learnerEntries;
@@ -1001,6 +1004,9 @@ contract CollectiveLearning is ICollectiveLearning, EIP712, ReentrancyGuardTrans
             if (value != 0) revert WrongValue(0, value);
             if (amount != 0) {
                 uint256 before = IERC20(token).balanceOf(address(this));
+                // `from` is the caller, or the signer of a Join (joinBySig): a signed join is the
+                // learner's consent to deposit its stake, as its approval is to the transfer.
+                // slither-disable-next-line arbitrary-send-erc20
                 IERC20(token).safeTransferFrom(from, address(this), amount);
                 uint256 received = IERC20(token).balanceOf(address(this)) - before;
                 if (received != amount) revert FeeOnTransferToken(token, amount, received);
