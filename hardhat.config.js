@@ -12,7 +12,7 @@ const {
   TASK_COMPILE_SOLIDITY_GET_SOLC_BUILD,
   TASK_COMPILE_SOLIDITY_GET_SOURCE_PATHS,
 } = require("hardhat/builtin-tasks/task-names");
-const { SETTINGS, BENCH_DIR } = require("./scripts/compile.js");
+const { SETTINGS, BENCH_DIR, TEST_DIR } = require("./scripts/compile.js");
 
 const SOLC_VERSION = require("solc/package.json").version;
 
@@ -29,11 +29,12 @@ subtask(TASK_COMPILE_SOLIDITY_GET_SOLC_BUILD, async ({ solcVersion }, _hre, runS
 });
 
 // contracts/bench/ holds test-only contracts (OpenZeppelin's Governor for `colearn bench
-// gas`) that scripts/compile.js compiles on their own: leave them out, so Hardhat compiles
-// the contract with exactly the sources of its committed standard-JSON input.
+// gas`) that scripts/compile.js compiles on their own, and contracts/test/ Foundry's tests
+// (`make forge-test`): leave both out, so Hardhat compiles the contract with exactly the
+// sources of its committed standard-JSON input.
 subtask(TASK_COMPILE_SOLIDITY_GET_SOURCE_PATHS, async (args, _hre, runSuper) => {
-  const bench = path.join(__dirname, BENCH_DIR) + path.sep;
-  return (await runSuper(args)).filter((file) => !file.startsWith(bench));
+  const skipped = [BENCH_DIR, TEST_DIR].map((dir) => path.join(__dirname, dir) + path.sep);
+  return (await runSuper(args)).filter((file) => !skipped.some((dir) => file.startsWith(dir)));
 });
 
 const out = process.env.COLEARN_HARDHAT_OUT;

@@ -14,6 +14,8 @@ const path = require("path");
 const ROOT = path.resolve(__dirname, "..");
 const CONTRACTS = ["CollectiveLearning"];
 const BENCH_DIR = "contracts/bench";
+// Foundry's tests (`make forge-test`), never part of a shipped artifact.
+const TEST_DIR = "contracts/test";
 // Pinned: changing any of these changes the bytecode; the artifact test catches drift.
 const SETTINGS = {
   evmVersion: "cancun",
@@ -98,11 +100,14 @@ function compile(solc, entries) {
     sources[rel] = { content: fs.readFileSync(path.join(ROOT, rel), "utf8") };
   }
   // Imports (OpenZeppelin) resolve from node_modules under their npm names, as Hardhat
-  // names them; every source read goes into the standard-JSON input, so the artifact
+  // names them, the project's from the repository root; every source read goes into the standard-JSON input, so the artifact
   // alone lets a verifier (Sourcify, Etherscan) rebuild the bytecode.
+  // The project's own sources (contracts/ICollectiveLearning.sol) resolve from the root.
   const findImports = (unit) => {
-    const file = path.join(ROOT, "node_modules", unit);
-    if (!unit.startsWith("@") || !fs.existsSync(file)) return { error: `not found: ${unit}` };
+    const file = unit.startsWith("contracts/") ? path.join(ROOT, unit) : path.join(ROOT, "node_modules", unit);
+    if (!(unit.startsWith("@") || unit.startsWith("contracts/")) || !fs.existsSync(file)) {
+      return { error: `not found: ${unit}` };
+    }
     sources[unit] = { content: fs.readFileSync(file, "utf8") };
     return { contents: sources[unit].content };
   };
@@ -132,6 +137,6 @@ function sortedByName(sources) {
   return Object.fromEntries(Object.keys(sources).sort().map((k) => [k, sources[k]]));
 }
 
-module.exports = { SETTINGS, CONTRACTS, BENCH_DIR };
+module.exports = { SETTINGS, CONTRACTS, BENCH_DIR, TEST_DIR };
 
 if (require.main === module) main();

@@ -1,0 +1,160 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.37;
+
+// The gas bounds of issue 13, as transaction gas: every test runs isolated (each call from the
+// test is its own transaction), and vm.lastCallGas() reports the transaction's gas, the 21,000
+// base and calldata included, as a receipt's gasUsed does. Rounds are measured like
+// `colearn bench gas`: round 0 is the first round (first writes of zero slots), round 1 a
+// steady round; the bounds hold for steady rounds and are reported for both.
+
+import {ICollectiveLearning} from "../ICollectiveLearning.sol";
+import {Fixture} from "./Fixture.sol";
+
+contract GasTest is Fixture {
+    event GasUsed(string what, uint256 gas);
+
+    uint256 internal constant PLAIN_ROUND_OF_5_MAX = 200_000;
+    uint256 internal constant JOIN_MAX = 50_000;
+    uint256 internal constant SEALED_ROUND_OF_5_MAX = 400_000;
+    uint256 internal constant BATCHED_COMMIT_OR_REVEAL_MAX = 12_000;
+
+    function _last() internal view returns (uint256) {
+        return vm.lastCallGas().gasTotalUsed;
+    }
+
+    function _joinMeasured(uint256 id) internal returns (uint256 most) {
+        for (uint256 i = 0; i < learners.length; ++i) {
+            uint256 value = _fund(id, i);
+            vm.prank(learners[i]);
+            cl.join{value: value}(id);
+            uint256 g = _last();
+            if (g > most) most = g;
+        }
+    }
+
+    function _plainRound(uint256 id, uint256 round) internal returns (uint256 total) {
+        bytes32 digest = _digest(round);
+        vm.prank(learners[_proposer(round)]);
+        cl.propose(id, round, CID, digest);
+        total = _last();
+        for (uint256 i = 0; i < learners.length; ++i) {
+            if (i == _proposer(round)) continue;
+            vm.prank(learners[i]);
+            cl.vote(id, round, digest, true, SCORE);
+            total += _last();
+        }
+    }
+
+    function _sealedRound(uint256 id, uint256 round) internal returns (uint256 total) {
+        bytes32 digest = _digest(round);
+        vm.prank(learners[_proposer(round)]);
+        cl.propose(id, round, CID, digest);
+        total = _last();
+        for (uint256 i = 0; i < learners.length; ++i) {
+            if (i == _proposer(round)) continue;
+            bytes32 c = _commitment(id, round, i, true);
+            vm.prank(learners[i]);
+            cl.commitVote(id, round, c);
+            total += _last();
+        }
+        for (uint256 i = 0; i < learners.length; ++i) {
+            if (i == _proposer(round)) continue;
+            bytes32 salt = _salt(round, i);
+            vm.prank(learners[i]);
+            cl.revealVote(id, round, true, SCORE, salt);
+            total += _last();
+        }
+    }
+
+    /// forge-config: default.isolate = true
+    function test_gas_plainRoundOfFive_and_join() public {
+        _makeLearners(5);
+        uint256 id = _create(10, _plain());
+        emit GasUsed("create, 5 learners, plain", _last());
+        uint256 join = _joinMeasured(id);
+        emit GasUsed("join without stake (most of 5)", join);
+        emit GasUsed("plain round of 5, first (round 0)", _plainRound(id, 0));
+        uint256 steady = _plainRound(id, 1);
+        emit GasUsed("plain round of 5, steady (round 1)", steady);
+        assertLe(steady, PLAIN_ROUND_OF_5_MAX, "plain round of 5");
+        assertLe(join, JOIN_MAX, "join without stake");
+    }
+
+    /// forge-config: default.isolate = true
+    function test_gas_sealedRoundOfFive() public {
+        _makeLearners(5);
+        uint256 id = _create(10, _sealed());
+        emit GasUsed("join, sealed, no stake (most of 5)", _joinMeasured(id));
+        emit GasUsed("sealed round of 5, first (round 0)", _sealedRound(id, 0));
+        uint256 steady = _sealedRound(id, 1);
+        emit GasUsed("sealed round of 5, steady (round 1)", steady);
+        assertLe(steady, SEALED_ROUND_OF_5_MAX, "sealed round of 5");
+    }
+
+    /// forge-config: default.isolate = true
+    function test_gas_stakedSealedRoundOfFive_erc20() public {
+        _makeLearners(5);
+        ICollectiveLearning.ExperimentTerms memory t = _sealed();
+        t.token = address(token);
+        t.stake = 100e18;
+        t.rewardPool = 1000e18;
+        t.missedProposalPenalty = 10e18;
+        t.unrevealedVotePenalty = 5e18;
+        t.rejectedProposalPenalty = 20e18;
+        t.rejectionShareBps = 7500;
+        t.proposerShareBps = 5000;
+        uint256 id = _create(10, t);
+        emit GasUsed("create with ERC-20 stake and pool, 5 learners", _last());
+        emit GasUsed("join with ERC-20 stake (most of 5)", _joinMeasured(id));
+        emit GasUsed("staked sealed round of 5, first (round 0)", _sealedRound(id, 0));
+        emit GasUsed("staked sealed round of 5, steady (round 1)", _sealedRound(id, 1));
+    }
+
+    /// forge-config: default.isolate = true
+    function test_gas_stakedPlain_eth() public {
+        _makeLearners(5);
+        ICollectiveLearning.ExperimentTerms memory t;
+        t.stake = 1 ether;
+        t.rewardPool = 10 ether;
+        t.proposerShareBps = 5000;
+        uint256 id = _create(10, t);
+        emit GasUsed("create with ETH stake and pool, 5 learners", _last());
+        emit GasUsed("join with ETH stake (most of 5)", _joinMeasured(id));
+        emit GasUsed("staked plain round of 5, first (round 0)", _plainRound(id, 0));
+        emit GasUsed("staked plain round of 5, steady (round 1)", _plainRound(id, 1));
+    }
+
+    /// forge-config: default.isolate = true
+    function test_gas_batchesOf99() public {
+        _makeLearners(100);
+        uint256 plain = _create(10, _plain());
+        _joinAll(plain);
+        for (uint256 round = 0; round < 2; ++round) {
+            _propose(plain, round);
+            ICollectiveLearning.SignedVote[] memory votes = _signedVotes(plain, round, true);
+            bytes32 digest = _digest(round);
+            cl.castVotesBySig(plain, round, digest, learners, votes);
+            emit GasUsed(round == 0 ? "signed vote in a batch of 99, round 0" : "signed vote in a batch of 99, round 1", _perItem(_last()));
+        }
+        uint256 id = _create(10, _sealed());
+        _joinAll(id);
+        uint256 most;
+        for (uint256 round = 0; round < 2; ++round) {
+            _propose(id, round);
+            ICollectiveLearning.SignedCommit[] memory commits = _signedCommits(id, round, true);
+            cl.commitVotesBySig(id, round, learners, commits);
+            uint256 commit = _perItem(_last());
+            ICollectiveLearning.Reveal[] memory reveals = _openings(round, true);
+            cl.revealVotes(id, round, learners, reveals);
+            uint256 reveal = _perItem(_last());
+            emit GasUsed(round == 0 ? "signed commit in a batch of 99, round 0" : "signed commit in a batch of 99, round 1", commit);
+            emit GasUsed(round == 0 ? "reveal in a batch of 99, round 0" : "reveal in a batch of 99, round 1", reveal);
+            if (round == 1) most = commit > reveal ? commit : reveal;
+        }
+        assertLe(most, BATCHED_COMMIT_OR_REVEAL_MAX, "batched commit or reveal");
+    }
+
+    function _perItem(uint256 batchGas) internal pure returns (uint256) {
+        return (batchGas + 98) / 99;
+    }
+}
