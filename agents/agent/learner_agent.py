@@ -67,6 +67,7 @@ class ExperimentCancelled(AgentError):
 
 
 class _Verdict(BaseModel):
+    digest: bytes  # of the proposal judged: the vote names it
     approve: bool
     score: int
     reason: str | None = None
@@ -459,7 +460,8 @@ class LearnerAgent:
         if voted:
             return False
         verdict = self._verdicts.get(round_index)
-        if verdict is None:
+        if verdict is None or (self.status is not None
+                               and verdict.digest != self.status.proposal_digest):
             verdict = self._judge(round_index)
             self._verdicts = {round_index: verdict}
         if self._relayed_vote == round_index:
@@ -471,12 +473,13 @@ class LearnerAgent:
         elif self._relayed(round_index, "vote", lambda relay: relay.submit_vote(sign_vote(
                 self.account, chain_id=self.client.chain_id, contract=self.client.address,
                 experiment_id=self.experiment_id, round_index=round_index,
-                learner_index=self._learner_index(), approve=verdict.approve,
-                score=verdict.score))):
+                learner_index=self._learner_index(), digest=verdict.digest,
+                approve=verdict.approve, score=verdict.score))):
             self._relayed_vote = round_index
             return True
         with self.timings.measure("transactions"):
-            self.client.vote(self.experiment_id, round_index, verdict.approve, verdict.score)
+            self.client.vote(self.experiment_id, round_index, verdict.digest, verdict.approve,
+                             verdict.score)
         self.log.info("round %d: voted %s", round_index, "approve" if verdict.approve else "reject")
         return True
 
@@ -520,13 +523,15 @@ class LearnerAgent:
                              one_line(proposal.cid, 80), reason)
             self.records[round_index] = RoundRecord(
                 round=round_index, role="voter", approve=False, reason=reason)
-            return _Verdict(approve=False, score=NO_SCORE, reason=reason)
+            return _Verdict(digest=proposal.digest, approve=False, score=NO_SCORE,
+                            reason=reason)
         self._held = (round_index, proposal.digest, weights)
         approve = bool(tested.vote)
         self.records[round_index] = RoundRecord(
             round=round_index, role="voter", vote_score=tested.vote_score,
             test_score=tested.test_score, approve=approve)
-        return _Verdict(approve=approve, score=score_to_fixed(tested.vote_score))
+        return _Verdict(digest=proposal.digest, approve=approve,
+                        score=score_to_fixed(tested.vote_score))
 
     def _time_to_act(self) -> float | None:
         """Seconds a fetch may take so that this agent's vote (or proposal) still lands

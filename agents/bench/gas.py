@@ -156,7 +156,8 @@ def _direct_round(clients: list[CollectiveLearningClient], experiment_id: int,
     n = len(clients)
     proposer = round_index % n
     propose = clients[proposer].propose(experiment_id, round_index, CID, _digest(round_index))
-    votes = [clients[i].vote(experiment_id, round_index, True, SCORE).gas_used
+    votes = [clients[i].vote(experiment_id, round_index, _digest(round_index), True,
+                             SCORE).gas_used
              for i in range(n) if i != proposer]
     return propose.gas_used, votes
 
@@ -172,10 +173,11 @@ def _relayed_round(clients: list[CollectiveLearningClient], experiment_id: int,
     assert len(accounts) == n  # every client here sends transactions
     votes = [sign_vote(a, chain_id=relayer.chain_id, contract=relayer.address,
                        experiment_id=experiment_id, round_index=round_index, learner_index=i,
-                       approve=True, score=SCORE)
+                       digest=_digest(round_index), approve=True, score=SCORE)
              for i, a in enumerate(accounts) if i != proposer]
     learners = [a.address for a in accounts]
-    batch = relayer.cast_votes_by_sig(experiment_id, round_index, learners, votes,
+    batch = relayer.cast_votes_by_sig(experiment_id, round_index, _digest(round_index),
+                                      learners, votes,
                                       gas=BATCH_GAS_BASE + BATCH_GAS_PER_VOTE * len(votes))
     return propose.gas_used, batch.gas_used
 
@@ -199,7 +201,7 @@ def measure_collective_learning(w3: Web3, accounts: list[LocalAccount]) -> Learn
     expire = clients[0].expire(experiment_id, 3)
 
     clients[4 % n].propose(experiment_id, 4, CID, _digest(4))
-    clients[(4 + 1) % n].vote(experiment_id, 4, True, SCORE)
+    clients[(4 + 1) % n].vote(experiment_id, 4, _digest(4), True, SCORE)
     advance_time(w3, TIMEOUT + 1)
     decide = clients[0].decide(experiment_id, 4)
 

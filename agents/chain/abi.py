@@ -29,9 +29,13 @@ from agents.chain.errors import MalformedEvent, brief, node_answer
 from agents.chain.logs import RawLog
 
 CONTRACT_NAME = "CollectiveLearning"
+#: The contract's ``Penalty`` enum, by value.
+PENALTIES = ("missed_proposal", "unrevealed_vote", "rejected_proposal")
 
 EVENTS = ("ExperimentCreated", "WeightsProposed", "VoteCast", "RoundDecided", "RoundExpired",
-          "ExperimentCompleted", "LearnerJoined", "ExperimentStarted", "ExperimentCancelled")
+          "ExperimentCompleted", "LearnerJoined", "ExperimentStarted", "ExperimentCancelled",
+          "Deposited", "VoteSkipped", "VoteCommitted", "CommitsComplete", "PenaltyTaken",
+          "FundsWithdrawn")
 
 def load_artifact(name: str = CONTRACT_NAME) -> dict[str, Any]:
     """The compiled contract shipped with the package (ABI, bytecode, solc input)."""
@@ -71,7 +75,7 @@ def word(value: int) -> bytes:
     return value.to_bytes(32, "big")
 
 class EventDecoder:
-    """Decodes the contract's nine events from raw logs; anything else is a
+    """Decodes the contract's events (:data:`EVENTS`) from raw logs; anything else is a
     :class:`MalformedEvent`. Fixed-size events are decoded by hand (fast), the two with
     strings and arrays by eth-abi, strictly."""
 
@@ -80,14 +84,14 @@ class EventDecoder:
                if i.get("type") == "event" and i["name"] in EVENTS]  # not EIP712DomainChanged
         self.topic = {i["name"]: event_abi_to_log_topic(i) for i in abi}  # type: ignore[arg-type]
         self.name = {t: n for n, t in self.topic.items()}
-        self.types = {i["name"]: [p["type"] for p in i["inputs"] if not p["indexed"]]
+        self.types = {i["name"]: [abi_type(p) for p in i["inputs"] if not p["indexed"]]
                       for i in abi}
         #: Topics of each event: its signature's hash and one per indexed parameter.
         self.topic_count = {i["name"]: 1 + sum(1 for p in i["inputs"] if p["indexed"])
                             for i in abi}
 
     def topics(self, experiment_id: int) -> list[Any]:
-        """The ``eth_getLogs`` topic filter: any of the nine events, of this experiment."""
+        """The ``eth_getLogs`` topic filter: any of the contract's events, of this experiment."""
         return [[self.topic[e] for e in EVENTS], experiment_id.to_bytes(32, "big")]
 
     def decode(self, entry: RawLog, experiment_id: int | None = None
@@ -150,13 +154,50 @@ class EventDecoder:
 
     def _ExperimentCreated(self, name: str, t: Sequence[bytes], d: bytes) -> dict[str, Any]:
         (learners, threshold, rounds, p_timeout, v_timeout, j_timeout, initial_cid,
-         initial_digest, metadata_cid) = self._abi(name, d)
+         initial_digest, metadata_cid, terms) = self._abi(name, d)
+        (reveal_timeout, token, stake, reward_pool, missed, unrevealed, rejected,
+         rejection_share, proposer_share) = terms
         return {
             "experiment_id": _uint(t[1]), "creator": _address(name, t[2]),
             "learners": [to_checksum_address(a) for a in learners],
             "threshold_bps": threshold, "num_rounds": rounds, "proposal_timeout": p_timeout,
             "voting_timeout": v_timeout, "join_timeout": j_timeout, "initial_cid": initial_cid,
-            "initial_digest": "0x" + bytes(initial_digest).hex(), "metadata_cid": metadata_cid}
+            "initial_digest": "0x" + bytes(initial_digest).hex(), "metadata_cid": metadata_cid,
+            "terms": {"reveal_timeout": reveal_timeout, "token": to_checksum_address(token),
+                      "stake": stake, "reward_pool": reward_pool,
+                      "missed_proposal_penalty": missed, "unrevealed_vote_penalty": unrevealed,
+                      "rejected_proposal_penalty": rejected,
+                      "rejection_share_bps": rejection_share,
+                      "proposer_share_bps": proposer_share}}
+
+    def _Deposited(self, name: str, t: Sequence[bytes], d: bytes) -> dict[str, Any]:
+        _static(name, d, 1)
+        return {"account": _address(name, t[2]), "amount": _uint(d)}
+
+    def _FundsWithdrawn(self, name: str, t: Sequence[bytes], d: bytes) -> dict[str, Any]:
+        _static(name, d, 1)
+        return {"account": _address(name, t[2]), "amount": _uint(d)}
+
+    def _VoteSkipped(self, name: str, t: Sequence[bytes], d: bytes) -> dict[str, Any]:
+        _static(name, d, 0)
+        return {"round": _uint(t[2]), "voter": _address(name, t[3])}
+
+    def _VoteCommitted(self, name: str, t: Sequence[bytes], d: bytes) -> dict[str, Any]:
+        _static(name, d, 2)
+        return {"voter": _address(name, t[2]), "round": _uint(d[0:32]),
+                "commitment": "0x" + d[32:64].hex()}
+
+    def _CommitsComplete(self, name: str, t: Sequence[bytes], d: bytes) -> dict[str, Any]:
+        _static(name, d, 0)
+        return {"round": _uint(t[2])}
+
+    def _PenaltyTaken(self, name: str, t: Sequence[bytes], d: bytes) -> dict[str, Any]:
+        _static(name, d, 2)
+        reason = _uint(d[0:32])
+        if reason >= len(PENALTIES):
+            raise MalformedEvent(name, f"penalty reason {reason} is not one of the contract's")
+        return {"learner": _address(name, t[2]), "round": _uint(t[3]),
+                "reason": PENALTIES[reason], "amount": _uint(d[32:64])}
 
     def _abi(self, name: str, data: bytes) -> tuple[Any, ...]:
         try:

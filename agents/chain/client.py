@@ -48,19 +48,25 @@ from agents.chain.logs import (
     WeightsProposed,
 )
 from agents.chain.rpc import rpc_for
-from agents.chain.signing import SignedJoin, SignedProposal, SignedVote
+from agents.chain.erc20 import Erc20
+from agents.chain.signing import SignedCommit, SignedJoin, SignedProposal, SignedVote, VoteOpening
 from agents.chain.transactions import ROUND_CALL_GAS, TxSender
 from agents.chain.types import (
     DEFAULT_JOIN_TIMEOUT,
+    AccountInfo,
     ExperimentInfo,
+    ExperimentTerms,
     RoundState,
     RoundStatus,
+    StakeInfo,
     TxResult,
 )
 
 log = logging.getLogger(__name__)
 
 _E = TypeVar("_E", bound=BaseModel)
+#: A plain experiment's terms: public votes, no stake.
+PLAIN = ExperimentTerms()
 
 _ZERO_ADDRESS = "0x" + "00" * 20
 
@@ -132,14 +138,17 @@ class CollectiveLearningClient:
         initial_digest: bytes,
         metadata_cid: str = "",
         join_timeout: int = DEFAULT_JOIN_TIMEOUT,
+        terms: ExperimentTerms = PLAIN,
     ) -> tuple[int, TxResult]:
         """Creates an experiment (``Joining`` until every learner joins); returns its id
-        and the transaction."""
+        and the transaction. A reward pool is deposited with it (ETH sent along; an ERC-20
+        approved to the contract first)."""
         data = self._functions["createExperiment"].encode(
             [to_checksum_address(a) for a in learners], threshold_bps, num_rounds,
             proposal_timeout, voting_timeout, initial_cid, initial_digest, metadata_cid,
-            join_timeout)
-        result, receipt = self._sender_or_fail().transact(self.address, data)
+            join_timeout, terms.as_call_arg())
+        value = self._deposit(terms, terms.reward_pool)
+        result, receipt = self._sender_or_fail().transact(self.address, data, value=value)
         for entry in receipt.logs:
             if entry.topics and entry.topics[0] == self._events.topic["ExperimentCreated"]:
                 with node_answer("ExperimentCreated log"):
@@ -148,8 +157,16 @@ class CollectiveLearningClient:
         raise ChainError(f"transaction {result.tx_hash} created no experiment")
 
     def join(self, experiment_id: int) -> TxResult:
-        """Joins the experiment as this client's account (a listed learner consenting)."""
-        return self._round_call("join", experiment_id)
+        """Joins the experiment as this client's account (a listed learner consenting),
+        depositing the stake its terms ask for."""
+        terms = self.experiment_created(experiment_id).terms
+        value = self._deposit(terms, terms.stake)
+        return self._round_call("join", experiment_id, value=value)
+
+    def withdraw(self, experiment_id: int) -> TxResult:
+        """Withdraws what a finished (completed or cancelled) staked experiment owes this
+        client's account: its stake less penalties, plus its share of the pool."""
+        return self._round_call("withdraw", experiment_id)
 
     def join_by_sig(self, signed: SignedJoin) -> TxResult:
         """Submits a learner's signed join (this client pays the gas)."""
@@ -163,8 +180,20 @@ class CollectiveLearningClient:
     def propose(self, experiment_id: int, round_index: int, cid: str, digest: bytes) -> TxResult:
         return self._round_call("propose", experiment_id, round_index, cid, digest)
 
-    def vote(self, experiment_id: int, round_index: int, approve: bool, score: int) -> TxResult:
-        return self._round_call("vote", experiment_id, round_index, approve, score)
+    def vote(self, experiment_id: int, round_index: int, digest: bytes, approve: bool,
+             score: int) -> TxResult:
+        """A public vote on the proposal of ``round_index`` whose digest is ``digest``."""
+        return self._round_call("vote", experiment_id, round_index, digest, approve, score)
+
+    def commit_vote(self, experiment_id: int, round_index: int, commitment: bytes) -> TxResult:
+        """A sealed vote's commitment (see :func:`agents.chain.signing.vote_commitment`)."""
+        return self._round_call("commitVote", experiment_id, round_index, commitment)
+
+    def reveal_vote(self, experiment_id: int, round_index: int,
+                    opening: VoteOpening) -> TxResult:
+        """Opens this account's commitment: its vote counts from now on."""
+        return self._round_call("revealVote", experiment_id, round_index, opening.approve,
+                                opening.score, opening.salt)
 
     def decide(self, experiment_id: int, round_index: int) -> TxResult:
         return self._round_call("decide", experiment_id, round_index)
@@ -172,14 +201,35 @@ class CollectiveLearningClient:
     def expire(self, experiment_id: int, round_index: int) -> TxResult:
         return self._round_call("expire", experiment_id, round_index)
 
-    def cast_votes_by_sig(self, experiment_id: int, round_index: int, learners: Sequence[str],
-                          votes: list[SignedVote], gas: int | None = None) -> TxResult:
-        """Submits learners' signed votes in one transaction (this client pays the gas:
-        ``gas``, or the node's estimate, see :func:`estimated_gas_limit`). ``learners`` is
-        the experiment's learner list (the contract checks its hash)."""
-        return self._round_call("castVotesBySig", experiment_id, round_index,
-                                [to_checksum_address(a) for a in learners],
-                                [v.as_call_arg() for v in votes], gas=gas)
+    def cast_votes_by_sig(self, experiment_id: int, round_index: int, digest: bytes,
+                          learners: Sequence[str], votes: Sequence[SignedVote],
+                          gas: int | None = None) -> TxResult:
+        """Submits learners' signed votes on the proposal ``digest`` in one transaction
+        (this client pays the gas: ``gas``, or the node's estimate, see
+        :func:`estimated_gas_limit`); votes already on chain are skipped (``VoteSkipped``).
+        ``learners`` is the experiment's learner list (the contract checks its hash)."""
+        return self._round_call("castVotesBySig", experiment_id, round_index, digest,
+                                _addresses(learners), [v.as_call_arg() for v in votes],
+                                gas=gas)
+
+    def commit_votes_by_sig(self, experiment_id: int, round_index: int,
+                            learners: Sequence[str], commits: Sequence[SignedCommit],
+                            gas: int | None = None) -> TxResult:
+        """Submits learners' signed commitments in one transaction (as
+        :meth:`cast_votes_by_sig`: commitments already on chain are skipped)."""
+        return self._round_call("commitVotesBySig", experiment_id, round_index,
+                                _addresses(learners), [c.as_call_arg() for c in commits],
+                                gas=gas)
+
+    def reveal_votes(self, experiment_id: int, round_index: int, learners: Sequence[str],
+                     reveals: Sequence[tuple[int, VoteOpening]],
+                     gas: int | None = None) -> TxResult:
+        """Reveals committed votes, ``(learner index, opening)`` each, in one transaction
+        (anyone holding an opening may reveal it; reveals already on chain are skipped)."""
+        return self._round_call("revealVotes", experiment_id, round_index,
+                                _addresses(learners),
+                                [opening.as_call_arg(index) for index, opening in reveals],
+                                gas=gas)
 
     def propose_by_sig(self, proposal: SignedProposal) -> TxResult:
         """Submits a proposer's signed proposal (this client pays the gas, as estimated)."""
@@ -187,11 +237,24 @@ class CollectiveLearningClient:
                                 proposal.cid, proposal.digest, proposal.r, proposal.vs,
                                 gas=None)
 
-    def _round_call(self, name: str, *args: Any, gas: int | None = ROUND_CALL_GAS) -> TxResult:
+    def _round_call(self, name: str, *args: Any, gas: int | None = ROUND_CALL_GAS,
+                    value: int = 0) -> TxResult:
         """A per-round transaction, priced from the base fee of the latest status read
         (``gas=None``: its limit from the node's estimate)."""
         data = self._functions[name].encode(*args)
-        return self._sender_or_fail().send(self.address, data, gas, self._base_fee)
+        return self._sender_or_fail().send(self.address, data, gas, self._base_fee, value)
+
+    def _deposit(self, terms: ExperimentTerms, amount: int) -> int:
+        """Prepares a deposit of ``amount`` under ``terms``: the wei to send along (ETH),
+        or 0 once the contract may pull the amount of the ERC-20 (approved here)."""
+        if amount == 0 or terms.in_eth:
+            return amount
+        token = Erc20(self._rpc, terms.token)
+        sender = self._sender_or_fail()
+        if token.allowance(sender.account.address, self.address) < amount:
+            sender.send(terms.token, token.approve_data(self.address, amount), None,
+                        self._base_fee)
+        return 0
 
     def _sender_or_fail(self) -> TxSender:
         if self._sender is None:
@@ -221,7 +284,8 @@ class CollectiveLearningClient:
             data = self._functions["roundStatus"].encode(experiment_id, account)
             call = self._status_calls[key] = {"to": self.address, "data": "0x" + data.hex()}
         ((round_index, state, deadline, digest, model_round, voted, joined, timestamp,
-          base_fee),) = self._functions["roundStatus"].decode(self._rpc.call(call, "latest"))
+          base_fee, committed, proposal_digest),) = self._functions["roundStatus"].decode(
+            self._rpc.call(call, "latest"))
         self._base_fee = base_fee
         with node_answer("roundStatus"):
             state = RoundState(state)
@@ -229,7 +293,17 @@ class CollectiveLearningClient:
         return RoundStatus.model_construct(
             round=round_index, state=state, deadline=deadline, model_digest=digest,
             model_round=model_round, voted=voted, joined=joined, timestamp=timestamp,
-            base_fee=base_fee)
+            base_fee=base_fee, committed=committed, proposal_digest=proposal_digest)
+
+    def stake_of(self, experiment_id: int) -> StakeInfo:
+        """The money side of a staked experiment: token, amounts, pool, shares so far."""
+        (values,) = self._view("stakeOf", "latest", experiment_id)
+        return StakeInfo(**dict(zip(StakeInfo.model_fields, values)))
+
+    def account_of(self, experiment_id: int, account: str) -> AccountInfo:
+        """One learner's penalties, shares and what a withdrawal pays it now."""
+        (values,) = self._view("accountOf", "latest", experiment_id, account)
+        return AccountInfo(**dict(zip(AccountInfo.model_fields, values)))
 
     def deadline(self, experiment_id: int) -> int:
         (deadline,) = self._view("deadline", "latest", experiment_id)
@@ -391,6 +465,10 @@ class CollectiveLearningClient:
         fields.setdefault("experiment_id", int.from_bytes(entry.topics[1], "big"))
         return kind(**fields, tx_hash=entry.tx_hash, block_number=entry.block_number,
                     log_index=entry.log_index)
+
+
+def _addresses(addresses: Sequence[str]) -> list[str]:
+    return [to_checksum_address(a) for a in addresses]
 
 
 #: The event decoder's fields that are digests (0x-hex there, bytes in the typed events).

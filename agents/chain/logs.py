@@ -26,6 +26,8 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
+from agents.chain.types import ExperimentTerms
+
 log = logging.getLogger(__name__)
 
 #: The first chunk tried after a node refused a range (then halved while refused).
@@ -61,6 +63,7 @@ class ExperimentSetup(BaseModel):
 class ExperimentCreated(ExperimentSetup):
     initial_digest: bytes
     metadata_cid: str
+    terms: ExperimentTerms
     tx_hash: str
     block_number: int
 

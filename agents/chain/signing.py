@@ -1,9 +1,11 @@
-"""EIP-712 signed votes, proposals and joins, for learners who act through a relayer.
+"""EIP-712 signed votes, commitments, proposals and joins, for learners who act through a
+relayer; and the commitment a sealed vote binds its voter to.
 
-The typed data matches the contract's ``VOTE_TYPEHASH``, ``PROPOSAL_TYPEHASH`` and
-``JOIN_TYPEHASH`` under the domain ``CollectiveLearning`` version ``1`` bound to the chain
-id and the contract's address, so a vote or proposal is good for one round of one
-experiment on one deployment, a join for one experiment.
+The typed data matches the contract's ``VOTE_TYPEHASH``, ``COMMIT_TYPEHASH``,
+``PROPOSAL_TYPEHASH`` and ``JOIN_TYPEHASH`` under the domain ``CollectiveLearning`` version
+``1`` bound to the chain id and the contract's address, so a vote, commitment or proposal is
+good for one round of one experiment on one deployment (a vote for one proposal: it names
+its digest), a join for one experiment.
 Signatures travel in ERC-2098 short form ``(r, vs)``, as the contract takes them.
 """
 
@@ -14,7 +16,8 @@ from typing import Annotated, Any
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
+from eth_abi import encode as abi_encode
+from eth_utils import keccak, to_checksum_address
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 DOMAIN_NAME = "CollectiveLearning"
@@ -29,6 +32,7 @@ _DOMAIN_TYPE = [
 _VOTE_TYPE = [
     {"name": "experimentId", "type": "uint256"},
     {"name": "round", "type": "uint256"},
+    {"name": "digest", "type": "bytes32"},
     {"name": "approve", "type": "bool"},
     {"name": "score", "type": "int256"},
 ]
@@ -40,6 +44,11 @@ _PROPOSAL_TYPE = [
 ]
 _JOIN_TYPE = [
     {"name": "experimentId", "type": "uint256"},
+]
+_COMMIT_TYPE = [
+    {"name": "experimentId", "type": "uint256"},
+    {"name": "round", "type": "uint256"},
+    {"name": "commitment", "type": "bytes32"},
 ]
 
 
@@ -86,16 +95,49 @@ class SignedVote(_SignedCall):
     round: Uint256
     voter: Address
     learner_index: Uint256
+    digest: Word  # of the proposal it judged
     approve: bool
     score: Int256
 
     def as_call_arg(self) -> tuple[int, bool, int, bytes, bytes]:
-        """The contract's ``SignedVote`` struct."""
+        """The contract's ``SignedVote`` struct (the digest is the batch's)."""
         return (self.learner_index, self.approve, self.score, self.r, self.vs)
 
     def typed_data(self) -> dict[str, Any]:
         return vote_typed_data(self.chain_id, self.contract, self.experiment_id, self.round,
-                               self.approve, self.score)
+                               self.digest, self.approve, self.score)
+
+
+class SignedCommit(_SignedCall):
+    """A learner's signed commitment to a sealed vote (see :func:`vote_commitment`), as a
+    relayer receives and submits it."""
+
+    round: Uint256
+    voter: Address
+    learner_index: Uint256
+    commitment: Word
+
+    def as_call_arg(self) -> tuple[int, bytes, bytes, bytes]:
+        """The contract's ``SignedCommit`` struct."""
+        return (self.learner_index, self.commitment, self.r, self.vs)
+
+    def typed_data(self) -> dict[str, Any]:
+        return commit_typed_data(self.chain_id, self.contract, self.experiment_id, self.round,
+                                 self.commitment)
+
+
+class VoteOpening(BaseModel):
+    """What opens a sealed vote's commitment: the vote, its score and the salt. Anyone who
+    holds it may reveal the vote (the contract's ``Reveal`` struct, with the voter's index)."""
+
+    model_config = _WIRE
+
+    approve: bool
+    score: Int256
+    salt: Word
+
+    def as_call_arg(self, learner_index: int) -> tuple[int, bool, int, bytes]:
+        return (learner_index, self.approve, self.score, self.salt)
 
 
 class SignedProposal(_SignedCall):
@@ -127,14 +169,35 @@ def _domain(chain_id: int, contract: str) -> dict[str, Any]:
             "verifyingContract": to_checksum_address(contract)}
 
 
+def vote_commitment(experiment_id: int, round_index: int, voter: str, digest: bytes,
+                    opening: VoteOpening) -> bytes:
+    """``keccak256(abi.encode(experimentId, round, voter, proposalDigest, approve, score,
+    salt))``: what a sealed vote commits its voter to (PROTOCOL.md, "Sealed votes")."""
+    return keccak(abi_encode(
+        ["uint256", "uint256", "address", "bytes32", "bool", "int256", "bytes32"],
+        [experiment_id, round_index, to_checksum_address(voter), digest, opening.approve,
+         opening.score, opening.salt]))
+
+
 def vote_typed_data(chain_id: int, contract: str, experiment_id: int, round_index: int,
-                    approve: bool, score: int) -> dict[str, Any]:
+                    digest: bytes, approve: bool, score: int) -> dict[str, Any]:
     return {
         "types": {"EIP712Domain": _DOMAIN_TYPE, "Vote": _VOTE_TYPE},
         "primaryType": "Vote",
         "domain": _domain(chain_id, contract),
-        "message": {"experimentId": experiment_id, "round": round_index, "approve": approve,
-                    "score": score},
+        "message": {"experimentId": experiment_id, "round": round_index, "digest": digest,
+                    "approve": approve, "score": score},
+    }
+
+
+def commit_typed_data(chain_id: int, contract: str, experiment_id: int, round_index: int,
+                      commitment: bytes) -> dict[str, Any]:
+    return {
+        "types": {"EIP712Domain": _DOMAIN_TYPE, "Commit": _COMMIT_TYPE},
+        "primaryType": "Commit",
+        "domain": _domain(chain_id, contract),
+        "message": {"experimentId": experiment_id, "round": round_index,
+                    "commitment": commitment},
     }
 
 
@@ -169,13 +232,25 @@ def sign_join(account: LocalAccount, *, chain_id: int, contract: str, experiment
 
 
 def sign_vote(account: LocalAccount, *, chain_id: int, contract: str, experiment_id: int,
-              round_index: int, learner_index: int, approve: bool, score: int) -> SignedVote:
+              round_index: int, learner_index: int, digest: bytes, approve: bool,
+              score: int) -> SignedVote:
     signed = account.sign_typed_data(full_message=vote_typed_data(
-        chain_id, contract, experiment_id, round_index, approve, score))
+        chain_id, contract, experiment_id, round_index, digest, approve, score))
     r, vs = _compact(signed.r, signed.s, signed.v)
     return SignedVote(chain_id=chain_id, contract=to_checksum_address(contract),
                       experiment_id=experiment_id, round=round_index, voter=account.address,
-                      learner_index=learner_index, approve=approve, score=score, r=r, vs=vs)
+                      learner_index=learner_index, digest=digest, approve=approve,
+                      score=score, r=r, vs=vs)
+
+
+def sign_commit(account: LocalAccount, *, chain_id: int, contract: str, experiment_id: int,
+                round_index: int, learner_index: int, commitment: bytes) -> SignedCommit:
+    signed = account.sign_typed_data(full_message=commit_typed_data(
+        chain_id, contract, experiment_id, round_index, commitment))
+    r, vs = _compact(signed.r, signed.s, signed.v)
+    return SignedCommit(chain_id=chain_id, contract=to_checksum_address(contract),
+                        experiment_id=experiment_id, round=round_index, voter=account.address,
+                        learner_index=learner_index, commitment=commitment, r=r, vs=vs)
 
 
 def sign_proposal(account: LocalAccount, *, chain_id: int, contract: str, experiment_id: int,

@@ -67,18 +67,22 @@ class TxSender:
     def forget_nonce(self) -> None:
         self._nonce = None
 
-    def send(self, to: str, data: bytes, gas: int | None, base_fee: int | None) -> TxResult:
-        """Sends ``data`` to ``to`` with a gas limit of ``gas``, or (``None``) the node's
-        estimate plus a margin, never below the calldata floor (:func:`estimated_gas_limit`)."""
-        return self.transact(to, data, gas, base_fee)[0]
+    def send(self, to: str, data: bytes, gas: int | None, base_fee: int | None,
+             value: int = 0) -> TxResult:
+        """Sends ``data`` (and ``value`` wei) to ``to`` with a gas limit of ``gas``, or
+        (``None``) the node's estimate plus a margin, never below the calldata floor
+        (:func:`estimated_gas_limit`)."""
+        return self.transact(to, data, gas, base_fee, value)[0]
 
     def transact(self, to: str | None, data: bytes, gas: int | None = None,
-                 base_fee: int | None = None) -> tuple[TxResult, Receipt]:
+                 base_fee: int | None = None, value: int = 0) -> tuple[TxResult, Receipt]:
         """:meth:`send`, also returning the receipt (its logs; the address a deployment,
         ``to=None``, created)."""
         call = {"from": self.account.address, "data": "0x" + data.hex()}
         if to is not None:
             call["to"] = to
+        if value:
+            call["value"] = hex(value)
         if gas is None:  # both raise ContractRevert with the contract's reason
             estimate = self.rpc.estimate_gas(call)
             gas = estimated_gas_limit(estimate, data)
@@ -109,7 +113,8 @@ class TxSender:
             if self._nonce is None:
                 self._nonce = self.rpc.nonce(self.account.address)
             tx: dict[str, Any] = {"chainId": self.chain_id(), "nonce": self._nonce,
-                                  "data": call["data"], "value": 0, "gas": gas, **fees}
+                                  "data": call["data"], "value": int(call.get("value", "0x0"), 16),
+                                  "gas": gas, **fees}
             if "to" in call:
                 tx["to"] = call["to"]
             raw = self.account.sign_transaction(tx).raw_transaction

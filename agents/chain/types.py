@@ -4,8 +4,9 @@ the views' typed results, a sent transaction's result, and vote scores in fixed 
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 #: Vote scores are fixed-point integers with 18 decimals (the contract's ``SCORE_SCALE``).
 SCORE_SCALE = 10**18
@@ -15,7 +16,10 @@ NO_SCORE = -(2**255)
 #: The contract's bounds on an experiment (CollectiveLearning.sol's constants and types).
 MIN_LEARNERS, MAX_LEARNERS = 2, 500
 MAX_ROUNDS = 2**24 - 1  # numRounds, round and modelRound are uint24
-MAX_TIMEOUT = 30 * 86_400  # every timeout (join, proposal, voting): 1 s to 30 days
+MAX_TIMEOUT = 30 * 86_400  # every timeout (join, proposal, voting, reveal): at most 30 days
+MAX_CID_LENGTH = 128  # bytes of any CID (initial, metadata, proposals)
+MAX_AMOUNT = 2**96 - 1  # stakes, reward pools and penalties
+ZERO_ADDRESS = "0x" + "00" * 20
 #: A join timeout where none is given: a day for every learner to start its agent.
 DEFAULT_JOIN_TIMEOUT = 86_400
 MAX_THRESHOLD_BPS = 10_000
@@ -31,6 +35,49 @@ class RoundState(IntEnum):
     JOINING = 5  # before round 0: waiting for learners to join, before the join deadline
     CANCELLED = 6  # cancelled after the join deadline with a learner missing: no round
     JOIN_TIMED_OUT = 7  # the join deadline passed with a learner missing: anyone may cancel
+    REVEALING = 8  # sealed votes: commitments closed, before the reveal deadline
+    REVEAL_TIMED_OUT = 9  # sealed votes: reveal deadline passed with reveals missing
+
+
+class Penalty(IntEnum):
+    """Why a penalty was taken from a learner's stake."""
+
+    MISSED_PROPOSAL = 0  # its proposal slot expired
+    UNREVEALED_VOTE = 1  # it committed a sealed vote and did not reveal it
+    REJECTED_PROPOSAL = 2  # its proposal was rejected by at least rejection_share_bps of voters
+
+
+class ExperimentTerms(BaseModel):
+    """An experiment's optional terms (the contract's ``ExperimentTerms``), fixed at
+    creation; all zero: public votes, no stake. Sealed votes: ``reveal_timeout`` > 0.
+    Stake: ``stake`` or ``reward_pool`` > 0, in ``token`` (the zero address: ETH)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    reveal_timeout: int = Field(0, ge=0, le=MAX_TIMEOUT)
+    token: str = ZERO_ADDRESS
+    stake: int = Field(0, ge=0, le=MAX_AMOUNT)
+    reward_pool: int = Field(0, ge=0, le=MAX_AMOUNT)
+    missed_proposal_penalty: int = Field(0, ge=0, le=MAX_AMOUNT)
+    unrevealed_vote_penalty: int = Field(0, ge=0, le=MAX_AMOUNT)
+    rejected_proposal_penalty: int = Field(0, ge=0, le=MAX_AMOUNT)
+    rejection_share_bps: int = Field(0, ge=0, le=MAX_THRESHOLD_BPS)
+    proposer_share_bps: int = Field(0, ge=0, le=MAX_THRESHOLD_BPS)
+
+    @property
+    def sealed(self) -> bool:
+        return self.reveal_timeout > 0
+
+    @property
+    def staked(self) -> bool:
+        return self.stake > 0 or self.reward_pool > 0
+
+    @property
+    def in_eth(self) -> bool:
+        return int(self.token, 16) == 0
+
+    def as_call_arg(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in type(self).model_fields)
 
 class ExperimentInfo(BaseModel):
     """The stored configuration and current round of an experiment."""
@@ -48,6 +95,9 @@ class ExperimentInfo(BaseModel):
     model_round: int  # 0: initial model; r + 1: proposal of round r
     join_timeout: int
     joined: int  # learners who joined
+    reveal_timeout: int  # 0: public votes
+    commitments: int  # sealed votes: commitments in the current round
+    staked: bool
 
 class RoundStatus(BaseModel):
     """The current round as one account needs it, read in one call at one block (the
@@ -61,15 +111,44 @@ class RoundStatus(BaseModel):
     # clock; 0 once complete or cancelled
     model_digest: bytes
     model_round: int  # 0: initial model; r + 1: proposal of round r
-    voted: bool  # whether the account voted in the current round
+    voted: bool  # whether the account's vote counts in the current round (sealed: revealed)
     joined: bool  # whether the account joined the experiment
     timestamp: int  # the block's timestamp: the clock every deadline is measured on
     base_fee: int  # the block's base fee (0 where a node leaves it out of calls)
+    committed: bool  # sealed votes: whether the account committed in the current round
+    proposal_digest: bytes  # the digest a vote must name (meaningful once proposed)
 
     @property
     def seconds_left(self) -> int:
         """Chain seconds before the current phase's deadline (0 once it passed)."""
         return max(0, self.deadline - self.timestamp)
+
+class StakeInfo(BaseModel):
+    """The money side of a staked experiment (the contract's ``stakeOf``)."""
+
+    token: str  # the zero address: ETH
+    stake: int
+    reward_pool: int  # as deposited by the creator
+    pool: int  # reward pool plus penalties taken so far
+    missed_proposal_penalty: int
+    unrevealed_vote_penalty: int
+    rejected_proposal_penalty: int
+    rejection_share_bps: int
+    proposer_share_bps: int
+    proposer_shares: int  # accepted rounds so far
+    voter_shares: int  # counted votes so far
+    creator: str
+
+
+class AccountInfo(BaseModel):
+    """One learner's account in a staked experiment (the contract's ``accountOf``)."""
+
+    penalties: int  # taken from its stake so far
+    proposer_shares: int  # its accepted proposals
+    voter_shares: int  # its counted votes (sealed: revealed)
+    withdrawn: bool
+    owed: int  # what withdraw() pays it now (0 before the end, or once withdrawn)
+
 
 class TxResult(BaseModel):
     tx_hash: str

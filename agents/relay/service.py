@@ -111,6 +111,9 @@ class Relay:
         if status.round != vote.round or status.state != RoundState.VOTING:
             raise Refused(f"round {vote.round} is not open for votes (round {status.round} "
                           f"is {status.state.name})")
+        if vote.digest != status.proposal_digest:
+            raise Refused(f"the vote names proposal 0x{vote.digest.hex()}, round {vote.round}'s "
+                          f"is 0x{status.proposal_digest.hex()}")
         created = self._created(experiment_id)
         if created.proposer(vote.round) == signer:
             raise Refused(f"learner {vote.learner_index} ({signer}) proposes round "
@@ -320,11 +323,15 @@ class Relay:
         if status.round != round_index or status.state != RoundState.VOTING:
             raise _RoundClosed(f"the round closed (round {status.round} is {status.state.name})")
         learners = self._experiments[experiment_id].learners
-        done = [v for v in votes if self.client.vote_of(experiment_id, v.voter)[0]]
+        # Votes on chain already would be skipped by the contract; votes for another
+        # proposal (a reorganization swapped it) would be refused: neither is sent.
+        done = [v for v in votes if v.digest != status.proposal_digest
+                or self.client.vote_of(experiment_id, v.voter)[0]]
         todo = [v for v in votes if v not in done]
         while todo:
             try:
-                tx = self.client.cast_votes_by_sig(experiment_id, round_index, learners, todo)
+                tx = self.client.cast_votes_by_sig(experiment_id, round_index,
+                                                   status.proposal_digest, learners, todo)
             except ContractRevert as exc:
                 if exc.name in _ROUND_GONE:
                     raise _RoundClosed(f"the round closed ({exc})") from None
