@@ -110,8 +110,10 @@ class Exp:
         return self.by(self.proposer(round_index)).propose(self.id, round_index, cid, dig)
 
     def vote(self, round_index: int, voter: LocalAccount, approve: bool,
-             score: int = 0) -> TxResult:
-        return self.by(voter).vote(self.id, round_index, approve, score)
+             score: int = 0, digest: bytes | None = None) -> TxResult:
+        """A vote on the round's proposal (by default, the one :meth:`propose` makes)."""
+        named = self.proposal(round_index)[1] if digest is None else digest
+        return self.by(voter).vote(self.id, round_index, named, approve, score)
 
     def cast(self, round_index: int, ballot: Sequence[bool | None]) -> list[TxResult]:
         """Votes of the round's voters in learner order; ``None`` means no vote."""
