@@ -62,7 +62,9 @@ $(SLITHER_STAMP):
 	$(SLITHER_VENV)/bin/python -m pip install --quiet "slither-analyzer>=0.11,<0.12"
 	touch $@
 
+# A fresh build each time: a stale build-info left beside the new one would be analysed too.
 slither: $(NPM_STAMP) $(SLITHER_STAMP)
+	rm -rf $(SLITHER_BUILD)
 	COLEARN_HARDHAT_OUT=$(SLITHER_BUILD) npx hardhat compile --quiet
 	$(SLITHER_VENV)/bin/slither . --compile-force-framework hardhat --hardhat-ignore-compile \
 		--hardhat-cache-directory $(SLITHER_BUILD)/cache --hardhat-artifacts-directory $(SLITHER_BUILD)/artifacts \
