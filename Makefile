@@ -52,6 +52,9 @@ forge-test: $(NPM_STAMP)
 # Two findings are suppressed where they occur, with the reason next to them
 # (contracts/CollectiveLearning.sol: arbitrary-send-erc20 on a signed join's deposit,
 # uninitialized-state on a mapping written through a storage reference).
+# Slither 0.11 prints "Impossible to generate IR" for the three functions of OpenZeppelin's
+# ReentrancyGuardTransient (transient storage through TransientSlot): a limit of Slither, not
+# a finding; the guarded functions also follow checks-effects-interactions.
 SLITHER_VENV  := .venv-slither
 SLITHER_STAMP := $(SLITHER_VENV)/.installed
 SLITHER_BUILD := $(CURDIR)/$(SLITHER_VENV)/hardhat
