@@ -157,6 +157,20 @@ contract GasTest is Fixture {
         assertLe(most, BATCHED_COMMIT_OR_REVEAL_MAX, "batched commit or reveal");
     }
 
+    /// EIP-7825: creating an experiment of MAX_LEARNERS learners, staked and sealed, fits one
+    /// transaction's gas cap of 2^24.
+    /// forge-config: default.isolate = true
+    function test_gas_createLargest() public {
+        _makeLearners(500);
+        ICollectiveLearning.ExperimentTerms memory t = _sealed();
+        t.token = address(token);
+        t.stake = 1e18;
+        t.rewardPool = 1e18;
+        _create(1, t);
+        emit GasUsed("create, 500 learners, sealed, ERC-20 stake", _last());
+        assertLe(_last(), 1 << 24, "EIP-7825 cap");
+    }
+
     /// EIP-170: the deployed runtime stays under 24,576 bytes.
     function test_codeSize() public {
         emit GasUsed("runtime bytes", address(cl).code.length);
