@@ -274,7 +274,7 @@ contract CollectiveLearning is ICollectiveLearning, EIP712, ReentrancyGuardTrans
     /**
      * @notice Submits a learner's signed join (see {JOIN_TYPEHASH}); it counts as the
      * learner's own {join}. Anyone may submit it. With an ERC-20 stake the stake is pulled
-     * from the signer (who approved it); with an ETH stake it is refused
+     * from the signer (who approved it); with a non-zero ETH stake it is refused
      * ({SignedJoinNeedsToken}): the relayer would pay the stake.
      * @param experimentId The experiment, as signed.
      * @param signerIndex The signer's index in the experiment's learner list.
@@ -284,7 +284,9 @@ contract CollectiveLearning is ICollectiveLearning, EIP712, ReentrancyGuardTrans
     function joinBySig(uint256 experimentId, uint256 signerIndex, bytes32 r, bytes32 vs) external nonReentrant {
         uint256 e = _load(experimentId);
         if (signerIndex >= e.numLearners()) revert InvalidLearnerIndex(experimentId, signerIndex);
-        if (e.staked() && _settings[experimentId].token == address(0)) revert SignedJoinNeedsToken(experimentId);
+        if (e.staked() && _settings[experimentId].token == address(0) && _stakes[experimentId].stake != 0) {
+            revert SignedJoinNeedsToken(experimentId);
+        }
         bytes32 structHash = keccak256(abi.encode(JOIN_TYPEHASH, experimentId));
         address signer = ECDSA.recover(_hashTypedDataV4(structHash), r, vs);
         if (_indexPlusOne(experimentId, signer) != signerIndex + 1) {

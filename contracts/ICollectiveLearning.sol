@@ -259,6 +259,7 @@ interface ICollectiveLearning {
     error NothingToWithdraw(uint256 experimentId, address account);
 
     // ------------------------------------------------------------------ functions
+    // (documented where they are implemented, in CollectiveLearning)
 
     function createExperiment(
         address[] calldata learners,
@@ -320,4 +321,36 @@ interface ICollectiveLearning {
     function expire(uint256 experimentId, uint256 round) external;
 
     function withdraw(uint256 experimentId) external returns (uint256 amount);
+
+    function experimentCount() external view returns (uint256);
+
+    function getExperiment(uint256 experimentId) external view returns (ExperimentView memory);
+
+    function stakeOf(uint256 experimentId) external view returns (StakeView memory);
+
+    function accountOf(uint256 experimentId, address account) external view returns (AccountView memory);
+
+    function state(uint256 experimentId) external view returns (RoundState);
+
+    function deadline(uint256 experimentId) external view returns (uint256);
+
+    function currentModel(uint256 experimentId) external view returns (bytes32 digest, uint256 modelRound);
+
+    function proposalDigest(uint256 experimentId) external view returns (bytes32);
+
+    function learnerIndex(uint256 experimentId, address account) external view returns (int256);
+
+    function voteOf(uint256 experimentId, address voter) external view returns (bool voted, bool approved);
+
+    function commitmentOf(
+        uint256 experimentId,
+        uint256 round,
+        address voter,
+        bytes32 digest,
+        bool approve,
+        int256 score,
+        bytes32 salt
+    ) external pure returns (bytes32);
+
+    function roundStatus(uint256 experimentId, address account) external view returns (RoundStatus memory);
 }

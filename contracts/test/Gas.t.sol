@@ -134,6 +134,7 @@ contract GasTest is Fixture {
             ICollectiveLearning.SignedVote[] memory votes = _signedVotes(plain, round, true);
             bytes32 digest = _digest(round);
             cl.castVotesBySig(plain, round, digest, learners, votes);
+            emit GasUsed(round == 0 ? "signed vote batch of 99, whole, round 0" : "signed vote batch of 99, whole, round 1", _last());
             emit GasUsed(round == 0 ? "signed vote in a batch of 99, round 0" : "signed vote in a batch of 99, round 1", _perItem(_last()));
         }
         uint256 id = _create(10, _sealed());
@@ -143,15 +144,37 @@ contract GasTest is Fixture {
             _propose(id, round);
             ICollectiveLearning.SignedCommit[] memory commits = _signedCommits(id, round, true);
             cl.commitVotesBySig(id, round, learners, commits);
+            emit GasUsed(round == 0 ? "signed commit batch of 99, whole, round 0" : "signed commit batch of 99, whole, round 1", _last());
             uint256 commit = _perItem(_last());
             ICollectiveLearning.Reveal[] memory reveals = _openings(round, true);
             cl.revealVotes(id, round, learners, reveals);
+            emit GasUsed(round == 0 ? "reveal batch of 99, whole, round 0" : "reveal batch of 99, whole, round 1", _last());
             uint256 reveal = _perItem(_last());
             emit GasUsed(round == 0 ? "signed commit in a batch of 99, round 0" : "signed commit in a batch of 99, round 1", commit);
             emit GasUsed(round == 0 ? "reveal in a batch of 99, round 0" : "reveal in a batch of 99, round 1", reveal);
             if (round == 1) most = commit > reveal ? commit : reveal;
         }
         assertLe(most, BATCHED_COMMIT_OR_REVEAL_MAX, "batched commit or reveal");
+    }
+
+    /// EIP-7825: creating an experiment of MAX_LEARNERS learners, staked and sealed, fits one
+    /// transaction's gas cap of 2^24.
+    /// forge-config: default.isolate = true
+    function test_gas_createLargest() public {
+        _makeLearners(500);
+        ICollectiveLearning.ExperimentTerms memory t = _sealed();
+        t.token = address(token);
+        t.stake = 1e18;
+        t.rewardPool = 1e18;
+        _create(1, t);
+        emit GasUsed("create, 500 learners, sealed, ERC-20 stake", _last());
+        assertLe(_last(), 1 << 24, "EIP-7825 cap");
+    }
+
+    /// EIP-170: the deployed runtime stays under 24,576 bytes.
+    function test_codeSize() public {
+        emit GasUsed("runtime bytes", address(cl).code.length);
+        assertLe(address(cl).code.length, 24_576, "EIP-170");
     }
 
     function _perItem(uint256 batchGas) internal pure returns (uint256) {

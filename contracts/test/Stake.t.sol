@@ -8,6 +8,32 @@ import {ICollectiveLearning} from "../ICollectiveLearning.sol";
 import {Fixture} from "./Fixture.sol";
 import {FeeOnTransferToken} from "./Tokens.sol";
 
+/// A learner whose receive() tries to withdraw again: the reentrancy guard refuses, so the
+/// ETH transfer fails and the whole withdrawal reverts; nothing moves twice.
+contract ReentrantLearner {
+    ICollectiveLearning internal immutable cl;
+    uint256 internal id;
+    bool internal attack;
+
+    constructor(ICollectiveLearning target) {
+        cl = target;
+    }
+
+    function join(uint256 experimentId) external payable {
+        id = experimentId;
+        cl.join{value: msg.value}(experimentId);
+    }
+
+    function withdraw(bool reenter) external returns (uint256) {
+        attack = reenter;
+        return cl.withdraw(id);
+    }
+
+    receive() external payable {
+        if (attack) cl.withdraw(id);
+    }
+}
+
 contract StakeTest is Fixture {
     uint256 internal constant STAKE = 100e18 + 7;
     uint256 internal constant POOL = 1000e18 + 13;
@@ -182,5 +208,19 @@ contract StakeTest is Fixture {
         cl.joinBySig(id, 2, r, vs);
         assertEq(token.balanceOf(learners[2]), 0, "stake pulled from the signer");
         assertEq(token.balanceOf(address(cl)), POOL + STAKE, "deposited");
+    }
+
+    function test_reentrantWithdrawRefused() public {
+        ReentrantLearner attacker = new ReentrantLearner(cl);
+        learners[3] = address(attacker);
+        uint256 id = _create(1, _terms(address(0)));
+        vm.deal(address(this), STAKE);
+        attacker.join{value: STAKE}(id);
+        vm.warp(cl.deadline(id)); // the others never joined
+        cl.cancel(id);
+        vm.expectRevert(); // the guard refuses the inner call, so the ETH transfer fails
+        attacker.withdraw(true);
+        assertEq(attacker.withdraw(false), STAKE, "withdraws once, normally");
+        assertEq(address(cl).balance, POOL, "the pool stays for the creator");
     }
 }
