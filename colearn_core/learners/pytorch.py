@@ -198,6 +198,15 @@ def accuracy_from_logits(y_true: np.ndarray, outputs: np.ndarray) -> float:
     return float(np.mean(np.argmax(outputs, axis=1) == y_true))
 
 
+def score_weights(model: nn.Module, weights: WeightsLike, loader: Iterable, score_fn: ScoreFn,
+                  *, num_threads: int | None = None) -> float:
+    """``score_fn``'s score on ``loader`` of raw weights (``{name: array}`` or ``Weights``)
+    loaded into ``model``, a model of their architecture that keeps them."""
+    model.load_state_dict(weights_to_state_dict(weights, model, require_finite=False))
+    with torch_threads(num_threads):
+        return evaluate_model(model, loader, score_fn)
+
+
 # --------------------------------------------------------------------------- learner
 
 class PytorchLearner(Learner):
