@@ -95,7 +95,8 @@ class LearnerAgent:
         self.settings = settings if settings is not None else AgentSettings()
         self._relayed_vote: int | None = None  # round whose vote the relay holds
         self.address = client.account.address
-        self.log = logging.getLogger(f"agents.agent.learner_agent.{self.settings.name or self.address[:10]}")
+        name = self.settings.name or self.address[:10]
+        self.log = logging.getLogger(f"agents.agent.learner_agent.{name}")
         self.records: dict[int, RoundRecord] = {}
         self.done = False
         self.budget_exhausted = False
