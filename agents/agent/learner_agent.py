@@ -24,6 +24,7 @@ from eth_account.signers.local import LocalAccount
 from pydantic import BaseModel
 
 from agents.agent.records import RoundRecord, Timings
+from agents.agent.settings import AgentSettings
 from agents.agent.verify import Rejected, WeightsVerifier, describe, one_line, sha256
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.errors import ChainError, ContractRevert
@@ -40,7 +41,6 @@ from colearn_core.ml_interface import (
     Weights,
 )
 
-DEFAULT_MAX_WEIGHT_BYTES = 512 * 1024 * 1024
 # Shortest wait before retrying after an RPC or store error, whatever the poll interval.
 MIN_BACKOFF_SECONDS = 0.5
 # Time kept for testing and sending a vote when fetching a proposal near its deadline (at
@@ -49,9 +49,6 @@ VOTE_MARGIN_SECONDS = 2.0
 # Seconds past a phase's deadline (by the chain's clock) before looking again: the chain
 # moves its clock only with new blocks.
 DEADLINE_SLACK_SECONDS = 1.0
-# With a relay: seconds before the voting deadline at which a vote the relay has not put
-# on chain is sent directly instead.
-RELAY_FALLBACK_SECONDS = 10.0
 
 # Reverts that mean another participant moved the round on first: not an error.
 _RACE_ERRORS = {"WrongRound", "UnexpectedRoundState", "AlreadyVoted", "AlreadyJoined",
@@ -83,11 +80,8 @@ class LearnerAgent:
         learner: MachineLearningInterface,
         experiment_id: int,
         *,
-        name: str | None = None,
-        max_weight_bytes: int = DEFAULT_MAX_WEIGHT_BYTES,
         relay: RelayClient | None = None,
-        relay_fallback_seconds: float = RELAY_FALLBACK_SECONDS,
-        notify: Callable[[str], None] | None = None,
+        settings: AgentSettings | None = None,
     ):
         if client.account is None:
             raise AgentError("an agent needs a client with an account")
@@ -99,13 +93,11 @@ class LearnerAgent:
         # With a relay, proposals and votes go to it as signatures (this account may hold
         # no ETH); votes it has not delivered by the fallback time are sent directly.
         self.relay = relay
-        self.relay_fallback_seconds = relay_fallback_seconds
-        # Told of joining and the start, for the person who started the agent (the CLI
-        # prints it); the same lines are logged.
-        self.notify = notify
+        self.settings = settings if settings is not None else AgentSettings()
         self._relayed_vote: int | None = None  # round whose vote the relay holds
         self.address = client.account.address
-        self.log = logging.getLogger(f"agents.agent.learner_agent.{name or self.address[:10]}")
+        name = self.settings.name or self.address[:10]
+        self.log = logging.getLogger(f"agents.agent.learner_agent.{name}")
         self.records: dict[int, RoundRecord] = {}
         self.done = False
         self.budget_exhausted = False
@@ -133,7 +125,7 @@ class LearnerAgent:
         self.model_digest = sha256(encode_weights(weights))
         # Names, shapes and dtypes fetched weights must have (the model's never change),
         # hence the most bytes worth fetching: anything longer is refused unread.
-        self.verifier = WeightsVerifier(store, weights, max_weight_bytes)
+        self.verifier = WeightsVerifier(store, weights, self.settings.max_weight_bytes)
 
     # --------------------------------------------------------------- the loop
 
@@ -192,7 +184,7 @@ class LearnerAgent:
         until_deadline = self._seconds_left(status)
         if self._relayed_vote == status.round and not status.voted:
             # the relay holds this agent's vote: check it landed before the fallback time
-            return min(recheck, max(0.0, until_deadline - self.relay_fallback_seconds))
+            return min(recheck, max(0.0, until_deadline - self.settings.relay_fallback_seconds))
         return min(recheck, max(0.0, until_deadline) + DEADLINE_SLACK_SECONDS)
 
     def _seconds_left(self, status: RoundStatus) -> float:
@@ -336,8 +328,8 @@ class LearnerAgent:
 
     def _report(self, message: str) -> None:
         self.log.info("%s", message)
-        if self.notify is not None:
-            self.notify(message)
+        if self.settings.notify is not None:
+            self.settings.notify(message)
 
     def _join(self) -> None:
         """Joins directly, or hands a signed join to the relay (directly if it refuses)."""
@@ -466,7 +458,7 @@ class LearnerAgent:
             self._verdicts = {round_index: verdict}
         if self._relayed_vote == round_index:
             if self.status is not None and \
-                    self._seconds_left(self.status) > self.relay_fallback_seconds:
+                    self._seconds_left(self.status) > self.settings.relay_fallback_seconds:
                 return False  # the relay's batch is still due
             self.log.warning("round %d: the relay has not delivered this vote; voting directly",
                              round_index)

@@ -49,6 +49,7 @@ def register(subcommands: Subcommands) -> None:
 
 def run(args: argparse.Namespace, console: Console) -> None:
     from agents.agent.learner_agent import LearnerAgent
+    from agents.agent.settings import AgentSettings
     from agents.chain.keys import load_account
     from agents.experiment.spec import LearnerFactory
     from agents.relay import RelayClient
@@ -69,9 +70,11 @@ def run(args: argparse.Namespace, console: Console) -> None:
     learner = factory.build()
     with open_store(args.store) as store, contextlib.ExitStack() as stack:
         relay = stack.enter_context(RelayClient(args.relay)) if args.relay else None
+        settings = AgentSettings(
+            relay_fallback_seconds=args.relay_fallback,
+            notify=lambda line: print(line, file=sys.stderr, flush=True))
         agent = LearnerAgent(client, store, learner, args.experiment, relay=relay,
-                             relay_fallback_seconds=args.relay_fallback,
-                             notify=lambda line: print(line, file=sys.stderr, flush=True))
+                             settings=settings)
         agent.run(poll_interval=args.poll, events_url=args.events)
         # One machine-readable line (never wrapped) for whoever started the agent.
         sys.stdout.write(json.dumps({

@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from agents.agent.learner_agent import LearnerAgent, run_in_process
 from agents.agent.records import RoundRecord
+from agents.agent.settings import AgentSettings
 from agents.audit.reader import HistoryReader
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.network import connect, derive_accounts, fund_accounts
@@ -178,7 +179,7 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> dict[str, An
     experiment = prepare(config, console, w3, store,
                          learners[0].mli_get_current_weights().weights)
     agents = [LearnerAgent(experiment.client.with_account(account), store, learner,
-                           experiment.experiment_id, name=f"learner{i}")
+                           experiment.experiment_id, settings=AgentSettings(name=f"learner{i}"))
               for i, (account, learner) in enumerate(zip(experiment.accounts, learners))]
     rows, accuracy = follow(experiment, console,
                             lambda report: run_in_process(agents, on_step=report))

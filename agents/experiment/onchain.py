@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict
 
 from agents.agent.learner_agent import LearnerAgent, run_in_process
 from agents.agent.records import RoundRecord
+from agents.agent.settings import AgentSettings
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.network import (
     advance_time,
@@ -116,7 +117,7 @@ def run_on_chain(
             proposal_timeout=proposal_timeout, voting_timeout=voting_timeout),
             learners[0].mli_get_current_weights().weights).experiment_id
         agents = [LearnerAgent(client.with_account(account), store, learner, experiment_id,
-                               name=f"learner{i}")
+                               settings=AgentSettings(name=f"learner{i}"))
                   for i, (account, learner) in enumerate(zip(accounts, learners))]
         in_process = is_in_process(w3)
         run_in_process(agents, on_idle=lambda: _idle(client, experiment_id,

@@ -21,22 +21,16 @@ import torch
 from torch import nn
 
 from colearn_core.examples import ExampleSetup, equal_learners, int_arg, learner_args
-from colearn_core.learners.pytorch import (
-    PytorchLearner,
-    accuracy_from_logits,
-    evaluate_model,
-    torch_threads,
-    weights_to_state_dict,
-)
+from colearn_core.examples._pytorch import cnn_learner, global_test_accuracy
+from colearn_core.learners.pytorch import PytorchLearner
 from colearn_core.tasks.datasets import load_dataset
-from colearn_core.tasks.mlp_torch import EVAL_BATCH_SIZE, derived_seed, make_loader
+from colearn_core.tasks.mlp_torch import derived_seed
 from colearn_core.tasks.splits import FederatedSplit, LearnerSplit, split_dataset
 
 N_CLASSES = 10
 BATCH_SIZE = 64
 NUM_TRAIN_BATCHES = 20  # Adam steps per proposal
 LEARNING_RATE = 1e-3
-TORCH_THREADS = 1
 
 
 class CifarCNN(nn.Module):
@@ -77,29 +71,13 @@ def make_split(n_learners: int, seed: int, data_dir: str | None) -> FederatedSpl
 
 
 def make_learner(data: LearnerSplit, index: int, seed: int = 0) -> PytorchLearner:
-    model = make_model(seed)
-    return PytorchLearner(
-        model=model,
-        optimizer=torch.optim.Adam(model.parameters(), lr=LEARNING_RATE),
-        train_loader=make_loader(data.x_train, data.y_train, BATCH_SIZE, shuffle=True,
-                                 seed=derived_seed(seed, 1, index)),
-        vote_loader=make_loader(data.x_vote, data.y_vote, EVAL_BATCH_SIZE),
-        test_loader=(make_loader(data.x_test, data.y_test, EVAL_BATCH_SIZE)
-                     if len(data.y_test) else None),
-        criterion=nn.CrossEntropyLoss(),
-        minimise_criterion=True,
-        num_train_batches=NUM_TRAIN_BATCHES,
-        test_criterion=accuracy_from_logits,
-        num_threads=TORCH_THREADS,
-    )
+    return cnn_learner(make_model(seed), data, index, seed, learning_rate=LEARNING_RATE,
+                       batch_size=BATCH_SIZE, num_train_batches=NUM_TRAIN_BATCHES)
 
 
 def global_accuracy(weights: Any, split: FederatedSplit, seed: int = 0) -> float:
-    model = make_model(seed)
-    model.load_state_dict(weights_to_state_dict(weights, model, require_finite=False))
-    loader = make_loader(split.x_global_test, split.y_global_test, EVAL_BATCH_SIZE)
-    with torch_threads(TORCH_THREADS):
-        return evaluate_model(model, loader, accuracy_from_logits)
+    """Accuracy of raw weights (``{name: array}`` or ``Weights``) on the global test set."""
+    return global_test_accuracy(make_model(seed), weights, split)
 
 
 def build(n_learners: int = 5, seed: int = 0, data_dir: str | None = None) -> ExampleSetup:

@@ -28,15 +28,10 @@ import torch
 from torch import nn
 
 from colearn_core.examples import ExampleSetup, equal_learners, int_arg, learner_args, mnist_images
-from colearn_core.learners.pytorch import (
-    PytorchLearner,
-    accuracy_from_logits,
-    evaluate_model,
-    torch_threads,
-    weights_to_state_dict,
-)
+from colearn_core.examples._pytorch import cnn_learner, global_test_accuracy
+from colearn_core.learners.pytorch import PytorchLearner
 from colearn_core.ml_interface import DiffPrivConfig
-from colearn_core.tasks.mlp_torch import EVAL_BATCH_SIZE, derived_seed, make_loader
+from colearn_core.tasks.mlp_torch import derived_seed
 from colearn_core.tasks.splits import FederatedSplit, LearnerSplit, split_dataset
 
 IMAGE_SIDE = 28
@@ -49,7 +44,6 @@ LEARNING_RATE = 3e-3
 DP_DELTA = 1e-5
 DP_MAX_GRAD_NORM = 1.0
 DP_NOISE_MULTIPLIER = 1.0
-TORCH_THREADS = 1
 
 
 class MnistCNN(nn.Module):
@@ -99,40 +93,19 @@ def make_learner(
 ) -> PytorchLearner:
     """Learner ``index`` on its part of the split: Adam, vote on loss, test accuracy;
     with ``dp_epsilon``, DP-SGD up to that budget (noise and sampling seeded)."""
-    model = make_model(seed)
     dp_config = None
     if dp_epsilon is not None:
         dp_config = DiffPrivConfig(
             target_epsilon=dp_epsilon, target_delta=DP_DELTA,
             max_grad_norm=DP_MAX_GRAD_NORM, noise_multiplier=DP_NOISE_MULTIPLIER)
-    test_loader = None
-    if len(data.y_test):
-        test_loader = make_loader(data.x_test, data.y_test, EVAL_BATCH_SIZE)
-    return PytorchLearner(
-        model=model,
-        optimizer=torch.optim.Adam(model.parameters(), lr=LEARNING_RATE),
-        train_loader=make_loader(data.x_train, data.y_train, BATCH_SIZE, shuffle=True,
-                                 seed=derived_seed(seed, 1, index)),
-        vote_loader=make_loader(data.x_vote, data.y_vote, EVAL_BATCH_SIZE),
-        test_loader=test_loader,
-        criterion=nn.CrossEntropyLoss(),
-        minimise_criterion=True,
-        vote_criterion=None,  # the mean cross-entropy on the vote set
-        num_train_batches=NUM_TRAIN_BATCHES,
-        diff_priv_config=dp_config,
-        test_criterion=accuracy_from_logits,
-        num_threads=TORCH_THREADS,
-        dp_seed=derived_seed(seed, 2, index) if dp_config is not None else None,
-    )
+    return cnn_learner(make_model(seed), data, index, seed, learning_rate=LEARNING_RATE,
+                       batch_size=BATCH_SIZE, num_train_batches=NUM_TRAIN_BATCHES,
+                       diff_priv_config=dp_config)
 
 
 def global_accuracy(weights: Any, split: FederatedSplit, seed: int = 0) -> float:
     """Accuracy of raw weights (``{name: array}`` or ``Weights``) on the global test set."""
-    model = make_model(seed)
-    model.load_state_dict(weights_to_state_dict(weights, model, require_finite=False))
-    loader = make_loader(split.x_global_test, split.y_global_test, EVAL_BATCH_SIZE)
-    with torch_threads(TORCH_THREADS):
-        return evaluate_model(model, loader, accuracy_from_logits)
+    return global_test_accuracy(make_model(seed), weights, split)
 
 
 def _epsilon(value: Any) -> float | None:

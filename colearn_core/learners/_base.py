@@ -7,6 +7,7 @@ from typing import Any
 
 from colearn_core.ml_interface import (
     ColearnModel,
+    DiffPrivConfig,
     MachineLearningInterface,
     ModelFormat,
     ProposedWeights,
@@ -32,6 +33,16 @@ class Learner(MachineLearningInterface):
 
     vote_score: float
     minimise_criterion: bool
+
+    def __init__(self, train_loader: Any, vote_loader: Any, test_loader: Any | None,
+                 minimise_criterion: bool, diff_priv_config: DiffPrivConfig | None) -> None:
+        """What the learners fed by loaders (Keras, PyTorch) keep alike; the scikit-learn
+        ones, fed arrays, keep their own."""
+        self.train_loader = train_loader
+        self.vote_loader = vote_loader
+        self.test_loader = test_loader
+        self.minimise_criterion = minimise_criterion
+        self.diff_priv_config = diff_priv_config
 
     def vote(self, new_score: float) -> bool:
         """Approve iff ``new_score`` is strictly better than the current vote score

@@ -141,18 +141,15 @@ class KerasLearner(Learner):
             )
         if getattr(model, "optimizer", None) is None:
             raise ValueError("the model must be compiled (model.compile(optimizer, loss, ...))")
+        super().__init__(train_loader, vote_loader, test_loader, minimise_criterion,
+                         diff_priv_config)
         self.model = model
-        self.train_loader = train_loader
-        self.vote_loader = vote_loader
-        self.test_loader = test_loader
         self.need_reset_optimizer = need_reset_optimizer
-        self.minimise_criterion = minimise_criterion
         self.criterion = criterion
         self.test_criterion = test_criterion if test_criterion is not None else criterion
         self.model_fit_kwargs = self._kwargs(model_fit_kwargs, "model_fit_kwargs", ("x", "y"))
         self.model_evaluate_kwargs = self._kwargs(
             model_evaluate_kwargs, "model_evaluate_kwargs", ("x", "y", "return_dict"))
-        self.diff_priv_config = diff_priv_config
         if not model.built:
             raise ValueError("the model must be built (give it a keras.Input or call build())")
         # Build the optimizer now so that its freshly built state can be restored later.

@@ -198,6 +198,15 @@ def accuracy_from_logits(y_true: np.ndarray, outputs: np.ndarray) -> float:
     return float(np.mean(np.argmax(outputs, axis=1) == y_true))
 
 
+def score_weights(model: nn.Module, weights: WeightsLike, loader: Iterable, score_fn: ScoreFn,
+                  *, num_threads: int | None = None) -> float:
+    """``score_fn``'s score on ``loader`` of raw weights (``{name: array}`` or ``Weights``)
+    loaded into ``model``, a model of their architecture that keeps them."""
+    model.load_state_dict(weights_to_state_dict(weights, model, require_finite=False))
+    with torch_threads(num_threads):
+        return evaluate_model(model, loader, score_fn)
+
+
 # --------------------------------------------------------------------------- learner
 
 class PytorchLearner(Learner):
@@ -260,21 +269,18 @@ class PytorchLearner(Learner):
             raise ValueError("num_test_batches must be at least 1 (or None: all)")
         if num_threads is not None and num_threads < 1:
             raise ValueError("num_threads must be at least 1 (or None: unchanged)")
+        super().__init__(train_loader, vote_loader, test_loader, minimise_criterion,
+                         diff_priv_config)
         self.num_threads = num_threads
         self.lr_scheduler = lr_scheduler
         self.device = torch.device(device)
         self.model: nn.Module = model.to(self.device)
         self.optimizer = optimizer
-        self.train_loader = train_loader
-        self.vote_loader = vote_loader
-        self.test_loader = test_loader
         self.criterion = criterion if criterion is not None else nn.CrossEntropyLoss()
-        self.minimise_criterion = minimise_criterion
         self.vote_criterion = vote_criterion
         self.test_criterion = test_criterion
         self.num_train_batches = num_train_batches
         self.num_test_batches = num_test_batches
-        self.diff_priv_config = diff_priv_config
         self._dp: PrivateTraining | None = None
         if diff_priv_config is not None:
             self._dp = PrivateTraining(diff_priv_config, self.model, optimizer, train_loader, dp_seed)

@@ -21,9 +21,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from colearn_core.learners.pytorch import (
     PytorchLearner,
     accuracy_from_logits,
-    evaluate_model,
-    torch_threads,
-    weights_to_state_dict,
+    score_weights,
 )
 from colearn_core.tasks.mlp_config import MLPTaskConfig
 from colearn_core.tasks.splits import FederatedSplit, LearnerSplit
@@ -150,10 +148,9 @@ def make_pooled_learner(split: FederatedSplit, config: MLPTaskConfig) -> Pytorch
 def global_score(weights: Any, split: FederatedSplit, config: MLPTaskConfig) -> float:
     """The global test score of raw weights ``{name: array}``."""
     model = make_model(split.x_global_test.shape[1], _n_classes(split), config)
-    model.load_state_dict(weights_to_state_dict(weights, model, require_finite=False))
-    with torch_threads(config.torch_threads):
-        return evaluate_model(model, make_loader(split.x_global_test, split.y_global_test,
-                                                 EVAL_BATCH_SIZE), SCORES[config.score])
+    loader = make_loader(split.x_global_test, split.y_global_test, EVAL_BATCH_SIZE)
+    return score_weights(model, weights, loader, SCORES[config.score],
+                         num_threads=config.torch_threads)
 
 
 def _n_classes(split: FederatedSplit) -> int:

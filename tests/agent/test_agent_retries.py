@@ -15,6 +15,7 @@ import pytest
 from eth_account.signers.local import LocalAccount
 
 from agents.agent.learner_agent import LearnerAgent
+from agents.agent.settings import AgentSettings
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.errors import ChainError
 from agents.chain.network import connect, derive_accounts, fund_accounts
@@ -82,7 +83,8 @@ def test_agents_retry_rpc_errors_and_finish(tmp_path, caplog, follow):
     with _experiment(tmp_path, "retries", rounds, timeout=60) as (anvil, e):
         client, experiment_id = e.client, e.experiment_id
         agents = [LearnerAgent(FlakyClient(connect(anvil.url), client.address, account),
-                               e.store, learner, experiment_id, name=f"learner{i}")
+                               e.store, learner, experiment_id,
+                               settings=AgentSettings(name=f"learner{i}"))
                   for i, (account, learner) in enumerate(zip(e.accounts, e.learners))]
         stop = threading.Event()
         events_url = "ws://" + anvil.url.removeprefix("http://") if follow == "ws" else None
@@ -112,7 +114,8 @@ def test_agents_wake_at_deadlines_when_no_event_comes(tmp_path):
         client, experiment_id = e.client, e.experiment_id
         client.with_account(e.accounts[0]).join(experiment_id)  # joins, then never shows up
         agents = [LearnerAgent(client.with_account(e.accounts[i]), e.store, e.learners[i],
-                               experiment_id, name=f"learner{i}") for i in (1, 2)]
+                               experiment_id, settings=AgentSettings(name=f"learner{i}"))
+                  for i in (1, 2)]
         stop = threading.Event()
         events_url = "ws://" + anvil.url.removeprefix("http://")
         threads = [threading.Thread(target=a.run, kwargs={

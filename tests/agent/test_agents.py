@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from agents.agent.learner_agent import AgentError, ExperimentCancelled, LearnerAgent, run_in_process
+from agents.agent.settings import AgentSettings
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.network import advance_time, connect, derive_accounts, fund_accounts
 from agents.chain.types import NO_SCORE, RoundState
@@ -43,9 +44,10 @@ class Setup:
     experiment_id: int
     initial_digest: bytes
 
-    def agent(self, i: int) -> LearnerAgent:
+    def agent(self, i: int, **settings) -> LearnerAgent:
         return LearnerAgent(self.client.with_account(self.accounts[i]), self.store,
-                            self.learners[i], self.experiment_id, name=f"learner{i}")
+                            self.learners[i], self.experiment_id,
+                            settings=AgentSettings(name=f"learner{i}", **settings))
 
     def digest_of(self, i: int) -> bytes:
         data = encode_weights(self.learners[i].mli_get_current_weights().weights)
@@ -78,9 +80,8 @@ def make_setup(tmp_path, n=3, rounds=3, threshold_bps=5000, learners=None,
 def test_agents_join_by_themselves_and_the_last_join_starts_round_0(tmp_path, caplog):
     s = make_setup(tmp_path, n=3, rounds=1, join=False)
     assert s.client.state(s.experiment_id) == RoundState.JOINING
-    agents = [s.agent(i) for i in range(3)]
     reports: list[str] = []
-    agents[0].notify = reports.append
+    agents = [s.agent(0, notify=reports.append), s.agent(1), s.agent(2)]
     with caplog.at_level(logging.INFO, logger="agents.agent.learner_agent"):
         run_in_process(agents)
     assert s.client.state(s.experiment_id) == RoundState.COMPLETED

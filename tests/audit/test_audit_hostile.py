@@ -39,6 +39,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import function_signature_to_4byte_selector
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from log_capture import LogRecords, captured
 from rich.console import Console
 from web3 import Web3
 
@@ -457,32 +458,15 @@ def test_the_audit_command_against_a_hostile_contract(hostile: Hostile,
 # ------------------------------------------------------------------ the explorer
 
 
-class _Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 @pytest.fixture
-def explorer(chain: Web3, make: Any) -> Iterator[tuple[int, _Records]]:
+def explorer(chain: Web3, make: Any) -> Iterator[tuple[int, LogRecords]]:
     """The explorer of the session's contract (one experiment) on a free port, and the
     records its logger emits at INFO and above."""
     e = make(n=3)
-    records = _Records()
-    logger = logging.getLogger("agents.audit.explorer")
-    level = logger.level
-    logger.setLevel(logging.INFO)
-    logger.addHandler(records)
-    try:
-        with ExplorerServer(Explorer(CollectiveLearningClient(chain, e.contract.address),
-                                     poll=60), port=0) as server:
-            yield server.port, records
-    finally:
-        logger.removeHandler(records)
-        logger.setLevel(level)
+    with captured("agents.audit.explorer", logging.INFO) as records, ExplorerServer(
+            Explorer(CollectiveLearningClient(chain, e.contract.address), poll=60),
+            port=0) as server:
+        yield server.port, records
 
 
 def request(port: int, target: bytes, method: bytes = b"GET") -> tuple[int, bytes]:
@@ -525,7 +509,7 @@ _QUERIES = st.one_of(st.just(b""), st.binary(max_size=100).map(
 @example(target=b"/block/" + b"1" * 5000, query=b"", method=b"GET")
 @example(target=b"/api/experiments/-1/votes.png", query=b"?x=1", method=b"GET")
 def test_the_explorer_answers_any_request_with_a_page_or_a_4xx(
-        explorer: tuple[int, _Records], target: bytes, query: bytes, method: bytes) -> None:
+        explorer: tuple[int, LogRecords], target: bytes, query: bytes, method: bytes) -> None:
     port, records = explorer
     records.records.clear()
     status, body = request(port, target + query, method)

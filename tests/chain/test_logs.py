@@ -27,6 +27,7 @@ from experiments import INITIAL_CID, Exp, digest
 from rich.console import Console
 
 from agents.agent.learner_agent import LearnerAgent
+from agents.agent.settings import AgentSettings
 from agents.audit.checks import audit_history
 from agents.audit.explorer import Explorer
 from agents.audit.reader import HistoryReader
@@ -240,7 +241,8 @@ def test_agents_relay_audit_and_explorer_work_through_a_provider_capping_ranges(
         with RelayServer(relay, "127.0.0.1", 0) as server:
             agents = [LearnerAgent(
                 CollectiveLearningClient(connect(proxy.url), creator.address, account), store,
-                learner, eid, name=f"learner{i}", relay=RelayClient(server.url) if i else None)
+                learner, eid, relay=RelayClient(server.url) if i else None,
+                settings=AgentSettings(name=f"learner{i}"))
                 for i, (account, learner) in enumerate(zip(accounts, learners))]
             stop = threading.Event()
             threads = [threading.Thread(target=a.run, kwargs={"poll_interval": 0.1,

@@ -11,6 +11,7 @@ import pytest
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 keras = pytest.importorskip("keras")  # one import of TensorFlow (~5 s) for the module
 import tensorflow as tf
+from learner_checks import accept_own_proposals
 
 from colearn_core.codec import (
     WeightsFormatError,
@@ -141,11 +142,7 @@ def test_accept_changes_weights_and_refreshes_vote_score():
 def test_training_lowers_the_vote_loss_and_votes_follow():
     learner = make_learner(steps=6)
     start = learner.vote_score
-    for _ in range(4):
-        proposal = learner.mli_propose_weights()
-        tested = learner.mli_test_weights(proposal)
-        assert tested.vote == (tested.vote_score < learner.vote_score)
-        learner.mli_accept_weights(proposal)
+    accept_own_proposals(learner, 4)
     assert learner.vote_score < start - 0.1
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+from learner_checks import accept_own_proposals
 from torch import nn
 
 from colearn_core.codec import (
@@ -135,11 +136,7 @@ def test_accept_changes_weights_and_refreshes_vote_score():
 def test_training_lowers_the_vote_loss_and_votes_follow():
     learner = make_learner(num_train_batches=6)
     start = learner.vote_score
-    for _ in range(5):
-        proposal = learner.mli_propose_weights()
-        tested = learner.mli_test_weights(proposal)
-        assert tested.vote == (tested.vote_score < learner.vote_score)
-        learner.mli_accept_weights(proposal)
+    accept_own_proposals(learner, 5)
     assert learner.vote_score < start
 
 

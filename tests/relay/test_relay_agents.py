@@ -13,6 +13,7 @@ from conftest import started
 from eth_account.signers.local import LocalAccount
 
 from agents.agent.learner_agent import LearnerAgent
+from agents.agent.settings import AgentSettings
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.network import connect, derive_accounts, fund_accounts
 from agents.chain.types import RoundState
@@ -60,7 +61,8 @@ class Consortium:
         client = CollectiveLearningClient(connect(self.anvil.url), self.client.address,
                                           self.accounts[i])
         return LearnerAgent(client, self.store, self.learners[i], self.experiment_id,
-                            name=f"learner{i}", relay=RelayClient(relay_url), **options)
+                            relay=RelayClient(relay_url),
+                            settings=AgentSettings(name=f"learner{i}", **options))
 
     def run(self, agents: list[LearnerAgent], timeout: float = 120) -> None:
         stop = threading.Event()

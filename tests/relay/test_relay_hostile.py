@@ -17,7 +17,7 @@ import re
 import socket
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import httpx
@@ -28,6 +28,7 @@ from eth_account.signers.local import LocalAccount
 from experiments import PROPOSAL_TIMEOUT, VOTING_TIMEOUT, Exp, Make
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from log_capture import LogRecords, captured
 from web3 import Web3
 
 from agents.chain.client import CollectiveLearningClient
@@ -71,36 +72,9 @@ def serving(relay: Relay, limits: HttpLimits = UNLIMITED) -> Iterator[RelayServe
         yield server
 
 
-class RelayLog(logging.Handler):
+def relay_log() -> AbstractContextManager[LogRecords]:
     """Records of the relay's loggers (``agents.relay.*``), for one block."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def assert_clean(self, at_most: int) -> None:
-        """At most ``at_most`` records, each one line, none with a traceback."""
-        assert len(self.records) <= at_most, [r.getMessage() for r in self.records]
-        for record in self.records:
-            text = self.format(record)
-            assert record.exc_info is None and "Traceback" not in text, text
-            assert "\n" not in record.getMessage(), record.getMessage()
-
-
-@contextmanager
-def relay_log() -> Iterator[RelayLog]:
-    handler, logger = RelayLog(), logging.getLogger("agents.relay")
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
+    return captured("agents.relay")
 
 
 def raw_request(url: str, data: bytes, *, close_write: bool = True) -> bytes:
@@ -144,7 +118,7 @@ def post(url: str, path: str, body: bytes | str, headers: dict[str, str] | None 
     return httpx.post(url + path, content=body, headers=headers or {}, timeout=WAIT)
 
 
-def assert_refused(answer: bytes, status: int, log: RelayLog) -> None:
+def assert_refused(answer: bytes, status: int, log: LogRecords) -> None:
     assert status_of(answer) == status, answer[:300]
     assert len(log.records) == 1, [r.getMessage() for r in log.records]
     log.assert_clean(at_most=1)

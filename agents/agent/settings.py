@@ -1,0 +1,32 @@
+"""How a learner agent works, apart from whom it acts for and what it talks to."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_MAX_WEIGHT_BYTES = 512 * 1024 * 1024
+# With a relay: seconds before the voting deadline at which a vote the relay has not put
+# on chain is sent directly instead.
+RELAY_FALLBACK_SECONDS = 10.0
+
+
+class AgentSettings(BaseModel):
+    """A :class:`~agents.agent.learner_agent.LearnerAgent`'s settings; the defaults suit
+    most agents.
+
+    - ``name``: in the agent's logger name (``None``: the start of its address).
+    - ``max_weight_bytes``: the longest weights file fetched; longer ones are refused
+      unread.
+    - ``relay_fallback_seconds``: see :data:`RELAY_FALLBACK_SECONDS` (only with a relay).
+    - ``notify``: told of joining and the start, for the person who started the agent
+      (the CLI prints it); the same lines are logged.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str | None = None
+    max_weight_bytes: int = Field(DEFAULT_MAX_WEIGHT_BYTES, gt=0)
+    relay_fallback_seconds: float = Field(RELAY_FALLBACK_SECONDS, ge=0)
+    notify: Callable[[str], None] | None = None
