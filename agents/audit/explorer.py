@@ -115,7 +115,8 @@ class Explorer:
         with self._lock:
             reader = self._readers.get(experiment_id)
             if reader is None:
-                reader = HistoryReader(self.client, experiment_id)
+                reader = HistoryReader(self.client, experiment_id,
+                                       from_block=self.client.first_block)
                 reader.update()
                 self._readers[experiment_id] = reader
                 self._fresh[experiment_id] = time.monotonic()
@@ -395,7 +396,7 @@ class ExplorerServer(BackgroundHttpServer[_Server]):
 
 
 def run_explorer(rpc: str, contract: str, *, port: int, explorer_url: str | None,
-                 poll: float, console: Console) -> None:
+                 poll: float, console: Console, from_block: int = 0) -> None:
     """``colearn explorer``: serves until Ctrl-C; prints the page's URL on stdout."""
     import sys
 
@@ -407,6 +408,7 @@ def run_explorer(rpc: str, contract: str, *, port: int, explorer_url: str | None
         raise ValueError(f"--explorer-url {explorer_url!r}: expected an http(s):// URL")
     client = CollectiveLearningClient(connect(rpc), contract)
     client.check_deployed()
+    client.first_block = from_block
     with ExplorerServer(Explorer(client, explorer_url=explorer_url, poll=poll), port) as server:
         sys.stdout.write(server.url + "\n")
         sys.stdout.flush()

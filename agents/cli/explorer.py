@@ -22,6 +22,7 @@ def register(subcommands: Subcommands) -> None:
                              "https://etherscan.io); default: the page's own JSON views")
     parser.add_argument("--poll", type=options.seconds(options.MIN_POLL_SECONDS), default=2.0,
                         help="seconds between the page's refreshes (default 2)")
+    options.add_from_block(parser)
     parser.set_defaults(run=run)
 
 
@@ -29,4 +30,4 @@ def run(args: argparse.Namespace, console: Console) -> None:
     from agents.audit.explorer import run_explorer
 
     run_explorer(args.rpc, args.contract, port=args.port, explorer_url=args.explorer_url,
-                 poll=args.poll, console=console)
+                 poll=args.poll, console=console, from_block=args.from_block)

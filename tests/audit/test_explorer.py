@@ -220,16 +220,19 @@ def test_the_json_api_is_read_only_and_self_contained(run: Run) -> None:
 
 
 def test_the_explorer_command(run: Run, anvil_url: str) -> None:
+    created = run.client.experiment_created(run.id).block_number
     process = subprocess.Popen(
         [sys.executable, "-m", "agents.cli", "explorer", "--rpc", anvil_url, "--contract",
-         run.client.address, "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True)
+         run.client.address, "--port", "0", "--from-block", str(created)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None
         url = process.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:")
         status, experiments = get(url + "api/experiments")
         assert status == 200 and experiments[0]["state"] == "proposing"
+        status, detail = get(url + f"api/experiments/{run.id}")
+        assert status == 200 and detail["created_block"] == created and detail["ok"]
     finally:
         process.terminate()
         process.wait(timeout=10)
