@@ -34,7 +34,7 @@ from agents.chain.client import CollectiveLearningClient
 from agents.chain.errors import ChainError, ContractRevert, MalformedEvent
 from agents.chain.errors import brief as _brief
 from agents.chain.logs import DEFAULT_CHUNK_BLOCKS, ExperimentSetup, RawLog
-from agents.chain.types import ExperimentTerms, fixed_to_score
+from agents.chain.types import ExperimentOptions, fixed_to_score
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ class ExperimentConfig(ExperimentSetup, EventRef):
 
     initial_digest: str
     metadata_cid: str
-    terms: ExperimentTerms
+    options: ExperimentOptions  # sealed votes, stake (the event's `terms`)
 
     @property
     def join_deadline(self) -> int:

@@ -163,7 +163,7 @@ class EventDecoder:
             "threshold_bps": threshold, "num_rounds": rounds, "proposal_timeout": p_timeout,
             "voting_timeout": v_timeout, "join_timeout": j_timeout, "initial_cid": initial_cid,
             "initial_digest": "0x" + bytes(initial_digest).hex(), "metadata_cid": metadata_cid,
-            "terms": {"reveal_timeout": reveal_timeout, "token": to_checksum_address(token),
+            "options": {"reveal_timeout": reveal_timeout, "token": to_checksum_address(token),
                       "stake": stake, "reward_pool": reward_pool,
                       "missed_proposal_penalty": missed, "unrevealed_vote_penalty": unrevealed,
                       "rejected_proposal_penalty": rejected,

@@ -55,7 +55,7 @@ from agents.chain.types import (
     DEFAULT_JOIN_TIMEOUT,
     AccountInfo,
     ExperimentInfo,
-    ExperimentTerms,
+    ExperimentOptions,
     RoundState,
     RoundStatus,
     StakeInfo,
@@ -65,8 +65,8 @@ from agents.chain.types import (
 log = logging.getLogger(__name__)
 
 _E = TypeVar("_E", bound=BaseModel)
-#: A plain experiment's terms: public votes, no stake.
-PLAIN = ExperimentTerms()
+#: A plain experiment's options: public votes, no stake.
+PLAIN = ExperimentOptions()
 
 _ZERO_ADDRESS = "0x" + "00" * 20
 
@@ -138,7 +138,7 @@ class CollectiveLearningClient:
         initial_digest: bytes,
         metadata_cid: str = "",
         join_timeout: int = DEFAULT_JOIN_TIMEOUT,
-        terms: ExperimentTerms = PLAIN,
+        options: ExperimentOptions = PLAIN,
     ) -> tuple[int, TxResult]:
         """Creates an experiment (``Joining`` until every learner joins); returns its id
         and the transaction. A reward pool is deposited with it (ETH sent along; an ERC-20
@@ -146,8 +146,8 @@ class CollectiveLearningClient:
         data = self._functions["createExperiment"].encode(
             [to_checksum_address(a) for a in learners], threshold_bps, num_rounds,
             proposal_timeout, voting_timeout, initial_cid, initial_digest, metadata_cid,
-            join_timeout, terms.as_call_arg())
-        value = self._deposit(terms, terms.reward_pool)
+            join_timeout, options.as_call_arg())
+        value = self._deposit(options, options.reward_pool)
         result, receipt = self._sender_or_fail().transact(self.address, data, value=value)
         for entry in receipt.logs:
             if entry.topics and entry.topics[0] == self._events.topic["ExperimentCreated"]:
@@ -159,8 +159,8 @@ class CollectiveLearningClient:
     def join(self, experiment_id: int) -> TxResult:
         """Joins the experiment as this client's account (a listed learner consenting),
         depositing the stake its terms ask for."""
-        terms = self.experiment_created(experiment_id).terms
-        value = self._deposit(terms, terms.stake)
+        options = self.experiment_created(experiment_id).options
+        value = self._deposit(options, options.stake)
         return self._round_call("join", experiment_id, value=value)
 
     def withdraw(self, experiment_id: int) -> TxResult:
@@ -244,15 +244,15 @@ class CollectiveLearningClient:
         data = self._functions[name].encode(*args)
         return self._sender_or_fail().send(self.address, data, gas, self._base_fee, value)
 
-    def _deposit(self, terms: ExperimentTerms, amount: int) -> int:
-        """Prepares a deposit of ``amount`` under ``terms``: the wei to send along (ETH),
+    def _deposit(self, options: ExperimentOptions, amount: int) -> int:
+        """Prepares a deposit of ``amount`` under ``options``: the wei to send along (ETH),
         or 0 once the contract may pull the amount of the ERC-20 (approved here)."""
-        if amount == 0 or terms.in_eth:
+        if amount == 0 or options.in_eth:
             return amount
-        token = Erc20(self._rpc, terms.token)
+        token = Erc20(self._rpc, options.token)
         sender = self._sender_or_fail()
         if token.allowance(sender.account.address, self.address) < amount:
-            sender.send(terms.token, token.approve_data(self.address, amount), None,
+            sender.send(options.token, token.approve_data(self.address, amount), None,
                         self._base_fee)
         return 0
 

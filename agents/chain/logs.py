@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
-from agents.chain.types import ExperimentTerms
+from agents.chain.types import ExperimentOptions
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class ExperimentSetup(BaseModel):
 class ExperimentCreated(ExperimentSetup):
     initial_digest: bytes
     metadata_cid: str
-    terms: ExperimentTerms
+    options: ExperimentOptions  # sealed votes, stake (the event's `terms`)
     tx_hash: str
     block_number: int
 

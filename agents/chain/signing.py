@@ -21,7 +21,7 @@ from eth_utils import keccak, to_checksum_address
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 DOMAIN_NAME = "CollectiveLearning"
-DOMAIN_VERSION = "1"
+DOMAIN_VERSION = "2"
 
 _DOMAIN_TYPE = [
     {"name": "name", "type": "string"},

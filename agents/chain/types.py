@@ -47,8 +47,8 @@ class Penalty(IntEnum):
     REJECTED_PROPOSAL = 2  # its proposal was rejected by at least rejection_share_bps of voters
 
 
-class ExperimentTerms(BaseModel):
-    """An experiment's optional terms (the contract's ``ExperimentTerms``), fixed at
+class ExperimentOptions(BaseModel):
+    """An experiment's optional terms (the contract's ``ExperimentTerms`` struct), fixed at
     creation; all zero: public votes, no stake. Sealed votes: ``reveal_timeout`` > 0.
     Stake: ``stake`` or ``reward_pool`` > 0, in ``token`` (the zero address: ETH)."""
 

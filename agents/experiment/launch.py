@@ -47,6 +47,7 @@ def launch_experiment(client: CollectiveLearningClient, store: WeightStore,
         if terms.metadata else ""
     experiment_id, tx = client.create_experiment(
         terms.learners, threshold_to_bps(terms.threshold), terms.rounds, terms.proposal_timeout,
-        terms.voting_timeout, initial_cid, digest, metadata_cid, terms.join_timeout)
+        terms.voting_timeout, initial_cid, digest, metadata_cid, terms.join_timeout,
+        terms.options)
     return LaunchedExperiment(experiment_id=experiment_id, initial_cid=initial_cid,
                               initial_digest=digest, metadata_cid=metadata_cid, tx=tx)

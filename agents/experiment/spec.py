@@ -13,7 +13,7 @@ from typing import Any
 from eth_utils import is_address, to_checksum_address
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from agents.chain.types import DEFAULT_JOIN_TIMEOUT, MAX_TIMEOUT
+from agents.chain.types import DEFAULT_JOIN_TIMEOUT, MAX_TIMEOUT, ExperimentOptions
 from colearn_core.ml_interface import MachineLearningInterface
 
 # ``module.path:function``, what ``--learner`` and a spec's ``initial.factory`` name.
@@ -158,6 +158,8 @@ class ExperimentTerms(BaseModel):
     # slowly delay the start, they do not lose it.
     join_timeout: int = Field(DEFAULT_JOIN_TIMEOUT, ge=1, le=MAX_TIMEOUT)
     metadata: dict[str, Any] = {}  # stored as canonical JSON; its CID goes on chain
+    # Sealed votes and stake (PROTOCOL v2): all zero, public votes without stake.
+    options: ExperimentOptions = ExperimentOptions()
 
     @field_validator("learners")
     @classmethod
