@@ -1,7 +1,8 @@
 # Two commands do everything on a fresh machine:
 #   make demo   - the whole experiment on the embedded default (in-process EVM, file store)
-#   make test   - the type check (mypy) and the test suite (needs Node for anvil and the
-#                 compiler check)
+#   make test   - the type check (mypy), the contract's Solidity tests (forge) and static
+#                 analysis (slither), and the Python test suite (needs Node for anvil and
+#                 the compiler check)
 # Both create the venv and install what they need, once.
 
 VENV   ?= .venv
@@ -17,11 +18,11 @@ OUT    ?= demo-out
 demo: $(STAMP)
 	$(VENV)/bin/colearn demo --out $(OUT)
 
-test: $(STAMP) $(EXTRAS_STAMP) $(NPM_STAMP) chromium
+test: $(STAMP) $(EXTRAS_STAMP) $(NPM_STAMP) chromium forge-test slither
 	$(PY) -m mypy
 	$(PY) -m pytest
 
-test-fast: $(STAMP) $(EXTRAS_STAMP) $(NPM_STAMP) chromium
+test-fast: $(STAMP) $(EXTRAS_STAMP) $(NPM_STAMP) chromium forge-test
 	$(PY) -m mypy
 	$(PY) -m pytest -m "not slow"
 
