@@ -409,6 +409,11 @@ class CollectiveLearningClient:
         """Each mined transaction's sender and gas used, many per request."""
         return self._rpc.senders_and_gas(tx_hashes)
 
+    def transactions(self, tx_hashes: Sequence[str]) -> dict[str, tuple[str | None, bytes]]:
+        """Each mined transaction's recipient and calldata, many per request (the audit
+        reads openings of sealed votes, which no event carries, from the calldata)."""
+        return self._rpc.transactions(tx_hashes)
+
     @property
     def batch_requests(self) -> int:
         """JSON-RPC batches this client's connection sent."""

@@ -203,6 +203,13 @@ class JsonRpc:
             return {h: (to_checksum_address(_present(r, f"a receipt for {h}")["from"]),
                         _quantity(r["gasUsed"])) for h, r in zip(tx_hashes, receipts)}
 
+    def transactions(self, tx_hashes: Sequence[str]) -> dict[str, tuple[str | None, bytes]]:
+        """Each mined transaction's recipient (None: a deployment) and calldata."""
+        txs = self._many([("eth_getTransactionByHash", [h]) for h in tx_hashes])
+        with node_answer("eth_getTransactionByHash"):
+            return {h: _to_and_input(_present(t, f"transaction {h}"))
+                    for h, t in zip(tx_hashes, txs)}
+
     def _many(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
         """The results of ``calls``, in order: batches of :data:`BATCH_SIZE` over HTTP,
         one request each otherwise."""
@@ -312,6 +319,9 @@ class Web3Rpc:
             out[h] = (to_checksum_address(r["from"]), int(r["gasUsed"]))
         return out
 
+    def transactions(self, tx_hashes: Sequence[str]) -> dict[str, tuple[str | None, bytes]]:
+        return {h: _to_and_input(self._do(self.eth.get_transaction, h)) for h in tx_hashes}
+
     def send_raw(self, raw: bytes) -> tuple[str, Receipt | None]:
         return self._do(self.eth.send_raw_transaction, raw).to_0x_hex(), None
 
@@ -354,6 +364,12 @@ def _web3_log(e: Any) -> RawLog:
     return RawLog(tuple(bytes(t) for t in e["topics"]), bytes(e["data"]), int(e["blockNumber"]),
                   e["transactionHash"].to_0x_hex(), int(e["logIndex"]),
                   bool(e.get("removed", False)))
+
+
+def _to_and_input(tx: Any) -> tuple[str | None, bytes]:
+    to, data = tx.get("to"), tx.get("input", "0x")
+    return ((None if to is None else to_checksum_address(to)),
+            bytes(data) if isinstance(data, (bytes, bytearray)) else _hex_bytes(data))
 
 
 def _present(value: Any, what: str) -> Any:
