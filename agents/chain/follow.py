@@ -31,7 +31,8 @@ from agents.chain.errors import ChainError
 from agents.chain.logs import RawLog, raw_log_from_json
 
 WAKE_EVENTS = ("WeightsProposed", "RoundDecided", "RoundExpired", "ExperimentCompleted",
-               "LearnerJoined", "ExperimentStarted", "ExperimentCancelled")
+               "LearnerJoined", "ExperimentStarted", "ExperimentCancelled",
+               "CommitsComplete")  # sealed votes: the reveal window opened early
 # Longest uninterrupted wait on a WebSocket, so that a stop request is noticed.
 STOP_CHECK_SECONDS = 0.5
 
