@@ -95,10 +95,10 @@ def build(rpc: str, n_learners: int, n_rounds: int, store: FileWeightStore, seed
             voters = voters[: len(voters) // 2]
         votes = [sign_vote(learners[j], chain_id=chain_id, contract=relay.address,
                            experiment_id=experiment_id, round_index=r, learner_index=j,
-                           approve=rng.random() < 0.6,
+                           digest=digest, approve=rng.random() < 0.6,
                            score=score_to_fixed(rng.uniform(0.1, 0.9)))
                  for j in voters]
-        relay.cast_votes_by_sig(experiment_id, r, addresses, votes)
+        relay.cast_votes_by_sig(experiment_id, r, digest, addresses, votes)
         if late:
             advance_time(w3, TIMEOUT + 1)
             relay.decide(experiment_id, r)

@@ -17,13 +17,26 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, Field
 
-from agents.audit.reader import ChainView, Completion, EventRef, History, RoundHistory
+from agents.audit.ledger import Account, Ledger, ledger
+from agents.audit.reader import (
+    ChainView,
+    Commit,
+    Completion,
+    EventRef,
+    History,
+    RoundHistory,
+    Vote,
+)
+from agents.chain.signing import VoteOpening, vote_commitment
 from agents.chain.types import (
+    MAX_AMOUNT,
     MAX_LEARNERS,
     MAX_ROUNDS,
     MAX_THRESHOLD_BPS,
     MAX_TIMEOUT,
     MIN_LEARNERS,
+    ZERO_ADDRESS,
+    ExperimentOptions,
 )
 from agents.storage.store import ContentMismatch, ContentNotFound, WeightStore, WeightStoreError
 from colearn_core.codec import WeightsFormatError, decode_weights
@@ -64,6 +77,31 @@ CODES: dict[str, str] = {
     "weights-digest": "those weights hash to their CID and to the digest on chain",
     "final-model-unloadable": "the final model's weights load (safe format, finite values)",
     "results-mismatch": "a results file agrees with the chain, row by row",
+    "sealed-votes": "sealed votes: each voter other than the proposer commits once, after "
+                    "the proposal and before the commit deadline (proposal + voting timeout); "
+                    "CommitsComplete once, in the transaction of the last voter's commitment; "
+                    "every counted vote is the reveal of an earlier commitment, in the reveal "
+                    "window (from the commit deadline or CommitsComplete to the commit "
+                    "deadline + reveal timeout); a round with commitments left unrevealed is "
+                    "decided only after the reveal deadline. Public votes: no commitment",
+    "reveal-opening": "each reveal's opening (approve, score and salt, read from the "
+                      "revealing transaction's calldata) is the VoteCast's vote and hashes to "
+                      "its voter's commitment on the round's proposal",
+    "vote-proposal": "each public vote names the round's proposal digest, and its "
+                     "transaction's calldata holds the VoteCast's vote",
+    "vote-skipped": "each VoteSkipped names a voter whose vote, commitment or reveal was "
+                    "already on chain in that round",
+    "penalty": "penalties only in a staked experiment, exactly when due (missed proposal: "
+               "in the expiry; unrevealed vote: at the decision, for each committer without "
+               "a reveal; rejected proposal: when rejected by at least rejection_share_bps of "
+               "the n - 1 voters), each the fixed amount capped at what is left of the stake",
+    "deposit": "deposits only in a staked experiment: the reward pool by the creator at "
+               "creation, the stake by each learner in its join, nothing else",
+    "withdrawal": "withdrawals only once the experiment completed or was cancelled, once "
+                  "an account, each of what it is owed (stake - penalties + its shares of "
+                  "each pool part; the creator: the parts nobody has a share of; cancelled: "
+                  "the deposits back); never more paid than deposited, and only rounding "
+                  "dust left once everyone withdrew",
 }
 STORE_TIMEOUT = 30.0
 _SHOWN = 20  # ranges of rounds named in one message, at most
@@ -127,7 +165,9 @@ def check_history(history: History, checker: _Checker | None = None) -> list[Vio
     _check_sequence(history, c)
     for r in history.rounds:
         _check_round(history, r, c)
+        _check_sealed(history, r, c)
     _check_model_chain(history, c)
+    _check_money(history, c)
     return c.violations
 
 
@@ -147,7 +187,8 @@ def _by_round(history: History) -> dict[int, RoundHistory]:
 
 def _check_format(h: History, c: _Checker) -> None:
     logged = 1 + sum(len(_positions(r)) for r in h.rounds) + (h.completion is not None) \
-        + len(h.joins) + (h.start is not None) + (h.cancellation is not None)
+        + len(h.joins) + (h.start is not None) + (h.cancellation is not None) \
+        + len(h.deposits) + len(h.withdrawals)
     c.count("event-format", logged + len(h.duplicates) + len(h.malformed))
     for m in h.malformed:
         c.fail("event-format", None, f"{m.event} log in block {m.block_number} (tx {m.tx_hash}, "
@@ -177,6 +218,7 @@ def _check_configuration(h: History, c: _Checker) -> None:
         problems.append("no initial CID")
     if cfg.initial_digest == "0x" + "00" * 32:
         problems.append("a zero initial digest")
+    problems += _terms_problems(cfg.options)
     if problems:
         c.fail("configuration", None, "ExperimentCreated: " + "; ".join(problems) + ": the "
                                       "contract refuses such an experiment")
@@ -199,7 +241,11 @@ def _check_view(h: History, c: _Checker) -> None:
                f"the contract's view says round {v.round}, model round {v.model_round}: the "
                f"contract stores both in 24 bits (at most {MAX_ROUNDS})")
     for what, viewed, logged in (("learners", v.num_learners, len(cfg.learners)),
-                                 ("rounds", v.num_rounds, cfg.num_rounds)):
+                                 ("rounds", v.num_rounds, cfg.num_rounds),
+                                 ("seconds of reveal timeout", v.reveal_timeout,
+                                  cfg.options.reveal_timeout),
+                                 ("(staked: 1)", None if v.staked is None else int(v.staked),
+                                  int(cfg.options.staked))):
         if viewed is not None and viewed != logged:
             c.fail("contract-view", None, f"the contract's view says {viewed} {what}, "
                                           f"ExperimentCreated {logged}")
@@ -282,6 +328,10 @@ def _check_joining(h: History, c: _Checker) -> None:
 def _positions(r: RoundHistory) -> list[tuple[str, EventRef]]:
     out: list[tuple[str, EventRef]] = [("WeightsProposed", r.proposal)] if r.proposal else []
     out += [("VoteCast", v) for v in r.votes]
+    out += [("VoteCommitted", v) for v in r.commits]
+    out += [("CommitsComplete", r.commits_complete)] if r.commits_complete else []
+    out += [("VoteSkipped", v) for v in r.skipped]
+    out += [("PenaltyTaken", v) for v in r.penalties]
     out += [("RoundDecided", r.decision)] if r.decision else []
     out += [("RoundExpired", r.expiry)] if r.expiry else []
     return out
@@ -421,7 +471,7 @@ def _check_timing(h: History, r: RoundHistory, ballots: int, c: _Checker) -> Non
         if p.timestamp >= start + cfg.proposal_timeout:
             c.fail("timing", r.round, f"proposed at {p.timestamp}, not before the proposal "
                                       f"deadline {start + cfg.proposal_timeout}")
-    if p is not None:
+    if p is not None and not cfg.options.sealed:  # sealed votes: see _check_sealed
         deadline = p.timestamp + cfg.voting_timeout
         for v in r.votes:
             c.count("timing")
@@ -467,6 +517,353 @@ def _check_model_chain(h: History, c: _Checker) -> None:
             c.fail("model-chain", None,
                    f"{claimant} {claim.model_digest} (model round {claim.model_round}), but "
                    f"the last accepted is {where}: {digest}")
+
+
+# ------------------------------------------------------ sealed votes, stake (v2)
+
+
+def _terms_problems(o: ExperimentOptions) -> list[str]:
+    """What the contract's ``_checkTerms`` would refuse in the logged terms."""
+    problems = []
+    if o.reveal_timeout > MAX_TIMEOUT:
+        problems.append(f"reveal timeout {o.reveal_timeout} s, above {MAX_TIMEOUT}")
+    stake_fields = ("missed_proposal_penalty", "unrevealed_vote_penalty",
+                    "rejected_proposal_penalty", "rejection_share_bps", "proposer_share_bps")
+    if not o.staked:
+        extra = [f for f in stake_fields if getattr(o, f)]
+        if o.token.lower() != ZERO_ADDRESS:
+            extra.insert(0, "token")
+        if extra:
+            problems.append(f"no stake nor reward pool, yet {', '.join(extra)} set")
+        return problems
+    for field in ("stake", "reward_pool", "missed_proposal_penalty", "unrevealed_vote_penalty",
+                  "rejected_proposal_penalty"):
+        if getattr(o, field) > MAX_AMOUNT:
+            problems.append(f"{field} above 2^96 - 1")
+    for field in ("rejection_share_bps", "proposer_share_bps"):
+        if getattr(o, field) > MAX_THRESHOLD_BPS:
+            problems.append(f"{field} {getattr(o, field)}, above {MAX_THRESHOLD_BPS}")
+    return problems
+
+
+def _eligible_commits(h: History, r: RoundHistory) -> dict[str, Commit]:
+    """The first commitment of each learner other than the proposer, made after the
+    proposal and before the round closed (the others are violations of their own)."""
+    p, closing = r.proposal, r.closing
+    out: dict[str, Commit] = {}
+    for cm in r.commits:
+        if (cm.learner_index >= 0 and cm.voter != r.proposer and p is not None
+                and cm.position > p.position
+                and (closing is None or cm.position < closing.position)):
+            out.setdefault(cm.voter, cm)
+    return out
+
+
+def _check_sealed(h: History, r: RoundHistory, c: _Checker) -> None:
+    """Commitments, reveals and their openings (sealed votes); the digest a public vote
+    names; skipped votes."""
+    cfg = h.config
+    o = cfg.options
+    p, closing, done = r.proposal, r.closing, r.commits_complete
+    for s in r.skipped:
+        c.count("vote-skipped")
+        earlier = [e for e in [*r.votes, *r.commits] if e.voter == s.voter  # type: ignore[attr-defined]
+                   and e.position < s.position]
+        if not earlier:
+            c.fail("vote-skipped", r.round, f"VoteSkipped for {s.voter} (tx {s.tx_hash}), who "
+                                            f"had neither voted nor committed before")
+    if not o.sealed:
+        if r.commits or done is not None:
+            c.count("sealed-votes")
+            c.fail("sealed-votes", r.round, f"{len(r.commits)} commitment(s)"
+                                            f"{' and CommitsComplete' if done else ''} in an "
+                                            f"experiment with public votes")
+        if p is not None:
+            for v in r.votes:
+                _check_public_call(h, r, v, c)
+        return
+    voters = len(cfg.learners) - 1
+    seen: set[str] = set()
+    for cm in r.commits:
+        c.count("sealed-votes")
+        problem = None
+        if cm.learner_index < 0:
+            problem = "is not a learner of the experiment"
+        elif cm.voter == r.proposer:
+            problem = "is the round's proposer, who does not vote"
+        elif cm.voter in seen:
+            problem = "committed twice"
+        elif p is None or cm.position < p.position:
+            problem = "committed before any proposal"
+        elif cm.timestamp >= p.timestamp + cfg.voting_timeout:
+            problem = (f"committed at {cm.timestamp}, not before the commit deadline "
+                       f"{p.timestamp + cfg.voting_timeout}")
+        elif done is not None and cm.position > done.position:
+            problem = "committed after CommitsComplete"
+        elif closing is not None and cm.position > closing.position:
+            problem = "committed after the round closed"
+        if problem:
+            c.fail("sealed-votes", r.round, f"{cm.voter} {problem} (tx {cm.tx_hash})")
+        seen.add(cm.voter)
+    committed = _eligible_commits(h, r)
+    if done is not None:
+        c.count("sealed-votes")
+        before = [cm for cm in committed.values() if cm.position < done.position]
+        if len(before) < voters:
+            c.fail("sealed-votes", r.round, f"CommitsComplete (tx {done.tx_hash}) after "
+                                            f"{len(before)} of {voters} commitments")
+        elif max(before, key=lambda cm: cm.position).tx_hash != done.tx_hash:
+            c.fail("sealed-votes", r.round, f"CommitsComplete in tx {done.tx_hash}, not in "
+                                            f"the last commitment's transaction")
+    elif len(committed) >= voters > 0:
+        c.count("sealed-votes")
+        c.fail("sealed-votes", r.round, f"all {voters} voters committed, no CommitsComplete")
+    if p is None:  # votes without a proposal: vote-eligibility names them
+        return
+    commit_deadline = p.timestamp + cfg.voting_timeout
+    reveal_deadline = commit_deadline + o.reveal_timeout
+    for v in r.votes:
+        c.count("sealed-votes")
+        commit = committed.get(v.voter)
+        problem = None
+        if commit is None:
+            problem = "revealed a vote it never committed"
+        elif v.position < commit.position:
+            problem = "revealed before committing"
+        elif done is None and v.timestamp < commit_deadline:
+            problem = (f"revealed at {v.timestamp}, before the reveal window opened (commit "
+                       f"deadline {commit_deadline}, no CommitsComplete)")
+        elif done is not None and v.position < done.position:
+            problem = "revealed before CommitsComplete opened the reveal window"
+        elif v.timestamp >= reveal_deadline:
+            problem = (f"revealed at {v.timestamp}, not before the reveal deadline "
+                       f"{reveal_deadline}")
+        if problem:
+            c.fail("sealed-votes", r.round, f"{v.voter} {problem} (tx {v.tx_hash})")
+        elif commit is not None:
+            _check_opening(h, r, v, commit, c)
+    d = r.decision
+    if d is not None:
+        revealed = {v.voter for v in r.votes} & set(committed)
+        if len(revealed) < len(committed) or not committed:
+            c.count("sealed-votes")
+            if d.timestamp < reveal_deadline:
+                c.fail("sealed-votes", r.round,
+                       f"decided at {d.timestamp} with {len(revealed)} of {len(committed)} "
+                       f"commitments revealed, before the reveal deadline {reveal_deadline}")
+
+
+def _check_opening(h: History, r: RoundHistory, v: Vote, cm: Commit, c: _Checker) -> None:
+    c.count("reveal-opening")
+    call, p = v.call, r.proposal
+    assert p is not None
+    where = f"{v.voter}'s reveal (tx {v.tx_hash})"
+    if call is None:
+        if v.call_problem is not None and v.call_direct:
+            c.fail("reveal-opening", r.round, f"{where}: {v.call_problem}")
+        return  # sent through another contract, or not read: not verifiable from calldata
+    if call.salt is None:
+        c.fail("reveal-opening", r.round, f"{where} is a {call.function} call, not a reveal")
+        return
+    if (call.experiment_id, call.round) != (h.config.experiment_id, r.round):
+        c.fail("reveal-opening", r.round, f"{where} calls {call.function} for experiment "
+                                          f"{call.experiment_id} round {call.round}")
+        return
+    if (call.approve, call.score) != (v.approve, v.score):
+        c.fail("reveal-opening", r.round,
+               f"{where} opens approve={call.approve} score={call.score}, VoteCast says "
+               f"approve={v.approve} score={v.score}")
+        return
+    try:
+        opened = vote_commitment(h.config.experiment_id, r.round, v.voter,
+                                 bytes.fromhex(p.digest[2:]),
+                                 VoteOpening(approve=call.approve, score=call.score,
+                                             salt=bytes.fromhex(call.salt[2:])))
+    except (ValueError, TypeError) as exc:
+        c.fail("reveal-opening", r.round, f"{where}: the opening does not hash: {exc}")
+        return
+    if "0x" + opened.hex() != cm.commitment.lower():
+        c.fail("reveal-opening", r.round,
+               f"{where} opens to 0x{opened.hex()} on proposal {p.digest}, not to its "
+               f"commitment {cm.commitment} (tx {cm.tx_hash})")
+
+
+def _check_public_call(h: History, r: RoundHistory, v: Vote, c: _Checker) -> None:
+    c.count("vote-proposal")
+    call, p = v.call, r.proposal
+    assert p is not None
+    where = f"{v.voter}'s vote (tx {v.tx_hash})"
+    if call is None:
+        if v.call_problem is not None and v.call_direct:
+            c.fail("vote-proposal", r.round, f"{where}: {v.call_problem}")
+        return
+    if call.digest is None:
+        c.fail("vote-proposal", r.round, f"{where} is a {call.function} call, not a vote")
+    elif (call.experiment_id, call.round) != (h.config.experiment_id, r.round):
+        c.fail("vote-proposal", r.round, f"{where} calls {call.function} for experiment "
+                                         f"{call.experiment_id} round {call.round}")
+    elif call.digest.lower() != p.digest.lower():
+        c.fail("vote-proposal", r.round, f"{where} names digest {call.digest}, the round's "
+                                         f"proposal is {p.digest}")
+    elif (call.approve, call.score) != (v.approve, v.score):
+        c.fail("vote-proposal", r.round,
+               f"{where} sends approve={call.approve} score={call.score}, VoteCast says "
+               f"approve={v.approve} score={v.score}")
+
+
+def due_penalties(h: History) -> dict[int, list[tuple[str, str, int, str]]]:
+    """The penalties the rule takes, per round: (learner, reason, amount, tx), each the
+    fixed amount capped at what is left of the learner's stake, in closing order."""
+    cfg, o = h.config, h.config.options
+    n = len(cfg.learners)
+    index = {a: i for i, a in reversed(list(enumerate(cfg.learners)))}
+    taken: dict[str, int] = {}
+    out: dict[int, list[tuple[str, str, int, str]]] = {}
+    if not o.staked:
+        return out
+    closed = sorted((r for r in h.rounds if r.closing is not None),
+                    key=lambda r: r.closing.position)  # type: ignore[union-attr]
+    for r in closed:
+        due: list[tuple[str, str, int, str]] = []
+        if r.expiry is not None:
+            if r.proposer:
+                due.append((r.proposer, "missed_proposal", o.missed_proposal_penalty,
+                            r.expiry.tx_hash))
+        elif r.decision is not None:
+            d = r.decision
+            if o.sealed:
+                revealed = {v.voter for v in r.votes}
+                for voter in sorted(set(_eligible_commits(h, r)) - revealed, key=index.__getitem__):
+                    due.append((voter, "unrevealed_vote", o.unrevealed_vote_penalty, d.tx_hash))
+            if (not d.accepted and r.proposer
+                    and d.rejections * BPS_DENOMINATOR >= o.rejection_share_bps * (n - 1)):
+                due.append((r.proposer, "rejected_proposal", o.rejected_proposal_penalty,
+                            d.tx_hash))
+        rows = []
+        for learner, reason, fixed, tx in due:
+            amount = min(fixed, max(0, o.stake - taken.get(learner, 0)))
+            if amount:
+                rows.append((learner, reason, amount, tx))
+                taken[learner] = taken.get(learner, 0) + amount
+        out[r.round] = rows
+    return out
+
+
+def _check_money(h: History, c: _Checker) -> None:
+    _check_penalties(h, c)
+    _check_deposits(h, c)
+    _check_withdrawals(h, c)
+
+
+def _check_penalties(h: History, c: _Checker) -> None:
+    o = h.config.options
+    due = due_penalties(h)
+    for r in h.rounds:
+        expected = list(due.get(r.round, []))
+        actual = [(p.learner, p.reason, p.amount, p.tx_hash) for p in r.penalties]
+        if not expected and not actual:
+            continue
+        c.count("penalty", max(len(expected), len(actual)))
+        if not o.staked:
+            c.fail("penalty", r.round, f"{len(actual)} penalty(ies) in an experiment without "
+                                       f"stake (first: {actual[0][0]}, tx {actual[0][3]})")
+            continue
+        extra = []
+        for row in actual:
+            if row in expected:
+                expected.remove(row)
+            else:
+                extra.append(row)
+        for learner, reason, amount, tx in extra:
+            same = next((e for e in expected if e[:2] == (learner, reason)), None)
+            if same is not None:
+                expected.remove(same)
+                c.fail("penalty", r.round, f"{reason} penalty of {amount} for {learner} (tx "
+                                           f"{tx}): the rule takes {same[2]} in tx {same[3]} "
+                                           f"(capped at what is left of the stake)")
+            else:
+                c.fail("penalty", r.round, f"{reason} penalty of {amount} for {learner} (tx "
+                                           f"{tx}), which is not due")
+        for learner, reason, amount, tx in expected:
+            c.fail("penalty", r.round, f"no {reason} penalty for {learner}: {amount} is due "
+                                       f"in tx {tx}")
+
+
+def _check_deposits(h: History, c: _Checker) -> None:
+    cfg, o = h.config, h.config.options
+    expected: list[tuple[str, int, str]] = []
+    if o.staked:
+        if o.reward_pool:
+            expected.append((cfg.creator, o.reward_pool, cfg.tx_hash))
+        if o.stake:
+            expected += [(j.learner, o.stake, j.tx_hash) for j in h.joins if j.learner_index >= 0]
+    for d in h.deposits:
+        c.count("deposit")
+        row = (d.account, d.amount, d.tx_hash)
+        if row in expected:
+            expected.remove(row)
+        elif not o.staked:
+            c.fail("deposit", None, f"{d.account} deposited {d.amount} (tx {d.tx_hash}) in an "
+                                    f"experiment without stake")
+        else:
+            c.fail("deposit", None, f"{d.account} deposited {d.amount} (tx {d.tx_hash}): "
+                                    f"neither the reward pool ({o.reward_pool}) at creation "
+                                    f"nor the stake ({o.stake}) in its join")
+    for account, amount, tx in expected:
+        c.count("deposit")
+        what = "the reward pool" if tx == cfg.tx_hash else "its stake"
+        c.fail("deposit", None, f"no deposit of {what} ({amount}) by {account} in tx {tx}")
+
+
+def _check_withdrawals(h: History, c: _Checker) -> None:
+    o = h.config.options
+    book = ledger(h)
+    end = h.cancellation or h.completion
+    seen: set[str] = set()
+    for w in h.withdrawals:
+        c.count("withdrawal")
+        account = book.account(w.account)
+        problem = None
+        if not o.staked:
+            problem = "from an experiment without stake"
+        elif end is None or w.position < end.position:
+            problem = "before the experiment completed or was cancelled"
+        elif account is None or not (account.joined or w.account == h.config.creator):
+            problem = "by an account that neither joined nor created the experiment"
+        elif w.account in seen:
+            problem = "a second time"
+        elif w.amount != account.owed:
+            problem = (f"but is owed {account.owed} "
+                       f"({_owed_terms(account, book, o.stake, h.config.creator)})")
+        if problem:
+            c.fail("withdrawal", None, f"{w.account} withdrew {w.amount} (tx {w.tx_hash}) "
+                                       f"{problem}")
+        seen.add(w.account)
+    if not h.withdrawals:
+        return
+    c.count("withdrawal")
+    if book.withdrawn > book.deposited:
+        c.fail("withdrawal", None, f"{book.withdrawn} withdrawn, more than the {book.deposited} "
+                                   f"deposited")
+    elif book.finished and all(a.address in seen for a in book.accounts if a.owed):
+        left = book.deposited - book.withdrawn
+        if left > book.dust_bound:
+            c.fail("withdrawal", None,
+                   f"{left} left in the contract once everyone withdrew, more than rounding "
+                   f"dust (at most {book.dust_bound}: one per shareholder and part)")
+
+
+def _owed_terms(a: Account, book: Ledger, stake: int, creator: str) -> str:
+    if book.finished == "cancelled":
+        return "cancelled: the deposits back"
+    parts = []
+    if a.learner and a.joined:
+        parts.append(f"stake {stake} - penalties {a.penalties} + {a.proposer_shares}/"
+                     f"{book.proposer_shares} of {book.proposer_part} + {a.voter_shares}/"
+                     f"{book.voter_shares} of {book.voter_part}")
+    if a.address == creator:
+        parts.append(f"pool parts with no shares: {book.creator_owed}")
+    return "; ".join(parts) or "nothing"
 
 
 # ------------------------------------------------------------------------ the store

@@ -26,10 +26,12 @@ import time
 from collections.abc import Iterable
 from typing import Any, Literal
 
+from eth_abi import decode as abi_decode
+from eth_utils import to_checksum_address
 from pydantic import BaseModel, Field
 
 from agents.audit.errors import AuditError, UnknownExperiment, check_experiment_id
-from agents.chain.abi import EventDecoder
+from agents.chain.abi import AbiFunction, EventDecoder, load_artifact
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.errors import ChainError, ContractRevert, MalformedEvent
 from agents.chain.errors import brief as _brief
@@ -39,7 +41,10 @@ from agents.chain.types import ExperimentOptions, fixed_to_score
 log = logging.getLogger(__name__)
 
 
-TxRole = Literal["propose", "proposeBySig", "vote", "castVotesBySig", "decide", "expire"]
+TxRole = Literal["propose", "proposeBySig", "vote", "castVotesBySig", "commitVote",
+                 "commitVotesBySig", "revealVote", "revealVotes", "decide", "expire"]
+#: The calls whose calldata holds a vote (public) or a vote's opening (sealed).
+VOTE_CALLS = ("vote", "castVotesBySig", "revealVote", "revealVotes")
 
 
 # ------------------------------------------------------------------------ the history
@@ -64,15 +69,66 @@ class Proposal(EventRef):
     digest: str  # 0x-hex sha256 of the serialized weights
 
 
+class VoteCall(BaseModel):
+    """What a vote's transaction said for its voter, from the calldata (no event carries
+    the digest a public vote names, nor a sealed vote's salt)."""
+
+    function: str  # vote, castVotesBySig, revealVote, revealVotes
+    experiment_id: int
+    round: int
+    approve: bool
+    score: int
+    digest: str | None = None  # public votes: the proposal digest the vote names
+    salt: str | None = None  # sealed votes: the opening's salt
+
+
 class Vote(EventRef):
+    """A counted vote (VoteCast): a public vote, or the reveal of a sealed one."""
+
     voter: str
     learner_index: int  # -1: not a learner of the experiment
     approve: bool
     score: int  # fixed point, SCORE_SCALE; NO_SCORE: the voter could not test the proposal
+    call: VoteCall | None = None  # from the transaction's calldata, when it is readable
+    #: Why ``call`` is None: the transaction calls another contract (a wallet, a
+    #: forwarder: not readable, not a violation) or it holds no such vote (a violation).
+    call_problem: str | None = None
+    call_direct: bool = True  # the transaction was sent to the audited contract itself
 
     @property
     def vote_score(self) -> float | None:
         return fixed_to_score(self.score)
+
+
+class Commit(EventRef):
+    """A sealed vote's commitment (VoteCommitted)."""
+
+    voter: str
+    learner_index: int  # -1: not a learner of the experiment
+    commitment: str  # 0x-hex
+
+
+class Skip(EventRef):
+    """A relayed vote, commitment or reveal already on chain (VoteSkipped)."""
+
+    voter: str
+
+
+class PenaltyRecord(EventRef):
+    """A penalty taken from a learner's stake (PenaltyTaken)."""
+
+    learner: str
+    learner_index: int  # -1: not a learner of the experiment
+    round: int
+    reason: str  # missed_proposal, unrevealed_vote, rejected_proposal
+    amount: int
+
+
+class Transfer(EventRef):
+    """A deposit (Deposited) or a withdrawal (FundsWithdrawn)."""
+
+    account: str
+    amount: int
 
 
 class Decision(EventRef):
@@ -121,7 +177,11 @@ class RoundHistory(BaseModel):
     proposer: str  # the scheduled proposer, learners[round % n]
     proposer_index: int
     proposal: Proposal | None = None
-    votes: list[Vote] = Field(default_factory=list)
+    votes: list[Vote] = Field(default_factory=list)  # counted: public, or revealed
+    commits: list[Commit] = Field(default_factory=list)  # sealed votes
+    commits_complete: EventRef | None = None  # CommitsComplete: the reveal window opened
+    skipped: list[Skip] = Field(default_factory=list)
+    penalties: list[PenaltyRecord] = Field(default_factory=list)
     decision: Decision | None = None
     expiry: Expiry | None = None
     #: Events the contract can never log twice for a round that came again (names).
@@ -154,7 +214,9 @@ class ExperimentConfig(ExperimentSetup, EventRef):
 
     initial_digest: str
     metadata_cid: str
-    options: ExperimentOptions  # sealed votes, stake (the event's `terms`)
+    #: Sealed votes, stake (the event's ``terms``), as logged: not validated (a hostile
+    #: contract may log any numbers; the configuration check names them).
+    options: ExperimentOptions = Field(default_factory=ExperimentOptions)
 
     @property
     def join_deadline(self) -> int:
@@ -176,6 +238,8 @@ class ChainView(BaseModel):
     num_learners: int | None = None  # getExperiment's configuration, when read
     num_rounds: int | None = None
     joined: int | None = None  # learners who joined, by getExperiment
+    staked: bool | None = None  # getExperiment's terms, when read
+    reveal_timeout: int | None = None
 
 
 class MalformedLog(EventRef):
@@ -192,6 +256,7 @@ class FetchStats(BaseModel):
     logs: int = 0
     blocks: int = 0
     receipts: int = 0
+    transactions: int = 0  # calldata read (vote and reveal transactions)
     batches: int = 0
     seconds: float = 0.0
 
@@ -205,6 +270,8 @@ class History(BaseModel):
     joins: list[Join] = Field(default_factory=list)
     start: EventRef | None = None
     cancellation: EventRef | None = None  # ExperimentCancelled: the experiment never started
+    deposits: list[Transfer] = Field(default_factory=list)  # Deposited, in log order
+    withdrawals: list[Transfer] = Field(default_factory=list)  # FundsWithdrawn, in log order
     completion: Completion | None = None
     view: ChainView | None = None
     #: Why the contract's views could not be read at the audited block (then view is None).
@@ -249,6 +316,7 @@ class HistoryReader:
         self._malformed: list[MalformedLog] = []
         self._timestamps: dict[int, int] = {}
         self._receipts: dict[str, tuple[str, int]] = {}
+        self._calldata: dict[str, tuple[str | None, bytes]] = {}
         self._view: ChainView | None = None
         self._view_error: str | None = None
         self._located = False
@@ -274,6 +342,7 @@ class HistoryReader:
         self._view, self._view_error = self._read_view(latest)
         self.stats.to_block = latest
         self.stats.blocks, self.stats.receipts = len(self._timestamps), len(self._receipts)
+        self.stats.transactions = len(self._calldata)
         self.stats.batches = self.client.batch_requests
         self.stats.seconds += time.perf_counter() - started
         if new:
@@ -296,13 +365,15 @@ class HistoryReader:
                                  f"malformed: {broken.reason}")
             raise self._unknown()
         fields, entry = created[0]
-        config = ExperimentConfig(**fields, **self._ref(entry))
+        options = ExperimentOptions.model_construct(**fields["options"])  # as logged
+        config = ExperimentConfig(**{**fields, "options": options}, **self._ref(entry))
         malformed = [m.model_copy(update={"timestamp": self._timestamps.get(m.block_number, 0)})
                      for m in self._malformed]
         return History(chain_id=self.client.chain_id, contract=self.client.address,
                        config=config, view=self._view, view_error=self._view_error,
                        malformed=malformed, stats=self.stats.model_copy(),
-                       **_assemble(config, self._events, self._ref, self._receipts))
+                       **_assemble(config, self._events, self._ref, self._receipts,
+                                   _VoteCalls(self.client.address, self._calldata)))
 
     # ------------------------------------------------------------------ internals
 
@@ -324,6 +395,7 @@ class HistoryReader:
         self._malformed.clear()
         self._timestamps.clear()
         self._receipts.clear()
+        self._calldata.clear()
         self._located = False
         self.version += 1
 
@@ -373,6 +445,10 @@ class HistoryReader:
         txs = sorted({e.tx_hash for _, _, e in events} - set(self._receipts))
         self._timestamps.update(self.client.block_timestamps(blocks))
         self._receipts.update(self.client.senders_and_gas(txs))
+        votes = sorted({e.tx_hash for name, _, e in events if name == "VoteCast"}
+                       - set(self._calldata))
+        if votes:
+            self._calldata.update(self.client.transactions(votes))
 
     def _read_view(self, block: int) -> tuple[ChainView | None, str | None]:
         """The contract's views at ``block``, or why they could not be read (a revert, an
@@ -389,7 +465,8 @@ class HistoryReader:
             return None, _brief(exc)
         return ChainView(block_number=block, round=info.round, model_digest="0x" + digest.hex(),
                          model_round=model_round, num_learners=info.num_learners,
-                         num_rounds=info.num_rounds, joined=info.joined), None
+                         num_rounds=info.num_rounds, joined=info.joined, staked=info.staked,
+                         reveal_timeout=info.reveal_timeout), None
 
     def _ref(self, entry: RawLog) -> dict[str, Any]:
         return {"tx_hash": entry.tx_hash, "block_number": entry.block_number,
@@ -397,8 +474,78 @@ class HistoryReader:
                 "timestamp": self._timestamps.get(entry.block_number, 0)}
 
 
+class _VoteCalls:
+    """Decodes the votes and openings that vote and reveal transactions carry in their
+    calldata (``vote``, ``castVotesBySig``, ``revealVote``, ``revealVotes``), per voter."""
+
+    def __init__(self, contract: str, calldata: dict[str, tuple[str | None, bytes]]):
+        self.contract = contract
+        self.calldata = calldata
+        functions = AbiFunction.all(load_artifact()["abi"])
+        self.functions = {functions[n].selector: (n, functions[n].inputs) for n in VOTE_CALLS}
+        self._decoded: dict[str, tuple[dict[str, VoteCall], str | None, bool]] = {}
+
+    def find(self, tx_hash: str, voter: str, sender: str
+             ) -> tuple[VoteCall | None, str | None, bool]:
+        """(the call's vote for ``voter``, why there is none, whether the transaction was
+        sent to the contract itself)."""
+        if tx_hash not in self._decoded:
+            self._decoded[tx_hash] = self._decode(tx_hash, sender)
+        calls, problem, direct = self._decoded[tx_hash]
+        call = calls.get(voter)
+        if call is None and problem is None:
+            problem = f"transaction {tx_hash} holds no vote of {voter}"
+        return call, (None if call is not None else problem), direct
+
+    def _decode(self, tx_hash: str, sender: str) -> tuple[dict[str, VoteCall], str | None, bool]:
+        if tx_hash not in self.calldata:
+            return {}, f"transaction {tx_hash} was not read", True
+        to, data = self.calldata[tx_hash]
+        if to is None or to.lower() != self.contract.lower():
+            return {}, (f"transaction {tx_hash} calls {to}, not the contract: its calldata "
+                        f"cannot be read"), False
+        function = self.functions.get(bytes(data[:4]))
+        if function is None:
+            return {}, (f"transaction {tx_hash} calls selector 0x{bytes(data[:4]).hex()}, "
+                        f"not a vote or reveal"), True
+        name, inputs = function
+        try:
+            args = abi_decode(inputs, bytes(data[4:]), strict=False)
+        except Exception as exc:  # noqa: BLE001 - eth-abi fails in many ways on any bytes
+            return {}, f"transaction {tx_hash}'s {name} calldata does not decode: {_brief(exc)}", True
+        out: dict[str, VoteCall] = {}
+        eid, rnd = args[0], args[1]
+        try:
+            if name == "vote":
+                out[sender] = VoteCall(function=name, experiment_id=eid, round=rnd,
+                                       digest="0x" + bytes(args[2]).hex(), approve=args[3],
+                                       score=args[4])
+            elif name == "revealVote":
+                out[sender] = VoteCall(function=name, experiment_id=eid, round=rnd,
+                                       approve=args[2], score=args[3],
+                                       salt="0x" + bytes(args[4]).hex())
+            elif name == "castVotesBySig":
+                learners, digest = args[3], "0x" + bytes(args[2]).hex()
+                for index, approve, score, _, _ in args[4]:
+                    if index < len(learners):
+                        out.setdefault(to_checksum_address(learners[index]), VoteCall(
+                            function=name, experiment_id=eid, round=rnd, digest=digest,
+                            approve=approve, score=score))
+            else:  # revealVotes
+                learners = args[2]
+                for index, approve, score, salt in args[3]:
+                    if index < len(learners):
+                        out.setdefault(to_checksum_address(learners[index]), VoteCall(
+                            function=name, experiment_id=eid, round=rnd, approve=approve,
+                            score=score, salt="0x" + bytes(salt).hex()))
+        except Exception as exc:  # noqa: BLE001 - odd values (non-address words...)
+            return {}, f"transaction {tx_hash}'s {name} calldata is malformed: {_brief(exc)}", True
+        return out, None, True
+
+
 def _assemble(config: ExperimentConfig, events: list[tuple[str, dict[str, Any], RawLog]],
-              ref: Any, receipts: dict[str, tuple[str, int]]) -> dict[str, Any]:
+              ref: Any, receipts: dict[str, tuple[str, int]],
+              calls: _VoteCalls | None = None) -> dict[str, Any]:
     """Joins, the start or cancellation, rounds and the completion from the decoded
     events, in log order: one row per round number the events name, whatever the numbers
     (the checks judge them)."""
@@ -411,6 +558,8 @@ def _assemble(config: ExperimentConfig, events: list[tuple[str, dict[str, Any], 
     once: dict[str, EventRef] = {}  # ExperimentStarted, ExperimentCancelled
     duplicates: list[MalformedLog] = []
     created = 0
+    deposits: list[Transfer] = []
+    withdrawals: list[Transfer] = []
 
     def row(r: int) -> RoundHistory:
         if r not in rounds:
@@ -438,6 +587,10 @@ def _assemble(config: ExperimentConfig, events: list[tuple[str, dict[str, Any], 
             else:
                 once[name] = EventRef(**ref(entry))
             continue
+        if name in ("Deposited", "FundsWithdrawn"):
+            (deposits if name == "Deposited" else withdrawals).append(
+                Transfer(account=f["account"], amount=f["amount"], **ref(entry)))
+            continue
         if name == "ExperimentCompleted":
             if completion is None:
                 completion = Completion(**f, **ref(entry))
@@ -454,8 +607,27 @@ def _assemble(config: ExperimentConfig, events: list[tuple[str, dict[str, Any], 
                 rr.proposal = Proposal(proposer=f["proposer"], cid=f["cid"], digest=f["digest"],
                                        **ref(entry))
         elif name == "VoteCast":
+            call, problem, direct = None, None, True
+            if calls is not None:
+                call, problem, direct = calls.find(entry.tx_hash, f["voter"],
+                                                   receipts.get(entry.tx_hash, ("", 0))[0])
             rr.votes.append(Vote(voter=f["voter"], learner_index=index.get(f["voter"], -1),
-                                 approve=f["approve"], score=f["score"], **ref(entry)))
+                                 approve=f["approve"], score=f["score"], call=call,
+                                 call_problem=problem, call_direct=direct, **ref(entry)))
+        elif name == "VoteCommitted":
+            rr.commits.append(Commit(voter=f["voter"], learner_index=index.get(f["voter"], -1),
+                                     commitment=f["commitment"], **ref(entry)))
+        elif name == "CommitsComplete":
+            if rr.commits_complete is not None:
+                rr.duplicates.append(name)
+            else:
+                rr.commits_complete = EventRef(**ref(entry))
+        elif name == "VoteSkipped":
+            rr.skipped.append(Skip(voter=f["voter"], **ref(entry)))
+        elif name == "PenaltyTaken":
+            rr.penalties.append(PenaltyRecord(
+                learner=f["learner"], learner_index=index.get(f["learner"], -1),
+                round=f["round"], reason=f["reason"], amount=f["amount"], **ref(entry)))
         elif name == "RoundDecided":
             if rr.decision is not None:
                 rr.duplicates.append(name)
@@ -476,22 +648,32 @@ def _assemble(config: ExperimentConfig, events: list[tuple[str, dict[str, Any], 
         names = [n for n, _ in logged]
         at = first_ref[tx_hash]
         rounds[tx_round[tx_hash]].txs.append(TxRecord(
-            hash=tx_hash, role=_role(logged, sender), sender=sender,
+            hash=tx_hash, role=_role(logged, sender, config.options.sealed), sender=sender,
             block_number=at["block_number"], timestamp=at["timestamp"], gas_used=gas,
             events=len(logged), decides="VoteCast" in names and "RoundDecided" in names))
     return {"rounds": [rounds[r] for r in sorted(rounds)], "completion": completion,
             "joins": joins, "start": once.get("ExperimentStarted"),
-            "cancellation": once.get("ExperimentCancelled"), "duplicates": duplicates}
+            "cancellation": once.get("ExperimentCancelled"), "duplicates": duplicates,
+            "deposits": deposits, "withdrawals": withdrawals}
 
 
-def _role(logged: list[tuple[str, dict[str, Any]]], sender: str) -> TxRole:
+def _role(logged: list[tuple[str, dict[str, Any]]], sender: str, sealed: bool) -> TxRole:
     names = [n for n, _ in logged]
     if "WeightsProposed" in names:
         proposer = next(f["proposer"] for n, f in logged if n == "WeightsProposed")
         return "propose" if proposer == sender else "proposeBySig"
     votes = [f for n, f in logged if n == "VoteCast"]
-    if votes:
-        return "vote" if len(votes) == 1 and votes[0]["voter"] == sender else "castVotesBySig"
+    commits = [f for n, f in logged if n == "VoteCommitted"]
+    skipped = [f for n, f in logged if n == "VoteSkipped"]
+    if commits:
+        return ("commitVote" if len(commits) == 1 and not skipped
+                and commits[0]["voter"] == sender else "commitVotesBySig")
+    if votes and sealed:
+        return ("revealVote" if len(votes) == 1 and not skipped
+                and votes[0]["voter"] == sender else "revealVotes")
+    if votes or skipped:
+        return ("vote" if len(votes) == 1 and not skipped
+                and votes[0]["voter"] == sender else "castVotesBySig")
     return "expire" if "RoundExpired" in names else "decide"
 
 
