@@ -85,7 +85,8 @@ class HandDrivenPeer:
                                             hashlib.sha256(data).digest())
                         self.proposed[status.round] = cid
                     elif status.state == RoundState.VOTING and not mine and not status.voted:
-                        self.client.vote(self.experiment_id, status.round, True, 0)
+                        self.client.vote(self.experiment_id, status.round, status.proposal_digest,
+                                         True, 0)
                 except ContractRevert as exc:
                     if exc.name not in {"WrongRound", "UnexpectedRoundState", "AlreadyVoted",
                                         "AlreadyJoined"}:

@@ -59,7 +59,7 @@ def test_round_status_matches_the_separate_views(chain: Web3, contract: Collecti
 
     check(voter)
     contract.with_account(proposer).propose(eid, 0, "bafy-round-0", _digest("round 0"))
-    as_voter.vote(eid, 0, True, 1)
+    as_voter.vote(eid, 0, _digest("round 0"), True, 1)
     check(voter)
     check(other)
     assert as_voter.round_status(eid).voted  # the client's own account by default
@@ -102,17 +102,17 @@ def test_a_race_lost_is_named_and_spends_no_gas(
     eid = _create(contract, learners[:3])
     contract.with_account(proposer).propose(eid, 0, "bafy-a", _digest("a"))
     client = contract.with_account(voter)
-    client.vote(eid, 0, True, 1)
+    client.vote(eid, 0, _digest("a"), True, 1)
     before = chain.eth.get_transaction_count(voter.address)
     with pytest.raises(ContractRevert) as refused:
-        client.vote(eid, 0, True, 1)
+        client.vote(eid, 0, _digest("a"), True, 1)
     assert refused.value.name == "AlreadyVoted"
     assert chain.eth.get_transaction_count(voter.address) == before
     client.round_status(eid)
     with pytest.raises(ContractRevert):
-        client.vote(eid, 0, False, 1)
+        client.vote(eid, 0, _digest("a"), False, 1)
     # The kept nonce still works after the refusals.
-    assert contract.with_account(learners[2]).vote(eid, 0, True, 1).gas_used > 0
+    assert contract.with_account(learners[2]).vote(eid, 0, _digest("a"), True, 1).gas_used > 0
     assert contract.experiment(eid).round == 1
 
 
@@ -125,7 +125,8 @@ def _round_with_events(contract: CollectiveLearningClient, members: list[LocalAc
     contract.with_account(proposer).propose(eid, round_index, f"bafy-{round_index}",
                                             _digest(f"round {round_index}"))
     for voter in voters:
-        contract.with_account(voter).vote(eid, round_index, True, 1)
+        contract.with_account(voter).vote(eid, round_index, _digest(f"round {round_index}"),
+                                          True, 1)
 
 
 def _names(contract: CollectiveLearningClient, logs) -> list[str]:
@@ -147,9 +148,9 @@ def _check_follower(contract: CollectiveLearningClient, learners: list[LocalAcco
         assert _names(contract, logs) == ["WeightsProposed"]
         assert contract.proposal_from_log(logs[0]).cid == "bafy-0"
         assert proposer.wait(0.5) == [], "a proposer is not woken by its own proposal"
-        contract.with_account(members[1]).vote(eid, 0, True, 1)
+        contract.with_account(members[1]).vote(eid, 0, _digest("round 0"), True, 1)
         assert everyone.wait(0.5) == [], "votes wake no one"
-        contract.with_account(members[2]).vote(eid, 0, True, 1)  # decides, completes
+        contract.with_account(members[2]).vote(eid, 0, _digest("round 0"), True, 1)  # decides, completes
         for follower in (everyone, proposer):
             seen: list = []
             deadline = time.monotonic() + 5

@@ -92,7 +92,7 @@ def test_any_answer_is_a_chain_error_or_a_result(node, tmp_path, answers, action
         elif action == "created":
             client.experiment_created(1)
         elif action == "vote":
-            client.vote(1, 0, True, 0)
+            client.vote(1, 0, bytes(32), True, 0)
         else:
             with FileWeightStore(tmp_path / "store") as store:
                 LearnerAgent(client, store, _Idle(), 1).step()

@@ -8,8 +8,9 @@ from collections.abc import Callable
 
 import pytest
 from eth_account.signers.local import LocalAccount
-from experiments import PROPOSAL_TIMEOUT, VOTING_TIMEOUT, Exp, Make, reverts
+from experiments import PROPOSAL_TIMEOUT, VOTING_TIMEOUT, Exp, Make, reverts, web3_contract
 from web3 import Web3
+from web3.logs import DISCARD
 
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.network import advance_time
@@ -21,18 +22,31 @@ SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 def signed(e: Exp, voter: LocalAccount, round_index: int, approve: bool = True,
            score: float = 0.9, *, chain_id: int | None = None,
-           contract: str | None = None, experiment_id: int | None = None) -> SignedVote:
+           contract: str | None = None, experiment_id: int | None = None,
+           digest: bytes | None = None) -> SignedVote:
+    """``voter``'s signed vote on the proposal of ``round_index`` (by default, the one
+    ``e.propose`` makes)."""
     return sign_vote(voter, chain_id=chain_id or e.contract.chain_id,
                      contract=contract or e.contract.address,
                      experiment_id=experiment_id if experiment_id is not None else e.id,
                      round_index=round_index, learner_index=e.learners.index(voter),
+                     digest=e.proposal(round_index)[1] if digest is None else digest,
                      approve=approve, score=score_to_fixed(score))
 
 
 def relay(e: Exp, relayer: LocalAccount, round_index: int, votes: list[SignedVote],
-          learners: list[str] | None = None) -> TxResult:
+          learners: list[str] | None = None, digest: bytes | None = None) -> TxResult:
     return e.by(relayer).cast_votes_by_sig(
-        e.id, round_index, learners or [a.address for a in e.learners], votes)
+        e.id, round_index, e.proposal(round_index)[1] if digest is None else digest,
+        learners or [a.address for a in e.learners], votes)
+
+
+def skipped(e: Exp, tx: TxResult) -> list[str]:
+    """The voters whose votes the batch ``tx`` skipped (``VoteSkipped``), in order."""
+    receipt = e.contract.w3.eth.get_transaction_receipt(tx.tx_hash)
+    return [event["args"]["voter"] for event in
+            web3_contract(e.contract).events.VoteSkipped().process_receipt(
+                receipt, errors=DISCARD)]
 
 
 def test_a_batch_of_signed_votes_counts_as_the_voters_own(
@@ -68,20 +82,26 @@ def test_the_batch_that_completes_the_ballot_decides(chain: Web3, make: Make,
 
 
 def test_each_vote_counts_once(chain: Web3, make: Make, outsider: LocalAccount) -> None:
-    e = make(n=4, rounds=2)
+    """(v2) A relayed vote already on chain is skipped (``VoteSkipped``), not fatal to
+    its batch; a direct vote cast twice is refused."""
+    e = make(n=5, rounds=2)
     e.propose(0)
-    l1, l2, _ = e.voters(0)
-    with reverts("AlreadyVoted", experimentId=e.id, round=0, voter=l1.address):
-        relay(e, outsider, 0, [signed(e, l1, 0), signed(e, l1, 0)])
+    l1, l2, l3, _ = e.voters(0)
+    tx = relay(e, outsider, 0, [signed(e, l1, 0), signed(e, l1, 0)])
+    assert skipped(e, tx) == [l1.address]
+    assert (e.info().approvals, e.info().rejections) == (1, 0)
     e.vote(0, l2, False)
-    with reverts("AlreadyVoted", voter=l2.address):  # voted directly first
-        relay(e, outsider, 0, [signed(e, l1, 0), signed(e, l2, 0)])
-    assert e.info().approvals + e.info().rejections == 1, "a failed batch counts nothing"
-    relay(e, outsider, 0, [signed(e, l1, 0)])
-    with reverts("AlreadyVoted", voter=l1.address):
-        relay(e, outsider, 0, [signed(e, l1, 0)])  # the same signature again
-    with reverts("AlreadyVoted", voter=l1.address):
+    tx = relay(e, outsider, 0, [signed(e, l2, 0), signed(e, l1, 0)])  # both on chain
+    assert skipped(e, tx) == [l2.address, l1.address]
+    assert (e.info().approvals, e.info().rejections) == (1, 1), "skipped votes count nothing"
+    tx = relay(e, outsider, 0, [signed(e, l1, 0, False), signed(e, l3, 0, False)])
+    assert skipped(e, tx) == [l1.address]
+    assert e.contract.vote_of(e.id, l1.address) == (True, True), "the first vote stands"
+    assert (e.info().approvals, e.info().rejections) == (1, 2)
+    with reverts("AlreadyVoted", experimentId=e.id, round=0, voter=l1.address):
         e.vote(0, l1, True)
+    assert [v.voter for v in e.contract.votes(e.id, 0)] == [
+        l1.address, l2.address, l3.address]
 
 
 def test_replays_fail_across_rounds_experiments_contracts_and_chains(
@@ -100,6 +120,9 @@ def test_replays_fail_across_rounds_experiments_contracts_and_chains(
     replay_in_round_1 = replay.model_copy(update={"round": 1})
     with reverts("SignerMismatch", experimentId=e.id, learnerIndex=e.learners.index(voter)):
         relay(e, outsider, 1, [replay_in_round_1])
+    # (v2) a vote signed for another proposal does not count for this one
+    with reverts("SignerMismatch", experimentId=e.id, learnerIndex=e.learners.index(voter)):
+        relay(e, outsider, 1, [signed(e, voter, 1, digest=e.proposal(0)[1])])
     for wrong in (signed(e, voter, 1, experiment_id=other.id),
                   signed(e, voter, 1, contract=deploy().address),
                   signed(e, voter, 1, chain_id=e.contract.chain_id + 1)):
@@ -153,8 +176,8 @@ def test_signed_votes_follow_the_same_rules_as_direct_ones(
         relay(e, outsider, 0, [signed(e, l1, 0).model_copy(update={"learner_index": 3})])
     stranger = learners[4]  # not in this experiment: signs as if it were learner 1
     forged = sign_vote(stranger, chain_id=e.contract.chain_id, contract=e.contract.address,
-                       experiment_id=e.id, round_index=0, learner_index=1, approve=True,
-                       score=0)
+                       experiment_id=e.id, round_index=0, learner_index=1,
+                       digest=e.proposal(0)[1], approve=True, score=0)
     with reverts("SignerMismatch", learnerIndex=1, signer=stranger.address):
         relay(e, outsider, 0, [forged])
     with reverts("WrongRound", currentRound=0, givenRound=1):

@@ -32,9 +32,15 @@ from experiments import (
 )
 from web3 import Web3
 
-from agents.chain.client import CollectiveLearningClient
+from agents.chain.client import PLAIN, CollectiveLearningClient
 from agents.chain.network import advance_time
-from agents.chain.types import NO_SCORE, RoundState, TxResult, score_to_fixed
+from agents.chain.types import (
+    NO_SCORE,
+    ExperimentOptions,
+    RoundState,
+    TxResult,
+    score_to_fixed,
+)
 from colearn_core.decision import is_accepted
 
 # ------------------------------------------------------------------- lifecycle
@@ -475,6 +481,10 @@ def _addr(i: int) -> str:
     return Web3.to_checksum_address(f"0x{i:040x}")
 
 
+MAX_CID = 128  # bytes, of every CID (PROTOCOL v2)
+MAX_AMOUNT = 2**96 - 1  # of a stake, reward pool or penalty
+
+
 # name -> (createExperiment overrides, error name, error args)
 CREATE_ERRORS: dict[str, tuple[dict[str, Any], str, dict[str, Any]]] = {
     "no-learners": ({"learners": []}, "TooFewLearners", {"given": 0, "minimum": 2}),
@@ -491,21 +501,41 @@ CREATE_ERRORS: dict[str, tuple[dict[str, Any], str, dict[str, Any]]] = {
     "too-many-rounds": ({"rounds": MAX_ROUNDS + 1}, "InvalidRoundCount",
                         {"numRounds": MAX_ROUNDS + 1}),
     "zero-proposal-timeout": ({"pt": 0}, "InvalidTimeout",
-                              {"proposalTimeout": 0, "votingTimeout": VOTING_TIMEOUT}),
+                              {"proposalTimeout": 0, "votingTimeout": VOTING_TIMEOUT,
+                               "maximum": MAX_TIMEOUT}),
     "zero-voting-timeout": ({"vt": 0}, "InvalidTimeout",
-                            {"proposalTimeout": PROPOSAL_TIMEOUT, "votingTimeout": 0}),
+                            {"proposalTimeout": PROPOSAL_TIMEOUT, "votingTimeout": 0,
+                             "maximum": MAX_TIMEOUT}),
     "proposal-timeout-over-30-days": ({"pt": MAX_TIMEOUT + 1}, "InvalidTimeout",
-                                      {"proposalTimeout": MAX_TIMEOUT + 1}),
+                                      {"proposalTimeout": MAX_TIMEOUT + 1,
+                                       "maximum": MAX_TIMEOUT}),
     "voting-timeout-over-30-days": ({"vt": MAX_TIMEOUT + 1}, "InvalidTimeout",
-                                    {"votingTimeout": MAX_TIMEOUT + 1}),
+                                    {"votingTimeout": MAX_TIMEOUT + 1, "maximum": MAX_TIMEOUT}),
     "voting-timeout-over-uint32": ({"vt": UINT32_MAX + 1}, "InvalidTimeout",
-                                   {"votingTimeout": UINT32_MAX + 1}),
+                                   {"votingTimeout": UINT32_MAX + 1, "maximum": MAX_TIMEOUT}),
     "zero-join-timeout": ({"jt": 0}, "InvalidJoinTimeout",
                           {"joinTimeout": 0, "maximum": MAX_TIMEOUT}),
     "join-timeout-over-30-days": ({"jt": MAX_TIMEOUT + 1}, "InvalidJoinTimeout",
                                   {"joinTimeout": MAX_TIMEOUT + 1, "maximum": MAX_TIMEOUT}),
     "empty-cid": ({"cid": ""}, "EmptyCid", {}),
+    "cid-too-long": ({"cid": "b" * (MAX_CID + 1)}, "CidTooLong",
+                     {"length": MAX_CID + 1, "maximum": MAX_CID}),
+    "metadata-too-long": ({"metadata": "m" * (MAX_CID + 1)}, "CidTooLong",
+                          {"length": MAX_CID + 1, "maximum": MAX_CID}),
     "zero-digest": ({"digest": ZERO}, "EmptyDigest", {}),
+    "reveal-timeout-over-30-days": ({"options": ExperimentOptions.model_construct(
+        **{**PLAIN.model_dump(), "reveal_timeout": MAX_TIMEOUT + 1})}, "InvalidRevealTimeout",
+        {"revealTimeout": MAX_TIMEOUT + 1, "maximum": MAX_TIMEOUT}),
+    "penalty-without-stake": ({"options": ExperimentOptions(missed_proposal_penalty=1)},
+                              "InvalidStakeTerms", {"maximum": MAX_AMOUNT}),
+    "token-without-stake": ({"options": ExperimentOptions(token=_addr(7))},
+                            "InvalidStakeTerms", {"maximum": MAX_AMOUNT}),
+    "share-over-10000": ({"options": ExperimentOptions.model_construct(
+        **{**ExperimentOptions(stake=1).model_dump(), "proposer_share_bps": 10_001})},
+        "InvalidStakeTerms", {"maximum": MAX_AMOUNT}),
+    "stake-over-uint96": ({"options": ExperimentOptions.model_construct(
+        **{**PLAIN.model_dump(), "stake": MAX_AMOUNT + 1})},
+        "InvalidStakeTerms", {"maximum": MAX_AMOUNT}),
 }
 
 
@@ -517,11 +547,13 @@ def test_create_errors(chain: Web3, contract: CollectiveLearningClient,
     params: dict[str, Any] = {
         "learners": [a.address for a in learners[:3]], "threshold": 5000, "rounds": 3,
         "pt": PROPOSAL_TIMEOUT, "vt": VOTING_TIMEOUT, "cid": INITIAL_CID,
-        "digest": digest("initial"), "jt": JOIN_TIMEOUT, **overrides}
+        "digest": digest("initial"), "jt": JOIN_TIMEOUT, "metadata": "bafy-metadata",
+        "options": PLAIN, **overrides}
     with reverts(name, **args):
         contract.create_experiment(params["learners"], params["threshold"], params["rounds"],
                                    params["pt"], params["vt"], params["cid"],
-                                   params["digest"], "bafy-metadata", params["jt"])
+                                   params["digest"], params["metadata"], params["jt"],
+                                   options=params["options"])
     assert contract.experiment_count() == 0
 
 
@@ -530,7 +562,7 @@ def test_unknown_experiment(chain: Web3, make: Make, learners: list[LocalAccount
     c = e.by(learners[0])
     calls: dict[str, Callable[[int], Any]] = {
         "propose": lambda eid: c.propose(eid, 0, "bafy", digest("x")),
-        "vote": lambda eid: c.vote(eid, 0, True, 0),
+        "vote": lambda eid: c.vote(eid, 0, digest("x"), True, 0),
         "decide": lambda eid: c.decide(eid, 0),
         "expire": lambda eid: c.expire(eid, 0),
         "experiment": c.experiment,

@@ -139,11 +139,13 @@ def test_the_client_runs_a_round_on_hardhat_node(hardhat_node: HardhatNode,
     client.with_account(proposer).propose(eid, 0, "bafy-round-0", _digest("round 0"))
     assert client.state(eid) is RoundState.VOTING
     with pytest.raises(ContractRevert) as refused:
-        client.with_account(proposer).vote(eid, 0, True, score_to_fixed(0.9))
+        client.with_account(proposer).vote(eid, 0, _digest("round 0"), True,
+                                           score_to_fixed(0.9))
     assert refused.value.name == "ProposerCannotVote"
 
     for i, voter in enumerate(voters):
-        client.with_account(voter).vote(eid, 0, i != 0, score_to_fixed(0.9 + i / 100))
+        client.with_account(voter).vote(eid, 0, _digest("round 0"), i != 0,
+                                       score_to_fixed(0.9 + i / 100))
 
     (decided,) = client.decisions(eid, 0)
     assert (decided.accepted, decided.approvals, decided.rejections) == (True, 2, 1)
