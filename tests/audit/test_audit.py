@@ -1,4 +1,5 @@
-"""``colearn audit``: an experiment rebuilt from the chain alone and checked.
+"""``colearn audit``: an experiment rebuilt from the chain alone and checked (v2: sealed
+  votes and stake too).
 
 * The checker on doctored histories (plain Python objects: the contract can never log
   them): every violation is caught and named.
@@ -26,7 +27,7 @@ import pytest
 from conftest import Clock, started
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
-from experiments import PROPOSAL_TIMEOUT, VOTING_TIMEOUT, Exp, Make
+from experiments import INITIAL_CID, PROPOSAL_TIMEOUT, VOTING_TIMEOUT, Exp, Make, digest
 from rich.console import Console
 from web3 import Web3
 
@@ -36,6 +37,7 @@ from agents.audit.checks import (
     check_history,
     expected_model,
 )
+from agents.audit.ledger import ledger
 from agents.audit.reader import (
     ChainView,
     Completion,
@@ -46,8 +48,10 @@ from agents.audit.reader import (
     History,
     HistoryReader,
     Join,
+    PenaltyRecord,
     Proposal,
     RoundHistory,
+    Transfer,
     TxRecord,
     Vote,
     read_history,
@@ -55,8 +59,15 @@ from agents.audit.reader import (
 from agents.audit.report import print_report, render_html, report_json
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.errors import ChainError
-from agents.chain.signing import sign_join, sign_proposal, sign_vote
-from agents.chain.types import NO_SCORE, score_to_fixed
+from agents.chain.signing import (
+    VoteOpening,
+    sign_commit,
+    sign_join,
+    sign_proposal,
+    sign_vote,
+    vote_commitment,
+)
+from agents.chain.types import NO_SCORE, ExperimentOptions, score_to_fixed
 from agents.cli.main import main
 from agents.devtools.anvil import AnvilProcess
 from agents.storage.store import FileWeightStore
@@ -736,3 +747,212 @@ def test_the_audit_benchmark_runs_small() -> None:
     figures = json.loads(result.stdout)
     assert figures["ok"] and figures["rounds"] == 60
     assert figures["audit_seconds"] < 10 and figures["logs"] > 60 * 3
+
+
+# ------------------------------------------------------ sealed votes and stake (v2)
+#
+# A sealed, staked experiment of four learners on both dev chains (direct and relayed
+# commitments, direct and batched reveals, an expiry, a rejection by every voter, a vote left
+# unrevealed, every withdrawal) audits clean and its ledger is the contract's; the history
+# read from the chain, doctored one thing at a time, is one named violation each.
+
+REVEAL_TIMEOUT = 150
+OPTIONS = ExperimentOptions(
+    reveal_timeout=REVEAL_TIMEOUT, stake=10**15, reward_pool=10**16 + 7,
+    missed_proposal_penalty=3 * 10**14, unrevealed_vote_penalty=2 * 10**14,
+    rejected_proposal_penalty=5 * 10**14, rejection_share_bps=7500, proposer_share_bps=3000)
+
+
+def _opening(label: str, approve: bool, score: float) -> VoteOpening:
+    return VoteOpening(approve=approve, score=score_to_fixed(score), salt=digest(label))
+
+
+def run_sealed_staked(contract: CollectiveLearningClient, learners: list[LocalAccount],
+                      outsider: LocalAccount, clock: Clock) -> tuple[int, list[str]]:
+    """Four rounds of a sealed, staked experiment of four learners, then every
+    withdrawal; returns its id and the learners' addresses."""
+    members = learners[:4]
+    addresses = [a.address for a in members]
+    by = [contract.with_account(a) for a in members]
+    relay = contract.with_account(outsider)
+    eid, _ = by[0].create_experiment(addresses, 5000, 4, PROPOSAL_TIMEOUT, VOTING_TIMEOUT,
+                                     INITIAL_CID, digest("initial-v2"), "", 1_000,
+                                     options=OPTIONS)
+    for client in by:
+        client.join(eid)
+
+    def commit(r: int, j: int, opening: VoteOpening, relayed: bool = False) -> None:
+        proposal = digest(f"v2-{r}")
+        c = vote_commitment(eid, r, addresses[j], proposal, opening)
+        if relayed:
+            relay.commit_votes_by_sig(eid, r, addresses, [sign_commit(
+                members[j], chain_id=contract.chain_id, contract=contract.address,
+                experiment_id=eid, round_index=r, learner_index=j, commitment=c)])
+        else:
+            by[j].commit_vote(eid, r, c)
+
+    # round 0: three direct commitments (CommitsComplete), two direct reveals, one relayed
+    by[0].propose(eid, 0, "bafy-v2-0", digest("v2-0"))
+    o0 = {j: _opening(f"salt0-{j}", True, 0.6 + j / 10) for j in (1, 2, 3)}
+    for j, o in o0.items():
+        commit(0, j, o)
+    by[1].reveal_vote(eid, 0, o0[1])
+    by[2].reveal_vote(eid, 0, o0[2])
+    relay.reveal_votes(eid, 0, addresses, [(3, o0[3])])  # the last reveal decides: accepted
+    # round 1: no proposal, expired: the missed-proposal penalty
+    clock.mine_at(clock.latest() + PROPOSAL_TIMEOUT)
+    relay.expire(eid, 1)
+    # round 2: every voter rejects (relayed commitments, one batch of reveals): penalised
+    by[2].propose(eid, 2, "bafy-v2-2", digest("v2-2"))
+    o2 = {j: _opening(f"salt2-{j}", False, 0.1) for j in (0, 1, 3)}
+    for j, o in o2.items():
+        commit(2, j, o, relayed=True)
+    relay.reveal_votes(eid, 2, addresses, [(j, o) for j, o in o2.items()])
+    # round 3: two commit, one reveals; decided after the reveal deadline
+    by[3].propose(eid, 3, "bafy-v2-3", digest("v2-3"))
+    o3 = {j: _opening(f"salt3-{j}", True, 0.7) for j in (0, 1)}
+    for j, o in o3.items():
+        commit(3, j, o)
+    proposed = clock.latest()
+    clock.mine_at(proposed + VOTING_TIMEOUT + 1)
+    by[0].reveal_vote(eid, 3, o3[0])
+    clock.mine_at(proposed + VOTING_TIMEOUT + REVEAL_TIMEOUT + 2)
+    relay.decide(eid, 3)
+    for client in by:
+        client.withdraw(eid)
+    return eid, addresses
+
+
+@pytest.fixture
+def sealed_history(chain: Web3, contract: CollectiveLearningClient,
+                   learners: list[LocalAccount], outsider: LocalAccount,
+                   clock: Clock) -> History:
+    eid, _ = run_sealed_staked(contract, learners, outsider, clock)
+    return read_history(CollectiveLearningClient(chain, contract.address), eid)
+
+
+def _codes(h: History) -> list[str]:
+    return [v.code for v in check_history(h)]
+
+
+def test_a_sealed_staked_experiment_audits_clean(
+        sealed_history: History, chain: Web3, contract: CollectiveLearningClient) -> None:
+    h = sealed_history
+    report = audit_history(h)
+    assert report.ok, report.violations
+    checked = {c.code: c.checked for c in report.checks}
+    for code in ("sealed-votes", "reveal-opening", "penalty", "deposit", "withdrawal"):
+        assert checked.get(code, 0) > 0, code
+    assert [r.outcome for r in h.rounds] == ["accepted", "expired", "rejected", "rejected"]
+    assert [len(r.commits) for r in h.rounds] == [3, 0, 3, 2]
+    assert h.rounds[0].commits_complete is not None and h.rounds[3].commits_complete is None
+    assert all(v.call is not None and v.call.salt is not None for r in h.rounds for v in r.votes)
+    assert [t.role for t in h.rounds[0].txs] == [
+        "propose", "commitVote", "commitVote", "commitVote", "revealVote", "revealVote",
+        "revealVotes"]
+    assert [(p.round, p.reason) for r in h.rounds for p in r.penalties] == [
+        (1, "missed_proposal"), (2, "rejected_proposal"), (3, "unrevealed_vote")]
+    assert len(h.deposits) == 5 and len(h.withdrawals) == 4
+    # The ledger rebuilt from the events is the contract's.
+    book = ledger(h)
+    assert book.finished == "completed"
+    for account in book.accounts:
+        view = contract.account_of(h.experiment_id, account.address)
+        assert (account.penalties, account.proposer_shares, account.voter_shares) == (
+            view.penalties, view.proposer_shares, view.voter_shares)
+        assert view.withdrawn and account.withdrawn == account.owed
+        balance_paid = sum(w.amount for w in h.withdrawals if w.account == account.address)
+        assert balance_paid == account.owed
+    assert 0 <= book.deposited - book.withdrawn <= book.dust_bound
+
+
+def test_a_wrong_opening_is_named(sealed_history: History) -> None:
+    h = sealed_history.model_copy(deep=True)
+    call = h.rounds[0].votes[0].call
+    assert call is not None
+    call.salt = "0x" + "ab" * 32
+    assert _codes(h) == ["reveal-opening"]
+    h = sealed_history.model_copy(deep=True)
+    h.rounds[2].commits[1].commitment = "0x" + "cd" * 32
+    assert _codes(h) == ["reveal-opening"]
+    h = sealed_history.model_copy(deep=True)
+    vote = h.rounds[0].votes[1]
+    vote.call, vote.call_problem = None, "transaction 0x.. holds no vote of it"
+    assert _codes(h) == ["reveal-opening"]
+    vote.call_direct = False  # through a wallet contract: not readable, not a violation
+    assert _codes(h) == []
+
+
+def test_reveals_and_commitments_out_of_their_windows_are_named(sealed_history: History) -> None:
+    h = sealed_history.model_copy(deep=True)
+    r3 = h.rounds[3]
+    assert r3.proposal is not None
+    r3.votes[0].timestamp = r3.proposal.timestamp + VOTING_TIMEOUT - 1  # window not open
+    found = check_history(h)
+    assert [v.code for v in found] == ["sealed-votes"] and "reveal window" in found[0].message
+    h = sealed_history.model_copy(deep=True)
+    r3 = h.rounds[3]
+    assert r3.proposal is not None and r3.decision is not None
+    r3.decision.timestamp = r3.proposal.timestamp + VOTING_TIMEOUT + REVEAL_TIMEOUT - 1
+    found = check_history(h)
+    assert [v.code for v in found] == ["sealed-votes"] and "1 of 2" in found[0].message
+    h = sealed_history.model_copy(deep=True)
+    h.rounds[0].commits_complete = None  # and the reveals came before the window opened
+    found = check_history(h)
+    assert {v.code for v in found} == {"sealed-votes"}
+    assert any("no CommitsComplete" in v.message for v in found)
+    h = sealed_history.model_copy(deep=True)
+    h.rounds[3].commits[1].timestamp += VOTING_TIMEOUT * 2
+    assert "sealed-votes" in _codes(h)
+    h = sealed_history.model_copy(deep=True)
+    h.config.options = h.config.options.model_copy(update={"reveal_timeout": 0})  # public
+    assert "sealed-votes" in _codes(h)
+
+
+def test_penalties_deposits_and_withdrawals_are_checked(sealed_history: History) -> None:
+    h = sealed_history.model_copy(deep=True)
+    h.rounds[3].penalties.clear()  # unrevealed vote unpunished
+    assert set(_codes(h)) == {"penalty", "withdrawal"}  # and the payouts no longer add up
+    h = sealed_history.model_copy(deep=True)
+    h.rounds[1].penalties[0].amount += 1
+    assert "penalty" in _codes(h)
+    h = sealed_history.model_copy(deep=True)
+    stray = h.rounds[0].penalties
+    stray.append(PenaltyRecord(**h.rounds[0].votes[0].model_dump(
+        include={"tx_hash", "block_number", "log_index", "timestamp"}),
+        learner=h.config.learners[1], learner_index=1, round=0, reason="unrevealed_vote",
+        amount=1))
+    assert "penalty" in _codes(h)
+    h = sealed_history.model_copy(deep=True)
+    h.deposits.pop(1)  # and more is then paid out than was deposited
+    assert _codes(h) == ["deposit", "withdrawal"]
+    h = sealed_history.model_copy(deep=True)
+    h.withdrawals[2].amount += 1
+    assert _codes(h) == ["withdrawal"]
+    h = sealed_history.model_copy(deep=True)
+    h.withdrawals.append(h.withdrawals[0].model_copy(update={"log_index": 99}))  # twice
+    found = check_history(h)
+    assert {v.code for v in found} == {"withdrawal"}
+    assert any("second time" in v.message for v in found)
+    h = sealed_history.model_copy(deep=True)
+    early = h.rounds[0].proposal
+    assert early is not None
+    h.withdrawals.insert(0, Transfer(account=h.config.learners[2], amount=1,
+                                     **EventRef(**early.model_dump(include={
+                                         "tx_hash", "block_number", "log_index",
+                                         "timestamp"})).model_dump()))
+    assert any("before the experiment completed" in v.message for v in check_history(h))
+
+
+def test_terms_the_contract_refuses_are_a_configuration_violation(
+        sealed_history: History) -> None:
+    h = sealed_history.model_copy(deep=True)
+    h.config.options = ExperimentOptions.model_construct(
+        **{**h.config.options.__dict__, "proposer_share_bps": 10_001, "stake": 2**200})
+    found = check_history(h)
+    assert "configuration" in {v.code for v in found}
+    h = sealed_history.model_copy(deep=True)
+    h.config.options = ExperimentOptions.model_construct(
+        **{**ExperimentOptions().__dict__, "rejection_share_bps": 5})
+    assert "configuration" in _codes(h)
+
