@@ -31,8 +31,9 @@ from experiments import (
 )
 from web3 import Web3
 
-from agents.chain.client import CollectiveLearningClient
+from agents.chain.client import PLAIN, CollectiveLearningClient
 from agents.chain.network import connect, derive_accounts, fund_accounts, is_in_process
+from agents.chain.types import ExperimentOptions
 from agents.devtools.anvil import AnvilProcess
 from agents.devtools.ipfs import JsIpfsDaemon
 from agents.devtools.process import DevProcessError, ManagedProcess
@@ -183,7 +184,8 @@ LEVELS: dict[str, tuple[str, ...]] = {
              "test_pytorch_onnx", "test_pytorch_mnist_example", "test_sklearn_learners",
              "test_weight_store", "test_examples"),
     "contract": ("test_contract", "test_contract_stateful", "test_signed_calls",
-                 "test_artifact", "test_hardhat", "test_gas_bench", "test_joining"),
+                 "test_artifact", "test_hardhat", "test_gas_bench", "test_joining",
+                 "test_sealed_votes", "test_stake"),
     "agents": ("test_agents", "test_agent_retries", "test_follow", "test_relay",
                "test_relay_hostile", "test_relay_agents", "test_hostile_node", "test_audit",
                "test_audit_hostile", "test_explorer", "test_onchain", "test_parity",
@@ -277,7 +279,7 @@ def clock(chain: Web3) -> Clock:
 def make(contract: CollectiveLearningClient, learners: list[LocalAccount]) -> Make:
     """``make(n=3, threshold=5000, rounds=3, ...) -> Exp`` creates an experiment and has
     every learner join it (round 0 starts with the last join); ``join=False`` leaves it
-    ``Joining``."""
+    ``Joining``; ``options`` are its v2 terms (sealed votes, stake: each join deposits it)."""
     counter = iter(range(1, 1000))
 
     def _make(n: int = 3, threshold: int = 5000, rounds: int = 3,
@@ -285,13 +287,13 @@ def make(contract: CollectiveLearningClient, learners: list[LocalAccount]) -> Ma
               members: list[LocalAccount] | None = None,
               creator: CollectiveLearningClient | None = None,
               metadata: str = "bafy-metadata", join_timeout: int = JOIN_TIMEOUT,
-              join: bool = True) -> Exp:
+              join: bool = True, options: ExperimentOptions = PLAIN) -> Exp:
         members = list(members if members is not None else learners[:n])
         initial = digest(f"initial-{next(counter)}")
         client = creator or contract
         eid, tx = client.create_experiment([a.address for a in members], threshold, rounds,
                                            proposal_timeout, voting_timeout, INITIAL_CID,
-                                           initial, metadata, join_timeout)
+                                           initial, metadata, join_timeout, options=options)
         e = Exp(eid, client, members, initial, tx)
         if join:
             e.join_all()

@@ -11,12 +11,15 @@ from typing import Any
 
 import pytest
 from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
 from web3 import Web3
 from web3.contract import Contract
+from web3.logs import DISCARD
 
 from agents.chain.abi import load_artifact
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.errors import ContractRevert
+from agents.chain.signing import VoteOpening, vote_commitment
 from agents.chain.types import ExperimentInfo, RoundState, TxResult, score_to_fixed
 
 PROPOSAL_TIMEOUT = 100
@@ -121,6 +124,36 @@ class Exp:
         assert len(ballot) == len(voters)
         return [self.vote(round_index, v, b, score_to_fixed(0.5 + i / 100))
                 for i, (v, b) in enumerate(zip(voters, ballot)) if b is not None]
+
+    # sealed votes (experiments created with a reveal timeout)
+    def opening(self, round_index: int, voter: LocalAccount, approve: bool,
+                score: int = 0) -> VoteOpening:
+        """``voter``'s opening in ``round_index``, with a salt of its own."""
+        salt = keccak(text=f"salt-{self.id}-{round_index}-{voter.address}")
+        return VoteOpening(approve=approve, score=score, salt=salt)
+
+    def commitment(self, round_index: int, voter: LocalAccount, approve: bool,
+                   score: int = 0, digest: bytes | None = None) -> bytes:
+        named = self.proposal(round_index)[1] if digest is None else digest
+        return vote_commitment(self.id, round_index, voter.address, named,
+                               self.opening(round_index, voter, approve, score))
+
+    def commit(self, round_index: int, voter: LocalAccount, approve: bool, score: int = 0,
+               digest: bytes | None = None) -> TxResult:
+        """``voter`` commits to its vote on the round's proposal (by default :meth:`propose`'s)."""
+        return self.by(voter).commit_vote(
+            self.id, round_index, self.commitment(round_index, voter, approve, score, digest))
+
+    def reveal(self, round_index: int, voter: LocalAccount, approve: bool,
+               score: int = 0) -> TxResult:
+        return self.by(voter).reveal_vote(self.id, round_index,
+                                          self.opening(round_index, voter, approve, score))
+
+    def logged(self, tx: TxResult, event: str) -> list[dict[str, Any]]:
+        """The arguments of every ``event`` log of the transaction, decoded by web3."""
+        receipt = self.contract.w3.eth.get_transaction_receipt(tx.tx_hash)
+        return [dict(log["args"]) for log in getattr(
+            web3_contract(self.contract).events, event)().process_receipt(receipt, errors=DISCARD)]
 
     # views through the creator's client
     def info(self) -> ExperimentInfo:
