@@ -21,7 +21,7 @@ from eth_account import Account
 
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.network import connect, derive_accounts, fund_accounts
-from agents.chain.types import RoundState
+from agents.chain.types import ExperimentOptions, RoundState
 from agents.experiment.launch import launch_experiment
 from agents.experiment.spec import ExperimentTerms, LearnerFactory
 from agents.storage.store import open_store
@@ -36,7 +36,8 @@ class Consortium:
 
     def __init__(self, chain_url: str, store_url: str, workdir: Path, *, n: int, rounds: int,
                  proposal_timeout: int = 30, voting_timeout: int = 30, seed: int = 0,
-                 factory: str = DIGITS, threshold: float = 0.5, join_timeout: int = 86_400):
+                 factory: str = DIGITS, threshold: float = 0.5, join_timeout: int = 86_400,
+                 options: ExperimentOptions | None = None):
         self.chain_url, self.store_url, self.workdir = chain_url, store_url, workdir
         self.n, self.seed = n, seed
         self.w3 = connect(chain_url)
@@ -51,7 +52,7 @@ class Consortium:
         self.experiment_id = launch_experiment(self.client, self.store, ExperimentTerms(
             learners=[a.address for a in self.accounts], threshold=threshold, rounds=rounds,
             proposal_timeout=proposal_timeout, voting_timeout=voting_timeout,
-            join_timeout=join_timeout), learner0.mli_get_current_weights().weights).experiment_id
+            join_timeout=join_timeout, options=options or ExperimentOptions()), learner0.mli_get_current_weights().weights).experiment_id
         (workdir / "password").write_text(PASSWORD)
         self.keystores = []
         for i, account in enumerate(self.accounts):
@@ -71,6 +72,10 @@ class Consortium:
     def joined(self) -> int:
         return self.client.experiment(self.experiment_id).joined
 
+    def state_dir(self, i: int) -> Path:
+        """Where learner ``i``'s agent keeps its sealed votes' openings (``--state-dir``)."""
+        return self.workdir / f"state{i}"
+
     def command(self, i: int, factory: str | None = None, **factory_args: Any) -> list[str]:
         factory = factory or self.factory
         args = {"index": i, "n_learners": self.n, "seed": self.seed, **factory_args}
@@ -79,7 +84,8 @@ class Consortium:
                 "--keystore", str(self.keystores[i]),
                 "--password-file", str(self.workdir / "password"),
                 "--learner", factory, *[f"--learner-arg={k}={v}" for k, v in args.items()],
-                "--store", self.store_url, "--poll", "0.1"]
+                "--store", self.store_url, "--poll", "0.1",
+                "--state-dir", str(self.state_dir(i))]
 
     def log_path(self, i: int) -> Path:
         return self.workdir / f"learner{i}-{self.starts.get(i, 0)}.log"

@@ -15,6 +15,7 @@ a stakeholder's process steps one whenever an event or a deadline asks something
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -23,16 +24,26 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from pydantic import BaseModel
 
+from agents.agent.openings import OpeningStore
 from agents.agent.records import RoundRecord, Timings
 from agents.agent.settings import AgentSettings
 from agents.agent.verify import Rejected, WeightsVerifier, describe, one_line, sha256
 from agents.chain.client import CollectiveLearningClient
+from agents.chain.erc20 import Erc20
 from agents.chain.errors import ChainError, ContractRevert
 from agents.chain.follow import EventFollower, follow_events
 from agents.chain.logs import ExperimentCreated, RawLog, WeightsProposed
-from agents.chain.signing import sign_join, sign_proposal, sign_vote
+from agents.chain.signing import (
+    VoteOpening,
+    sign_commit,
+    sign_join,
+    sign_proposal,
+    sign_vote,
+    vote_commitment,
+)
 from agents.chain.types import NO_SCORE, RoundState, RoundStatus, score_to_fixed
 from agents.relay import RelayClient, RelayError
+from agents.relay.requests import RevealRequest
 from agents.storage.store import WeightStore, WeightStoreError
 from colearn_core.codec import encode_weights
 from colearn_core.ml_interface import (
@@ -52,7 +63,14 @@ DEADLINE_SLACK_SECONDS = 1.0
 
 # Reverts that mean another participant moved the round on first: not an error.
 _RACE_ERRORS = {"WrongRound", "UnexpectedRoundState", "AlreadyVoted", "AlreadyJoined",
-                "JoinClosed", "JoinStillOpen"}
+                "JoinClosed", "JoinStillOpen", "AlreadyCommitted"}
+# Each round state's phase, in order: an event announcing a later phase than the status
+# read shows means the node read is lagging.
+_PHASE = {RoundState.PROPOSING: 0, RoundState.PROPOSAL_TIMED_OUT: 0, RoundState.VOTING: 1,
+          RoundState.VOTING_TIMED_OUT: 1, RoundState.REVEALING: 2,
+          RoundState.REVEAL_TIMED_OUT: 2}
+# States whose phase ends at a deadline this agent may have to act before.
+_TIMED = (RoundState.PROPOSING, RoundState.VOTING, RoundState.REVEALING, RoundState.JOINING)
 
 
 class AgentError(Exception):
@@ -95,6 +113,13 @@ class LearnerAgent:
         self.relay = relay
         self.settings = settings if settings is not None else AgentSettings()
         self._relayed_vote: int | None = None  # round whose vote the relay holds
+        self._relayed_commit: int | None = None  # round whose commitment the relay holds
+        self._relayed_reveal: int | None = None  # round whose reveal the relay holds
+        self._openings: OpeningStore | None = None  # sealed votes' openings (see _opening_store)
+        self._said: set[tuple[int, str]] = set()  # (round, what) errors logged once
+        #: What the agent withdrew at the end of a staked experiment (None: not yet, or
+        #: not staked); 0 when there was nothing to withdraw.
+        self.withdrawn: int | None = None
         self.address = client.account.address
         name = self.settings.name or self.address[:10]
         self.log = logging.getLogger(f"agents.agent.learner_agent.{name}")
@@ -178,12 +203,15 @@ class LearnerAgent:
         deadline while it runs (plus slack), else ``recheck`` (what comes next, such as
         the closing of a round this agent just closed, is announced by an event)."""
         status = self.status
-        if status is None or status.state not in (RoundState.PROPOSING, RoundState.VOTING,
-                                                  RoundState.JOINING):
+        if status is None or status.state not in _TIMED:
             return recheck
         until_deadline = self._seconds_left(status)
-        if self._relayed_vote == status.round and not status.voted:
-            # the relay holds this agent's vote: check it landed before the fallback time
+        relayed = {RoundState.VOTING: self._relayed_commit if self._sealed()
+                   else self._relayed_vote, RoundState.REVEALING: self._relayed_reveal}
+        done = status.committed if status.state == RoundState.VOTING and self._sealed() \
+            else status.voted
+        if relayed.get(status.state) == status.round and not done:
+            # the relay holds this agent's call: check it landed before the fallback time
             return min(recheck, max(0.0, until_deadline - self.settings.relay_fallback_seconds))
         return min(recheck, max(0.0, until_deadline) + DEADLINE_SLACK_SECONDS)
 
@@ -195,6 +223,7 @@ class LearnerAgent:
         """Notes how far the events that woke the agent go, and keeps the proposals among
         them: judging those needs no log query."""
         proposed = self.client.event_topic("WeightsProposed")
+        committed = self.client.event_topic("CommitsComplete")
         closed = (self.client.event_topic("RoundDecided"),
                   self.client.event_topic("RoundExpired"))
         started = (self.client.event_topic("ExperimentStarted"),
@@ -205,11 +234,13 @@ class LearnerAgent:
             if entry.topics[0] in started:
                 self._start_announced = True
                 continue
-            if entry.topics[0] not in (proposed, *closed) or len(entry.topics) < 3:
+            if entry.topics[0] not in (proposed, committed, *closed) or len(entry.topics) < 3:
                 continue  # a join: the next status read shows it
             round_index = int.from_bytes(entry.topics[2], "big")
             if entry.topics[0] in closed:
                 self._announced = max(self._announced, (round_index + 1, 0))
+            elif entry.topics[0] == committed:
+                self._announced = max(self._announced, (round_index, 2))
             elif entry.topics[0] == proposed:
                 self._announced = max(self._announced, (round_index, 1))
                 try:
@@ -226,8 +257,7 @@ class LearnerAgent:
             return False
         if status.state in (RoundState.JOINING, RoundState.JOIN_TIMED_OUT):
             return self._start_announced
-        proposed = status.state in (RoundState.VOTING, RoundState.VOTING_TIMED_OUT)
-        return (status.round, int(proposed)) < self._announced
+        return (status.round, _PHASE.get(status.state, 0)) < self._announced
 
     def _close(self, follower: EventFollower) -> None:
         follower.close()
@@ -248,8 +278,12 @@ class LearnerAgent:
             self._joined_count = None
         acted = self._sync_model(status.model_digest, status.model_round)
         if state == RoundState.COMPLETED:
+            self._settle()
             self.done = True
             return acted
+        sealed = self._sealed()
+        if sealed:
+            self._opening_store().forget_before(round_index)
         if self._held is not None and self._held[0] < round_index:
             self._held = None  # its round was rejected (accepted, it was adopted above)
         is_proposer = self._index == round_index % len(created.learners)
@@ -257,8 +291,13 @@ class LearnerAgent:
             if state == RoundState.PROPOSING and is_proposer and not self.budget_exhausted:
                 return self._propose(round_index) or acted
             if state == RoundState.VOTING and not is_proposer:
+                if sealed:
+                    return self._commit(round_index, status) or acted
                 return self._vote(round_index, status.voted) or acted
-            if state in (RoundState.PROPOSAL_TIMED_OUT, RoundState.VOTING_TIMED_OUT) and \
+            if state == RoundState.REVEALING and not is_proposer:
+                return self._reveal(round_index, status) or acted
+            if state in (RoundState.PROPOSAL_TIMED_OUT, RoundState.VOTING_TIMED_OUT,
+                         RoundState.REVEAL_TIMED_OUT) and \
                     self.relay is not None and not self._can_pay():
                 return acted  # the relay closes rounds for learners without ETH
             if state == RoundState.PROPOSAL_TIMED_OUT:
@@ -266,10 +305,11 @@ class LearnerAgent:
                     self.client.expire(self.experiment_id, round_index)
                 self.log.info("round %d: closed as expired (no proposal in time)", round_index)
                 return True
-            if state == RoundState.VOTING_TIMED_OUT:
+            if state in (RoundState.VOTING_TIMED_OUT, RoundState.REVEAL_TIMED_OUT):
                 with self.timings.measure("transactions"):
                     self.client.decide(self.experiment_id, round_index)
-                self.log.info("round %d: decided after the voting deadline", round_index)
+                self.log.info("round %d: decided after the %s deadline", round_index,
+                              "reveal" if state == RoundState.REVEAL_TIMED_OUT else "voting")
                 return True
         except ContractRevert as exc:
             if exc.name not in _RACE_ERRORS:
@@ -287,6 +327,8 @@ class LearnerAgent:
         Raises :class:`ExperimentCancelled` once it is cancelled."""
         n = len(self._experiment().learners)
         if status.state == RoundState.CANCELLED:
+            if status.joined:
+                self._settle()  # a staked experiment refunds the stake
             joined = self.client.experiment(self.experiment_id).joined
             raise ExperimentCancelled(
                 f"experiment {self.experiment_id} was cancelled: {n - joined} of {n} learners "
@@ -332,8 +374,12 @@ class LearnerAgent:
             self.settings.notify(message)
 
     def _join(self) -> None:
-        """Joins directly, or hands a signed join to the relay (directly if it refuses)."""
-        if self.relay is not None:
+        """Joins directly, or hands a signed join to the relay (directly if it refuses).
+        A join that deposits a stake is always direct (a relayer cannot pay it)."""
+        options = self._experiment().options
+        if options.stake > 0:
+            self._check_funds(options.stake, options.token if not options.in_eth else None)
+        if self.relay is not None and options.stake == 0:
             signed = sign_join(self.account, chain_id=self.client.chain_id,
                                contract=self.client.address, experiment_id=self.experiment_id,
                                learner_index=self._learner_index())
@@ -448,25 +494,42 @@ class LearnerAgent:
             test_score=tested.test_score, training_summary=summary)
         return True
 
-    def _vote(self, round_index: int, voted: bool) -> bool:
-        if voted:
-            return False
+    def _verdict(self, round_index: int) -> _Verdict:
+        """This learner's verdict on the round's proposal (tested once per proposal)."""
         verdict = self._verdicts.get(round_index)
         if verdict is None or (self.status is not None
                                and verdict.digest != self.status.proposal_digest):
             verdict = self._judge(round_index)
             self._verdicts = {round_index: verdict}
-        if self._relayed_vote == round_index:
-            if self.status is not None and \
-                    self._seconds_left(self.status) > self.settings.relay_fallback_seconds:
-                return False  # the relay's batch is still due
-            self.log.warning("round %d: the relay has not delivered this vote; voting directly",
-                             round_index)
-        elif self._relayed(round_index, "vote", lambda relay: relay.submit_vote(sign_vote(
+        return verdict
+
+    def _relay_due(self, held: int | None, round_index: int, what: str) -> bool | None:
+        """For a call the relay may hold: True while its batch is still due (wait), False
+        once the fallback time came (act directly), None if the relay holds none."""
+        if held != round_index:
+            return None
+        if self.status is not None and \
+                self._seconds_left(self.status) > self.settings.relay_fallback_seconds:
+            return True
+        self.log.warning("round %d: the relay has not delivered this %s; sending it directly",
+                         round_index, what)
+        return False
+
+    def _vote(self, round_index: int, voted: bool) -> bool:
+        if voted:
+            return False
+        verdict = self._verdict(round_index)
+        due = self._relay_due(self._relayed_vote, round_index, "vote")
+        if due:
+            return False  # the relay's batch is still due
+        def relayed(relay: RelayClient) -> None:
+            relay.submit_vote(sign_vote(
                 self.account, chain_id=self.client.chain_id, contract=self.client.address,
                 experiment_id=self.experiment_id, round_index=round_index,
                 learner_index=self._learner_index(), digest=verdict.digest,
-                approve=verdict.approve, score=verdict.score))):
+                approve=verdict.approve, score=verdict.score))
+
+        if due is None and self._relayed(round_index, "vote", relayed):
             self._relayed_vote = round_index
             return True
         with self.timings.measure("transactions"):
@@ -474,6 +537,158 @@ class LearnerAgent:
                              verdict.score)
         self.log.info("round %d: voted %s", round_index, "approve" if verdict.approve else "reject")
         return True
+
+    # ----------------------------------------------------------- sealed votes
+
+    def _sealed(self) -> bool:
+        return self._experiment().options.sealed
+
+    def _opening_store(self) -> OpeningStore:
+        if self._openings is None:
+            directory = self.settings.state_dir
+            self._openings = OpeningStore(
+                directory, chain_id=self.client.chain_id, contract=self.client.address,
+                experiment_id=self.experiment_id, voter=self.address)
+            if directory is None:
+                self.log.warning("experiment %d has sealed votes and this agent keeps their "
+                                 "openings in memory only (no state directory): if it "
+                                 "restarts between commit and reveal, its vote is lost",
+                                 self.experiment_id)
+            elif self._openings.rounds:
+                self.log.info("sealed-vote openings of round(s) %s read from %s",
+                              self._openings.rounds, self._openings.path)
+        return self._openings
+
+    def _commit(self, round_index: int, status: RoundStatus) -> bool:
+        """Sealed votes, commit window: tests the proposal, keeps the opening (on disk
+        first), then commits to it (through the relay, or directly)."""
+        if status.committed or status.voted:
+            return False
+        store = self._opening_store()
+        opening = store.get(round_index, status.proposal_digest)
+        if opening is None:
+            verdict = self._verdict(round_index)
+            if verdict.digest != status.proposal_digest:
+                raise ChainError(f"round {round_index}: the proposal in the logs is not the "
+                                 "round's (the node is lagging)")
+            opening = VoteOpening(approve=verdict.approve, score=verdict.score,
+                                  salt=secrets.token_bytes(32))
+            store.put(round_index, verdict.digest, opening)  # before the commitment goes
+        commitment = vote_commitment(self.experiment_id, round_index, self.address,
+                                     status.proposal_digest, opening)
+        due = self._relay_due(self._relayed_commit, round_index, "commitment")
+        if due:
+            return False
+        def relayed(relay: RelayClient) -> None:
+            relay.submit_commit(sign_commit(
+                self.account, chain_id=self.client.chain_id, contract=self.client.address,
+                experiment_id=self.experiment_id, round_index=round_index,
+                learner_index=self._learner_index(), commitment=commitment))
+
+        if due is None and self._relayed(round_index, "commitment", relayed):
+            self._relayed_commit = round_index
+            return True
+        with self.timings.measure("transactions"):
+            self.client.commit_vote(self.experiment_id, round_index, commitment)
+        self.log.info("round %d: committed a sealed vote", round_index)
+        return True
+
+    def _reveal(self, round_index: int, status: RoundStatus) -> bool:
+        """Sealed votes, reveal window: opens this learner's commitment."""
+        if status.voted:
+            return False
+        if not status.committed:
+            self._once(round_index, "uncommitted", logging.WARNING,
+                       "this learner committed no vote in time: nothing to reveal")
+            return False
+        opening = self._opening_store().get(round_index, status.proposal_digest)
+        if opening is None:
+            self._once(round_index, "lost", logging.ERROR,
+                       "the opening of this learner's sealed vote is lost (kept in "
+                       "memory only, or its state file is gone): the vote cannot be revealed")
+            return False
+        due = self._relay_due(self._relayed_reveal, round_index, "reveal")
+        if due:
+            return False
+        request = RevealRequest(chain_id=self.client.chain_id, contract=self.client.address,
+                                experiment_id=self.experiment_id, round=round_index,
+                                voter=self.address, learner_index=self._learner_index(),
+                                opening=opening)
+        if due is None and self._relayed(round_index, "reveal",
+                                         lambda relay: relay.submit_reveal(request)):
+            self._relayed_reveal = round_index
+            return True
+        try:
+            with self.timings.measure("transactions"):
+                self.client.reveal_vote(self.experiment_id, round_index, opening)
+        except ContractRevert as exc:
+            if exc.name != "CommitmentMismatch":
+                raise
+            self._once(round_index, "mismatch", logging.ERROR,
+                       f"the kept opening does not match the commitment on chain "
+                       f"({exc}): the vote cannot be revealed")
+            return False
+        self.log.info("round %d: revealed its vote (%s)", round_index,
+                      "approve" if opening.approve else "reject")
+        return True
+
+    def _once(self, round_index: int, what: str, level: int, message: str) -> None:
+        if (round_index, what) not in self._said:
+            self._said.add((round_index, what))
+            self.log.log(level, "round %d: %s", round_index, message)
+
+    # ------------------------------------------------------------------ stake
+
+    def _check_funds(self, stake: int, token: str | None) -> None:
+        """Raises :class:`AgentError` (one line) if the account cannot pay the stake."""
+        held: int
+        try:
+            if token is None:
+                held, unit = int(self.client.w3.eth.get_balance(self.address)), "wei"
+            else:
+                held = Erc20(self.client._rpc, token).balance_of(self.address)
+                unit = f"units of token {token}"
+        except Exception as exc:  # noqa: BLE001 - any transport failure
+            raise ChainError(f"cannot read the balance: {exc}") from None
+        if held < stake:
+            raise AgentError(
+                f"account {self.address} cannot pay the stake of experiment "
+                f"{self.experiment_id}: it holds {held} {unit}, the stake is {stake} {unit}"
+                + (" (plus gas)" if token is None else ""))
+
+    def _settle(self) -> None:
+        """At the end (completed or cancelled) of a staked experiment: withdraws what it
+        owes this learner (once; nothing owed, or withdrawn already, is no error)."""
+        options = self._experiment().options
+        if not options.staked or self.withdrawn is not None:
+            return
+        unit = "wei" if options.in_eth else f"units of token {options.token}"
+        try:
+            owed = self.client.account_of(self.experiment_id, self.address).owed
+            with self.timings.measure("transactions"):
+                tx = self.client.withdraw(self.experiment_id)
+        except ContractRevert as exc:
+            if exc.name != "NothingToWithdraw":
+                raise
+            self.withdrawn = 0
+            self._report(f"experiment {self.experiment_id}: nothing to withdraw (withdrawn "
+                         "already, or nothing owed)")
+            return
+        self.withdrawn = self._withdrawn_amount(tx.block_number, owed)
+        self._report(f"experiment {self.experiment_id}: withdrew {self.withdrawn} {unit}")
+
+    def _withdrawn_amount(self, block: int, owed: int) -> int:
+        """The amount of this account's FundsWithdrawn event in ``block`` (``owed``, as
+        read before, if the event cannot be read)."""
+        topic = self.client.event_topic("FundsWithdrawn")
+        me = bytes.fromhex(self.address[2:]).rjust(32, b"\0")
+        try:
+            logs = self.client.raw_logs([topic, self.experiment_id.to_bytes(32, "big"), me],
+                                        block, block)
+        except ChainError:
+            return owed
+        amounts = [int.from_bytes(e.data[:32], "big") for e in logs if not e.removed]
+        return amounts[-1] if amounts else owed
 
     def _relayed(self, round_index: int, what: str,
                  submit: Callable[[RelayClient], object]) -> bool:
@@ -530,7 +745,8 @@ class LearnerAgent:
         before the current phase's deadline; None (the store's own limit) when no phase
         with a deadline is running."""
         status = self.status
-        if status is None or status.state not in (RoundState.PROPOSING, RoundState.VOTING):
+        if status is None or status.state not in (RoundState.PROPOSING, RoundState.VOTING,
+                                                  RoundState.REVEALING):
             return None
         left = self._seconds_left(status)
         return max(1.0, left - max(VOTE_MARGIN_SECONDS, 0.1 * left))

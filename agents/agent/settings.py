@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -22,6 +23,9 @@ class AgentSettings(BaseModel):
     - ``relay_fallback_seconds``: see :data:`RELAY_FALLBACK_SECONDS` (only with a relay).
     - ``notify``: told of joining and the start, for the person who started the agent
       (the CLI prints it); the same lines are logged.
+    - ``state_dir``: where the openings of sealed votes are kept between commit and reveal
+      (:mod:`agents.agent.openings`), so that a restarted agent still reveals; ``None``:
+      in memory only (a warning is logged in a sealed experiment).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -30,3 +34,4 @@ class AgentSettings(BaseModel):
     max_weight_bytes: int = Field(DEFAULT_MAX_WEIGHT_BYTES, gt=0)
     relay_fallback_seconds: float = Field(RELAY_FALLBACK_SECONDS, ge=0)
     notify: Callable[[str], None] | None = None
+    state_dir: Path | None = None

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
+from pathlib import Path
 
 from rich.console import Console
 
@@ -42,9 +44,21 @@ def register(subcommands: Subcommands) -> None:
                         help="seconds between log polls without --events (default 0.25, at "
                              f"least {options.MIN_POLL_SECONDS:g}); also the first retry delay "
                              "after an error")
+    parser.add_argument("--state-dir", type=Path, default=None, metavar="DIR",
+                        help="where the agent keeps the openings of its sealed votes between "
+                             "commit and reveal (one small JSON file per chain, contract, "
+                             "experiment and account; no key), so that a restarted agent "
+                             "still reveals (default: $XDG_STATE_HOME/colearn, else "
+                             "~/.local/state/colearn)")
     options.add_from_block(parser)
     options.add_key_options(parser)
     parser.set_defaults(run=run)
+
+
+def default_state_dir() -> Path:
+    """``$XDG_STATE_HOME/colearn``, else ``~/.local/state/colearn``."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "colearn"
 
 
 def run(args: argparse.Namespace, console: Console) -> None:
@@ -72,6 +86,7 @@ def run(args: argparse.Namespace, console: Console) -> None:
         relay = stack.enter_context(RelayClient(args.relay)) if args.relay else None
         settings = AgentSettings(
             relay_fallback_seconds=args.relay_fallback,
+            state_dir=args.state_dir if args.state_dir is not None else default_state_dir(),
             notify=lambda line: print(line, file=sys.stderr, flush=True))
         agent = LearnerAgent(client, store, learner, args.experiment, relay=relay,
                              settings=settings)
@@ -82,6 +97,8 @@ def run(args: argparse.Namespace, console: Console) -> None:
             "model_digest": "0x" + agent.model_digest.hex(),
             "seconds": agent.timings.seconds,
             "budget_exhausted": agent.budget_exhausted,
+            # a staked experiment: what the agent withdrew at the end (wei or token units)
+            **({} if agent.withdrawn is None else {"withdrawn": agent.withdrawn}),
             # this learner's own view: scores, votes, each proposal's DP budget
             "rounds": [r.model_dump(mode="json", exclude_none=True)
                        for r in agent.records.values()]}) + "\n")

@@ -19,14 +19,25 @@ part in a whole experiment. The relay:
 - closes timed-out rounds (``expire`` / ``decide``) of the experiments it watches, since
   learners without ETH cannot, until they complete.
 
-The HTTP API (JSON): ``POST /v1/votes`` (a :class:`SignedVote`), ``POST /v1/proposals``
-(a :class:`SignedProposal`), ``GET /v1/health``. Refusals are 4xx with ``{"error": ...}``
+In an experiment with sealed votes, commitments and reveals go the same way: a signed
+commitment is checked as a vote is and batched (``commitVotesBySig``); an opening needs no
+signature (it authenticates itself): the relay checks that it hashes to the voter's
+commitment on chain (its ``VoteCommitted`` log) before queuing it, and batches the round's
+reveals (``revealVotes``).
+
+The HTTP API (JSON): ``POST /v1/votes`` (a :class:`SignedVote`), ``POST /v1/commits`` (a
+:class:`SignedCommit`), ``POST /v1/reveals`` (a :class:`RevealRequest`: chain id,
+contract, experiment, round, voter, learner index and the :class:`VoteOpening`),
+``POST /v1/proposals`` (a :class:`SignedProposal`), ``POST /v1/joins`` (a
+:class:`SignedJoin`), ``GET /v1/health``. Refusals are 4xx with ``{"error": ...}``
 (:mod:`agents.relay.server` for the limits on what a client may send).
 """
 
 from agents.relay.client import RelayClient
 from agents.relay.errors import Refused, RelayError
+from agents.relay.requests import RevealRequest
 from agents.relay.server import HttpLimits, RelayServer
 from agents.relay.service import Relay
 
-__all__ = ["HttpLimits", "Refused", "Relay", "RelayClient", "RelayError", "RelayServer"]
+__all__ = ["HttpLimits", "Refused", "Relay", "RelayClient", "RelayError", "RelayServer",
+           "RevealRequest"]

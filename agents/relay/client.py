@@ -7,8 +7,9 @@ from typing import Any, Self
 import httpx
 from pydantic import BaseModel
 
-from agents.chain.signing import SignedJoin, SignedProposal, SignedVote
+from agents.chain.signing import SignedCommit, SignedJoin, SignedProposal, SignedVote
 from agents.relay.errors import Refused, RelayError
+from agents.relay.requests import RevealRequest
 
 
 class RelayClient:
@@ -20,6 +21,14 @@ class RelayClient:
 
     def submit_vote(self, vote: SignedVote) -> None:
         self._post("/v1/votes", vote)
+
+    def submit_commit(self, commit: SignedCommit) -> None:
+        """Hands a signed commitment (sealed votes) to the relay's batch of its round."""
+        self._post("/v1/commits", commit)
+
+    def submit_reveal(self, reveal: RevealRequest) -> None:
+        """Hands a sealed vote's opening to the relay's batch of reveals of its round."""
+        self._post("/v1/reveals", reveal)
 
     def submit_proposal(self, proposal: SignedProposal) -> str | None:
         return self._post("/v1/proposals", proposal).get("tx_hash")

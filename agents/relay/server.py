@@ -29,8 +29,9 @@ from pydantic import BaseModel, ValidationError
 
 from agents._utils.http import LOCALHOST, BackgroundHttpServer
 from agents.chain.errors import ChainError
-from agents.chain.signing import SignedJoin, SignedProposal, SignedVote
+from agents.chain.signing import SignedCommit, SignedJoin, SignedProposal, SignedVote
 from agents.relay.errors import Refused
+from agents.relay.requests import RevealRequest
 from agents.relay.service import Relay
 
 log = logging.getLogger(__name__)
@@ -193,6 +194,8 @@ def _handler(relay: Relay, limits: HttpLimits) -> type[BaseHTTPRequestHandler]:
         "/v1/votes": (SignedVote, relay.submit_vote),
         "/v1/proposals": (SignedProposal, relay.submit_proposal),
         "/v1/joins": (SignedJoin, relay.submit_join),
+        "/v1/commits": (SignedCommit, relay.submit_commit),
+        "/v1/reveals": (RevealRequest, relay.submit_reveal),
     }
     buckets = TokenBuckets(limits.rate, limits.burst, limits.max_clients)
 
@@ -236,6 +239,8 @@ def _handler(relay: Relay, limits: HttpLimits) -> type[BaseHTTPRequestHandler]:
                 "experiments": sorted(relay.served), "any_experiment": relay.any_experiment,
                 "watched": sorted(relay.watched), "votes_queued": relay.votes_queued,
                 "votes_relayed": relay.votes_relayed, "votes_discarded": relay.votes_discarded,
+                "commits_relayed": relay.commits_relayed,
+                "reveals_relayed": relay.reveals_relayed, "queued": relay.queued,
                 "batches_sent": relay.batches_sent,
                 "proposals_relayed": relay.proposals_relayed,
                 "joins_relayed": relay.joins_relayed})

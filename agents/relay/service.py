@@ -22,9 +22,17 @@ from http import HTTPStatus
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.errors import ChainError, ContractRevert
 from agents.chain.logs import ExperimentCreated
-from agents.chain.signing import InvalidSignature, SignedJoin, SignedProposal, SignedVote
+from agents.chain.signing import (
+    InvalidSignature,
+    SignedCommit,
+    SignedJoin,
+    SignedProposal,
+    SignedVote,
+    vote_commitment,
+)
 from agents.chain.types import RoundState, TxResult
 from agents.relay.errors import Refused, RelayError
+from agents.relay.requests import RevealRequest
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +40,8 @@ log = logging.getLogger(__name__)
 _ROUND_GONE = {"WrongRound", "UnexpectedRoundState"}
 # Contract errors naming the one vote of a batch at fault: the argument that names it.
 _OFFENDER_ARG = {"ProposerCannotVote": "proposer", "AlreadyVoted": "voter",
+                 "AlreadyCommitted": "voter", "NotCommitted": "voter",
+                 "CommitmentMismatch": "voter",
                  "SignerMismatch": "learnerIndex", "InvalidLearnerIndex": "learnerIndex",
                  "ECDSAInvalidSignatureS": "s"}
 # Contract errors meaning a join or proposal is on chain already (sent by someone else).
@@ -40,23 +50,32 @@ _DONE_ALREADY = {"AlreadyJoined"}
 RETRY_BACKOFF_MAX = 5.0
 
 
+# What a relay batches per round: public votes, sealed votes' commitments, their reveals.
+_Item = SignedVote | SignedCommit | RevealRequest
+VOTE, COMMIT, REVEAL = "vote", "commit", "reveal"
+# The round state each kind of call needs.
+_OPEN_IN = {VOTE: RoundState.VOTING, COMMIT: RoundState.VOTING, REVEAL: RoundState.REVEALING}
+_Key = tuple[int, int, str]  # experiment, round, kind
+
+
 class _RoundClosed(Exception):
-    """The round of a queued batch is no longer open for votes."""
+    """The round of a queued batch is no longer open for its kind of call."""
 
 
 @dataclass
 class _Pending:
-    """A round's queued votes, by voter address."""
+    """A round's queued calls of one kind, by voter address."""
 
     first_at: float
-    votes: dict[str, SignedVote] = field(default_factory=dict)
+    votes: dict[str, _Item] = field(default_factory=dict)
     retry_at: float = 0.0
     failures: int = 0
 
 
 class Relay:
     """Checks, queues and submits signed calls for one deployed contract. Thread-safe:
-    HTTP handlers call :meth:`submit_vote` / :meth:`submit_proposal`, one loop calls
+    HTTP handlers call :meth:`submit_vote` / :meth:`submit_commit` / :meth:`submit_reveal`
+    / :meth:`submit_proposal` / :meth:`submit_join`, one loop calls
     :meth:`tick`. Chain reads run unlocked; one transaction is sent at a time."""
 
     def __init__(self, client: CollectiveLearningClient, *, experiments: Iterable[int] = (),
@@ -75,9 +94,11 @@ class Relay:
         self._send_lock = threading.Lock()  # one transaction at a time (the account's nonce)
         self._experiments: dict[int, ExperimentCreated] = {}
         self._watched: set[int] = set()
-        self._pending: dict[tuple[int, int], _Pending] = {}
+        self._pending: dict[_Key, _Pending] = {}
         self.batches_sent = 0
         self.votes_relayed = 0
+        self.commits_relayed = 0
+        self.reveals_relayed = 0
         self.votes_discarded = 0
         self.proposals_relayed = 0
         self.joins_relayed = 0
@@ -96,7 +117,16 @@ class Relay:
     @property
     def votes_queued(self) -> int:
         with self._lock:
-            return sum(len(p.votes) for p in self._pending.values())
+            return sum(len(p.votes) for k, p in self._pending.items() if k[2] == VOTE)
+
+    @property
+    def queued(self) -> dict[str, int]:
+        """Calls waiting for their batch, per kind."""
+        with self._lock:
+            counts = dict.fromkeys((VOTE, COMMIT, REVEAL), 0)
+            for key, pending in self._pending.items():
+                counts[key[2]] += len(pending.votes)
+            return counts
 
     # ------------------------------------------------------------ submissions
 
@@ -121,8 +151,72 @@ class Relay:
         self._remember(created)
         if status.voted:
             return False
-        self._enqueue(vote, len(created.learners) - 1)
+        self._enqueue(VOTE, vote, len(created.learners) - 1)
         return True
+
+    def submit_commit(self, commit: SignedCommit) -> bool:
+        """Checks a signed commitment (sealed votes) and queues it (``False``: this voter
+        committed already); raises :class:`Refused` with the reason."""
+        experiment_id = commit.experiment_id
+        self._check_target(commit.chain_id, commit.contract, experiment_id)
+        signer = self._signer(commit, commit.voter)
+        self._check_learner(experiment_id, signer, commit.learner_index)
+        status = self.client.round_status(experiment_id, signer)
+        if status.round != commit.round or status.state != RoundState.VOTING:
+            raise Refused(f"round {commit.round} is not open for commitments (round "
+                          f"{status.round} is {status.state.name})")
+        created = self._created(experiment_id)
+        if not created.options.sealed:
+            raise Refused(f"experiment {experiment_id} has public votes: send a vote, not a "
+                          "commitment")
+        if created.proposer(commit.round) == signer:
+            raise Refused(f"learner {commit.learner_index} ({signer}) proposes round "
+                          f"{commit.round}: the round's proposer cannot vote")
+        self._remember(created)
+        if status.committed:
+            return False
+        self._enqueue(COMMIT, commit, len(created.learners) - 1)
+        return True
+
+    def submit_reveal(self, reveal: RevealRequest) -> bool:
+        """Checks a sealed vote's opening against the voter's commitment on chain and
+        queues it (``False``: the vote is revealed already); raises :class:`Refused`."""
+        experiment_id, round_index, voter = reveal.experiment_id, reveal.round, reveal.voter
+        self._check_target(reveal.chain_id, reveal.contract, experiment_id)
+        self._check_learner(experiment_id, voter, reveal.learner_index)
+        status = self.client.round_status(experiment_id, voter)
+        if status.round != round_index or status.state != RoundState.REVEALING:
+            raise Refused(f"round {round_index} is not open for reveals (round "
+                          f"{status.round} is {status.state.name})")
+        if status.voted:
+            return False
+        if not status.committed:
+            raise Refused(f"learner {reveal.learner_index} ({voter}) has no commitment in "
+                          f"round {round_index}")
+        created = self._created(experiment_id)
+        on_chain = self._commitment(created, round_index, voter)
+        opened = vote_commitment(experiment_id, round_index, voter, status.proposal_digest,
+                                 reveal.opening)
+        if on_chain != opened:
+            raise Refused(f"the opening does not match the commitment of learner "
+                          f"{reveal.learner_index} ({voter}) in round {round_index}")
+        self._remember(created)
+        committers = self.client.experiment(experiment_id).commitments
+        self._enqueue(REVEAL, reveal, committers)
+        return True
+
+    def _commitment(self, created: ExperimentCreated, round_index: int,
+                    voter: str) -> bytes | None:
+        """The voter's commitment of the round, from its VoteCommitted logs."""
+        topics = [self.client.event_topic("VoteCommitted"),
+                  created.experiment_id.to_bytes(32, "big"),
+                  bytes.fromhex(voter[2:]).rjust(32, b"\0")]
+        found = None
+        for entry in self.client.raw_logs(topics, created.block_number):
+            if not entry.removed and len(entry.data) >= 64 and \
+                    int.from_bytes(entry.data[:32], "big") == round_index:
+                found = bytes(entry.data[32:64])
+        return found
 
     def submit_proposal(self, proposal: SignedProposal) -> str:
         """Checks a signed proposal and submits it now; returns the transaction hash."""
@@ -223,7 +317,8 @@ class Relay:
                           f"experiment {experiment_id}", status=HTTPStatus.FORBIDDEN)
 
     @staticmethod
-    def _signer(signed: SignedVote | SignedProposal | SignedJoin, claimed: str) -> str:
+    def _signer(signed: SignedVote | SignedCommit | SignedProposal | SignedJoin,
+                claimed: str) -> str:
         try:
             signer = signed.signer()
         except InvalidSignature as exc:
@@ -267,22 +362,22 @@ class Relay:
 
     # --------------------------------------------------------------- batches
 
-    def _enqueue(self, vote: SignedVote, voters: int) -> None:
-        """Queues a checked vote; the batch goes at once when the ballot is complete."""
-        key = (vote.experiment_id, vote.round)
+    def _enqueue(self, kind: str, vote: _Item, voters: int) -> None:
+        """Queues a checked call; the batch goes at once when the ballot is complete."""
+        key = (vote.experiment_id, vote.round, kind)
         with self._lock:
             pending = self._pending.setdefault(key, _Pending(first_at=time.monotonic()))
             pending.votes[vote.voter] = vote
             waiting = len(pending.votes)
-        log.info("experiment %d round %d: vote of learner %d queued (%d waiting)",
-                 vote.experiment_id, vote.round, vote.learner_index, waiting)
+        log.info("experiment %d round %d: %s of learner %d queued (%d waiting)",
+                 vote.experiment_id, vote.round, kind, vote.learner_index, waiting)
         if waiting >= voters:
             self._send_batch(key)
 
-    def _send_batch(self, key: tuple[int, int]) -> None:
-        """Sends a round's queued votes; they stay queued if the batch fails in transit,
-        and are discarded (logged) only once the round is closed."""
-        experiment_id, round_index = key
+    def _send_batch(self, key: _Key) -> None:
+        """Sends a round's queued calls of one kind; they stay queued if the batch fails in
+        transit, and are discarded (logged) only once the round is closed for them."""
+        experiment_id, round_index, kind = key
         with self._send_lock:
             with self._lock:
                 pending = self._pending.get(key)
@@ -290,13 +385,13 @@ class Relay:
             if pending is None or not votes:
                 return
             try:
-                done = self._submit(experiment_id, round_index, votes)
+                done = self._submit(kind, experiment_id, round_index, votes)
             except _RoundClosed as exc:
                 with self._lock:
                     discarded = self._pending.pop(key, _Pending(0.0)).votes
                     self.votes_discarded += len(discarded)
-                log.warning("experiment %d round %d: %s; %d queued votes discarded (learners "
-                            "%s)", experiment_id, round_index, exc, len(discarded),
+                log.warning("experiment %d round %d: %s; %d queued %ss discarded (learners "
+                            "%s)", experiment_id, round_index, exc, len(discarded), kind,
                             sorted(v.learner_index for v in discarded.values()))
                 return
             except ChainError as exc:
@@ -304,9 +399,9 @@ class Relay:
                     pending.failures += 1
                     delay = min(RETRY_BACKOFF_MAX, self.batch_delay * 2 ** pending.failures)
                     pending.retry_at = time.monotonic() + delay
-                log.warning("experiment %d round %d: batch of %d votes failed (%s); they stay "
+                log.warning("experiment %d round %d: batch of %d %ss failed (%s); they stay "
                             "queued, next try in %.1f s", experiment_id, round_index,
-                            len(votes), exc, delay)
+                            len(votes), kind, exc, delay)
                 return
             with self._lock:
                 for vote in done:
@@ -315,33 +410,33 @@ class Relay:
                 if not pending.votes:
                     self._pending.pop(key, None)
 
-    def _submit(self, experiment_id: int, round_index: int,
-                votes: list[SignedVote]) -> list[SignedVote]:
-        """Puts ``votes`` on chain, leaving out each one the contract refuses; returns the
-        votes done with (landed, on chain already, or refused)."""
+    def _submit(self, kind: str, experiment_id: int, round_index: int,
+                votes: list[_Item]) -> list[_Item]:
+        """Puts ``votes`` (calls of one kind) on chain, leaving out each one the contract
+        refuses; returns those done with (landed, on chain already, or refused)."""
         status = self.client.round_status(experiment_id)
-        if status.round != round_index or status.state != RoundState.VOTING:
-            raise _RoundClosed(f"the round closed (round {status.round} is {status.state.name})")
+        if status.round != round_index or status.state != _OPEN_IN[kind]:
+            raise _RoundClosed(f"the round closed for {kind}s (round {status.round} is "
+                               f"{status.state.name})")
         learners = self._experiments[experiment_id].learners
-        # Votes on chain already would be skipped by the contract; votes for another
+        # Calls on chain already would be skipped by the contract; votes for another
         # proposal (a reorganization swapped it) would be refused: neither is sent.
-        done = [v for v in votes if v.digest != status.proposal_digest
-                or self.client.vote_of(experiment_id, v.voter)[0]]
+        done = [v for v in votes if self._landed(kind, experiment_id, status.proposal_digest, v)]
         todo = [v for v in votes if v not in done]
         while todo:
             try:
-                tx = self.client.cast_votes_by_sig(experiment_id, round_index,
-                                                   status.proposal_digest, learners, todo)
+                tx = self._send(kind, experiment_id, round_index, status.proposal_digest,
+                                learners, todo)
             except ContractRevert as exc:
                 if exc.name in _ROUND_GONE:
                     raise _RoundClosed(f"the round closed ({exc})") from None
                 bad = self._offenders(exc, todo)
                 if bad is None and len(todo) > 1:
                     log.warning("experiment %d round %d: the batch reverts with %s, which names "
-                                "no vote: sending its votes one by one", experiment_id,
-                                round_index, exc)
+                                "no %s: sending them one by one", experiment_id,
+                                round_index, exc, kind)
                     for vote in todo:
-                        done += self._submit(experiment_id, round_index, [vote])
+                        done += self._submit(kind, experiment_id, round_index, [vote])
                     return done
                 bad = bad or todo
                 log.warning("experiment %d round %d: the batch reverts with %s; sending it "
@@ -352,20 +447,48 @@ class Relay:
                 continue
             with self._lock:
                 self.batches_sent += 1
-                self.votes_relayed += len(todo)
-            log.info("experiment %d round %d: %d signed votes in one batch (%d gas of %d)",
-                     experiment_id, round_index, len(todo), tx.gas_used, tx.gas_limit)
+                if kind == VOTE:
+                    self.votes_relayed += len(todo)
+                elif kind == COMMIT:
+                    self.commits_relayed += len(todo)
+                else:
+                    self.reveals_relayed += len(todo)
+            log.info("experiment %d round %d: %d %ss in one batch (%d gas of %d)",
+                     experiment_id, round_index, len(todo), kind, tx.gas_used, tx.gas_limit)
             return done + todo
         return done
 
+    def _landed(self, kind: str, experiment_id: int, digest: bytes, item: _Item) -> bool:
+        """Whether a queued call need not be sent: on chain already (or, a vote, for
+        another proposal than the round's)."""
+        if isinstance(item, SignedVote):
+            return item.digest != digest or self.client.vote_of(experiment_id, item.voter)[0]
+        status = self.client.round_status(experiment_id, item.voter)
+        return status.committed if kind == COMMIT else status.voted
+
+    def _send(self, kind: str, experiment_id: int, round_index: int, digest: bytes,
+              learners: list[str], items: list[_Item]) -> TxResult:
+        if kind == VOTE:
+            return self.client.cast_votes_by_sig(
+                experiment_id, round_index, digest, learners,
+                [v for v in items if isinstance(v, SignedVote)])
+        if kind == COMMIT:
+            return self.client.commit_votes_by_sig(
+                experiment_id, round_index, learners,
+                [c for c in items if isinstance(c, SignedCommit)])
+        return self.client.reveal_votes(
+            experiment_id, round_index, learners,
+            [(r.learner_index, r.opening) for r in items if isinstance(r, RevealRequest)])
+
     @staticmethod
-    def _offenders(exc: ContractRevert, votes: list[SignedVote]) -> list[SignedVote] | None:
-        """The one vote a batch's revert names (``None`` if it names none, or several)."""
+    def _offenders(exc: ContractRevert, votes: list[_Item]) -> list[_Item] | None:
+        """The one call a batch's revert names (``None`` if it names none, or several)."""
         arg = _OFFENDER_ARG.get(exc.name)
         if arg is None or arg not in exc.error_args:
             return None
         value = exc.error_args[arg]
-        named = [v for v in votes if value in (v.voter, v.learner_index, _low_bits(v.vs))]
+        named = [v for v in votes if value in (v.voter, v.learner_index) or (
+            not isinstance(v, RevealRequest) and value == _low_bits(v.vs))]
         return named if len(named) == 1 else None
 
     def _close_if_timed_out(self, experiment_id: int) -> None:
@@ -388,7 +511,8 @@ class Relay:
                     self.client.cancel(experiment_id)
                     log.info("experiment %d: cancelled (the join deadline passed with a "
                              "learner missing)", experiment_id)
-                elif status.state == RoundState.VOTING_TIMED_OUT:
+                elif status.state in (RoundState.VOTING_TIMED_OUT,
+                                      RoundState.REVEAL_TIMED_OUT):
                     self.client.decide(experiment_id, status.round)
                     log.info("experiment %d round %d: decided after the deadline",
                              experiment_id, status.round)
@@ -397,7 +521,7 @@ class Relay:
                     raise
         with self._lock:
             closed = [k for k in self._pending if k[0] == experiment_id and (
-                k[1] < status.round or status.state != RoundState.VOTING)]
+                k[1] < status.round or status.state != _OPEN_IN[k[2]])]
         for key in closed:
             self._send_batch(key)  # finds the round closed: discards its votes, logged
         if over and experiment_id not in self.served:

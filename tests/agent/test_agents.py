@@ -12,8 +12,9 @@ import pytest
 from agents.agent.learner_agent import AgentError, ExperimentCancelled, LearnerAgent, run_in_process
 from agents.agent.settings import AgentSettings
 from agents.chain.client import CollectiveLearningClient
+from agents.chain.abi import load_artifact
 from agents.chain.network import advance_time, connect, derive_accounts, fund_accounts
-from agents.chain.types import NO_SCORE, RoundState
+from agents.chain.types import NO_SCORE, ExperimentOptions, RoundState
 from agents.experiment.launch import launch_experiment
 from agents.experiment.spec import ExperimentTerms
 from agents.storage.cid import compute_cid
@@ -55,7 +56,7 @@ class Setup:
 
 
 def make_setup(tmp_path, n=3, rounds=3, threshold_bps=5000, learners=None,
-               join=True, join_timeout=86_400) -> Setup:
+               join=True, join_timeout=86_400, options=None) -> Setup:
     """An experiment of ``n`` digits learners; every learner joins it (round 0 starts)
     unless ``join=False`` (then agents join by themselves)."""
     w3 = connect(None)
@@ -68,7 +69,7 @@ def make_setup(tmp_path, n=3, rounds=3, threshold_bps=5000, learners=None,
     set_equal_weights(learners)
     launched = launch_experiment(client, store, ExperimentTerms(
         learners=[a.address for a in accounts], threshold=threshold_bps / 10_000, rounds=rounds,
-        join_timeout=join_timeout),
+        join_timeout=join_timeout, options=options or ExperimentOptions()),
         learners[0].mli_get_current_weights().weights)
     if join:
         for account in accounts:
@@ -282,7 +283,8 @@ def test_any_bytes_a_proposer_publishes_get_a_vote_never_a_crash(tmp_path, caplo
         if record.reason is not None:  # (views only: log queries slow eth-tester down)
             assert record.approve is False and record.vote_score is None
         honest.step()  # its own round: proposes, the hand-driven learner rejects it
-        hostile.vote(s.experiment_id, round_index + 1, False, 0)
+        hostile.vote(s.experiment_id, round_index + 1,
+                     s.client.proposal_digest(s.experiment_id), False, 0)
 
     with caplog.at_level(logging.WARNING, logger="agents.agent.learner_agent"):
         check()
@@ -325,7 +327,7 @@ def test_an_accepted_model_that_cannot_load_is_left_and_the_agent_goes_on(tmp_pa
                 agent.step()
             status = s.client.round_status(s.experiment_id, s.accounts[0].address)
             if status.state == RoundState.VOTING and not status.voted:
-                hand.vote(s.experiment_id, status.round, True, 0)
+                hand.vote(s.experiment_id, status.round, status.proposal_digest, True, 0)
         for agent in agents:
             agent.step()  # adopts the last round's model
     assert [d.accepted for d in s.client.decisions(s.experiment_id)] == [True, True, True]
@@ -334,3 +336,117 @@ def test_an_accepted_model_that_cannot_load_is_left_and_the_agent_goes_on(tmp_pa
     assert s.digest_of(1) != before
     refusals = [r for r in caplog.records if "cannot adopt the current model" in r.getMessage()]
     assert len(refusals) == 2  # once per agent, not once per step
+
+
+# ------------------------------------------------------------------ sealed votes, stake
+
+SEALED = ExperimentOptions(reveal_timeout=600)
+STAKE, POOL = 10**18, 10**18 + 7
+STAKED = ExperimentOptions(reveal_timeout=600, stake=STAKE, reward_pool=POOL,
+                           unrevealed_vote_penalty=2 * 10**17, proposer_share_bps=3000)
+
+
+def _step_until(agents, condition, limit=200) -> None:
+    for _ in range(limit):
+        if condition():
+            return
+        for agent in agents:
+            if not agent.done:
+                agent.step()
+    raise AssertionError("the condition never came")
+
+
+def test_sealed_votes_are_committed_then_revealed_and_the_openings_kept_on_disk(tmp_path):
+    s = make_setup(tmp_path, n=3, rounds=3, options=SEALED)
+    state = tmp_path / "state"
+    agents = [s.agent(i, state_dir=state) for i in range(3)]
+    seen: list[tuple[int, list[int]]] = []
+    run_in_process(agents, on_step=lambda: seen.append(
+        (s.client.round_status(s.experiment_id).round, agents[1]._opening_store().rounds)))
+    assert s.client.state(s.experiment_id) == RoundState.COMPLETED
+    for round_index in range(3):  # every voter's vote counts: revealed, as committed
+        assert len(s.client.votes(s.experiment_id, round_index)) == 2
+    assert len(s.client.decisions(s.experiment_id)) == 3
+    files = sorted(state.iterdir())
+    assert len(files) == 3 and all(f.name.startswith("openings-") for f in files)
+    text = files[0].read_text()
+    assert all(a.key.hex()[2:] not in text for a in s.accounts)  # no key, ever
+    # at most one round's opening is kept: older ones are dropped once a round is decided
+    assert all(len(rounds) <= 1 and all(x >= r - 1 for x in rounds) for r, rounds in seen)
+
+
+def test_an_agent_restarted_between_commit_and_reveal_reveals_from_its_state_dir(
+        tmp_path, caplog):
+    s = make_setup(tmp_path, n=3, rounds=1, options=SEALED)
+    state = tmp_path / "state"
+    proposer, first, last = s.agent(0), s.agent(1, state_dir=state), s.agent(2)
+    proposer.step()  # proposes
+    first.step()  # commits
+    status = s.client.round_status(s.experiment_id, s.accounts[1].address)
+    assert (status.state, status.committed, status.voted) == (RoundState.VOTING, True, False)
+    del first  # the process dies: the opening is on disk only
+    last.step()  # the last commitment opens the reveal window
+    assert s.client.state(s.experiment_id) == RoundState.REVEALING
+    restarted = s.agent(1, state_dir=state)
+    with caplog.at_level(logging.INFO, logger="agents.agent.learner_agent"):
+        assert restarted.step()
+    assert "read from" in caplog.text and "revealed its vote" in caplog.text
+    assert s.client.vote_of(s.experiment_id, s.accounts[1].address)[0]
+    last.step()
+    assert s.client.state(s.experiment_id) == RoundState.COMPLETED
+
+
+def test_without_a_state_dir_a_restart_loses_the_vote_and_says_so(tmp_path, caplog):
+    s = make_setup(tmp_path, n=3, rounds=1, options=SEALED)
+    proposer, first, last = s.agent(0), s.agent(1), s.agent(2)
+    with caplog.at_level(logging.WARNING, logger="agents.agent.learner_agent"):
+        proposer.step()
+        first.step()
+        last.step()
+        restarted = s.agent(1)
+        assert not restarted.step() and not restarted.step()
+    assert "in memory only" in caplog.text
+    lost = [r for r in caplog.records if "cannot be revealed" in r.getMessage()]
+    assert len(lost) == 1  # once, not once per step
+    assert not s.client.vote_of(s.experiment_id, s.accounts[1].address)[0]
+
+
+def test_a_staked_sealed_experiment_ends_with_every_learner_withdrawing(tmp_path):
+    s = make_setup(tmp_path, n=3, rounds=3, options=STAKED, join=False)
+    agents = [s.agent(i, state_dir=tmp_path / "state") for i in range(3)]
+    run_in_process(agents)
+    contract = web3_contract(s.client)
+    events = contract.events.FundsWithdrawn().get_logs(
+        from_block=0, argument_filters={"experimentId": s.experiment_id})
+    paid = {e["args"]["account"]: e["args"]["amount"] for e in events}
+    assert [a.withdrawn for a in agents] == [paid[a.address] for a in s.accounts]
+    assert 0 <= 3 * STAKE + POOL - sum(paid.values()) < 3  # floor division's dust only
+    assert all(s.client.account_of(s.experiment_id, a.address).withdrawn for a in s.accounts)
+    again = s.agent(0)
+    again.step()  # completed, withdrawn already: not an error
+    assert again.withdrawn == 0 and again.done
+
+
+def test_an_agent_that_cannot_pay_the_stake_says_so_in_one_line(tmp_path):
+    s = make_setup(tmp_path, n=2, rounds=1, join=False,
+                   options=ExperimentOptions(stake=10**22))  # funded with 10**20
+    with pytest.raises(AgentError, match=r"^account 0x[0-9a-fA-F]{40} cannot pay the stake of "
+                       r"experiment \d+: it holds \d+ wei, the stake is \d+ wei \(plus gas\)$"):
+        s.agent(0).step()
+
+
+def test_a_cancelled_staked_experiment_refunds_the_stake(tmp_path):
+    s = make_setup(tmp_path, n=2, rounds=1, join=False, join_timeout=60,
+                   options=ExperimentOptions(stake=STAKE))
+    agent = s.agent(0)
+    assert agent.step()  # joins, depositing the stake
+    advance_time(s.client.w3, 61)
+    assert agent.step()  # cancels
+    with pytest.raises(ExperimentCancelled):
+        agent.step()
+    assert agent.withdrawn == STAKE
+
+
+def web3_contract(client: CollectiveLearningClient):
+    """web3's own decoder of the contract's events (independent of the client's)."""
+    return client.w3.eth.contract(address=client.address, abi=load_artifact()["abi"])
