@@ -33,7 +33,7 @@ from typing import Any
 from urllib.parse import quote, quote_from_bytes
 
 import pytest
-from conftest import SLOW_ENV
+from conftest import SLOW_ENV, Clock
 from eth_abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
 from eth_utils import function_signature_to_4byte_selector
@@ -46,7 +46,7 @@ from web3 import Web3
 from agents.audit.checks import AuditReport, audit_history
 from agents.audit.errors import AuditError, UnknownExperiment
 from agents.audit.explorer import Explorer, ExplorerServer
-from agents.audit.reader import read_history
+from agents.audit.reader import EventRef, read_history
 from agents.audit.report import print_report, render_html, report_json
 from agents.chain.abi import EVENTS, EventDecoder
 from agents.chain.client import CollectiveLearningClient
@@ -59,6 +59,7 @@ TOP = 2**256 - 1  # the largest number an event or a view can carry
 DIGEST = b"\x11" * 32
 DIGEST2 = b"\x22" * 32
 ZERO_ADDRESS = "0x" + "00" * 20
+PLAIN = (0, ZERO_ADDRESS, 0, 0, 0, 0, 0, 0, 0)  # ExperimentTerms: public votes, no stake
 SLOW = bool(os.environ.get(SLOW_ENV))
 DECODER = EventDecoder()
 #: The audit's peak Python allocations against the hostile contract, at most (the whole
@@ -132,9 +133,9 @@ class Hostile:
               rounds: int = 3) -> None:
         """getExperiment and currentModel answer like a contract, with these values."""
         self.answer("getExperiment(uint256)", abi_encode(
-            ["uint256"] * 7 + ["bool"] + ["uint256"] * 5,
+            ["uint256"] * 7 + ["bool"] + ["uint256"] * 7 + ["bool"],
             [learners, 5000, rounds, 600, 600, round_index, 0, False, 0, 0, model_round, 600,
-             learners]))
+             learners, 0, 0, False]))
         self.answer("currentModel(uint256)", abi_encode(["bytes32", "uint256"],
                                                         [DIGEST, model_round]))
 
@@ -158,12 +159,12 @@ def addresses(learners: list[LocalAccount]) -> list[str]:
 
 def created(experiment_id: int, learners: list[str], *, threshold: int = 5000, rounds: int = 3,
             timeouts: tuple[int, int] = (600, 600), cid: str = "bafy-initial",
-            digest: bytes = DIGEST, join_timeout: int = 600,
+            digest: bytes = DIGEST, join_timeout: int = 600, terms: tuple[Any, ...] = PLAIN,
             start: bool = True) -> tuple[str, tuple[Any, ...]]:
-    """ExperimentCreated; with ``start`` (the default) every learner's join and the start
-    follow in the same transaction."""
-    return ("created", (experiment_id, learners, threshold, rounds, *timeouts, join_timeout, cid,
-                        digest, start))
+    """ExperimentCreated (``terms``: the ExperimentTerms tuple); with ``start`` (the
+    default) every learner's join and the start follow in the same transaction."""
+    return ("created", (experiment_id, learners, [threshold, rounds, *timeouts, join_timeout],
+                        cid, digest, terms, start))
 
 
 def messages(report: AuditReport) -> dict[str, list[str]]:
@@ -196,7 +197,7 @@ _VALID = {  # data as the contract encodes it, to mutate
     "ExperimentCreated": abi_encode(
         DECODER.types["ExperimentCreated"],
         [["0x" + "01" * 20, "0x" + "02" * 20], 5000, 3, 600, 600, 900, "bafy-initial", DIGEST,
-         "m"]),
+         "m", (100, "0x" + "03" * 20, 10, 20, 1, 2, 3, 5000, 2500)]),
     "LearnerJoined": b"",
     "ExperimentStarted": b"",
     "ExperimentCancelled": b"",
@@ -205,6 +206,12 @@ _VALID = {  # data as the contract encodes it, to mutate
     "RoundDecided": abi_encode(DECODER.types["RoundDecided"], [True, 2, 1]),
     "RoundExpired": b"",
     "ExperimentCompleted": abi_encode(DECODER.types["ExperimentCompleted"], [DIGEST, 3]),
+    "Deposited": word(10),
+    "FundsWithdrawn": word(10),
+    "VoteSkipped": b"",
+    "VoteCommitted": word(2) + DIGEST,
+    "CommitsComplete": b"",
+    "PenaltyTaken": word(1) + word(5),
 }
 
 
@@ -548,3 +555,121 @@ def test_the_explorer_of_a_hostile_contract(hostile: Hostile, addresses: list[st
             "UnexpectedRoundState(uint256,uint256,uint8,uint8)"), reverts=True)
         status, body = request(server.port, b"/api/experiments")
         assert status == 422 and "experimentCount() fails" in json.loads(body)["error"]
+
+
+# ------------------------------------------- sealed votes and stake (v2), hostile
+
+
+STAKED = (100, ZERO_ADDRESS, 10, 20, 1, 2, 3, 5000, 2500)  # sealed, staked terms
+
+
+def test_money_and_commitments_in_a_plain_experiment_are_violations(
+        hostile: Hostile, addresses: list[str]) -> None:
+    a, b, c = addresses
+    hostile.do(created(1, addresses),
+               ("deposited", (1, a, TOP)),
+               ("committed", (1, a, TOP, DIGEST)),
+               ("commitsComplete", (1, 0)),
+               ("skipped", (1, 0, c)),
+               ("penalized", (1, b, TOP, 2, TOP)),
+               ("withdrew", (1, b, TOP)))
+    hostile.raw("PenaltyTaken", [address_word(a), word(0)], word(7) + word(1))
+    tracemalloc.start()
+    try:
+        report = hostile.audit()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < MEMORY_BOUND
+    found = messages(report)
+    for code in ("deposit", "withdrawal", "penalty", "sealed-votes", "vote-skipped",
+                 "round-sequence", "event-format"):
+        assert code in found, code
+    assert "penalty reason 7" in " ".join(found["event-format"])
+    assert all("\n" not in v.message for v in report.violations)
+    renders(report)
+
+
+def test_hostile_sealed_and_staked_events_are_violations(hostile: Hostile, clock: Clock,
+                                                         addresses: list[str]) -> None:
+    a, b, c = addresses
+    hostile.do(created(1, addresses, terms=STAKED, timeouts=(600, 2)),
+               ("proposed", (1, 0, a, "bafy-0", DIGEST2)),
+               ("voted", (1, 0, b, True, 5)),  # never committed
+               ("committed", (1, c, 0, DIGEST)))
+    clock.mine_at(clock.latest() + 10)  # the reveal window is open
+    hostile.do(("voted", (1, 0, c, False, -1)),  # its transaction holds no reveal
+               ("decided", (1, 0, False, 1, 1)),
+               ("withdrew", (1, c, 12)))  # before the end
+    found = messages(hostile.audit())
+    assert any("never committed" in m for m in found["sealed-votes"])
+    assert any("not a vote or reveal" in m for m in found["reveal-opening"])
+    assert any("before the experiment completed" in m for m in found["withdrawal"])
+    assert any("no deposit" in m for m in found["deposit"])
+    # Terms no contract accepts (and amounts that overflow any uint96): configuration.
+    hostile.do(created(2, addresses, terms=(TOP, ZERO_ADDRESS, TOP, TOP, TOP, TOP, TOP, TOP, TOP)),
+               ("proposed", (2, 0, a, "bafy-0", DIGEST2)),
+               ("expired", (2, 0)),
+               ("penalized", (2, a, 0, 0, TOP)),
+               ("withdrew", (2, a, TOP)))
+    report = hostile.audit(2)
+    (config,) = messages(report)["configuration"]
+    assert f"reveal timeout {TOP} s" in config and "stake above 2^96 - 1" in config
+    renders(report)
+
+
+_AMOUNTS = st.one_of(st.integers(0, 50), st.sampled_from([TOP, 2**96, 2**255]))
+
+
+@settings(max_examples=1000 if SLOW else 150, deadline=None)
+@given(data=st.data())
+def test_any_v2_events_in_a_history_are_violations_never_crashes(data: st.DataObject) -> None:
+    """A synthetic sealed, staked history with commitments, reveals, skips, penalties,
+    deposits and withdrawals of any values: the checks name violations, one line each."""
+    from test_audit import synthetic_history
+
+    from agents.audit.reader import Commit, PenaltyRecord, Skip, Transfer, VoteCall
+    from agents.chain.types import ExperimentOptions
+
+    h = synthetic_history()
+    h.config.options = ExperimentOptions.model_construct(
+        reveal_timeout=data.draw(_AMOUNTS), token=ZERO_ADDRESS, stake=data.draw(_AMOUNTS),
+        reward_pool=data.draw(_AMOUNTS), missed_proposal_penalty=data.draw(_AMOUNTS),
+        unrevealed_vote_penalty=data.draw(_AMOUNTS), rejected_proposal_penalty=data.draw(_AMOUNTS),
+        rejection_share_bps=data.draw(_AMOUNTS), proposer_share_bps=data.draw(_AMOUNTS))
+    people = [*h.config.learners, "0x" + "ee" * 20]
+    refs = st.builds(lambda b, i, t: {"tx_hash": "0x" + "ab" * 32, "block_number": b,
+                                      "log_index": i, "timestamp": t},
+                     st.integers(0, 200), st.integers(0, 5), st.integers(0, 5000))
+    for r in h.rounds:
+        for _ in range(data.draw(st.integers(0, 3))):
+            r.commits.append(Commit(voter=data.draw(st.sampled_from(people)),
+                                    learner_index=data.draw(st.integers(-1, 3)),
+                                    commitment="0x" + data.draw(st.binary(min_size=32,
+                                                                          max_size=32)).hex(),
+                                    **data.draw(refs)))
+        for _ in range(data.draw(st.integers(0, 2))):
+            r.skipped.append(Skip(voter=data.draw(st.sampled_from(people)), **data.draw(refs)))
+            r.penalties.append(PenaltyRecord(
+                learner=data.draw(st.sampled_from(people)), learner_index=0,
+                round=r.round, reason=data.draw(st.sampled_from(["missed_proposal",
+                                                                 "unrevealed_vote",
+                                                                 "rejected_proposal"])),
+                amount=data.draw(_AMOUNTS), **data.draw(refs)))
+        for v in r.votes:
+            if data.draw(st.booleans()):
+                v.call = VoteCall(function="revealVotes", experiment_id=data.draw(_AMOUNTS),
+                                  round=r.round, approve=v.approve,
+                                  score=data.draw(st.sampled_from([v.score, -(2**255)])),
+                                  salt="0x" + data.draw(st.binary(min_size=32,
+                                                                  max_size=32)).hex())
+        if data.draw(st.booleans()):
+            r.commits_complete = EventRef(**data.draw(refs))
+    for target in (h.deposits, h.withdrawals):
+        for _ in range(data.draw(st.integers(0, 3))):
+            target.append(Transfer(account=data.draw(st.sampled_from(people)),
+                                   amount=data.draw(_AMOUNTS), **data.draw(refs)))
+    report = audit_history(h)
+    for v in report.violations:
+        assert "\n" not in v.message and len(v.message) < 2000
+    json.dumps(report_json(report))

@@ -1,43 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.37;
 
+import {ICollectiveLearning} from "contracts/ICollectiveLearning.sol";
+
 /**
  * @title HostileAudit
- * @notice A test-only contract that `colearn audit` is pointed at (tests/test_audit_hostile.py):
- * it emits CollectiveLearning's nine events with their real signatures but whatever
- * values a test asks for (huge round numbers, no learners, a decision before its proposal),
- * raw logs with any topics and data (short data, wrong topic counts), and answers any
- * view with whatever bytes a test sets, or reverts with them.
+ * @notice A test-only contract that `colearn audit` is pointed at (tests/audit/test_audit_hostile.py):
+ * it emits CollectiveLearning's events (declared once, in ICollectiveLearning) with their real
+ * signatures but whatever values a test asks for (huge round numbers, no learners, a decision
+ * before its proposal, penalties, deposits and withdrawals nobody owes), raw logs with any
+ * topics and data (short data, wrong topic counts, a penalty reason out of the enum), and
+ * answers any view with whatever bytes a test sets, or reverts with them.
  */
 contract HostileAudit {
-    event ExperimentCreated(
-        uint256 indexed experimentId,
-        address indexed creator,
-        address[] learners,
-        uint256 thresholdBps,
-        uint256 numRounds,
-        uint256 proposalTimeout,
-        uint256 votingTimeout,
-        uint256 joinTimeout,
-        string initialCid,
-        bytes32 initialDigest,
-        string metadataCid
-    );
-    event LearnerJoined(uint256 indexed experimentId, address indexed learner);
-    event ExperimentStarted(uint256 indexed experimentId);
-    event ExperimentCancelled(uint256 indexed experimentId);
-    event WeightsProposed(
-        uint256 indexed experimentId, uint256 indexed round, address indexed proposer, string cid, bytes32 digest
-    );
-    event VoteCast(
-        uint256 indexed experimentId, uint256 indexed round, address indexed voter, bool approve, int256 score
-    );
-    event RoundDecided(
-        uint256 indexed experimentId, uint256 indexed round, bool accepted, uint256 approvals, uint256 rejections
-    );
-    event RoundExpired(uint256 indexed experimentId, uint256 indexed round);
-    event ExperimentCompleted(uint256 indexed experimentId, bytes32 modelDigest, uint256 modelRound);
-
     struct Answer {
         bool reverts;
         bytes data;
@@ -50,66 +25,93 @@ contract HostileAudit {
         _answers[selector] = Answer(reverts, data);
     }
 
-    /// @notice ExperimentCreated; with `start`, every learner's join and the start follow
-    /// (as when all join in the creation's block).
+    /// @notice ExperimentCreated (`numbers`: threshold, rounds, proposal, voting and join
+    /// timeouts); with `start`, every learner's join and the start follow (as when all join in
+    /// the creation's block).
     function created(
         uint256 experimentId,
         address[] calldata learners,
-        uint256 thresholdBps,
-        uint256 numRounds,
-        uint256 proposalTimeout,
-        uint256 votingTimeout,
-        uint256 joinTimeout,
+        uint256[5] calldata numbers,
         string calldata initialCid,
         bytes32 initialDigest,
+        ICollectiveLearning.ExperimentTerms calldata terms,
         bool start
     ) external {
-        emit ExperimentCreated(
-            experimentId, msg.sender, learners, thresholdBps, numRounds, proposalTimeout, votingTimeout,
-            joinTimeout, initialCid, initialDigest, ""
+        emit ICollectiveLearning.ExperimentCreated(
+            experimentId, msg.sender, learners, numbers[0], numbers[1], numbers[2], numbers[3], numbers[4],
+            initialCid, initialDigest, "", terms
         );
-        if (start) {
-            for (uint256 i = 0; i < learners.length; ++i) {
-                emit LearnerJoined(experimentId, learners[i]);
-            }
-            emit ExperimentStarted(experimentId);
+        if (start) _joinAll(experimentId, learners);
+    }
+
+    function _joinAll(uint256 experimentId, address[] calldata learners) private {
+        for (uint256 i = 0; i < learners.length; ++i) {
+            emit ICollectiveLearning.LearnerJoined(experimentId, learners[i]);
         }
+        emit ICollectiveLearning.ExperimentStarted(experimentId);
     }
 
     function joined(uint256 experimentId, address learner) external {
-        emit LearnerJoined(experimentId, learner);
+        emit ICollectiveLearning.LearnerJoined(experimentId, learner);
     }
 
     function started(uint256 experimentId) external {
-        emit ExperimentStarted(experimentId);
+        emit ICollectiveLearning.ExperimentStarted(experimentId);
     }
 
     function cancelled(uint256 experimentId) external {
-        emit ExperimentCancelled(experimentId);
+        emit ICollectiveLearning.ExperimentCancelled(experimentId);
     }
 
     function proposed(uint256 experimentId, uint256 round, address proposer, string calldata cid, bytes32 digest)
         external
     {
-        emit WeightsProposed(experimentId, round, proposer, cid, digest);
+        emit ICollectiveLearning.WeightsProposed(experimentId, round, proposer, cid, digest);
     }
 
     function voted(uint256 experimentId, uint256 round, address voter, bool approve, int256 score) external {
-        emit VoteCast(experimentId, round, voter, approve, score);
+        emit ICollectiveLearning.VoteCast(experimentId, round, voter, approve, score);
     }
 
     function decided(uint256 experimentId, uint256 round, bool accepted, uint256 approvals, uint256 rejections)
         external
     {
-        emit RoundDecided(experimentId, round, accepted, approvals, rejections);
+        emit ICollectiveLearning.RoundDecided(experimentId, round, accepted, approvals, rejections);
     }
 
     function expired(uint256 experimentId, uint256 round) external {
-        emit RoundExpired(experimentId, round);
+        emit ICollectiveLearning.RoundExpired(experimentId, round);
     }
 
     function completed(uint256 experimentId, bytes32 modelDigest, uint256 modelRound) external {
-        emit ExperimentCompleted(experimentId, modelDigest, modelRound);
+        emit ICollectiveLearning.ExperimentCompleted(experimentId, modelDigest, modelRound);
+    }
+
+    function deposited(uint256 experimentId, address account, uint256 amount) external {
+        emit ICollectiveLearning.Deposited(experimentId, account, amount);
+    }
+
+    function skipped(uint256 experimentId, uint256 round, address voter) external {
+        emit ICollectiveLearning.VoteSkipped(experimentId, round, voter);
+    }
+
+    function committed(uint256 experimentId, address voter, uint256 round, bytes32 commitment) external {
+        emit ICollectiveLearning.VoteCommitted(experimentId, voter, round, commitment);
+    }
+
+    function commitsComplete(uint256 experimentId, uint256 round) external {
+        emit ICollectiveLearning.CommitsComplete(experimentId, round);
+    }
+
+    /// @notice PenaltyTaken with a reason of the enum (a reason out of it: {raw}).
+    function penalized(uint256 experimentId, address learner, uint256 round, uint8 reason, uint256 amount)
+        external
+    {
+        emit ICollectiveLearning.PenaltyTaken(experimentId, learner, round, ICollectiveLearning.Penalty(reason), amount);
+    }
+
+    function withdrew(uint256 experimentId, address account, uint256 amount) external {
+        emit ICollectiveLearning.FundsWithdrawn(experimentId, account, amount);
     }
 
     /// @notice Emits one log with 0 to 4 `topics` and any `data`.
@@ -121,7 +123,7 @@ contract HostileAudit {
         for (uint256 i = 0; i < n; ++i) {
             t[i] = topics[i];
         }
-        assembly {
+        assembly ("memory-safe") {
             let p := add(d, 32)
             let len := mload(d)
             switch n
@@ -146,7 +148,7 @@ contract HostileAudit {
         Answer storage a = _answers[msg.sig];
         bytes memory data = a.data;
         if (a.reverts) {
-            assembly {
+            assembly ("memory-safe") {
                 revert(add(data, 32), mload(data))
             }
         }

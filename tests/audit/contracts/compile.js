@@ -18,7 +18,15 @@ const input = {
   sources: { [source]: { content: fs.readFileSync(path.join(ROOT, source), "utf8") } },
   settings: { ...SETTINGS, outputSelection: { "*": { "*": ["abi", "evm.bytecode.object"] } } },
 };
-const output = JSON.parse(solc.compile(JSON.stringify(input)));
+// Imports resolve from the repository (contracts/ICollectiveLearning.sol), then node_modules.
+function findImports(name) {
+  for (const base of [ROOT, path.join(ROOT, "node_modules")]) {
+    const file = path.join(base, name);
+    if (fs.existsSync(file)) return { contents: fs.readFileSync(file, "utf8") };
+  }
+  return { error: `not found: ${name}` };
+}
+const output = JSON.parse(solc.compile(JSON.stringify(input), { import: findImports }));
 const errors = (output.errors || []).filter((e) => e.severity === "error");
 for (const e of output.errors || []) process.stderr.write(e.formattedMessage + "\n");
 if (errors.length) process.exit(1);
