@@ -10,12 +10,39 @@ from rich.console import Console
 from agents.cli import options
 from agents.cli.options import Subcommands
 
+#: A spec's ``[options]`` table, as ``colearn experiment create --help`` documents it.
+OPTIONS_HELP = """\
+The spec's optional [options] table sets sealed votes and stake (PROTOCOL.md v2); left
+out, votes are public and nothing is staked. Amounts are integers in the token's smallest
+unit (wei for ETH); shares are basis points (0..10000).
+
+  [options]
+  reveal_timeout = 600            # seconds to reveal after the commit deadline; 0: public votes
+  token = "0x..."                 # the ERC-20 of every deposit; omitted: ETH
+  stake = 1000000000000000000     # deposited by each learner when it joins
+  reward_pool = 0                 # deposited by the creator at creation
+  missed_proposal_penalty = 0     # taken from a proposer whose round expired
+  unrevealed_vote_penalty = 0     # taken from a voter that committed and did not reveal
+  rejected_proposal_penalty = 0   # taken from a proposer rejected by enough voters:
+  rejection_share_bps = 10000     #   rejections * 10000 >= rejection_share_bps * (n - 1)
+  proposer_share_bps = 5000       # the pool's share for proposers of accepted rounds
+
+Penalties and shares need a stake or a reward pool; each penalty is capped at what is left
+of the learner's stake. At the end each learner withdraws stake - penalties + its share of
+the pool (reward pool + penalties): proposer_share_bps of it split by accepted rounds, the
+rest by counted votes; a part nobody earned goes back to the creator.
+"""
+
 
 def register(subcommands: Subcommands) -> None:
     experiment = subcommands.add_parser(
         "experiment", help="manage experiments").add_subparsers(
         dest="experiment_command", required=True)
-    create = experiment.add_parser("create", help="create an experiment; prints its id")
+    create = experiment.add_parser(
+        "create", help="create an experiment; prints its id",
+        description="Create an experiment from a TOML spec (learners, threshold, rounds, "
+                    "timeouts, initial model, metadata, [options]); prints its id.",
+        epilog=OPTIONS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     create.add_argument("--rpc", required=True, metavar="URL")
     create.add_argument("--contract", required=True, type=options.address, metavar="ADDR")
     create.add_argument("--spec", required=True, type=Path, help="experiment spec (TOML)")

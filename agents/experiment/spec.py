@@ -13,7 +13,14 @@ from typing import Any
 from eth_utils import is_address, to_checksum_address
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from agents.chain.types import DEFAULT_JOIN_TIMEOUT, MAX_TIMEOUT, ExperimentOptions
+from agents.chain.types import (
+    DEFAULT_JOIN_TIMEOUT,
+    MAX_AMOUNT,
+    MAX_THRESHOLD_BPS,
+    MAX_TIMEOUT,
+    ZERO_ADDRESS,
+    ExperimentOptions,
+)
 from colearn_core.ml_interface import MachineLearningInterface
 
 # ``module.path:function``, what ``--learner`` and a spec's ``initial.factory`` name.
@@ -143,6 +150,48 @@ class InitialModel(BaseModel):
         return self
 
 
+class SpecOptions(BaseModel):
+    """A spec's ``[options]`` table: :class:`ExperimentOptions` in the spec's terms (the
+    token an address or left out for ETH, amounts integers in wei), strictly checked
+    (``colearn experiment create --help`` documents it: :data:`agents.cli.experiment.OPTIONS_HELP`)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    reveal_timeout: int = Field(0, ge=0, le=MAX_TIMEOUT)
+    token: str | None = None
+    stake: int = Field(0, ge=0, le=MAX_AMOUNT)
+    reward_pool: int = Field(0, ge=0, le=MAX_AMOUNT)
+    missed_proposal_penalty: int = Field(0, ge=0, le=MAX_AMOUNT)
+    unrevealed_vote_penalty: int = Field(0, ge=0, le=MAX_AMOUNT)
+    rejected_proposal_penalty: int = Field(0, ge=0, le=MAX_AMOUNT)
+    rejection_share_bps: int = Field(0, ge=0, le=MAX_THRESHOLD_BPS)
+    proposer_share_bps: int = Field(0, ge=0, le=MAX_THRESHOLD_BPS)
+
+    @field_validator("token")
+    @classmethod
+    def _token(cls, token: str | None) -> str | None:
+        if token is None:
+            return None
+        if not is_address(token):
+            raise ValueError(f"{token!r} is not an ERC-20 address (leave token out for ETH)")
+        if int(token, 16) == 0:
+            raise ValueError("the zero address is not a token (leave token out for ETH)")
+        return to_checksum_address(token)
+
+    @model_validator(mode="after")
+    def _stake_terms(self) -> SpecOptions:
+        if self.stake == 0 and self.reward_pool == 0:
+            needs = [f for f in ("token", "missed_proposal_penalty", "unrevealed_vote_penalty",
+                                 "rejected_proposal_penalty", "rejection_share_bps",
+                                 "proposer_share_bps") if getattr(self, f)]
+            if needs:
+                raise ValueError(f"{', '.join(needs)} need a stake or a reward pool")
+        return self
+
+    def terms(self) -> ExperimentOptions:
+        return ExperimentOptions(**{**self.model_dump(), "token": self.token or ZERO_ADDRESS})
+
+
 class ExperimentTerms(BaseModel):
     """What an experiment fixes for its whole life, but its initial model."""
 
@@ -172,9 +221,16 @@ class ExperimentTerms(BaseModel):
 
 class ExperimentSpec(ExperimentTerms):
     """What ``colearn experiment create`` reads from a TOML file: the terms, and where the
-    initial model comes from."""
+    initial model comes from; its ``[options]`` table is read strictly (:class:`SpecOptions`)."""
 
     initial: InitialModel
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _options(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return SpecOptions.model_validate(value).terms()
+        return value
 
     def initial_weights(self) -> bytes | Any:
         """The initial model: the bytes of ``initial.weights``, or the current weights of

@@ -956,3 +956,81 @@ def test_terms_the_contract_refuses_are_a_configuration_violation(
         **{**ExperimentOptions().__dict__, "rejection_share_bps": 5})
     assert "configuration" in _codes(h)
 
+
+
+# ----------------------------------------- the spec's [options], as the audit reads them
+
+_SPEC = """
+learners = {learners}
+rounds = 2
+
+[initial]
+weights = "initial.safetensors"
+
+[options]
+{options}
+"""
+
+
+def _spec(tmp_path: Path, learners: list[str], options: str) -> Path:
+    (tmp_path / "initial.safetensors").write_bytes(encode_weights({"w": np.zeros(3, np.float32)}))
+    path = tmp_path / "spec.toml"
+    path.write_text(_SPEC.format(learners=json.dumps(learners), options=options))
+    return path
+
+
+def test_a_specs_options_reach_the_chain_and_the_audit(
+        tmp_path: Path, chain: Web3, contract: CollectiveLearningClient,
+        learners: list[LocalAccount]) -> None:
+    from agents.experiment.launch import launch_experiment
+    from agents.experiment.spec import ExperimentSpec
+
+    path = _spec(tmp_path, [a.address for a in learners[:3]], """
+reveal_timeout = 300
+stake = 1000000000000000000
+reward_pool = 5
+missed_proposal_penalty = 7
+unrevealed_vote_penalty = 8
+rejected_proposal_penalty = 9
+rejection_share_bps = 6000
+proposer_share_bps = 2500
+""")
+    spec = ExperimentSpec.load(path)
+    assert spec.options.sealed and spec.options.staked and spec.options.in_eth
+    creator = contract.with_account(learners[0])
+    launched = launch_experiment(creator, FileWeightStore(tmp_path / "store"), spec,
+                                 spec.initial_weights())
+    h = read_history(CollectiveLearningClient(chain, contract.address), launched.experiment_id)
+    assert h.config.options == spec.options
+    assert [(d.account, d.amount) for d in h.deposits] == [(learners[0].address, 5)]
+    assert audit_history(h).ok
+
+
+@pytest.mark.parametrize("options, message", [
+    ("stake = 1.5", "options.stake: Input should be a valid integer"),
+    ('stake = "1000"', "options.stake: Input should be a valid integer"),
+    (f"stake = {2**96}", "options.stake: Input should be less than or equal to"),
+    ("reveal_timeout = -1", "options.reveal_timeout: Input should be greater than"),
+    (f"reveal_timeout = {30 * 86_400 + 1}", "options.reveal_timeout"),
+    ('stake = 1\ntoken = "ETH"', "is not an ERC-20 address"),
+    ('stake = 1\ntoken = "0x0000000000000000000000000000000000000000"', "zero address"),
+    ("proposer_share_bps = 5000", "proposer_share_bps need a stake or a reward pool"),
+    ("stake = 1\nrejection_share_bps = 10001", "options.rejection_share_bps"),
+    ("sealed = true", "options.sealed: Extra inputs are not permitted"),
+])
+def test_bad_options_in_a_spec_are_one_line(tmp_path: Path, options: str, message: str,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    path = _spec(tmp_path, ["0x" + "11" * 20, "0x" + "22" * 20], options)
+    code, out, err = run_main(["experiment", "create", "--rpc", "http://127.0.0.1:9",
+                               "--contract", "0x" + "33" * 20, "--spec", str(path),
+                               "--store", f"file:{tmp_path}"], capsys)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert message in err, err
+
+
+def test_the_create_help_documents_every_option(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_main(["experiment", "create", "--help"], capsys)
+    assert code == 0
+    for field in ExperimentOptions.model_fields:
+        assert field in out, field
