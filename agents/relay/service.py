@@ -151,7 +151,7 @@ class Relay:
         self._remember(created)
         if status.voted:
             return False
-        self._enqueue(VOTE, vote, len(created.learners) - 1)
+        self._enqueue(vote, len(created.learners) - 1)
         return True
 
     def submit_commit(self, commit: SignedCommit) -> bool:
@@ -175,7 +175,7 @@ class Relay:
         self._remember(created)
         if status.committed:
             return False
-        self._enqueue(COMMIT, commit, len(created.learners) - 1)
+        self._enqueue(commit, len(created.learners) - 1, COMMIT)
         return True
 
     def submit_reveal(self, reveal: RevealRequest) -> bool:
@@ -202,7 +202,7 @@ class Relay:
                           f"{reveal.learner_index} ({voter}) in round {round_index}")
         self._remember(created)
         committers = self.client.experiment(experiment_id).commitments
-        self._enqueue(REVEAL, reveal, committers)
+        self._enqueue(reveal, committers, REVEAL)
         return True
 
     def _commitment(self, created: ExperimentCreated, round_index: int,
@@ -362,7 +362,7 @@ class Relay:
 
     # --------------------------------------------------------------- batches
 
-    def _enqueue(self, kind: str, vote: _Item, voters: int) -> None:
+    def _enqueue(self, vote: _Item, voters: int, kind: str = VOTE) -> None:
         """Queues a checked call; the batch goes at once when the ballot is complete."""
         key = (vote.experiment_id, vote.round, kind)
         with self._lock:

@@ -11,15 +11,17 @@ import hashlib
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import started
 from consortium import Consortium
+from experiments import web3_contract
 
 from agents.chain.network import advance_time
-from agents.chain.types import NO_SCORE, RoundState
+from agents.chain.types import NO_SCORE, ExperimentOptions, Penalty, RoundState
 from agents.devtools.anvil import AnvilProcess
 from agents.storage.cid import compute_cid
 from colearn_core.codec import decode_weights, encode_weights
@@ -218,4 +220,132 @@ def test_an_agent_whose_experiment_is_cancelled_stops_with_one_line(consortium):
     errors = [line for line in log.splitlines() if line.startswith("error:")]
     assert errors == [f"error: experiment {c.experiment_id} was cancelled: 2 of 3 learners "
                       "did not join before the join deadline"], log
+    assert "Traceback" not in log
+
+
+# ------------------------------------------------------------------ sealed votes, stake
+
+STAKE, POOL = 10**18, 10**18 + 7
+SEALED_STAKED = ExperimentOptions(
+    reveal_timeout=8, stake=STAKE, reward_pool=POOL, missed_proposal_penalty=10**17 + 1,
+    unrevealed_vote_penalty=2 * 10**17 + 3, rejected_proposal_penalty=3 * 10**17 + 5,
+    rejection_share_bps=5000, proposer_share_bps=3000)
+
+
+def _events(c: Consortium, name: str) -> list:
+    """The experiment's events ``name``, decoded by web3 (not by the client)."""
+    event = getattr(web3_contract(c.client).events, name)
+    return [e["args"] for e in event().get_logs(
+        from_block=0, argument_filters={"experimentId": c.experiment_id})]
+
+
+def test_a_staked_sealed_experiment_pays_every_learner_to_the_wei(consortium):
+    """Four learners, sealed votes, ETH stake: learner 1 poisons its proposal, learner 3's
+    agent is killed between its commitment and its reveal in round 0 (learners 1 and 2
+    are still testing), and restarted once round 0 is decided. Every withdrawal must be
+    what PROTOCOL.md's formula gives, computed here from the events alone."""
+    n, rounds, opts = 4, 4, SEALED_STAKED
+    c = consortium(n=n, rounds=rounds, voting_timeout=20, options=opts)
+    eid, learners = c.experiment_id, [a.address for a in c.accounts]
+    c.start(0)
+    c.start(1, "fake_learners:slow_tester", poison="random", delay=6)
+    c.start(2, "fake_learners:slow_tester", delay=6)
+    c.start(3)
+    c.wait_until(lambda: c.client.round_status(eid, learners[3]).committed, 180,
+                 "learner 3 to commit in round 0")
+    c.kill(3)
+    status = c.client.round_status(eid, learners[3])
+    assert (status.round, status.state, status.voted) == (0, RoundState.VOTING, False)
+    c.wait_round(1, timeout=120)
+    c.start(3)
+    c.wait_all(timeout=300)
+    assert c.client.state(eid) == RoundState.COMPLETED
+
+    # What happened, from the events.
+    def proposer(r: int) -> str:
+        return learners[r % n]
+
+    decided = {d["round"]: d for d in _events(c, "RoundDecided")}
+    expired = [e["round"] for e in _events(c, "RoundExpired")]
+    committed = {(e["round"], e["voter"]) for e in _events(c, "VoteCommitted")}
+    revealed = [(e["round"], e["voter"]) for e in _events(c, "VoteCast")]
+    assert set(revealed) <= committed
+    # The offences the contract can see, by PROTOCOL.md's rules.
+    expected_penalties = [(proposer(r), r, Penalty.MISSED_PROPOSAL,
+                           opts.missed_proposal_penalty) for r in expired]
+    expected_penalties += [(v, r, Penalty.UNREVEALED_VOTE, opts.unrevealed_vote_penalty)
+                           for r, v in committed - set(revealed)]
+    expected_penalties += [
+        (proposer(r), r, Penalty.REJECTED_PROPOSAL, opts.rejected_proposal_penalty)
+        for r, d in decided.items()
+        if not d["accepted"] and d["rejections"] * 10_000 >= opts.rejection_share_bps * (n - 1)]
+    taken = [(p["learner"], p["round"], Penalty(p["reason"]), p["amount"])
+             for p in _events(c, "PenaltyTaken")]
+    assert sorted(taken) == sorted(expected_penalties)
+    assert (learners[3], 0, Penalty.UNREVEALED_VOTE, opts.unrevealed_vote_penalty) in taken
+    assert (learners[1], 1, Penalty.REJECTED_PROPOSAL, opts.rejected_proposal_penalty) in taken
+    penalties = Counter[str]()
+    for learner, _, _, amount in expected_penalties:
+        penalties[learner] += amount
+    # The pool and its split (floor division; a part nobody has a share of: the creator's).
+    pool = POOL + sum(penalties.values())
+    proposer_part = pool * opts.proposer_share_bps // 10_000
+    voter_part = pool - proposer_part
+    accepted = Counter(proposer(r) for r, d in decided.items() if d["accepted"])
+    votes = Counter(v for _, v in revealed)
+    expected = {}
+    for a in learners:
+        owed = STAKE - penalties[a]
+        if accepted:
+            owed += proposer_part * accepted[a] // sum(accepted.values())
+        if votes:
+            owed += voter_part * votes[a] // sum(votes.values())
+        expected[a] = owed
+    creator = learners[0]
+    expected[creator] += (0 if accepted else proposer_part) + (0 if votes else voter_part)
+
+    paid = {w["account"]: w["amount"] for w in _events(c, "FundsWithdrawn")}
+    assert paid == expected
+    for i, a in enumerate(learners):
+        assert c.result(i)["withdrawn"] == expected[a]
+        assert f"withdrew {expected[a]} wei" in c.log(i)
+    # Figures for the record: chain seconds from proposal to decision, per round.
+    proposed = {p.round: p.block_number for p in c.client.proposals(eid)}
+    durations = {}
+    for d in c.client.decisions(eid):
+        t = c.client.block_timestamps([proposed[d.round], d.block_number])
+        durations[d.round] = t[d.block_number] - t[proposed[d.round]]
+    print(f"\nsealed staked experiment: proposal to decision (chain seconds) {durations}; "
+          f"penalties {dict(penalties)}")
+
+
+def test_an_agent_killed_after_committing_reveals_once_restarted(consortium):
+    """Learner 2's agent is killed after its commitment, restarted with the same
+    ``--state-dir``: it reads its opening back and reveals; no vote is lost."""
+    c = consortium(n=3, rounds=1, voting_timeout=60,
+                   options=ExperimentOptions(reveal_timeout=60))
+    eid, me = c.experiment_id, c.accounts[2].address
+    c.start(0)
+    c.start(1, "fake_learners:slow_tester", delay=8)  # the round stays open for commitments
+    c.start(2)
+    c.wait_until(lambda: c.client.round_status(eid, me).committed, 180,
+                 "learner 2 to commit in round 0")
+    c.kill(2)
+    assert not c.client.round_status(eid, me).voted
+    c.start(2)
+    c.wait_all(timeout=180)
+    assert me in [v.voter for v in c.client.votes(eid, 0)]
+    (decision,) = c.client.decisions(eid, 0)
+    assert decision.approvals + decision.rejections == 2  # both votes count
+    assert "read from" in c.log(2) and "revealed its vote" in c.log(2)
+    assert all("decided after the reveal deadline" not in c.log(i) for i in range(3))
+
+
+def test_an_agent_that_cannot_pay_the_stake_stops_with_one_line(consortium):
+    c = consortium(n=2, rounds=1, options=ExperimentOptions(stake=10**21))  # funded 10**20
+    c.start(0)
+    assert c.processes[0].wait(120) == 1
+    log = c.log(0)
+    errors = [line for line in log.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "cannot pay the stake" in errors[0], log
     assert "Traceback" not in log

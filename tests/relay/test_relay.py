@@ -5,19 +5,39 @@ in-process chain is not thread-safe)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import httpx
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from experiments import PROPOSAL_TIMEOUT, VOTING_TIMEOUT, Exp, Make
+from experiments import (
+    INITIAL_CID,
+    JOIN_TIMEOUT,
+    PROPOSAL_TIMEOUT,
+    VOTING_TIMEOUT,
+    Exp,
+    Make,
+    digest,
+)
 from web3 import Web3
 
+from agents.chain.client import CollectiveLearningClient
 from agents.chain.network import advance_time
-from agents.chain.signing import SignedJoin, SignedVote, sign_join, sign_proposal, sign_vote
-from agents.chain.types import RoundState, score_to_fixed
-from agents.relay import Refused, Relay, RelayClient, RelayServer
+from agents.chain.signing import (
+    SignedCommit,
+    SignedJoin,
+    SignedVote,
+    VoteOpening,
+    sign_commit,
+    sign_join,
+    sign_proposal,
+    sign_vote,
+    vote_commitment,
+)
+from agents.chain.types import ExperimentOptions, RoundState, score_to_fixed
+from agents.relay import Refused, Relay, RelayClient, RelayServer, RevealRequest
 
 
 @pytest.fixture
@@ -33,8 +53,8 @@ def relay(make: Make, outsider: LocalAccount, chain: Web3) -> Iterator[tuple[Rel
 def signed(e: Exp, voter: LocalAccount, round_index: int, approve: bool = True) -> SignedVote:
     return sign_vote(voter, chain_id=e.contract.chain_id, contract=e.contract.address,
                      experiment_id=e.id, round_index=round_index,
-                     learner_index=e.learners.index(voter), approve=approve,
-                     score=score_to_fixed(0.9))
+                     learner_index=e.learners.index(voter), digest=e.proposal(round_index)[1],
+                     approve=approve, score=score_to_fixed(0.9))
 
 
 def test_a_rounds_votes_go_on_chain_in_one_batch(relay: tuple[Relay, RelayClient],
@@ -100,7 +120,8 @@ def test_the_relay_refuses_what_the_contract_would(relay: tuple[Relay, RelayClie
     with pytest.raises(Refused, match="serves chain"):
         client.submit_vote(signed(e, l1, 0).model_copy(update={"contract": learners[5].address}))
     forged = sign_vote(learners[5], chain_id=e.contract.chain_id, contract=e.contract.address,
-                       experiment_id=e.id, round_index=0, learner_index=1, approve=True, score=0)
+                       experiment_id=e.id, round_index=0, learner_index=1,
+                       digest=e.proposal(0)[1], approve=True, score=0)
     with pytest.raises(Refused, match="is not a learner of experiment"):
         client.submit_vote(forged)
     with pytest.raises(Refused, match="not learner 7"):
@@ -110,7 +131,8 @@ def test_the_relay_refuses_what_the_contract_would(relay: tuple[Relay, RelayClie
     with pytest.raises(Refused, match="UnknownExperiment"):
         client.submit_vote(sign_vote(l1, chain_id=e.contract.chain_id,
                                      contract=e.contract.address, experiment_id=999,
-                                     round_index=0, learner_index=1, approve=True, score=0))
+                                     round_index=0, learner_index=1,
+                                     digest=e.proposal(0)[1], approve=True, score=0))
     bad = httpx.post(client.url + "/v1/votes", content=b'{"round": "x"}')
     assert bad.status_code == 400 and "malformed" in bad.json()["error"]
     assert httpx.get(client.url + "/v1/nothing").status_code == 404
@@ -177,3 +199,109 @@ def test_signed_joins_go_at_once_checked_like_votes(make: Make, outsider: LocalA
         assert service.watched == frozenset()
         with pytest.raises(Refused, match="not open for joining"):
             client.submit_join(join(l2))
+
+
+# ------------------------------------------------------------------------ sealed votes
+
+REVEAL_TIMEOUT = 300
+
+
+def make_sealed(contract: CollectiveLearningClient, members: list[LocalAccount]) -> Exp:
+    """A started experiment with sealed votes (public-vote ``make`` cannot make one)."""
+    initial = digest(f"sealed-initial-{len(members)}")
+    eid, tx = contract.create_experiment(
+        [a.address for a in members], 5000, 2, PROPOSAL_TIMEOUT, VOTING_TIMEOUT, INITIAL_CID,
+        initial, "", JOIN_TIMEOUT, options=ExperimentOptions(reveal_timeout=REVEAL_TIMEOUT))
+    e = Exp(eid, contract, members, initial, tx)
+    e.join_all()
+    return e
+
+
+def opening(approve: bool, score: float = 0.8) -> VoteOpening:
+    return VoteOpening(approve=approve, score=score_to_fixed(score), salt=os.urandom(32))
+
+
+def commit(e: Exp, voter: LocalAccount, round_index: int, opened: VoteOpening) -> SignedCommit:
+    return sign_commit(voter, chain_id=e.contract.chain_id, contract=e.contract.address,
+                       experiment_id=e.id, round_index=round_index,
+                       learner_index=e.learners.index(voter),
+                       commitment=vote_commitment(e.id, round_index, voter.address,
+                                                  e.proposal(round_index)[1], opened))
+
+
+def reveal(e: Exp, voter: LocalAccount, round_index: int, opened: VoteOpening) -> RevealRequest:
+    return RevealRequest(chain_id=e.contract.chain_id, contract=e.contract.address,
+                         experiment_id=e.id, round=round_index, voter=voter.address,
+                         learner_index=e.learners.index(voter), opening=opened)
+
+
+def test_sealed_commitments_and_reveals_go_on_chain_in_batches(
+        relay: tuple[Relay, RelayClient], contract: CollectiveLearningClient,
+        learners: list[LocalAccount]) -> None:
+    service, client = relay
+    e = make_sealed(contract, learners[:4])
+    with pytest.raises(Refused, match="not open for commitments"):
+        client.submit_commit(commit(e, learners[1], 0, opening(True)))  # nothing proposed
+    e.propose(0)
+    voters = e.voters(0)
+    opened = {v.address: opening(i != 1, 0.5 + i / 10) for i, v in enumerate(voters)}
+    with pytest.raises(Refused, match="the round's proposer cannot vote"):
+        client.submit_commit(commit(e, e.proposer(0), 0, opening(True)))
+    with pytest.raises(Refused, match="not open for reveals"):
+        client.submit_reveal(reveal(e, voters[0], 0, opened[voters[0].address]))
+    for v in voters:  # the last commitment completes the ballot: the batch goes
+        client.submit_commit(commit(e, v, 0, opened[v.address]))
+    assert e.state() is RoundState.REVEALING, "every voter committed: the reveal window opened"
+    assert service.commits_relayed == 3 and service.batches_sent == 1
+    # An opening is checked against the commitment on chain before it is queued.
+    wrong = reveal(e, voters[0], 0, opened[voters[0].address].model_copy(update={"approve": False}))
+    with pytest.raises(Refused, match="does not match the commitment"):
+        client.submit_reveal(wrong)
+    with pytest.raises(Refused, match="not learner 3"):
+        client.submit_reveal(reveal(e, voters[0], 0, opened[voters[0].address])
+                             .model_copy(update={"learner_index": 3}))
+    with pytest.raises(Refused, match="no commitment in round 0"):
+        client.submit_reveal(reveal(e, e.proposer(0), 0, opening(True)))
+    assert service.queued["reveal"] == 0
+    for v in voters:
+        client.submit_reveal(reveal(e, v, 0, opened[v.address]))
+    votes = e.contract.votes(e.id, 0)
+    assert [(v.voter, v.approve, v.score) for v in votes] == [
+        (v.address, opened[v.address].approve, opened[v.address].score) for v in voters]
+    assert len({v.tx_hash for v in votes}) == 1
+    (decided,) = e.contract.decisions(e.id, 0)
+    assert (decided.accepted, decided.approvals, decided.rejections) == (True, 2, 1)
+    assert (service.reveals_relayed, service.batches_sent) == (3, 2)
+    health = httpx.get(client.url + "/v1/health").json()
+    assert (health["commits_relayed"], health["reveals_relayed"]) == (3, 3)
+
+
+
+def test_a_commitment_in_an_experiment_with_public_votes_is_refused(
+        relay: tuple[Relay, RelayClient], make: Make) -> None:
+    _, client = relay
+    public = make(n=3, rounds=1)
+    public.propose(0)
+    with pytest.raises(Refused, match="has public votes"):
+        client.submit_commit(commit(public, public.voters(0)[0], 0, opening(True)))
+
+
+def test_a_partial_reveal_batch_goes_after_the_delay_and_the_relay_decides_after_the_deadline(
+        relay: tuple[Relay, RelayClient], contract: CollectiveLearningClient,
+        learners: list[LocalAccount], chain: Web3) -> None:
+    service, client = relay
+    e = make_sealed(contract, learners[:3])
+    e.propose(0)
+    l1, l2 = e.voters(0)
+    opened = {l1.address: opening(True), l2.address: opening(False)}
+    for v in (l1, l2):
+        assert client.submit_commit(commit(e, v, 0, opened[v.address])) is None
+    assert e.state() is RoundState.REVEALING
+    client.submit_reveal(reveal(e, l1, 0, opened[l1.address]))  # l2 never reveals
+    service.batch_delay = 0
+    service.tick()
+    assert e.contract.vote_of(e.id, l1.address) == (True, True)
+    advance_time(chain, REVEAL_TIMEOUT + VOTING_TIMEOUT)
+    service.tick()  # the reveal deadline passed: the relay decides the round
+    (decided,) = e.contract.decisions(e.id, 0)
+    assert (decided.approvals, decided.rejections) == (1, 0)

@@ -16,7 +16,7 @@ from agents.agent.learner_agent import LearnerAgent
 from agents.agent.settings import AgentSettings
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.network import connect, derive_accounts, fund_accounts
-from agents.chain.types import RoundState
+from agents.chain.types import ExperimentOptions, RoundState
 from agents.devtools.anvil import AnvilProcess
 from agents.experiment.launch import launch_experiment
 from agents.experiment.spec import ExperimentTerms
@@ -42,7 +42,8 @@ class Consortium:
     """A contract, an experiment, and one agent per learner (not started)."""
 
     def __init__(self, anvil: AnvilProcess, tmp_path, *, funded_learners: bool,
-                 rounds: int, voting_timeout: int, label: str):
+                 rounds: int, voting_timeout: int, label: str,
+                 options: ExperimentOptions | None = None):
         self.anvil = anvil
         deployer, *self.accounts = derive_accounts(N_LEARNERS + 1, seed=1, label=label)
         w3 = connect(anvil.url)
@@ -54,7 +55,7 @@ class Consortium:
         set_equal_weights(self.learners)
         self.experiment_id = launch_experiment(self.client, self.store, ExperimentTerms(
             learners=[a.address for a in self.accounts], rounds=rounds,
-            voting_timeout=voting_timeout),
+            voting_timeout=voting_timeout, options=options or ExperimentOptions()),
             self.learners[0].mli_get_current_weights().weights).experiment_id
 
     def agent(self, i: int, relay_url: str, **options) -> LearnerAgent:
@@ -109,7 +110,7 @@ def test_learners_without_eth_finish_an_experiment_through_the_relay(
 class LosingRelay(Relay):
     """A relay that accepts votes and never submits them."""
 
-    def _send_batch(self, key: tuple[int, int]) -> None:
+    def _send_batch(self, key: tuple[int, int, str]) -> None:
         self._pending.pop(key, None)
 
 
@@ -141,3 +142,26 @@ def test_agents_vote_directly_when_the_relay_is_unreachable(anvil: AnvilProcess,
     assert c.client.state(c.experiment_id) is RoundState.COMPLETED
     senders = c.senders({v.tx_hash for v in c.client.votes(c.experiment_id)})
     assert senders == {a.address for a in c.accounts}
+
+
+def test_learners_without_eth_commit_and_reveal_sealed_votes_through_the_relay(
+        anvil: AnvilProcess, tmp_path) -> None:
+    c = Consortium(anvil, tmp_path, funded_learners=False, rounds=3, voting_timeout=600,
+                   label="relay-sealed", options=ExperimentOptions(reveal_timeout=600))
+    payer: LocalAccount = derive_accounts(1, seed=4, label="relay-payer")[0]
+    fund_accounts(c.client.w3, [payer.address])
+    relay = Relay(CollectiveLearningClient(connect(anvil.url), c.client.address, payer),
+                  experiments=[c.experiment_id], batch_delay=5)
+    with RelayServer(relay) as server:
+        agents = [c.agent(i, server.url, state_dir=tmp_path / f"state{i}")
+                  for i in range(N_LEARNERS)]
+        c.run(agents)
+
+    eid = c.experiment_id
+    assert c.client.state(eid) is RoundState.COMPLETED
+    assert all(c.client.w3.eth.get_balance(a.address) == 0 for a in c.accounts)
+    votes = c.client.votes(eid)  # revealed votes
+    assert len(votes) == 3 * (N_LEARNERS - 1), "every learner's sealed vote was revealed"
+    assert c.senders({v.tx_hash for v in votes}) == {payer.address}
+    assert (relay.commits_relayed, relay.reveals_relayed) == (6, 6)
+    assert relay.batches_sent == 6, "each round's commitments, then reveals, in one batch"

@@ -34,9 +34,18 @@ from web3 import Web3
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.errors import ChainError
 from agents.chain.network import advance_time, derive_accounts
-from agents.chain.signing import SignedVote, sign_join, sign_proposal, sign_vote
+from agents.chain.signing import (
+    SignedCommit,
+    SignedVote,
+    VoteOpening,
+    sign_commit,
+    sign_join,
+    sign_proposal,
+    sign_vote,
+    vote_commitment,
+)
 from agents.chain.transactions import calldata_floor
-from agents.chain.types import score_to_fixed
+from agents.chain.types import ExperimentOptions, RoundState, score_to_fixed
 from agents.cli import main as cli
 from agents.relay import HttpLimits, Refused, Relay, RelayClient, RelayError, RelayServer
 
@@ -58,7 +67,8 @@ def signed(e: Exp, voter: LocalAccount, round_index: int = 0, approve: bool = Tr
                      experiment_id=e.id if experiment_id is None else experiment_id,
                      round_index=round_index,
                      learner_index=e.learners.index(voter) if index is None else index,
-                     approve=approve, score=score_to_fixed(0.7))
+                     digest=e.proposal(round_index)[1], approve=approve,
+                     score=score_to_fixed(0.7))
 
 
 def nonce(client: CollectiveLearningClient) -> int:
@@ -312,10 +322,10 @@ def test_a_batch_that_fails_in_transit_stays_queued(make: Make, outsider: LocalA
         client.submit_vote(signed(e, l1))
         client.submit_vote(signed(e, l2))
     for _ in range(2):
-        relay._pending[(e.id, 0)].retry_at = 0  # the test's tick is the next try
+        relay._pending[(e.id, 0, "vote")].retry_at = 0  # the test's tick is the next try
         relay.tick()
         assert relay.votes_queued == 2 and not e.contract.votes(e.id, 0)
-    relay._pending[(e.id, 0)].retry_at = 0
+    relay._pending[(e.id, 0, "vote")].retry_at = 0
     relay.tick()
     assert {v.voter for v in e.contract.votes(e.id, 0)} == {l1.address, l2.address}
     assert relay.votes_queued == 0 and relay.votes_discarded == 0
@@ -507,11 +517,13 @@ def test_any_bytes_get_a_4xx_and_one_log_line(server: RelayServer, data: bytes) 
 
 
 @HYPOTHESIS
-@given(path=st.sampled_from(["/v1/votes", "/v1/proposals"]),
+@given(path=st.sampled_from(["/v1/votes", "/v1/proposals", "/v1/commits", "/v1/reveals",
+                             "/v1/joins"]),
        body=json_values | st.fixed_dictionaries({
            "chain_id": json_values, "contract": json_values, "experiment_id": json_values,
            "round": json_values, "voter": json_values, "learner_index": json_values,
-           "approve": json_values, "score": json_values, "r": json_values, "vs": json_values}))
+           "approve": json_values, "score": json_values, "r": json_values, "vs": json_values,
+           "digest": json_values, "commitment": json_values, "opening": json_values}))
 def test_random_json_gets_a_4xx_and_one_log_line(server: RelayServer, path: str,
                                                  body: Any) -> None:
     with relay_log() as log:
@@ -529,8 +541,8 @@ def test_random_signatures_get_a_4xx_and_one_log_line(server: RelayServer, r: by
                                                       experiment: int) -> None:
     vote = SignedVote(chain_id=server.relay.client.chain_id,
                       contract=server.relay.client.address, experiment_id=experiment, round=0,
-                      voter="0x" + "ab" * 20, learner_index=index, approve=True, score=1,
-                      r=r, vs=vs)
+                      voter="0x" + "ab" * 20, learner_index=index, digest=b"\x01" * 32,
+                      approve=True, score=1, r=r, vs=vs)
     with relay_log() as log:
         answer = post(server.url, "/v1/votes", vote.model_dump_json())
     assert answer.status_code in (400, 409), answer.text
@@ -556,3 +568,69 @@ def test_random_headers_get_a_4xx_and_one_log_line(server: RelayServer, length: 
     if status is not None:
         assert len(log.records) == 1
     log.assert_clean(at_most=1)
+
+
+@HYPOTHESIS
+@given(r=st.binary(min_size=32, max_size=32), vs=st.binary(min_size=32, max_size=32),
+       commitment=st.binary(min_size=32, max_size=32), index=st.integers(0, 2**256 - 1),
+       experiment=st.integers(0, 2**256 - 1))
+def test_random_signed_commitments_get_a_4xx_and_one_log_line(
+        server: RelayServer, r: bytes, vs: bytes, commitment: bytes, index: int,
+        experiment: int) -> None:
+    commit = SignedCommit(chain_id=server.relay.client.chain_id,
+                          contract=server.relay.client.address, experiment_id=experiment,
+                          round=0, voter="0x" + "ab" * 20, learner_index=index,
+                          commitment=commitment, r=r, vs=vs)
+    with relay_log() as log:
+        answer = post(server.url, "/v1/commits", commit.model_dump_json())
+    assert answer.status_code in (400, 409), answer.text
+    assert len(log.records) == 1
+    log.assert_clean(at_most=1)
+    assert server.relay.watched == set()
+
+
+@pytest.fixture
+def revealing(server: RelayServer, learners: list[LocalAccount]) -> Exp:
+    """A sealed experiment whose round 0 is in its reveal window: learners 1 and 2
+    committed (to approve, score 0.7, salt 0x11..), through the server's relay."""
+    client = server.relay.client.with_account(learners[0])
+    members = learners[:3]
+    eid, tx = client.create_experiment([a.address for a in members], 5000, 1,
+                                       PROPOSAL_TIMEOUT, VOTING_TIMEOUT, "bafy-initial",
+                                       b"\x07" * 32, "", 1000,
+                                       options=ExperimentOptions(reveal_timeout=600))
+    e = Exp(eid, client, members, b"\x07" * 32, tx)
+    e.join_all()
+    e.propose(0)
+    for voter in e.voters(0):
+        opened = VoteOpening(approve=True, score=score_to_fixed(0.7), salt=b"\x11" * 32)
+        server.relay.submit_commit(sign_commit(
+            voter, chain_id=e.contract.chain_id, contract=e.contract.address,
+            experiment_id=e.id, round_index=0, learner_index=e.learners.index(voter),
+            commitment=vote_commitment(e.id, 0, voter.address, e.proposal(0)[1], opened)))
+    assert e.state() is RoundState.REVEALING
+    return e
+
+
+@HYPOTHESIS
+@given(approve=st.booleans(), score=st.integers(-(2**255), 2**255 - 1),
+       salt=st.binary(min_size=32, max_size=32), who=st.integers(0, 3),
+       index=st.integers(0, 5), round_index=st.integers(0, 2))
+def test_random_openings_get_a_4xx_and_one_log_line_and_nothing_is_queued(
+        server: RelayServer, revealing: Exp, approve: bool, score: int, salt: bytes,
+        who: int, index: int, round_index: int) -> None:
+    e = revealing
+    voter = (e.learners + [Account.from_key(b"\x22" * 32)])[who]
+    if (approve, score, salt) == (True, score_to_fixed(0.7), b"\x11" * 32):
+        salt = b"\x12" * 32  # never the true opening
+    body = {"chain_id": e.contract.chain_id, "contract": e.contract.address,
+            "experiment_id": e.id, "round": round_index, "voter": voter.address,
+            "learner_index": index, "opening": {"approve": approve, "score": score,
+                                                "salt": salt.hex()}}
+    with relay_log() as log:
+        answer = post(server.url, "/v1/reveals", json.dumps(body))
+    assert answer.status_code in (400, 403, 409), answer.text
+    assert len(log.records) == 1
+    log.assert_clean(at_most=1)
+    assert server.relay.queued["reveal"] == 0
+    assert e.state() is RoundState.REVEALING
