@@ -25,6 +25,7 @@ from agents.agent.settings import AgentSettings
 from agents.audit.reader import HistoryReader
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.network import connect, derive_accounts, fund_accounts
+from agents.chain.types import ExperimentOptions
 from agents.experiment.history import RoundRow, join_rows, round_rows
 from agents.experiment.launch import launch_experiment
 from agents.experiment.spec import ExperimentTerms
@@ -47,6 +48,7 @@ class DemoConfig(BaseModel):
     out: Path = Path("demo-out")
     proposal_timeout: int = Field(600, ge=1)
     voting_timeout: int = Field(600, ge=1)
+    sealed: bool = False  # sealed votes (commit, then reveal within the voting timeout again)
 
 
 class Experiment(BaseModel):
@@ -80,7 +82,8 @@ def prepare(config: DemoConfig, console: Console, w3: Any, store: WeightStore,
     experiment_id = launch_experiment(client, store, ExperimentTerms(
         learners=[a.address for a in accounts], threshold=config.vote_threshold,
         rounds=config.n_rounds, proposal_timeout=config.proposal_timeout,
-        voting_timeout=config.voting_timeout, metadata=_metadata(config)),
+        voting_timeout=config.voting_timeout, metadata=_metadata(config),
+        options=ExperimentOptions(reveal_timeout=config.voting_timeout if config.sealed else 0)),
         initial_weights).experiment_id
     console.print(f"chain {client.chain_id} · contract {client.address} · "
                   f"experiment {experiment_id} · {config.n_learners} learners · "

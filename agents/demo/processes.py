@@ -118,6 +118,7 @@ def run_process_demo(config: DemoConfig, console: Console | None = None) -> dict
                 "--learner-arg", f"n_learners={config.n_learners}",
                 "--learner-arg", f"seed={config.seed}", "--store", store_url,
                 *(["--events", events_url] if events_url else []),
+                "--state-dir", str(config.out / "state" / f"learner{i}"),
             ]
             log_file = stack.enter_context((logs / f"learner{i}.log").open("w"))
             processes.append(children.start(command, name=f"agent {i}", stdout=log_file,

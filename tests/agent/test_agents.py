@@ -11,8 +11,8 @@ import pytest
 
 from agents.agent.learner_agent import AgentError, ExperimentCancelled, LearnerAgent, run_in_process
 from agents.agent.settings import AgentSettings
-from agents.chain.client import CollectiveLearningClient
 from agents.chain.abi import load_artifact
+from agents.chain.client import CollectiveLearningClient
 from agents.chain.network import advance_time, connect, derive_accounts, fund_accounts
 from agents.chain.types import NO_SCORE, ExperimentOptions, RoundState
 from agents.experiment.launch import launch_experiment
