@@ -42,6 +42,7 @@ from agents._utils.http import BackgroundHttpServer
 from agents.audit.checks import AuditReport, audit_history
 from agents.audit.errors import AuditError, UnknownExperiment
 from agents.audit.explorer_page import render_page
+from agents.audit.ledger import ledger
 from agents.audit.reader import History, HistoryReader
 from agents.audit.report import GRID_COLOURS, GRID_LABELS, grid_values, scores_png, votes_png
 from agents.chain.abi import EventDecoder, load_artifact
@@ -180,7 +181,12 @@ class Explorer:
         return {
             **self._summary(report),
             "version": self._readers[experiment_id].version,
-            "config": h.config.model_dump(mode="json"),
+            "config": {**h.config.model_dump(mode="json"),
+                       # amounts as strings: wei overflow JavaScript's exact integers
+                       "options": {k: v if isinstance(v, str) else str(v) for k, v in
+                                   h.config.options.model_dump(mode="json").items()},
+                       "sealed": h.config.options.sealed, "staked": h.config.options.staked},
+            "money": _money_json(h),
             "view": None if h.view is None else h.view.model_dump(mode="json"),
             "completion": None if h.completion is None else h.completion.model_dump(mode="json"),
             "joins": [j.model_dump(mode="json") for j in join_rows(h)],
@@ -251,6 +257,23 @@ def _abi_type(param: dict[str, Any]) -> str:
     return param["type"]
 
 
+def _money_json(h: History) -> dict[str, Any] | None:
+    """A staked experiment's pool, penalties, shares and each account's owed and withdrawn
+    amounts (as strings: wei overflow JavaScript's exact integers), from the events."""
+    if not h.config.options.staked:
+        return None
+    book = ledger(h)
+    amounts = ("reward_pool", "penalties", "pool", "proposer_part", "voter_part",
+               "creator_owed", "deposited", "withdrawn")
+    return {**{k: str(getattr(book, k)) for k in amounts},
+            "finished": book.finished, "proposer_shares": book.proposer_shares,
+            "voter_shares": book.voter_shares,
+            "accounts": [{**a.model_dump(), **{k: str(getattr(a, k)) for k in
+                                               ("deposited", "penalties", "owed", "withdrawn")},
+                          "creator": a.address == h.config.creator}
+                         for a in book.accounts]}
+
+
 def _round_json(r: Any) -> dict[str, Any]:
     p, closing = r.proposal, r.closing
     return {"round": r.round, "proposer": r.proposer, "proposer_index": r.proposer_index,
@@ -263,6 +286,10 @@ def _round_json(r: Any) -> dict[str, Any]:
             "close_tx": closing.tx_hash if closing else None,
             "close_block": closing.block_number if closing else None,
             "closed_at": closing.timestamp if closing else None,
+            "commits": len(r.commits),
+            "penalties": [{"learner": x.learner, "learner_index": x.learner_index,
+                           "reason": x.reason, "amount": str(x.amount), "tx_hash": x.tx_hash}
+                          for x in r.penalties],
             "txs": [t.model_dump(mode="json") for t in r.txs], "gas": r.gas}
 
 

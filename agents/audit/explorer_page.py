@@ -48,13 +48,20 @@ img.plot{max-width:100%;border:1px solid #ddd;background:#fff}
 <table id="config"><tbody></tbody></table>
 <div><div id="audit"></div><ul id="violations"></ul></div>
 </div>
+<section id="money" hidden>
+<h2>Stake and payouts</h2>
+<p id="money-summary"></p>
+<table id="accounts"><thead><tr><th>account</th><th>deposited</th><th>penalties</th>
+<th>accepted proposals</th><th>counted votes</th><th>owed</th><th>withdrawn</th></tr></thead>
+<tbody></tbody></table>
+</section>
 <h2>Joining</h2>
 <p id="joining"></p>
 <table id="joins"><thead><tr><th>learner</th><th>joined (UTC)</th><th>block</th>
 <th>transaction</th><th>gas</th></tr></thead><tbody></tbody></table>
 <h2>Rounds</h2>
 <table id="rounds"><thead><tr><th>round</th><th>proposer</th><th>decision</th>
-<th>approve / reject</th><th>proposal</th><th>transactions</th><th>closed in block</th>
+<th>approve / reject</th><th>proposal</th><th>penalties</th><th>transactions</th><th>closed in block</th>
 <th>closed (UTC)</th><th>gas</th></tr></thead><tbody></tbody></table>
 <h2>Vote grid</h2>
 <div id="grid-legend" class="legend"></div>
@@ -115,6 +122,13 @@ function renderExperiment(x) {
     ["threshold", `${c.threshold_bps} bps`], ["rounds", String(c.num_rounds)],
     ["timeouts", `${c.join_timeout} s to join, ${c.proposal_timeout} s to propose, ${c.voting_timeout} s to vote`],
     ["initial model", `${c.initial_cid}\n${c.initial_digest}`], ["metadata", c.metadata_cid || "-"],
+    ["votes", c.sealed ? `sealed: commit within ${c.voting_timeout} s, reveal within ${c.options.reveal_timeout} s more` : "public"],
+    ...(c.staked ? [
+      ["stake", `${c.options.stake} per learner in ${BigInt(c.options.token) === 0n ? "ETH (wei)" : "token " + c.options.token}`],
+      ["reward pool", c.options.reward_pool],
+      ["penalties", `missed proposal ${c.options.missed_proposal_penalty}, unrevealed vote ${c.options.unrevealed_vote_penalty}, rejected proposal ${c.options.rejected_proposal_penalty} (when ${c.options.rejection_share_bps} bps of the voters reject)`],
+      ["pool shares", `${c.options.proposer_share_bps} bps to proposers of accepted rounds, the rest to counted votes`]]
+      : [["stake", "none"]]),
     ["current model", x.view ? `${x.view.model_digest} (model round ${x.view.model_round})` : "-"],
     ["total gas", x.total_gas.toLocaleString("en")]];
   document.querySelector("#config tbody").replaceChildren(...rows.map(([k, v]) =>
@@ -126,6 +140,21 @@ function renderExperiment(x) {
                            : `Audit: ${x.violations.length} violation(s)`;
   document.getElementById("violations").replaceChildren(...x.violations.map(v =>
     el("li", {}, el("code", {}, v.code), v.round === null ? ": " : ` round ${v.round}: `, v.message)));
+
+  const m = x.money;
+  document.getElementById("money").hidden = !m;
+  if (m) {
+    document.getElementById("money-summary").textContent =
+      `pool ${m.pool} (reward pool ${m.reward_pool} + penalties ${m.penalties}): ` +
+      `${m.proposer_part} to ${m.proposer_shares} accepted proposal(s), ${m.voter_part} to ${m.voter_shares} counted vote(s); ` +
+      `deposited ${m.deposited}, withdrawn ${m.withdrawn}; ` +
+      (m.finished ? `${m.finished}: withdrawals open` : "owed amounts so far (withdrawals open at the end)");
+    document.querySelector("#accounts tbody").replaceChildren(...m.accounts.map(a => el("tr", {},
+      el("td", {class: "mono"}, `${a.address}${a.creator ? " (creator)" : ""}${a.learner ? "" : " (not a learner)"}`),
+      el("td", {}, a.deposited), el("td", {}, a.penalties), el("td", {}, String(a.proposer_shares)),
+      el("td", {}, String(a.voter_shares)), el("td", {}, a.owed),
+      el("td", {class: a.withdrawals ? "ok" : ""}, a.withdrawals ? a.withdrawn : "-"))));
+  }
 
   const when = t => new Date(t * 1000).toISOString().replace("T", " ").slice(0, 19);
   document.getElementById("joining").textContent = x.cancellation
@@ -148,6 +177,7 @@ function renderExperiment(x) {
       el("td", {class: r.outcome}, r.outcome),
       el("td", {}, r.approvals === null ? "-" : `${r.approvals} / ${r.rejections}`),
       el("td", {class: "mono"}, ...(r.cid ? [short(r.cid, 12, 6), el("br"), short(r.digest, 10, 6)] : ["-"])),
+      el("td", {}, r.penalties.length ? r.penalties.map(p => `${p.learner_index}: ${p.reason.replaceAll("_", " ")} ${p.amount}`).join("; ") : "-"),
       txs, el("td", {}, r.close_block === null ? "-" : blockLink(r.close_block)),
       el("td", {}, utc(r.closed_at)), el("td", {}, r.gas.toLocaleString("en")));
   }));

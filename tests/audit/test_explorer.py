@@ -23,8 +23,8 @@ from eth_account.signers.local import LocalAccount
 from agents.audit.explorer import Explorer, ExplorerServer
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.network import connect, derive_accounts, fund_accounts
-from agents.chain.signing import sign_vote
-from agents.chain.types import score_to_fixed
+from agents.chain.signing import VoteOpening, sign_vote, vote_commitment
+from agents.chain.types import ExperimentOptions, score_to_fixed
 from agents.devtools.anvil import AnvilProcess
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -40,14 +40,15 @@ pytestmark = pytest.mark.anvil
 class Run:
     """An experiment on anvil that the test moves forward round by round."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, options: ExperimentOptions | None = None):
         self.w3 = connect(url)
         *self.learners, self.relayer = derive_accounts(N_LEARNERS + 1, 0, label="explorer-test")
         fund_accounts(self.w3, [a.address for a in (*self.learners, self.relayer)])
         self.client, _ = CollectiveLearningClient.deploy(self.w3, self.relayer)
+        self.options = options or ExperimentOptions()
         self.id, _ = self.client.create_experiment(
             [a.address for a in self.learners], 5000, N_ROUNDS, 600, 600, "bafy-initial",
-            b"\x01" * 32, "bafy-metadata")
+            b"\x01" * 32, "bafy-metadata", options=self.options)
         for learner in self.learners:
             self.by(learner).join(self.id)
         self.round = 0
@@ -60,19 +61,30 @@ class Run:
         direct or in one relayed batch of signed votes."""
         r = self.round
         proposer = self.learners[r % N_LEARNERS]
-        self.by(proposer).propose(self.id, r, f"bafy-round-{r}", bytes([r + 2]) * 32)
+        digest = bytes([r + 2]) * 32
+        self.by(proposer).propose(self.id, r, f"bafy-round-{r}", digest)
         voters = [a for a in self.learners if a is not proposer]
         ballot = [(a, i < approvals, score_to_fixed(0.3 + 0.1 * i + 0.05 * r))
                   for i, a in enumerate(voters)]
-        if relayed:
-            self.client.cast_votes_by_sig(self.id, r, [a.address for a in self.learners], [
+        if self.options.sealed:  # commit every vote, then reveal each (the last decides)
+            openings = [(a, VoteOpening(approve=ok, score=score, salt=bytes([r, i]) * 16))
+                        for i, (a, ok, score) in enumerate(ballot)]
+            for a, o in openings:
+                self.by(a).commit_vote(self.id, r, vote_commitment(self.id, r, a.address,
+                                                                   digest, o))
+            for a, o in openings:
+                self.by(a).reveal_vote(self.id, r, o)
+        elif relayed:
+            self.client.cast_votes_by_sig(self.id, r, digest,
+                                          [a.address for a in self.learners], [
                 sign_vote(a, chain_id=self.client.chain_id, contract=self.client.address,
                           experiment_id=self.id, round_index=r,
-                          learner_index=self.learners.index(a), approve=ok, score=score)
+                          learner_index=self.learners.index(a), digest=digest, approve=ok,
+                          score=score)
                 for a, ok, score in ballot])
         else:
             for a, ok, score in ballot:
-                self.by(a).vote(self.id, r, ok, score)
+                self.by(a).vote(self.id, r, digest, ok, score)
         self.round += 1
 
 
@@ -242,3 +254,38 @@ def test_the_explorer_command(run: Run, anvil_url: str) -> None:
                          capture_output=True, text=True, timeout=60, check=False)
     assert bad.returncode == 1 and "cannot reach the chain" in bad.stderr
     assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_a_sealed_staked_experiment_shows_its_terms_and_money(anvil_url: str,
+                                                              browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    options = ExperimentOptions(reveal_timeout=300, stake=10**18, reward_pool=3 * 10**18 + 1,
+                                rejected_proposal_penalty=10**17, rejection_share_bps=10_000,
+                                proposer_share_bps=4000)
+    run = Run(anvil_url, options)
+    run.play(approvals=2)  # accepted
+    run.play(approvals=0)  # rejected by every voter: the proposer pays
+    with ExplorerServer(Explorer(run.client, poll=0.2)) as server:
+        status, x = get(server.url + f"api/experiments/{run.id}")
+        assert status == 200 and x["ok"], x["violations"]
+        c = x["config"]
+        assert c["sealed"] and c["staked"] and c["options"]["stake"] == str(10**18)
+        assert [r["commits"] for r in x["rounds"][:2]] == [2, 2]
+        (penalty,) = x["rounds"][1]["penalties"]
+        assert penalty["reason"] == "rejected_proposal" and penalty["amount"] == str(10**17)
+        money = x["money"]
+        assert money["pool"] == str(3 * 10**18 + 1 + 10**17) and money["finished"] is None
+        assert money["proposer_shares"] == 1 and money["voter_shares"] == 4
+        accounts = {a["address"]: a for a in money["accounts"]}
+        first = accounts[run.learners[0].address]
+        assert first["proposer_shares"] == 1 and first["voter_shares"] == 1
+        assert accounts[run.learners[1].address]["penalties"] == str(10**17)
+
+        browser.get(server.url + f"#experiment={run.id}")
+        wait_for(lambda: browser.find_element(By.ID, "money").is_displayed(), "the money")
+        rows = browser.find_elements(By.CSS_SELECTOR, "#accounts tbody tr")
+        assert len(rows) == N_LEARNERS + 1  # the creator (the relayer) is not a learner
+        assert "rejected proposal" in browser.find_element(By.ID, "rounds").text
+        config = browser.find_element(By.ID, "config").text
+        assert "sealed" in config and "ETH (wei)" in config and "4000 bps" in config
