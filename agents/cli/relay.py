@@ -15,7 +15,8 @@ from agents.relay import RelayError
 
 def register(subcommands: Subcommands) -> None:
     parser = subcommands.add_parser(
-        "relay", help="relay learners' signed joins, proposals and votes, paying their gas")
+        "relay", help="relay learners' signed joins, proposals and votes (sealed: "
+                      "commitments and reveals), paying their gas")
     parser.add_argument("--rpc", required=True, metavar="URL")
     parser.add_argument("--contract", required=True, type=options.address, metavar="ADDR")
     parser.add_argument("--host", default="127.0.0.1",

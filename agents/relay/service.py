@@ -1,5 +1,6 @@
 """The relay's service: checks signed calls, submits joins and proposals, queues each
-round's votes and sends them in batches, and closes the timed-out rounds of the
+round's votes (sealed votes: signed commitments, then openings checked against the
+commitments on chain) and sends them in batches, and closes the timed-out rounds of the
 experiments it watches (and cancels those whose join deadline passed unfilled).
 
 What it spends gas on is bounded by what it was started for: the experiments it serves
