@@ -31,15 +31,15 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
-from agents.audit.reader import read_history
 from agents.audit.checks import audit_history
+from agents.audit.reader import read_history
 from agents.audit.report import print_report, render_html
 from agents.chain.client import CollectiveLearningClient
+from agents.chain.network import advance_time, connect, derive_accounts, fund_accounts
+from agents.chain.signing import sign_join, sign_proposal, sign_vote
 from agents.chain.types import score_to_fixed
 from agents.devtools.anvil import AnvilProcess
 from agents.experiment.launch import launch_experiment
-from agents.chain.network import advance_time, connect, derive_accounts, fund_accounts
-from agents.chain.signing import sign_join, sign_proposal, sign_vote
 from agents.experiment.spec import ExperimentTerms
 from agents.storage.store import FileWeightStore
 from colearn_core.codec import encode_weights
