@@ -22,6 +22,7 @@ from rich.table import Table
 from rich.text import Span, Text
 
 from agents.audit.checks import AuditReport
+from agents.audit.ledger import ledger
 from agents.audit.reader import History, RoundHistory
 from agents.audit.results import results_summary
 from agents.chain.types import MAX_LEARNERS
@@ -248,6 +249,33 @@ def joining_line(h: History) -> str:
     return f"joining: {joined} of {n} learners joined; {deadline}"
 
 
+def terms_line(h: History) -> str:
+    """The experiment's v2 terms: sealed or public votes, stake, pool, penalties, shares."""
+    o = h.config.options
+    votes = f"sealed votes ({o.reveal_timeout} s to reveal)" if o.sealed else "public votes"
+    if not o.staked:
+        return f"{votes} · no stake"
+    token = "ETH (wei)" if o.in_eth else f"token {o.token}"
+    return (f"{votes} · stake {o.stake} per learner in {token} · reward pool {o.reward_pool} · "
+            f"penalties: missed proposal {o.missed_proposal_penalty}, unrevealed vote "
+            f"{o.unrevealed_vote_penalty}, rejected proposal {o.rejected_proposal_penalty} "
+            f"(at {o.rejection_share_bps} bps of the voters rejecting) · proposers' share "
+            f"{o.proposer_share_bps} bps")
+
+
+def money_line(h: History) -> str | None:
+    """A staked experiment's pool and payouts so far, from the events (None: no stake)."""
+    if not h.config.options.staked:
+        return None
+    book = ledger(h)
+    state = f"{book.finished}: " if book.finished else "so far: "
+    return (f"{state}pool {book.pool} (reward pool {book.reward_pool} + penalties "
+            f"{book.penalties}); {book.proposer_part} to {book.proposer_shares} accepted "
+            f"proposal(s), {book.voter_part} to {book.voter_shares} counted vote(s), "
+            f"{book.creator_owed} back to the creator; deposited {book.deposited}, withdrawn "
+            f"{book.withdrawn}")
+
+
 def print_report(report: AuditReport, console: Console) -> None:
     """The audit as tables: configuration, rounds, checks, and the violations."""
     h = report.history
@@ -261,6 +289,10 @@ def print_report(report: AuditReport, console: Console) -> None:
                   f"{cfg.voting_timeout} s to vote · "
                   f"initial model {cfg.initial_cid} ({cfg.initial_digest}) · metadata "
                   f"{cfg.metadata_cid or '-'}", soft_wrap=True, highlight=False)
+    console.print(terms_line(h), soft_wrap=True, highlight=False)
+    money = money_line(h)
+    if money is not None:
+        console.print(money, soft_wrap=True, highlight=False)
     learners = Table(title="learners", title_justify="left")
     learners.add_column("#", justify="right")
     learners.add_column("address")
@@ -354,8 +386,10 @@ def report_json(report: AuditReport) -> dict[str, Any]:
     """The report for machines: ``ok``, the violations, the checks, the full history, and
     ``results`` (every chain number of the demo's results.json, rebuilt)."""
     data = report.model_dump(mode="json")
+    money = ledger(report.history) if report.history.config.options.staked else None
     return {"ok": report.ok, "violations": data.pop("violations"), "checks": data.pop("checks"),
-            **data, "results": results_summary(report.history)}
+            **data, "results": results_summary(report.history),
+            "ledger": None if money is None else money.model_dump(mode="json")}
 
 
 # ----------------------------------------------------------------------------- HTML
@@ -413,6 +447,8 @@ def render_html(report: AuditReport) -> str:
             ("voting timeout", f"{cfg.voting_timeout} s"),
             ("join timeout", f"{cfg.join_timeout} s"),
             ("joining", joining_line(h)),
+            ("terms", terms_line(h)),
+            ("stake and payouts", money_line(h) or "-"),
             ("initial model", f"{cfg.initial_cid} ({cfg.initial_digest})"),
             ("metadata", cfg.metadata_cid or "-"),
             ("learners", "<br>".join(f"{i}: {a}" for i, a in enumerate(cfg.learners))),

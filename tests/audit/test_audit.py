@@ -864,6 +864,14 @@ def test_a_sealed_staked_experiment_audits_clean(
         balance_paid = sum(w.amount for w in h.withdrawals if w.account == account.address)
         assert balance_paid == account.owed
     assert 0 <= book.deposited - book.withdrawn <= book.dust_bound
+    # The report's three forms show the terms and the money.
+    console = Console(record=True, width=400)
+    print_report(report, console)
+    text = console.export_text()
+    assert "sealed votes (150 s to reveal)" in text and f"stake {OPTIONS.stake}" in text
+    assert f"withdrawn {book.withdrawn}" in text
+    assert report_json(report)["ledger"]["pool"] == book.pool
+    assert "share 3000 bps" in render_html(report)
 
 
 def test_a_wrong_opening_is_named(sealed_history: History) -> None:
