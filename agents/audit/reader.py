@@ -1,10 +1,12 @@
 """An experiment's whole history rebuilt from the contract's events alone, for audits.
 
 :class:`HistoryReader` asks the node for the contract's logs of one experiment in block
-ranges (all nine event types in one ``eth_getLogs`` per range, filtered by the contract and
+ranges (all fifteen event types in one ``eth_getLogs`` per range, filtered by the contract and
 the experiment-id topic; the range halves when a node refuses it as too large), decodes
 them locally, and fetches each distinct block's header once (timestamps) and each distinct
-transaction's receipt once (sender, gas), in JSON-RPC batches. It reads incrementally:
+transaction's receipt once (sender, gas), in JSON-RPC batches; and the calldata of each
+transaction that logged a vote (``eth_getTransactionByHash``, batched): a sealed vote's
+opening (its salt) and the digest a public vote names are in no event. It reads incrementally:
 :meth:`HistoryReader.update` fetches only what landed since the last call (the explorer
 relies on it).
 
