@@ -52,14 +52,19 @@ from hypothesis.stateful import (
 )
 from protocol_model import (
     SECP256K1_N,
+    ZERO_ADDRESS,
     Domain,
     Event,
     Experiment,
     Outcome,
     ProtocolModel,
+    RevealArg,
     Revert,
+    SignedCommitArg,
     SignedVoteArg,
+    Terms,
     accepted,
+    commitment_of,
 )
 from web3 import Web3
 
@@ -67,7 +72,7 @@ from agents.chain.abi import load_artifact
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.errors import ContractRevert
 from agents.chain.network import connect, derive_accounts, fund_accounts
-from agents.chain.signing import sign_join, sign_proposal, sign_vote
+from agents.chain.signing import sign_commit, sign_join, sign_proposal, sign_vote
 from agents.chain.types import RoundState
 
 ARTIFACT_ENV = "COLEARN_STATEFUL_ARTIFACT"
@@ -186,6 +191,9 @@ def _plain(abi_type: str, value: Any) -> Any:
         return [_plain(abi_type[:-2], v) for v in value]
     if abi_type == "address":
         return to_checksum_address(value)
+    if abi_type.startswith("("):  # a struct (the terms): components in order
+        inner = abi_type[1:-1].split(",")
+        return tuple(_plain(t, v) for t, v in zip(inner, value))
     return bytes(value) if isinstance(value, (bytes, bytearray)) else value
 
 
@@ -268,13 +276,23 @@ MAX_EXPERIMENTS = 2  # per sequence (every step reads the state of each)
 FLAW = st.sampled_from(("one_learner", "threshold", "no_rounds", "no_proposal_timeout",
                         "no_voting_timeout", "empty_cid", "zero_digest", "zero_learner",
                         "duplicate", "no_join_timeout", "long_join_timeout",
-                        "long_voting_timeout"))
+                        "long_voting_timeout", "long_cid", "long_reveal_timeout",
+                        "stake_terms", "share_over_10000", "wrong_value"))
+# (v2) terms: public or sealed votes, with or without an ETH stake; small amounts, so that
+# penalties run a stake out and pool shares round.
+KIND = st.sampled_from(("plain", "plain", "sealed", "staked", "sealed_staked"))
+AMOUNT = st.sampled_from((0, 1, 7, 100, 1000))
+STAKE_TERMS = st.tuples(st.sampled_from((1, 100, 1000)), AMOUNT, AMOUNT, AMOUNT, AMOUNT,
+                        st.sampled_from((0, 3333, 5000, 10_000)),
+                        st.sampled_from((0, 2500, 5000, 10_000)))
+NAMED = st.sampled_from(("right",) * 8 + ("other", "model"))  # the digest a vote names
 CONTENT = st.sampled_from(("ok",) * 4 + ("empty_cid", "zero_digest"))
 ROUND = st.sampled_from(("current",) * 9 + ("next", "previous", "far"))
 PICK = st.integers(0, POOL_SIZE - 1)
 SCORE = st.sampled_from((0, 10**18, 973100000000000000, -1, -(2**255), 2**255 - 1))
 ANYONE = st.integers(0, POOL_SIZE + 1)  # any pool account, the outsider or the deployer
 BAD_VOTE_SIGNATURES = ("wrong_index", "bad_index", "other_round", "other_experiment",
+                       "other_digest",
                        "other_chain", "other_contract", "tampered", "high_s_twin", "high_s",
                        "zero_r", "off_curve")
 VOTE_SIG = st.sampled_from(("genuine",) * 12 + ("duplicate",) * 3 + BAD_VOTE_SIGNATURES)
@@ -294,7 +312,7 @@ RARELY = st.sampled_from((False,) * 9 + (True,))
 # A vote that must not count, cast while a ballot is open (see ContractMachine.intrude).
 INTRUSION = st.sampled_from((None,) * 5 + ("proposer_votes", "outsider_votes", "votes_again",
                                            "batch_votes_again", "batch_duplicate") * 3
-                            + ("batch_wrong_list", "batch_empty")
+                            + ("batch_wrong_list", "batch_empty", "batch_wrong_digest")
                             + tuple(f"batch_{kind}" for kind in BAD_VOTE_SIGNATURES))
 
 
@@ -316,16 +334,28 @@ class ContractMachine(RuleBasedStateMachine):
         self.touched: set[int] = set()  # experiments whose storage this step changed
         self.views_checked_at = self.latest
         self.views_read = 0
+        self.paid = 0  # the gas fee of the last transaction
+        # sealed votes: (experiment, round, voter) -> (digest, approve, score, salt) committed
+        self.openings: dict[tuple[int, int, str], tuple[bytes, bool, int, bytes]] = {}
         STATS.sequences += 1
 
     # ------------------------------------------------------------ sending
 
-    def send(self, account: LocalAccount, fn: Any, predict: Callable[[int], Outcome]) -> None:
-        """Mines ``fn`` from ``account`` in a block of its own at ``next_time`` and checks
-        the outcome (revert, or events in order) against ``predict(timestamp)``."""
+    def send(self, account: LocalAccount, fn: Any, predict: Callable[[int], Outcome],
+             value: int = 0) -> None:
+        """Mines ``fn`` from ``account`` (sending ``value`` wei) in a block of its own at
+        ``next_time`` and checks the outcome (revert, or events in order) against
+        ``predict(timestamp)``, and the sender's balance to the wei."""
         at = self.next_time
         expected = predict(at)
-        observed = self._transact(account, fn._encode_transaction_data(), at)
+        before = self.w.w3.eth.get_balance(account.address)
+        observed = self._transact(account, fn._encode_transaction_data(), at, value)
+        spent = self.paid
+        if isinstance(observed, list):
+            spent += value - sum(a["amount"] for n, a in observed if n == "FundsWithdrawn"
+                                 and self.model.experiments[a["experimentId"]].terms.token
+                                 == ZERO_ADDRESS)
+        assert self.w.w3.eth.get_balance(account.address) == before - spent
         assert observed == expected, (
             f"{fn.fn_name} at {at} from {account.address}:\n"
             f"  contract: {observed}\n  model:    {expected}")
@@ -339,23 +369,25 @@ class ContractMachine(RuleBasedStateMachine):
             self.events.setdefault(args["experimentId"], []).append((name, args))
             self.touched.add(args["experimentId"])
 
-    def _transact(self, account: LocalAccount, data: str, at: int) -> Outcome:
+    def _transact(self, account: LocalAccount, data: str, at: int, value: int = 0) -> Outcome:
         w3 = self.w.w3
         self.next_block_at(at)
         tx = {"chainId": self.w.domain.chain_id, "nonce": self.nonces[account.address],
-              "to": self.w.client.address, "data": data, "value": 0, "gas": TX_GAS,
+              "to": self.w.client.address, "data": data, "value": value, "gas": TX_GAS,
               "maxFeePerGas": MAX_FEE, "maxPriorityFeePerGas": 1}
         tx_hash = w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
         self.nonces[account.address] += 1
         receipt = w3.eth.get_transaction_receipt(tx_hash)
         block = receipt["blockNumber"]
+        self.paid = receipt["gasUsed"] * receipt["effectiveGasPrice"]
         self.latest, self.next_time = at, at + 1
         if receipt["status"] == 1:
             return [decode_log(self.w, log) for log in receipt["logs"]]
         assert receipt["gasUsed"] < TX_GAS, "out of gas"
         # Reverted: replay it on the state it ran on (the block's, since it changed nothing).
         try:
-            w3.eth.call({"from": account.address, "to": tx["to"], "data": data}, block)
+            w3.eth.call({"from": account.address, "to": tx["to"], "data": data,
+                         "value": value}, block)
         except Exception as exc:  # noqa: BLE001 - the revert we are after
             return decode_revert(self.w, revert_data(exc))
         raise AssertionError("a reverted transaction succeeds when replayed")
@@ -376,18 +408,25 @@ class ContractMachine(RuleBasedStateMachine):
             elif self.latest != self.views_checked_at:
                 assert self.w.client.state(eid) == self.model.state(eid, self.latest), eid
         self.touched, self.views_checked_at = set(), self.latest
+        assert self.w.w3.eth.get_balance(self.w.client.address) == self.model.held
 
     def check_views(self, eid: int) -> None:
         c, m, now = self.w.client, self.model, self.latest
         info = c.experiment(eid).model_dump()
         assert info == m.experiment(eid)
         assert c.state(eid) == m.state(eid, now)
-        assert c.deadline(eid) == m.deadline(eid)
+        assert c.deadline(eid) == m.deadline(eid, now)
         model = c.current_model(eid)
         assert model == m.current_model(eid)
-        proposal = m.proposal_digest(eid)
-        if proposal is not None:
-            assert c.proposal_digest(eid) == proposal
+        assert c.proposal_digest(eid) == m.proposal_digest(eid)
+        if m.experiments[eid].terms.staked:
+            stake = c.stake_of(eid).model_dump()
+            stake["creator"], stake["token"] = (to_checksum_address(stake["creator"]),
+                                                to_checksum_address(stake["token"]))
+            assert stake == m.stake_of(eid)
+            for learner in m.experiments[eid].learners:
+                assert c.account_of(eid, learner).model_dump() == m.account_of(
+                    eid, learner, now), learner
         for learner in m.experiments[eid].learners:
             assert c.vote_of(eid, learner) == m.vote_of(eid, learner), learner
         # One more account each time, in turn: the pool, the outsider, the deployer.
@@ -479,23 +518,31 @@ class ContractMachine(RuleBasedStateMachine):
 
     @initialize(size=st.integers(2, POOL_SIZE), order=st.permutations(range(POOL_SIZE)),
                 threshold=THRESHOLD, rounds=st.integers(1, 4), proposal_timeout=TIMEOUT,
-                voting_timeout=TIMEOUT, join_timeout=JOIN_TIMEOUT, creator=ANYONE)
+                voting_timeout=TIMEOUT, join_timeout=JOIN_TIMEOUT, creator=ANYONE, kind=KIND,
+                stake=STAKE_TERMS)
     def first_experiment(self, size: int, order: list[int], threshold: int, rounds: int,
                          proposal_timeout: int, voting_timeout: int, join_timeout: int,
-                         creator: int) -> None:
+                         creator: int, kind: str, stake: tuple[int, ...]) -> None:
         self.create_experiment(size, order, threshold, rounds, proposal_timeout,
-                               voting_timeout, join_timeout, creator, None)
+                               voting_timeout, join_timeout, creator, None, kind, stake)
 
     @precondition(lambda self: self.model.count < MAX_EXPERIMENTS)
     @rule(size=st.integers(2, POOL_SIZE), order=st.permutations(range(POOL_SIZE)),
           threshold=THRESHOLD, rounds=st.integers(1, 4), proposal_timeout=TIMEOUT,
           voting_timeout=TIMEOUT, join_timeout=JOIN_TIMEOUT, creator=ANYONE,
-          flaw=st.one_of(st.none(), FLAW))
+          flaw=st.one_of(st.none(), FLAW), kind=KIND, stake=STAKE_TERMS)
     def create_experiment(self, size: int, order: list[int], threshold: int, rounds: int,
                           proposal_timeout: int, voting_timeout: int, join_timeout: int,
-                          creator: int, flaw: str | None) -> None:
-        """Creates an experiment, or (with a ``flaw``) tries to create an invalid one."""
+                          creator: int, flaw: str | None, kind: str,
+                          stake: tuple[int, ...]) -> None:
+        """Creates an experiment (public or sealed votes, with or without an ETH stake), or
+        (with a ``flaw``) tries to create an invalid one."""
         learners = [self.w.pool[i].address for i in order[:size]]
+        amount, pool, missed, unrevealed, rejected, rejection_share, proposer_share = stake
+        terms = Terms(reveal_timeout=voting_timeout if "sealed" in kind else 0)
+        if "staked" in kind:
+            terms = Terms(terms.reveal_timeout, ZERO_ADDRESS, amount, pool, missed, unrevealed,
+                          rejected, rejection_share, proposer_share)
         args: dict[str, Any] = {
             "learners": learners, "threshold_bps": threshold, "num_rounds": rounds,
             "proposal_timeout": proposal_timeout, "voting_timeout": voting_timeout,
@@ -515,18 +562,26 @@ class ContractMachine(RuleBasedStateMachine):
             "no_join_timeout": {"join_timeout": 0},
             "long_join_timeout": {"join_timeout": 30 * 86_400 + 1},
             "long_voting_timeout": {"voting_timeout": 30 * 86_400 + 1},
-        }[flaw])
+            "long_cid": {"initial_cid": "b" * 129},
+            "long_reveal_timeout": {"terms": Terms(reveal_timeout=30 * 86_400 + 1)},
+            "stake_terms": {"terms": Terms(missed_proposal_penalty=1)},
+            "share_over_10000": {"terms": Terms(stake=1, proposer_share_bps=10_001)},
+            "wrong_value": {"value": terms.reward_pool + 1},
+        }.get(flaw, {}))
+        args.setdefault("terms", terms)
+        args.setdefault("value", args["terms"].reward_pool)
         self.create(self.account(creator), **args)
 
     def create(self, creator: LocalAccount, learners: list[str], threshold_bps: int,
                num_rounds: int, proposal_timeout: int, voting_timeout: int, join_timeout: int,
-               initial_cid: str, initial_digest: bytes) -> None:
+               initial_cid: str, initial_digest: bytes, terms: Terms, value: int) -> None:
         fn = web3_contract(self.w.client).functions.createExperiment(
             learners, threshold_bps, num_rounds, proposal_timeout, voting_timeout, initial_cid,
-            initial_digest, "bafy-metadata", join_timeout)
+            initial_digest, "bafy-metadata", join_timeout, terms.as_tuple())
         self.send(creator, fn, lambda at: self.model.create_experiment(
             creator.address, learners, threshold_bps, num_rounds, proposal_timeout,
-            voting_timeout, initial_cid, initial_digest, "bafy-metadata", join_timeout, at))
+            voting_timeout, initial_cid, initial_digest, "bafy-metadata", join_timeout, at,
+            terms, value), value)
 
     @precondition(lambda self: self.model.count > 0)
     @rule(exp=EXISTING, actions=st.integers(1, 3), relayer=st.one_of(st.none(), ANYONE),
@@ -574,6 +629,9 @@ class ContractMachine(RuleBasedStateMachine):
                              relayer)
         elif intrusion == "batch_empty":
             self.cast_signed(e.id, "current", [], "right", relayer)
+        elif intrusion == "batch_wrong_digest":
+            self.cast_signed(e.id, "current", [("voter", pick, "genuine", True, 8)], "right",
+                             relayer, named="other")
         else:
             kind = intrusion.removeprefix("batch_")
             batch = [("voter", pick, "genuine", True, 5), ("voter", pick + 1, kind, True, 6)]
@@ -598,6 +656,28 @@ class ContractMachine(RuleBasedStateMachine):
             else:
                 self.propose_signed(proposer, e.id, "current", "genuine",
                                     self.account(relayer), "ok")
+        elif state == RoundState.VOTING and e.sealed:
+            voters = [a for a in e.learners if a != e.proposer and a not in e.commits]
+            voters = (voters[first % len(voters):] + voters[:first % len(voters)])
+            if relayer is None:
+                approve, score = ballots[0]
+                self.commit_directly(self.by_address(voters[0]), e.id, "current", approve, score)
+            else:
+                self.commit_signed(e.id, [(v, approve, score, "genuine") for v, (approve, score)
+                                          in zip(voters, ballots)], self.account(relayer))
+        elif state == RoundState.REVEALING:
+            waiting = [a for a in e.learners if a in e.commits and a not in e.votes]
+            if not waiting:  # nobody committed: wait for the reveal deadline
+                self.next_time = max(self.next_time, e.deadline(self.next_time))
+                return
+            waiting = waiting[first % len(waiting):] + waiting[:first % len(waiting)]
+            if relayer is None:
+                self.reveal_directly(self.by_address(waiting[0]), e.id, "current", "right")
+            else:
+                self.reveal_batch(e.id, [(v, "right") for v in waiting[:len(ballots)]],
+                                  self.account(relayer))
+        elif state == RoundState.REVEAL_TIMED_OUT:
+            self.close_round("decide", self.account(first), e.id, e.round)
         elif state == RoundState.VOTING:
             voters = [a for a in e.learners if a != e.proposer and a not in e.votes]
             voters = (voters[first % len(voters):] + voters[:first % len(voters)])
@@ -628,13 +708,16 @@ class ContractMachine(RuleBasedStateMachine):
                    "joined": self.by_address((joined or learners)[pick % len(joined or learners)]),
                    "outsider": self.w.outsider}[who]
         if signature is None:
-            self.join_directly(account, eid)
+            self.join_directly(account, eid, wrong_value=pick == 0)
         else:
             self.join_signed(account, eid, signature, self.account(relayer), pick)
 
-    def join_directly(self, sender: LocalAccount, eid: int) -> None:
+    def join_directly(self, sender: LocalAccount, eid: int, wrong_value: bool = False) -> None:
+        """A join that sends the stake the terms ask for (or, ``wrong_value``, one wei more)."""
+        e = self.model.experiments.get(eid)
+        value = (e.terms.stake if e and e.terms.staked else 0) + wrong_value
         fn = web3_contract(self.w.client).functions.join(eid)
-        self.send(sender, fn, lambda at: self.model.join(sender.address, eid, at))
+        self.send(sender, fn, lambda at: self.model.join(sender.address, eid, at, value), value)
 
     def join_signed(self, signer: LocalAccount, eid: int, kind: str, sender: LocalAccount,
                     pick: int = 0) -> None:
@@ -701,20 +784,152 @@ class ContractMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.pending())
     @rule(exp=ANY_EXPERIMENT, who=SIGNER, pick=PICK, round_choice=ROUND,
-          approve=st.booleans(), score=SCORE)
+          approve=st.booleans(), score=SCORE, named=NAMED)
     def vote_wrongly(self, exp: int, who: str, pick: int, round_choice: str, approve: bool,
-                     score: int) -> None:
-        """A vote that may come from the proposer, an outsider or a learner that voted, or
-        name the wrong round."""
+                     score: int, named: str) -> None:
+        """A vote that may come from the proposer, an outsider or a learner that voted,
+        name the wrong round or another digest than the proposal's, or be public in a
+        sealed experiment."""
         eid = self.pick(exp, voting)
-        self.vote_directly(self.signer(eid, who, pick), eid, round_choice, approve, score)
+        self.vote_directly(self.signer(eid, who, pick), eid, round_choice, approve, score,
+                           named)
+
+    def named_digest(self, eid: int, named: str) -> bytes:
+        """The digest a vote names: the round's proposal, another, or the current model's."""
+        e = self.model.experiments.get(eid)
+        if named == "other" or e is None:
+            return keccak(text=f"other-{eid}")
+        return e.model_digest if named == "model" else self.model.proposal_digest(eid)
 
     def vote_directly(self, voter: LocalAccount, eid: int, round_choice: str, approve: bool,
-                      score: int) -> None:
+                      score: int, named: str = "right") -> None:
         round_index = self.round_index(eid, round_choice)
-        fn = web3_contract(self.w.client).functions.vote(eid, round_index, approve, score)
+        digest = self.named_digest(eid, named)
+        fn = web3_contract(self.w.client).functions.vote(eid, round_index, digest, approve,
+                                                         score)
         self.send(voter, fn, lambda at: self.model.vote(
-            voter.address, eid, round_index, approve, score, at))
+            voter.address, eid, round_index, digest, approve, score, at))
+
+    # ------------------------------------------------------- sealed votes
+
+    def opening(self, eid: int, round_index: int, voter: str, approve: bool,
+                score: int) -> tuple[bytes, bool, int, bytes]:
+        """``voter``'s opening over the current proposal, remembered for its reveal."""
+        digest = self.named_digest(eid, "right")
+        opening = (digest, approve, score, keccak(text=f"salt-{eid}-{round_index}-{voter}"))
+        self.openings.setdefault((eid, round_index, voter), opening)
+        return opening
+
+    def commit_directly(self, voter: LocalAccount, eid: int, round_choice: str, approve: bool,
+                        score: int) -> None:
+        round_index = self.round_index(eid, round_choice)
+        commitment = commitment_of(eid, round_index, voter.address,
+                                   *self.opening(eid, round_index, voter.address, approve, score))
+        fn = web3_contract(self.w.client).functions.commitVote(eid, round_index, commitment)
+        self.send(voter, fn, lambda at: self.model.commit_vote(
+            voter.address, eid, round_index, commitment, at))
+
+    def commit_signed(self, eid: int, batch: list[tuple[str, bool, int, str]],
+                      sender: LocalAccount, listed: str = "right") -> None:
+        """Signed commitments of ``(voter, approve, score, signature kind)``, relayed."""
+        round_index = self.round_index(eid, "current")
+        commits: list[SignedCommitArg] = []
+        for voter, approve, score, kind in batch:
+            if kind == "duplicate" and commits:
+                commits.append(commits[-1])
+                continue
+            commitment = commitment_of(eid, round_index, voter,
+                                       *self.opening(eid, round_index, voter, approve, score))
+            index = self.signer_index(eid, self.by_address(voter), kind, 0)
+            chain_id, contract = self.domain_for(kind)
+            signed = sign_commit(
+                self.by_address(voter), chain_id=chain_id, contract=contract,
+                experiment_id=another(eid) if kind == "other_experiment" else eid,
+                round_index=another(round_index) if kind == "other_round" else round_index,
+                learner_index=index,
+                commitment=keccak(commitment) if kind == "tampered" else commitment)
+            r, vs = mangle(kind, signed.r, signed.vs, 0)
+            commits.append(SignedCommitArg(index, commitment, r, vs))
+        learners = self.learner_list(eid, listed)
+        fn = web3_contract(self.w.client).functions.commitVotesBySig(
+            eid, round_index, learners, [(c.learner_index, c.commitment, c.r, c.vs)
+                                         for c in commits])
+        self.send(sender, fn, lambda at: self.model.commit_votes_by_sig(
+            sender.address, eid, round_index, learners, commits, at))
+
+    def reveal_arg(self, eid: int, round_index: int, voter: str, how: str) -> RevealArg:
+        """``voter``'s opening as committed ("right"), or one that does not match it."""
+        learners = self.learners(eid)
+        index = learners.index(voter) if voter in learners else len(learners)
+        _, approve, score, salt = self.openings.get(
+            (eid, round_index, voter), (b"", True, 0, keccak(text="no salt")))
+        if how == "flipped":
+            approve = not approve
+        elif how == "salt":
+            salt = keccak(salt)
+        return RevealArg(index, approve, score, salt)
+
+    def reveal_directly(self, voter: LocalAccount, eid: int, round_choice: str,
+                        how: str) -> None:
+        round_index = self.round_index(eid, round_choice)
+        v = self.reveal_arg(eid, round_index, voter.address, how)
+        fn = web3_contract(self.w.client).functions.revealVote(eid, round_index, v.approve,
+                                                               v.score, v.salt)
+        self.send(voter, fn, lambda at: self.model.reveal_vote(
+            voter.address, eid, round_index, v.approve, v.score, v.salt, at))
+
+    def reveal_batch(self, eid: int, batch: list[tuple[str, str]], sender: LocalAccount,
+                     listed: str = "right") -> None:
+        round_index = self.round_index(eid, "current")
+        reveals = [self.reveal_arg(eid, round_index, voter, how) for voter, how in batch]
+        learners = self.learner_list(eid, listed)
+        fn = web3_contract(self.w.client).functions.revealVotes(
+            eid, round_index, learners, [(v.learner_index, v.approve, v.score, v.salt)
+                                         for v in reveals])
+        self.send(sender, fn, lambda at: self.model.reveal_votes(
+            sender.address, eid, round_index, learners, reveals, at))
+
+    @precondition(lambda self: self.pending())
+    @rule(exp=ANY_EXPERIMENT, who=SIGNER, pick=PICK, round_choice=ROUND,
+          approve=st.booleans(), score=SCORE,
+          how=st.sampled_from(("commit", "commit", "signed", "reveal", "reveal_flipped",
+                               "reveal_salt", "batch_reveal", "batch_commit_bad")),
+          kind=VOTE_SIG, relayer=ANYONE, listed=LEARNER_LIST)
+    def seal_wrongly(self, exp: int, who: str, pick: int, round_choice: str, approve: bool,
+                     score: int, how: str, kind: str, relayer: int, listed: str) -> None:
+        """A commitment or reveal, direct or relayed, that may come from the proposer, an
+        outsider or a learner that committed or revealed, name the wrong round, not match
+        its commitment, carry a bad signature or a wrong learner list, or be sealed in a
+        public experiment."""
+        eid = self.pick(exp, voting)
+        account = self.signer(eid, who, pick)
+        sender = self.account(relayer)
+        if how == "commit":
+            self.commit_directly(account, eid, round_choice, approve, score)
+        elif how == "signed":
+            self.commit_signed(eid, [(account.address, approve, score, "genuine")], sender,
+                               listed)
+        elif how == "batch_commit_bad":
+            fresh = self.signer(eid, "voter", pick + 1).address
+            bad = kind if kind not in ("wrong_index", "bad_index", "other_digest") else "tampered"
+            self.commit_signed(eid, [(account.address, approve, score, "genuine"),
+                                     (fresh, approve, score, bad)], sender)
+        elif how == "batch_reveal":
+            self.reveal_batch(eid, [(account.address, "right")], sender, listed)
+        else:
+            self.reveal_directly(account, eid, round_choice,
+                                 {"reveal": "right", "reveal_flipped": "flipped",
+                                  "reveal_salt": "salt"}[how])
+
+    @precondition(lambda self: self.model.count > 0)
+    @rule(exp=ANY_EXPERIMENT, who=ANYONE)
+    def withdraw_anytime(self, exp: int, who: int) -> None:
+        """Anyone withdraws from an experiment: a learner, the creator, an outsider; before
+        or after its end, once or again."""
+        eid = self.pick(exp, lambda e: e.terms.staked and not running(e))
+        sender = self.account(who)
+        fn = web3_contract(self.w.client).functions.withdraw(eid)
+        self.send(sender, fn, lambda at: self.model.withdraw(sender.address, eid, at))
 
     @precondition(lambda self: self.pending())
     @rule(exp=ANY_EXPERIMENT, round_choice=ROUND, batch=BATCH, listed=LEARNER_LIST,
@@ -729,8 +944,9 @@ class ContractMachine(RuleBasedStateMachine):
 
     def cast_signed(self, eid: int, round_choice: str,
                     batch: list[tuple[str, int, str, bool, int]], listed: str,
-                    sender: LocalAccount, by_index: bool = False) -> None:
+                    sender: LocalAccount, by_index: bool = False, named: str = "right") -> None:
         round_index = self.round_index(eid, round_choice)
+        digest = self.named_digest(eid, named)
         votes: list[SignedVoteArg] = []
         for who, pick, kind, approve, score in batch:
             if kind == "duplicate" and votes:
@@ -738,13 +954,14 @@ class ContractMachine(RuleBasedStateMachine):
                 continue
             signer = (self.by_address(self.learners(eid)[pick]) if by_index
                       else self.signer(eid, who, pick))
-            votes.append(self.signed_vote(eid, round_index, signer, pick, kind, approve, score))
+            votes.append(self.signed_vote(eid, round_index, digest, signer, pick, kind, approve,
+                                          score))
         learners = self.learner_list(eid, listed)
         fn = web3_contract(self.w.client).functions.castVotesBySig(
-            eid, round_index, learners,
+            eid, round_index, digest, learners,
             [(v.learner_index, v.approve, v.score, v.r, v.vs) for v in votes])
         self.send(sender, fn, lambda at: self.model.cast_votes_by_sig(
-            sender.address, eid, round_index, learners, votes, at))
+            sender.address, eid, round_index, digest, learners, votes, at))
 
     @precondition(lambda self: self.model.count > 0)
     @rule(how=st.sampled_from(("decide", "expire")), exp=ANY_EXPERIMENT, round_choice=ROUND,
@@ -773,7 +990,7 @@ class ContractMachine(RuleBasedStateMachine):
             self.next_time += seconds
         elif self.model.count:
             offset = {"deadline-1": -1, "deadline": 0, "deadline+1": 1}[how]
-            target = self.model.deadline(self.pick(exp, running)) + offset
+            target = self.model.deadline(self.pick(exp, running), self.latest) + offset
             if target > self.latest:
                 self.next_time = target
 
@@ -803,15 +1020,16 @@ class ContractMachine(RuleBasedStateMachine):
             return len(learners) + pick
         return index
 
-    def signed_vote(self, eid: int, round_index: int, signer: LocalAccount, pick: int,
-                    kind: str, approve: bool, score: int) -> SignedVoteArg:
+    def signed_vote(self, eid: int, round_index: int, digest: bytes, signer: LocalAccount,
+                    pick: int, kind: str, approve: bool, score: int) -> SignedVoteArg:
         index = self.signer_index(eid, signer, kind, pick)
         chain_id, contract = self.domain_for(kind)
         signed = sign_vote(
             signer, chain_id=chain_id, contract=contract,
             experiment_id=another(eid) if kind == "other_experiment" else eid,
             round_index=another(round_index) if kind == "other_round" else round_index,
-            learner_index=index, approve=approve != (kind == "tampered"), score=score)
+            learner_index=index, digest=keccak(digest) if kind == "other_digest" else digest,
+            approve=approve != (kind == "tampered"), score=score)
         r, vs = mangle(kind, signed.r, signed.vs, pick)
         return SignedVoteArg(index, approve, score, r, vs)
 
