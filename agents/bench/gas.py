@@ -17,6 +17,20 @@ For each learner count n (default 5, 20 and 100) a fresh deployment runs, on one
 - round 3: no proposal; ``expire`` after the proposal deadline;
 - round 4: a proposal and one vote; ``decide`` after the voting deadline.
 
+Then the v2 terms (PROTOCOL.md), each on an experiment of its own with the same n:
+
+- **sealed votes** (reveal timeout set, no stake): round 0 relayed, as below (it writes the
+  storage slots for the first time: not reported); round 1, a **sealed round** of direct calls: ``propose``, n - 1 ``commitVote`` (the last one logs
+  CommitsComplete and opens the reveal window) and n - 1 ``revealVote`` (the last one
+  decides); round 2, relayed: one ``commitVotesBySig`` batch of the n - 1 signed
+  commitments and one ``revealVotes`` batch of the n - 1 openings (a signed commitment and
+  a reveal cost their batch's gas / (n - 1), rounded up);
+- **stake in ETH** and **stake in an ERC-20** (``contracts/bench/BenchERC20.sol``,
+  OpenZeppelin's ERC20): the creator deposits a reward pool with ``createExperiment``, every
+  learner but the last joins depositing the stake (ETH sent along; the token approved
+  first, in a transaction of its own not counted in the join), five at most: a join does
+  not depend on n.
+
 Every vote approves, with the score 0.9731 (:data:`SCORE`). Gas is each receipt's
 ``gasUsed``: the whole transaction, 21,000 intrinsic gas and calldata included.
 
@@ -64,9 +78,9 @@ from agents.chain.network import (
     is_in_process,
 )
 from agents.chain.rpc import Receipt, rpc_for
-from agents.chain.signing import sign_vote
+from agents.chain.signing import VoteOpening, sign_commit, sign_vote, vote_commitment
 from agents.chain.transactions import TxSender
-from agents.chain.types import score_to_fixed
+from agents.chain.types import ExperimentOptions, score_to_fixed
 
 DEFAULT_LEARNER_COUNTS = (5, 20, 100)
 #: The contract's bounds on a learner list (3: a steady round needs a vote that does not decide).
@@ -79,6 +93,10 @@ TIMEOUT = 3600
 CID = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
 ACCOUNT_LABEL = "colearn-gas-bench"
 GOVERNOR_ARTIFACT = "GovernorBench"
+TOKEN_ARTIFACT = "BenchERC20"
+STAKE = 10**15  # wei (or token units) each learner deposits in the staked experiments
+REWARD_POOL = 10**16
+STAKED_JOINS = 5  # joins measured in each staked experiment (never the last, which starts it)
 GOVERNOR_FOR = 1  # GovernorCountingSimple's VoteType.For
 GOVERNOR_ACTIVE = 1  # IGovernor.ProposalState.Active
 # Gas limits (set rather than estimated: the in-process chain's estimates run the call many
@@ -91,6 +109,8 @@ JOIN_MAX = 50_000
 VOTE_MAX = 45_000
 ROUND_OF_FIVE_MAX = 200_000
 SIGNED_VOTE_AT_100_MAX = 10_000
+SEALED_ROUND_OF_FIVE_MAX = 400_000
+SIGNED_COMMIT_AT_100_MAX = 12_000
 VOTE_SPREAD_MAX = 0.05
 
 
@@ -110,6 +130,22 @@ class LearningGas(BaseModel):
     batch: int
     round_direct: int
     round_relayed: int
+    # v2: sealed votes (an experiment with a reveal timeout)
+    commit: int  # direct commitVote, not the last
+    last_commit: int  # opens the reveal window (CommitsComplete)
+    reveal: int  # direct revealVote, not the deciding one
+    deciding_reveal: int
+    sealed_round_direct: int  # proposal + n - 1 commitments + n - 1 reveals
+    signed_commit: int  # in a commitVotesBySig batch of n - 1
+    commit_batch: int
+    reveal_in_batch: int  # in a revealVotes batch of n - 1 (the batch decides)
+    reveal_batch: int
+    sealed_round_relayed: int  # proposal + both batches
+    # v2: stake
+    create_staked_eth: int  # with the reward pool deposited in ETH
+    join_eth: int  # depositing the stake in ETH
+    create_staked_erc20: int  # with the reward pool pulled from the token
+    join_erc20: int  # depositing the stake in the ERC-20 (its approve not counted)
 
 
 class GovernorGas(BaseModel):
@@ -204,6 +240,7 @@ def measure_collective_learning(w3: Web3, accounts: list[LocalAccount]) -> Learn
     clients[(4 + 1) % n].vote(experiment_id, 4, _digest(4), True, SCORE)
     advance_time(w3, TIMEOUT + 1)
     decide = clients[0].decide(experiment_id, 4)
+    v2 = {**measure_sealed(deployed, accounts), **measure_stake(w3, deployed, accounts)}
 
     return LearningGas(
         create=created.gas_used,
@@ -219,7 +256,106 @@ def measure_collective_learning(w3: Web3, accounts: list[LocalAccount]) -> Learn
         batch=batch,
         round_direct=propose + sum(votes),
         round_relayed=relayed_propose + batch,
+        **v2,
     )
+
+
+def _salt(round_index: int, learner: int) -> bytes:
+    return hashlib.sha256(f"salt {round_index} {learner}".encode()).digest()
+
+
+def _sealed_round(clients: list[CollectiveLearningClient], experiment_id: int,
+                  round_index: int) -> tuple[int, list[int], list[int]]:
+    """A proposal, every other learner's direct commitment, then its direct reveal: the
+    proposal's gas, the commitments' and the reveals'."""
+    n = len(clients)
+    proposer = round_index % n
+    digest = _digest(round_index)
+    propose = clients[proposer].propose(experiment_id, round_index, CID, digest)
+    voters = [i for i in range(n) if i != proposer]
+    openings = {i: VoteOpening(approve=True, score=SCORE, salt=_salt(round_index, i))
+                for i in voters}
+    commits = [clients[i].commit_vote(experiment_id, round_index, vote_commitment(
+        experiment_id, round_index, clients[i].account.address, digest,  # type: ignore[union-attr]
+        openings[i])).gas_used for i in voters]
+    reveals = [clients[i].reveal_vote(experiment_id, round_index, openings[i]).gas_used
+               for i in voters]
+    return propose.gas_used, commits, reveals
+
+
+def _sealed_relayed_round(clients: list[CollectiveLearningClient], experiment_id: int,
+                          round_index: int) -> tuple[int, int, int]:
+    """A proposal, one batch of the other learners' signed commitments, one batch of their
+    openings: the three gas figures."""
+    n = len(clients)
+    proposer = round_index % n
+    digest = _digest(round_index)
+    relayer = clients[proposer]
+    propose = relayer.propose(experiment_id, round_index, CID, digest)
+    accounts = [c.account for c in clients if c.account is not None]
+    learners = [a.address for a in accounts]
+    voters = [i for i in range(n) if i != proposer]
+    openings = {i: VoteOpening(approve=True, score=SCORE, salt=_salt(round_index, i))
+                for i in voters}
+    commits = [sign_commit(accounts[i], chain_id=relayer.chain_id, contract=relayer.address,
+                           experiment_id=experiment_id, round_index=round_index,
+                           learner_index=i, commitment=vote_commitment(
+                               experiment_id, round_index, learners[i], digest, openings[i]))
+               for i in voters]
+    gas = BATCH_GAS_BASE + BATCH_GAS_PER_VOTE * len(voters)
+    commit_batch = relayer.commit_votes_by_sig(experiment_id, round_index, learners, commits,
+                                               gas=gas)
+    reveal_batch = relayer.reveal_votes(experiment_id, round_index, learners,
+                                        [(i, openings[i]) for i in voters], gas=gas)
+    return propose.gas_used, commit_batch.gas_used, reveal_batch.gas_used
+
+
+def measure_sealed(deployed: CollectiveLearningClient,
+                   accounts: list[LocalAccount]) -> dict[str, int]:
+    """An experiment with sealed votes: its first, steady and relayed rounds."""
+    n = len(accounts)
+    experiment_id, _ = deployed.create_experiment(
+        [a.address for a in accounts], THRESHOLD_BPS, ROUNDS, TIMEOUT, TIMEOUT, CID,
+        _digest(-2), join_timeout=TIMEOUT, options=ExperimentOptions(reveal_timeout=TIMEOUT))
+    clients = [deployed.with_account(a) for a in accounts]
+    for c in clients:
+        c.join(experiment_id)
+    _sealed_relayed_round(clients, experiment_id, 0)  # first writes of the slots
+    propose, commits, reveals = _sealed_round(clients, experiment_id, 1)
+    relayed_propose, commit_batch, reveal_batch = _sealed_relayed_round(
+        clients, experiment_id, 2)
+    return {
+        "commit": int(statistics.median(commits[:-1])), "last_commit": commits[-1],
+        "reveal": int(statistics.median(reveals[:-1])), "deciding_reveal": reveals[-1],
+        "sealed_round_direct": propose + sum(commits) + sum(reveals),
+        "signed_commit": math.ceil(commit_batch / (n - 1)), "commit_batch": commit_batch,
+        "reveal_in_batch": math.ceil(reveal_batch / (n - 1)), "reveal_batch": reveal_batch,
+        "sealed_round_relayed": relayed_propose + commit_batch + reveal_batch,
+    }
+
+
+def measure_stake(w3: Web3, deployed: CollectiveLearningClient,
+                  accounts: list[LocalAccount]) -> dict[str, int]:
+    """Two staked experiments, in ETH and in an ERC-20: their creation (the reward pool
+    deposited) and the joins (the stake deposited; the median)."""
+    out: dict[str, int] = {}
+    compiled = load_artifact(TOKEN_ARTIFACT)["contracts"]["BenchERC20"]
+    token = _deploy(w3, accounts[0], compiled, [a.address for a in accounts],
+                    STAKE + REWARD_POOL)
+    for kind, address in (("eth", None), ("erc20", token.address)):
+        options = ExperimentOptions(stake=STAKE, reward_pool=REWARD_POOL,
+                                    missed_proposal_penalty=STAKE // 10,
+                                    proposer_share_bps=5000,
+                                    **({"token": address} if address else {}))
+        creator = deployed.with_account(accounts[0])
+        experiment_id, created = creator.create_experiment(
+            [a.address for a in accounts], THRESHOLD_BPS, ROUNDS, TIMEOUT, TIMEOUT, CID,
+            _digest(-3), join_timeout=TIMEOUT, options=options)
+        joins = [deployed.with_account(a).join(experiment_id).gas_used
+                 for a in accounts[:min(STAKED_JOINS, len(accounts) - 1)]]
+        out[f"create_staked_{kind}"] = created.gas_used
+        out[f"join_{kind}"] = int(statistics.median(joins))
+    return out
 
 
 def _send(w3: Web3, account: LocalAccount, to: str | None, data: bytes | str,
@@ -294,6 +430,19 @@ def _bounds(columns: list[GasColumn]) -> list[Bound]:
         bounds.append(Bound(name="round_of_5_max", measured=total, limit=ROUND_OF_FIVE_MAX,
                             met=total <= ROUND_OF_FIVE_MAX,
                             description="steady round of 5 learners: proposal + 4 direct votes"))
+    if 5 in by_n:
+        sealed = by_n[5].sealed_round_direct
+        bounds.append(Bound(name="sealed_round_of_5_max", measured=sealed,
+                            limit=SEALED_ROUND_OF_FIVE_MAX,
+                            met=sealed <= SEALED_ROUND_OF_FIVE_MAX,
+                            description="steady sealed round of 5 learners: proposal + 4 "
+                                        "commitments + 4 reveals"))
+    if 100 in by_n:
+        commit = by_n[100].signed_commit
+        bounds.append(Bound(name="signed_commit_in_batch_of_99_max", measured=commit,
+                            limit=SIGNED_COMMIT_AT_100_MAX,
+                            met=commit <= SIGNED_COMMIT_AT_100_MAX,
+                            description="signed commitment inside a batch of 99 (n = 100)"))
     if 100 in by_n:
         signed = by_n[100].signed_vote
         bounds.append(Bound(name="signed_vote_in_batch_of_99_max", measured=signed,
@@ -378,6 +527,20 @@ _ROWS: list[tuple[str, str]] = [
     ("batch", "batch of n - 1 signed votes"),
     ("round_direct", "round: proposal + n - 1 votes"),
     ("round_relayed", "round: proposal + batch of n - 1"),
+    ("commit", "commitVote"),
+    ("last_commit", "last commitVote (opens the reveals)"),
+    ("reveal", "revealVote"),
+    ("deciding_reveal", "deciding revealVote"),
+    ("sealed_round_direct", "sealed round: proposal + n - 1 commits + n - 1 reveals"),
+    ("signed_commit", "signed commitment in a batch of n - 1"),
+    ("commit_batch", "batch of n - 1 signed commitments"),
+    ("reveal_in_batch", "reveal in a batch of n - 1"),
+    ("reveal_batch", "batch of n - 1 reveals"),
+    ("sealed_round_relayed", "sealed round: proposal + both batches"),
+    ("create_staked_eth", "create, reward pool in ETH"),
+    ("join_eth", "join, stake in ETH"),
+    ("create_staked_erc20", "create, reward pool in an ERC-20"),
+    ("join_erc20", "join, stake in an ERC-20 (approve apart)"),
 ]
 
 
@@ -395,6 +558,10 @@ def _marks(report: GasReport) -> dict[tuple[str, int], bool]:
         marks[("round_direct", 5)] = bounds["round_of_5_max"]
     if "signed_vote_in_batch_of_99_max" in bounds:
         marks[("signed_vote", 100)] = bounds["signed_vote_in_batch_of_99_max"]
+    if "sealed_round_of_5_max" in bounds:
+        marks[("sealed_round_direct", 5)] = bounds["sealed_round_of_5_max"]
+    if "signed_commit_in_batch_of_99_max" in bounds:
+        marks[("signed_commit", 100)] = bounds["signed_commit_in_batch_of_99_max"]
     return marks
 
 

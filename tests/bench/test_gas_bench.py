@@ -2,7 +2,8 @@
 deterministic upper bounds on the measured gas (gas does not depend on timing).
 
 The command runs once for the module (n = 5, 20 and 100 learners on the in-process
-chain, OpenZeppelin's Governor beside it: about 20 s).
+chain, plain, sealed and staked experiments, OpenZeppelin's Governor beside them: a few
+minutes on a shared machine).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from rich.console import Console
 from agents.bench.gas import (
     JOIN_MAX,
     ROUND_OF_FIVE_MAX,
+    SEALED_ROUND_OF_FIVE_MAX,
+    SIGNED_COMMIT_AT_100_MAX,
     SIGNED_VOTE_AT_100_MAX,
     VOTE_MAX,
     VOTE_SPREAD_MAX,
@@ -31,7 +34,8 @@ from agents.bench.gas import (
 from agents.cli.main import main
 
 BOUND_NAMES = {"join_max", "direct_vote_max", "vote_vs_governor_cast_vote", "round_of_5_max",
-               "signed_vote_in_batch_of_99_max", "vote_spread_5_to_100"}
+               "signed_vote_in_batch_of_99_max", "vote_spread_5_to_100",
+               "sealed_round_of_5_max", "signed_commit_in_batch_of_99_max"}
 
 
 @pytest.fixture(scope="module")
@@ -96,11 +100,43 @@ def test_a_signed_vote_in_a_batch_of_99_costs_at_most_10k(
     assert gas["signed_vote"] <= SIGNED_VOTE_AT_100_MAX
 
 
+def test_a_sealed_round_of_five_costs_at_most_400k(by_n: dict[int, dict[str, Any]]) -> None:
+    assert SEALED_ROUND_OF_FIVE_MAX == 400_000
+    gas = by_n[5]["collective_learning"]
+    assert gas["sealed_round_direct"] <= SEALED_ROUND_OF_FIVE_MAX
+    assert gas["sealed_round_direct"] > gas["round_direct"]  # commitments cost extra
+
+
+def test_a_signed_commitment_in_a_batch_of_99_costs_at_most_12k(
+        by_n: dict[int, dict[str, Any]]) -> None:
+    assert SIGNED_COMMIT_AT_100_MAX == 12_000
+    gas = by_n[100]["collective_learning"]
+    assert gas["signed_commit"] == math.ceil(gas["commit_batch"] / 99)
+    assert gas["signed_commit"] <= SIGNED_COMMIT_AT_100_MAX
+    assert gas["reveal_in_batch"] == math.ceil(gas["reveal_batch"] / 99)
+    assert gas["reveal_in_batch"] < gas["reveal"]  # batching pays off
+    assert gas["sealed_round_relayed"] < gas["sealed_round_direct"]
+
+
+def test_staked_joins_cost_more_than_plain_ones_and_the_same_at_every_n(
+        by_n: dict[int, dict[str, Any]]) -> None:
+    for key in ("join_eth", "join_erc20"):
+        figures = {column["collective_learning"][key] for column in by_n.values()}
+        assert len(figures) == 1, key  # a join does not depend on n
+    for column in by_n.values():
+        gas = column["collective_learning"]
+        assert gas["join"] < gas["join_eth"] < gas["join_erc20"]
+
+
 def test_a_vote_costs_the_same_with_100_learners_as_with_5(
         by_n: dict[int, dict[str, Any]]) -> None:
     five, hundred = by_n[5]["collective_learning"], by_n[100]["collective_learning"]
-    for key in ("vote", "deciding_vote", "propose"):
+    for key in ("vote", "propose", "commit", "reveal"):
         assert abs(hundred[key] - five[key]) <= VOTE_SPREAD_MAX * five[key], key
+    # The deciding vote (and reveal) of the last learner also reads the ballot word that
+    # holds its bits: at n = 100 that is a second word, one cold storage read more (2,100).
+    for key in ("deciding_vote", "deciding_reveal"):
+        assert abs(hundred[key] - five[key]) <= VOTE_SPREAD_MAX * five[key] + 2_100, key
 
 
 def test_our_vote_is_cheaper_than_the_governors_cast_vote(
@@ -128,7 +164,9 @@ def test_the_human_report_shows_every_figure_and_bound(report: dict[str, Any]) -
     for n in (5, 20, 100):
         assert f"n = {n}" in text
     for figure in ("propose", "deciding vote", "signed vote in a batch of n - 1",
-                   "Governor castVote (typical voter)", "all bounds met: yes"):
+                   "Governor castVote (typical voter)", "all bounds met: yes",
+                   "signed commitment in a batch of n - 1", "reveal in a batch of n - 1",
+                   "join, stake in ETH", "join, stake in an ERC-20"):
         assert figure in text
     assert f"{report['columns'][0]['governor']['cast_vote']:,}" in text
 
