@@ -23,6 +23,7 @@ with a number a log or a view claims.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Iterable
@@ -476,6 +477,13 @@ class HistoryReader:
                 "timestamp": self._timestamps.get(entry.block_number, 0)}
 
 
+@functools.cache
+def _vote_functions() -> dict[bytes, tuple[str, list[str]]]:
+    """The vote and reveal functions by selector: their names and input types."""
+    functions = AbiFunction.all(load_artifact()["abi"])
+    return {functions[n].selector: (n, functions[n].inputs) for n in VOTE_CALLS}
+
+
 class _VoteCalls:
     """Decodes the votes and openings that vote and reveal transactions carry in their
     calldata (``vote``, ``castVotesBySig``, ``revealVote``, ``revealVotes``), per voter."""
@@ -483,8 +491,7 @@ class _VoteCalls:
     def __init__(self, contract: str, calldata: dict[str, tuple[str | None, bytes]]):
         self.contract = contract
         self.calldata = calldata
-        functions = AbiFunction.all(load_artifact()["abi"])
-        self.functions = {functions[n].selector: (n, functions[n].inputs) for n in VOTE_CALLS}
+        self.functions = _vote_functions()
         self._decoded: dict[str, tuple[dict[str, VoteCall], str | None, bool]] = {}
 
     def find(self, tx_hash: str, voter: str, sender: str
