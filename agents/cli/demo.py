@@ -28,6 +28,9 @@ def register(subcommands: Subcommands) -> None:
     parser.add_argument("--processes", action="store_true",
                         help="start anvil (and an IPFS daemon if installed) and run each agent "
                              "as its own OS process")
+    parser.add_argument("--sealed", action="store_true",
+                        help="sealed votes: each voter commits to its vote, then reveals it "
+                             "(PROTOCOL v2), so no voter sees another's vote before its own")
     parser.set_defaults(run=run)
 
 
@@ -37,7 +40,7 @@ def run(args: argparse.Namespace, console: Console) -> None:
     config = DemoConfig(
         n_learners=args.learners, n_rounds=args.rounds, vote_threshold=args.threshold,
         model=args.model, seed=args.seed, chain_url=args.chain, store_url=args.store,
-        out=args.out)
+        out=args.out, sealed=args.sealed)
     if args.processes:
         from agents.demo.processes import run_process_demo
 

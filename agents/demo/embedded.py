@@ -182,7 +182,8 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> dict[str, An
     experiment = prepare(config, console, w3, store,
                          learners[0].mli_get_current_weights().weights)
     agents = [LearnerAgent(experiment.client.with_account(account), store, learner,
-                           experiment.experiment_id, settings=AgentSettings(name=f"learner{i}"))
+                           experiment.experiment_id, settings=AgentSettings(
+                               name=f"learner{i}", state_dir=config.out / "state" / f"learner{i}"))
               for i, (account, learner) in enumerate(zip(experiment.accounts, learners))]
     rows, accuracy = follow(experiment, console,
                             lambda report: run_in_process(agents, on_step=report))
