@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from agents.audit.checks import _Checker, expected_model
+from agents.audit.checks import Checker, expected_model
 from agents.audit.reader import History
 from agents.experiment.history import join_rows, round_rows
 
@@ -32,7 +32,7 @@ def results_summary(h: History) -> dict[str, Any]:
             "join_gas": join_gas, "total_gas": join_gas + sum(r["gas"]["total"] for r in rows)}
 
 
-def compare_results(h: History, path: Path, c: _Checker) -> list[str]:
+def compare_results(h: History, path: Path, c: Checker) -> list[str]:
     """Compares a results file with the chain, naming each row and field that differs;
     returns the file's fields that are not on chain (not compared)."""
     try:
