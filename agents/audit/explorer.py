@@ -42,8 +42,9 @@ from agents._utils.http import BackgroundHttpServer
 from agents.audit.checks import AuditReport, audit_history
 from agents.audit.errors import AuditError, UnknownExperiment
 from agents.audit.explorer_page import render_page
+from agents.audit.history import History
 from agents.audit.ledger import ledger
-from agents.audit.reader import History, HistoryReader
+from agents.audit.reader import HistoryReader
 from agents.audit.report import GRID_COLOURS, GRID_LABELS, grid_values, scores_png, votes_png
 from agents.chain.abi import EventDecoder, load_artifact
 from agents.chain.client import CollectiveLearningClient

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from agents.audit.reader import History
+from agents.audit.history import History
 from colearn_core.decision import BPS_DENOMINATOR
 
 

@@ -22,8 +22,8 @@ from rich.table import Table
 from rich.text import Span, Text
 
 from agents.audit.checks import AuditReport
+from agents.audit.history import History, RoundHistory
 from agents.audit.ledger import ledger
-from agents.audit.reader import History, RoundHistory
 from agents.audit.results import results_summary
 from agents.chain.types import MAX_LEARNERS
 from colearn_core.results import Result, Results

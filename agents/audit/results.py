@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.audit.checks import Checker, expected_model
-from agents.audit.reader import History
+from agents.audit.history import History
 from agents.experiment.history import join_rows, round_rows
 
 #: results.json fields that are not on chain (the demo measures them off chain).

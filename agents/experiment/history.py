@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from agents.audit.reader import History, HistoryReader
+from agents.audit.history import History
+from agents.audit.reader import HistoryReader
 from agents.chain.client import CollectiveLearningClient
 
 

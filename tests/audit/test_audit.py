@@ -37,8 +37,7 @@ from agents.audit.checks import (
     check_history,
     expected_model,
 )
-from agents.audit.ledger import ledger
-from agents.audit.reader import (
+from agents.audit.history import (
     ChainView,
     Completion,
     Decision,
@@ -46,7 +45,6 @@ from agents.audit.reader import (
     ExperimentConfig,
     Expiry,
     History,
-    HistoryReader,
     Join,
     PenaltyRecord,
     Proposal,
@@ -54,8 +52,9 @@ from agents.audit.reader import (
     Transfer,
     TxRecord,
     Vote,
-    read_history,
 )
+from agents.audit.ledger import ledger
+from agents.audit.reader import HistoryReader, read_history
 from agents.audit.report import print_report, render_html, report_json
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.errors import ChainError

@@ -46,7 +46,8 @@ from web3 import Web3
 from agents.audit.checks import AuditReport, audit_history
 from agents.audit.errors import AuditError, UnknownExperiment
 from agents.audit.explorer import Explorer, ExplorerServer
-from agents.audit.reader import EventRef, read_history
+from agents.audit.history import EventRef
+from agents.audit.reader import read_history
 from agents.audit.report import print_report, render_html, report_json
 from agents.chain.abi import EVENTS, EventDecoder
 from agents.chain.client import CollectiveLearningClient

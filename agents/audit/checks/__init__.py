@@ -32,7 +32,7 @@ from agents.audit.checks.protocol import (
 )
 from agents.audit.checks.sealed import check_sealed
 from agents.audit.checks.store import check_store
-from agents.audit.reader import History
+from agents.audit.history import History
 from agents.storage.store import WeightStore
 
 __all__ = ["CODES", "STORE_TIMEOUT", "AuditReport", "CheckSummary", "Checker", "Violation",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from agents.audit.reader import History
+from agents.audit.history import History
 
 #: Violation codes, and what each check verifies.
 CODES: dict[str, str] = {

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from agents.audit.checks.core import Checker
 from agents.audit.checks.sealed import eligible_commits
+from agents.audit.history import History
 from agents.audit.ledger import Account, Ledger, ledger
-from agents.audit.reader import History
 from agents.chain.types import (
     MAX_AMOUNT,
     MAX_THRESHOLD_BPS,

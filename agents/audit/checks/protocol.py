@@ -7,7 +7,7 @@ import itertools
 
 from agents.audit.checks.core import SHOWN, Checker, ranges
 from agents.audit.checks.money import terms_problems
-from agents.audit.reader import ChainView, Completion, EventRef, History, RoundHistory
+from agents.audit.history import ChainView, Completion, EventRef, History, RoundHistory
 from agents.chain.types import (
     MAX_LEARNERS,
     MAX_ROUNDS,

@@ -4,7 +4,7 @@ digest a public vote names; skipped votes."""
 from __future__ import annotations
 
 from agents.audit.checks.core import Checker
-from agents.audit.reader import Commit, History, RoundHistory, Vote, VoteCall
+from agents.audit.history import Commit, History, RoundHistory, Vote, VoteCall
 from agents.chain.signing import VoteOpening, vote_commitment
 
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from agents.audit.checks.core import STORE_TIMEOUT, Checker
 from agents.audit.checks.protocol import expected_model
-from agents.audit.reader import History
+from agents.audit.history import History
 from agents.storage.store import ContentMismatch, ContentNotFound, WeightStore, WeightStoreError
 from colearn_core.codec import WeightsFormatError, decode_weights
 
