@@ -46,12 +46,12 @@ from agents.audit.history import History
 from agents.audit.ledger import ledger
 from agents.audit.reader import HistoryReader
 from agents.audit.report import GRID_COLOURS, GRID_LABELS, grid_values, scores_png, votes_png
+from agents.audit.rows import join_rows
 from agents.chain.abi import EventDecoder, load_artifact
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.errors import ChainError, ContractRevert, MalformedEvent, brief
 from agents.chain.logs import RawLog
 from agents.chain.types import MAX_UINT256, RoundState
-from agents.experiment.history import join_rows
 
 log = logging.getLogger(__name__)
 

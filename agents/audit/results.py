@@ -10,14 +10,14 @@ from typing import Any
 
 from agents.audit.checks import Checker, expected_model
 from agents.audit.history import History
-from agents.experiment.history import join_rows, round_rows
+from agents.audit.rows import join_rows, round_rows
 
 #: results.json fields that are not on chain (the demo measures them off chain).
 OFF_CHAIN_FIELDS = ("test_accuracy", "final_test_accuracy", "solo_test_accuracy", "seconds")
 
 
 def results_rows(h: History) -> list[dict[str, Any]]:
-    """The closed rounds as the demo's results.json lists them (:mod:`agents.experiment.history`'s
+    """The closed rounds as the demo's results.json lists them (:mod:`agents.audit.rows`'s
     rows), rebuilt from the chain."""
     return [row.model_dump(exclude={"close_block"}) for row in round_rows(h) if row.closed]
 

@@ -23,10 +23,10 @@ from agents.agent.learner_agent import LearnerAgent, run_in_process
 from agents.agent.records import RoundRecord
 from agents.agent.settings import AgentSettings
 from agents.audit.reader import HistoryReader
+from agents.audit.rows import RoundRow, join_rows, round_rows
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.network import connect, derive_accounts, fund_accounts
 from agents.chain.types import ExperimentOptions
-from agents.experiment.history import RoundRow, join_rows, round_rows
 from agents.experiment.launch import launch_experiment
 from agents.experiment.spec import ExperimentTerms
 from agents.storage.store import WeightStore, open_store

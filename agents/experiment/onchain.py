@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict
 from agents.agent.learner_agent import LearnerAgent, run_in_process
 from agents.agent.records import RoundRecord
 from agents.agent.settings import AgentSettings
+from agents.audit.rows import RoundRow, read_history
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.network import (
     advance_time,
@@ -33,7 +34,6 @@ from agents.chain.network import (
     is_in_process,
 )
 from agents.chain.types import RoundState
-from agents.experiment.history import RoundRow, read_history
 from agents.experiment.launch import launch_experiment
 from agents.experiment.spec import ExperimentTerms
 from agents.storage.store import WeightStore, open_store

@@ -32,13 +32,13 @@ from agents.audit.checks import audit_history
 from agents.audit.explorer import Explorer
 from agents.audit.reader import HistoryReader
 from agents.audit.report import run_audit
+from agents.audit.rows import read_history
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.errors import ChainError
 from agents.chain.logs import RangedLogs, RawLog, refuses_range
 from agents.chain.network import connect, derive_accounts, fund_accounts
 from agents.chain.types import RoundState
 from agents.devtools.anvil import AnvilProcess
-from agents.experiment.history import read_history
 from agents.experiment.launch import launch_experiment
 from agents.experiment.spec import ExperimentTerms
 from agents.relay import Relay, RelayClient, RelayServer

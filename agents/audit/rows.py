@@ -8,7 +8,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from agents.audit.history import History
-from agents.audit.reader import HistoryReader
+from agents.audit.reader import read_history as audit_read_history
 from agents.chain.client import CollectiveLearningClient
 
 
@@ -103,6 +103,4 @@ def read_history(client: CollectiveLearningClient, experiment_id: int,
                  from_block: int = 0) -> list[RoundRow]:
     """Every round of the experiment, read at one block (the latest when called): the
     audit's reader, in block ranges, seen as rows."""
-    reader = HistoryReader(client, experiment_id, from_block=from_block)
-    reader.update()
-    return round_rows(reader.history())
+    return round_rows(audit_read_history(client, experiment_id, from_block=from_block))
