@@ -15,8 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from agents.chain.types import (
     DEFAULT_JOIN_TIMEOUT,
-    MAX_AMOUNT,
-    MAX_THRESHOLD_BPS,
     MAX_TIMEOUT,
     ZERO_ADDRESS,
     ExperimentOptions,
@@ -150,28 +148,17 @@ class InitialModel(BaseModel):
         return self
 
 
-class SpecOptions(BaseModel):
-    """A spec's ``[options]`` table: :class:`ExperimentOptions` in the spec's terms (the
-    token an address or left out for ETH, amounts integers in wei), strictly checked
-    (``colearn experiment create --help`` documents it: :data:`agents.cli.experiment.OPTIONS_HELP`)."""
+class SpecOptions(ExperimentOptions):
+    """A spec's ``[options]`` table: :class:`ExperimentOptions`, strictly checked (the token
+    an address, left out for ETH; amounts integers in wei; no unknown keys; penalties and
+    shares only with a stake or a reward pool); ``colearn experiment create --help``
+    documents it: :data:`agents.cli.experiment.OPTIONS_HELP`."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    reveal_timeout: int = Field(0, ge=0, le=MAX_TIMEOUT)
-    token: str | None = None
-    stake: int = Field(0, ge=0, le=MAX_AMOUNT)
-    reward_pool: int = Field(0, ge=0, le=MAX_AMOUNT)
-    missed_proposal_penalty: int = Field(0, ge=0, le=MAX_AMOUNT)
-    unrevealed_vote_penalty: int = Field(0, ge=0, le=MAX_AMOUNT)
-    rejected_proposal_penalty: int = Field(0, ge=0, le=MAX_AMOUNT)
-    rejection_share_bps: int = Field(0, ge=0, le=MAX_THRESHOLD_BPS)
-    proposer_share_bps: int = Field(0, ge=0, le=MAX_THRESHOLD_BPS)
-
     @field_validator("token")
     @classmethod
-    def _token(cls, token: str | None) -> str | None:
-        if token is None:
-            return None
+    def _token(cls, token: str) -> str:
         if not is_address(token):
             raise ValueError(f"{token!r} is not an ERC-20 address (leave token out for ETH)")
         if int(token, 16) == 0:
@@ -180,16 +167,17 @@ class SpecOptions(BaseModel):
 
     @model_validator(mode="after")
     def _stake_terms(self) -> SpecOptions:
-        if self.stake == 0 and self.reward_pool == 0:
-            needs = [f for f in ("token", "missed_proposal_penalty", "unrevealed_vote_penalty",
-                                 "rejected_proposal_penalty", "rejection_share_bps",
-                                 "proposer_share_bps") if getattr(self, f)]
+        if not self.staked:
+            needs = ["token"] if self.token != ZERO_ADDRESS else []
+            needs += [f for f in ("missed_proposal_penalty", "unrevealed_vote_penalty",
+                                  "rejected_proposal_penalty", "rejection_share_bps",
+                                  "proposer_share_bps") if getattr(self, f)]
             if needs:
                 raise ValueError(f"{', '.join(needs)} need a stake or a reward pool")
         return self
 
     def terms(self) -> ExperimentOptions:
-        return ExperimentOptions(**{**self.model_dump(), "token": self.token or ZERO_ADDRESS})
+        return ExperimentOptions(**self.model_dump())
 
 
 class ExperimentTerms(BaseModel):
