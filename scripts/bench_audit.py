@@ -33,7 +33,8 @@ from rich.console import Console
 
 from agents.audit.checks import audit_history
 from agents.audit.reader import read_history
-from agents.audit.report import print_report, render_html
+from agents.audit.report import print_report
+from agents.audit.report_html import render_html
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.network import advance_time, connect, derive_accounts, fund_accounts
 from agents.chain.signing import sign_join, sign_proposal, sign_vote

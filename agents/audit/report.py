@@ -1,5 +1,5 @@
 """An audit's three forms: a table in the terminal, JSON for machines, and one
-self-contained HTML file (styles inline, plots embedded as PNG data URIs).
+self-contained HTML file (:mod:`agents.audit.report_html`).
 
 The plots are colearn's two, drawn from the chain's vote scores: the vote score of each
 learner per round (with their mean), and the learner x round vote grid.
@@ -7,8 +7,6 @@ learner per round (with their mean), and the learner x round vote grid.
 
 from __future__ import annotations
 
-import base64
-import html
 import io
 import json
 import threading
@@ -170,11 +168,11 @@ def _short(text: str | None, head: int = 10, tail: int = 4) -> str:
     return text if len(text) <= head + tail + 1 else f"{text[:head]}…{text[-tail:]}"
 
 
-def _time(ts: int) -> str:
+def utc_time(ts: int) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
 
 
-def _score(score: float | None) -> str:
+def score_text(score: float | None) -> str:
     return "no score" if score is None else f"{score:.4f}"
 
 
@@ -238,13 +236,13 @@ def joining_line(h: History) -> str:
     """How joining went: started (when, by whose join), cancelled, or still open."""
     cfg = h.config
     n, joined = len(cfg.learners), len(h.joins)
-    deadline = f"join deadline {_time(cfg.join_deadline)} UTC"
+    deadline = f"join deadline {utc_time(cfg.join_deadline)} UTC"
     if h.cancellation is not None:
         return (f"cancelled in block {h.cancellation.block_number} "
-                f"({_time(h.cancellation.timestamp)} UTC): {joined} of {n} learners joined "
+                f"({utc_time(h.cancellation.timestamp)} UTC): {joined} of {n} learners joined "
                 f"before the {deadline}")
     if h.start is not None:
-        return (f"started in block {h.start.block_number} ({_time(h.start.timestamp)} UTC): "
+        return (f"started in block {h.start.block_number} ({utc_time(h.start.timestamp)} UTC): "
                 f"all {n} learners joined, the last in tx {h.start.tx_hash}")
     return f"joining: {joined} of {n} learners joined; {deadline}"
 
@@ -281,7 +279,7 @@ def print_report(report: AuditReport, console: Console) -> None:
     h = report.history
     cfg = h.config
     console.print(f"[bold]experiment {cfg.experiment_id}[/] · contract {h.contract} · chain "
-                  f"{h.chain_id} · created in block {cfg.block_number} ({_time(cfg.timestamp)} "
+                  f"{h.chain_id} · created in block {cfg.block_number} ({utc_time(cfg.timestamp)} "
                   f"UTC) by {cfg.creator}, tx {cfg.tx_hash}", soft_wrap=True, highlight=False)
     console.print(f"{len(cfg.learners)} learners · threshold {cfg.threshold_bps} bps · "
                   f"{h.closed_rounds}/{cfg.num_rounds} rounds closed · timeouts "
@@ -307,7 +305,7 @@ def print_report(report: AuditReport, console: Console) -> None:
             ("learner", ">"), ("address", "<"), ("block", ">"), ("time (UTC)", "<"),
             ("tx", "<"), ("paid by", "<"), ("gas", ">")])
         for j in h.joins[:MAX_LEARNERS]:
-            joins.add(str(j.learner_index), j.learner, str(j.block_number), _time(j.timestamp),
+            joins.add(str(j.learner_index), j.learner, str(j.block_number), utc_time(j.timestamp),
                       j.tx_hash, "relayer " + _short(j.sender, 8) if j.relayed else "learner",
                       f"{j.gas_used:,}")
         joins.emit(console)
@@ -335,11 +333,11 @@ def print_report(report: AuditReport, console: Console) -> None:
             proposer += f" (by {_short(p.proposer, 8)})"
         rounds.add(str(r.round), proposer, _short(p.cid if p else None, 12, 6),
                    _short(p.digest if p else None, 10, 6), (r.outcome, _outcome_style(r)),
-                   tally, block_text, _time(closing.timestamp) if closing else "-", f"{r.gas:,}")
+                   tally, block_text, utc_time(closing.timestamp) if closing else "-", f"{r.gas:,}")
         for v in r.votes:
             votes.add(str(r.round), f"{v.learner_index} {_short(v.voter, 8)}",
                       ("approve", "green") if v.approve else ("reject", "red"),
-                      _score(v.vote_score), str(v.block_number), _short(v.tx_hash, 10, 6))
+                      score_text(v.vote_score), str(v.block_number), _short(v.tx_hash, 10, 6))
         for t in r.txs:
             txs.add(str(r.round), t.hash, t.role + (" (decides)" if t.decides else ""),
                     _short(t.sender, 8), str(t.block_number), f"{t.gas_used:,}")
@@ -392,121 +390,6 @@ def report_json(report: AuditReport) -> dict[str, Any]:
             "ledger": None if money is None else money.model_dump(mode="json")}
 
 
-# ----------------------------------------------------------------------------- HTML
-
-
-_CSS = """
-body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#222}
-h1{font-size:22px}h2{font-size:17px;margin-top:28px}
-table{border-collapse:collapse;margin:8px 0}
-td,th{border:1px solid #ddd;padding:3px 7px;vertical-align:top;text-align:left}
-th{background:#f4f4f4}code,.mono{font-family:ui-monospace,monospace;font-size:12px}
-.ok{background:#e5f5e0;border:1px solid #76b041;padding:8px 12px}
-.bad{background:#fde8e4;border:1px solid #e4572e;padding:8px 12px}
-.accepted{color:#1f6f3b;font-weight:600}.rejected{color:#8b1e3f;font-weight:600}
-.expired{color:#8a6d00;font-weight:600}.plot{max-width:100%;border:1px solid #eee}
-details summary{cursor:pointer}
-.hash{word-break:break-all;display:inline-block;max-width:17em}
-table.inner{margin:0;font-size:12px}table.inner td{border:0;border-bottom:1px solid #eee}
-"""
-
-
-def _e(value: Any) -> str:
-    return html.escape(str(value))
-
-
-def _img(png: bytes, alt: str) -> str:
-    data = base64.b64encode(png).decode()
-    return f'<img class="plot" alt="{_e(alt)}" src="data:image/png;base64,{data}">'
-
-
-def render_html(report: AuditReport) -> str:
-    """One self-contained HTML page: verdict, configuration, plots, rounds, checks."""
-    h = report.history
-    cfg = h.config
-    out = ["<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-           f"<title>Audit of experiment {cfg.experiment_id}</title><style>{_CSS}</style>",
-           "</head><body>",
-           (f"<h1>Audit of experiment {cfg.experiment_id} — contract <code>{_e(h.contract)}"
-            f"</code>, chain {h.chain_id}</h1>")]
-    if report.ok:
-        out.append("<p class='ok' id='verdict'><b>Audit passed</b>: every check holds.</p>")
-    else:
-        out.append(f"<div class='bad' id='verdict'><b>Audit failed</b>: "
-                   f"{len(report.violations)} violation(s)<ul>")
-        out += [f"<li><code>{_e(v.code)}</code>"
-                f"{'' if v.round is None else f' round {v.round}'}: {_e(v.message)}</li>"
-                for v in report.violations]
-        out.append("</ul></div>")
-    out.append("<h2>Configuration (ExperimentCreated)</h2><table>")
-    for label, value in (
-            ("creator", cfg.creator),
-            ("created", f"block {cfg.block_number}, {_time(cfg.timestamp)} UTC, tx {cfg.tx_hash}"),
-            ("threshold", f"{cfg.threshold_bps} bps"), ("rounds", cfg.num_rounds),
-            ("proposal timeout", f"{cfg.proposal_timeout} s"),
-            ("voting timeout", f"{cfg.voting_timeout} s"),
-            ("join timeout", f"{cfg.join_timeout} s"),
-            ("joining", joining_line(h)),
-            ("terms", terms_line(h)),
-            ("stake and payouts", money_line(h) or "-"),
-            ("initial model", f"{cfg.initial_cid} ({cfg.initial_digest})"),
-            ("metadata", cfg.metadata_cid or "-"),
-            ("learners", "<br>".join(f"{i}: {a}" for i, a in enumerate(cfg.learners))),
-            ("final model", "-" if h.completion is None else
-             f"{h.completion.model_digest} (model round {h.completion.model_round}), block "
-             f"{h.completion.block_number}")):
-        rendered = value if label == "learners" else _e(value)
-        out.append(f"<tr><th>{label}</th><td class='mono'>{rendered}</td></tr>")
-    out.append("</table>")
-    if h.closed_rounds:
-        out.append("<h2>Plots (from the chain's vote scores)</h2>")
-        out.append(_img(scores_png(h), "vote score per learner per round"))
-        out.append("<br>" + _img(votes_png(h), "vote grid"))
-    out.append("<h2>Rounds</h2><table id='rounds'><tr><th>round</th><th>proposer</th>"
-               "<th>proposal (CID, digest)</th><th>outcome</th><th>approve / reject</th>"
-               "<th>votes</th><th>transactions (block, time UTC, role, hash, sender, gas)</th>"
-               "<th>gas</th></tr>")
-    for r in h.rounds:
-        p = r.proposal
-        proposal = "-" if p is None else (f"<span class='hash'>{_e(p.cid)}</span><br>"
-                                          f"<span class='hash'>{_e(p.digest)}</span>")
-        votes = "".join(f"<tr><td>{v.learner_index}</td><td>{'approve' if v.approve else 'reject'}"
-                        f"</td><td>{_e(_score(v.vote_score))}</td><td>{_e(v.score)}</td>"
-                        f"<td>{_e(v.tx_hash)}</td></tr>" for v in r.votes)
-        votes_cell = "-" if not r.votes else (
-            f"<details><summary>{len(r.votes)} votes</summary><table><tr><th>learner</th>"
-            f"<th>vote</th><th>score</th><th>fixed point</th><th>tx</th></tr>{votes}</table>"
-            "</details>")
-        txs = "".join(f"<tr><td>{t.block_number}</td><td>{_time(t.timestamp)}</td><td>{t.role}"
-                      f"{' (decides)' if t.decides else ''}</td><td><span class='hash'>{_e(t.hash)}"
-                      f"</span></td><td><span class='hash'>{_e(t.sender)}</span></td><td>"
-                      f"{t.gas_used:,}</td></tr>"
-                      for t in r.txs)
-        txs = f"<table class='inner'>{txs}</table>"
-        tally = f"{r.decision.approvals} / {r.decision.rejections}" if r.decision else "-"
-        out.append(f"<tr class='round'><td>{r.round}</td><td class='mono'><span class='hash'>"
-                   f"{r.proposer_index}: {_e(r.proposer)}</span></td><td class='mono'>{proposal}</td><td class="
-                   f"'{r.outcome}'>{r.outcome}</td><td>{tally}</td><td>{votes_cell}</td>"
-                   f"<td class='mono'>{txs}</td><td>{r.gas:,}</td></tr>")
-    out.append("</table><h2>Checks</h2><table id='checks'><tr><th>check</th><th>checked</th>"
-               "<th>violations</th><th>what it verifies</th></tr>")
-    out += [f"<tr><td><code>{s.code}</code></td><td>{s.checked}</td><td>{s.violations}</td>"
-            f"<td>{_e(s.description)}</td></tr>" for s in report.checks]
-    out.append("</table>")
-    if report.off_chain_fields:
-        out.append(f"<p>Not on chain, not compared: {_e(', '.join(report.off_chain_fields))}</p>")
-    s = h.stats
-    out.append(f"<p class='mono'>Read {s.logs:,} logs in {s.log_queries} eth_getLogs (blocks "
-               f"{s.from_block}–{s.to_block}), {s.blocks:,} block headers and {s.receipts:,} "
-               f"receipts; total gas {h.total_gas:,}.</p></body></html>")
-    return "\n".join(out)
-
-
-def write_html(report: AuditReport, path: Path) -> Path:
-    path.write_text(render_html(report), encoding="utf-8")
-    return path
-
-
 def dumps(report: AuditReport) -> str:
     return json.dumps(report_json(report), indent=2)
 
@@ -521,6 +404,7 @@ def run_audit(rpc: str, contract: str, experiment_id: int, *, console: Console,
 
     from agents.audit.checks import audit_history
     from agents.audit.reader import read_history
+    from agents.audit.report_html import write_html
     from agents.chain.client import CollectiveLearningClient
     from agents.chain.logs import DEFAULT_CHUNK_BLOCKS
     from agents.chain.network import connect

@@ -55,7 +55,8 @@ from agents.audit.history import (
 )
 from agents.audit.ledger import ledger
 from agents.audit.reader import HistoryReader, read_history
-from agents.audit.report import print_report, render_html, report_json
+from agents.audit.report import print_report, report_json
+from agents.audit.report_html import render_html
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.errors import ChainError
 from agents.chain.signing import (

@@ -48,7 +48,8 @@ from agents.audit.errors import AuditError, UnknownExperiment
 from agents.audit.explorer import Explorer, ExplorerServer
 from agents.audit.history import EventRef
 from agents.audit.reader import read_history
-from agents.audit.report import print_report, render_html, report_json
+from agents.audit.report import print_report, report_json
+from agents.audit.report_html import render_html
 from agents.chain.abi import EVENTS, EventDecoder
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.errors import ChainError, MalformedEvent
