@@ -4,7 +4,7 @@ digest a public vote names; skipped votes."""
 from __future__ import annotations
 
 from agents.audit.checks.core import Checker
-from agents.audit.history import Commit, History, RoundHistory, Vote, VoteCall
+from agents.audit.history import Commit, History, Proposal, RoundHistory, Vote, VoteCall
 from agents.chain.signing import VoteOpening, vote_commitment
 
 
@@ -116,11 +116,12 @@ def check_sealed(h: History, r: RoundHistory, c: Checker) -> None:
 
 
 def _vote_call(h: History, r: RoundHistory, v: Vote, c: Checker, code: str,
-               what: str) -> tuple[VoteCall, str] | None:
+               what: str) -> tuple[VoteCall, str, Proposal] | None:
     """The call of a vote's transaction, and how messages name it, if it is the ``what``
     ("vote" or "reveal") of this experiment and round; None (the violation named) if not,
     or if it is not readable from calldata (sent through another contract: no violation)."""
     c.count(code)
+    assert r.proposal is not None
     where = f"{v.voter}'s {what} (tx {v.tx_hash})"
     call = v.call
     if call is None:
@@ -134,16 +135,14 @@ def _vote_call(h: History, r: RoundHistory, v: Vote, c: Checker, code: str,
         c.fail(code, r.round, f"{where} calls {call.function} for experiment "
                               f"{call.experiment_id} round {call.round}")
         return None
-    return call, where
+    return call, where, r.proposal
 
 
 def _check_opening(h: History, r: RoundHistory, v: Vote, cm: Commit, c: Checker) -> None:
-    p = r.proposal
-    assert p is not None
     read = _vote_call(h, r, v, c, "reveal-opening", "reveal")
     if read is None:
         return
-    call, where = read
+    call, where, p = read
     assert call.salt is not None
     if (call.approve, call.score) != (v.approve, v.score):
         c.fail("reveal-opening", r.round,
@@ -165,12 +164,10 @@ def _check_opening(h: History, r: RoundHistory, v: Vote, cm: Commit, c: Checker)
 
 
 def _check_public_call(h: History, r: RoundHistory, v: Vote, c: Checker) -> None:
-    p = r.proposal
-    assert p is not None
     read = _vote_call(h, r, v, c, "vote-proposal", "vote")
     if read is None:
         return
-    call, where = read
+    call, where, p = read
     assert call.digest is not None
     if call.digest.lower() != p.digest.lower():
         c.fail("vote-proposal", r.round, f"{where} names digest {call.digest}, the round's "
