@@ -23,8 +23,10 @@ from agents.audit.checks import AuditReport
 from agents.audit.history import History, RoundHistory
 from agents.audit.ledger import ledger
 from agents.audit.results import results_summary
+from agents.audit.rows import colearn_results as rows_results
+from agents.audit.rows import round_rows
 from agents.chain.types import MAX_LEARNERS
-from colearn_core.results import Result, Results
+from colearn_core.results import Results
 
 #: colearn's vote grid (colearn_core.plots.plot_votes): labels and colours, in value order.
 GRID_LABELS = ["no vote", "reject", "approve", "proposer: rejected", "proposer: accepted",
@@ -45,22 +47,8 @@ def _learners(history: History) -> int:
 
 
 def colearn_results(history: History) -> Results:
-    """colearn's ``Results`` from the chain: votes and vote scores from VoteCast events."""
-    n = _learners(history)
-    results = Results()
-    for r in history.rounds:
-        if not r.closed:
-            continue
-        votes: list[bool | None] = [None] * n
-        scores: list[float | None] = [None] * n
-        for v in r.votes:
-            if 0 <= v.learner_index < n:
-                votes[v.learner_index] = v.approve
-                scores[v.learner_index] = v.vote_score
-        results.append(Result(vote=None if r.expiry else r.decision.accepted if r.decision else None,
-                              votes=votes, vote_scores=scores, test_scores=[None] * n,
-                              training_summaries=[None] * n, block_proposer=r.proposer_index))
-    return results
+    """colearn's ``Results`` from the chain alone (votes and vote scores from VoteCast)."""
+    return rows_results(round_rows(history), _learners(history))
 
 
 def grid_values(history: History) -> list[list[int]]:

@@ -5,11 +5,15 @@ event of the experiment at one block, in block ranges, with batched receipts."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
 from pydantic import BaseModel
 
 from agents.audit.history import History
 from agents.audit.reader import read_history as audit_read_history
 from agents.chain.client import CollectiveLearningClient
+from colearn_core.results import Result, Results
 
 
 class JoinRow(BaseModel):
@@ -104,3 +108,42 @@ def read_history(client: CollectiveLearningClient, experiment_id: int,
     """Every round of the experiment, read at one block (the latest when called): the
     audit's reader, in block ranges, seen as rows."""
     return round_rows(audit_read_history(client, experiment_id, from_block=from_block))
+
+
+class OwnRecord(Protocol):
+    """What an agent noted of a round itself (:class:`agents.agent.records.RoundRecord`)."""
+
+    @property
+    def vote_score(self) -> float | None: ...
+    @property
+    def test_score(self) -> float | None: ...
+    @property
+    def training_summary(self) -> Any: ...
+
+
+def colearn_results(rows: Sequence[RoundRow], n: int,
+                    records: Sequence[Mapping[int, OwnRecord]] = ()) -> Results:
+    """colearn's ``Results`` of the closed rounds: decisions, votes and vote scores from the
+    chain; where the agents' own ``records`` are given (one mapping per learner, by round),
+    their vote and test scores and training summaries. Learners from index ``n`` on (a
+    hostile event's) are left out."""
+    results = Results()
+    for row in rows:
+        if not row.closed:
+            continue
+        votes: list[bool | None] = [None] * n
+        vote_scores: list[float | None] = [None] * n
+        for v in row.votes:
+            if 0 <= v.learner_index < n:
+                votes[v.learner_index], vote_scores[v.learner_index] = v.approve, v.vote_score
+        test_scores: list[float | None] = [None] * n
+        summaries: list[Any] = [None] * n
+        for j, own in enumerate(records[:n]):
+            record = own.get(row.round)
+            if record is not None:
+                vote_scores[j], test_scores[j] = record.vote_score, record.test_score
+                summaries[j] = record.training_summary
+        results.append(Result(vote=None if row.expired else row.accepted, votes=votes,
+                              vote_scores=vote_scores, test_scores=test_scores,
+                              training_summaries=summaries, block_proposer=row.proposer_index))
+    return results

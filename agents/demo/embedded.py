@@ -23,7 +23,7 @@ from agents.agent.learner_agent import LearnerAgent, run_in_process
 from agents.agent.records import RoundRecord
 from agents.agent.settings import AgentSettings
 from agents.audit.reader import HistoryReader
-from agents.audit.rows import RoundRow, join_rows, round_rows
+from agents.audit.rows import RoundRow, colearn_results, join_rows, round_rows
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.network import connect, derive_accounts, fund_accounts
 from agents.chain.types import ExperimentOptions
@@ -32,7 +32,6 @@ from agents.experiment.spec import ExperimentTerms
 from agents.storage.store import WeightStore, open_store
 from colearn_core.codec import decode_weights
 from colearn_core.plots import plot_results, plot_votes
-from colearn_core.results import Result, Results
 
 log = logging.getLogger(__name__)
 
@@ -147,10 +146,10 @@ def finish(experiment: Experiment, console: Console, rows: list[RoundRow],
                             accuracy.last, solo, final_digest, model_round,
                             time.perf_counter() - experiment.started, join_gas)
     (config.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    colearn_results = _colearn_results(rows, records, config.n_learners)
-    plot_results(colearn_results, config.n_learners, config.out / "scores.png",
+    colearn = colearn_results(rows, config.n_learners, records or ())
+    plot_results(colearn, config.n_learners, config.out / "scores.png",
                  score_name="score", extra={"global test accuracy": accuracy.per_round})
-    plot_votes(colearn_results, config.n_learners, config.out / "votes.png")
+    plot_votes(colearn, config.n_learners, config.out / "votes.png")
     console.print(
         f"final global test accuracy [bold]{accuracy.last:.4f}[/] · solo "
         + ", ".join(f"{a:.4f}" for a in solo)
@@ -246,29 +245,3 @@ def _results_json(client: CollectiveLearningClient, experiment_id: int, rows: li
     }
 
 
-def _colearn_results(rows: list[RoundRow], records: list[dict[int, RoundRecord]] | None,
-                     n: int) -> Results:
-    """colearn's ``Results`` for the plots: votes from the chain; scores from each agent's
-    own records when the agents ran here, else the voters' scores on chain."""
-    results = Results()
-    for row in rows:
-        votes: list[bool | None] = [None] * n
-        for v in row.votes:
-            votes[v.learner_index] = v.approve
-        vote_scores: list[float | None] = [None] * n
-        test_scores: list[float | None] = [None] * n
-        for v in row.votes:
-            vote_scores[v.learner_index] = v.vote_score
-        for j, own in enumerate(records or []):
-            record = own.get(row.round)
-            if record is not None:
-                vote_scores[j], test_scores[j] = record.vote_score, record.test_score
-        results.append(Result(
-            vote=None if row.expired else row.accepted,
-            votes=votes,
-            test_scores=test_scores,
-            vote_scores=vote_scores,
-            training_summaries=[None] * n,
-            block_proposer=row.proposer_index,
-        ))
-    return results

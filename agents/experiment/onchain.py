@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict
 from agents.agent.learner_agent import LearnerAgent, run_in_process
 from agents.agent.records import RoundRecord
 from agents.agent.settings import AgentSettings
-from agents.audit.rows import RoundRow, read_history
+from agents.audit.rows import RoundRow, colearn_results, read_history
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.network import (
     advance_time,
@@ -39,7 +39,7 @@ from agents.experiment.spec import ExperimentTerms
 from agents.storage.store import WeightStore, open_store
 from colearn_core.codec import decode_weights
 from colearn_core.ml_interface import MachineLearningInterface
-from colearn_core.results import Result, Results
+from colearn_core.results import Results
 
 log = logging.getLogger(__name__)
 
@@ -67,22 +67,7 @@ class OnChainRun(BaseModel):
     def results(self) -> Results:
         """colearn's ``Results``: votes and decisions from the chain, scores and training
         summaries from the agents' own records."""
-        n = len(self.records)
-        results = Results()
-        for row in self.rounds:
-            votes: list[bool | None] = [None] * n
-            for v in row.votes:
-                votes[v.learner_index] = v.approve
-            own = [self.records[j].get(row.round) for j in range(n)]
-            results.append(Result(
-                vote=None if row.expired else row.accepted,
-                votes=votes,
-                test_scores=[r.test_score if r else None for r in own],
-                vote_scores=[r.vote_score if r else None for r in own],
-                training_summaries=[r.training_summary if r else None for r in own],
-                block_proposer=row.proposer_index,
-            ))
-        return results
+        return colearn_results(self.rounds, len(self.records), self.records)
 
 
 def run_on_chain(
