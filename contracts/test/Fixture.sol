@@ -102,6 +102,32 @@ abstract contract Fixture is TestBase {
         cl.vote(id, round, digest, approve, SCORE);
     }
 
+    /// @dev An experiment of 3 rounds on `t`, every learner joined, round 0 proposed.
+    function _proposed(ICollectiveLearning.ExperimentTerms memory t) internal returns (uint256 id) {
+        id = _create(3, t);
+        _joinAll(id);
+        _propose(id, 0);
+    }
+
+    function _assertModelRound(uint256 id, uint256 round, string memory why) internal view {
+        (, uint256 modelRound) = cl.currentModel(id);
+        assertEq(modelRound, round, why);
+    }
+
+    function _assertState(uint256 id, ICollectiveLearning.RoundState state, string memory why) internal view {
+        assertEq(uint256(cl.state(id)), uint256(state), why);
+    }
+
+    /// @dev The next call reverts: round `round` is in state `actual`, the call wants `expected`.
+    function _expectUnexpectedState(
+        uint256 id,
+        uint256 round,
+        ICollectiveLearning.RoundState actual,
+        ICollectiveLearning.RoundState expected
+    ) internal {
+        vm.expectRevert(abi.encodeWithSelector(ICollectiveLearning.UnexpectedRoundState.selector, id, round, actual, expected));
+    }
+
     function _salt(uint256 round, uint256 i) internal pure returns (bytes32) {
         return keccak256(abi.encode("salt", round, i));
     }
@@ -162,18 +188,25 @@ abstract contract Fixture is TestBase {
         return ICollectiveLearning.Reveal({learnerIndex: i, approve: approve, score: SCORE, salt: _salt(round, i)});
     }
 
-    /// @dev Signed votes of every learner but the proposer.
+    /// @dev The indices of every learner but the proposer of `round`.
+    function _voters(uint256 round) internal view returns (uint256[] memory voters) {
+        uint256 n = learners.length;
+        voters = new uint256[](n - 1);
+        uint256 k = 0;
+        for (uint256 i = 0; i < n; ++i) {
+            if (i != _proposer(round)) voters[k++] = i;
+        }
+    }
+
+    /// @dev Signed votes of every voter of `round`.
     function _signedVotes(uint256 id, uint256 round, bool approve)
         internal
         view
         returns (ICollectiveLearning.SignedVote[] memory votes)
     {
-        uint256 n = learners.length;
-        votes = new ICollectiveLearning.SignedVote[](n - 1);
-        uint256 k = 0;
-        for (uint256 i = 0; i < n; ++i) {
-            if (i != _proposer(round)) votes[k++] = _signedVote(id, round, _digest(round), i, approve);
-        }
+        uint256[] memory voters = _voters(round);
+        votes = new ICollectiveLearning.SignedVote[](voters.length);
+        for (uint256 k = 0; k < voters.length; ++k) votes[k] = _signedVote(id, round, _digest(round), voters[k], approve);
     }
 
     function _signedCommits(uint256 id, uint256 round, bool approve)
@@ -181,20 +214,14 @@ abstract contract Fixture is TestBase {
         view
         returns (ICollectiveLearning.SignedCommit[] memory commits)
     {
-        uint256 n = learners.length;
-        commits = new ICollectiveLearning.SignedCommit[](n - 1);
-        uint256 k = 0;
-        for (uint256 i = 0; i < n; ++i) {
-            if (i != _proposer(round)) commits[k++] = _signedCommit(id, round, i, approve);
-        }
+        uint256[] memory voters = _voters(round);
+        commits = new ICollectiveLearning.SignedCommit[](voters.length);
+        for (uint256 k = 0; k < voters.length; ++k) commits[k] = _signedCommit(id, round, voters[k], approve);
     }
 
     function _openings(uint256 round, bool approve) internal view returns (ICollectiveLearning.Reveal[] memory reveals) {
-        uint256 n = learners.length;
-        reveals = new ICollectiveLearning.Reveal[](n - 1);
-        uint256 k = 0;
-        for (uint256 i = 0; i < n; ++i) {
-            if (i != _proposer(round)) reveals[k++] = _opening(round, i, approve);
-        }
+        uint256[] memory voters = _voters(round);
+        reveals = new ICollectiveLearning.Reveal[](voters.length);
+        for (uint256 k = 0; k < voters.length; ++k) reveals[k] = _opening(round, voters[k], approve);
     }
 }

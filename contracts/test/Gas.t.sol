@@ -32,68 +32,61 @@ contract GasTest is Fixture {
         }
     }
 
-    function _plainRound(uint256 id, uint256 round) internal returns (uint256 total) {
-        bytes32 digest = _digest(round);
-        vm.prank(learners[_proposer(round)]);
-        cl.propose(id, round, CID, digest);
+    /// @dev Round `round` from its proposal to its decision, every voter approving (sealed: all
+    /// commit, then all reveal); the gas of all its transactions.
+    function _round(uint256 id, uint256 round, bool sealed_) internal returns (uint256 total) {
+        _propose(id, round);
         total = _last();
-        for (uint256 i = 0; i < learners.length; ++i) {
-            if (i == _proposer(round)) continue;
-            vm.prank(learners[i]);
-            cl.vote(id, round, digest, true, SCORE);
+        uint256[] memory voters = _voters(round);
+        for (uint256 k = 0; k < voters.length; ++k) {
+            if (sealed_) _commit(id, round, voters[k], true);
+            else _vote(id, round, voters[k], true);
+            total += _last();
+        }
+        if (!sealed_) return total;
+        for (uint256 k = 0; k < voters.length; ++k) {
+            _reveal(id, round, voters[k], true);
             total += _last();
         }
     }
 
-    function _sealedRound(uint256 id, uint256 round) internal returns (uint256 total) {
-        bytes32 digest = _digest(round);
-        vm.prank(learners[_proposer(round)]);
-        cl.propose(id, round, CID, digest);
-        total = _last();
-        for (uint256 i = 0; i < learners.length; ++i) {
-            if (i == _proposer(round)) continue;
-            bytes32 c = _commitment(id, round, i, true);
-            vm.prank(learners[i]);
-            cl.commitVote(id, round, c);
-            total += _last();
-        }
-        for (uint256 i = 0; i < learners.length; ++i) {
-            if (i == _proposer(round)) continue;
-            bytes32 salt = _salt(round, i);
-            vm.prank(learners[i]);
-            cl.revealVote(id, round, true, SCORE, salt);
-            total += _last();
-        }
+    /// @dev Creates an experiment of 5 learners on `t`, every learner joins, and rounds 0 and 1
+    /// run; reports each as named (`rounds`: both rounds' name). Returns the costliest join and
+    /// the steady round.
+    function _measureRounds(
+        ICollectiveLearning.ExperimentTerms memory t,
+        string memory create,
+        string memory join,
+        string memory rounds
+    ) internal returns (uint256 joinGas, uint256 steady) {
+        _makeLearners(5);
+        uint256 id = _create(10, t);
+        emit GasUsed(create, _last());
+        joinGas = _joinMeasured(id);
+        emit GasUsed(join, joinGas);
+        bool sealed_ = t.revealTimeout != 0;
+        emit GasUsed(string.concat(rounds, ", first (round 0)"), _round(id, 0, sealed_));
+        steady = _round(id, 1, sealed_);
+        emit GasUsed(string.concat(rounds, ", steady (round 1)"), steady);
     }
 
     /// forge-config: default.isolate = true
     function test_gas_plainRoundOfFive_and_join() public {
-        _makeLearners(5);
-        uint256 id = _create(10, _plain());
-        emit GasUsed("create, 5 learners, plain", _last());
-        uint256 join = _joinMeasured(id);
-        emit GasUsed("join without stake (most of 5)", join);
-        emit GasUsed("plain round of 5, first (round 0)", _plainRound(id, 0));
-        uint256 steady = _plainRound(id, 1);
-        emit GasUsed("plain round of 5, steady (round 1)", steady);
+        (uint256 join, uint256 steady) =
+            _measureRounds(_plain(), "create, 5 learners, plain", "join without stake (most of 5)", "plain round of 5");
         assertLe(steady, PLAIN_ROUND_OF_5_MAX, "plain round of 5");
         assertLe(join, JOIN_MAX, "join without stake");
     }
 
     /// forge-config: default.isolate = true
     function test_gas_sealedRoundOfFive() public {
-        _makeLearners(5);
-        uint256 id = _create(10, _sealed());
-        emit GasUsed("join, sealed, no stake (most of 5)", _joinMeasured(id));
-        emit GasUsed("sealed round of 5, first (round 0)", _sealedRound(id, 0));
-        uint256 steady = _sealedRound(id, 1);
-        emit GasUsed("sealed round of 5, steady (round 1)", steady);
+        (, uint256 steady) =
+            _measureRounds(_sealed(), "create, 5 learners, sealed", "join, sealed, no stake (most of 5)", "sealed round of 5");
         assertLe(steady, SEALED_ROUND_OF_5_MAX, "sealed round of 5");
     }
 
     /// forge-config: default.isolate = true
     function test_gas_stakedSealedRoundOfFive_erc20() public {
-        _makeLearners(5);
         ICollectiveLearning.ExperimentTerms memory t = _sealed();
         t.token = address(token);
         t.stake = 100e18;
@@ -103,25 +96,18 @@ contract GasTest is Fixture {
         t.rejectedProposalPenalty = 20e18;
         t.rejectionShareBps = 7500;
         t.proposerShareBps = 5000;
-        uint256 id = _create(10, t);
-        emit GasUsed("create with ERC-20 stake and pool, 5 learners", _last());
-        emit GasUsed("join with ERC-20 stake (most of 5)", _joinMeasured(id));
-        emit GasUsed("staked sealed round of 5, first (round 0)", _sealedRound(id, 0));
-        emit GasUsed("staked sealed round of 5, steady (round 1)", _sealedRound(id, 1));
+        _measureRounds(
+            t, "create with ERC-20 stake and pool, 5 learners", "join with ERC-20 stake (most of 5)", "staked sealed round of 5"
+        );
     }
 
     /// forge-config: default.isolate = true
     function test_gas_stakedPlain_eth() public {
-        _makeLearners(5);
         ICollectiveLearning.ExperimentTerms memory t;
         t.stake = 1 ether;
         t.rewardPool = 10 ether;
         t.proposerShareBps = 5000;
-        uint256 id = _create(10, t);
-        emit GasUsed("create with ETH stake and pool, 5 learners", _last());
-        emit GasUsed("join with ETH stake (most of 5)", _joinMeasured(id));
-        emit GasUsed("staked plain round of 5, first (round 0)", _plainRound(id, 0));
-        emit GasUsed("staked plain round of 5, steady (round 1)", _plainRound(id, 1));
+        _measureRounds(t, "create with ETH stake and pool, 5 learners", "join with ETH stake (most of 5)", "staked plain round of 5");
     }
 
     /// forge-config: default.isolate = true
@@ -130,28 +116,30 @@ contract GasTest is Fixture {
         uint256 plain = _create(10, _plain());
         _joinAll(plain);
         for (uint256 round = 0; round < 2; ++round) {
+            string memory r = round == 0 ? ", round 0" : ", round 1";
             _propose(plain, round);
             ICollectiveLearning.SignedVote[] memory votes = _signedVotes(plain, round, true);
             bytes32 digest = _digest(round);
             cl.castVotesBySig(plain, round, digest, learners, votes);
-            emit GasUsed(round == 0 ? "signed vote batch of 99, whole, round 0" : "signed vote batch of 99, whole, round 1", _last());
-            emit GasUsed(round == 0 ? "signed vote in a batch of 99, round 0" : "signed vote in a batch of 99, round 1", _perItem(_last()));
+            emit GasUsed(string.concat("signed vote batch of 99, whole", r), _last());
+            emit GasUsed(string.concat("signed vote in a batch of 99", r), _perItem(_last()));
         }
         uint256 id = _create(10, _sealed());
         _joinAll(id);
         uint256 most;
         for (uint256 round = 0; round < 2; ++round) {
+            string memory r = round == 0 ? ", round 0" : ", round 1";
             _propose(id, round);
             ICollectiveLearning.SignedCommit[] memory commits = _signedCommits(id, round, true);
             cl.commitVotesBySig(id, round, learners, commits);
-            emit GasUsed(round == 0 ? "signed commit batch of 99, whole, round 0" : "signed commit batch of 99, whole, round 1", _last());
+            emit GasUsed(string.concat("signed commit batch of 99, whole", r), _last());
             uint256 commit = _perItem(_last());
             ICollectiveLearning.Reveal[] memory reveals = _openings(round, true);
             cl.revealVotes(id, round, learners, reveals);
-            emit GasUsed(round == 0 ? "reveal batch of 99, whole, round 0" : "reveal batch of 99, whole, round 1", _last());
+            emit GasUsed(string.concat("reveal batch of 99, whole", r), _last());
             uint256 reveal = _perItem(_last());
-            emit GasUsed(round == 0 ? "signed commit in a batch of 99, round 0" : "signed commit in a batch of 99, round 1", commit);
-            emit GasUsed(round == 0 ? "reveal in a batch of 99, round 0" : "reveal in a batch of 99, round 1", reveal);
+            emit GasUsed(string.concat("signed commit in a batch of 99", r), commit);
+            emit GasUsed(string.concat("reveal in a batch of 99", r), reveal);
             if (round == 1) most = commit > reveal ? commit : reveal;
         }
         assertLe(most, BATCHED_COMMIT_OR_REVEAL_MAX, "batched commit or reveal");

@@ -103,95 +103,113 @@ contract Handler is Fixture {
         _track(id);
     }
 
-    function propose(uint256 seed) external {
+    /// Runs `action` on the current round of a picked experiment and keeps the ghost tallies:
+    /// `action` returns the votes it counted and the commitments it recorded (0 if it reverted);
+    /// counted votes stand only if they did not end the round.
+    function _onRound(
+        uint256 seed,
+        uint256 who,
+        bool approve,
+        function(uint256, uint256, uint256, bool) internal returns (uint256, uint256) action
+    ) internal {
         if (ids.length == 0) return;
         uint256 id = _pick(seed);
         uint256 round = cl.getExperiment(id).round;
-        bytes32 digest = _digest(round);
-        vm.prank(learners[round % learners.length]);
-        try cl.propose(id, round, CID, digest) {} catch {}
+        (uint256 counted, uint256 committed) = action(id, round, who % learners.length, approve);
+        if (counted != 0 && cl.getExperiment(id).round == round) ghostCounted[id] += counted;
+        ghostCommits[id] += committed;
         _track(id);
+    }
+
+    function propose(uint256 seed) external {
+        _onRound(seed, 0, false, _tryPropose);
     }
 
     function vote(uint256 seed, uint256 who, bool approve) external {
-        if (ids.length == 0) return;
-        uint256 id = _pick(seed);
-        uint256 round = cl.getExperiment(id).round;
-        bytes32 digest = _digest(round);
-        vm.prank(learners[who % learners.length]);
-        try cl.vote(id, round, digest, approve, SCORE) {
-            if (cl.getExperiment(id).round == round) ghostCounted[id] += 1;
-        } catch {}
-        _track(id);
+        _onRound(seed, who, approve, _tryVote);
     }
 
     function voteBatch(uint256 seed, bool approve) external {
-        if (ids.length == 0) return;
-        uint256 id = _pick(seed);
-        uint256 round = cl.getExperiment(id).round;
-        ICollectiveLearning.SignedVote[] memory votes = _signedVotes(id, round, approve);
-        bytes32 digest = _digest(round);
-        try cl.castVotesBySig(id, round, digest, learners, votes) returns (uint256 counted) {
-            if (cl.getExperiment(id).round == round) ghostCounted[id] += counted;
-        } catch {}
-        _track(id);
+        _onRound(seed, 0, approve, _tryVoteBatch);
     }
 
     function commit(uint256 seed, uint256 who, bool approve) external {
-        if (ids.length == 0) return;
-        uint256 id = _pick(seed);
-        uint256 round = cl.getExperiment(id).round;
-        uint256 i = who % learners.length;
-        bytes32 c = _commitment(id, round, i, approve);
-        vm.prank(learners[i]);
-        try cl.commitVote(id, round, c) {
-            ghostCommits[id] += 1;
-        } catch {}
-        _track(id);
+        _onRound(seed, who, approve, _tryCommit);
     }
 
     function commitBatch(uint256 seed, bool approve) external {
-        if (ids.length == 0) return;
-        uint256 id = _pick(seed);
-        uint256 round = cl.getExperiment(id).round;
-        ICollectiveLearning.SignedCommit[] memory commits = _signedCommits(id, round, approve);
-        try cl.commitVotesBySig(id, round, learners, commits) returns (uint256 counted) {
-            ghostCommits[id] += counted;
-        } catch {}
-        _track(id);
+        _onRound(seed, 0, approve, _tryCommitBatch);
     }
 
     function reveal(uint256 seed, uint256 who, bool approve) external {
-        if (ids.length == 0) return;
-        uint256 id = _pick(seed);
-        uint256 round = cl.getExperiment(id).round;
-        uint256 i = who % learners.length;
-        vm.prank(learners[i]);
-        try cl.revealVote(id, round, approve, SCORE, _salt(round, i)) {
-            if (cl.getExperiment(id).round == round) ghostCounted[id] += 1;
-        } catch {}
-        _track(id);
+        _onRound(seed, who, approve, _tryReveal);
     }
 
     function revealBatch(uint256 seed, bool approve) external {
-        if (ids.length == 0) return;
-        uint256 id = _pick(seed);
-        uint256 round = cl.getExperiment(id).round;
-        ICollectiveLearning.Reveal[] memory reveals = _openings(round, approve);
-        try cl.revealVotes(id, round, learners, reveals) returns (uint256 counted) {
-            if (cl.getExperiment(id).round == round) ghostCounted[id] += counted;
-        } catch {}
-        _track(id);
+        _onRound(seed, 0, approve, _tryRevealBatch);
     }
 
     function close(uint256 seed) external {
-        if (ids.length == 0) return;
-        uint256 id = _pick(seed);
-        uint256 round = cl.getExperiment(id).round;
+        _onRound(seed, 0, false, _tryClose);
+    }
+
+    function _tryPropose(uint256 id, uint256 round, uint256, bool) internal returns (uint256, uint256) {
+        bytes32 digest = _digest(round);
+        vm.prank(learners[_proposer(round)]);
+        try cl.propose(id, round, CID, digest) {} catch {}
+        return (0, 0);
+    }
+
+    function _tryVote(uint256 id, uint256 round, uint256 i, bool approve) internal returns (uint256 counted, uint256) {
+        bytes32 digest = _digest(round);
+        vm.prank(learners[i]);
+        try cl.vote(id, round, digest, approve, SCORE) {
+            counted = 1;
+        } catch {}
+    }
+
+    function _tryVoteBatch(uint256 id, uint256 round, uint256, bool approve) internal returns (uint256 counted, uint256) {
+        ICollectiveLearning.SignedVote[] memory votes = _signedVotes(id, round, approve);
+        bytes32 digest = _digest(round);
+        try cl.castVotesBySig(id, round, digest, learners, votes) returns (uint256 n) {
+            counted = n;
+        } catch {}
+    }
+
+    function _tryCommit(uint256 id, uint256 round, uint256 i, bool approve) internal returns (uint256, uint256 committed) {
+        bytes32 c = _commitment(id, round, i, approve);
+        vm.prank(learners[i]);
+        try cl.commitVote(id, round, c) {
+            committed = 1;
+        } catch {}
+    }
+
+    function _tryCommitBatch(uint256 id, uint256 round, uint256, bool approve) internal returns (uint256, uint256 committed) {
+        ICollectiveLearning.SignedCommit[] memory commits = _signedCommits(id, round, approve);
+        try cl.commitVotesBySig(id, round, learners, commits) returns (uint256 n) {
+            committed = n;
+        } catch {}
+    }
+
+    function _tryReveal(uint256 id, uint256 round, uint256 i, bool approve) internal returns (uint256 counted, uint256) {
+        vm.prank(learners[i]);
+        try cl.revealVote(id, round, approve, SCORE, _salt(round, i)) {
+            counted = 1;
+        } catch {}
+    }
+
+    function _tryRevealBatch(uint256 id, uint256 round, uint256, bool approve) internal returns (uint256 counted, uint256) {
+        ICollectiveLearning.Reveal[] memory reveals = _openings(round, approve);
+        try cl.revealVotes(id, round, learners, reveals) returns (uint256 n) {
+            counted = n;
+        } catch {}
+    }
+
+    function _tryClose(uint256 id, uint256 round, uint256, bool) internal returns (uint256, uint256) {
         try cl.decide(id, round) {} catch {}
         try cl.expire(id, round) {} catch {}
         try cl.cancel(id) {} catch {}
-        _track(id);
+        return (0, 0);
     }
 
     function withdraw(uint256 seed, uint256 who) external {
@@ -252,23 +270,15 @@ contract InvariantTest is Fixture {
 
     /// The handler's actions only (not its getters).
     function targetSelectors() public view returns (FuzzSelector[] memory selectors) {
-        bytes4[] memory actions = new bytes4[](14);
-        actions[0] = Handler.create.selector;
-        actions[1] = Handler.join.selector;
-        actions[2] = Handler.propose.selector;
-        actions[3] = Handler.vote.selector;
-        actions[4] = Handler.voteBatch.selector;
-        actions[5] = Handler.commit.selector;
-        actions[6] = Handler.commitBatch.selector;
-        actions[7] = Handler.reveal.selector;
-        actions[8] = Handler.revealBatch.selector;
-        actions[9] = Handler.close.selector;
-        actions[10] = Handler.withdraw.selector;
-        actions[11] = Handler.warp.selector;
-        actions[12] = Handler.drive.selector;
-        actions[13] = Handler.drive.selector; // twice as likely
+        bytes4[14] memory actions = [
+            Handler.create.selector, Handler.join.selector, Handler.propose.selector, Handler.vote.selector,
+            Handler.voteBatch.selector, Handler.commit.selector, Handler.commitBatch.selector, Handler.reveal.selector,
+            Handler.revealBatch.selector, Handler.close.selector, Handler.withdraw.selector, Handler.warp.selector,
+            Handler.drive.selector, Handler.drive.selector // drive twice: twice as likely
+        ];
         selectors = new FuzzSelector[](1);
-        selectors[0] = FuzzSelector({addr: address(handler), selectors: actions});
+        selectors[0] = FuzzSelector({addr: address(handler), selectors: new bytes4[](actions.length)});
+        for (uint256 i = 0; i < actions.length; ++i) selectors[0].selectors[i] = actions[i];
     }
 
     /// (a) balances equal deposits minus withdrawals.

@@ -20,9 +20,7 @@ contract ProtocolTest is Fixture {
     /// Copying one signed vote out of a pending batch and submitting it first no longer sinks
     /// the batch: the copy counts once, the batch skips it and counts the others.
     function test_copiedSignatureGrief_batchStillLands() public {
-        uint256 id = _create(3, _plain());
-        _joinAll(id);
-        _propose(id, 0);
+        uint256 id = _proposed(_plain());
         ICollectiveLearning.SignedVote[] memory votes = _signedVotes(id, 0, true);
         ICollectiveLearning.SignedVote[] memory copied = new ICollectiveLearning.SignedVote[](1);
         copied[0] = votes[2];
@@ -33,9 +31,8 @@ contract ProtocolTest is Fixture {
         assertEq(counted, 3, "the batch counts the others");
         Log[] memory logs = vm.getRecordedLogs();
         assertEq(_count(logs, ICollectiveLearning.VoteSkipped.selector), 1, "one VoteSkipped");
-        assertEq(uint256(cl.state(id)), uint256(ICollectiveLearning.RoundState.Proposing), "round 1 began");
-        (, uint256 modelRound) = cl.currentModel(id);
-        assertEq(modelRound, 1, "round 0 accepted with every approval");
+        _assertState(id, ICollectiveLearning.RoundState.Proposing, "round 1 began");
+        _assertModelRound(id, 1, "round 0 accepted with every approval");
     }
 
     /// A vote made for proposal A does not count for proposal B (a reorg that swaps the
@@ -64,9 +61,7 @@ contract ProtocolTest is Fixture {
     /// Copy-the-median: in a sealed experiment nothing about the others' votes is visible
     /// before the reveal, neither in storage nor in events (commitments only).
     function test_sealed_nothingVisibleBeforeReveal() public {
-        uint256 id = _create(3, _sealed());
-        _joinAll(id);
-        _propose(id, 0);
+        uint256 id = _proposed(_sealed());
         vm.recordLogs();
         _commit(id, 0, 1, true);
         _commit(id, 0, 2, false);
@@ -95,51 +90,40 @@ contract ProtocolTest is Fixture {
     // ---------------------------------------------------------------- sealed votes
 
     function test_sealed_lastRevealDecides_andEarlyRevealWindow() public {
-        uint256 id = _create(3, _sealed());
-        _joinAll(id);
-        _propose(id, 0);
+        uint256 id = _proposed(_sealed());
         for (uint256 i = 1; i < 5; ++i) {
-            assertEq(uint256(cl.state(id)), uint256(ICollectiveLearning.RoundState.Voting), "commit window");
+            _assertState(id, ICollectiveLearning.RoundState.Voting, "commit window");
             _commit(id, 0, i, i != 4);
         }
         // Every voter committed: the reveal window is open before the commit deadline.
-        assertEq(uint256(cl.state(id)), uint256(ICollectiveLearning.RoundState.Revealing), "revealing");
+        _assertState(id, ICollectiveLearning.RoundState.Revealing, "revealing");
         for (uint256 i = 1; i < 4; ++i) _reveal(id, 0, i, true);
         vm.prank(learners[4]);
         vm.expectRevert(abi.encodeWithSelector(ICollectiveLearning.CommitmentMismatch.selector, id, 0, learners[4]));
         cl.revealVote(id, 0, true, SCORE, _salt(0, 4)); // committed to a reject
         _reveal(id, 0, 4, false);
-        (, uint256 modelRound) = cl.currentModel(id);
-        assertEq(modelRound, 1, "accepted by the last reveal, 3 of 4");
+        _assertModelRound(id, 1, "accepted by the last reveal, 3 of 4");
         assertEq(cl.getExperiment(id).round, 1, "next round");
     }
 
     function test_sealed_unrevealedCountsAsNotApproving() public {
-        uint256 id = _create(3, _sealed());
-        _joinAll(id);
-        _propose(id, 0);
+        uint256 id = _proposed(_sealed());
         _commit(id, 0, 1, true);
         _commit(id, 0, 2, true);
         _commit(id, 0, 3, true);
         vm.warp(cl.deadline(id)); // commit deadline: learner 4 never committed
-        assertEq(uint256(cl.state(id)), uint256(ICollectiveLearning.RoundState.Revealing), "revealing");
+        _assertState(id, ICollectiveLearning.RoundState.Revealing, "revealing");
         _reveal(id, 0, 1, true);
         vm.warp(cl.deadline(id)); // reveal deadline: 2 and 3 never revealed
-        assertEq(uint256(cl.state(id)), uint256(ICollectiveLearning.RoundState.RevealTimedOut), "timed out");
-        vm.expectRevert(abi.encodeWithSelector(
-            ICollectiveLearning.UnexpectedRoundState.selector, id, 0, ICollectiveLearning.RoundState.RevealTimedOut,
-            ICollectiveLearning.RoundState.Revealing
-        ));
+        _assertState(id, ICollectiveLearning.RoundState.RevealTimedOut, "timed out");
+        _expectUnexpectedState(id, 0, ICollectiveLearning.RoundState.RevealTimedOut, ICollectiveLearning.RoundState.Revealing);
         _reveal(id, 0, 2, true);
         cl.decide(id, 0);
-        (, uint256 modelRound) = cl.currentModel(id);
-        assertEq(modelRound, 0, "rejected: 1 approval of 4 < 50%");
+        _assertModelRound(id, 0, "rejected: 1 approval of 4 < 50%");
     }
 
     function test_sealed_batchesSkipWhatIsOnChain() public {
-        uint256 id = _create(3, _sealed());
-        _joinAll(id);
-        _propose(id, 0);
+        uint256 id = _proposed(_sealed());
         ICollectiveLearning.SignedCommit[] memory commits = _signedCommits(id, 0, true);
         _commit(id, 0, 2, true); // learner 2 committed directly first
         ICollectiveLearning.SignedCommit[] memory some = new ICollectiveLearning.SignedCommit[](2);
@@ -149,10 +133,7 @@ contract ProtocolTest is Fixture {
         assertEq(cl.commitVotesBySig(id, 0, learners, some), 0, "a replay records nothing");
         assertEq(cl.commitVotesBySig(id, 0, learners, commits), 2, "the rest");
         // Every voter committed: the window closed, a late batch is refused by name.
-        vm.expectRevert(abi.encodeWithSelector(
-            ICollectiveLearning.UnexpectedRoundState.selector, id, 0, ICollectiveLearning.RoundState.Revealing,
-            ICollectiveLearning.RoundState.Voting
-        ));
+        _expectUnexpectedState(id, 0, ICollectiveLearning.RoundState.Revealing, ICollectiveLearning.RoundState.Voting);
         cl.commitVotesBySig(id, 0, learners, commits);
         ICollectiveLearning.Reveal[] memory reveals = _openings(0, true);
         _reveal(id, 0, 3, true);
@@ -161,16 +142,13 @@ contract ProtocolTest is Fixture {
         first[1] = reveals[2]; // learner 3's, already revealed: skipped
         assertEq(cl.revealVotes(id, 0, learners, first), 1, "one new reveal");
         assertEq(cl.revealVotes(id, 0, learners, reveals), 2, "the rest; it decides");
-        (, uint256 modelRound) = cl.currentModel(id);
-        assertEq(modelRound, 1, "accepted");
+        _assertModelRound(id, 1, "accepted");
     }
 
     // ---------------------------------------------------------------- signatures
 
     function test_signedVote_replayAndForgeryRefused() public {
-        uint256 id = _create(3, _plain());
-        _joinAll(id);
-        _propose(id, 0);
+        uint256 id = _proposed(_plain());
         ICollectiveLearning.SignedVote[] memory votes = new ICollectiveLearning.SignedVote[](1);
         votes[0] = _signedVote(id, 0, _digest(0), 2, true);
         bytes32 digest = _digest(0);

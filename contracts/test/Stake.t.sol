@@ -83,7 +83,7 @@ contract StakeTest is Fixture {
         _propose(id, 3);
         for (uint256 i = 0; i < 3; ++i) _commit(id, 3, i, true);
         for (uint256 i = 0; i < 3; ++i) _reveal(id, 3, i, true);
-        assertEq(uint256(cl.state(id)), uint256(ICollectiveLearning.RoundState.Completed), "completed");
+        _assertState(id, ICollectiveLearning.RoundState.Completed, "completed");
 
         uint256[4] memory penalties = [uint256(0), REJECTED, MISSED, UNREVEALED];
         uint256[4] memory proposerShares = [uint256(1), 0, 0, 1];
