@@ -20,7 +20,7 @@ of signed votes, proposals and joins, and OpenZeppelin's ECDSA rules for ERC-209
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -411,10 +411,8 @@ class ProtocolModel:
                             learners: list[str], commits: list[SignedCommitArg],
                             now: int) -> Outcome:
         def run() -> list[Event]:
-            e = self._open(experiment_id, round_index, True, RoundState.VOTING, now)
-            if not commits:
-                raise Refused("EmptyBatch")
-            self._check_learners(e, learners)
+            e = self._open_sealed_batch(experiment_id, round_index, RoundState.VOTING, now,
+                                        commits, learners)
             events = []
             for c in commits:
                 signer = self._signer(e, learners, c.learner_index, self.domain.commit_digest(
@@ -443,10 +441,8 @@ class ProtocolModel:
     def reveal_votes(self, sender: str, experiment_id: int, round_index: int,
                      learners: list[str], reveals: list[RevealArg], now: int) -> Outcome:
         def run() -> list[Event]:
-            e = self._open(experiment_id, round_index, True, RoundState.REVEALING, now)
-            if not reveals:
-                raise Refused("EmptyBatch")
-            self._check_learners(e, learners)
+            e = self._open_sealed_batch(experiment_id, round_index, RoundState.REVEALING, now,
+                                        reveals, learners)
             events = []
             for v in reveals:
                 if v.learner_index >= len(learners):
@@ -635,6 +631,16 @@ class ProtocolModel:
         if current != expected:
             raise Refused("UnexpectedRoundState", experimentId=e.id, round=e.round,
                           current=current.name, expected=expected.name)
+
+    def _open_sealed_batch(self, experiment_id: int, round_index: int, expected: RoundState,
+                           now: int, batch: Sequence[object], learners: list[str]) -> Experiment:
+        """The current round of a sealed-vote experiment, in state ``expected``, for a
+        batch of commitments or reveals: not empty, with the experiment's learner list."""
+        e = self._open(experiment_id, round_index, True, expected, now)
+        if not batch:
+            raise Refused("EmptyBatch")
+        self._check_learners(e, learners)
+        return e
 
     def _open(self, experiment_id: int, round_index: int, sealed: bool,
               expected: RoundState, now: int) -> Experiment:

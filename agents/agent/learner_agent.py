@@ -14,49 +14,28 @@ a stakeholder's process steps one whenever an event or a deadline asks something
 
 from __future__ import annotations
 
-import logging
-import secrets
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
-from eth_account.signers.local import LocalAccount
-from pydantic import BaseModel
-
-from agents.agent.openings import OpeningStore
-from agents.agent.records import RoundRecord, Timings
-from agents.agent.settings import AgentSettings
-from agents.agent.verify import Rejected, WeightsVerifier, describe, one_line, sha256
-from agents.chain.client import CollectiveLearningClient
-from agents.chain.erc20 import Erc20
+from agents.agent.base import AgentError, ExperimentCancelled
+from agents.agent.funds import Funds
+from agents.agent.records import RoundRecord
+from agents.agent.verify import Rejected, describe, sha256
+from agents.agent.voting import Voter
 from agents.chain.errors import ChainError, ContractRevert
 from agents.chain.follow import EventFollower, follow_events
-from agents.chain.logs import ExperimentCreated, RawLog, WeightsProposed
-from agents.chain.signing import (
-    VoteOpening,
-    sign_commit,
-    sign_join,
-    sign_proposal,
-    sign_vote,
-    vote_commitment,
-)
-from agents.chain.types import NO_SCORE, RoundState, RoundStatus, score_to_fixed
-from agents.relay import RelayClient, RelayError
-from agents.relay.requests import RevealRequest
-from agents.storage.store import WeightStore, WeightStoreError
+from agents.chain.logs import RawLog
+from agents.chain.signing import sign_proposal
+from agents.chain.types import RoundState, RoundStatus
+from agents.storage.store import WeightStoreError
 from colearn_core.codec import encode_weights
-from colearn_core.ml_interface import (
-    ErrorCodes,
-    MachineLearningInterface,
-    Weights,
-)
+from colearn_core.ml_interface import ErrorCodes, Weights
+
+__all__ = ["AgentError", "ExperimentCancelled", "LearnerAgent", "run_in_process"]
 
 # Shortest wait before retrying after an RPC or store error, whatever the poll interval.
 MIN_BACKOFF_SECONDS = 0.5
-# Time kept for testing and sending a vote when fetching a proposal near its deadline (at
-# least; a tenth of the time left if that is more).
-VOTE_MARGIN_SECONDS = 2.0
 # Seconds past a phase's deadline (by the chain's clock) before looking again: the chain
 # moves its clock only with new blocks.
 DEADLINE_SLACK_SECONDS = 1.0
@@ -73,86 +52,10 @@ _PHASE = {RoundState.PROPOSING: 0, RoundState.PROPOSAL_TIMED_OUT: 0, RoundState.
 _TIMED = (RoundState.PROPOSING, RoundState.VOTING, RoundState.REVEALING, RoundState.JOINING)
 
 
-class AgentError(Exception):
-    """The agent cannot act for this learner (wrong account, unknown experiment...)."""
-
-
-class ExperimentCancelled(AgentError):
-    """The experiment was cancelled before it started (a learner did not join in time)."""
-
-
-class _Verdict(BaseModel):
-    digest: bytes  # of the proposal judged: the vote names it
-    approve: bool
-    score: int
-    reason: str | None = None
-
-
-class LearnerAgent:
-    """Acts for one learner in one experiment."""
-
-    def __init__(
-        self,
-        client: CollectiveLearningClient,
-        store: WeightStore,
-        learner: MachineLearningInterface,
-        experiment_id: int,
-        *,
-        relay: RelayClient | None = None,
-        settings: AgentSettings | None = None,
-    ):
-        if client.account is None:
-            raise AgentError("an agent needs a client with an account")
-        self.client = client
-        self.account: LocalAccount = client.account
-        self.store = store
-        self.learner = learner
-        self.experiment_id = experiment_id
-        # With a relay, proposals and votes go to it as signatures (this account may hold
-        # no ETH); votes it has not delivered by the fallback time are sent directly.
-        self.relay = relay
-        self.settings = settings if settings is not None else AgentSettings()
-        self._relayed_vote: int | None = None  # round whose vote the relay holds
-        self._relayed_commit: int | None = None  # round whose commitment the relay holds
-        self._relayed_reveal: int | None = None  # round whose reveal the relay holds
-        self._openings: OpeningStore | None = None  # sealed votes' openings (see _opening_store)
-        self._said: set[tuple[int, str]] = set()  # (round, what) errors logged once
-        #: What the agent withdrew at the end of a staked experiment (None: not yet, or
-        #: not staked); 0 when there was nothing to withdraw.
-        self.withdrawn: int | None = None
-        self.address = client.account.address
-        name = self.settings.name or self.address[:10]
-        self.log = logging.getLogger(f"agents.agent.learner_agent.{name}")
-        self.records: dict[int, RoundRecord] = {}
-        self.done = False
-        self.budget_exhausted = False
-        self.status: RoundStatus | None = None  # read by the latest step
-        self._status_read_at = 0.0  # time.monotonic() when it was read
-        self._step_again = False  # act again at once: another participant moved first
-        # The furthest point events have announced, as (round, 1 once proposed): a status
-        # behind it comes from a node lagging behind the one that sent the event.
-        self._announced = (0, 0)
-        self._start_announced = False  # an ExperimentStarted or ExperimentCancelled event came
-        self._joined_count: int | None = None  # learners joined, as last reported
-        self._created: ExperimentCreated | None = None
-        self._index: int | None = None
-        self._verdicts: dict[int, _Verdict] = {}
-        self._failed_model: bytes | None = None  # a current model this agent cannot load
-        self._unloadable: set[bytes] = set()  # digests whose content can never be loaded
-        self.timings = Timings()
-        self._proposals: dict[int, WeightsProposed] = {}
-        self._proposals_from = 0
-        # Weights this agent holds already verified (its own proposal, or the proposal it
-        # tested) as (round, digest, weights): adopting them on acceptance needs no fetch.
-        self._held: tuple[int, bytes, Any] | None = None
-        weights = learner.mli_get_current_weights().weights
-        # The learner's weights at start: if they are the chain's model, nothing to fetch.
-        self.model_digest = sha256(encode_weights(weights))
-        # Names, shapes and dtypes fetched weights must have (the model's never change),
-        # hence the most bytes worth fetching: anything longer is refused unread.
-        self.verifier = WeightsVerifier(store, weights, self.settings.max_weight_bytes)
-
-    # --------------------------------------------------------------- the loop
+class LearnerAgent(Voter, Funds):
+    """Acts for one learner in one experiment (the constructor is :class:`AgentCore`'s:
+    ``client``, ``store``, ``learner``, ``experiment_id``, ``relay``, ``settings``); its
+    votes are :class:`Voter`'s, its join and stake :class:`Funds`'."""
 
     def run(self, *, poll_interval: float = 0.5, recheck: float = 30.0,
             max_backoff: float = 30.0, events_url: str | None = None,
@@ -214,10 +117,6 @@ class LearnerAgent:
             # the relay holds this agent's call: check it landed before the fallback time
             return min(recheck, max(0.0, until_deadline - self.settings.relay_fallback_seconds))
         return min(recheck, max(0.0, until_deadline) + DEADLINE_SLACK_SECONDS)
-
-    def _seconds_left(self, status: RoundStatus) -> float:
-        """Seconds until the current phase's deadline, on the chain's clock."""
-        return status.deadline - status.timestamp - (time.monotonic() - self._status_read_at)
 
     def _note(self, logs: list[RawLog]) -> None:
         """Notes how far the events that woke the agent go, and keeps the proposals among
@@ -368,60 +267,6 @@ class LearnerAgent:
             self._step_again = True
         return acted
 
-    def _report(self, message: str) -> None:
-        self.log.info("%s", message)
-        if self.settings.notify is not None:
-            self.settings.notify(message)
-
-    def _join(self) -> None:
-        """Joins directly, or hands a signed join to the relay (directly if it refuses).
-        A join that deposits a stake is always direct (a relayer cannot pay it)."""
-        options = self._experiment().options
-        if options.stake > 0:
-            self._check_funds(options.stake, options.token if not options.in_eth else None)
-        if self.relay is not None and options.stake == 0:
-            signed = sign_join(self.account, chain_id=self.client.chain_id,
-                               contract=self.client.address, experiment_id=self.experiment_id,
-                               learner_index=self._learner_index())
-            try:
-                with self.timings.measure("transactions"):
-                    self.relay.submit_join(signed)
-                self.log.info("join handed to the relay")
-                return
-            except RelayError as exc:
-                self.log.warning("join not relayed (%s); joining directly", exc)
-        with self.timings.measure("transactions"):
-            self.client.join(self.experiment_id)
-
-    def _learner_index(self) -> int:
-        """This learner's index in the experiment's list (its place in the schedule)."""
-        self._experiment()
-        assert self._index is not None
-        return self._index
-
-    def _experiment(self) -> ExperimentCreated:
-        if self._created is None:
-            created = self.client.experiment_created(self.experiment_id)
-            if self.address not in created.learners:
-                raise AgentError(
-                    f"account {self.address} is not a learner in experiment {self.experiment_id}")
-            index = created.learners.index(self.address)  # the contract's order: the schedule
-            self._created, self._index = created, index
-            self.log.info("acting for learner %d of experiment %d", index, self.experiment_id)
-        return self._created
-
-    def _proposal(self, round_index: int) -> WeightsProposed:
-        """The proposal of a round: from the event that announced it, else from the logs
-        (each query reads only blocks not read yet, from the experiment's creation on)."""
-        if round_index not in self._proposals:
-            cursor = self._proposals_from or self._experiment().block_number
-            for proposal in self.client.proposals(self.experiment_id, from_block=cursor):
-                self._proposals[proposal.round] = proposal
-                self._proposals_from = max(cursor, proposal.block_number)
-        if round_index not in self._proposals:
-            raise ChainError(f"round {round_index} has no proposal in the logs")
-        return self._proposals[round_index]
-
     def _sync_model(self, digest: bytes, model_round: int) -> bool:
         """Adopts the chain's current model if the learner does not hold it yet. A model it
         cannot load (a threshold-0 experiment accepts anything) is logged once and left:
@@ -493,267 +338,6 @@ class LearnerAgent:
             round=round_index, role="proposer", vote_score=tested.vote_score,
             test_score=tested.test_score, training_summary=summary)
         return True
-
-    def _verdict(self, round_index: int) -> _Verdict:
-        """This learner's verdict on the round's proposal (tested once per proposal)."""
-        verdict = self._verdicts.get(round_index)
-        if verdict is None or (self.status is not None
-                               and verdict.digest != self.status.proposal_digest):
-            verdict = self._judge(round_index)
-            self._verdicts = {round_index: verdict}
-        return verdict
-
-    def _relay_due(self, held: int | None, round_index: int, what: str) -> bool | None:
-        """For a call the relay may hold: True while its batch is still due (wait), False
-        once the fallback time came (act directly), None if the relay holds none."""
-        if held != round_index:
-            return None
-        if self.status is not None and \
-                self._seconds_left(self.status) > self.settings.relay_fallback_seconds:
-            return True
-        self.log.warning("round %d: the relay has not delivered this %s; sending it directly",
-                         round_index, what)
-        return False
-
-    def _vote(self, round_index: int, voted: bool) -> bool:
-        if voted:
-            return False
-        verdict = self._verdict(round_index)
-        due = self._relay_due(self._relayed_vote, round_index, "vote")
-        if due:
-            return False  # the relay's batch is still due
-        def relayed(relay: RelayClient) -> None:
-            relay.submit_vote(sign_vote(
-                self.account, chain_id=self.client.chain_id, contract=self.client.address,
-                experiment_id=self.experiment_id, round_index=round_index,
-                learner_index=self._learner_index(), digest=verdict.digest,
-                approve=verdict.approve, score=verdict.score))
-
-        if due is None and self._relayed(round_index, "vote", relayed):
-            self._relayed_vote = round_index
-            return True
-        with self.timings.measure("transactions"):
-            self.client.vote(self.experiment_id, round_index, verdict.digest, verdict.approve,
-                             verdict.score)
-        self.log.info("round %d: voted %s", round_index, "approve" if verdict.approve else "reject")
-        return True
-
-    # ----------------------------------------------------------- sealed votes
-
-    def _sealed(self) -> bool:
-        return self._experiment().options.sealed
-
-    def _opening_store(self) -> OpeningStore:
-        if self._openings is None:
-            directory = self.settings.state_dir
-            self._openings = OpeningStore(
-                directory, chain_id=self.client.chain_id, contract=self.client.address,
-                experiment_id=self.experiment_id, voter=self.address)
-            if directory is None:
-                self.log.warning("experiment %d has sealed votes and this agent keeps their "
-                                 "openings in memory only (no state directory): if it "
-                                 "restarts between commit and reveal, its vote is lost",
-                                 self.experiment_id)
-            elif self._openings.rounds:
-                self.log.info("sealed-vote openings of round(s) %s read from %s",
-                              self._openings.rounds, self._openings.path)
-        return self._openings
-
-    def _commit(self, round_index: int, status: RoundStatus) -> bool:
-        """Sealed votes, commit window: tests the proposal, keeps the opening (on disk
-        first), then commits to it (through the relay, or directly)."""
-        if status.committed or status.voted:
-            return False
-        store = self._opening_store()
-        opening = store.get(round_index, status.proposal_digest)
-        if opening is None:
-            verdict = self._verdict(round_index)
-            if verdict.digest != status.proposal_digest:
-                raise ChainError(f"round {round_index}: the proposal in the logs is not the "
-                                 "round's (the node is lagging)")
-            opening = VoteOpening(approve=verdict.approve, score=verdict.score,
-                                  salt=secrets.token_bytes(32))
-            store.put(round_index, verdict.digest, opening)  # before the commitment goes
-        commitment = vote_commitment(self.experiment_id, round_index, self.address,
-                                     status.proposal_digest, opening)
-        due = self._relay_due(self._relayed_commit, round_index, "commitment")
-        if due:
-            return False
-        def relayed(relay: RelayClient) -> None:
-            relay.submit_commit(sign_commit(
-                self.account, chain_id=self.client.chain_id, contract=self.client.address,
-                experiment_id=self.experiment_id, round_index=round_index,
-                learner_index=self._learner_index(), commitment=commitment))
-
-        if due is None and self._relayed(round_index, "commitment", relayed):
-            self._relayed_commit = round_index
-            return True
-        with self.timings.measure("transactions"):
-            self.client.commit_vote(self.experiment_id, round_index, commitment)
-        self.log.info("round %d: committed a sealed vote", round_index)
-        return True
-
-    def _reveal(self, round_index: int, status: RoundStatus) -> bool:
-        """Sealed votes, reveal window: opens this learner's commitment."""
-        if status.voted:
-            return False
-        if not status.committed:
-            self._once(round_index, "uncommitted", logging.WARNING,
-                       "this learner committed no vote in time: nothing to reveal")
-            return False
-        opening = self._opening_store().get(round_index, status.proposal_digest)
-        if opening is None:
-            self._once(round_index, "lost", logging.ERROR,
-                       "the opening of this learner's sealed vote is lost (kept in "
-                       "memory only, or its state file is gone): the vote cannot be revealed")
-            return False
-        due = self._relay_due(self._relayed_reveal, round_index, "reveal")
-        if due:
-            return False
-        request = RevealRequest(chain_id=self.client.chain_id, contract=self.client.address,
-                                experiment_id=self.experiment_id, round=round_index,
-                                voter=self.address, learner_index=self._learner_index(),
-                                opening=opening)
-        if due is None and self._relayed(round_index, "reveal",
-                                         lambda relay: relay.submit_reveal(request)):
-            self._relayed_reveal = round_index
-            return True
-        try:
-            with self.timings.measure("transactions"):
-                self.client.reveal_vote(self.experiment_id, round_index, opening)
-        except ContractRevert as exc:
-            if exc.name != "CommitmentMismatch":
-                raise
-            self._once(round_index, "mismatch", logging.ERROR,
-                       f"the kept opening does not match the commitment on chain "
-                       f"({exc}): the vote cannot be revealed")
-            return False
-        self.log.info("round %d: revealed its vote (%s)", round_index,
-                      "approve" if opening.approve else "reject")
-        return True
-
-    def _once(self, round_index: int, what: str, level: int, message: str) -> None:
-        if (round_index, what) not in self._said:
-            self._said.add((round_index, what))
-            self.log.log(level, "round %d: %s", round_index, message)
-
-    # ------------------------------------------------------------------ stake
-
-    def _check_funds(self, stake: int, token: str | None) -> None:
-        """Raises :class:`AgentError` (one line) if the account cannot pay the stake."""
-        held: int
-        try:
-            if token is None:
-                held, unit = int(self.client.w3.eth.get_balance(self.address)), "wei"
-            else:
-                held = Erc20(self.client._rpc, token).balance_of(self.address)
-                unit = f"units of token {token}"
-        except Exception as exc:  # noqa: BLE001 - any transport failure
-            raise ChainError(f"cannot read the balance: {exc}") from None
-        if held < stake:
-            raise AgentError(
-                f"account {self.address} cannot pay the stake of experiment "
-                f"{self.experiment_id}: it holds {held} {unit}, the stake is {stake} {unit}"
-                + (" (plus gas)" if token is None else ""))
-
-    def _settle(self) -> None:
-        """At the end (completed or cancelled) of a staked experiment: withdraws what it
-        owes this learner (once; nothing owed, or withdrawn already, is no error)."""
-        options = self._experiment().options
-        if not options.staked or self.withdrawn is not None:
-            return
-        unit = "wei" if options.in_eth else f"units of token {options.token}"
-        try:
-            owed = self.client.account_of(self.experiment_id, self.address).owed
-            with self.timings.measure("transactions"):
-                tx = self.client.withdraw(self.experiment_id)
-        except ContractRevert as exc:
-            if exc.name != "NothingToWithdraw":
-                raise
-            self.withdrawn = 0
-            self._report(f"experiment {self.experiment_id}: nothing to withdraw (withdrawn "
-                         "already, or nothing owed)")
-            return
-        self.withdrawn = self._withdrawn_amount(tx.block_number, owed)
-        self._report(f"experiment {self.experiment_id}: withdrew {self.withdrawn} {unit}")
-
-    def _withdrawn_amount(self, block: int, owed: int) -> int:
-        """The amount of this account's FundsWithdrawn event in ``block`` (``owed``, as
-        read before, if the event cannot be read)."""
-        topic = self.client.event_topic("FundsWithdrawn")
-        me = bytes.fromhex(self.address[2:]).rjust(32, b"\0")
-        try:
-            logs = self.client.raw_logs([topic, self.experiment_id.to_bytes(32, "big"), me],
-                                        block, block)
-        except ChainError:
-            return owed
-        amounts = [int.from_bytes(e.data[:32], "big") for e in logs if not e.removed]
-        return amounts[-1] if amounts else owed
-
-    def _relayed(self, round_index: int, what: str,
-                 submit: Callable[[RelayClient], object]) -> bool:
-        """Hands a signed call to the relay, if there is one; False if there is none or it
-        refused (then the agent acts directly)."""
-        if self.relay is None:
-            return False
-        try:
-            with self.timings.measure("transactions"):
-                submit(self.relay)
-        except RelayError as exc:
-            self.log.warning("round %d: %s not relayed (%s); sending it directly", round_index,
-                             what, exc)
-            return False
-        self.log.info("round %d: %s handed to the relay", round_index, what)
-        return True
-
-    def _can_pay(self) -> bool:
-        try:
-            return self.client.w3.eth.get_balance(self.address) > 0
-        except Exception as exc:  # noqa: BLE001 - any transport failure
-            raise ChainError(f"cannot read the balance: {exc}") from None
-
-    def _judge(self, round_index: int) -> _Verdict:
-        """Tests the round's proposal. Whatever goes wrong with the peer's weights (fetch,
-        digest, format, fit, or the learner failing on them) is a reject vote with
-        ``NO_SCORE`` and the reason logged."""
-        proposal = self._proposal(round_index)
-        try:
-            weights = self._fetch(proposal.cid, proposal.digest, self._time_to_act())
-            with self.timings.measure("learner"):
-                try:
-                    tested = self.learner.mli_test_weights(Weights(weights=weights))
-                except Exception as exc:  # noqa: BLE001 - peer data must not stop the agent
-                    raise Rejected(f"testing failed: {describe(exc)}") from None
-        except Rejected as exc:
-            reason = one_line(str(exc))
-            self.log.warning("round %d: rejecting proposal %s: %s", round_index,
-                             one_line(proposal.cid, 80), reason)
-            self.records[round_index] = RoundRecord(
-                round=round_index, role="voter", approve=False, reason=reason)
-            return _Verdict(digest=proposal.digest, approve=False, score=NO_SCORE,
-                            reason=reason)
-        self._held = (round_index, proposal.digest, weights)
-        approve = bool(tested.vote)
-        self.records[round_index] = RoundRecord(
-            round=round_index, role="voter", vote_score=tested.vote_score,
-            test_score=tested.test_score, approve=approve)
-        return _Verdict(digest=proposal.digest, approve=approve,
-                        score=score_to_fixed(tested.vote_score))
-
-    def _time_to_act(self) -> float | None:
-        """Seconds a fetch may take so that this agent's vote (or proposal) still lands
-        before the current phase's deadline; None (the store's own limit) when no phase
-        with a deadline is running."""
-        status = self.status
-        if status is None or status.state not in (RoundState.PROPOSING, RoundState.VOTING,
-                                                  RoundState.REVEALING):
-            return None
-        left = self._seconds_left(status)
-        return max(1.0, left - max(VOTE_MARGIN_SECONDS, 0.1 * left))
-
-    def _fetch(self, cid: str, digest: bytes, timeout: float | None) -> Any:
-        with self.timings.measure("store"):
-            return self.verifier.fetch(cid, digest, timeout)
 
 
 def _sleep(seconds: float, stop: threading.Event | None) -> None:

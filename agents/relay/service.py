@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from http import HTTPStatus
 
 from agents.chain.client import CollectiveLearningClient
@@ -31,49 +29,18 @@ from agents.chain.signing import (
     SignedVote,
     vote_commitment,
 )
-from agents.chain.types import RoundState, TxResult
+from agents.chain.types import RoundState, RoundStatus, TxResult
 from agents.relay.errors import Refused, RelayError
+from agents.relay.queue import COMMIT, RETRY_BACKOFF_MAX, REVEAL, ROUND_GONE, VOTE, BatchQueue
 from agents.relay.requests import RevealRequest
 
 log = logging.getLogger(__name__)
 
-# Contract errors meaning the round moved on: the queued votes of that round are moot.
-_ROUND_GONE = {"WrongRound", "UnexpectedRoundState"}
-# Contract errors naming the one vote of a batch at fault: the argument that names it.
-_OFFENDER_ARG = {"ProposerCannotVote": "proposer", "AlreadyVoted": "voter",
-                 "AlreadyCommitted": "voter", "NotCommitted": "voter",
-                 "CommitmentMismatch": "voter",
-                 "SignerMismatch": "learnerIndex", "InvalidLearnerIndex": "learnerIndex",
-                 "ECDSAInvalidSignatureS": "s"}
 # Contract errors meaning a join or proposal is on chain already (sent by someone else).
 _DONE_ALREADY = {"AlreadyJoined"}
-# Longest wait before a batch that failed in transit is tried again (seconds).
-RETRY_BACKOFF_MAX = 5.0
 
 
-# What a relay batches per round: public votes, sealed votes' commitments, their reveals.
-_Item = SignedVote | SignedCommit | RevealRequest
-VOTE, COMMIT, REVEAL = "vote", "commit", "reveal"
-# The round state each kind of call needs.
-_OPEN_IN = {VOTE: RoundState.VOTING, COMMIT: RoundState.VOTING, REVEAL: RoundState.REVEALING}
-_Key = tuple[int, int, str]  # experiment, round, kind
-
-
-class _RoundClosed(Exception):
-    """The round of a queued batch is no longer open for its kind of call."""
-
-
-@dataclass
-class _Pending:
-    """A round's queued calls of one kind, by voter address."""
-
-    first_at: float
-    votes: dict[str, _Item] = field(default_factory=dict)
-    retry_at: float = 0.0
-    failures: int = 0
-
-
-class Relay:
+class Relay(BatchQueue):
     """Checks, queues and submits signed calls for one deployed contract. Thread-safe:
     HTTP handlers call :meth:`submit_vote` / :meth:`submit_commit` / :meth:`submit_reveal`
     / :meth:`submit_proposal` / :meth:`submit_join`, one loop calls
@@ -87,20 +54,10 @@ class Relay:
         if not served and not any_experiment:
             raise RelayError("a relay serves the experiments it is started for "
                              "(--experiment ID), or any experiment if asked (--any-experiment)")
-        self.client = client
+        super().__init__(client, batch_delay)
         self.any_experiment = any_experiment
-        self.batch_delay = batch_delay
         self.served = frozenset(served)
-        self._lock = threading.Lock()  # the state below
-        self._send_lock = threading.Lock()  # one transaction at a time (the account's nonce)
-        self._experiments: dict[int, ExperimentCreated] = {}
         self._watched: set[int] = set()
-        self._pending: dict[_Key, _Pending] = {}
-        self.batches_sent = 0
-        self.votes_relayed = 0
-        self.commits_relayed = 0
-        self.reveals_relayed = 0
-        self.votes_discarded = 0
         self.proposals_relayed = 0
         self.joins_relayed = 0
         for experiment_id in served:
@@ -115,80 +72,50 @@ class Relay:
         with self._lock:
             return frozenset(self._watched)
 
-    @property
-    def votes_queued(self) -> int:
-        with self._lock:
-            return sum(len(p.votes) for k, p in self._pending.items() if k[2] == VOTE)
-
-    @property
-    def queued(self) -> dict[str, int]:
-        """Calls waiting for their batch, per kind."""
-        with self._lock:
-            counts = dict.fromkeys((VOTE, COMMIT, REVEAL), 0)
-            for key, pending in self._pending.items():
-                counts[key[2]] += len(pending.votes)
-            return counts
-
     # ------------------------------------------------------------ submissions
 
     def submit_vote(self, vote: SignedVote) -> bool:
         """Checks a signed vote and queues it (``False``: it is on chain already); raises
         :class:`Refused` with the reason."""
         experiment_id = vote.experiment_id
-        self._check_target(vote.chain_id, vote.contract, experiment_id)
-        signer = self._signer(vote, vote.voter)
-        self._check_learner(experiment_id, signer, vote.learner_index)
-        status = self.client.round_status(experiment_id, signer)
-        if status.round != vote.round or status.state != RoundState.VOTING:
-            raise Refused(f"round {vote.round} is not open for votes (round {status.round} "
-                          f"is {status.state.name})")
+        signer, status = self._check_call(vote, vote.voter, vote.learner_index, vote.round,
+                                          RoundState.VOTING, "votes")
         if vote.digest != status.proposal_digest:
             raise Refused(f"the vote names proposal 0x{vote.digest.hex()}, round {vote.round}'s "
                           f"is 0x{status.proposal_digest.hex()}")
-        created = self._created(experiment_id)
-        if created.proposer(vote.round) == signer:
-            raise Refused(f"learner {vote.learner_index} ({signer}) proposes round "
-                          f"{vote.round}: the round's proposer cannot vote")
-        self._remember(created)
-        if status.voted:
-            return False
-        self._enqueue(vote, len(created.learners) - 1)
-        return True
+        return self._queue_vote(vote, signer, self._created(experiment_id), status.voted, VOTE)
 
     def submit_commit(self, commit: SignedCommit) -> bool:
         """Checks a signed commitment (sealed votes) and queues it (``False``: this voter
         committed already); raises :class:`Refused` with the reason."""
         experiment_id = commit.experiment_id
-        self._check_target(commit.chain_id, commit.contract, experiment_id)
-        signer = self._signer(commit, commit.voter)
-        self._check_learner(experiment_id, signer, commit.learner_index)
-        status = self.client.round_status(experiment_id, signer)
-        if status.round != commit.round or status.state != RoundState.VOTING:
-            raise Refused(f"round {commit.round} is not open for commitments (round "
-                          f"{status.round} is {status.state.name})")
+        signer, status = self._check_call(commit, commit.voter, commit.learner_index,
+                                          commit.round, RoundState.VOTING, "commitments")
         created = self._created(experiment_id)
         if not created.options.sealed:
             raise Refused(f"experiment {experiment_id} has public votes: send a vote, not a "
                           "commitment")
-        if created.proposer(commit.round) == signer:
-            raise Refused(f"learner {commit.learner_index} ({signer}) proposes round "
-                          f"{commit.round}: the round's proposer cannot vote")
+        return self._queue_vote(commit, signer, created, status.committed, COMMIT)
+
+    def _queue_vote(self, call: SignedVote | SignedCommit, signer: str,
+                    created: ExperimentCreated, done: bool, kind: str) -> bool:
+        """Queues a checked vote or commitment unless its signer proposes the round
+        (:class:`Refused`); ``False`` if it is on chain already (``done``)."""
+        if created.proposer(call.round) == signer:
+            raise Refused(f"learner {call.learner_index} ({signer}) proposes round "
+                          f"{call.round}: the round's proposer cannot vote")
         self._remember(created)
-        if status.committed:
+        if done:
             return False
-        self._enqueue(commit, len(created.learners) - 1, COMMIT)
+        self._enqueue(call, len(created.learners) - 1, kind)
         return True
 
     def submit_reveal(self, reveal: RevealRequest) -> bool:
         """Checks a sealed vote's opening against the voter's commitment on chain and
         queues it (``False``: the vote is revealed already); raises :class:`Refused`."""
         experiment_id, round_index, voter = reveal.experiment_id, reveal.round, reveal.voter
-        self._check_target(reveal.chain_id, reveal.contract, experiment_id)
-        self._check_learner(experiment_id, voter, reveal.learner_index)
-        status = self.client.round_status(experiment_id, voter)
-        if status.round != round_index or status.state != RoundState.REVEALING:
-            raise Refused(f"round {round_index} is not open for reveals (round "
-                          f"{status.round} is {status.state.name})")
+        _, status = self._check_call(reveal, voter, reveal.learner_index, round_index,
+                                     RoundState.REVEALING, "reveals")
         if status.voted:
             return False
         if not status.committed:
@@ -222,13 +149,8 @@ class Relay:
     def submit_proposal(self, proposal: SignedProposal) -> str:
         """Checks a signed proposal and submits it now; returns the transaction hash."""
         experiment_id = proposal.experiment_id
-        self._check_target(proposal.chain_id, proposal.contract, experiment_id)
-        signer = self._signer(proposal, proposal.proposer)
-        self._check_learner(experiment_id, signer, None)
-        status = self.client.round_status(experiment_id, signer)
-        if status.round != proposal.round or status.state != RoundState.PROPOSING:
-            raise Refused(f"round {proposal.round} is not open for proposals (round "
-                          f"{status.round} is {status.state.name})")
+        signer, _ = self._check_call(proposal, proposal.proposer, None, proposal.round,
+                                     RoundState.PROPOSING, "proposals")
         created = self._created(experiment_id)
         if created.proposer(proposal.round) != signer:
             raise Refused(f"{signer} is not the proposer of round {proposal.round} "
@@ -245,10 +167,7 @@ class Relay:
         """Checks a signed join and submits it now; returns the transaction hash
         (``False``: the learner has joined already)."""
         experiment_id = join.experiment_id
-        self._check_target(join.chain_id, join.contract, experiment_id)
-        signer = self._signer(join, join.learner)
-        self._check_learner(experiment_id, signer, join.learner_index)
-        status = self.client.round_status(experiment_id, signer)
+        signer, status = self._check_call(join, join.learner, join.learner_index)
         if status.joined:
             return False
         if status.state != RoundState.JOINING:
@@ -284,13 +203,9 @@ class Relay:
     def tick(self) -> None:
         """Sends the batches that are due and closes the watched experiments' timed-out
         rounds; a chain failure is logged (one line) and tried again on a later tick."""
-        now = time.monotonic()
+        self._send_due()
         with self._lock:
-            due = [key for key, p in self._pending.items()
-                   if now - p.first_at >= self.batch_delay and now >= p.retry_at]
             watched = sorted(self._watched)
-        for key in due:
-            self._send_batch(key)
         for experiment_id in watched:
             try:
                 self._close_if_timed_out(experiment_id)
@@ -308,6 +223,24 @@ class Relay:
             stop.wait(interval)
 
     # ---------------------------------------------------------------- checks
+
+    def _check_call(self, call: SignedVote | SignedCommit | SignedProposal | SignedJoin
+                    | RevealRequest, claimed: str, learner_index: int | None,
+                    round_index: int | None = None, state: RoundState | None = None,
+                    what: str = "") -> tuple[str, RoundStatus]:
+        """The checks every call passes, cheapest first: its domain and experiment, its
+        signature (a reveal has none: the opening is checked against the commitment),
+        the signer's place among the learners, then the round it names open for ``what``
+        (``state``, if given). Returns the signer and its round status."""
+        experiment_id = call.experiment_id
+        self._check_target(call.chain_id, call.contract, experiment_id)
+        signer = claimed if isinstance(call, RevealRequest) else self._signer(call, claimed)
+        self._check_learner(experiment_id, signer, learner_index)
+        status = self.client.round_status(experiment_id, signer)
+        if state is not None and (status.round != round_index or status.state != state):
+            raise Refused(f"round {round_index} is not open for {what} (round "
+                          f"{status.round} is {status.state.name})")
+        return signer, status
 
     def _check_target(self, chain_id: int, contract: str, experiment_id: int) -> None:
         if chain_id != self.client.chain_id or contract != self.client.address:
@@ -361,137 +294,6 @@ class Relay:
                 self._watched.add(created.experiment_id)
                 log.info("experiment %d: watched from now on", created.experiment_id)
 
-    # --------------------------------------------------------------- batches
-
-    def _enqueue(self, vote: _Item, voters: int, kind: str = VOTE) -> None:
-        """Queues a checked call; the batch goes at once when the ballot is complete."""
-        key = (vote.experiment_id, vote.round, kind)
-        with self._lock:
-            pending = self._pending.setdefault(key, _Pending(first_at=time.monotonic()))
-            pending.votes[vote.voter] = vote
-            waiting = len(pending.votes)
-        log.info("experiment %d round %d: %s of learner %d queued (%d waiting)",
-                 vote.experiment_id, vote.round, kind, vote.learner_index, waiting)
-        if waiting >= voters:
-            self._send_batch(key)
-
-    def _send_batch(self, key: _Key) -> None:
-        """Sends a round's queued calls of one kind; they stay queued if the batch fails in
-        transit, and are discarded (logged) only once the round is closed for them."""
-        experiment_id, round_index, kind = key
-        with self._send_lock:
-            with self._lock:
-                pending = self._pending.get(key)
-                votes = list(pending.votes.values()) if pending is not None else []
-            if pending is None or not votes:
-                return
-            try:
-                done = self._submit(kind, experiment_id, round_index, votes)
-            except _RoundClosed as exc:
-                with self._lock:
-                    discarded = self._pending.pop(key, _Pending(0.0)).votes
-                    self.votes_discarded += len(discarded)
-                log.warning("experiment %d round %d: %s; %d queued %ss discarded (learners "
-                            "%s)", experiment_id, round_index, exc, len(discarded), kind,
-                            sorted(v.learner_index for v in discarded.values()))
-                return
-            except ChainError as exc:
-                with self._lock:
-                    pending.failures += 1
-                    delay = min(RETRY_BACKOFF_MAX, self.batch_delay * 2 ** pending.failures)
-                    pending.retry_at = time.monotonic() + delay
-                log.warning("experiment %d round %d: batch of %d %ss failed (%s); they stay "
-                            "queued, next try in %.1f s", experiment_id, round_index,
-                            len(votes), kind, exc, delay)
-                return
-            with self._lock:
-                for vote in done:
-                    if pending.votes.get(vote.voter) is vote:
-                        del pending.votes[vote.voter]
-                if not pending.votes:
-                    self._pending.pop(key, None)
-
-    def _submit(self, kind: str, experiment_id: int, round_index: int,
-                votes: list[_Item]) -> list[_Item]:
-        """Puts ``votes`` (calls of one kind) on chain, leaving out each one the contract
-        refuses; returns those done with (landed, on chain already, or refused)."""
-        status = self.client.round_status(experiment_id)
-        if status.round != round_index or status.state != _OPEN_IN[kind]:
-            raise _RoundClosed(f"the round closed for {kind}s (round {status.round} is "
-                               f"{status.state.name})")
-        learners = self._experiments[experiment_id].learners
-        # Calls on chain already would be skipped by the contract; votes for another
-        # proposal (a reorganization swapped it) would be refused: neither is sent.
-        done = [v for v in votes if self._landed(kind, experiment_id, status.proposal_digest, v)]
-        todo = [v for v in votes if v not in done]
-        while todo:
-            try:
-                tx = self._send(kind, experiment_id, round_index, status.proposal_digest,
-                                learners, todo)
-            except ContractRevert as exc:
-                if exc.name in _ROUND_GONE:
-                    raise _RoundClosed(f"the round closed ({exc})") from None
-                bad = self._offenders(exc, todo)
-                if bad is None and len(todo) > 1:
-                    log.warning("experiment %d round %d: the batch reverts with %s, which names "
-                                "no %s: sending them one by one", experiment_id,
-                                round_index, exc, kind)
-                    for vote in todo:
-                        done += self._submit(kind, experiment_id, round_index, [vote])
-                    return done
-                bad = bad or todo
-                log.warning("experiment %d round %d: the batch reverts with %s; sending it "
-                            "without learner(s) %s", experiment_id, round_index, exc,
-                            [v.learner_index for v in bad])
-                done += bad
-                todo = [v for v in todo if v not in bad]
-                continue
-            with self._lock:
-                self.batches_sent += 1
-                if kind == VOTE:
-                    self.votes_relayed += len(todo)
-                elif kind == COMMIT:
-                    self.commits_relayed += len(todo)
-                else:
-                    self.reveals_relayed += len(todo)
-            log.info("experiment %d round %d: %d %ss in one batch (%d gas of %d)",
-                     experiment_id, round_index, len(todo), kind, tx.gas_used, tx.gas_limit)
-            return done + todo
-        return done
-
-    def _landed(self, kind: str, experiment_id: int, digest: bytes, item: _Item) -> bool:
-        """Whether a queued call need not be sent: on chain already (or, a vote, for
-        another proposal than the round's)."""
-        if isinstance(item, SignedVote):
-            return item.digest != digest or self.client.vote_of(experiment_id, item.voter)[0]
-        status = self.client.round_status(experiment_id, item.voter)
-        return status.committed if kind == COMMIT else status.voted
-
-    def _send(self, kind: str, experiment_id: int, round_index: int, digest: bytes,
-              learners: list[str], items: list[_Item]) -> TxResult:
-        if kind == VOTE:
-            return self.client.cast_votes_by_sig(
-                experiment_id, round_index, digest, learners,
-                [v for v in items if isinstance(v, SignedVote)])
-        if kind == COMMIT:
-            return self.client.commit_votes_by_sig(
-                experiment_id, round_index, learners,
-                [c for c in items if isinstance(c, SignedCommit)])
-        return self.client.reveal_votes(
-            experiment_id, round_index, learners,
-            [(r.learner_index, r.opening) for r in items if isinstance(r, RevealRequest)])
-
-    @staticmethod
-    def _offenders(exc: ContractRevert, votes: list[_Item]) -> list[_Item] | None:
-        """The one call a batch's revert names (``None`` if it names none, or several)."""
-        arg = _OFFENDER_ARG.get(exc.name)
-        if arg is None or arg not in exc.error_args:
-            return None
-        value = exc.error_args[arg]
-        named = [v for v in votes if value in (v.voter, v.learner_index) or (
-            not isinstance(v, RevealRequest) and value == _low_bits(v.vs))]
-        return named if len(named) == 1 else None
-
     def _close_if_timed_out(self, experiment_id: int) -> None:
         """Closes the experiment's current round if its deadline passed (cancels it if its
         join deadline passed with a learner missing), then drops the votes queued for
@@ -518,19 +320,9 @@ class Relay:
                     log.info("experiment %d round %d: decided after the deadline",
                              experiment_id, status.round)
             except ContractRevert as exc:
-                if exc.name not in _ROUND_GONE and exc.name != "JoinStillOpen":
+                if exc.name not in ROUND_GONE and exc.name != "JoinStillOpen":
                     raise
-        with self._lock:
-            closed = [k for k in self._pending if k[0] == experiment_id and (
-                k[1] < status.round or status.state != _OPEN_IN[k[2]])]
-        for key in closed:
-            self._send_batch(key)  # finds the round closed: discards its votes, logged
+        self._drop_closed(experiment_id, status)
         if over and experiment_id not in self.served:
             with self._lock:
                 self._experiments.pop(experiment_id, None)
-
-
-def _low_bits(vs: bytes) -> bytes:
-    """The ``s`` of an ERC-2098 ``vs`` (as the contract's ``ECDSAInvalidSignatureS``
-    names it)."""
-    return (int.from_bytes(vs, "big") & ((1 << 255) - 1)).to_bytes(32, "big")

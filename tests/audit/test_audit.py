@@ -29,6 +29,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 from experiments import INITIAL_CID, PROPOSAL_TIMEOUT, VOTING_TIMEOUT, Exp, Make, digest
 from rich.console import Console
+from signed_calls import signed_join, signed_proposal, signed_vote
 from web3 import Web3
 
 from agents.audit.checks import (
@@ -59,14 +60,7 @@ from agents.audit.report import print_report, report_json
 from agents.audit.report_html import render_html
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.errors import ChainError
-from agents.chain.signing import (
-    VoteOpening,
-    sign_commit,
-    sign_join,
-    sign_proposal,
-    sign_vote,
-    vote_commitment,
-)
+from agents.chain.signing import VoteOpening, sign_commit, vote_commitment
 from agents.chain.types import NO_SCORE, ExperimentOptions, score_to_fixed
 from agents.cli.main import main
 from agents.devtools.anvil import AnvilProcess
@@ -395,12 +389,6 @@ def test_store_checks_on_a_synthetic_history(tmp_path: Path) -> None:
 # ------------------------------------------------------- relayed rounds, on both chains
 
 
-def _sign(e: Exp, voter: LocalAccount, r: int, approve: bool, score: int) -> Any:
-    return sign_vote(voter, chain_id=e.contract.chain_id, contract=e.contract.address,
-                     experiment_id=e.id, round_index=r, learner_index=e.learners.index(voter),
-                     digest=e.proposal(r)[1], approve=approve, score=score)
-
-
 def run_mixed_experiment(e: Exp, relayer: LocalAccount, clock: Clock) -> None:
     """Five rounds of four learners: direct, relayed (proposeBySig and one castVotesBySig
     batch), expired, decided after the voting deadline, and a batch plus a direct vote."""
@@ -411,14 +399,13 @@ def run_mixed_experiment(e: Exp, relayer: LocalAccount, clock: Clock) -> None:
     e.cast(0, [True, True, True])
     # round 1: relayed proposal, one batch of three signed votes (one approves, one could
     # not test the proposal: NO_SCORE)
-    cid, digest = e.proposal(1)
-    relay.propose_by_sig(sign_proposal(e.proposer(1), chain_id=e.contract.chain_id,
-                                       contract=e.contract.address, experiment_id=e.id,
-                                       round_index=1, cid=cid, digest=digest))
+    _, digest = e.proposal(1)
+    relay.propose_by_sig(signed_proposal(e, e.proposer(1), 1))
     v = e.voters(1)
     relay.cast_votes_by_sig(e.id, 1, digest, learners, [
-        _sign(e, v[0], 1, True, score_to_fixed(0.7)), _sign(e, v[1], 1, False, NO_SCORE),
-        _sign(e, v[2], 1, False, score_to_fixed(0.2))])
+        signed_vote(e, v[0], 1, True, score_to_fixed(0.7)),
+        signed_vote(e, v[1], 1, False, NO_SCORE),
+        signed_vote(e, v[2], 1, False, score_to_fixed(0.2))])
     # round 2: no proposal; expired after the deadline
     clock.mine_at(clock.latest() + PROPOSAL_TIMEOUT)
     relay.expire(e.id, 2)
@@ -430,8 +417,9 @@ def run_mixed_experiment(e: Exp, relayer: LocalAccount, clock: Clock) -> None:
     # round 4: a batch of two signed votes, then the deciding direct vote
     e.propose(4)
     v = e.voters(4)
-    relay.cast_votes_by_sig(e.id, 4, e.proposal(4)[1], learners, [_sign(e, v[0], 4, True, score_to_fixed(0.6)),
-                                                _sign(e, v[2], 4, True, score_to_fixed(0.5))])
+    relay.cast_votes_by_sig(e.id, 4, e.proposal(4)[1], learners, [
+        signed_vote(e, v[0], 4, True, score_to_fixed(0.6)),
+        signed_vote(e, v[2], 4, True, score_to_fixed(0.5))])
     e.vote(4, v[1], False, score_to_fixed(0.4))
 
 
@@ -484,9 +472,7 @@ def test_joins_start_and_cancellation_read_from_the_chain_audit_clean(
         chain: Web3, make: Make, outsider: LocalAccount, clock: Clock) -> None:
     e = make(n=3, rounds=1, join=False)
     e.join(e.learners[2])
-    relayed = e.by(outsider).join_by_sig(sign_join(
-        e.learners[0], chain_id=e.contract.chain_id, contract=e.contract.address,
-        experiment_id=e.id, learner_index=0))
+    relayed = e.by(outsider).join_by_sig(signed_join(e, e.learners[0]))
     last = e.join(e.learners[1])
     client = CollectiveLearningClient(chain, e.contract.address)
     h = read_history(client, e.id)
@@ -638,19 +624,26 @@ def _violations(args: list[str], capsys: pytest.CaptureFixture[str]) -> list[dic
     return report["violations"]
 
 
+
+def _store_violations(tampered: dict[str, Any],
+                      capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    """What an audit that reads the weights again from the tampered store finds."""
+    return _violations(audit_cli(tampered, "--store", f"file:{tampered['store']}"), capsys)
+
+
 @pytest.mark.anvil
 def test_a_replaced_weight_blob_is_caught(tampered: dict[str, Any],
                                           capsys: pytest.CaptureFixture[str]) -> None:
     final = tampered["results"]["final_model"]["digest"]
     row = next(r for r in tampered["results"]["rounds"] if r["digest"] != final)
     (tampered["store"] / row["cid"]).write_bytes(encode_weights({"w": np.ones(2, np.float32)}))
-    found = _violations(audit_cli(tampered, "--store", f"file:{tampered['store']}"), capsys)
+    found = _store_violations(tampered, capsys)
     assert [(v["code"], v["round"]) for v in found] == [("weights-digest", row["round"])]
     assert row["cid"] in found[0]["message"]
     # The final model's blob replaced: its digest, and the final model, fail.
     final_row = next(r for r in tampered["results"]["rounds"] if r["digest"] == final)
     (tampered["store"] / final_row["cid"]).write_bytes(b"not weights")
-    found = _violations(audit_cli(tampered, "--store", f"file:{tampered['store']}"), capsys)
+    found = _store_violations(tampered, capsys)
     assert {(v["code"], v["round"]) for v in found} == {
         ("weights-digest", row["round"]), ("weights-digest", final_row["round"]),
         ("final-model-unloadable", None)}
@@ -666,7 +659,7 @@ def test_a_deleted_weight_blob_and_an_unloadable_final_model_are_caught(
     other = next(r for r in rounds if r["cid"] != final_row["cid"])
     (tampered["store"] / other["cid"]).unlink()
     (tampered["store"] / final_row["cid"]).unlink()
-    found = _violations(audit_cli(tampered, "--store", f"file:{tampered['store']}"), capsys)
+    found = _store_violations(tampered, capsys)
     assert {(v["code"], v["round"]) for v in found} == {
         ("weights-missing", other["round"]), ("weights-missing", final_row["round"]),
         ("final-model-unloadable", None)}

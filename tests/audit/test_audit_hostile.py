@@ -169,6 +169,18 @@ def created(experiment_id: int, learners: list[str], *, threshold: int = 5000, r
                         cid, digest, terms, start))
 
 
+def audit_in_bounded_memory(hostile: Hostile) -> AuditReport:
+    """The hostile contract's audit, which must allocate less than :data:`MEMORY_BOUND`."""
+    tracemalloc.start()
+    try:
+        report = hostile.audit()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < MEMORY_BOUND, f"the audit allocated {peak / 2**20:.0f} MiB at its peak"
+    return report
+
+
 def messages(report: AuditReport) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for v in report.violations:
@@ -291,13 +303,7 @@ def test_impossible_round_numbers_are_violations_in_bounded_memory(
                ("completed", (1, DIGEST2, TOP)))
     hostile.views(round_index=TOP, model_round=TOP, rounds=TOP)
 
-    tracemalloc.start()
-    try:
-        report = hostile.audit()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert peak < MEMORY_BOUND, f"the audit allocated {peak / 2**20:.0f} MiB at its peak"
+    report = audit_in_bounded_memory(hostile)
 
     found = messages(report)
     sequence = " | ".join(found["round-sequence"])
@@ -576,13 +582,7 @@ def test_money_and_commitments_in_a_plain_experiment_are_violations(
                ("penalized", (1, b, TOP, 2, TOP)),
                ("withdrew", (1, b, TOP)))
     hostile.raw("PenaltyTaken", [address_word(a), word(0)], word(7) + word(1))
-    tracemalloc.start()
-    try:
-        report = hostile.audit()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert peak < MEMORY_BOUND
+    report = audit_in_bounded_memory(hostile)
     found = messages(report)
     for code in ("deposit", "withdrawal", "penalty", "sealed-votes", "vote-skipped",
                  "round-sequence", "event-format"):

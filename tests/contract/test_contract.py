@@ -605,46 +605,40 @@ def test_wrong_round(chain: Web3, make: Make, outsider: LocalAccount) -> None:
 def test_calls_outside_their_round_state_are_refused(chain: Web3, make: Make,
                                                      outsider: LocalAccount) -> None:
     e = make(n=3, rounds=2)
-    l0, l1, l2 = e.learners
     anyone = e.by(outsider)
 
-    def refused(call: Callable[[], Any], round_index: int, current: str, expected: str) -> None:
-        with reverts("UnexpectedRoundState", experimentId=e.id, round=round_index,
-                     current=current, expected=expected):
-            call()
+    def all_refused_but(round_index: int, current: str) -> None:
+        """In round ``round_index``, state ``current``: every round call but the one the
+        state allows is refused with ``UnexpectedRoundState``, naming the state it needs."""
+        voter = e.voters(round_index)[0]
+        calls: dict[str, Callable[[], Any]] = {
+            "PROPOSING": lambda: e.propose(round_index),
+            "VOTING": lambda: e.vote(round_index, voter, True),
+            "VOTING_TIMED_OUT": lambda: anyone.decide(e.id, round_index),
+            "PROPOSAL_TIMED_OUT": lambda: anyone.expire(e.id, round_index)}
+        for expected, call in calls.items():
+            if expected != current:
+                with reverts("UnexpectedRoundState", experimentId=e.id, round=round_index,
+                             current=current, expected=expected):
+                    call()
 
-    # round 0, PROPOSING
-    refused(lambda: e.vote(0, l1, True), 0, "PROPOSING", "VOTING")
-    refused(lambda: anyone.decide(e.id, 0), 0, "PROPOSING", "VOTING_TIMED_OUT")
-    refused(lambda: anyone.expire(e.id, 0), 0, "PROPOSING", "PROPOSAL_TIMED_OUT")
-    # round 0, PROPOSAL_TIMED_OUT
+    all_refused_but(0, "PROPOSING")
     advance_time(chain, PROPOSAL_TIMEOUT)
-    refused(lambda: e.propose(0), 0, "PROPOSAL_TIMED_OUT", "PROPOSING")
-    refused(lambda: e.vote(0, l1, True), 0, "PROPOSAL_TIMED_OUT", "VOTING")
-    refused(lambda: anyone.decide(e.id, 0), 0, "PROPOSAL_TIMED_OUT", "VOTING_TIMED_OUT")
+    all_refused_but(0, "PROPOSAL_TIMED_OUT")
     anyone.expire(e.id, 0)
-    # round 1, VOTING
     e.propose(1)
-    refused(lambda: e.propose(1), 1, "VOTING", "PROPOSING")
-    refused(lambda: anyone.decide(e.id, 1), 1, "VOTING", "VOTING_TIMED_OUT")
-    refused(lambda: anyone.expire(e.id, 1), 1, "VOTING", "PROPOSAL_TIMED_OUT")
-    # round 1, VOTING_TIMED_OUT
+    all_refused_but(1, "VOTING")
     advance_time(chain, VOTING_TIMEOUT)
-    refused(lambda: e.propose(1), 1, "VOTING_TIMED_OUT", "PROPOSING")
-    refused(lambda: e.vote(1, l0, True), 1, "VOTING_TIMED_OUT", "VOTING")
-    refused(lambda: anyone.expire(e.id, 1), 1, "VOTING_TIMED_OUT", "PROPOSAL_TIMED_OUT")
+    all_refused_but(1, "VOTING_TIMED_OUT")
     anyone.decide(e.id, 1)
     # COMPLETED: the current round is numRounds, and nothing is allowed any more
     assert e.state() is RoundState.COMPLETED
-    refused(lambda: e.by(l2).propose(e.id, 2, *e.proposal(2)), 2, "COMPLETED", "PROPOSING")
-    refused(lambda: e.vote(2, l0, True), 2, "COMPLETED", "VOTING")
-    refused(lambda: anyone.decide(e.id, 2), 2, "COMPLETED", "VOTING_TIMED_OUT")
-    refused(lambda: anyone.expire(e.id, 2), 2, "COMPLETED", "PROPOSAL_TIMED_OUT")
+    all_refused_but(2, "COMPLETED")
     with reverts("WrongRound", experimentId=e.id, currentRound=2, givenRound=1):
         anyone.decide(e.id, 1)
     advance_time(chain, PROPOSAL_TIMEOUT + VOTING_TIMEOUT)
     assert e.state() is RoundState.COMPLETED  # time no longer matters
-    refused(lambda: anyone.expire(e.id, 2), 2, "COMPLETED", "PROPOSAL_TIMED_OUT")
+    all_refused_but(2, "COMPLETED")
 
 
 def test_who_may_propose_and_vote(chain: Web3, make: Make, outsider: LocalAccount,

@@ -24,7 +24,7 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -235,6 +235,17 @@ def revert_data(exc: BaseException) -> bytes:
 
 
 # -------------------------------------------------------------- the machine
+
+
+def _rotated(items: list[str], first: int) -> list[str]:
+    """``items`` starting at the ``first``-th (modulo their number), wrapping around."""
+    k = first % len(items)
+    return items[k:] + items[:k]
+
+
+def _voters_left(e: Experiment, done: Container[str], first: int) -> list[str]:
+    """The round's voters not in ``done`` (committed, or voted), from the ``first``-th."""
+    return _rotated([a for a in e.learners if a != e.proposer and a not in done], first)
 
 
 def running(e: Experiment) -> bool:
@@ -662,8 +673,7 @@ class ContractMachine(RuleBasedStateMachine):
                 self.propose_signed(proposer, e.id, "current", "genuine",
                                     self.account(relayer), "ok")
         elif state == RoundState.VOTING and e.sealed:
-            voters = [a for a in e.learners if a != e.proposer and a not in e.commits]
-            voters = (voters[first % len(voters):] + voters[:first % len(voters)])
+            voters = _voters_left(e, e.commits, first)
             if relayer is None:
                 approve, score = ballots[0]
                 self.commit_directly(self.by_address(voters[0]), e.id, "current", approve, score)
@@ -675,7 +685,7 @@ class ContractMachine(RuleBasedStateMachine):
             if not waiting:  # nobody committed: wait for the reveal deadline
                 self.next_time = max(self.next_time, e.deadline(self.next_time))
                 return
-            waiting = waiting[first % len(waiting):] + waiting[:first % len(waiting)]
+            waiting = _rotated(waiting, first)
             if relayer is None:
                 self.reveal_directly(self.by_address(waiting[0]), e.id, "current", "right")
             else:
@@ -684,8 +694,7 @@ class ContractMachine(RuleBasedStateMachine):
         elif state == RoundState.REVEAL_TIMED_OUT:
             self.close_round("decide", self.account(first), e.id, e.round)
         elif state == RoundState.VOTING:
-            voters = [a for a in e.learners if a != e.proposer and a not in e.votes]
-            voters = (voters[first % len(voters):] + voters[:first % len(voters)])
+            voters = _voters_left(e, e.votes, first)
             if relayer is None:
                 approve, score = ballots[0]
                 self.vote_directly(self.by_address(voters[0]), e.id, "current", approve, score)

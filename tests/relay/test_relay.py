@@ -5,39 +5,26 @@ in-process chain is not thread-safe)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import httpx
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from experiments import (
-    INITIAL_CID,
-    JOIN_TIMEOUT,
-    PROPOSAL_TIMEOUT,
-    VOTING_TIMEOUT,
-    Exp,
-    Make,
-    digest,
+from experiments import PROPOSAL_TIMEOUT, VOTING_TIMEOUT, Make
+from signed_calls import (
+    opening,
+    reveal_request,
+    signed_commit,
+    signed_join,
+    signed_proposal,
+    signed_vote,
 )
 from web3 import Web3
 
-from agents.chain.client import CollectiveLearningClient
 from agents.chain.network import advance_time
-from agents.chain.signing import (
-    SignedCommit,
-    SignedJoin,
-    SignedVote,
-    VoteOpening,
-    sign_commit,
-    sign_join,
-    sign_proposal,
-    sign_vote,
-    vote_commitment,
-)
-from agents.chain.types import ExperimentOptions, RoundState, score_to_fixed
-from agents.relay import Refused, Relay, RelayClient, RelayServer, RevealRequest
+from agents.chain.types import ExperimentOptions, RoundState
+from agents.relay import Refused, Relay, RelayClient, RelayServer
 
 
 @pytest.fixture
@@ -50,23 +37,16 @@ def relay(make: Make, outsider: LocalAccount, chain: Web3) -> Iterator[tuple[Rel
         yield service, client
 
 
-def signed(e: Exp, voter: LocalAccount, round_index: int, approve: bool = True) -> SignedVote:
-    return sign_vote(voter, chain_id=e.contract.chain_id, contract=e.contract.address,
-                     experiment_id=e.id, round_index=round_index,
-                     learner_index=e.learners.index(voter), digest=e.proposal(round_index)[1],
-                     approve=approve, score=score_to_fixed(0.9))
-
-
 def test_a_rounds_votes_go_on_chain_in_one_batch(relay: tuple[Relay, RelayClient],
                                                  make: Make) -> None:
     service, client = relay
     e = make(n=4, threshold=5000, rounds=2)
     e.propose(0)
     l1, l2, l3 = e.voters(0)
-    client.submit_vote(signed(e, l1, 0, True))
-    client.submit_vote(signed(e, l2, 0, False))
+    client.submit_vote(signed_vote(e, l1, 0, True))
+    client.submit_vote(signed_vote(e, l2, 0, False))
     assert e.info().approvals + e.info().rejections == 0, "waits for the rest of the ballot"
-    client.submit_vote(signed(e, l3, 0, True))  # the last vote: the batch goes now
+    client.submit_vote(signed_vote(e, l3, 0, True))  # the last vote: the batch goes now
     votes = e.contract.votes(e.id, 0)
     assert [v.voter for v in votes] == [l1.address, l2.address, l3.address]
     assert len({v.tx_hash for v in votes}) == 1
@@ -83,8 +63,8 @@ def test_a_partial_batch_goes_after_the_delay_without_votes_already_cast(
     e = make(n=4, rounds=1)
     e.propose(0)
     l1, l2, _ = e.voters(0)
-    client.submit_vote(signed(e, l1, 0))
-    client.submit_vote(signed(e, l2, 0))
+    client.submit_vote(signed_vote(e, l1, 0))
+    client.submit_vote(signed_vote(e, l2, 0))
     e.vote(0, l2, False)  # l2 falls back to voting directly before the batch goes
     service.batch_delay = 0
     service.tick()
@@ -96,16 +76,14 @@ def test_a_partial_batch_goes_after_the_delay_without_votes_already_cast(
 def test_a_signed_proposal_goes_at_once(relay: tuple[Relay, RelayClient], make: Make) -> None:
     _, client = relay
     e = make(n=3, rounds=1)
-    cid, digest = e.proposal(0)
-    proposal = sign_proposal(e.learners[0], chain_id=e.contract.chain_id,
-                             contract=e.contract.address, experiment_id=e.id, round_index=0,
-                             cid=cid, digest=digest)
-    tx_hash = client.submit_proposal(proposal)
+    cid, _ = e.proposal(0)
+    signed = signed_proposal(e, e.learners[0])
+    tx_hash = client.submit_proposal(signed)
     (event,) = e.contract.proposals(e.id, 0)
     assert (event.proposer, event.cid, event.tx_hash) == (e.learners[0].address, cid, tx_hash)
     assert e.state() is RoundState.VOTING
     with pytest.raises(Refused, match="round 0 is not open for proposals"):
-        client.submit_proposal(proposal)
+        client.submit_proposal(signed)
 
 
 def test_the_relay_refuses_what_the_contract_would(relay: tuple[Relay, RelayClient],
@@ -115,24 +93,19 @@ def test_the_relay_refuses_what_the_contract_would(relay: tuple[Relay, RelayClie
     e = make(n=3, rounds=1)
     _, l1, _ = e.learners
     with pytest.raises(Refused, match="not open for votes"):
-        client.submit_vote(signed(e, l1, 0))  # nothing proposed yet
+        client.submit_vote(signed_vote(e, l1, 0))  # nothing proposed yet
     e.propose(0)
     with pytest.raises(Refused, match="serves chain"):
-        client.submit_vote(signed(e, l1, 0).model_copy(update={"contract": learners[5].address}))
-    forged = sign_vote(learners[5], chain_id=e.contract.chain_id, contract=e.contract.address,
-                       experiment_id=e.id, round_index=0, learner_index=1,
-                       digest=e.proposal(0)[1], approve=True, score=0)
+        client.submit_vote(signed_vote(e, l1, 0).model_copy(update={"contract": learners[5].address}))
+    forged = signed_vote(e, learners[5], 0, index=1)
     with pytest.raises(Refused, match="is not a learner of experiment"):
         client.submit_vote(forged)
     with pytest.raises(Refused, match="not learner 7"):
-        client.submit_vote(signed(e, l1, 0).model_copy(update={"learner_index": 7}))
+        client.submit_vote(signed_vote(e, l1, 0).model_copy(update={"learner_index": 7}))
     with pytest.raises(Refused, match="the signature is 0x[0-9a-fA-F]{40}'s, not"):
-        client.submit_vote(signed(e, l1, 0).model_copy(update={"experiment_id": 999}))
+        client.submit_vote(signed_vote(e, l1, 0).model_copy(update={"experiment_id": 999}))
     with pytest.raises(Refused, match="UnknownExperiment"):
-        client.submit_vote(sign_vote(l1, chain_id=e.contract.chain_id,
-                                     contract=e.contract.address, experiment_id=999,
-                                     round_index=0, learner_index=1,
-                                     digest=e.proposal(0)[1], approve=True, score=0))
+        client.submit_vote(signed_vote(e, l1, 0, experiment_id=999))
     bad = httpx.post(client.url + "/v1/votes", content=b'{"round": "x"}')
     assert bad.status_code == 400 and "malformed" in bad.json()["error"]
     assert httpx.get(client.url + "/v1/nothing").status_code == 404
@@ -162,11 +135,6 @@ def test_signed_joins_go_at_once_checked_like_votes(make: Make, outsider: LocalA
     service = Relay(e.contract.with_account(outsider), experiments=[e.id], batch_delay=3600)
     l0, l1, l2 = e.learners
 
-    def join(account: LocalAccount, exp: Exp = e, index: int | None = None) -> SignedJoin:
-        return sign_join(account, chain_id=exp.contract.chain_id, contract=exp.contract.address,
-                         experiment_id=exp.id, learner_index=exp.learners.index(account)
-                         if index is None else index)
-
     reads: list[object] = []
     for name in ("round_status", "learner_index", "experiment_created"):
         real = getattr(service.client, name)
@@ -174,31 +142,31 @@ def test_signed_joins_go_at_once_checked_like_votes(make: Make, outsider: LocalA
                             lambda *a, _real=real, **k: reads.append(a) or _real(*a, **k))
     with RelayServer(service, tick_interval=None) as server, RelayClient(server.url) as client:
         # Refused before any chain read: a forged signature, an experiment not served.
-        forged = join(Account.create(), index=1).model_copy(update={"learner": l1.address})
+        forged = signed_join(e, Account.create(), 1).model_copy(update={"learner": l1.address})
         with pytest.raises(Refused, match="the signature is .*'s, not"):
             client.submit_join(forged)
         with pytest.raises(Refused, match="serves experiments"):
-            client.submit_join(join(l1, other))
+            client.submit_join(signed_join(other, l1))
         assert reads == []
         with pytest.raises(Refused, match="is not a learner of experiment"):
-            client.submit_join(join(Account.create(), index=0))
+            client.submit_join(signed_join(e, Account.create(), 0))
         with pytest.raises(Refused, match="not learner 2"):
-            client.submit_join(join(l1, index=2))
-        assert client.submit_join(join(l1))  # its transaction hash
+            client.submit_join(signed_join(e, l1, 2))
+        assert client.submit_join(signed_join(e, l1))  # its transaction hash
         assert e.contract.round_status(e.id, l1.address).joined
-        assert client.submit_join(join(l1)) is None  # joined already: nothing sent
+        assert client.submit_join(signed_join(e, l1)) is None  # joined already: nothing sent
         assert service.joins_relayed == 1
         assert httpx.get(client.url + "/v1/health").json()["joins_relayed"] == 1
         e.join(l0)
         clock.mine_at(e.deadline())  # the join deadline passes with l2 missing
         with pytest.raises(Refused, match="not open for joining"):
-            client.submit_join(join(l2))
+            client.submit_join(signed_join(e, l2))
         service.tick()  # the relay cancels the experiment it serves
         assert e.state() is RoundState.CANCELLED
         service.tick()
         assert service.watched == frozenset()
         with pytest.raises(Refused, match="not open for joining"):
-            client.submit_join(join(l2))
+            client.submit_join(signed_join(e, l2))
 
 
 # ------------------------------------------------------------------------ sealed votes
@@ -206,65 +174,38 @@ def test_signed_joins_go_at_once_checked_like_votes(make: Make, outsider: LocalA
 REVEAL_TIMEOUT = 300
 
 
-def make_sealed(contract: CollectiveLearningClient, members: list[LocalAccount]) -> Exp:
-    """A started experiment with sealed votes (public-vote ``make`` cannot make one)."""
-    initial = digest(f"sealed-initial-{len(members)}")
-    eid, tx = contract.create_experiment(
-        [a.address for a in members], 5000, 2, PROPOSAL_TIMEOUT, VOTING_TIMEOUT, INITIAL_CID,
-        initial, "", JOIN_TIMEOUT, options=ExperimentOptions(reveal_timeout=REVEAL_TIMEOUT))
-    e = Exp(eid, contract, members, initial, tx)
-    e.join_all()
-    return e
-
-
-def opening(approve: bool, score: float = 0.8) -> VoteOpening:
-    return VoteOpening(approve=approve, score=score_to_fixed(score), salt=os.urandom(32))
-
-
-def commit(e: Exp, voter: LocalAccount, round_index: int, opened: VoteOpening) -> SignedCommit:
-    return sign_commit(voter, chain_id=e.contract.chain_id, contract=e.contract.address,
-                       experiment_id=e.id, round_index=round_index,
-                       learner_index=e.learners.index(voter),
-                       commitment=vote_commitment(e.id, round_index, voter.address,
-                                                  e.proposal(round_index)[1], opened))
-
-
-def reveal(e: Exp, voter: LocalAccount, round_index: int, opened: VoteOpening) -> RevealRequest:
-    return RevealRequest(chain_id=e.contract.chain_id, contract=e.contract.address,
-                         experiment_id=e.id, round=round_index, voter=voter.address,
-                         learner_index=e.learners.index(voter), opening=opened)
+SEALED = ExperimentOptions(reveal_timeout=REVEAL_TIMEOUT)
 
 
 def test_sealed_commitments_and_reveals_go_on_chain_in_batches(
-        relay: tuple[Relay, RelayClient], contract: CollectiveLearningClient,
-        learners: list[LocalAccount]) -> None:
+        relay: tuple[Relay, RelayClient], make: Make, learners: list[LocalAccount]) -> None:
     service, client = relay
-    e = make_sealed(contract, learners[:4])
+    e = make(n=4, rounds=2, options=SEALED)
     with pytest.raises(Refused, match="not open for commitments"):
-        client.submit_commit(commit(e, learners[1], 0, opening(True)))  # nothing proposed
+        client.submit_commit(signed_commit(e, learners[1], 0, opening(True)))  # nothing proposed
     e.propose(0)
     voters = e.voters(0)
     opened = {v.address: opening(i != 1, 0.5 + i / 10) for i, v in enumerate(voters)}
     with pytest.raises(Refused, match="the round's proposer cannot vote"):
-        client.submit_commit(commit(e, e.proposer(0), 0, opening(True)))
+        client.submit_commit(signed_commit(e, e.proposer(0), 0, opening(True)))
     with pytest.raises(Refused, match="not open for reveals"):
-        client.submit_reveal(reveal(e, voters[0], 0, opened[voters[0].address]))
+        client.submit_reveal(reveal_request(e, voters[0], 0, opened[voters[0].address]))
     for v in voters:  # the last commitment completes the ballot: the batch goes
-        client.submit_commit(commit(e, v, 0, opened[v.address]))
+        client.submit_commit(signed_commit(e, v, 0, opened[v.address]))
     assert e.state() is RoundState.REVEALING, "every voter committed: the reveal window opened"
     assert service.commits_relayed == 3 and service.batches_sent == 1
     # An opening is checked against the commitment on chain before it is queued.
-    wrong = reveal(e, voters[0], 0, opened[voters[0].address].model_copy(update={"approve": False}))
+    wrong = reveal_request(e, voters[0], 0, opened[voters[0].address].model_copy(update={"approve": False}))
     with pytest.raises(Refused, match="does not match the commitment"):
         client.submit_reveal(wrong)
     with pytest.raises(Refused, match="not learner 3"):
-        client.submit_reveal(reveal(e, voters[0], 0, opened[voters[0].address])
+        client.submit_reveal(reveal_request(e, voters[0], 0, opened[voters[0].address])
                              .model_copy(update={"learner_index": 3}))
     with pytest.raises(Refused, match="no commitment in round 0"):
-        client.submit_reveal(reveal(e, e.proposer(0), 0, opening(True)))
+        client.submit_reveal(reveal_request(e, e.proposer(0), 0, opening(True)))
     assert service.queued["reveal"] == 0
     for v in voters:
-        client.submit_reveal(reveal(e, v, 0, opened[v.address]))
+        client.submit_reveal(reveal_request(e, v, 0, opened[v.address]))
     votes = e.contract.votes(e.id, 0)
     assert [(v.voter, v.approve, v.score) for v in votes] == [
         (v.address, opened[v.address].approve, opened[v.address].score) for v in voters]
@@ -276,28 +217,26 @@ def test_sealed_commitments_and_reveals_go_on_chain_in_batches(
     assert (health["commits_relayed"], health["reveals_relayed"]) == (3, 3)
 
 
-
 def test_a_commitment_in_an_experiment_with_public_votes_is_refused(
         relay: tuple[Relay, RelayClient], make: Make) -> None:
     _, client = relay
     public = make(n=3, rounds=1)
     public.propose(0)
     with pytest.raises(Refused, match="has public votes"):
-        client.submit_commit(commit(public, public.voters(0)[0], 0, opening(True)))
+        client.submit_commit(signed_commit(public, public.voters(0)[0], 0, opening(True)))
 
 
 def test_a_partial_reveal_batch_goes_after_the_delay_and_the_relay_decides_after_the_deadline(
-        relay: tuple[Relay, RelayClient], contract: CollectiveLearningClient,
-        learners: list[LocalAccount], chain: Web3) -> None:
+        relay: tuple[Relay, RelayClient], make: Make, chain: Web3) -> None:
     service, client = relay
-    e = make_sealed(contract, learners[:3])
+    e = make(n=3, rounds=2, options=SEALED)
     e.propose(0)
     l1, l2 = e.voters(0)
     opened = {l1.address: opening(True), l2.address: opening(False)}
     for v in (l1, l2):
-        assert client.submit_commit(commit(e, v, 0, opened[v.address])) is None
+        assert client.submit_commit(signed_commit(e, v, 0, opened[v.address])) is None
     assert e.state() is RoundState.REVEALING
-    client.submit_reveal(reveal(e, l1, 0, opened[l1.address]))  # l2 never reveals
+    client.submit_reveal(reveal_request(e, l1, 0, opened[l1.address]))  # l2 never reveals
     service.batch_delay = 0
     service.tick()
     assert e.contract.vote_of(e.id, l1.address) == (True, True)

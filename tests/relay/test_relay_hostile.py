@@ -29,21 +29,13 @@ from experiments import PROPOSAL_TIMEOUT, VOTING_TIMEOUT, Exp, Make
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from log_capture import LogRecords, captured
+from signed_calls import opening, signed_commit, signed_join, signed_proposal, signed_vote
 from web3 import Web3
 
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.errors import ChainError
 from agents.chain.network import advance_time, derive_accounts
-from agents.chain.signing import (
-    SignedCommit,
-    SignedVote,
-    VoteOpening,
-    sign_commit,
-    sign_join,
-    sign_proposal,
-    sign_vote,
-    vote_commitment,
-)
+from agents.chain.signing import SignedCommit, SignedVote
 from agents.chain.transactions import calldata_floor
 from agents.chain.types import ExperimentOptions, RoundState, score_to_fixed
 from agents.cli import main as cli
@@ -59,16 +51,6 @@ WAIT = 60.0  # seconds a test client waits for an answer: far above any deadline
 
 
 # ---------------------------------------------------------------------------- helpers
-
-
-def signed(e: Exp, voter: LocalAccount, round_index: int = 0, approve: bool = True,
-           *, index: int | None = None, experiment_id: int | None = None) -> SignedVote:
-    return sign_vote(voter, chain_id=e.contract.chain_id, contract=e.contract.address,
-                     experiment_id=e.id if experiment_id is None else experiment_id,
-                     round_index=round_index,
-                     learner_index=e.learners.index(voter) if index is None else index,
-                     digest=e.proposal(round_index)[1], approve=approve,
-                     score=score_to_fixed(0.7))
 
 
 def nonce(client: CollectiveLearningClient) -> int:
@@ -167,7 +149,7 @@ def test_a_relay_for_named_experiments_ignores_the_others(make: Make, outsider: 
     stranger.propose(0)
     with serving(relay) as server, RelayClient(server.url) as client, relay_log() as log:
         with pytest.raises(Refused, match=f"not experiment {stranger.id}") as refused:
-            client.submit_vote(signed(stranger, stranger.learners[1]))
+            client.submit_vote(signed_vote(stranger, stranger.learners[1]))
         assert refused.value.status == 403
         assert len(log.records) == 1
     assert relay.watched == {served.id}
@@ -189,11 +171,11 @@ def test_any_experiment_mode_watches_only_after_a_learners_genuine_signature(
     with serving(relay) as server, RelayClient(server.url) as client:
         # A forged signature claiming to be a learner's, a stranger's own signature, a
         # learner's for a round not open (nothing proposed yet), a replayed round.
-        forged = signed(e, attacker, index=1).model_copy(update={"voter": l1.address})
+        forged = signed_vote(e, attacker, index=1).model_copy(update={"voter": l1.address})
         for vote, reason in [(forged, "the signature is .*'s, not"),
-                             (signed(e, attacker, index=1), "is not a learner of experiment"),
-                             (signed(e, learners[5], index=1), "is not a learner of experiment"),
-                             (signed(e, l1), "round 0 is not open for votes")]:
+                             (signed_vote(e, attacker, index=1), "is not a learner of experiment"),
+                             (signed_vote(e, learners[5], index=1), "is not a learner of experiment"),
+                             (signed_vote(e, l1), "round 0 is not open for votes")]:
             with pytest.raises(Refused, match=reason):
                 client.submit_vote(vote)
         assert relay.watched == set()
@@ -204,7 +186,7 @@ def test_any_experiment_mode_watches_only_after_a_learners_genuine_signature(
             "no gas spent on an experiment no learner asked for")
         e.by(e.learners[0]).expire(e.id, 0)  # round 1: l1 proposes
         e.propose(1)
-        client.submit_vote(signed(e, l2, 1))
+        client.submit_vote(signed_vote(e, l2, 1))
         assert relay.watched == {e.id}, "watched once a learner's genuine vote came in"
         advance_time(chain, VOTING_TIMEOUT)
         relay.tick()  # decides round 1: the experiment is complete
@@ -217,20 +199,14 @@ def test_proposals_are_checked_before_anything_is_sent(make: Make, outsider: Loc
                                                        ) -> None:
     e = make(n=3, rounds=1)
     relay = Relay(e.contract.with_account(outsider), experiments=[e.id])
-    cid, digest = e.proposal(0)
-
-    def proposal(account: LocalAccount) -> Any:
-        return sign_proposal(account, chain_id=e.contract.chain_id, contract=e.contract.address,
-                             experiment_id=e.id, round_index=0, cid=cid, digest=digest)
-
     sent = nonce(relay.client)
     with serving(relay) as server, RelayClient(server.url) as client:
         with pytest.raises(Refused, match="is not the proposer of round 0"):
-            client.submit_proposal(proposal(e.learners[1]))
+            client.submit_proposal(signed_proposal(e, e.learners[1]))
         with pytest.raises(Refused, match="is not a learner"):
-            client.submit_proposal(proposal(Account.create()))
+            client.submit_proposal(signed_proposal(e, Account.create()))
         assert nonce(relay.client) == sent
-        assert client.submit_proposal(proposal(e.learners[0]))
+        assert client.submit_proposal(signed_proposal(e, e.learners[0]))
     assert e.contract.proposals(e.id, 0)
 
 
@@ -244,21 +220,21 @@ def test_the_proposers_vote_is_refused_and_the_honest_votes_land(
     e.propose(0)
     l0, l1, l2 = e.learners
     with serving(relay) as server, RelayClient(server.url) as client:
-        client.submit_vote(signed(e, l1))
+        client.submit_vote(signed_vote(e, l1))
         with relay_log() as log, pytest.raises(Refused, match="the round's proposer cannot "
                                                               "vote") as refused:
-            client.submit_vote(signed(e, l0))
+            client.submit_vote(signed_vote(e, l0))
         assert refused.value.status == 409 and len(log.records) == 1
-        client.submit_vote(signed(e, l2))  # completes the ballot: the batch goes now
+        client.submit_vote(signed_vote(e, l2))  # completes the ballot: the batch goes now
     assert {v.voter for v in e.contract.votes(e.id, 0)} == {l1.address, l2.address}
     assert e.contract.decisions(e.id, 0)
 
 
-def high_s(vote: SignedVote) -> SignedVote:
+def high_s(signed: SignedVote) -> SignedVote:
     """The signature with an ``s`` above half the curve order, which the contract refuses
     before recovering anything (``ECDSAInvalidSignatureS``)."""
-    vs = (SECP256K1_N // 2 + 12345) | (int.from_bytes(vote.vs, "big") >> 255 << 255)
-    return vote.model_copy(update={"vs": vs.to_bytes(32, "big")})
+    vs = (SECP256K1_N // 2 + 12345) | (int.from_bytes(signed.vs, "big") >> 255 << 255)
+    return signed.model_copy(update={"vs": vs.to_bytes(32, "big")})
 
 
 def test_a_batch_the_contract_refuses_goes_again_without_the_offenders(
@@ -269,8 +245,8 @@ def test_a_batch_the_contract_refuses_goes_again_without_the_offenders(
     l0, l1, l2, l3, l4 = e.learners
     # What the relay's checks refuse, queued anyway (as if a check had missed it): the
     # proposer's vote, a high-s signature, a vote with a wrong learner index.
-    queue = [signed(e, l1), signed(e, l0), high_s(signed(e, l3)), signed(e, l2),
-             signed(e, l4).model_copy(update={"approve": False})]  # not what l4 signed
+    queue = [signed_vote(e, l1), signed_vote(e, l0), high_s(signed_vote(e, l3)), signed_vote(e, l2),
+             signed_vote(e, l4).model_copy(update={"approve": False})]  # not what l4 signed
     for vote in queue:
         relay._enqueue(vote, voters=len(queue) + 1)  # never complete: the tick sends it
     with relay_log() as log:
@@ -289,15 +265,15 @@ def test_a_revert_naming_no_vote_sends_the_votes_one_by_one(make: Make,
     relay = Relay(e.contract.with_account(outsider), experiments=[e.id], batch_delay=0)
     e.propose(0)
     _, l1, l2, l3 = e.learners
-    relay._enqueue(signed(e, l1), 3)
-    relay._enqueue(signed(e, l2).model_copy(update={"r": bytes(32)}), 3)  # ECDSAInvalidSignature()
+    relay._enqueue(signed_vote(e, l1), 3)
+    relay._enqueue(signed_vote(e, l2).model_copy(update={"r": bytes(32)}), 3)  # ECDSAInvalidSignature()
     assert relay.votes_queued == 2
     relay.tick()
     assert {v.voter for v in e.contract.votes(e.id, 0)} == {l1.address}
     assert relay.votes_queued == 0
     with serving(relay) as server, RelayClient(server.url) as client:
-        client.submit_vote(signed(e, l2))
-        client.submit_vote(signed(e, l3))
+        client.submit_vote(signed_vote(e, l2))
+        client.submit_vote(signed_vote(e, l3))
     relay.tick()
     assert e.contract.decisions(e.id, 0), "l2's genuine vote still counts"
 
@@ -319,8 +295,8 @@ def test_a_batch_that_fails_in_transit_stays_queued(make: Make, outsider: LocalA
 
     monkeypatch.setattr(relay.client, "cast_votes_by_sig", flaky)
     with serving(relay) as server, RelayClient(server.url) as client:
-        client.submit_vote(signed(e, l1))
-        client.submit_vote(signed(e, l2))
+        client.submit_vote(signed_vote(e, l1))
+        client.submit_vote(signed_vote(e, l2))
     for _ in range(2):
         relay._pending[(e.id, 0, "vote")].retry_at = 0  # the test's tick is the next try
         relay.tick()
@@ -337,7 +313,7 @@ def test_votes_are_discarded_only_once_their_round_is_closed(
     relay = Relay(e.contract.with_account(outsider), experiments=[e.id], batch_delay=3600)
     e.propose(0)
     with serving(relay) as server, RelayClient(server.url) as client:
-        client.submit_vote(signed(e, e.learners[1]))
+        client.submit_vote(signed_vote(e, e.learners[1]))
     relay.tick()
     assert relay.votes_queued == 1, "queued until the batch is due"
     advance_time(chain, VOTING_TIMEOUT)
@@ -356,12 +332,11 @@ def test_a_batch_in_a_large_experiment_pays_at_least_the_calldata_floor(
     e = make(n=n, rounds=1, members=members, join=False)  # most members hold no ETH:
     payer = e.contract.with_account(outsider)  # their signed joins are relayed
     for i, member in enumerate(members):
-        payer.join_by_sig(sign_join(member, chain_id=payer.chain_id, contract=payer.address,
-                                    experiment_id=e.id, learner_index=i))
+        payer.join_by_sig(signed_join(e, member, i))
     relay = Relay(payer, experiments=[e.id], batch_delay=0)
     e.propose(0)
     with serving(relay) as server, RelayClient(server.url) as client:
-        client.submit_vote(signed(e, learners[1]))
+        client.submit_vote(signed_vote(e, learners[1]))
     relay.tick()
     (vote,) = e.contract.votes(e.id, 0)
     tx = relay.client.w3.eth.get_transaction(vote.tx_hash)
@@ -484,7 +459,7 @@ def test_an_unexpected_error_is_a_500_and_one_line(server: RelayServer, make: Ma
 
     monkeypatch.setattr(server.relay, "_check_target", broken)
     with relay_log() as log:
-        answer = post(server.url, "/v1/votes", signed(e, e.learners[1]).model_dump_json())
+        answer = post(server.url, "/v1/votes", signed_vote(e, e.learners[1]).model_dump_json())
     assert answer.status_code == 500 and answer.json() == {"error": "internal error"}
     assert len(log.records) == 1 and log.records[0].levelno == logging.ERROR
     log.assert_clean(at_most=1)
@@ -539,12 +514,17 @@ def test_random_json_gets_a_4xx_and_one_log_line(server: RelayServer, path: str,
 def test_random_signatures_get_a_4xx_and_one_log_line(server: RelayServer, r: bytes,
                                                       vs: bytes, index: int,
                                                       experiment: int) -> None:
-    vote = SignedVote(chain_id=server.relay.client.chain_id,
-                      contract=server.relay.client.address, experiment_id=experiment, round=0,
-                      voter="0x" + "ab" * 20, learner_index=index, digest=b"\x01" * 32,
-                      approve=True, score=1, r=r, vs=vs)
+    assert_refused_in_one_line(server, "/v1/votes", SignedVote(
+        chain_id=server.relay.client.chain_id, contract=server.relay.client.address,
+        experiment_id=experiment, round=0, voter="0x" + "ab" * 20, learner_index=index,
+        digest=b"\x01" * 32, approve=True, score=1, r=r, vs=vs))
+
+
+def assert_refused_in_one_line(server: RelayServer, path: str,
+                               call: SignedVote | SignedCommit) -> None:
+    """Posts ``call``: a 4xx answer and one log line, and no experiment watched."""
     with relay_log() as log:
-        answer = post(server.url, "/v1/votes", vote.model_dump_json())
+        answer = post(server.url, path, call.model_dump_json())
     assert answer.status_code in (400, 409), answer.text
     assert len(log.records) == 1
     log.assert_clean(at_most=1)
@@ -577,16 +557,10 @@ def test_random_headers_get_a_4xx_and_one_log_line(server: RelayServer, length: 
 def test_random_signed_commitments_get_a_4xx_and_one_log_line(
         server: RelayServer, r: bytes, vs: bytes, commitment: bytes, index: int,
         experiment: int) -> None:
-    commit = SignedCommit(chain_id=server.relay.client.chain_id,
-                          contract=server.relay.client.address, experiment_id=experiment,
-                          round=0, voter="0x" + "ab" * 20, learner_index=index,
-                          commitment=commitment, r=r, vs=vs)
-    with relay_log() as log:
-        answer = post(server.url, "/v1/commits", commit.model_dump_json())
-    assert answer.status_code in (400, 409), answer.text
-    assert len(log.records) == 1
-    log.assert_clean(at_most=1)
-    assert server.relay.watched == set()
+    assert_refused_in_one_line(server, "/v1/commits", SignedCommit(
+        chain_id=server.relay.client.chain_id, contract=server.relay.client.address,
+        experiment_id=experiment, round=0, voter="0x" + "ab" * 20, learner_index=index,
+        commitment=commitment, r=r, vs=vs))
 
 
 @pytest.fixture
@@ -603,11 +577,7 @@ def revealing(server: RelayServer, learners: list[LocalAccount]) -> Exp:
     e.join_all()
     e.propose(0)
     for voter in e.voters(0):
-        opened = VoteOpening(approve=True, score=score_to_fixed(0.7), salt=b"\x11" * 32)
-        server.relay.submit_commit(sign_commit(
-            voter, chain_id=e.contract.chain_id, contract=e.contract.address,
-            experiment_id=e.id, round_index=0, learner_index=e.learners.index(voter),
-            commitment=vote_commitment(e.id, 0, voter.address, e.proposal(0)[1], opened)))
+        server.relay.submit_commit(signed_commit(e, voter, 0, opening(True, 0.7, b"\x11" * 32)))
     assert e.state() is RoundState.REVEALING
     return e
 
