@@ -23,33 +23,12 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 DOMAIN_NAME = "CollectiveLearning"
 DOMAIN_VERSION = "2"
 
-_DOMAIN_TYPE = [
-    {"name": "name", "type": "string"},
-    {"name": "version", "type": "string"},
-    {"name": "chainId", "type": "uint256"},
-    {"name": "verifyingContract", "type": "address"},
-]
-_VOTE_TYPE = [
-    {"name": "experimentId", "type": "uint256"},
-    {"name": "round", "type": "uint256"},
-    {"name": "digest", "type": "bytes32"},
-    {"name": "approve", "type": "bool"},
-    {"name": "score", "type": "int256"},
-]
-_PROPOSAL_TYPE = [
-    {"name": "experimentId", "type": "uint256"},
-    {"name": "round", "type": "uint256"},
-    {"name": "cid", "type": "string"},
-    {"name": "digest", "type": "bytes32"},
-]
-_JOIN_TYPE = [
-    {"name": "experimentId", "type": "uint256"},
-]
-_COMMIT_TYPE = [
-    {"name": "experimentId", "type": "uint256"},
-    {"name": "round", "type": "uint256"},
-    {"name": "commitment", "type": "bytes32"},
-]
+# EIP-712's encodeType of each struct, as the contract's *_TYPEHASH constants hash it.
+_DOMAIN_TYPE = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+_VOTE_TYPE = "Vote(uint256 experimentId,uint256 round,bytes32 digest,bool approve,int256 score)"
+_COMMIT_TYPE = "Commit(uint256 experimentId,uint256 round,bytes32 commitment)"
+_PROPOSAL_TYPE = "Proposal(uint256 experimentId,uint256 round,string cid,bytes32 digest)"
+_JOIN_TYPE = "Join(uint256 experimentId)"
 
 
 # Signed calls travel as JSON (to a relay): bytes as hex. Every field is bounded as the
@@ -164,9 +143,24 @@ class SignedJoin(_SignedCall):
         return join_typed_data(self.chain_id, self.contract, self.experiment_id)
 
 
-def _domain(chain_id: int, contract: str) -> dict[str, Any]:
-    return {"name": DOMAIN_NAME, "version": DOMAIN_VERSION, "chainId": chain_id,
-            "verifyingContract": to_checksum_address(contract)}
+def _struct(encoded_type: str) -> tuple[str, list[dict[str, str]]]:
+    """``Name(type1 name1,type2 name2)`` as its name and eth-account's list of fields."""
+    name, _, fields = encoded_type.removesuffix(")").partition("(")
+    return name, [{"name": field, "type": kind}
+                  for kind, field in (pair.split(" ") for pair in fields.split(","))]
+
+
+def _typed_data(encoded_type: str, chain_id: int, contract: str,
+                message: dict[str, Any]) -> dict[str, Any]:
+    """The typed data of one struct (``encoded_type``) under the contract's domain."""
+    primary, fields = _struct(encoded_type)
+    return {
+        "types": {"EIP712Domain": _struct(_DOMAIN_TYPE)[1], primary: fields},
+        "primaryType": primary,
+        "domain": {"name": DOMAIN_NAME, "version": DOMAIN_VERSION, "chainId": chain_id,
+                   "verifyingContract": to_checksum_address(contract)},
+        "message": message,
+    }
 
 
 def vote_commitment(experiment_id: int, round_index: int, voter: str, digest: bytes,
@@ -181,44 +175,25 @@ def vote_commitment(experiment_id: int, round_index: int, voter: str, digest: by
 
 def vote_typed_data(chain_id: int, contract: str, experiment_id: int, round_index: int,
                     digest: bytes, approve: bool, score: int) -> dict[str, Any]:
-    return {
-        "types": {"EIP712Domain": _DOMAIN_TYPE, "Vote": _VOTE_TYPE},
-        "primaryType": "Vote",
-        "domain": _domain(chain_id, contract),
-        "message": {"experimentId": experiment_id, "round": round_index, "digest": digest,
-                    "approve": approve, "score": score},
-    }
+    return _typed_data(_VOTE_TYPE, chain_id, contract, {
+        "experimentId": experiment_id, "round": round_index, "digest": digest,
+        "approve": approve, "score": score})
 
 
 def commit_typed_data(chain_id: int, contract: str, experiment_id: int, round_index: int,
                       commitment: bytes) -> dict[str, Any]:
-    return {
-        "types": {"EIP712Domain": _DOMAIN_TYPE, "Commit": _COMMIT_TYPE},
-        "primaryType": "Commit",
-        "domain": _domain(chain_id, contract),
-        "message": {"experimentId": experiment_id, "round": round_index,
-                    "commitment": commitment},
-    }
+    return _typed_data(_COMMIT_TYPE, chain_id, contract, {
+        "experimentId": experiment_id, "round": round_index, "commitment": commitment})
 
 
 def proposal_typed_data(chain_id: int, contract: str, experiment_id: int, round_index: int,
                         cid: str, digest: bytes) -> dict[str, Any]:
-    return {
-        "types": {"EIP712Domain": _DOMAIN_TYPE, "Proposal": _PROPOSAL_TYPE},
-        "primaryType": "Proposal",
-        "domain": _domain(chain_id, contract),
-        "message": {"experimentId": experiment_id, "round": round_index, "cid": cid,
-                    "digest": digest},
-    }
+    return _typed_data(_PROPOSAL_TYPE, chain_id, contract, {
+        "experimentId": experiment_id, "round": round_index, "cid": cid, "digest": digest})
 
 
 def join_typed_data(chain_id: int, contract: str, experiment_id: int) -> dict[str, Any]:
-    return {
-        "types": {"EIP712Domain": _DOMAIN_TYPE, "Join": _JOIN_TYPE},
-        "primaryType": "Join",
-        "domain": _domain(chain_id, contract),
-        "message": {"experimentId": experiment_id},
-    }
+    return _typed_data(_JOIN_TYPE, chain_id, contract, {"experimentId": experiment_id})
 
 
 def sign_join(account: LocalAccount, *, chain_id: int, contract: str, experiment_id: int,

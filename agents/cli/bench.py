@@ -66,7 +66,7 @@ def run_overhead(args: argparse.Namespace, console: Console) -> None:
 
 
 def run_gas(args: argparse.Namespace, console: Console) -> None:
-    from agents.bench.gas import bench_gas
+    from agents.bench.gas.report import bench_gas
 
     bench_gas(as_json=args.json, learner_counts=args.learners, rpc=args.rpc)
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from agents.bench.overhead import bench_overhead, print_overhead_report
+from agents.bench.overhead import bench_overhead
+from agents.bench.overhead_report import print_overhead_report
 from colearn_core.tasks.bench import bench_config, bench_learner, make_bench_learners
 
 

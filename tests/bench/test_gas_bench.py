@@ -18,7 +18,9 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from agents.bench.gas import (
+from agents.bench.gas.learning import LearningGas
+from agents.bench.gas.openzeppelin import GovernorGas
+from agents.bench.gas.report import (
     JOIN_MAX,
     ROUND_OF_FIVE_MAX,
     SEALED_ROUND_OF_FIVE_MAX,
@@ -27,8 +29,6 @@ from agents.bench.gas import (
     VOTE_MAX,
     VOTE_SPREAD_MAX,
     GasReport,
-    GovernorGas,
-    LearningGas,
     print_gas_report,
 )
 from agents.cli.main import main

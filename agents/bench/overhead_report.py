@@ -1,0 +1,78 @@
+"""``colearn bench overhead``'s report as rich tables (the report is the dict that
+:func:`agents.bench.overhead.run_overhead_bench` returns)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _sequence(decisions: list[bool | None]) -> str:
+    return "".join("A" if d else "-" if d is None else "R" for d in decisions)
+
+
+def _check(ok: bool) -> str:
+    return "[green]yes[/]" if ok else "[red]no[/]"
+
+
+def print_overhead_report(report: dict[str, Any], console: Console | None = None) -> None:
+    """The report as rich tables."""
+    console = console or Console()
+    memory, chain, targets = report["in_memory"], report["on_chain"], report["targets"]
+    parts = chain["protocol_parts_per_round"]
+    table = Table(title=f"overhead: {report['n_learners']} learners, {report['n_rounds']} "
+                        f"rounds, preset {report['preset']}, {report['cpus']} CPUs")
+    table.add_column("")
+    table.add_column("in memory", justify="right")
+    table.add_column("on chain", justify="right")
+    table.add_row("seconds a round", f"{memory['seconds_per_round']:.3f}",
+                  f"{chain['seconds_per_round']:.3f}")
+    table.add_row("seconds in all", f"{memory['seconds']:.2f}", f"{chain['seconds']:.2f}")
+    table.add_row("decisions (A accepted, R rejected)", _sequence(memory["decisions"]),
+                  _sequence(chain["decisions"]))
+    table.add_row("final model", memory["model_digest"][:18] + "…",
+                  chain["model_digest"][:18] + "…")
+    console.print(table)
+
+    console.print(
+        f"on chain / in memory: [bold]{report['ratio']:.3f}[/] "
+        f"(target ≤ {targets['ratio_max']:g}: {_check(targets['ratio_met'])}) · "
+        f"protocol's own time: [bold]{report['protocol_seconds_per_round']:.3f} s[/] a round "
+        f"(status reads {parts['status']:.3f} s, transactions {parts['transactions']:.3f} s, "
+        f"following events {parts['follow']:.3f} s ({report['follow']}), store "
+        f"{parts['store']:.3f} s, encoding, hashing, logging and the rest "
+        f"{parts['other']:.3f} s; {chain['protocol_share']:.0%} of the "
+        f"agents' acting time; target ≤ "
+        f"{targets['protocol_seconds_per_round_max']:g} s: {_check(targets['protocol_met'])})",
+        soft_wrap=True)
+    load = report["load_average"]
+    console.print(
+        f"same decisions: {_check(report['decisions_match'])} · same final model: "
+        f"{_check(report['models_match'])} · agents that stopped without the final model: "
+        f"{report['agents_without_final_model'] or 'none'} · proposals trained but refused "
+        f"by the chain: {chain['discarded_proposals']} · agents' start-up (not timed): "
+        f"{chain['startup_seconds']:.1f} s · load average before the runs: "
+        f"{load['before_in_memory']:.2f}, {load['before_on_chain']:.2f}", soft_wrap=True)
+
+    calls = Table(title="in memory: learner calls")
+    for column in ("call", "calls", "seconds", "seconds a call"):
+        calls.add_column(column, justify="right" if column != "call" else "left")
+    for name, entry in memory["learner_calls"].items():
+        calls.add_row(name, str(entry["calls"]), f"{entry['seconds']:.2f}",
+                      f"{entry['seconds_per_call']:.3f}")
+    console.print(calls)
+
+    agents = Table(title="on chain: each agent's seconds a round "
+                         "(protocol = step - learner + follow; store is part of step)")
+    for column in ("agent", "step", "learner", "store", "follow", "protocol"):
+        agents.add_column(column, justify="right")
+    for agent in chain["agents"]:
+        s = agent["seconds_per_round"]
+        agents.add_row(str(agent["index"]), f"{s['step']:.3f}", f"{s['learner']:.3f}",
+                       f"{s['store']:.4f}", f"{s['follow']:.4f}", f"{s['protocol']:.3f}")
+    agents.add_row("all", "", "", f"{chain['store_seconds_per_round']:.4f}",
+                   f"{chain['follow_seconds_per_round']:.4f}",
+                   f"{chain['protocol_seconds_per_round']:.3f}")
+    console.print(agents)
