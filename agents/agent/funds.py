@@ -4,7 +4,6 @@ join without stake may go through the relay), the balance read, the withdrawal a
 from __future__ import annotations
 
 from agents.agent.base import AgentCore, AgentError
-from agents.chain.erc20 import Erc20
 from agents.chain.errors import ChainError, ContractRevert
 from agents.chain.signing import sign_join
 from agents.relay import RelayError
@@ -35,15 +34,8 @@ class Funds(AgentCore):
 
     def _check_funds(self, stake: int, token: str | None) -> None:
         """Raises :class:`AgentError` (one line) if the account cannot pay the stake."""
-        held: int
-        try:
-            if token is None:
-                held, unit = int(self.client.w3.eth.get_balance(self.address)), "wei"
-            else:
-                held = Erc20(self.client._rpc, token).balance_of(self.address)
-                unit = f"units of token {token}"
-        except Exception as exc:  # noqa: BLE001 - any transport failure
-            raise ChainError(f"cannot read the balance: {exc}") from None
+        held = self.client.balance(self.address, token)
+        unit = "wei" if token is None else f"units of token {token}"
         if held < stake:
             raise AgentError(
                 f"account {self.address} cannot pay the stake of experiment "
@@ -85,7 +77,4 @@ class Funds(AgentCore):
         return amounts[-1] if amounts else owed
 
     def _can_pay(self) -> bool:
-        try:
-            return self.client.w3.eth.get_balance(self.address) > 0
-        except Exception as exc:  # noqa: BLE001 - any transport failure
-            raise ChainError(f"cannot read the balance: {exc}") from None
+        return self.client.balance(self.address) > 0

@@ -26,6 +26,7 @@ from web3 import Web3
 from web3.types import BlockIdentifier
 
 from agents.chain.abi import AbiFunction, EventDecoder, load_artifact, word
+from agents.chain.erc20 import Erc20
 from agents.chain.errors import (
     ChainError,
     ContractRevert,
@@ -48,7 +49,6 @@ from agents.chain.logs import (
     WeightsProposed,
 )
 from agents.chain.rpc import rpc_for
-from agents.chain.erc20 import Erc20
 from agents.chain.signing import SignedCommit, SignedJoin, SignedProposal, SignedVote, VoteOpening
 from agents.chain.transactions import ROUND_CALL_GAS, TxSender
 from agents.chain.types import (
@@ -294,6 +294,12 @@ class CollectiveLearningClient:
             round=round_index, state=state, deadline=deadline, model_digest=digest,
             model_round=model_round, voted=voted, joined=joined, timestamp=timestamp,
             base_fee=base_fee, committed=committed, proposal_digest=proposal_digest)
+
+    def balance(self, account: str, token: str | None = None) -> int:
+        """What ``account`` holds: wei, or units of the ERC-20 ``token``."""
+        if token is None:
+            return self._rpc.balance(account)
+        return Erc20(self._rpc, token).balance_of(account)
 
     def stake_of(self, experiment_id: int) -> StakeInfo:
         """The money side of a staked experiment: token, amounts, pool, shares so far."""

@@ -170,6 +170,9 @@ class JsonRpc:
     def nonce(self, address: str) -> int:
         return self._quantity("eth_getTransactionCount", [address, "pending"])
 
+    def balance(self, address: str) -> int:
+        return self._quantity("eth_getBalance", [address, "latest"])
+
     def max_priority_fee(self) -> int:
         return self._quantity("eth_maxPriorityFeePerGas", [])
 
@@ -297,6 +300,9 @@ class Web3Rpc:
 
     def nonce(self, address: str) -> int:
         return int(self._do(self.eth.get_transaction_count, address, "pending"))
+
+    def balance(self, address: str) -> int:
+        return int(self._do(self.eth.get_balance, address))
 
     def max_priority_fee(self) -> int:
         return int(self._do(lambda: self.eth.max_priority_fee))
