@@ -2,9 +2,10 @@
 
 ``agents/artifacts/CollectiveLearning.json`` ships in the Python package; it must be
 exactly what ``npm run compile`` produces from ``contracts/CollectiveLearning.sol``. So
-must ``agents/artifacts/GovernorBench.json``, the test-only contracts of
-``contracts/bench/`` that ``colearn bench gas`` deploys (compact: ABI, creation bytecode
-and the keccak256 of every source unit).
+must each bench artifact (``agents/artifacts/GovernorBench.json``,
+``BenchERC20.json``): the contracts of ``contracts/bench/`` that ``colearn bench gas``
+deploys beside ours (compact: ABI, creation bytecode and the keccak256 of every source
+unit), one artifact per source file.
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ SOURCE_NAME = "contracts/CollectiveLearning.sol"
 COMPILER_VERSION = "0.8.37"
 FIX = ("Run `npm run compile` and commit agents/artifacts/CollectiveLearning.json "
        "together with the contract change.")
-BENCH_ARTIFACT = ROOT / "agents" / "artifacts" / "GovernorBench.json"
-BENCH_SOURCE_NAME = "contracts/bench/GovernorBench.sol"
-BENCH_FIX = ("Run `npm run compile` and commit agents/artifacts/GovernorBench.json "
-             "together with the change to contracts/bench/.")
+#: The bench contracts by source file, and the contracts each holds.
+BENCH = {"GovernorBench": ["BenchGovernor", "BenchToken"], "BenchERC20": ["BenchERC20"]}
+BENCH_FIX = ("Run `npm run compile` and commit agents/artifacts/ together with the change "
+             "to contracts/bench/.")
 
 
 @pytest.fixture(scope="module")
@@ -62,11 +63,13 @@ def test_committed_artifact_uses_the_pinned_settings(committed: dict[str, Any]) 
         assert committed[key].startswith("0x") and len(committed[key]) > 2
 
 
-def test_committed_bench_artifact_is_built_from_the_sources_on_disk() -> None:
-    bench = json.loads(BENCH_ARTIFACT.read_text())
-    assert bench["sourceName"] == BENCH_SOURCE_NAME
+@pytest.mark.parametrize("name", sorted(BENCH))
+def test_committed_bench_artifact_is_built_from_the_sources_on_disk(name: str) -> None:
+    bench = json.loads((ROOT / "agents" / "artifacts" / f"{name}.json").read_text())
+    source_name = f"contracts/bench/{name}.sol"
+    assert bench["sourceName"] == source_name
     assert bench["compiler"]["version"].startswith(COMPILER_VERSION + "+"), BENCH_FIX
-    assert sorted(bench["contracts"]) == ["BenchGovernor", "BenchToken"]
+    assert sorted(bench["contracts"]) == BENCH[name]
     # Every source unit it was compiled from, the OpenZeppelin files (by npm name) included.
     for unit, digest in bench["sources"].items():
         path = ROOT / unit if unit.startswith("contracts/") else ROOT / "node_modules" / unit
@@ -74,10 +77,12 @@ def test_committed_bench_artifact_is_built_from_the_sources_on_disk() -> None:
             continue  # no node_modules here: the node test below covers them
         assert "0x" + keccak(path.read_bytes()).hex() == digest, (
             f"{unit} changed since the bench artifact was compiled. {BENCH_FIX}")
-    assert BENCH_SOURCE_NAME in bench["sources"]
-    on_disk = sorted(p.relative_to(ROOT).as_posix()
-                     for p in (ROOT / "contracts" / "bench").glob("*.sol"))
-    assert on_disk == [BENCH_SOURCE_NAME], (
+    assert source_name in bench["sources"]
+
+
+def test_every_bench_source_has_its_artifact() -> None:
+    on_disk = sorted(p.stem for p in (ROOT / "contracts" / "bench").glob("*.sol"))
+    assert on_disk == sorted(BENCH), (
         "compile.js writes one artifact per contracts/bench/*.sol: ship and test the new one")
 
 
@@ -112,10 +117,11 @@ def test_compiling_reproduces_the_committed_artifact(committed: dict[str, Any],
 
 
 @pytest.mark.node
-def test_compiling_reproduces_the_committed_bench_artifact(fresh: Path) -> None:
-    built = (fresh / BENCH_ARTIFACT.name).read_bytes()
-    assert built == BENCH_ARTIFACT.read_bytes(), (
-        f"agents/artifacts/GovernorBench.json differs from a fresh compile. {BENCH_FIX}")
+@pytest.mark.parametrize("name", sorted(BENCH))
+def test_compiling_reproduces_the_committed_bench_artifact(fresh: Path, name: str) -> None:
+    committed = ROOT / "agents" / "artifacts" / f"{name}.json"
+    assert (fresh / committed.name).read_bytes() == committed.read_bytes(), (
+        f"agents/artifacts/{name}.json differs from a fresh compile. {BENCH_FIX}")
     assert sorted(p.name for p in fresh.glob("*.json")) == sorted(
-        p.name for p in BENCH_ARTIFACT.parent.glob("*.json")), (
+        p.name for p in committed.parent.glob("*.json")), (
         "compile.js and agents/artifacts/ disagree on which artifacts exist")
