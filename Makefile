@@ -38,6 +38,25 @@ chromium:
 compile: $(NPM_STAMP)
 	node scripts/compile.js
 
+$(PY):
+	python3 -m venv $(VENV)
+
+# torch first, pinned: a torch range asked for before it is installed pulls CUDA builds.
+$(STAMP): pyproject.toml | $(PY)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -e ".[torch,dev]"
+	touch $@
+
+# Every learner kind (Keras, scikit-learn, DP, ONNX, mnist1d): the tests use them all.
+$(EXTRAS_STAMP): $(STAMP)
+	$(PIP) install --quiet -e ".[torch,keras,sklearn,dp,onnx,data,dev]"
+	touch $@
+
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
 # The contract's Solidity tests (contracts/test/*.t.sol: unit, gas bounds, fuzz, invariant) with
 # Foundry's forge from npm; foundry.toml points forge at npm's solc (scripts/solc-forge.js).
 forge-test: $(NPM_STAMP)
