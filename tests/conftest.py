@@ -260,6 +260,12 @@ class Clock:
             _rpc(self.w3, "evm_mine")
         assert self.latest() == timestamp
 
+    def last_second_before(self, deadline: int) -> None:
+        """Views see ``deadline - 2``; the next transaction lands at ``deadline - 1``, the
+        last second a phase is open."""
+        self.mine_at(deadline - 2)
+        self.next_at(deadline - 1)
+
     def next_at(self, timestamp: int) -> None:
         """The next transaction's block gets exactly ``timestamp`` (after the latest block)."""
         assert timestamp > self.latest()

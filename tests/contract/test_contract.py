@@ -420,8 +420,7 @@ def test_propose_is_refused_at_the_deadline_then_expire_is_allowed(
         chain: Web3, make: Make, clock: Any, outsider: LocalAccount) -> None:
     e = make()
     dl = e.deadline()
-    clock.mine_at(dl - 2)
-    clock.next_at(dl - 1)
+    clock.last_second_before(dl)
     with reverts("UnexpectedRoundState", experimentId=e.id, round=0, current="PROPOSING",
                  expected="PROPOSAL_TIMED_OUT"):
         e.by(outsider).expire(e.id, 0)
@@ -444,8 +443,7 @@ def test_vote_is_accepted_one_second_before_the_voting_deadline_and_refused_at_i
     e = make(n=3)
     e.propose(0)
     vdl = e.deadline()
-    clock.mine_at(vdl - 2)
-    clock.next_at(vdl - 1)
+    clock.last_second_before(vdl)
     tx = e.vote(0, e.learners[1], True)
     assert block_time(chain, tx) == vdl - 1
     assert e.state() is RoundState.VOTING
@@ -462,8 +460,7 @@ def test_decide_is_refused_before_the_voting_deadline_and_allowed_at_it(
     e.propose(0)
     e.vote(0, e.learners[1], True)
     vdl = e.deadline()
-    clock.mine_at(vdl - 2)
-    clock.next_at(vdl - 1)
+    clock.last_second_before(vdl)
     with reverts("UnexpectedRoundState", experimentId=e.id, round=0, current="VOTING",
                  expected="VOTING_TIMED_OUT"):
         e.by(outsider).decide(e.id, 0)
