@@ -12,7 +12,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple, Union
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from eth_utils import to_checksum_address
@@ -351,7 +351,7 @@ class Web3Rpc:
             "topics": hex_topics(topics)})
         return [_web3_log(e) for e in entries]
 
-Rpc = Union[JsonRpc, Web3Rpc]
+Rpc = JsonRpc | Web3Rpc
 
 def rpc_for(w3: Web3, errors: ErrorDecoder) -> Rpc:
     if isinstance(w3.provider, JSONBaseProvider):

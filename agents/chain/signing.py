@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
-from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
