@@ -66,15 +66,11 @@ class Funds(AgentCore):
     def _withdrawn_amount(self, block: int, owed: int) -> int:
         """The amount of this account's FundsWithdrawn event in ``block`` (``owed``, as
         read before, if the event cannot be read)."""
-        topic = self.client.event_topic("FundsWithdrawn")
-        me = bytes.fromhex(self.address[2:]).rjust(32, b"\0")
         try:
-            logs = self.client.raw_logs([topic, self.experiment_id.to_bytes(32, "big"), me],
-                                        block, block)
+            amount = self.client.withdrawal(self.experiment_id, self.address, block)
         except ChainError:
             return owed
-        amounts = [int.from_bytes(e.data[:32], "big") for e in logs if not e.removed]
-        return amounts[-1] if amounts else owed
+        return owed if amount is None else amount
 
     def _can_pay(self) -> bool:
         return self.client.balance(self.address) > 0

@@ -403,6 +403,17 @@ class CollectiveLearningClient:
             return event
         return None
 
+    def withdrawal(self, experiment_id: int, account: str, block: int) -> int | None:
+        """What ``account`` withdrew from the experiment in ``block`` (its FundsWithdrawn
+        event, decoded strictly), or ``None`` if it withdrew nothing there."""
+        topics = [self._events.topic["FundsWithdrawn"], word(experiment_id),
+                  bytes.fromhex(to_checksum_address(account)[2:]).rjust(32, b"\0")]
+        for entry in self.raw_logs(topics, block, block):
+            if not entry.removed:
+                _, fields = self._events.decode(entry, experiment_id)
+                return int(fields["amount"])
+        return None
+
     def block_number(self) -> int:
         return self._rpc.block_number()
 
