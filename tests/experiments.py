@@ -44,6 +44,13 @@ def digest(label: str) -> bytes:
     return hashlib.sha256(label.encode()).digest()
 
 
+def creation_args(members: list[str], rounds: int = 1) -> tuple[Any, ...]:
+    """``createExperiment``'s positional arguments for the tests' usual terms (threshold
+    5000, their timeouts, a fixed initial model), for tests that call it directly."""
+    return (members, 5000, rounds, PROPOSAL_TIMEOUT, VOTING_TIMEOUT, INITIAL_CID,
+            digest("initial"), "", JOIN_TIMEOUT)
+
+
 def same_address(a: str, b: str) -> bool:
     return a.lower() == b.lower()
 

@@ -24,8 +24,8 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Container
-from dataclasses import dataclass, field
+from collections.abc import Callable, Container, Sequence
+from dataclasses import astuple, dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -356,6 +356,17 @@ class ContractMachine(RuleBasedStateMachine):
         STATS.sequences += 1
 
     # ------------------------------------------------------------ sending
+
+    def send_batch(self, sender: LocalAccount, function: str, eid: int, args: tuple[Any, ...],
+                   listed: str, entries: Sequence[Any],
+                   predict: Callable[[list[str], int], Outcome]) -> None:
+        """Relays the batch ``function(eid, *args, learners, entries)`` from ``sender``, the
+        learner list as ``listed`` says; ``predict(learners, timestamp)`` is the model's
+        outcome."""
+        learners = self.learner_list(eid, listed)
+        fn = getattr(web3_contract(self.w.client).functions, function)(
+            eid, *args, learners, [astuple(e) for e in entries])
+        self.send(sender, fn, lambda at: predict(learners, at))
 
     def send(self, account: LocalAccount, fn: Any, predict: Callable[[int], Outcome],
              value: int = 0) -> None:
@@ -864,12 +875,9 @@ class ContractMachine(RuleBasedStateMachine):
                 commitment=keccak(commitment) if kind == "tampered" else commitment)
             r, vs = mangle(kind, signed.r, signed.vs, 0)
             commits.append(SignedCommitArg(index, commitment, r, vs))
-        learners = self.learner_list(eid, listed)
-        fn = web3_contract(self.w.client).functions.commitVotesBySig(
-            eid, round_index, learners, [(c.learner_index, c.commitment, c.r, c.vs)
-                                         for c in commits])
-        self.send(sender, fn, lambda at: self.model.commit_votes_by_sig(
-            sender.address, eid, round_index, learners, commits, at))
+        self.send_batch(sender, "commitVotesBySig", eid, (round_index,), listed, commits,
+                        lambda learners, at: self.model.commit_votes_by_sig(
+                            sender.address, eid, round_index, learners, commits, at))
 
     def reveal_arg(self, eid: int, round_index: int, voter: str, how: str) -> RevealArg:
         """``voter``'s opening as committed ("right"), or one that does not match it."""
@@ -896,12 +904,9 @@ class ContractMachine(RuleBasedStateMachine):
                      listed: str = "right") -> None:
         round_index = self.round_index(eid, "current")
         reveals = [self.reveal_arg(eid, round_index, voter, how) for voter, how in batch]
-        learners = self.learner_list(eid, listed)
-        fn = web3_contract(self.w.client).functions.revealVotes(
-            eid, round_index, learners, [(v.learner_index, v.approve, v.score, v.salt)
-                                         for v in reveals])
-        self.send(sender, fn, lambda at: self.model.reveal_votes(
-            sender.address, eid, round_index, learners, reveals, at))
+        self.send_batch(sender, "revealVotes", eid, (round_index,), listed, reveals,
+                        lambda learners, at: self.model.reveal_votes(
+                            sender.address, eid, round_index, learners, reveals, at))
 
     @precondition(lambda self: self.pending())
     @rule(exp=ANY_EXPERIMENT, who=SIGNER, pick=PICK, round_choice=ROUND,
@@ -970,12 +975,9 @@ class ContractMachine(RuleBasedStateMachine):
                       else self.signer(eid, who, pick))
             votes.append(self.signed_vote(eid, round_index, digest, signer, pick, kind, approve,
                                           score))
-        learners = self.learner_list(eid, listed)
-        fn = web3_contract(self.w.client).functions.castVotesBySig(
-            eid, round_index, digest, learners,
-            [(v.learner_index, v.approve, v.score, v.r, v.vs) for v in votes])
-        self.send(sender, fn, lambda at: self.model.cast_votes_by_sig(
-            sender.address, eid, round_index, digest, learners, votes, at))
+        self.send_batch(sender, "castVotesBySig", eid, (round_index, digest), listed, votes,
+                        lambda learners, at: self.model.cast_votes_by_sig(
+                            sender.address, eid, round_index, digest, learners, votes, at))
 
     @precondition(lambda self: self.model.count > 0)
     @rule(how=st.sampled_from(("decide", "expire")), exp=ANY_EXPERIMENT, round_choice=ROUND,

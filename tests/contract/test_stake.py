@@ -11,13 +11,12 @@ from typing import Any
 import pytest
 from eth_account.signers.local import LocalAccount
 from experiments import (
-    INITIAL_CID,
     JOIN_TIMEOUT,
     PROPOSAL_TIMEOUT,
     VOTING_TIMEOUT,
     Exp,
     Make,
-    digest,
+    creation_args,
     reverts,
 )
 from tokens import Token
@@ -186,8 +185,7 @@ def test_a_cancelled_experiment_refunds_every_deposit(chain: Web3, make: Make,
 def test_plain_experiments_take_no_value(chain: Web3, make: Make,
                                          contract: CollectiveLearningClient,
                                          learners: list[LocalAccount]) -> None:
-    args = ([a.address for a in learners[:3]], 5000, 1, PROPOSAL_TIMEOUT, VOTING_TIMEOUT,
-            INITIAL_CID, digest("initial"), "", JOIN_TIMEOUT)
+    args = creation_args([a.address for a in learners[:3]])
     with reverts("WrongValue", expected=0, given=1):
         contract._round_call("createExperiment", *args, ExperimentOptions().as_call_arg(),
                              gas=None, value=1)
@@ -266,7 +264,6 @@ def test_a_fee_on_transfer_token_is_refused(chain: Web3, contract: CollectiveLea
     fee.mint(deployer.address, 10 * ETH)
     with reverts("FeeOnTransferToken", token=fee.address, expected=3 * ETH,
                  received=3 * ETH - 3 * ETH // 100):
-        contract.create_experiment([a.address for a in learners[:3]], 5000, 1, PROPOSAL_TIMEOUT,
-                                   VOTING_TIMEOUT, INITIAL_CID, digest("initial"),
+        contract.create_experiment(*creation_args([a.address for a in learners[:3]]),
                                    options=terms(token=fee.address))
     assert fee.balance_of(deployer.address) == 10 * ETH
