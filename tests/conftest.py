@@ -180,7 +180,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 # smallest scope to the whole product. A module missing here is a collection error.
 LEVELS: dict[str, tuple[str, ...]] = {
     "unit": ("test_cid", "test_codec", "test_datasets", "test_digits", "test_splits",
-             "test_driver", "test_dp", "test_keras_learner", "test_pytorch_learner",
+             "test_standalone_driver", "test_dp", "test_keras_learner", "test_pytorch_learner",
              "test_pytorch_onnx", "test_pytorch_mnist_example", "test_sklearn_learners",
              "test_weight_store", "test_examples", "test_colearn_results",
              "test_colearn_training", "test_colearn_plot", "test_colearn_data",
