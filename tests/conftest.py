@@ -182,6 +182,7 @@ LEVELS: dict[str, tuple[str, ...]] = {
     "unit": ("test_cid", "test_codec", "test_datasets", "test_digits", "test_splits",
              "test_driver", "test_dp", "test_keras_learner", "test_pytorch_learner",
              "test_pytorch_onnx", "test_pytorch_mnist_example", "test_sklearn_learners",
+             "test_pytorch_compat", "test_keras_compat",
              "test_weight_store", "test_examples"),
     "contract": ("test_contract", "test_contract_stateful", "test_signed_calls",
                  "test_artifact", "test_hardhat", "test_gas_bench", "test_joining",
