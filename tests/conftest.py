@@ -184,7 +184,7 @@ LEVELS: dict[str, tuple[str, ...]] = {
              "test_pytorch_onnx", "test_pytorch_mnist_example", "test_sklearn_learners",
              "test_weight_store", "test_examples", "test_colearn_results",
              "test_colearn_training", "test_colearn_plot", "test_colearn_data",
-             "test_fraud_dataset"),
+             "test_fraud_dataset", "test_pytorch_compat", "test_keras_compat"),
     "contract": ("test_contract", "test_contract_stateful", "test_signed_calls",
                  "test_artifact", "test_hardhat", "test_gas_bench", "test_joining",
                  "test_sealed_votes", "test_stake"),
