@@ -131,7 +131,7 @@ def run(args: argparse.Namespace, console: Console) -> None:
     if isinstance(source, LearnerFactory):
         source.resolve()  # a wrong module, name or argument: said before anything else
     else:
-        source.offer()  # a factory that cannot be had: said before anything else
+        source.check()  # a wrong factory, name or parameter: said before anything else
     account = load_account(args.keystore, args.password_file)
     client = options.contract_client(args.rpc, args.contract, account, args.from_block)
     client.experiment(args.experiment)  # UnknownExperiment before any training

@@ -15,7 +15,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.experiment.spec import FACTORY_TARGET_PATTERN, SpecError, describe_exception
+from agents.experiment.spec import (
+    FACTORY_TARGET_PATTERN,
+    MAX_ARG_NESTING,
+    SpecError,
+    _nesting,
+    describe_exception,
+)
 from colearn_core.ml_interface import MachineLearningInterface
 
 _METHODS = ("get_models", "get_dataloaders", "get_compatibilities", "get_mli")
@@ -73,14 +79,19 @@ class MliFactorySpec(BaseModel):
                                 f"{describe_exception(exc)}") from None
         return offered
 
-    def build(self) -> MachineLearningInterface:
-        """The learner ``get_mli`` returns for these names and parameters."""
+    def check(self) -> tuple[Any, str, str]:
+        """The factory, the model and the dataloader, once the names are among what the
+        factory offers and the parameters are JSON objects; else :class:`SpecError`."""
         factory = self.factory()
-        offered = self.offer(factory)
-        model, dataloader = self._names(offered)
+        model, dataloader = self._names(self.offer(factory))
         for what, params in (("--model-params", self.model_params),
                              ("--dataset-params", self.dataset_params)):
             _check_json_object(what, params)
+        return factory, model, dataloader
+
+    def build(self) -> MachineLearningInterface:
+        """The learner ``get_mli`` returns for these names and parameters."""
+        factory, model, dataloader = self.check()
         try:
             learner = factory.get_mli(model, self.model_params, dataloader,
                                       self.dataset_params)
@@ -115,6 +126,9 @@ class MliFactorySpec(BaseModel):
 
 
 def _check_json_object(what: str, text: str) -> None:
+    if _nesting(text) > MAX_ARG_NESTING:  # json's C parser could overflow the stack
+        raise SpecError(f"{what} is not valid JSON (it nests deeper than {MAX_ARG_NESTING} "
+                        "brackets)")
     try:
         value = json.loads(text)
     except (ValueError, RecursionError) as exc:

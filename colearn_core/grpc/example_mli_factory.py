@@ -73,8 +73,8 @@ def _merged(defaults: dict[str, Any], params: str, what: str,
     except (TypeError, ValueError) as exc:
         raise ValueError(f"the parameters of {what} are not JSON: {exc}") from None
     if not isinstance(given, dict):
-        raise ValueError(  # noqa: TRY004 - bad input, like the JSON error abovef"the parameters of {what} are a JSON {type(given).__name__}, "
-                         "not an object")
+        raise ValueError(  # noqa: TRY004 - bad input, like the JSON error above
+            f"the parameters of {what} are a JSON {type(given).__name__}, not an object")
     config = copy.deepcopy(defaults)
     for key, value in given.items():
         if key in config or key in extra:
