@@ -97,3 +97,14 @@ def test_model_file_weights_travel_by_content(tmp_path, caplog) -> None:
                               for p in peer_paths)
     assert any(OPAQUE_NOTICE.format(kind="a model file") in r.getMessage()
                for r in caplog.records)
+
+
+def test_xgboost_example_decides_alike_in_memory_and_on_chain() -> None:
+    pytest.importorskip("xgboost")
+    from agents.demo.examples import run_example
+
+    in_memory = run_example("xgb-reg-boston", n_learners=3, n_rounds=3)
+    on_chain = run_example("xgb-reg-boston", n_learners=3, n_rounds=3, on_chain=True)
+    assert on_chain.decisions == in_memory.decisions and any(on_chain.decisions)
+    assert on_chain.final_score == pytest.approx(in_memory.final_score, abs=1e-9)
+    assert on_chain.final_score < on_chain.initial_score  # mean squared error
