@@ -1,1 +1,2 @@
-"""colearn's ``colearn_other``: helpers its examples import (the fraud data set)."""
+"""colearn's ``colearn_other``: helpers its examples import (the fraud data set, the demo's
+split and score names)."""
