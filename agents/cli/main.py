@@ -26,6 +26,7 @@ from agents.cli import (
     bench,
     chain,
     demo,
+    dev,
     example,
     experiment,
     explorer,
@@ -44,7 +45,7 @@ _USER_ERRORS = (ChainError, WeightStoreError, AgentError, KeyLoadError, SpecErro
                 DevProcessError, BenchError, RelayError, Web3Exception, OSError, ValueError)
 EXIT_INTERNAL_ERROR = 70  # sysexits' EX_SOFTWARE
 #: The command modules, in the order ``colearn --help`` lists their commands.
-_COMMANDS = (example, demo, account, chain, experiment, agent, relay, audit, explorer, bench,
+_COMMANDS = (example, demo, dev, account, chain, experiment, agent, relay, audit, explorer, bench,
              store)
 
 
