@@ -25,6 +25,7 @@ from agents.cli import (
     audit,
     bench,
     chain,
+    compile,
     demo,
     dev,
     example,
@@ -46,7 +47,7 @@ _USER_ERRORS = (ChainError, WeightStoreError, AgentError, KeyLoadError, SpecErro
 EXIT_INTERNAL_ERROR = 70  # sysexits' EX_SOFTWARE
 #: The command modules, in the order ``colearn --help`` lists their commands.
 _COMMANDS = (example, demo, dev, account, chain, experiment, agent, relay, audit, explorer, bench,
-             store)
+             store, compile)
 
 
 def _parser() -> argparse.ArgumentParser:
