@@ -51,7 +51,8 @@ def register(subcommands: Subcommands) -> None:
     dev.add_argument("--ipfs-port", type=options.port, default=None, metavar="PORT",
                      help="js-ipfs's RPC API port (default: a free one)")
     dev.add_argument("--block-time", type=options.seconds(options.MIN_POLL_SECONDS),
-                     default=1.0, help="seconds between empty blocks, so deadlines pass "
+                     default=1.0, metavar="SECONDS",
+                     help="seconds between empty blocks, so deadlines pass "
                                        "(default 1)")
     add_anvil_option(dev)
     dev.set_defaults(run=run)
@@ -85,7 +86,7 @@ def _print_guide(env: DevEnvironment, console: Console) -> None:
                       "elsewhere):[/]")
         for learner in env.state.learners:
             console.print(f"  stakeholder {learner.index + 1}: {learner.address} "
-                          f"{learner.private_key}", highlight=False)
+                          f"{learner.private_key}", highlight=False, soft_wrap=True)
     console.print()
     console.print("[bold]1.[/] Create the experiment (prints its id: 1, the first on this "
                   "contract):")

@@ -16,6 +16,7 @@ import logging
 import os
 import secrets
 import shlex
+import shutil
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -102,12 +103,17 @@ class DevEnvironment:
                                  block_time=self.settings.block_time, mixed_mining=True)
             ipfs = JsIpfsDaemon(api_port=self.settings.ipfs_port)
             self.out.mkdir(parents=True, exist_ok=True)
+            # The agents' sealed-vote openings of an earlier run: its chain is gone, and the
+            # new one repeats its chain id, contract address and experiment ids.
+            shutil.rmtree(self.state_dir, ignore_errors=True)
             learners = self._stakeholders()
             self.anvil = self._stack.enter_context(anvil)
             self.ipfs = self._stack.enter_context(ipfs)
             self.state = self._set_up_chain(learners)
             self._write_spec()
-            (self.out / STATE_FILE).write_text(self.state.model_dump_json(indent=2) + "\n")
+            # With print_keys the keys are printed, never written.
+            (self.out / STATE_FILE).write_text(self.state.model_dump_json(
+                indent=2, exclude={"learners": {"__all__": {"private_key"}}}) + "\n")
             return self
         except BaseException:
             self.stop()
@@ -123,6 +129,11 @@ class DevEnvironment:
     def __exit__(self, exc_type: type[BaseException] | None,
                  exc: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
+
+    @property
+    def state_dir(self) -> Path:
+        """The agents' ``--state-dir``."""
+        return self.out / "state"
 
     @property
     def running(self) -> bool:
@@ -253,7 +264,7 @@ created_by = "colearn dev"
                 "--store", self.state.store, "--learner", DIGITS_FACTORY,
                 "--learner-arg", f"index={learner.index}",
                 "--learner-arg", f"n_learners={self.settings.learners}",
-                "--state-dir", str(self.out / "state"), *keys]))
+                "--state-dir", str(self.state_dir), *keys]))
         return commands
 
     def audit_command(self, experiment_id: int = 1) -> str:

@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from eth_account import Account
 
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.network import connect
@@ -158,3 +159,35 @@ def test_colearn_dev_refuses_a_missing_anvil_in_one_line(tmp_path):
     assert result.stderr.strip().splitlines() == [
         f"error: --anvil {tmp_path / 'no-anvil'}: no such file"]
     assert not (tmp_path / "dev").exists()  # nothing written before the check
+
+
+@pytest.mark.slow
+@pytest.mark.anvil
+@pytest.mark.ipfs
+def test_colearn_dev_prints_keys_instead_of_writing_keystores(tmp_path):
+    out = tmp_path / "dev"
+    dev = subprocess.Popen([*COLEARN, "dev", "--out", str(out), "--learners", "2",
+                            "--print-keys"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, cwd=tmp_path, env=ENV)
+    try:
+        lines = read_until_ready(dev)
+        state = json.loads((out / "dev.json").read_text())
+        assert sorted(p.name for p in out.iterdir()) == ["dev.json", "experiment.toml"]
+        printed = dict(line.split(": ", 1)[1].split() for line in lines
+                       if line.strip().startswith("stakeholder "))
+        assert list(printed) == [learner["address"] for learner in state["learners"]]
+        assert all("private_key" not in learner for learner in state["learners"])
+        for address, key in printed.items():
+            assert Account.from_key(key).address == address
+        create = next(line for line in lines if "colearn experiment create " in line)
+        agents = [line for line in lines if " colearn agent " in line]
+        assert create.startswith("COLEARN_PRIVATE_KEY=0x") and len(agents) == 2
+        assert all(a.startswith("COLEARN_PRIVATE_KEY=0x") for a in agents)
+        created = run_printed(create, tmp_path)
+        assert created.returncode == 0, created.stderr
+        assert created.stdout.strip() == "1"
+    finally:
+        dev.send_signal(signal.SIGINT)
+        status = dev.wait(timeout=HANG_GUARD)
+    assert status == 128 + signal.SIGINT
+    assert gone(state["anvil_pid"]) and gone(state["ipfs_pid"])
