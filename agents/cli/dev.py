@@ -52,8 +52,7 @@ def register(subcommands: Subcommands) -> None:
                      help="js-ipfs's RPC API port (default: a free one)")
     dev.add_argument("--block-time", type=options.seconds(options.MIN_POLL_SECONDS),
                      default=1.0, metavar="SECONDS",
-                     help="seconds between empty blocks, so deadlines pass "
-                                       "(default 1)")
+                     help="seconds between empty blocks, so deadlines pass (default 1)")
     add_anvil_option(dev)
     dev.set_defaults(run=run)
 
