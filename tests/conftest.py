@@ -196,7 +196,8 @@ LEVELS: dict[str, tuple[str, ...]] = {
                "test_colearn_ml_interface", "test_opaque_weights"),
     "system": ("test_cli", "test_demo", "test_faults", "test_hostile_peers",
                "test_learner_processes", "test_bench", "test_learning_bench",
-               "test_process_cleanup", "test_opaque_learner_processes"),
+               "test_process_cleanup", "test_opaque_learner_processes", "test_dev_command",
+               "test_account_fund", "test_compile_check", "test_find_anvil"),
 }
 _LEVEL_OF = {module: level for level, modules in LEVELS.items() for module in modules}
 

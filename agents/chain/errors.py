@@ -35,6 +35,18 @@ class RpcError(ChainError):
         super().__init__(message)
         self.code = code
 
+class InsufficientFunds(RpcError):
+    """The node refused a transaction its sender cannot pay for (JSON-RPC -32003, or a
+    message saying "insufficient funds"). :class:`agents.chain.transactions.TxSender` turns
+    it into one line naming the account and ``colearn account fund``."""
+
+#: JSON-RPC's "transaction rejected" code, which anvil, geth and Hardhat use for it.
+_TX_REJECTED = -32003
+
+def is_insufficient_funds(message: str, code: Any) -> bool:
+    return "insufficient funds" in message.lower() or (
+        code == _TX_REJECTED and "fund" in message.lower())
+
 class MalformedEvent(ChainError):
     """A log that does not decode as the contract's event (a hostile or broken contract)."""
 
@@ -103,7 +115,10 @@ class ErrorDecoder:
                 revert = None
             if revert is not None:
                 return revert
-        return RpcError(str(error.get("message", error)), error.get("code"))
+        message, code = str(error.get("message", error)), error.get("code")
+        if is_insufficient_funds(message, code):
+            return InsufficientFunds(message, code)
+        return RpcError(message, code)
 
     def classify(self, exc: BaseException) -> ChainError:
         """Any exception from web3, eth-tester or a transport, as a :class:`ChainError`."""

@@ -10,7 +10,7 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
-from agents.chain.errors import ChainError, ContractRevert
+from agents.chain.errors import ChainError, ContractRevert, InsufficientFunds
 from agents.chain.rpc import Receipt, Rpc
 from agents.chain.types import TxResult
 
@@ -77,7 +77,15 @@ class TxSender:
     def transact(self, to: str | None, data: bytes, gas: int | None = None,
                  base_fee: int | None = None, value: int = 0) -> tuple[TxResult, Receipt]:
         """:meth:`send`, also returning the receipt (its logs; the address a deployment,
-        ``to=None``, created)."""
+        ``to=None``, created). A sender that cannot pay raises :class:`InsufficientFunds`
+        naming ``colearn account fund``."""
+        try:
+            return self._transact(to, data, gas, base_fee, value)
+        except InsufficientFunds as exc:
+            raise self._unfunded(exc) from None
+
+    def _transact(self, to: str | None, data: bytes, gas: int | None,
+                  base_fee: int | None, value: int) -> tuple[TxResult, Receipt]:
         call = {"from": self.account.address, "data": "0x" + data.hex()}
         if to is not None:
             call["to"] = to
@@ -129,6 +137,14 @@ class TxSender:
             self._nonce += 1
             return sent
         raise AssertionError("unreachable")
+
+    def _unfunded(self, exc: InsufficientFunds) -> InsufficientFunds:
+        """The node's refusal as one line that says what to do about it."""
+        address = self.account.address
+        return InsufficientFunds(
+            f"account {address} has too little ETH for this transaction's gas (the node "
+            f"says: {exc}); on a dev chain run `colearn account fund --rpc URL --to {address}`, "
+            "elsewhere send it ETH", exc.code)
 
     def _fees(self, base_fee: int | None) -> dict[str, int]:
         if not base_fee:  # unknown, or a node that leaves it out of calls

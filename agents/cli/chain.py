@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from rich.console import Console
 
@@ -10,9 +11,17 @@ from agents.cli import options
 from agents.cli.options import Subcommands
 
 
+def add_anvil_option(parser: argparse.ArgumentParser) -> None:
+    """``--anvil PATH``: the anvil binary to run."""
+    parser.add_argument("--anvil", type=Path, default=None, metavar="PATH",
+                        help="the anvil binary (default: node_modules/.bin/anvil in a "
+                             "checkout, else anvil on PATH)")
+
+
 def register(subcommands: Subcommands) -> None:
     chain = subcommands.add_parser("chain", help="run a local anvil chain until Ctrl-C")
     chain.add_argument("--port", type=options.port, default=8545)
+    add_anvil_option(chain)
     chain.add_argument("--block-time", type=options.seconds(options.MIN_POLL_SECONDS),
                        default=1.0,
                        help="seconds between empty blocks, so deadlines pass (default 1)")
@@ -27,7 +36,7 @@ def register(subcommands: Subcommands) -> None:
 def run_chain(args: argparse.Namespace, console: Console) -> None:
     from agents.devtools.anvil import run_chain_forever
 
-    run_chain_forever(args.port, args.block_time, console)
+    run_chain_forever(args.port, args.block_time, console, args.anvil)
 
 
 def run_deploy(args: argparse.Namespace, console: Console) -> None:

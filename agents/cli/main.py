@@ -25,7 +25,9 @@ from agents.cli import (
     audit,
     bench,
     chain,
+    compile,
     demo,
+    dev,
     example,
     experiment,
     explorer,
@@ -44,8 +46,8 @@ _USER_ERRORS = (ChainError, WeightStoreError, AgentError, KeyLoadError, SpecErro
                 DevProcessError, BenchError, RelayError, Web3Exception, OSError, ValueError)
 EXIT_INTERNAL_ERROR = 70  # sysexits' EX_SOFTWARE
 #: The command modules, in the order ``colearn --help`` lists their commands.
-_COMMANDS = (example, demo, account, chain, experiment, agent, relay, audit, explorer, bench,
-             store)
+_COMMANDS = (example, demo, dev, account, chain, experiment, agent, relay, audit, explorer, bench,
+             store, compile)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -1,4 +1,5 @@
-"""A local development chain: anvil (from the npm package in ``node_modules``) as a child process.
+"""A local development chain: anvil (given, from ``node_modules`` in a checkout, or on
+``PATH``: :func:`find_anvil`) as a child process.
 
     with AnvilProcess() as anvil:
         w3 = connect(anvil.url)
@@ -10,6 +11,7 @@ time), and is stopped when the ``with`` block ends: SIGTERM first, SIGKILL if it
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +27,10 @@ from agents.devtools.process import (
 
 DEFAULT_ANVIL = PROJECT_ROOT / "node_modules" / ".bin" / "anvil"
 DEFAULT_CHAIN_ID = 31337
+#: How to get anvil, for the error that says none was found.
+INSTALL_HINT = ("`npm install @foundry-rs/anvil-linux-amd64` in a checkout (`npm ci` installs "
+                "it), or Foundry's `curl -L https://foundry.paradigm.xyz | bash && foundryup`, "
+                "or give --anvil PATH")
 
 
 class DevChainError(DevProcessError):
@@ -32,11 +38,24 @@ class DevChainError(DevProcessError):
 
 
 def find_anvil(path: str | Path | None = None) -> Path:
-    """The anvil binary: ``path`` if given, else the one npm installs in ``node_modules``."""
-    candidate = Path(path) if path is not None else DEFAULT_ANVIL
-    if not candidate.exists():
-        hint = "" if path is not None else f" Run `npm ci` in {PROJECT_ROOT} to install it."
-        raise DevChainError(f"anvil not found at {candidate}.{hint}")
+    """The anvil binary: ``path`` if given (``--anvil``); else the one npm installs in the
+    ``node_modules`` of the checkout this package runs from; else ``anvil`` on ``PATH``
+    (Foundry's ``foundryup`` puts it there). Raises :class:`DevChainError` saying how to
+    get one."""
+    if path is not None:
+        candidate = Path(path).expanduser()
+        if candidate.is_dir():
+            raise DevChainError(f"--anvil {candidate} is a directory, not the anvil binary")
+        if not candidate.exists():
+            raise DevChainError(f"--anvil {candidate}: no such file")
+    elif DEFAULT_ANVIL.exists():
+        candidate = DEFAULT_ANVIL
+    else:
+        found = shutil.which("anvil")
+        if found is None:
+            raise DevChainError(f"anvil not found (not in {DEFAULT_ANVIL.parent}, not on "
+                                f"PATH): install it with {INSTALL_HINT}")
+        candidate = Path(found)
     if not os.access(candidate, os.X_OK):
         raise DevChainError(f"anvil at {candidate} is not executable")
     return candidate
@@ -117,11 +136,12 @@ def dev_keys(count: int = 10) -> list[tuple[str, str]]:
     return [(a.address, a.key.hex()) for a in accounts]
 
 
-def run_chain_forever(port: int, block_time: float, console: Any) -> None:
+def run_chain_forever(port: int, block_time: float, console: Any,
+                      anvil_path: str | Path | None = None) -> None:
     """``colearn chain``: anvil on 127.0.0.1 until Ctrl-C (or SIGTERM, SIGHUP: the CLI
     turns them into :class:`agents._utils.shutdown.Interrupted`, which stops anvil on its way
     out), with its URL and test keys. Raises :class:`DevChainError` if anvil exits."""
-    with AnvilProcess(port=port, block_time=block_time, mixed_mining=True) as anvil:
+    with AnvilProcess(anvil_path, port=port, block_time=block_time, mixed_mining=True) as anvil:
         console.print(f"anvil listening on [bold]{anvil.url}[/] (chain id {anvil.chain_id})")
         console.print("funded test accounts (well-known keys: never use them on a real network):")
         for i, (address, key) in enumerate(dev_keys()):
