@@ -189,7 +189,7 @@ LEVELS: dict[str, tuple[str, ...]] = {
     "agents": ("test_agents", "test_agent_retries", "test_follow", "test_relay",
                "test_relay_hostile", "test_relay_agents", "test_hostile_node", "test_audit",
                "test_audit_hostile", "test_explorer", "test_onchain", "test_parity",
-               "test_ipfs_store", "test_colearn_compat", "test_logs"),
+               "test_ipfs_store", "test_colearn_compat", "test_logs", "test_status"),
     "system": ("test_cli", "test_demo", "test_faults", "test_hostile_peers",
                "test_learner_processes", "test_bench", "test_learning_bench",
                "test_process_cleanup"),
