@@ -131,11 +131,11 @@ def run_create(args: argparse.Namespace, console: Console) -> None:
     from agents.storage.store import open_store
 
     spec = ExperimentSpec.load(args.spec)
+    initial = spec.initial_weights()  # a spec's mistakes first, before any connection
     client = options.contract_client(args.rpc, args.contract,
                                      load_account(args.keystore, args.password_file))
     with open_store(args.store) as store:
-        experiment_id = launch_experiment(client, store, spec,
-                                          spec.initial_weights()).experiment_id
+        experiment_id = launch_experiment(client, store, spec, initial).experiment_id
     console.print(experiment_id)
 
 

@@ -73,7 +73,8 @@ def run_get(args: argparse.Namespace, console: Console) -> None:
     factory = None
     if args.onnx is not None:
         if args.learner is None:
-            raise ValueError("--onnx needs --learner MODULE:FACTORY: the learner that exports")
+            raise ValueError("--onnx needs --learner MODULE:FACTORY (the learner that "
+                             "exports it)")
         factory = LearnerFactory(target=args.learner, args=dict(args.learner_arg))
         factory.resolve()  # a wrong module, name or argument: said before any fetch
     elif args.learner is not None or args.learner_arg:

@@ -188,11 +188,11 @@ def render_status(s: ExperimentStatus, console: Console) -> None:
 
     unit = "wei" if int(s.token, 16) == 0 else f"units of {s.token}"
     lines = [
-        f"experiment [bold]{s.experiment_id}[/] · contract {s.contract} · chain {s.chain_id} · "
-        f"block {s.block_number}",
-        f"phase [bold]{s.phase}[/] · round {min(s.round, s.num_rounds)} of {s.num_rounds}"
-        f" · {s.closed_rounds} closed, {s.accepted_rounds} accepted"
-        + (" · sealed votes" if s.sealed else "") + (" · staked" if s.staked else ""),
+        (f"experiment [bold]{s.experiment_id}[/] · contract {s.contract} · "
+         f"chain {s.chain_id} · block {s.block_number}"),
+        (f"phase [bold]{s.phase}[/] · round {min(s.round, s.num_rounds)} of {s.num_rounds}"
+         f" · {s.closed_rounds} closed, {s.accepted_rounds} accepted"
+         + (" · sealed votes" if s.sealed else "") + (" · staked" if s.staked else "")),
     ]
     if s.deadline:
         lines.append(f"deadline of this phase: {_when(s.deadline, s.chain_time)}")
@@ -222,7 +222,7 @@ def render_status(s: ExperimentStatus, console: Console) -> None:
         table.add_row(*row, style="red" if learner.late else None)
     console.print(table)
     if s.late:
-        console.print(f"[red]late[/] (past the deadline): "
+        console.print("[red]late[/] (past the deadline): "
                       + ", ".join(f"learner {x.index}" for x in s.late), highlight=False)
     console.print(f"balances in {unit}", style="dim", highlight=False)
 
