@@ -99,7 +99,7 @@ def register(subcommands: Subcommands) -> None:
                     "proposed and voted this round, who is late, each learner's balance and, "
                     "where staked, its stake, penalties and what it is owed.",
         epilog="example:\n  colearn experiment status --rpc http://127.0.0.1:8545 "
-               "--contract 0x... --experiment 0",
+               "--contract 0x... --experiment 1",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     status.add_argument("--rpc", required=True, metavar="URL", help="the chain's JSON-RPC URL")
     status.add_argument("--contract", required=True, type=options.address, metavar="ADDR",

@@ -13,7 +13,7 @@ from agents.cli.options import Subcommands
 
 EXAMPLE = """\
 examples:
-  colearn model get --rpc http://127.0.0.1:8545 --contract 0x... --experiment 0 \\
+  colearn model get --rpc http://127.0.0.1:8545 --contract 0x... --experiment 1 \\
       --store file:store --out model.safetensors
   colearn model get ... --round 2 --out round2.safetensors       # round 2's proposal
   colearn model get ... --out model.safetensors --onnx model.onnx \\

@@ -186,7 +186,12 @@ def render_status(s: ExperimentStatus, console: Console) -> None:
     """The status for people: a summary, then one row per learner."""
     from rich.table import Table
 
-    unit = "wei" if int(s.token, 16) == 0 else f"units of {s.token}"
+    eth = int(s.token, 16) == 0
+    unit = "ETH" if eth else f"units of {s.token}"
+
+    def amount(value: int | None) -> str:
+        return "-" if value is None else _ether(value) if eth else f"{value:,}"
+
     lines = [
         (f"experiment [bold]{s.experiment_id}[/] · contract {s.contract} · "
          f"chain {s.chain_id} · block {s.block_number}"),
@@ -204,7 +209,7 @@ def render_status(s: ExperimentStatus, console: Console) -> None:
     source = f"round {s.model_round - 1}'s proposal" if s.model_round else "the initial model"
     lines.append(f"model: {source} · digest {s.model_digest} · CID {s.model_cid}")
     if s.pool is not None:
-        lines.append(f"pool: {s.pool} {unit}")
+        lines.append(f"pool: {amount(s.pool)} {unit}")
     for line in lines:
         console.print(line, highlight=False, soft_wrap=True)
     table = Table(show_edge=False)
@@ -215,16 +220,24 @@ def render_status(s: ExperimentStatus, console: Console) -> None:
             table.add_column(column, justify="right")
     for learner in s.learners:
         row = [str(learner.index), learner.address, "yes" if learner.joined else "no",
-               _doing(learner, s), str(learner.balance)]
+               _doing(learner, s), amount(learner.balance)]
         if s.staked:
-            row += [str(learner.stake), str(learner.penalties),
-                    f"{learner.owed}" + (" (withdrawn)" if learner.withdrawn else "")]
+            row += [amount(learner.stake), amount(learner.penalties),
+                    amount(learner.owed) + (" (withdrawn)" if learner.withdrawn else "")]
         table.add_row(*row, style="red" if learner.late else None)
     console.print(table)
     if s.late:
         console.print("[red]late[/] (past the deadline): "
                       + ", ".join(f"learner {x.index}" for x in s.late), highlight=False)
-    console.print(f"balances in {unit}", style="dim", highlight=False)
+    console.print(f"amounts in {unit}" + (" (--json: wei)" if eth else ""), style="dim",
+                  highlight=False)
+
+
+def _ether(wei: int) -> str:
+    """Wei as ETH, exactly, without trailing zeros: ``1.5``, ``10,000``."""
+    whole, fraction = divmod(wei, 10**18)
+    decimals = f"{fraction:018d}".rstrip("0")
+    return f"{whole:,}" + (f".{decimals}" if decimals else "")
 
 
 def _doing(learner: LearnerStatus, s: ExperimentStatus) -> str:
