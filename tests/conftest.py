@@ -182,17 +182,20 @@ LEVELS: dict[str, tuple[str, ...]] = {
     "unit": ("test_cid", "test_codec", "test_datasets", "test_digits", "test_splits",
              "test_driver", "test_dp", "test_keras_learner", "test_pytorch_learner",
              "test_pytorch_onnx", "test_pytorch_mnist_example", "test_sklearn_learners",
-             "test_weight_store", "test_examples", "test_template"),
+             "test_weight_store", "test_examples",
+             "test_template"),
     "contract": ("test_contract", "test_contract_stateful", "test_signed_calls",
                  "test_artifact", "test_hardhat", "test_gas_bench", "test_joining",
                  "test_sealed_votes", "test_stake"),
     "agents": ("test_agents", "test_agent_retries", "test_follow", "test_relay",
                "test_relay_hostile", "test_relay_agents", "test_hostile_node", "test_audit",
                "test_audit_hostile", "test_explorer", "test_onchain", "test_parity",
-               "test_ipfs_store", "test_colearn_compat", "test_logs", "test_status"),
+               "test_ipfs_store", "test_colearn_compat", "test_logs",
+               "test_status", "test_results"),
     "system": ("test_cli", "test_demo", "test_faults", "test_hostile_peers",
                "test_learner_processes", "test_bench", "test_learning_bench",
-               "test_process_cleanup", "test_model_get"),
+               "test_process_cleanup",
+               "test_model_get"),
 }
 _LEVEL_OF = {module: level for level, modules in LEVELS.items() for module in modules}
 

@@ -96,3 +96,22 @@ def test_a_staked_experiment_shows_stakes_and_what_is_owed(make: Make, clock):
     assert "stake" in rendered(s) and "owed" in rendered(s)
     data = s.model_dump(mode="json")
     assert data["learners"][0]["penalties"] == stake // 2
+
+
+def test_sealed_votes_commit_reveal_and_a_late_revealer(make: Make, clock):
+    e = make(n=3, rounds=1, options=ExperimentOptions(reveal_timeout=100))
+    e.propose(0)
+    e.commit(0, e.learners[1], True, score_to_fixed(0.2))
+    s = experiment_status(e.contract, e.id)
+    assert (s.state, s.sealed) == ("VOTING", True)
+    assert [x.waiting for x in s.learners] == [False, False, True]
+    assert "committed, not revealed" in rendered(s)
+    e.commit(0, e.learners[2], False, score_to_fixed(0.9))
+    e.reveal(0, e.learners[1], True, score_to_fixed(0.2))
+    s = experiment_status(e.contract, e.id)
+    assert (s.state, s.phase) == ("REVEALING", "revealing")
+    assert [x.waiting for x in s.learners] == [False, False, True] and not s.late
+    assert "voter: voted (revealed)" in rendered(s)
+    clock.mine_at(s.deadline)
+    s = experiment_status(e.contract, e.id)
+    assert s.state == "REVEAL_TIMED_OUT" and [x.index for x in s.late] == [2]
