@@ -24,11 +24,12 @@ def results_rows(h: History) -> list[dict[str, Any]]:
 
 def results_summary(h: History) -> dict[str, Any]:
     """Every chain number of the demo's results.json, rebuilt from the chain."""
-    digest, model_round, _ = expected_model(h)
+    digest, model_round, cid = expected_model(h)
     rows = results_rows(h)
     join_gas = sum(j.gas for j in join_rows(h))
     return {"chain_id": h.chain_id, "contract": h.contract, "experiment_id": h.experiment_id,
-            "rounds": rows, "final_model": {"digest": digest, "model_round": model_round},
+            "rounds": rows,
+            "final_model": {"digest": digest, "model_round": model_round, "cid": cid},
             "join_gas": join_gas, "total_gas": join_gas + sum(r["gas"]["total"] for r in rows)}
 
 
@@ -42,6 +43,8 @@ def compare_results(h: History, path: Path, c: Checker) -> list[str]:
     if not isinstance(claimed, dict) or not isinstance(claimed.get("rounds"), list):
         raise ValueError(f"{path} is not a results file (no 'rounds' list)")  # noqa: TRY004
     truth = results_summary(h)
+    if isinstance(claimed.get("final_model"), dict) and "cid" not in claimed["final_model"]:
+        del truth["final_model"]["cid"]  # a results file from before the CID was written
     off_chain = sorted({k for k in claimed if k in OFF_CHAIN_FIELDS}
                        | {k for row in claimed["rounds"] if isinstance(row, dict)
                           for k in row if k in OFF_CHAIN_FIELDS})

@@ -122,6 +122,7 @@ def run(args: argparse.Namespace, console: Console) -> None:
     from agents.agent.learner_agent import LearnerAgent
     from agents.agent.settings import AgentSettings
     from agents.chain.keys import load_account
+    from agents.experiment.model import model_cid
     from agents.relay import RelayClient
     from agents.storage.store import open_store
 
@@ -154,6 +155,7 @@ def run(args: argparse.Namespace, console: Console) -> None:
         sys.stdout.write(json.dumps({
             "experiment": args.experiment, "learner": account.address,
             "model_digest": "0x" + agent.model_digest.hex(),
+            "model_cid": model_cid(client, args.experiment, agent.model_digest),
             "seconds": agent.timings.seconds,
             "budget_exhausted": agent.budget_exhausted,
             # a staked experiment: what the agent withdrew at the end (wei or token units)

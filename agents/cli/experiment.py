@@ -1,4 +1,5 @@
-"""``colearn experiment create``: an experiment from a spec; prints its id."""
+"""``colearn experiment init``, ``create`` and ``status``: a spec template, an experiment
+from a spec (prints its id), and an experiment's state now."""
 
 from __future__ import annotations
 
@@ -10,6 +11,23 @@ from rich.console import Console
 from agents.cli import options
 from agents.cli.options import Subcommands
 
+#: The spec format, as ``colearn experiment create --help`` documents it.
+SPEC_HELP = """\
+The spec is a TOML file; `colearn experiment init` writes one with every field commented,
+that runs unedited on a dev chain (`colearn chain`). Its fields:
+
+  learners = ["0x...", ...]       # addresses, in proposer order (round r: learners[r % n])
+  threshold = 0.5                 # share of the other learners that must approve
+  rounds = 3
+  proposal_timeout = 600          # seconds (also voting_timeout; join_timeout: 86400)
+  [metadata]                      # anything (stored as JSON, its CID on chain)
+  [initial]                       # the initial model: exactly one of
+  weights = "initial.safetensors" #   a weights file (relative to the spec), or
+  [initial.factory]               #   a learner factory's current weights:
+  target = "colearn_core.tasks.factories:digits_learner"
+  args = { index = 0, n_learners = 3 }   # its keyword arguments
+
+"""
 #: A spec's ``[options]`` table, as ``colearn experiment create --help`` documents it.
 OPTIONS_HELP = """\
 The spec's optional [options] table sets sealed votes and stake (PROTOCOL.md v2); left
@@ -36,20 +54,74 @@ rest by counted votes; a part nobody earned goes back to the creator.
 
 def register(subcommands: Subcommands) -> None:
     experiment = subcommands.add_parser(
-        "experiment", help="manage experiments").add_subparsers(
+        "experiment", help="manage experiments: init a spec, create, status").add_subparsers(
         dest="experiment_command", required=True)
+    init = experiment.add_parser(
+        "init", help="write a commented experiment spec to start from",
+        description="Write a commented experiment spec (every field, the learner factories "
+                    "that ship) that `colearn experiment create` runs unedited on a dev "
+                    "chain: the learners are `colearn chain`'s funded accounts 1..3.",
+        epilog="example:\n  colearn experiment init --out experiment.toml\n"
+               "  colearn experiment init --learner 0xA... --learner 0xB... --out exp.toml",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    init.add_argument("--out", type=Path, default=Path("experiment.toml"), metavar="FILE",
+                      help="the spec to write (default experiment.toml; never overwritten "
+                           "without --force)")
+    init.add_argument("--learner", action="append", default=None, type=options.address,
+                      metavar="ADDR", dest="learners",
+                      help="a learner's address, in proposer order (repeat for each, at "
+                           "least 2; default the dev chain's accounts 1..3)")
+    init.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    init.set_defaults(run=run_init)
+
     create = experiment.add_parser(
         "create", help="create an experiment; prints its id",
         description="Create an experiment from a TOML spec (learners, threshold, rounds, "
                     "timeouts, initial model, metadata, [options]); prints its id.",
-        epilog=OPTIONS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    create.add_argument("--rpc", required=True, metavar="URL")
-    create.add_argument("--contract", required=True, type=options.address, metavar="ADDR")
-    create.add_argument("--spec", required=True, type=Path, help="experiment spec (TOML)")
+        epilog=SPEC_HELP + OPTIONS_HELP + "\nexample:\n  colearn experiment init --out "
+               "experiment.toml\n  colearn experiment create --rpc http://127.0.0.1:8545 "
+               "--contract 0x... --spec experiment.toml --store file:store",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    create.add_argument("--rpc", required=True, metavar="URL", help="the chain's JSON-RPC URL")
+    create.add_argument("--contract", required=True, type=options.address, metavar="ADDR",
+                        help="the CollectiveLearning contract (`colearn deploy` prints it)")
+    create.add_argument("--spec", required=True, type=Path,
+                        help="experiment spec (TOML; `colearn experiment init` writes one)")
     create.add_argument("--store", required=True, metavar="URL",
                         help="store for the initial weights and metadata")
     options.add_key_options(create)
     create.set_defaults(run=run_create)
+
+    status = experiment.add_parser(
+        "status", help="an experiment's phase, deadlines, who is late, balances",
+        description="An experiment's state now: its phase and round as the contract "
+                    "computes them, the deadline (on the chain's clock), who joined, who "
+                    "proposed and voted this round, who is late, each learner's balance and, "
+                    "where staked, its stake, penalties and what it is owed.",
+        epilog="example:\n  colearn experiment status --rpc http://127.0.0.1:8545 "
+               "--contract 0x... --experiment 1",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    status.add_argument("--rpc", required=True, metavar="URL", help="the chain's JSON-RPC URL")
+    status.add_argument("--contract", required=True, type=options.address, metavar="ADDR",
+                        help="the CollectiveLearning contract")
+    status.add_argument("--experiment", required=True, type=options.experiment_id,
+                        metavar="ID", help="the experiment's id")
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
+    options.add_from_block(status)
+    status.set_defaults(run=run_status)
+
+
+def run_init(args: argparse.Namespace, console: Console) -> None:
+    from agents.experiment.template import spec_template
+
+    learners = args.learners
+    if learners is not None and len(learners) < 2:
+        raise ValueError("--learner: an experiment needs at least 2 learners")
+    if args.out.exists() and not args.force:
+        raise ValueError(f"{args.out} exists: refusing to overwrite it (--force does)")
+    args.out.write_text(spec_template(learners), encoding="utf-8")
+    console.print(f"wrote {args.out}: edit it, then `colearn experiment create --spec "
+                  f"{args.out} ...`", highlight=False, soft_wrap=True)
 
 
 def run_create(args: argparse.Namespace, console: Console) -> None:
@@ -59,9 +131,22 @@ def run_create(args: argparse.Namespace, console: Console) -> None:
     from agents.storage.store import open_store
 
     spec = ExperimentSpec.load(args.spec)
+    initial = spec.initial_weights()  # a spec's mistakes first, before any connection
     client = options.contract_client(args.rpc, args.contract,
                                      load_account(args.keystore, args.password_file))
     with open_store(args.store) as store:
-        experiment_id = launch_experiment(client, store, spec,
-                                          spec.initial_weights()).experiment_id
+        experiment_id = launch_experiment(client, store, spec, initial).experiment_id
     console.print(experiment_id)
+
+
+def run_status(args: argparse.Namespace, console: Console) -> None:
+    import sys
+
+    from agents.experiment.status import experiment_status, render_status
+
+    client = options.contract_client(args.rpc, args.contract, from_block=args.from_block)
+    status = experiment_status(client, args.experiment, from_block=args.from_block)
+    if args.json:
+        sys.stdout.write(status.model_dump_json(indent=2) + "\n")
+    else:
+        render_status(status, console)

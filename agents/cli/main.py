@@ -31,6 +31,7 @@ from agents.cli import (
     example,
     experiment,
     explorer,
+    model,
     relay,
     store,
 )
@@ -46,8 +47,8 @@ _USER_ERRORS = (ChainError, WeightStoreError, AgentError, KeyLoadError, SpecErro
                 DevProcessError, BenchError, RelayError, Web3Exception, OSError, ValueError)
 EXIT_INTERNAL_ERROR = 70  # sysexits' EX_SOFTWARE
 #: The command modules, in the order ``colearn --help`` lists their commands.
-_COMMANDS = (example, demo, dev, account, chain, experiment, agent, relay, audit, explorer, bench,
-             store, compile)
+_COMMANDS = (example, demo, dev, account, chain, experiment, agent, relay, audit, explorer, model,
+             bench, store, compile)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -22,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from agents.agent.learner_agent import LearnerAgent, run_in_process
 from agents.agent.records import RoundRecord
 from agents.agent.settings import AgentSettings
+from agents.audit.checks import expected_model
 from agents.audit.reader import HistoryReader
 from agents.audit.rows import RoundRow, colearn_results, join_rows, round_rows
 from agents.chain.client import CollectiveLearningClient
@@ -141,9 +142,11 @@ def finish(experiment: Experiment, console: Console, rows: list[RoundRow],
     solo = solo_accuracies(experiment.task)
     reader = HistoryReader(client, experiment.experiment_id)
     reader.update()
-    join_gas = sum(j.gas for j in join_rows(reader.history()))
+    history = reader.history()
+    join_gas = sum(j.gas for j in join_rows(history))
+    final_cid = expected_model(history)[2]
     results = _results_json(client, experiment.experiment_id, rows, accuracy.per_round,
-                            accuracy.last, solo, final_digest, model_round,
+                            accuracy.last, solo, final_digest, final_cid, model_round,
                             time.perf_counter() - experiment.started, join_gas)
     (config.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     colearn = colearn_results(rows, config.n_learners, records or ())
@@ -224,7 +227,7 @@ def _metadata(config: DemoConfig) -> dict[str, Any]:
 
 def _results_json(client: CollectiveLearningClient, experiment_id: int, rows: list[RoundRow],
                   per_round: list[float], final_accuracy: float, solo: list[float],
-                  final_digest: bytes, model_round: int, seconds: float,
+                  final_digest: bytes, final_cid: str, model_round: int, seconds: float,
                   join_gas: int) -> dict[str, Any]:
     rounds = []
     for row, accuracy in zip(rows, per_round):
@@ -236,7 +239,8 @@ def _results_json(client: CollectiveLearningClient, experiment_id: int, rows: li
         "contract": client.address,
         "experiment_id": experiment_id,
         "rounds": rounds,
-        "final_model": {"digest": "0x" + final_digest.hex(), "model_round": model_round},
+        "final_model": {"digest": "0x" + final_digest.hex(), "model_round": model_round,
+                        "cid": final_cid},
         "final_test_accuracy": final_accuracy,
         "solo_test_accuracy": solo,
         "join_gas": join_gas,  # every learner's join (the last one started round 0)

@@ -95,10 +95,13 @@ def _check_arguments(target: str, factory: Callable[..., Any], args: dict[str, A
     if unknown and not takes_any:
         raise SpecError(f"learner factory {target} has no argument {', '.join(unknown)}; "
                         f"{accepts}")
+    required = [p.name for p in parameters
+                if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     try:
         signature.bind(**args)
     except TypeError as exc:  # a required argument missing, or a positional-only one named
-        raise SpecError(f"learner factory {target}: {exc}; {accepts}") from None
+        requires = f" and requires {', '.join(required)}" if required else ""
+        raise SpecError(f"learner factory {target}: {exc}; {accepts}{requires}") from None
 
 
 def parse_factory_arg(pair: str) -> tuple[str, Any]:
@@ -231,7 +234,13 @@ class ExperimentSpec(ExperimentTerms):
                 raise SpecError(f"cannot read the initial weights {self.initial.weights}: "
                                 f"{exc.strerror}") from None
         assert self.initial.factory is not None
-        return encode_weights(self.initial.factory.build().mli_get_current_weights().weights)
+        try:
+            learner = self.initial.factory.build()
+        except SpecError as exc:
+            raise SpecError(f"spec [initial.factory]: {exc} (give them as args = "
+                            "{ name = value, ... }; `colearn experiment init` writes an "
+                            "example)") from None
+        return encode_weights(learner.mli_get_current_weights().weights)
 
     @classmethod
     def load(cls, path: Path) -> ExperimentSpec:

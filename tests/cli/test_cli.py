@@ -30,6 +30,7 @@ from agents.cli import store as store_command
 from agents.demo.embedded import DemoConfig
 from agents.demo.processes import run_process_demo
 from agents.devtools.anvil import AnvilProcess, dev_keys, find_free_port
+from agents.storage.store import open_store
 from colearn_core.codec import encode_weights
 from colearn_core.tasks.factories import digits_learner
 
@@ -129,7 +130,9 @@ task = "digits"
     for agent, (out, err) in zip(agents, outputs):
         assert not any(secret in out + err for secret in secrets)
         assert agent.returncode == 0, err
-        assert json.loads(out.strip().splitlines()[-1])["model_digest"] == "0x" + digest.hex()
+        summary = json.loads(out.strip().splitlines()[-1])
+        assert summary["model_digest"] == "0x" + digest.hex()
+        assert hashlib.sha256(open_store(store).get(summary["model_cid"])).digest() == digest
 
 
 def test_store_add_and_get_verify(tmp_path):
