@@ -98,7 +98,8 @@ def test_missing_or_mismatched_weights_get_reject_votes_with_reasons(consortium)
                           .mli_get_current_weights().weights)
     c.start(1)
     c.start(2)
-    c.wait_until(lambda: all("acting for learner" in c.log(i) for i in (1, 2)), 60, "agents")
+    c.wait_until(lambda: c.client.state(c.experiment_id) is RoundState.PROPOSING, 120,
+                 "both agents to join (the last join starts round 0)")
     proposer.propose(c.experiment_id, 0, compute_cid(good + b"never stored"),
                      hashlib.sha256(good + b"never stored").digest())
     c.wait_round(3, RoundState.PROPOSING)

@@ -62,7 +62,8 @@ def due_penalties(h: History) -> dict[int, list[tuple[str, str, int, str]]]:
             d = r.decision
             if o.sealed:
                 revealed = {v.voter for v in r.votes}
-                for voter in sorted(set(eligible_commits(h, r)) - revealed, key=index.__getitem__):
+                for voter in sorted(set(eligible_commits(h, r)) - revealed,
+                                   key=lambda a: index.get(a, n)):
                     due.append((voter, "unrevealed_vote", o.unrevealed_vote_penalty, d.tx_hash))
             if (not d.accepted and r.proposer
                     and d.rejections * BPS_DENOMINATOR >= o.rejection_share_bps * (n - 1)):
