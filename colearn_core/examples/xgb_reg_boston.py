@@ -20,10 +20,10 @@ from functools import lru_cache
 
 import numpy as np
 
-from colearn_core.driver import set_equal_weights
 from colearn_core.examples import ExampleSetup, int_arg, learner_args
 from colearn_core.learners.xgboost import DEFAULT_PARAMS, XGBoostLearner, mean_squared_error
 from colearn_core.ml_interface import Weights
+from colearn_core.training import set_equal_weights
 
 N_STEPS_PER_ROUND = 2
 GLOBAL_TEST_FRACTION = 0.2

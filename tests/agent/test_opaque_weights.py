@@ -18,8 +18,8 @@ from opaque_learners import BytesLearner, bytes_learner, diabetes_parts, hostile
 from agents.agent.base import OPAQUE_NOTICE
 from agents.experiment.onchain import run_on_chain
 from colearn_core.codec import ModelFile
-from colearn_core.driver import run_experiment
 from colearn_core.ml_interface import Weights
+from colearn_core.training import run_experiment
 
 
 def test_bytes_weights_on_chain_decide_as_in_memory(caplog) -> None:

@@ -15,9 +15,9 @@ xgb = pytest.importorskip("xgboost")
 pytest.importorskip("sklearn")
 
 from colearn_core.codec import WeightsMismatchError, decode_weights, encode_weights
-from colearn_core.driver import run_experiment
 from colearn_core.learners.xgboost import DEFAULT_PARAMS, XGBoostLearner, probe_model
 from colearn_core.ml_interface import Weights
+from colearn_core.training import run_experiment
 
 # A valid model's bytes with a few mutations that make XGBoost 3.2's UBJSON parser crash
 # the process (SIGSEGV) when loaded in it.
