@@ -12,6 +12,7 @@ CI must run them. Deselect them locally with ``-m "not anvil"``.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -219,6 +220,20 @@ def pytest_configure(config: pytest.Config) -> None:
     # class is defined), so it is passed through the environment.
     if config.getoption("--slow"):
         os.environ[SLOW_ENV] = "1"
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # An xdist worker hands its gas figures to the controller, which prints them all.
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output["gas_figures"] = json.dumps(session.config.stash.get(GAS_KEY, {}))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    figures = node.config.stash.setdefault(GAS_KEY, {})
+    for kind, ops in json.loads(node.workeroutput.get("gas_figures", "{}")).items():
+        figures.setdefault(kind, {}).update(ops)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
