@@ -12,6 +12,9 @@ STAMP  := $(VENV)/.installed
 EXTRAS_STAMP := $(VENV)/.installed-extras
 NPM_STAMP := node_modules/.installed
 OUT    ?= demo-out
+# Test modules spread over this many processes (pytest-xdist; a module stays on one).
+TEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: demo test test-fast compile clean chromium forge-test slither
 
@@ -20,11 +23,11 @@ demo: $(STAMP)
 
 test: $(STAMP) $(EXTRAS_STAMP) $(NPM_STAMP) chromium forge-test slither
 	$(PY) -m mypy
-	$(PY) -m pytest
+	$(PYTEST)
 
 test-fast: $(STAMP) $(EXTRAS_STAMP) $(NPM_STAMP) chromium forge-test
 	$(PY) -m mypy
-	$(PY) -m pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 # Debian's headless browser and its driver, for the explorer's browser test (once: only
 # when missing; CI runs as root, elsewhere sudo is used).
@@ -48,9 +51,9 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PIP) install --quiet -e ".[torch,dev]"
 	touch $@
 
-# Every learner kind (Keras, scikit-learn, DP, ONNX, mnist1d): the tests use them all.
+# Every learner kind (Keras, scikit-learn, XGBoost, DP, ONNX, mnist1d): the tests use them all.
 $(EXTRAS_STAMP): $(STAMP)
-	$(PIP) install --quiet -e ".[torch,keras,sklearn,dp,onnx,data,dev]"
+	$(PIP) install --quiet -e ".[torch,keras,sklearn,xgboost,dp,onnx,data,dev]"
 	touch $@
 
 $(NPM_STAMP): package.json package-lock.json
