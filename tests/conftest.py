@@ -188,11 +188,11 @@ LEVELS: dict[str, tuple[str, ...]] = {
                  "test_sealed_votes", "test_stake"),
     "agents": ("test_agents", "test_agent_retries", "test_follow", "test_relay",
                "test_relay_hostile", "test_relay_agents", "test_hostile_node", "test_audit",
-               "test_audit_hostile", "test_explorer", "test_onchain", "test_parity",
+               "test_audit_hostile", "test_explorer", "test_onchain", "test_parity", "test_training",
                "test_ipfs_store", "test_colearn_compat", "test_logs"),
     "system": ("test_cli", "test_demo", "test_faults", "test_hostile_peers",
                "test_learner_processes", "test_bench", "test_learning_bench",
-               "test_process_cleanup"),
+               "test_process_cleanup", "test_colearn_examples"),
 }
 _LEVEL_OF = {module: level for level, modules in LEVELS.items() for module in modules}
 

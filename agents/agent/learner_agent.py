@@ -349,10 +349,12 @@ def _sleep(seconds: float, stop: threading.Event | None) -> None:
 
 def run_in_process(agents: list[LearnerAgent], *, idle_sleep: float = 0.05,
                    on_step: Callable[[], None] | None = None,
-                   on_idle: Callable[[], None] | None = None) -> None:
-    """Steps every agent in turn until all are done (one process, one chain connection).
-    After a pass in which no agent acted: ``on_idle()`` if given, else a sleep."""
-    while not all(agent.done for agent in agents):
+                   on_idle: Callable[[], None] | None = None,
+                   until: Callable[[], bool] | None = None) -> None:
+    """Steps every agent in turn until all are done, or until ``until()`` (asked before
+    each pass) is true (one process, one chain connection). After a pass in which no
+    agent acted: ``on_idle()`` if given, else a sleep."""
+    while not all(agent.done for agent in agents) and not (until is not None and until()):
         acted = False
         for agent in agents:
             if not agent.done:
