@@ -5,12 +5,6 @@ Importing this package imports no ML framework; learners for a framework live in
 """
 
 from colearn_core.decision import is_accepted, threshold_to_bps
-from colearn_core.driver import (
-    collective_learning_round,
-    run_experiment,
-    run_one_round,
-    set_equal_weights,
-)
 from colearn_core.ml_interface import (
     ColearnModel,
     DiffPrivBudget,
@@ -18,11 +12,20 @@ from colearn_core.ml_interface import (
     ErrorCodes,
     MachineLearningInterface,
     ModelFormat,
+    ModelUnavailableError,
     ProposedWeights,
     TrainingSummary,
     Weights,
 )
 from colearn_core.results import Result, Results
+from colearn_core.standalone_driver import run_one_round
+from colearn_core.training import (
+    collective_learning_round,
+    individual_training_round,
+    initial_result,
+    run_experiment,
+    set_equal_weights,
+)
 
 __all__ = [
     "ColearnModel",
@@ -31,12 +34,15 @@ __all__ = [
     "ErrorCodes",
     "MachineLearningInterface",
     "ModelFormat",
+    "ModelUnavailableError",
     "ProposedWeights",
     "Result",
     "Results",
     "TrainingSummary",
     "Weights",
     "collective_learning_round",
+    "individual_training_round",
+    "initial_result",
     "is_accepted",
     "run_experiment",
     "run_one_round",

@@ -32,11 +32,12 @@ class TrainingSummary(BaseModel):
 class Weights(BaseModel):
     """A learner's weights. ``weights`` is whatever the learner understands; to travel
     between agents it must be encodable by :mod:`colearn_core.codec` (a mapping or a
-    sequence of arrays)."""
+    sequence of arrays). Optional, as in colearn 0.2.8 (pydantic 1 made an ``Any`` field
+    default to ``None``)."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    weights: Any
+    weights: Any = None
     training_summary: TrainingSummary | None = None
 
 
@@ -109,6 +110,11 @@ def deser_model(model: bytes) -> Any:
     return onnx.load_model_from_string(model)
 
 
+class ModelUnavailableError(NotImplementedError):
+    """The learner does not give its current model (it implements colearn 0.2.8's
+    interface, which had no :meth:`MachineLearningInterface.mli_get_current_model`)."""
+
+
 class MachineLearningInterface(abc.ABC):
     @abc.abstractmethod
     def mli_propose_weights(self) -> Weights:
@@ -127,6 +133,10 @@ class MachineLearningInterface(abc.ABC):
     def mli_get_current_weights(self) -> Weights:
         """Returns the current weights."""
 
-    @abc.abstractmethod
     def mli_get_current_model(self) -> ColearnModel:
-        """Returns the current model."""
+        """Returns the current model (an extension: colearn 0.2.8's interface had no such
+        method, so a learner written for it does not implement it). Only what needs the
+        model (export) calls it; rounds, agents and audits never do."""
+        raise ModelUnavailableError(
+            f"{type(self).__name__} does not implement mli_get_current_model(): its model "
+            "cannot be exported (colearn 0.2.8's interface had no such method)")

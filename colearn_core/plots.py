@@ -1,90 +1,147 @@
-"""colearn's two plots, drawn to PNG: scores per learner per round, and the vote grid."""
+"""colearn's two plots: scores per learner per round (with their means), and the
+learner x round vote grid.
+
+:func:`draw_scores` and :func:`draw_votes` draw onto given axes; everything that plots
+results uses them: :func:`plot_results` and :func:`plot_votes` (PNG files, through no
+global pyplot state), ``colearn_core.utils.plot.ColearnPlot`` (colearn's live figure) and
+the audit report.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO, Any
 
 from colearn_core.results import Results
 
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+#: The vote grid's cell values, in order: labels and colours.
+GRID_LABELS = ["no vote", "reject", "approve", "proposer: rejected", "proposer: accepted",
+               "proposer: expired"]
+GRID_COLOURS = ["#ffffff", "#e4572e", "#76b041", "#8b1e3f", "#1f6f3b", "#9e9e9e"]
+#: Line style per score kind when both are on one axes (colearn's: test blue, vote red).
+_KIND_STYLE = {"test": ("tab:blue", "--"), "vote": ("tab:red", ":")}
 
 
-def _series(values: Sequence[float | None]) -> list[float]:
+def series(values: Sequence[float | None]) -> list[float]:
+    """Values to plot: a missing score (``None``) is a gap."""
     return [float("nan") if v is None else v for v in values]
+
+
+def draw_scores(
+    ax: Any,
+    results: Results,
+    kinds: Sequence[str] = ("test", "vote"),
+    score_name: str = "score",
+    n_learners: int | None = None,
+    legend: bool = True,
+) -> None:
+    """Each learner's ``kinds`` scores (``"test"``, ``"vote"``) per round, thin, and their
+    mean over learners, thick. With one kind each learner has its own colour and legend
+    entry; with both, the kind sets the colour, as in colearn's plot."""
+    results.process_statistics()
+    rounds = list(range(len(results.data)))
+    drawn = len(results.h_test_scores) if n_learners is None else n_learners
+    one_kind = len(kinds) == 1
+    for kind in kinds:
+        per_learner = results.h_test_scores if kind == "test" else results.h_vote_scores
+        mean = results.mean_test_scores if kind == "test" else results.mean_vote_scores
+        colour, style = _KIND_STYLE[kind]
+        for j, values in enumerate(per_learner[:drawn]):
+            if one_kind:
+                ax.plot(rounds, series(values), style, alpha=0.6, lw=1, label=f"learner {j}")
+            else:
+                ax.plot(rounds, series(values), style, color=colour, alpha=0.5, lw=1,
+                        label=f"{kind} {score_name}" if j == 0 else None)
+        ax.plot(rounds, series(mean), "-", color="k" if one_kind else colour, lw=2.5,
+                label=f"mean {kind} {score_name}")
+    if rounds:
+        ax.set_xlim(-0.5, len(rounds) - 0.5)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("training round")
+    ax.set_ylabel(f"{kinds[0]} {score_name}" if one_kind else score_name)
+    ax.grid(alpha=0.3)
+    if legend:
+        ax.legend(fontsize=7)
+
+
+def vote_grid(results: Results, n_learners: int) -> list[list[int]]:
+    """Learner x round cells as indices into :data:`GRID_LABELS`; a round without a
+    proposer (colearn's initial result, an individual round) marks none."""
+    grid = [[0] * len(results.data) for _ in range(n_learners)]
+    for r, result in enumerate(results.data):
+        for j, vote in enumerate(result.votes[:n_learners]):
+            grid[j][r] = 0 if vote is None else (2 if vote else 1)
+        proposer = result.block_proposer
+        if proposer is not None and 0 <= proposer < n_learners:
+            grid[proposer][r] = {None: 5, False: 3, True: 4}[result.vote]
+    return grid
+
+
+def draw_votes(ax: Any, results: Results, n_learners: int, ticks: bool = True) -> None:
+    """The vote grid (:func:`vote_grid`); ``ticks`` labels every round and learner."""
+    import numpy as np
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    n_rounds = len(results.data)
+    values = vote_grid(results, n_learners)
+    grid = np.array(values, dtype=int) if n_learners and n_rounds else np.zeros((1, 1), int)
+    ax.imshow(grid, cmap=ListedColormap(GRID_COLOURS), vmin=0, vmax=len(GRID_COLOURS) - 1,
+              aspect="auto", interpolation="nearest")
+    if ticks:
+        ax.set_xticks(range(n_rounds))
+        ax.set_yticks(range(n_learners))
+        ax.set_yticklabels([f"learner {j}" for j in range(n_learners)])
+        ax.set_xticks(np.arange(-0.5, n_rounds, 1), minor=True)
+        ax.set_yticks(np.arange(-0.5, n_learners, 1), minor=True)
+        ax.grid(which="minor", color="#cccccc", lw=0.5)
+        ax.tick_params(which="minor", length=0)
+    ax.set_xlabel("training round")
+    ax.set_ylabel("learner")
+    ax.legend(handles=[Patch(facecolor=c, edgecolor="#999999", label=label)
+                       for c, label in zip(GRID_COLOURS, GRID_LABELS)],
+              bbox_to_anchor=(1.01, 1), loc="upper left", fontsize=7)
 
 
 def plot_results(
     results: Results,
     n_learners: int,
-    path: Path,
+    path: Path | IO[bytes],
     score_name: str = "score",
     extra: dict[str, Sequence[float | None]] | None = None,
-) -> Path:
-    """Test and vote scores per learner per round, with their means; ``extra`` adds
-    named series (e.g. accuracy on a global held-out set) to the test panel."""
-    plt = _pyplot()
+) -> Path | IO[bytes]:
+    """Test and vote scores per learner per round, with their means, side by side as a
+    PNG; ``extra`` adds named series (e.g. accuracy on a global held-out set) to the test
+    panel."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(12, 4.5))
+    ax_test, ax_vote = fig.subplots(1, 2, sharex=True)
     rounds = list(range(len(results.data)))
-    fig, (ax_test, ax_vote) = plt.subplots(1, 2, figsize=(12, 4.5), sharex=True)
-    for j in range(n_learners):
-        ax_test.plot(rounds, _series(results.test_scores(j)), "--", alpha=0.6, label=f"learner {j}")
-        ax_vote.plot(rounds, _series(results.vote_scores(j)), ":", alpha=0.6, label=f"learner {j}")
-    ax_test.plot(rounds, _series(results.mean_test_scores()), "k-", lw=2, label="mean")
-    ax_vote.plot(rounds, _series(results.mean_vote_scores()), "k-", lw=2, label="mean")
+    for ax, kind in ((ax_test, "test"), (ax_vote, "vote")):
+        draw_scores(ax, results, (kind,), score_name, n_learners, legend=False)
+        ax.set_title(f"{kind} {score_name} per learner")
     for name, values in (extra or {}).items():
-        ax_test.plot(rounds, _series(values), "-o", lw=2, ms=3, label=name)
-    ax_test.set_title(f"test {score_name} per learner")
-    ax_vote.set_title(f"vote {score_name} per learner")
+        ax_test.plot(rounds, series(values), "-o", lw=2, ms=3, label=name)
     for ax in (ax_test, ax_vote):
-        ax.set_xlabel("round")
-        ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    fig.savefig(path, dpi=120, format="png")
     return path
 
 
-def plot_votes(results: Results, n_learners: int, path: Path) -> Path:
-    """Learner x round grid: approve, reject, no vote, and the proposer coloured by the
-    round's outcome (accepted, rejected, expired)."""
-    import numpy as np
+def plot_votes(results: Results, n_learners: int, path: Path | IO[bytes]) -> Path | IO[bytes]:
+    """The learner x round vote grid as a PNG: approve, reject, no vote, and the proposer
+    coloured by the round's outcome (accepted, rejected, expired)."""
+    from matplotlib.figure import Figure
 
-    plt = _pyplot()
-    from matplotlib.colors import ListedColormap
-    from matplotlib.patches import Patch
-
-    labels = ["no vote", "reject", "approve", "proposer: rejected", "proposer: accepted",
-              "proposer: expired"]
-    colours = ["#ffffff", "#e4572e", "#76b041", "#8b1e3f", "#1f6f3b", "#9e9e9e"]
     n_rounds = len(results.data)
-    grid = np.zeros((n_learners, max(n_rounds, 1)), dtype=int)
-    for r, result in enumerate(results.data):
-        for j, vote in enumerate(result.votes):
-            grid[j, r] = 0 if vote is None else (2 if vote else 1)
-        grid[result.block_proposer, r] = {None: 5, False: 3, True: 4}[result.vote]
-    fig, ax = plt.subplots(figsize=(max(6, n_rounds * 0.45), 1.2 + n_learners * 0.45))
-    ax.imshow(grid, cmap=ListedColormap(colours), vmin=0, vmax=len(colours) - 1, aspect="auto")
-    ax.set_xticks(range(n_rounds))
-    ax.set_yticks(range(n_learners))
-    ax.set_yticklabels([f"learner {j}" for j in range(n_learners)])
-    ax.set_xlabel("round")
-    ax.set_xticks(np.arange(-0.5, n_rounds, 1), minor=True)
-    ax.set_yticks(np.arange(-0.5, n_learners, 1), minor=True)
-    ax.grid(which="minor", color="#cccccc", lw=0.5)
-    ax.tick_params(which="minor", length=0)
-    ax.legend(handles=[Patch(facecolor=c, edgecolor="#999999", label=l)
-                       for c, l in zip(colours, labels)],
-              bbox_to_anchor=(1.01, 1), loc="upper left", fontsize=7)
-    ax.set_title("votes")
+    fig = Figure(figsize=(max(6, n_rounds * 0.45), 1.2 + n_learners * 0.45))
+    draw_votes(fig.subplots(), results, n_learners)
+    fig.axes[0].set_title("votes")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    fig.savefig(path, dpi=120, format="png")
     return path

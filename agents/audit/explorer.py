@@ -45,13 +45,14 @@ from agents.audit.explorer_page import render_page
 from agents.audit.history import History
 from agents.audit.ledger import ledger
 from agents.audit.reader import HistoryReader
-from agents.audit.report import GRID_COLOURS, GRID_LABELS, grid_values, scores_png, votes_png
+from agents.audit.report import grid_values, scores_png, votes_png
 from agents.audit.rows import join_rows
 from agents.chain.abi import EventDecoder, load_artifact
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.errors import ChainError, ContractRevert, MalformedEvent, brief
 from agents.chain.logs import RawLog
 from agents.chain.types import MAX_UINT256, RoundState
+from colearn_core.plots import GRID_COLOURS, GRID_LABELS
 
 log = logging.getLogger(__name__)
 

@@ -26,12 +26,9 @@ from agents.audit.results import results_summary
 from agents.audit.rows import colearn_results as rows_results
 from agents.audit.rows import round_rows
 from agents.chain.types import MAX_LEARNERS
+from colearn_core.plots import draw_scores, draw_votes, vote_grid
 from colearn_core.results import Results
 
-#: colearn's vote grid (colearn_core.plots.plot_votes): labels and colours, in value order.
-GRID_LABELS = ["no vote", "reject", "approve", "proposer: rejected", "proposer: accepted",
-               "proposer: expired"]
-GRID_COLOURS = ["#ffffff", "#e4572e", "#76b041", "#8b1e3f", "#1f6f3b", "#9e9e9e"]
 #: Up to this many rounds the grid is colearn's own plot (one column per round, ticked).
 COLEARN_GRID_MAX_ROUNDS = 60
 _PLOT_LOCK = threading.Lock()  # pyplot's state is global: one figure at a time
@@ -53,17 +50,7 @@ def colearn_results(history: History) -> Results:
 
 def grid_values(history: History) -> list[list[int]]:
     """The vote grid, learner x closed round, as indices into :data:`GRID_LABELS`."""
-    n = _learners(history)
-    closed = [r for r in history.rounds if r.closed]
-    grid = [[0] * len(closed) for _ in range(n)]
-    for col, r in enumerate(closed):
-        for v in r.votes:
-            if 0 <= v.learner_index < n:
-                grid[v.learner_index][col] = 2 if v.approve else 1
-        if 0 <= r.proposer_index < n:
-            grid[r.proposer_index][col] = 5 if r.expiry else 4 if r.decision and \
-                r.decision.accepted else 3
-    return grid
+    return vote_grid(colearn_results(history), _learners(history))
 
 
 def scores_png(history: History) -> bytes:
@@ -71,20 +58,10 @@ def scores_png(history: History) -> bytes:
     plt = _pyplot()
     results = colearn_results(history)
     n = _learners(history)
-    rounds = list(range(len(results.data)))
     with _PLOT_LOCK:
         fig, ax = plt.subplots(figsize=(10, 4.2))
-        few = len(rounds) <= 100
-        for j in range(n):
-            ax.plot(rounds, _series(results.vote_scores(j)), ":o" if few else "-", ms=3,
-                    alpha=0.6, lw=1, label=f"learner {j}")
-        ax.plot(rounds, _series(results.mean_vote_scores()), "k-", lw=2, label="mean")
-        from matplotlib.ticker import MaxNLocator
-
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        draw_scores(ax, results, ("vote",), "score", n, legend=False)
         ax.set_title("vote score per learner per round (VoteCast events)")
-        ax.set_xlabel("round")
-        ax.grid(alpha=0.3)
         if n <= 20:
             ax.legend(fontsize=7, ncol=2 if n > 10 else 1, bbox_to_anchor=(1.01, 1),
                       loc="upper left")
@@ -93,35 +70,18 @@ def scores_png(history: History) -> bytes:
 
 
 def votes_png(history: History) -> bytes:
-    """The learner x round vote grid: colearn's plot up to :data:`COLEARN_GRID_MAX_ROUNDS`
-    rounds, the same grid at a bounded size beyond."""
+    """The learner x round vote grid: colearn's plot (every round and learner ticked) up
+    to :data:`COLEARN_GRID_MAX_ROUNDS` rounds, the same grid at a bounded size beyond."""
     results = colearn_results(history)
     n = _learners(history)
-    if len(results.data) <= COLEARN_GRID_MAX_ROUNDS and all(
-            0 <= r.block_proposer < n for r in results.data):
-        from colearn_core.plots import plot_votes
-
-        with _PLOT_LOCK:
-            buffer = io.BytesIO()
-            plot_votes(results, n, buffer)  # type: ignore[arg-type]  # savefig takes a file
-            return buffer.getvalue()
-    import numpy as np
-    from matplotlib.colors import ListedColormap
-    from matplotlib.patches import Patch
-
     plt = _pyplot()
-    values = grid_values(history)
-    # No learner (a hostile event) or no closed round: one empty cell.
-    grid = np.array(values, dtype=int) if values and values[0] else np.zeros((1, 1), dtype=int)
+    few = len(results.data) <= COLEARN_GRID_MAX_ROUNDS
     with _PLOT_LOCK:
-        fig, ax = plt.subplots(figsize=(14, 1.2 + min(n, 40) * 0.3))
-        ax.imshow(grid, cmap=ListedColormap(GRID_COLOURS), vmin=0, vmax=len(GRID_COLOURS) - 1,
-                  aspect="auto", interpolation="nearest")
-        ax.set_xlabel("round")
-        ax.set_ylabel("learner")
-        ax.legend(handles=[Patch(facecolor=c, edgecolor="#999999", label=label)
-                           for c, label in zip(GRID_COLOURS, GRID_LABELS)],
-                  bbox_to_anchor=(1.01, 1), loc="upper left", fontsize=7)
+        if few:
+            fig, ax = plt.subplots(figsize=(max(6, len(results.data) * 0.45), 1.2 + n * 0.45))
+        else:
+            fig, ax = plt.subplots(figsize=(14, 1.2 + min(n, 40) * 0.3))
+        draw_votes(ax, results, n, ticks=few)
         ax.set_title("votes")
         fig.tight_layout()
         return _png(fig, plt)
@@ -141,10 +101,6 @@ def _png(fig: Any, plt: Any) -> bytes:
     fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)
     return buffer.getvalue()
-
-
-def _series(values: list[float | None]) -> list[float]:
-    return [float("nan") if v is None else v for v in values]
 
 
 # ------------------------------------------------------------------------- terminal

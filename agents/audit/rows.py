@@ -143,7 +143,7 @@ def colearn_results(rows: Sequence[RoundRow], n: int,
             if record is not None:
                 vote_scores[j], test_scores[j] = record.vote_score, record.test_score
                 summaries[j] = record.training_summary
-        results.append(Result(vote=None if row.expired else row.accepted, votes=votes,
+        results.data.append(Result(vote=None if row.expired else row.accepted, votes=votes,
                               vote_scores=vote_scores, test_scores=test_scores,
                               training_summaries=summaries, block_proposer=row.proposer_index))
     return results

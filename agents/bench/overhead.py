@@ -4,7 +4,7 @@ in-memory driver.
 The same seeded learners (:mod:`colearn_core.tasks.bench`: a small CNN whose proposal
 trains for about a second) run twice:
 
-- **in memory**: :func:`colearn_core.driver.run_experiment` in this process, one learner
+- **in memory**: :func:`colearn_core.training.run_experiment` in this process, one learner
   after another (the proposer trains, every learner tests, every learner adopts an
   accepted proposal);
 - **on chain**: anvil (a block a second, transactions mined at once), a file weight
@@ -122,8 +122,8 @@ def run_in_memory(n_learners: int, n_rounds: int, seed: int, preset: str,
                   vote_threshold: float) -> tuple[dict[str, Any], Any]:
     """The in-memory run's report, and the learners' (equal) initial weights."""
     from colearn_core.codec import encode_weights
-    from colearn_core.driver import run_experiment, set_equal_weights
     from colearn_core.tasks.bench import make_bench_learners
+    from colearn_core.training import run_experiment, set_equal_weights
 
     learners = make_bench_learners(n_learners, seed, preset)
     set_equal_weights(learners)

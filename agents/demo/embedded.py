@@ -164,9 +164,9 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> dict[str, An
     """The embedded demo: one process, the agents stepped in turn on one chain connection."""
     import torch
 
-    from colearn_core.driver import set_equal_weights
     from colearn_core.tasks.digits import DigitsConfig
     from colearn_core.tasks.digits_torch import make_digits_learners
+    from colearn_core.training import set_equal_weights
 
     console = console or Console()
     # The learners are tiny and run one at a time: one thread each is fastest.

@@ -1,6 +1,6 @@
 """``colearn example NAME``: one of colearn's examples, in memory or on chain.
 
-In memory it runs :func:`colearn_core.driver.run_experiment` and prints the global test
+In memory it runs :func:`colearn_core.training.run_experiment` and prints the global test
 score after each round; with ``--on-chain`` one agent per learner runs it on the
 in-process EVM (or ``--rpc``) through :func:`agents.experiment.onchain.run_on_chain`, and each round
 is printed as the chain recorded it.
@@ -58,7 +58,7 @@ def run_example(name: str, *, n_learners: int = 5, seed: int = 0, n_rounds: int 
 
 def _in_memory(name: str, setup: Any, rounds: int, initial: float,
                console: Console) -> ExampleOutcome:
-    from colearn_core.driver import run_experiment
+    from colearn_core.training import run_experiment
 
     def report(round_index: int, result: Any) -> None:
         score = setup.global_score(setup.learners[0].mli_get_current_weights().weights)

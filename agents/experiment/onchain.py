@@ -2,7 +2,7 @@
 
 :class:`OnChainSession` deploys, creates the experiment and steps the agents (to the end,
 or until a condition holds: :mod:`agents.experiment.training` plays one round a call);
-:func:`run_on_chain` is the on-chain counterpart of :func:`colearn_core.driver.run_experiment`:
+:func:`run_on_chain` is the on-chain counterpart of :func:`colearn_core.training.run_experiment`:
 it deploys the contract (in-process EVM by default, or any RPC), stores learner 0's
 weights as the initial model, creates the experiment, steps one :class:`LearnerAgent`
 per learner until the experiment completes and rebuilds every round from the chain.

@@ -19,10 +19,10 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from colearn_core.driver import set_equal_weights
 from colearn_core.ml_interface import MachineLearningInterface
 from colearn_core.tasks.datasets import Dataset, load_dataset
 from colearn_core.tasks.splits import FederatedSplit, LearnerSplit
+from colearn_core.training import set_equal_weights
 
 L = TypeVar("L", bound=MachineLearningInterface)
 

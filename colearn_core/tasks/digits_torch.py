@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 from torch.utils.data import DataLoader
 
-from colearn_core.driver import run_experiment, set_equal_weights
 from colearn_core.learners.pytorch import (
     PytorchLearner,
     WeightsLike,
@@ -31,6 +30,7 @@ from colearn_core.tasks import mlp_torch
 from colearn_core.tasks.digits import N_CLASSES, N_FEATURES, DigitsConfig, split_for_config
 from colearn_core.tasks.mlp_torch import EVAL_BATCH_SIZE, MLP, MLPTaskConfig, make_loader
 from colearn_core.tasks.splits import LearnerSplit
+from colearn_core.training import run_experiment, set_equal_weights
 
 
 def _mlp_config(config: DigitsConfig) -> MLPTaskConfig:
@@ -99,7 +99,7 @@ def run_digits_experiment(
     on_round: Callable[[int, Result], None] | None = None,
 ) -> DigitsOutcome:
     """The collective experiment: ``set_equal_weights``, then ``config.n_rounds`` rounds
-    of :func:`colearn_core.driver.run_experiment`."""
+    of :func:`colearn_core.training.run_experiment`."""
     config = _config(config)
     start = time.perf_counter()
     learners = make_digits_learners(config=config)

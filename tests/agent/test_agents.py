@@ -20,10 +20,10 @@ from agents.experiment.spec import ExperimentTerms
 from agents.storage.cid import compute_cid
 from agents.storage.store import FileWeightStore
 from colearn_core.codec import encode_weights
-from colearn_core.driver import set_equal_weights
 from colearn_core.ml_interface import ProposedWeights, Weights
 from colearn_core.tasks.digits import DigitsConfig
 from colearn_core.tasks.digits_torch import make_digits_learners
+from colearn_core.training import set_equal_weights
 
 
 class Wrapped:

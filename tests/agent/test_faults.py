@@ -25,9 +25,9 @@ from agents.chain.types import NO_SCORE, ExperimentOptions, Penalty, RoundState
 from agents.devtools.anvil import AnvilProcess
 from agents.storage.cid import compute_cid
 from colearn_core.codec import decode_weights, encode_weights
-from colearn_core.driver import run_experiment, set_equal_weights
 from colearn_core.tasks.digits import DigitsConfig
 from colearn_core.tasks.digits_torch import global_test_accuracy, make_digits_learners
+from colearn_core.training import run_experiment, set_equal_weights
 
 pytestmark = [pytest.mark.slow, pytest.mark.anvil, pytest.mark.ipfs]
 

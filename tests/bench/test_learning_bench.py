@@ -9,10 +9,10 @@ import pytest
 pytest.importorskip("torch")
 
 from agents.bench.learning import LearningReport, run_row
-from colearn_core.driver import run_experiment, set_equal_weights
 from colearn_core.tasks.datasets import load_dataset
 from colearn_core.tasks.mlp_torch import MLPTaskConfig, global_score, make_learners
 from colearn_core.tasks.splits import split_dataset
+from colearn_core.training import run_experiment, set_equal_weights
 
 
 def test_collective_on_chain_equals_the_in_memory_driver() -> None:

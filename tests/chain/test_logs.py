@@ -217,9 +217,9 @@ def anvil() -> Iterator[AnvilProcess]:
 @pytest.mark.slow
 def test_agents_relay_audit_and_explorer_work_through_a_provider_capping_ranges(
         anvil: AnvilProcess, tmp_path) -> None:
-    from colearn_core.driver import set_equal_weights
     from colearn_core.tasks.digits import DigitsConfig
     from colearn_core.tasks.digits_torch import make_digits_learners
+    from colearn_core.training import set_equal_weights
 
     cap, gap = 100, 150  # empty blocks mined after the creation and after every round
     w3 = connect(anvil.url)

@@ -12,8 +12,8 @@ from colearn_doc_learner import FraudLearner
 from sklearn.datasets import load_breast_cancer
 
 from agents.experiment.onchain import run_on_chain
-from colearn_core.driver import run_experiment, set_equal_weights
 from colearn_core.ml_interface import ModelFormat, Weights
+from colearn_core.training import run_experiment, set_equal_weights
 
 N_LEARNERS, N_ROUNDS = 3, 6
 

@@ -109,7 +109,6 @@ def test_numpy_part_does_not_import_torch():
 torch = pytest.importorskip("torch")
 
 from colearn_core.codec import decode_weights, encode_weights
-from colearn_core.driver import set_equal_weights
 from colearn_core.tasks.digits_torch import (
     global_test_accuracy,
     learners_identical,
@@ -117,6 +116,7 @@ from colearn_core.tasks.digits_torch import (
     run_digits_experiment,
     solo_accuracies,
 )
+from colearn_core.training import set_equal_weights
 
 
 def _same(a: dict, b: dict) -> bool:

@@ -14,7 +14,6 @@ from opacus.accountants import RDPAccountant
 from torch import nn
 
 from colearn_core.codec import decode_weights, encode_weights
-from colearn_core.driver import run_experiment, set_equal_weights
 from colearn_core.learners.privacy import DiffPrivError
 from colearn_core.learners.pytorch import PytorchLearner
 from colearn_core.ml_interface import DiffPrivConfig, ErrorCodes, TrainingSummary, Weights
@@ -26,6 +25,7 @@ from colearn_core.tasks.digits_torch import (
 )
 from colearn_core.tasks.mlp_torch import EVAL_BATCH_SIZE, derived_seed, make_loader
 from colearn_core.tasks.splits import LearnerSplit
+from colearn_core.training import run_experiment, set_equal_weights
 
 CONFIG = DigitsConfig(n_learners=3)
 BATCH_SIZE = 32

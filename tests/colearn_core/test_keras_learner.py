@@ -19,7 +19,6 @@ from colearn_core.codec import (
     decode_weights,
     encode_weights,
 )
-from colearn_core.driver import run_experiment, set_equal_weights
 from colearn_core.examples import mnist_images
 from colearn_core.learners.keras import KerasLearner
 from colearn_core.ml_interface import (
@@ -29,6 +28,7 @@ from colearn_core.ml_interface import (
     ProposedWeights,
     Weights,
 )
+from colearn_core.training import run_experiment, set_equal_weights
 
 try:  # small models are fastest on one thread; only possible before TF's runtime starts
     tf.config.threading.set_intra_op_parallelism_threads(1)

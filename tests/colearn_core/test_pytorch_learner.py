@@ -15,7 +15,6 @@ from colearn_core.codec import (
     decode_weights,
     encode_weights,
 )
-from colearn_core.driver import run_experiment, set_equal_weights
 from colearn_core.learners.privacy import DiffPrivError
 from colearn_core.learners.pytorch import (
     PytorchLearner,
@@ -29,6 +28,7 @@ from colearn_core.ml_interface import (
     ProposedWeights,
     Weights,
 )
+from colearn_core.training import run_experiment, set_equal_weights
 
 
 def _data(seed: int, n: int = 96, features: int = 6, classes: int = 3):

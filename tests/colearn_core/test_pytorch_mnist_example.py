@@ -10,10 +10,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from colearn_core.driver import run_experiment
 from colearn_core.examples import ExampleSetup, load_example, mnist_images
 from colearn_core.examples import pytorch_mnist as example
 from colearn_core.tasks.datasets import DatasetError
+from colearn_core.training import run_experiment
 
 
 def _weights(learner) -> dict:

@@ -19,7 +19,6 @@ from colearn_core.codec import (
     decode_weights,
     encode_weights,
 )
-from colearn_core.driver import run_experiment, set_equal_weights
 from colearn_core.examples import load_example, random_forest_iris, sgd_fraud
 from colearn_core.learners.sklearn import (
     ForestLayout,
@@ -31,6 +30,7 @@ from colearn_core.learners.sklearn import (
 from colearn_core.ml_interface import ModelFormat, Weights
 from colearn_core.tasks.datasets import load_dataset
 from colearn_core.tasks.splits import split_dataset
+from colearn_core.training import run_experiment, set_equal_weights
 
 # --------------------------------------------------------------------------- helpers
 

@@ -9,9 +9,9 @@ import pytest
 pytest.importorskip("torch")
 
 from agents.experiment.onchain import run_on_chain
-from colearn_core.driver import run_experiment, set_equal_weights
 from colearn_core.tasks.digits import DigitsConfig
 from colearn_core.tasks.digits_torch import make_digits_learners
+from colearn_core.training import run_experiment, set_equal_weights
 
 
 def test_on_chain_matches_the_in_memory_driver() -> None:

@@ -11,9 +11,9 @@ from agents.experiment.launch import launch_experiment
 from agents.experiment.spec import ExperimentTerms
 from agents.storage.store import FileWeightStore
 from colearn_core.codec import encode_weights
-from colearn_core.driver import run_experiment, set_equal_weights
 from colearn_core.tasks.digits import DigitsConfig
 from colearn_core.tasks.digits_torch import make_digits_learners
+from colearn_core.training import run_experiment, set_equal_weights
 
 
 def on_chain_decisions(config: DigitsConfig, store_dir) -> tuple[list[bool], bytes]:

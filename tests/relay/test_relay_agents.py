@@ -22,9 +22,9 @@ from agents.experiment.launch import launch_experiment
 from agents.experiment.spec import ExperimentTerms
 from agents.relay import Relay, RelayClient, RelayServer
 from agents.storage.store import FileWeightStore
-from colearn_core.driver import set_equal_weights
 from colearn_core.tasks.digits import DigitsConfig
 from colearn_core.tasks.digits_torch import make_digits_learners
+from colearn_core.training import set_equal_weights
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 
