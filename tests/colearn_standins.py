@@ -6,8 +6,14 @@ test writes small files of its own, made from scikit-learn's bundled digits (ima
 seeded random numbers (tables), in each dataset's real format: the examples' own loading
 code (torchvision's readers, scipy's ``loadmat``, PIL, the fraud preprocessing) reads them.
 
-Two things are not files, and :func:`run` (the subprocesses' entry point) provides them
+Three things are not files, and :func:`run` (the subprocesses' entry point) provides them
 before it runs the example, each only when the test asks for it through the environment:
+
+- ``STANDIN_TORCHVISION``: the only torchvision 0.28.0 (the release for torch 2.13) this
+  machine's registries have is built for CUDA; its C++ operators (``nms``, ``roi_align``...:
+  detection, which no example uses) do not load with the CPU torch, and its import then
+  fails registering their fake kernels. Those registrations are skipped for operators that
+  do not exist; the datasets and transforms the examples use are pure Python, unchanged.
 
 - torchvision checks CIFAR-10's files against the md5 sums of the real ones, so a stand-in
   never passes: ``STANDIN_CIFAR10_MD5`` (JSON, file name -> md5) replaces the sums
@@ -23,6 +29,7 @@ then importable where the import rule puts them (``colearn_core.pytorch.pytorch_
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import json
@@ -31,6 +38,7 @@ import pickle
 import runpy
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -149,6 +157,21 @@ def write_boston(path: Path, n: int = 200) -> None:
 # ------------------------------------------------------------ in the subprocess
 
 
+def _torchvision_without_its_cuda_ops() -> None:
+    import torch.library
+
+    real = torch.library.register_fake
+
+    @functools.wraps(real)
+    def register_fake(op: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(op, str) and op.startswith("torchvision::") \
+                and not hasattr(torch.ops.torchvision, op.partition("::")[2]):
+            return args[0] if args and callable(args[0]) else (lambda fn: fn)
+        return real(op, *args, **kwargs)
+
+    torch.library.register_fake = register_fake
+
+
 def _serve_cifar10_checksums(sums: dict[str, str]) -> None:
     from torchvision.datasets import CIFAR10
 
@@ -172,6 +195,8 @@ def _serve_load_boston(csv: str) -> None:
 def run(script: str, args: list[str]) -> None:
     """Runs ``script`` as ``__main__`` with ``args``, after the stand-ins the environment
     asks for."""
+    if "STANDIN_TORCHVISION" in os.environ:
+        _torchvision_without_its_cuda_ops()
     if "STANDIN_CIFAR10_MD5" in os.environ:
         _serve_cifar10_checksums(json.loads(os.environ["STANDIN_CIFAR10_MD5"]))
     if "STANDIN_BOSTON_CSV" in os.environ:

@@ -12,8 +12,10 @@ example exits 0 having printed "Colearn Example Finished!".
 Data that cannot be downloaded here is replaced by small local stand-ins in the formats
 the examples read (:mod:`colearn_standins`): torchvision's MNIST and CIFAR-10 files, the
 Kaggle fraud CSVs, X-ray JPEG folders, the COVID ``.mat`` files and a Boston-housing CSV.
-Two stand-ins are not files: torchvision is given the stand-in CIFAR-10 files' md5 sums
-in place of the real ones', and ``sklearn.datasets.load_boston`` (removed in
+Three stand-ins are not files: torchvision's import skips registering its CUDA-built C++
+operators (the only torchvision 0.28.0 to be had is the CUDA build; the examples use only
+its pure-Python datasets and transforms), torchvision is given the stand-in CIFAR-10
+files' md5 sums in place of the real ones', and ``sklearn.datasets.load_boston`` (removed in
 scikit-learn 1.2) serves the Boston CSV. No ``tensorflow_datasets`` stand-in is needed:
 every example that loads data with it is tf.keras-2-only (below).
 
@@ -71,7 +73,7 @@ _IN_SCOPE = ("mli_fraud.py", "mli_random_forest_iris.py", "pytorch_cifar.py",
 
 
 def _setup(name: str, data: Path) -> tuple[list[str], dict[str, str]]:
-    torch_data = {"PYTORCH_DATA_DIR": str(data / "torchvision")}
+    torch_data = {"PYTORCH_DATA_DIR": str(data / "torchvision"), "STANDIN_TORCHVISION": "1"}
     return {
         "mli_fraud.py": ([str(data / "fraud")], {}),
         "mli_random_forest_iris.py": ([], {}),
