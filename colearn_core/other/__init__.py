@@ -1,0 +1,1 @@
+"""colearn's ``colearn_other``: helpers its examples import (the fraud data set)."""
