@@ -42,10 +42,19 @@ class WeightsMismatchError(ValueError):
 
 
 def _as_array(name: str, value: Any) -> np.ndarray:
-    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a framework tensor
-        value = value.detach().cpu().numpy()
-    elif hasattr(value, "numpy") and not isinstance(value, np.ndarray):
-        value = value.numpy()
+    """``value`` as a numpy array: an array, a framework tensor (PyTorch's ``detach()``,
+    ``cpu()``, ``numpy()``; TensorFlow's ``numpy()``) or anything with ``__array__``;
+    framework types are never imported here."""
+    try:
+        if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor
+            value = value.detach().cpu().numpy()
+        elif hasattr(value, "numpy") and not isinstance(value, np.ndarray):
+            value = value.numpy()
+        elif hasattr(value, "__array__") and not isinstance(value, (np.ndarray, np.generic)):
+            value = np.asarray(value)
+    except (TypeError, RuntimeError, ValueError) as exc:  # e.g. bfloat16 has no numpy dtype
+        raise WeightsFormatError(f"weight {name!r} cannot be read as an array: "
+                                 f"{_short(exc)}") from None
     if not isinstance(value, (np.ndarray, np.generic)):
         raise WeightsFormatError(f"weight {name!r} is a {type(value).__name__}, not an array")
     array = np.asarray(value)

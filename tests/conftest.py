@@ -182,6 +182,7 @@ LEVELS: dict[str, tuple[str, ...]] = {
     "unit": ("test_cid", "test_codec", "test_datasets", "test_digits", "test_splits",
              "test_driver", "test_dp", "test_keras_learner", "test_pytorch_learner",
              "test_pytorch_onnx", "test_pytorch_mnist_example", "test_sklearn_learners",
+             "test_pytorch_compat", "test_keras_compat",
              "test_weight_store", "test_examples", "test_colearn_results",
              "test_colearn_training", "test_colearn_plot", "test_colearn_data",
              "test_fraud_dataset"),

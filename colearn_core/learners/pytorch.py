@@ -2,16 +2,20 @@
 
 Import it explicitly: it imports torch (``colearn_core`` itself imports no framework).
 
-Weights are the model's ``state_dict`` as ``{name: numpy array}`` (copies, exact dtypes),
-so they travel through :mod:`colearn_core.codec` unchanged. Incoming weights are checked
-against the model (names, shapes, dtypes) before they are loaded, and are copied in:
-the caller's arrays are never aliased by the model.
+Weights are, as in colearn, the model's ``state_dict`` as an ``OrderedDict`` of tensors
+(detached copies), so ``model.load_state_dict(learner.mli_get_current_weights().weights)``
+works; :mod:`colearn_core.codec` encodes them as named arrays and decodes them to numpy,
+and the learner takes either form. Incoming weights are checked against the model (names,
+shapes, dtypes) before they are loaded, and are copied in: the caller's arrays or tensors
+are never aliased by the model.
 
 Guarantees (PROTOCOL.md, "What an agent guarantees"):
 
 - :meth:`PytorchLearner.mli_propose_weights` trains, returns the new weights and
-  restores the current ones bitwise. As in colearn the optimizer's own state (momentum,
-  Adam moments, step count) advances.
+  restores the current ones bitwise. As in colearn, ``need_reset_optimizer`` (default
+  ``True``) clears the optimizer's state (momentum, Adam moments, step count) before each
+  training, so no proposal inherits the state of a proposal that was never accepted;
+  ``need_reset_optimizer=False`` keeps it across proposals.
 - :meth:`PytorchLearner.mli_test_weights` scores weights on the vote and test sets and
   restores the current weights bitwise; its vote is "strictly better than the current
   weights' vote score", that score being cached and refreshed by
@@ -20,13 +24,18 @@ Guarantees (PROTOCOL.md, "What an agent guarantees"):
   own ``torch.Generator`` (and avoid dropout, or seed it yourself) and one sequence of
   calls gives bitwise identical weights every time.
 
-Differences from colearn's ``PytorchLearner``, on purpose: the vote score is refreshed
-from the vote set (colearn's used the train set), the loss score is the exact mean over
-samples, ``vote_criterion`` receives numpy ``(y_true, outputs)`` (colearn passed torch
-``(outputs, labels)``), ``num_train_batches`` larger than the loader cycles on through
-new epochs instead of stopping, and three optional keyword-only extras: ``test_criterion``
-(the test score may differ from the vote score, e.g. vote on loss, report accuracy),
-``num_threads`` (bitwise results depend on torch's thread count) and ``lr_scheduler``.
+Differences from colearn's ``PytorchLearner``, on purpose: without ``vote_criterion`` the
+score is the exact mean loss per sample (colearn divided the sum of its batch means by
+the number of samples, and counted one batch more than it scored when
+``num_test_batches`` cut a loader short); the train loader is read on from where the
+previous proposal stopped, starting a new epoch when it runs out (colearn restarted it
+at every proposal, so an unshuffled loader gave the same first batches every time, and
+stopped at the end of an epoch); ``criterion`` defaults to ``nn.CrossEntropyLoss()``
+(colearn: none, and training failed); weights are checked before they are loaded. Extras,
+keyword-only after colearn's parameters: ``diff_priv_config`` and ``dp_seed``,
+``test_criterion`` (the test score may differ from the vote score, e.g. vote on loss,
+report accuracy), ``num_threads`` (bitwise results depend on torch's thread count) and
+``lr_scheduler``.
 
 Differential privacy (``diff_priv_config``) uses opacus (imported only then): DP-SGD with
 per-sample gradient clipping to ``max_grad_norm``, Gaussian noise of ``noise_multiplier``
@@ -47,6 +56,7 @@ import importlib.util
 import io
 import logging
 import warnings
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -68,9 +78,10 @@ from colearn_core.ml_interface import (
 
 log = logging.getLogger(__name__)
 
-#: A score of a whole data set: ``score_fn(y_true, outputs) -> float``, numpy arrays
-#: (``outputs`` are the model's raw outputs, e.g. logits).
-ScoreFn = Callable[[np.ndarray, np.ndarray], float]
+#: A score of a whole data set, colearn's convention: ``score_fn(outputs, labels) -> float``
+#: on tensors (``outputs`` are the model's raw outputs, e.g. logits, on the learner's
+#: device), e.g. :func:`colearn_core.pytorch.utils.categorical_accuracy`.
+ScoreFn = Callable[[torch.Tensor, torch.Tensor], float]
 WeightsLike = Weights | Mapping[str, Any]
 
 
@@ -84,14 +95,21 @@ def state_dict_to_numpy(model: nn.Module) -> dict[str, np.ndarray]:
     }
 
 
+def state_dict_copy(model: nn.Module) -> OrderedDict[str, torch.Tensor]:
+    """The model's ``state_dict`` as detached copies (colearn's form of weights)."""
+    return OrderedDict(
+        (name, tensor.detach().clone()) for name, tensor in model.state_dict().items())
+
+
 def weights_to_state_dict(
     weights: WeightsLike, model: nn.Module, *, require_finite: bool = True
 ) -> dict[str, torch.Tensor]:
     """Checks ``weights`` against ``model`` (same names, shapes and dtypes; finite if
     ``require_finite``) and returns a ``state_dict`` of fresh tensors (copies).
 
-    Raises :class:`~colearn_core.codec.WeightsFormatError` for something that is not a
-    mapping of arrays, :class:`~colearn_core.codec.WeightsMismatchError` for weights
+    ``weights`` may hold tensors (the learner's own form) or numpy arrays (as the codec
+    decodes them). Raises :class:`~colearn_core.codec.WeightsFormatError` for something
+    that is not a mapping of arrays, :class:`~colearn_core.codec.WeightsMismatchError` for weights
     that do not fit the model.
     """
     raw = raw_weights(weights)
@@ -160,9 +178,9 @@ def evaluate_model(
     num_batches: int | None = None,
 ) -> float:
     """Scores ``model`` as it is on ``loader`` (at most ``num_batches`` batches), in eval
-    mode: ``score_fn(y_true, outputs)`` on the whole set if given, else the mean of
-    ``criterion`` over samples (``criterion`` must return a batch mean, as torch losses
-    do by default)."""
+    mode: ``score_fn(outputs, labels)`` on the whole set (tensors) if given, else the
+    mean of ``criterion`` over samples (``criterion`` must return a batch mean, as torch
+    losses do by default)."""
     if score_fn is None and criterion is None:
         raise ValueError("give a score_fn or a criterion")
     device = torch.device(device)
@@ -170,16 +188,16 @@ def evaluate_model(
     model.eval()
     try:
         total, count = 0.0, 0
-        labels_seen: list[np.ndarray] = []
-        outputs_seen: list[np.ndarray] = []
+        labels_seen: list[torch.Tensor] = []
+        outputs_seen: list[torch.Tensor] = []
         for batch in _batches(loader, num_batches):
             data, labels = _split_batch(batch)
             data, labels = _to_device(data, device), _to_device(labels, device)
             output = model(data)
             size = len(labels)
             if score_fn is not None:
-                labels_seen.append(torch.as_tensor(labels).detach().cpu().numpy())
-                outputs_seen.append(output.detach().cpu().numpy())
+                labels_seen.append(torch.as_tensor(labels))
+                outputs_seen.append(output)
             else:
                 assert criterion is not None
                 total += float(criterion(output, labels).item()) * size
@@ -187,15 +205,10 @@ def evaluate_model(
         if count == 0:
             raise ValueError("the loader gave no samples to score")
         if score_fn is not None:
-            return float(score_fn(np.concatenate(labels_seen), np.concatenate(outputs_seen)))
+            return float(score_fn(torch.cat(outputs_seen), torch.cat(labels_seen)))
         return total / count
     finally:
         model.train(was_training)
-
-
-def accuracy_from_logits(y_true: np.ndarray, outputs: np.ndarray) -> float:
-    """Classification accuracy: the share of samples whose largest output is the label."""
-    return float(np.mean(np.argmax(outputs, axis=1) == y_true))
 
 
 def score_weights(model: nn.Module, weights: WeightsLike, loader: Iterable, score_fn: ScoreFn,
@@ -210,11 +223,18 @@ def score_weights(model: nn.Module, weights: WeightsLike, loader: Iterable, scor
 # --------------------------------------------------------------------------- learner
 
 class PytorchLearner(Learner):
-    """A learner wrapping a PyTorch model, with colearn's constructor parameters.
+    """A learner wrapping a PyTorch model, with colearn's constructor parameters (names,
+    order and defaults), then this project's extras as keyword-only parameters.
 
+    - ``need_reset_optimizer``: clear the optimizer's state before each training
+      (colearn's default, ``True``); ``False`` keeps momentum and step counts across
+      proposals, including ones never accepted.
+    - ``device``: where the model and each batch go.
     - ``criterion``: the training loss (default ``nn.CrossEntropyLoss()``); a batch mean.
-    - ``vote_criterion``: ``f(y_true, outputs) -> float`` on the whole vote (and test)
-      set, numpy arrays; ``None``: the score is the mean ``criterion`` loss.
+    - ``vote_criterion``: ``f(outputs, labels) -> float`` on the whole vote (and test)
+      set, tensors, as colearn calls it (e.g.
+      :func:`colearn_core.pytorch.utils.categorical_accuracy`); ``None``: the score is
+      the mean ``criterion`` loss.
     - ``minimise_criterion``: lower vote scores are better (``True``, for losses) or
       higher ones (``False``, for accuracies).
     - ``num_train_batches``: batches per proposal (``None``: one pass over
@@ -250,14 +270,15 @@ class PytorchLearner(Learner):
         train_loader: Iterable,
         vote_loader: Iterable,
         test_loader: Iterable | None = None,
+        need_reset_optimizer: bool = True,
         device: str | torch.device = "cpu",
         criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
         minimise_criterion: bool = True,
         vote_criterion: ScoreFn | None = None,
         num_train_batches: int | None = None,
         num_test_batches: int | None = None,
-        diff_priv_config: DiffPrivConfig | None = None,
         *,
+        diff_priv_config: DiffPrivConfig | None = None,
         test_criterion: ScoreFn | None = None,
         num_threads: int | None = None,
         lr_scheduler: Any | None = None,
@@ -267,11 +288,16 @@ class PytorchLearner(Learner):
             raise ValueError("num_train_batches must be at least 1 (or None: one pass)")
         if num_test_batches is not None and num_test_batches < 1:
             raise ValueError("num_test_batches must be at least 1 (or None: all)")
+        if not isinstance(need_reset_optimizer, bool):
+            raise TypeError(f"need_reset_optimizer must be a bool, not "
+                            f"{type(need_reset_optimizer).__name__} (the parameter after "
+                            f"test_loader, as in colearn)")
         if num_threads is not None and num_threads < 1:
             raise ValueError("num_threads must be at least 1 (or None: unchanged)")
         super().__init__(train_loader, vote_loader, test_loader, minimise_criterion,
                          diff_priv_config)
         self.num_threads = num_threads
+        self.need_reset_optimizer = need_reset_optimizer
         self.lr_scheduler = lr_scheduler
         self.device = torch.device(device)
         self.model: nn.Module = model.to(self.device)
@@ -301,6 +327,12 @@ class PytorchLearner(Learner):
         )
 
     @_with_threads
+    def test(self, loader: Iterable) -> float:
+        """colearn's score of the current model on ``loader``: ``vote_criterion`` (or the
+        mean loss), on at most ``num_test_batches`` batches."""
+        return self._score(loader, self.vote_criterion)
+
+    @_with_threads
     def evaluate(
         self,
         weights: WeightsLike,
@@ -323,8 +355,20 @@ class PytorchLearner(Learner):
 
     # ------------------------------------------------------------------ training
 
-    def _snapshot(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+    def _snapshot(self) -> OrderedDict[str, torch.Tensor]:
+        return state_dict_copy(self.model)
+
+    def set_weights(self, weights: WeightsLike) -> None:
+        """Loads ``weights`` (``Weights``, or the mapping itself; tensors or arrays) into
+        the model after checking they fit it; the vote score is left as it was (as in
+        colearn: :meth:`mli_accept_weights` also rescores)."""
+        self.model.load_state_dict(weights_to_state_dict(weights, self.model,
+                                                         require_finite=False))
+
+    def reset_optimizer(self) -> None:
+        """Clears the optimizer's state (momentum buffers, Adam moments, step counts);
+        its hyperparameters (learning rate, ...) stay as they are."""
+        self.optimizer.state = defaultdict(dict)
 
     def _loader_for_training(self) -> Iterable:
         return self._dp.train_loader if self._dp is not None else self.train_loader
@@ -368,6 +412,8 @@ class PytorchLearner(Learner):
         module = dp.module if dp is not None else self.model
         optimizer = dp.optimizer if dp is not None else self.optimizer
         steps_before = dp.steps if dp is not None else 0
+        if self.need_reset_optimizer:
+            self.reset_optimizer()
         module.train()
         trained = 0
         for batch in self._train_batches():
@@ -409,14 +455,14 @@ class PytorchLearner(Learner):
                          "%.4f (spent %.4f); not training", after,
                          self._dp.config.target_epsilon, spent)
                 return Weights(
-                    weights=state_dict_to_numpy(self.model),
+                    weights=self._snapshot(),
                     training_summary=TrainingSummary(
                         dp_budget=self._dp.budget(spent),
                         error_code=ErrorCodes.DP_BUDGET_EXCEEDED))
         saved = self._snapshot()
         try:
             summary = self.train()
-            new_weights = state_dict_to_numpy(self.model)
+            new_weights = self._snapshot()
         finally:
             self.model.load_state_dict(saved)
         return Weights(weights=new_weights, training_summary=summary)
@@ -444,7 +490,9 @@ class PytorchLearner(Learner):
         self.vote_score = self._score(self.vote_loader, self.vote_criterion)
 
     def mli_get_current_weights(self) -> Weights:
-        return Weights(weights=state_dict_to_numpy(self.model))
+        """The current ``state_dict`` as an ``OrderedDict`` of tensor copies (colearn's
+        form: ``model.load_state_dict`` takes it)."""
+        return Weights(weights=self._snapshot())
 
     @_with_threads
     def mli_get_current_model(self) -> ColearnModel:

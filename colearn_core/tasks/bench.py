@@ -31,7 +31,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from colearn_core.learners.pytorch import PytorchLearner, accuracy_from_logits
+from colearn_core.learners.pytorch import PytorchLearner
+from colearn_core.pytorch.utils import categorical_accuracy
 from colearn_core.tasks.datasets import load_dataset
 from colearn_core.tasks.digits import N_CLASSES
 from colearn_core.tasks.mlp_torch import derived_seed, make_loader
@@ -164,10 +165,11 @@ def make_learner(config: BenchConfig, index: int) -> PytorchLearner:
                                  seed=derived_seed(config.seed, 101, index)),
         vote_loader=make_loader(x_vote, y_vote, config.eval_batch_size),
         test_loader=make_loader(x_test, y_test, config.eval_batch_size) if len(y_test) else None,
+        need_reset_optimizer=False,  # SGD momentum carries across rounds
         criterion=nn.CrossEntropyLoss(),
         minimise_criterion=True,
         num_train_batches=config.batches_per_round,
-        test_criterion=accuracy_from_logits,
+        test_criterion=categorical_accuracy,
         num_threads=config.torch_threads,
     )
 

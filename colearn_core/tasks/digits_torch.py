@@ -20,11 +20,11 @@ from torch.utils.data import DataLoader
 from colearn_core.learners.pytorch import (
     PytorchLearner,
     WeightsLike,
-    accuracy_from_logits,
     evaluate_model,
     torch_threads,
     weights_to_state_dict,
 )
+from colearn_core.pytorch.utils import categorical_accuracy
 from colearn_core.results import Result, Results
 from colearn_core.tasks import mlp_torch
 from colearn_core.tasks.digits import N_CLASSES, N_FEATURES, DigitsConfig, split_for_config
@@ -80,7 +80,7 @@ def global_test_accuracy(weights: WeightsLike, config: DigitsConfig | None = Non
     model = make_model(config)
     model.load_state_dict(weights_to_state_dict(weights, model, require_finite=False))
     with torch_threads(config.torch_threads):
-        return evaluate_model(model, global_test_loader(config), accuracy_from_logits)
+        return evaluate_model(model, global_test_loader(config), categorical_accuracy)
 
 
 @dataclass(frozen=True)

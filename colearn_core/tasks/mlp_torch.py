@@ -18,11 +18,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from colearn_core.learners.pytorch import (
-    PytorchLearner,
-    accuracy_from_logits,
-    score_weights,
-)
+from colearn_core.learners.pytorch import PytorchLearner, score_weights
+from colearn_core.pytorch.utils import categorical_accuracy
 from colearn_core.tasks.mlp_config import MLPTaskConfig
 from colearn_core.tasks.splits import FederatedSplit, LearnerSplit
 
@@ -61,16 +58,20 @@ def _init_linear(layer: nn.Linear, generator: torch.Generator) -> None:
         layer.bias.uniform_(-bound, bound, generator=generator)
 
 
-def auc_from_logits(y_true: np.ndarray, outputs: np.ndarray) -> float:
-    """ROC AUC of a binary task from two-class logits (the score of class 1)."""
+def auc_from_two_logits(outputs: torch.Tensor, labels: torch.Tensor) -> float:
+    """ROC AUC of a binary task from two-class logits (the score of class 1). Unlike
+    :func:`colearn_core.pytorch.utils.auc_from_logits` (one logit per sample), labels of
+    one class only score 0.5 instead of raising."""
     from sklearn.metrics import roc_auc_score
 
+    y_true = labels.detach().cpu().numpy()
     if len(np.unique(y_true)) < 2:
         return 0.5  # undefined on one class: scores as chance, never "better"
-    return float(roc_auc_score(y_true, outputs[:, 1] - outputs[:, 0]))
+    margin = (outputs[:, 1] - outputs[:, 0]).detach().cpu().numpy()
+    return float(roc_auc_score(y_true, margin))
 
 
-SCORES = {"accuracy": accuracy_from_logits, "auc": auc_from_logits}
+SCORES = {"accuracy": categorical_accuracy, "auc": auc_from_two_logits}
 
 
 class MLP(nn.Module):
@@ -115,6 +116,7 @@ def make_learner(data: LearnerSplit, n_classes: int, config: MLPTaskConfig, inde
         vote_loader=make_loader(data.x_vote, data.y_vote, EVAL_BATCH_SIZE),
         test_loader=(make_loader(data.x_test, data.y_test, EVAL_BATCH_SIZE)
                      if len(data.y_test) else None),
+        need_reset_optimizer=False,  # the optimizer's state lives across rounds
         criterion=nn.CrossEntropyLoss(),
         minimise_criterion=config.vote_on == "loss",
         vote_criterion=vote_fn,

@@ -209,3 +209,42 @@ def test_big_endian_and_unsupported_dtypes():
     for value in (np.zeros(2, np.complex64), np.zeros(2, np.longdouble), np.array(["x"])):
         with pytest.raises(WeightsFormatError):
             encode_weights({"w": value})
+
+
+# --------------------------------------------------------------------------- tensors
+
+
+def test_torch_state_dict_encodes_as_its_arrays_do():
+    torch = pytest.importorskip("torch")
+    from collections import OrderedDict
+
+    tensors = OrderedDict((k, torch.from_numpy(v.copy()).requires_grad_(v.dtype.kind == "f"))
+                          for k, v in WEIGHTS.items())
+    encoded = encode_weights(tensors)
+    assert encoded == encode_weights(WEIGHTS)
+    decoded = decode_weights(encoded)  # numpy out, whatever went in
+    assert all(isinstance(v, np.ndarray) for v in decoded.values())
+    assert check_compatible(decoded, tensors)  # tensors are a template too
+
+
+def test_objects_with_array_interface_encode_and_unreadable_tensors_are_refused():
+    class ArrayLike:
+        def __array__(self, dtype=None, copy=None):
+            return np.arange(3, dtype=np.float32)
+
+    assert np.array_equal(decode_weights(encode_weights({"a": ArrayLike()}))["a"],
+                          np.arange(3, dtype=np.float32))
+    torch = pytest.importorskip("torch")
+    with pytest.raises(WeightsFormatError, match="cannot be read as an array"):
+        encode_weights({"w": torch.zeros(2, dtype=torch.bfloat16)})  # no numpy bfloat16
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_mutated_tensor_encodings_decode_or_raise_the_codecs_error(data):
+    torch = pytest.importorskip("torch")
+    valid = bytearray(encode_weights({k: torch.from_numpy(v.copy()) for k, v in WEIGHTS.items()}))
+    for _ in range(data.draw(st.integers(1, 4))):
+        at = data.draw(st.integers(0, len(valid) - 1))
+        valid[at] = data.draw(st.integers(0, 255))
+    _decode_or_refuse(bytes(valid))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import numpy as np
 import pytest
 
@@ -16,11 +18,7 @@ from colearn_core.codec import (
     encode_weights,
 )
 from colearn_core.learners.privacy import DiffPrivError
-from colearn_core.learners.pytorch import (
-    PytorchLearner,
-    accuracy_from_logits,
-    evaluate_model,
-)
+from colearn_core.learners.pytorch import PytorchLearner, evaluate_model
 from colearn_core.ml_interface import (
     ColearnModel,
     DiffPrivConfig,
@@ -28,6 +26,7 @@ from colearn_core.ml_interface import (
     ProposedWeights,
     Weights,
 )
+from colearn_core.pytorch.utils import categorical_accuracy
 from colearn_core.training import run_experiment, set_equal_weights
 
 
@@ -72,23 +71,27 @@ def make_learner(seed: int = 0, *, num_train_batches=2, **kwargs) -> PytorchLear
 
 
 def _same(a: dict, b: dict) -> bool:
+    """Same names, dtypes and values, whether tensors or numpy arrays."""
     return a.keys() == b.keys() and all(
-        a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]) for k in a
+        np.asarray(a[k]).dtype == np.asarray(b[k]).dtype
+        and np.array_equal(np.asarray(a[k]), np.asarray(b[k])) for k in a
     )
 
 
-def test_current_weights_are_numpy_copies():
+def test_current_weights_are_an_ordered_dict_of_tensor_copies():
     learner = make_learner()
     w = learner.mli_get_current_weights()
     assert isinstance(w, Weights)
-    assert set(w.weights) == set(learner.model.state_dict())
-    for name, array in w.weights.items():
-        assert isinstance(array, np.ndarray) and array.dtype == np.float32
-        np.testing.assert_array_equal(array, learner.model.state_dict()[name].numpy())
-    # mutating the returned arrays does not touch the model
+    assert isinstance(w.weights, OrderedDict)
+    assert list(w.weights) == list(learner.model.state_dict())
+    for name, tensor in w.weights.items():
+        assert isinstance(tensor, torch.Tensor) and tensor.dtype == torch.float32
+        assert not tensor.requires_grad
+        assert torch.equal(tensor, learner.model.state_dict()[name])
+    # mutating the returned tensors does not touch the model
     before = learner.mli_get_current_weights().weights
-    for array in w.weights.values():
-        array += 1.0
+    for tensor in w.weights.values():
+        tensor += 1.0
     assert _same(before, learner.mli_get_current_weights().weights)
 
 
@@ -141,9 +144,9 @@ def test_training_lowers_the_vote_loss_and_votes_follow():
 
 
 def test_maximised_vote_criterion():
-    learner = make_learner(vote_criterion=accuracy_from_logits, minimise_criterion=False)
+    learner = make_learner(vote_criterion=categorical_accuracy, minimise_criterion=False)
     assert 0.0 <= learner.vote_score <= 1.0
-    worse = {k: np.zeros_like(v) for k, v in learner.mli_get_current_weights().weights.items()}
+    worse = {k: torch.zeros_like(v) for k, v in learner.mli_get_current_weights().weights.items()}
     tested = learner.mli_test_weights(Weights(weights=worse))
     # all-zero weights give equal logits: argmax 0, so accuracy is class 0's share
     assert tested.vote == (tested.vote_score > learner.vote_score)
@@ -151,7 +154,7 @@ def test_maximised_vote_criterion():
 
 
 def test_test_criterion_separates_test_score_from_vote_score():
-    learner = make_learner(test_criterion=accuracy_from_logits)
+    learner = make_learner(test_criterion=categorical_accuracy)
     tested = learner.mli_test_weights(learner.mli_get_current_weights())
     assert 0.0 <= tested.test_score <= 1.0
     assert tested.vote_score == pytest.approx(learner.vote_score)
@@ -168,7 +171,7 @@ def test_loss_score_is_exact_mean_over_samples():
 
 def test_nan_proposal_is_rejected_not_accepted():
     learner = make_learner()
-    bad = {k: np.full_like(v, np.nan) for k, v in learner.mli_get_current_weights().weights.items()}
+    bad = {k: torch.full_like(v, np.nan) for k, v in learner.mli_get_current_weights().weights.items()}
     assert learner.mli_test_weights(Weights(weights=bad)).vote is False
     with pytest.raises(WeightsMismatchError):
         learner.mli_accept_weights(Weights(weights=bad))
@@ -183,32 +186,35 @@ def test_wrong_weights_are_refused():
     missing.pop(next(iter(missing)))
     with pytest.raises(WeightsMismatchError):
         learner.mli_test_weights(Weights(weights=missing))
-    wrong_dtype = {k: v.astype(np.float64) for k, v in current.items()}
-    with pytest.raises(WeightsMismatchError):
-        learner.mli_accept_weights(Weights(weights=wrong_dtype))
-    wrong_shape = {k: np.zeros((1,) + v.shape, v.dtype) for k, v in current.items()}
-    with pytest.raises(WeightsMismatchError):
-        learner.mli_accept_weights(Weights(weights=wrong_shape))
+    for convert in (lambda v: v, lambda v: v.numpy()):  # tensors, and arrays as decoded
+        wrong_dtype = {k: convert(v.double()) for k, v in current.items()}
+        with pytest.raises(WeightsMismatchError):
+            learner.mli_accept_weights(Weights(weights=wrong_dtype))
+        wrong_shape = {k: convert(torch.zeros((1, *v.shape))) for k, v in current.items()}
+        with pytest.raises(WeightsMismatchError):
+            learner.set_weights(Weights(weights=wrong_shape))
     assert _same(current, learner.mli_get_current_weights().weights)
 
 
-def test_accepts_tensors():
+def test_accepts_numpy_arrays():
     learner = make_learner()
-    target = {k: torch.full_like(v, 0.25) for k, v in learner.model.state_dict().items()}
+    target = {k: np.full(v.shape, 0.25, np.float32) for k, v in learner.model.state_dict().items()}
     learner.mli_accept_weights(Weights(weights=target))
-    for array in learner.mli_get_current_weights().weights.values():
-        assert np.all(array == np.float32(0.25))
+    for tensor in learner.mli_get_current_weights().weights.values():
+        assert bool(torch.all(tensor == 0.25))
 
 
 def test_weights_round_trip_through_codec_bitwise():
     learner = make_learner()
     learner.mli_accept_weights(learner.mli_propose_weights())
     weights = learner.mli_get_current_weights().weights
-    decoded = decode_weights(encode_weights(weights))
+    decoded = decode_weights(encode_weights(weights))  # tensors in, numpy arrays out
+    assert all(isinstance(v, np.ndarray) for v in decoded.values())
     assert _same(weights, decoded)
     other = make_learner(seed=1)
     other.mli_accept_weights(Weights(weights=decoded))  # read-only decoded arrays load fine
     assert _same(weights, other.mli_get_current_weights().weights)
+    assert all(isinstance(v, torch.Tensor) for v in other.mli_get_current_weights().weights.values())
 
 
 def test_determinism_same_calls_same_bits():
@@ -249,8 +255,8 @@ def test_num_train_batches_cycles_and_none_is_one_pass():
 def test_evaluate_leaves_weights_alone():
     learner = make_learner()
     before = learner.mli_get_current_weights().weights
-    zeros = {k: np.zeros_like(v) for k, v in before.items()}
-    acc = learner.evaluate(Weights(weights=zeros), learner.test_loader, accuracy_from_logits)
+    zeros = {k: torch.zeros_like(v) for k, v in before.items()}
+    acc = learner.evaluate(Weights(weights=zeros), learner.test_loader, categorical_accuracy)
     assert 0.0 <= acc <= 1.0
     assert _same(before, learner.mli_get_current_weights().weights)
     loss = learner.evaluate(zeros, learner.test_loader)
