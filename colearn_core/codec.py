@@ -1,23 +1,61 @@
-"""A safe weights codec: named arrays with their shapes and dtypes, in safetensors format.
+"""A safe weights codec: named arrays with their shapes and dtypes, in safetensors format,
+or opaque data a learner decodes itself.
 
 Decoding never runs code: a safetensors file is a JSON header and raw little-endian
 buffers. Weights are a mapping of names to arrays, or a sequence of arrays (Keras'
-``get_weights()`` style); anything else is refused with :class:`WeightsFormatError`.
+``get_weights()`` style). Two opaque kinds are carried as data, never interpreted:
+``bytes`` (:data:`OPAQUE_TAG`), and a ``str`` or path naming a model file
+(:data:`FILE_TAG`, colearn's XGBoost example), whose content travels and decodes to a
+:class:`ModelFile`. Anything else is refused with :class:`WeightsFormatError`.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 from safetensors.numpy import save as _st_save
 
 FORMAT_TAG = "colearn-weights/1"
 ArrayTree = dict[str, np.ndarray] | list[np.ndarray]
+
+# Opaque encodings: a tag line, then the data as is. Read as safetensors, the first 8 bytes
+# of a tag give a header length far past MAX_HEADER_BYTES: no encoding is two kinds.
+OPAQUE_TAG = b"colearn-opaque/1\n"
+FILE_TAG = b"colearn-file/1"  # then " SUFFIX" (may be empty) and a newline
+_SUFFIX = re.compile(rb"\.[A-Za-z0-9_-]{1,16}|")
+MAX_FILE_BYTES = 512 * 1024 * 1024
+"""Largest model file read to be sent as weights."""
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """The content of a model file a learner gave as its weights (a path), and the file
+    name's suffix (``".json"``, ``".ubj"``; ``""`` if none): whoever hands it to a learner
+    writes it to a file of its own and passes that path."""
+
+    content: bytes
+    suffix: str = ""
+
+
+Decoded = ArrayTree | bytes | ModelFile
+WeightsKind = Literal["arrays", "bytes", "file"]
+
+
+def weights_kind(weights: Any) -> WeightsKind:
+    """How ``weights`` travel: ``"bytes"`` (bytes-like, opaque), ``"file"`` (a ``str`` or
+    path naming a model file, or a :class:`ModelFile`), else ``"arrays"``."""
+    if isinstance(weights, (bytes, bytearray, memoryview)):
+        return "bytes"
+    if isinstance(weights, (str, os.PathLike, ModelFile)):
+        return "file"
+    return "arrays"
 
 
 # safetensors dtypes this codec accepts (little-endian), and what they decode to. BF16 and
@@ -66,7 +104,17 @@ def _as_array(name: str, value: Any) -> np.ndarray:
 
 
 def encode_weights(weights: Any) -> bytes:
-    """Serializes a mapping ``{name: array}`` or a sequence of arrays to safetensors bytes."""
+    """Serializes a mapping ``{name: array}`` or a sequence of arrays to safetensors bytes;
+    ``bytes`` as opaque data; a path's file (or a :class:`ModelFile`) as a model file."""
+    kind = weights_kind(weights)
+    if kind == "bytes":
+        return OPAQUE_TAG + bytes(weights)
+    if kind == "file":
+        model = weights if isinstance(weights, ModelFile) else _read_model_file(weights)
+        if _SUFFIX.fullmatch(model.suffix.encode()) is None:
+            raise WeightsFormatError(f"model file suffix {model.suffix[:32]!r} is not "
+                                     "'.' and 1 to 16 letters, digits, '_' or '-'")
+        return FILE_TAG + b" " + model.suffix.encode() + b"\n" + model.content
     if isinstance(weights, Mapping):
         container = "dict"
         named = {str(k): _as_array(str(k), v) for k, v in weights.items()}
@@ -80,6 +128,20 @@ def encode_weights(weights: Any) -> bytes:
     # One metadata entry: safetensors writes several in a random order, and the same
     # weights must always give the same bytes (hence the same digest and CID).
     return _st_save(named, metadata={"format": f"{FORMAT_TAG};{container}"})
+
+
+def _read_model_file(path: str | os.PathLike[str]) -> ModelFile:
+    try:
+        with open(path, "rb") as file:
+            content = file.read(MAX_FILE_BYTES + 1)
+    except (OSError, ValueError) as exc:
+        raise WeightsFormatError(f"weights name a model file that cannot be read: "
+                                 f"{_short(exc)}") from None
+    if len(content) > MAX_FILE_BYTES:
+        raise WeightsFormatError(f"model file {os.fspath(path)!r} is larger than "
+                                 f"{MAX_FILE_BYTES} bytes")
+    suffix = os.path.splitext(os.fspath(path))[1]
+    return ModelFile(content, suffix if _SUFFIX.fullmatch(suffix.encode()) else "")
 
 
 MAX_HEADER_BYTES = 16 * 1024 * 1024
@@ -101,16 +163,36 @@ def encoded_size_limit(template: Any) -> int:
 
 
 def decode_weights(data: bytes | bytearray | memoryview, *,
-                   max_bytes: int | None = None) -> ArrayTree:
-    """Parses safetensors bytes made by :func:`encode_weights`; never executes anything.
+                   max_bytes: int | None = None) -> Decoded:
+    """Parses bytes made by :func:`encode_weights`; never executes anything.
 
     Any bytes at all either decode to weights or raise :class:`WeightsFormatError`: the
     header's size, JSON depth, types and every entry are checked before anything is
-    built. The arrays are read-only views of ``data`` (no copy).
+    built. The arrays are read-only views of ``data`` (no copy). Opaque data comes back
+    as ``bytes`` or a :class:`ModelFile`, as it was given: unchecked.
     """
     view = memoryview(data).cast("B")
     if max_bytes is not None and len(view) > max_bytes:
         raise WeightsFormatError(f"weights are {len(view)} bytes, more than the limit {max_bytes}")
+    if view[:len(OPAQUE_TAG)] == OPAQUE_TAG:
+        return bytes(view[len(OPAQUE_TAG):])
+    if view[:len(FILE_TAG)] == FILE_TAG:
+        return _model_file(view)
+    return decode_arrays(view)
+
+
+def _model_file(view: memoryview) -> ModelFile:
+    head = bytes(view[:len(FILE_TAG) + 2 + 16 + 1])
+    end = head.find(b"\n")
+    if end < 0 or head[len(FILE_TAG):len(FILE_TAG) + 1] != b" " \
+            or _SUFFIX.fullmatch(head[len(FILE_TAG) + 1:end]) is None:
+        raise WeightsFormatError("model file weights have a malformed tag line")
+    return ModelFile(bytes(view[end + 1:]), head[len(FILE_TAG) + 1:end].decode("ascii"))
+
+
+def decode_arrays(data: bytes | bytearray | memoryview) -> ArrayTree:
+    """Parses the safetensors bytes of array weights (see :func:`decode_weights`)."""
+    view = memoryview(data).cast("B")
     if len(view) < 8:
         raise WeightsFormatError("weights are not in safetensors format (too short)")
     header_len = int.from_bytes(view[:8], "little")
@@ -235,13 +317,23 @@ def _items(tree: Any) -> list[tuple[str, np.ndarray]]:
     return [(str(i), _as_array(str(i), v)) for i, v in enumerate(tree)]
 
 
+_KIND_NAMES = {"arrays": "arrays", "bytes": "opaque bytes", "file": "a model file"}
+
+
 def check_compatible(candidate: Any, template: Any, *,
                      require_finite: bool = True) -> ArrayTree:
     """``candidate``'s arrays (numpy views of any framework tensors, not copies), after
     checking it has the template's container, names (or count), shapes and dtypes, and
     only finite values if ``require_finite``; else :class:`WeightsMismatchError` (or
     :class:`WeightsFormatError` for values that are not arrays). The one weights-fit check:
-    every learner and the agent use it."""
+    every learner and the agent use it. Opaque weights (see :func:`weights_kind`) fit
+    opaque weights of the same kind, unchecked: the learner decodes them itself."""
+    kind, expected_kind = weights_kind(candidate), weights_kind(template)
+    if kind != expected_kind:
+        raise WeightsMismatchError(f"weights are {_KIND_NAMES[kind]}, the model's are "
+                                   f"{_KIND_NAMES[expected_kind]}")
+    if kind != "arrays":
+        return candidate  # as given: the learner checks it
     if isinstance(candidate, Mapping) != isinstance(template, Mapping):
         raise WeightsMismatchError("weights container differs from the model's")
     got = dict(_items(candidate))

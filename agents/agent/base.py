@@ -29,6 +29,13 @@ from colearn_core.ml_interface import MachineLearningInterface
 VOTE_MARGIN_SECONDS = 2.0
 
 
+# Said once at start (logged, and printed by `colearn agent`) for a learner whose weights
+# the agent cannot check.
+OPAQUE_NOTICE = ("this learner's weights are {kind}: it decodes peer data itself (the agent "
+                 "checks only their size and digest), so the learner is responsible for "
+                 "validating peers' weights")
+
+
 class AgentError(Exception):
     """The agent cannot act for this learner (wrong account, unknown experiment...)."""
 
@@ -109,6 +116,9 @@ class AgentCore:
         # Names, shapes and dtypes fetched weights must have (the model's never change),
         # hence the most bytes worth fetching: anything longer is refused unread.
         self.verifier = WeightsVerifier(store, weights, self.settings.max_weight_bytes)
+        if self.verifier.kind != "arrays":
+            self._report(OPAQUE_NOTICE.format(
+                kind="opaque bytes" if self.verifier.kind == "bytes" else "a model file"))
 
     def _seconds_left(self, status: RoundStatus) -> float:
         """Seconds until the current phase's deadline, on the chain's clock."""

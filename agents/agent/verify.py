@@ -4,12 +4,19 @@ the model's names, shapes and dtypes with finite values.
 
 Whatever goes wrong is a :class:`Rejected` with the reason: the agent turns it into a
 reject vote (or leaves an accepted model it cannot load), never into a crash.
+
+A learner whose weights are opaque (``bytes``, or a model file named by a path: see
+:func:`colearn_core.codec.weights_kind`) gets peers' data of the same kind checked only
+for size and digest: it decodes them itself. A model file is written to this agent's own
+temporary directory and the learner is handed that path.
 """
 
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,12 +29,13 @@ from agents.storage.store import (
     WeightStoreError,
 )
 from colearn_core.codec import (
-    ArrayTree,
+    ModelFile,
     WeightsFormatError,
     WeightsMismatchError,
     check_compatible,
     decode_weights,
     encoded_size_limit,
+    weights_kind,
 )
 
 
@@ -47,10 +55,14 @@ class WeightsVerifier:
     def __init__(self, store: WeightStore, weights: Any, max_bytes: int) -> None:
         self.store = store
         self.template = shape_template(weights)
-        # Anything longer than this model's weights can encode to is refused unread.
-        self.max_bytes = min(max_bytes, encoded_size_limit(self.template))
+        self.kind = weights_kind(weights)
+        # Anything longer than this model's weights can encode to is refused unread (opaque
+        # weights may grow: a boosted model gains trees each round).
+        self.max_bytes = max_bytes if self.kind != "arrays" else \
+            min(max_bytes, encoded_size_limit(self.template))
+        self._files: tempfile.TemporaryDirectory[str] | None = None
 
-    def fetch(self, cid: str, digest: bytes, timeout: float | None) -> ArrayTree:
+    def fetch(self, cid: str, digest: bytes, timeout: float | None) -> Any:
         """The weights of ``cid`` if they arrive within ``timeout`` seconds (``None``: the
         store's own limit), hash to ``digest`` and fit the model; else :class:`Rejected`."""
         try:
@@ -70,12 +82,31 @@ class WeightsVerifier:
             check_compatible(weights, self.template)
         except (WeightsFormatError, WeightsMismatchError) as exc:
             raise Rejected(str(exc), permanent=True) from None
+        if isinstance(weights, ModelFile):
+            return self._model_path(weights, actual)
         return weights
+
+    def _model_path(self, model: ModelFile, digest: bytes) -> str:
+        """The path of a file holding ``model``, in this agent's temporary directory
+        (removed with the verifier), named by its digest."""
+        if self._files is None:
+            self._files = tempfile.TemporaryDirectory(prefix="colearn-weights-")
+        path = Path(self._files.name) / f"{digest.hex()}{model.suffix}"
+        try:
+            if not path.exists():
+                path.write_bytes(model.content)
+        except OSError as exc:
+            raise Rejected(f"cannot write the model file: {describe(exc)}") from None
+        return str(path)
 
 
 def shape_template(weights: Any) -> Any:
     """Arrays with the names, shapes and dtypes of ``weights`` and none of their content
-    (``np.empty``: large ones stay unmapped until touched, and are never touched)."""
+    (``np.empty``: large ones stay unmapped until touched, and are never touched); for
+    opaque weights, an empty value of their kind."""
+    kind = weights_kind(weights)
+    if kind != "arrays":
+        return b"" if kind == "bytes" else ModelFile(b"")
     if isinstance(weights, Mapping):
         return {name: np.empty(np.shape(a), np.asarray(a).dtype) for name, a in weights.items()}
     return [np.empty(np.shape(a), np.asarray(a).dtype) for a in weights]

@@ -39,7 +39,7 @@ from agents.chain.types import RoundState
 from agents.experiment.launch import launch_experiment
 from agents.experiment.spec import ExperimentTerms
 from agents.storage.store import WeightStore, open_store
-from colearn_core.codec import decode_weights
+from colearn_core.codec import decode_weights, encode_weights
 from colearn_core.ml_interface import MachineLearningInterface
 from colearn_core.results import Results
 
@@ -107,7 +107,7 @@ class OnChainSession:
                 learners=[a.address for a in accounts], threshold=vote_threshold,
                 rounds=n_rounds, proposal_timeout=proposal_timeout,
                 voting_timeout=voting_timeout),
-                learners[0].mli_get_current_weights().weights).experiment_id
+                encode_weights(learners[0].mli_get_current_weights().weights)).experiment_id
             self.agents = [LearnerAgent(self.client.with_account(account), store, learner,
                                         self.experiment_id,
                                         settings=AgentSettings(name=f"learner{i}"))

@@ -19,6 +19,7 @@ from agents.chain.types import (
     ZERO_ADDRESS,
     ExperimentOptions,
 )
+from colearn_core.codec import encode_weights
 from colearn_core.ml_interface import MachineLearningInterface
 
 # ``module.path:function``, what ``--learner`` and a spec's ``initial.factory`` name.
@@ -230,7 +231,7 @@ class ExperimentSpec(ExperimentTerms):
                 raise SpecError(f"cannot read the initial weights {self.initial.weights}: "
                                 f"{exc.strerror}") from None
         assert self.initial.factory is not None
-        return self.initial.factory.build().mli_get_current_weights().weights
+        return encode_weights(self.initial.factory.build().mli_get_current_weights().weights)
 
     @classmethod
     def load(cls, path: Path) -> ExperimentSpec:

@@ -10,12 +10,17 @@ import pytest
 from hypothesis import given, settings
 
 from colearn_core.codec import (
+    FILE_TAG,
+    MAX_HEADER_BYTES,
+    OPAQUE_TAG,
+    ModelFile,
     WeightsFormatError,
     WeightsMismatchError,
     check_compatible,
     decode_weights,
     encode_weights,
     encoded_size_limit,
+    weights_kind,
 )
 
 RNG = np.random.default_rng(0)
@@ -248,3 +253,70 @@ def test_mutated_tensor_encodings_decode_or_raise_the_codecs_error(data):
         at = data.draw(st.integers(0, len(valid) - 1))
         valid[at] = data.draw(st.integers(0, 255))
     _decode_or_refuse(bytes(valid))
+
+
+# ------------------------------------------------------------ opaque weights (bytes, files)
+
+@given(st.binary(max_size=2048))
+def test_any_bytes_weights_round_trip_as_opaque_data(data):
+    encoded = encode_weights(data)
+    assert encoded.startswith(OPAQUE_TAG)
+    decoded = decode_weights(encoded)
+    assert type(decoded) is bytes and decoded == data
+    assert check_compatible(decoded, b"") == data
+
+
+@given(st.sampled_from([OPAQUE_TAG, FILE_TAG, FILE_TAG + b" ", FILE_TAG + b" .ubj\n", b""]),
+       st.binary(max_size=512))
+def test_arbitrary_bytes_after_any_tag_decode_or_raise_the_codecs_error(tag, tail):
+    try:
+        decoded = decode_weights(tag + tail)
+    except WeightsFormatError:
+        return
+    if tag == OPAQUE_TAG:
+        assert decoded == tail
+    if isinstance(decoded, ModelFile):
+        assert tag.startswith(FILE_TAG) and decoded.content in tail
+
+
+def test_a_model_file_travels_by_content_with_its_suffix(tmp_path):
+    path = tmp_path / "model_0.json"
+    path.write_bytes(b'{"learner": {}}')
+    for weights in (str(path), path):
+        decoded = decode_weights(encode_weights(weights))
+        assert decoded == ModelFile(b'{"learner": {}}', ".json")
+        assert weights_kind(weights) == "file" and weights_kind(decoded) == "file"
+    no_suffix = tmp_path / "model_1"
+    no_suffix.write_bytes(b"\x00\x01")
+    assert decode_weights(encode_weights(str(no_suffix))) == ModelFile(b"\x00\x01", "")
+    with pytest.raises(WeightsFormatError, match="cannot be read"):
+        encode_weights(str(tmp_path / "missing"))
+    with pytest.raises(WeightsFormatError, match="suffix"):
+        encode_weights(ModelFile(b"", "/../x"))
+
+
+@pytest.mark.parametrize("data", [
+    FILE_TAG + b"\n",  # no space
+    FILE_TAG + b" ../../etc/passwd\n",
+    FILE_TAG + b" .a" + b"b" * 40 + b"\n",
+    FILE_TAG + b" .json",  # no newline
+])
+def test_malformed_model_file_tags_are_refused(data):
+    with pytest.raises(WeightsFormatError, match="tag line"):
+        decode_weights(data)
+
+
+def test_kinds_of_weights_never_fit_each_other(tmp_path):
+    kinds = [WEIGHTS, b"\x00", ModelFile(b"{}", ".json")]
+    for candidate in kinds:
+        for template in kinds:
+            if candidate is template:
+                check_compatible(candidate, template)
+            else:
+                with pytest.raises(WeightsMismatchError, match="weights are"):
+                    check_compatible(candidate, template)
+
+
+def test_opaque_encodings_are_never_safetensors():
+    for tag in (OPAQUE_TAG, FILE_TAG):
+        assert int.from_bytes(tag[:8], "little") > MAX_HEADER_BYTES

@@ -11,7 +11,7 @@ from agents.audit.checks.core import STORE_TIMEOUT, Checker
 from agents.audit.checks.protocol import expected_model
 from agents.audit.history import History
 from agents.storage.store import ContentMismatch, ContentNotFound, WeightStore, WeightStoreError
-from colearn_core.codec import WeightsFormatError, decode_weights
+from colearn_core.codec import ModelFile, WeightsFormatError, decode_weights
 
 
 def check_store(h: History, store: WeightStore, c: Checker,
@@ -44,6 +44,8 @@ def check_store(h: History, store: WeightStore, c: Checker,
         return
     try:
         weights = decode_weights(data)
+        if isinstance(weights, (bytes, ModelFile)):
+            return  # opaque: only its learners can tell whether it loads
         arrays = weights.values() if isinstance(weights, dict) else weights
         for array in arrays:
             if array.dtype.kind == "f" and not np.isfinite(array).all():
