@@ -15,7 +15,7 @@ def register(subcommands: Subcommands) -> None:
         "example", help="one of colearn's examples (PyTorch and Keras CNNs, SGD fraud-style, "
                         "random forest), in memory or on chain")
     parser.add_argument("name", choices=["pytorch-mnist", "keras-mnist", "pytorch-cifar10",
-                                         "sgd-fraud", "random-forest-iris"])
+                                         "sgd-fraud", "random-forest-iris", "xgb-reg-boston"])
     parser.add_argument("--learners", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=None,
                         help="number of rounds (default: the example's, 15)")

@@ -33,6 +33,7 @@ EXAMPLES: dict[str, str] = {
     "keras-mnist": "colearn_core.examples.keras_mnist",
     "sgd-fraud": "colearn_core.examples.sgd_fraud",
     "random-forest-iris": "colearn_core.examples.random_forest_iris",
+    "xgb-reg-boston": "colearn_core.examples.xgb_reg_boston",
 }
 
 

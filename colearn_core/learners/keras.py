@@ -33,6 +33,7 @@ tensorflow-privacy, which does not work with Keras 3: ``diff_priv_config`` raise
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import logging
 import os
 import tempfile
@@ -130,8 +131,8 @@ class KerasLearner(Learner):
         criterion: str = "loss",
         model_fit_kwargs: dict[str, Any] | None = None,
         model_evaluate_kwargs: dict[str, Any] | None = None,
-        diff_priv_config: DiffPrivConfig | None = None,
         *,
+        diff_priv_config: DiffPrivConfig | None = None,
         test_criterion: str | None = None,
     ) -> None:
         if diff_priv_config is not None:
@@ -147,9 +148,11 @@ class KerasLearner(Learner):
         self.need_reset_optimizer = need_reset_optimizer
         self.criterion = criterion
         self.test_criterion = test_criterion if test_criterion is not None else criterion
-        self.model_fit_kwargs = self._kwargs(model_fit_kwargs, "model_fit_kwargs", ("x", "y"))
+        self.model_fit_kwargs = self._kwargs(model_fit_kwargs, "model_fit_kwargs",
+                                             model.fit, ("x", "y"))
         self.model_evaluate_kwargs = self._kwargs(
-            model_evaluate_kwargs, "model_evaluate_kwargs", ("x", "y", "return_dict"))
+            model_evaluate_kwargs, "model_evaluate_kwargs", model.evaluate,
+            ("x", "y", "return_dict"))
         if not model.built:
             raise ValueError("the model must be built (give it a keras.Input or call build())")
         # Build the optimizer now so that its freshly built state can be restored later.
@@ -160,12 +163,18 @@ class KerasLearner(Learner):
         self.vote_score: float = self._score(self.vote_loader)
 
     @staticmethod
-    def _kwargs(given: dict[str, Any] | None, label: str,
+    def _kwargs(given: dict[str, Any] | None, label: str, method: Any,
                 reserved: tuple[str, ...]) -> dict[str, Any]:
+        """``given`` checked as keyword arguments of ``method`` (as colearn did, at
+        construction rather than at the first call), with ``verbose=0`` by default."""
         kwargs = dict(given or {})
         clash = sorted(set(kwargs) & set(reserved))
         if clash:
             raise ValueError(f"{label} may not set {clash}: the learner passes them")
+        try:
+            inspect.signature(method).bind_partial(**kwargs)
+        except TypeError as exc:
+            raise ValueError(f"{label} are not arguments of {method.__name__}: {exc}") from None
         kwargs.setdefault("verbose", 0)
         return kwargs
 
@@ -181,6 +190,11 @@ class KerasLearner(Learner):
             )
         return float(scores[criterion])
 
+    def test(self, loader: Any) -> float:
+        """colearn's score of the current model on ``loader``: the ``criterion`` entry
+        of ``model.evaluate``."""
+        return self._score(loader)
+
     def evaluate(self, weights: WeightsLike, loader: Any) -> dict[str, float]:
         """All of ``model.evaluate``'s results for ``weights`` on any ``loader`` (e.g. a
         held-out set), leaving the current weights as they were."""
@@ -194,6 +208,12 @@ class KerasLearner(Learner):
             self.model.set_weights(saved)
 
     # ------------------------------------------------------------------ training
+
+    def set_weights(self, weights: WeightsLike) -> None:
+        """Loads ``weights`` (``Weights``, or the list itself) into the model after
+        checking they fit it; the vote score is left as it was (as in colearn:
+        :meth:`mli_accept_weights` also rescores)."""
+        self.model.set_weights(check_keras_weights(weights, self.model, require_finite=False))
 
     def reset_optimizer(self) -> None:
         """Restores the optimizer's variables (step count, moments, learning rate) to

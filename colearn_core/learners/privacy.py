@@ -153,3 +153,22 @@ class PrivateTraining:
             consumed_epsilon=epsilon,
             consumed_delta=self.config.target_delta if epsilon > 0 else 0.0,
         )
+
+
+def discard_stale_per_sample_state(module: nn.Module) -> None:
+    """Forgets what an opacus ``GradSampleModule`` captured in forward passes that had no
+    backward pass (e.g. ``torchsummary.summary`` on the wrapped model in training mode,
+    as colearn's DP example does before training): recent opacus versions add that stale
+    state into the next per-sample gradients and fail. Any other module is left alone;
+    opacus is not imported."""
+    if not type(module).__module__.startswith("opacus.") or not hasattr(module, "_module"):
+        return
+    for submodule in module.modules():
+        activations = getattr(submodule, "activations", None)
+        if isinstance(activations, list):
+            activations.clear()
+    for parameter in module.parameters():
+        if hasattr(parameter, "_forward_counter"):
+            parameter._forward_counter = 0
+        if hasattr(parameter, "_current_grad_sample"):
+            del parameter._current_grad_sample

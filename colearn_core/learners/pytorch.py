@@ -52,8 +52,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib.util
-import io
 import logging
 import warnings
 from collections import OrderedDict, defaultdict
@@ -66,7 +64,8 @@ from torch import nn
 
 from colearn_core.codec import WeightsFormatError, check_compatible
 from colearn_core.learners._base import Learner, current_model, raw_weights
-from colearn_core.learners.privacy import PrivateTraining
+from colearn_core.learners.privacy import PrivateTraining, discard_stale_per_sample_state
+from colearn_core.learners.pytorch_onnx import export_onnx
 from colearn_core.ml_interface import (
     ColearnModel,
     DiffPrivConfig,
@@ -414,6 +413,7 @@ class PytorchLearner(Learner):
         steps_before = dp.steps if dp is not None else 0
         if self.need_reset_optimizer:
             self.reset_optimizer()
+        discard_stale_per_sample_state(module)
         module.train()
         trained = 0
         for batch in self._train_batches():
@@ -499,38 +499,6 @@ class PytorchLearner(Learner):
         """The current model as ONNX if the ``onnx`` package is installed and export
         works for it; otherwise ``PICKLE_WEIGHTS_ONLY`` with ``model`` the weights dict
         (``{name: array}``; nothing is pickled)."""
-        return current_model(self._export_onnx(), lambda: state_dict_to_numpy(self.model))
-
-    def _export_onnx(self) -> Any | None:
-        """The current model as an ``onnx.ModelProto`` (input ``input``, output
-        ``output``, the batch axis dynamic so any batch size runs), exported by the
-        TorchScript exporter from a vote batch; ``None`` if ``onnx`` is missing or the
-        export fails (logged). With DP the original module is exported: opacus' hooks
-        do nothing in eval mode."""
-        if importlib.util.find_spec("onnx") is None:
-            return None
-        import onnx
-
         data, _ = _split_batch(next(iter(self.vote_loader)))
-        was_training = self.model.training
-        buffer = io.BytesIO()
-        self.model.eval()
-        try:
-            with torch.no_grad(), warnings.catch_warnings():
-                # the TorchScript exporter, on purpose: the dynamo one needs onnxscript
-                warnings.filterwarnings("ignore", category=DeprecationWarning,
-                                        module=r"torch\.onnx")
-                warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX")
-                torch.onnx.export(  # (a file-like object works, as the docs say)
-                    self.model, (_to_device(data, self.device),), buffer,  # type: ignore[arg-type]
-                    dynamo=False,
-                    input_names=["input"], output_names=["output"],
-                    dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
-                )
-            return onnx.load_model_from_string(buffer.getvalue())
-        except Exception as exc:  # noqa: BLE001  export support varies by model and version
-            log.warning("ONNX export failed (%s: %s); returning the weights instead",
-                        type(exc).__name__, exc)
-            return None
-        finally:
-            self.model.train(was_training)
+        return current_model(export_onnx(self.model, _to_device(data, self.device)),
+                             lambda: state_dict_to_numpy(self.model))

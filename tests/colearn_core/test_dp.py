@@ -75,7 +75,8 @@ def opacus_epsilon(proposals: int, index: int = 0) -> float:
 
 def _same(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(
-        a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]) for k in a)
+        np.asarray(a[k]).dtype == np.asarray(b[k]).dtype
+        and np.array_equal(np.asarray(a[k]), np.asarray(b[k])) for k in a)
 
 
 # ------------------------------------------------------------------ budget
@@ -158,7 +159,7 @@ def test_dp_weights_have_the_original_models_names_and_travel_to_non_dp_learners
     assert list(proposal.weights) == list(reference)  # no "_module." prefix from opacus
     assert list(private.mli_get_current_weights().weights) == list(reference)
     for name, array in proposal.weights.items():
-        assert array.shape == tuple(reference[name].shape) and array.dtype == np.float32
+        assert array.shape == reference[name].shape and array.dtype == torch.float32
     decoded = decode_weights(encode_weights(proposal.weights))
     plain.mli_accept_weights(Weights(weights=decoded))  # checks names, shapes, dtypes
     assert _same(plain.mli_get_current_weights().weights, proposal.weights)

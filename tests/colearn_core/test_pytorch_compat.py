@@ -216,6 +216,8 @@ def test_opacus_wrapped_model_and_optimizer_as_colearns_dp_example_passes_them()
     learner = PytorchLearner(model=model, train_loader=train, vote_loader=vote,
                              test_loader=test, optimizer=optimizer,
                              criterion=nn.CrossEntropyLoss(), num_test_batches=1)
+    model.train()
+    model(torch.zeros(7, 5))  # a forward pass without backward, as torchsummary's
     proposal = learner.mli_propose_weights()
     assert len(optimizer.state) > 0
     learner.reset_optimizer()
