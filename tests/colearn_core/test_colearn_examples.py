@@ -46,6 +46,7 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNNER = Path(colearn_standins.__file__).resolve()
+FACTORY_RUN = RUNNER.parent / "colearn_factory_run.py"
 EXAMPLES = "colearn_examples/ml_interface"
 FINISHED = "Colearn Example Finished!"
 TIMEOUT = 600
@@ -181,4 +182,28 @@ def test_example_completes(name: str, where: str, wheel: Path, data: Path,
     print(f"{name} {where}: exit {done.returncode} in {seconds:.1f} s")
     assert done.returncode == 0 and FINISHED in done.stdout, (
         f"{name} {where} exited {done.returncode}:\n{done.stdout[-1500:]}\n"
+        f"{done.stderr[-4000:]}")
+
+
+# colearn's PyTorch factory modules (the learners of its run_demo.py and gRPC server).
+_FACTORIES = {"PYTORCH_XRAY": ("colearn_pytorch/pytorch_xray.py", "xray/train"),
+              "PYTORCH_COVID_XRAY": ("colearn_pytorch/pytorch_covid_xray.py", "covid")}
+
+
+@pytest.mark.parametrize("where", ["in_memory", "on_chain"])
+@pytest.mark.parametrize("model", sorted(_FACTORIES))
+def test_factory_learners_complete(model: str, where: str, wheel: Path, data: Path,
+                                   tmp_path: Path) -> None:
+    """colearn's helper learner modules, extracted with their imports changed and found
+    where the rule puts them (``colearn_core.pytorch.pytorch_xray``: the extracted folder
+    is added to ``colearn_core.pytorch``'s path), built through the MLI factory
+    (:mod:`colearn_factory_run`)."""
+    member, folder = _FACTORIES[model]
+    colearn_port.extract(wheel, [member], tmp_path)
+    paths = {"colearn_core.pytorch": str(tmp_path / "colearn_pytorch")}
+    done, seconds = _run(FACTORY_RUN, [model, str(data / folder), where],
+                         {"STANDIN_PACKAGE_PATHS": json.dumps(paths)}, tmp_path)
+    print(f"{model} {where}: exit {done.returncode} in {seconds:.1f} s")
+    assert done.returncode == 0 and "Colearn factory learners finished!" in done.stdout, (
+        f"{model} {where} exited {done.returncode}:\n{done.stdout[-1500:]}\n"
         f"{done.stderr[-4000:]}")
