@@ -104,8 +104,8 @@ def write_fraud(folder: Path, n: int = 1500, seed: int = 0) -> None:
     fraud = (x[:, 0] + 0.5 * x[:, 1] + rng.normal(0, 0.5, n) > 1.6).astype(int)
     products = np.array(["W", "H", "C", "S", "R"])[rng.integers(0, 5, n)]
     cards = np.array(["visa", "mastercard", "discover"])[rng.integers(0, 3, n)]
-    lines = ["TransactionID,isFraud,TransactionDT,TransactionAmt,ProductCD,card4,"
-             "C1,C2,D1,V1"]
+    lines = [("TransactionID,isFraud,TransactionDT,TransactionAmt,ProductCD,card4,"
+             "C1,C2,D1,V1")]
     for i in range(n):
         d1 = "" if i % 7 == 0 else f"{x[i, 4]:.4f}"  # missing values, as in the real set
         lines.append(f"{i},{fraud[i]},{86400 + 37 * i},{abs(x[i, 0]) * 100:.2f},"

@@ -19,7 +19,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict
 
@@ -148,7 +148,7 @@ class OnChainSession:
     def close(self) -> None:
         self._stack.close()
 
-    def __enter__(self) -> OnChainSession:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
