@@ -3,6 +3,9 @@ on chain (one agent per learner, in process), returning what the in-memory ones 
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -61,11 +64,15 @@ def test_a_closed_round_is_returned_as_it_was_and_sessions_are_per_learner_list(
     assert on_chain.session_for(others, 0.5) is not session
 
 
-def test_close_ends_every_session_and_a_new_call_starts_again() -> None:
+def test_close_ends_every_session_and_a_new_call_starts_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     learners = make_digits_learners(n_learners=2)
     on_chain.collective_learning_round(learners, 0.5, 0)
     session = on_chain.session_for(learners, 0.5)
+    assert [p.name[:16] for p in tmp_path.iterdir()] == ["colearn-onchain-"]  # its store
     on_chain.close()
+    assert not list(tmp_path.iterdir())
     assert on_chain.session_for(learners, 0.5) is not session
 
 
