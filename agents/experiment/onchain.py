@@ -119,9 +119,15 @@ class OnChainSession:
 
     def step(self, until: Callable[[], bool] | None = None) -> None:
         """Steps the agents until the experiment completes, or until ``until()`` is true
-        (asked before each pass over the agents)."""
+        (asked before each agent's step)."""
         run_in_process(self.agents, until=until, on_idle=lambda: _idle(
             self.client, self.experiment_id, in_process=self._in_process))
+
+    def adopt_current_model(self) -> None:
+        """Every learner adopts the chain's current model if it does not hold it yet,
+        and nothing else happens (no agent proposes or votes)."""
+        for agent in self.agents:
+            agent.adopt_current_model()
 
     def rounds(self) -> list[RoundRow]:
         """Every round so far, as the chain records it."""

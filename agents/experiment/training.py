@@ -7,10 +7,10 @@ in-process EVM, a file store in a temporary directory, the contract, and an expe
 whose initial model is learner 0's current weights (as :func:`run_on_chain` does), with
 the most rounds the contract allows, so a script may loop as long as it likes. Each call
 then steps one :class:`~agents.agent.learner_agent.LearnerAgent` per learner, in this
-process, until round ``round_index`` is decided (or expires) on chain and every agent has
-adopted the result, and returns colearn's ``Result`` read from the chain (decision, votes,
-proposer) and the agents' own records (vote and test scores, the proposer's training
-summary). The agents of a session step only during its calls: between calls nothing runs.
+process, until round ``round_index`` is decided (or expires) on chain (no agent starts
+the next round), then every learner adopts the chain's model, and returns colearn's
+``Result`` read from the chain (decision, votes, proposer) and the agents' own records
+(vote and test scores, the proposer's training summary). The agents of a session step only during its calls: between calls nothing runs.
 
 :func:`close` ends every session (it runs at exit too). :func:`set_equal_weights`,
 :func:`initial_result` and :func:`individual_training_round` involve no chain: they are
@@ -64,7 +64,7 @@ def session_for(learners: Sequence[MachineLearningInterface],
 
 def collective_learning_round(learners: Sequence[MachineLearningInterface],
                               vote_threshold: float, round_index: int) -> Result:
-    """Plays on chain until round ``round_index`` is closed and every learner adopted its
+    """Plays on chain until round ``round_index`` is closed, then every learner adopts its
     outcome; returns that round as colearn's ``Result``. Rounds are played in order: a
     round already closed is returned as it was."""
     if round_index < 0:
@@ -72,24 +72,19 @@ def collective_learning_round(learners: Sequence[MachineLearningInterface],
     if round_index >= MAX_ROUNDS:
         raise ValueError(f"the contract allows at most {MAX_ROUNDS} rounds")
     session = session_for(learners, vote_threshold)
-    session.step(until=_closed_then_one_pass(session, round_index))
+    session.step(until=_closed(session, round_index))
+    session.adopt_current_model()  # as colearn's round leaves them: holding the outcome
     row = session.rounds()[round_index]
     return colearn_results([row], len(learners), session.records()).data[0]
 
 
-def _closed_then_one_pass(session: OnChainSession, round_index: int) -> Callable[[], bool]:
-    """A stop condition for :meth:`OnChainSession.step`: true one pass over the agents
-    after round ``round_index`` is closed, a pass in which every agent adopts the chain's
-    model, so the learners hold it when the call returns, as colearn's round leaves them."""
-    seen = False
-
+def _closed(session: OnChainSession, round_index: int) -> Callable[[], bool]:
+    """A stop condition for :meth:`OnChainSession.step`: round ``round_index`` is closed
+    on chain (asked before each agent's step, so the next round's proposer has not
+    started training when the call returns)."""
     def until() -> bool:
-        nonlocal seen
-        if seen:
-            return True
         status = session.client.round_status(session.experiment_id)
-        seen = status.round > round_index or status.state == RoundState.COMPLETED
-        return False
+        return status.round > round_index or status.state == RoundState.COMPLETED
 
     return until
 

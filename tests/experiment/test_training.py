@@ -54,6 +54,7 @@ def test_a_closed_round_is_returned_as_it_was_and_sessions_are_per_learner_list(
     learners = make_digits_learners(n_learners=2)
     first = on_chain.collective_learning_round(learners, 0.5, 0)
     session = on_chain.session_for(learners, 0.5)
+    assert all(set(own) == {0} for own in session.records())  # round 1 not begun
     again = on_chain.collective_learning_round(learners, 0.5, 0)
     assert again == first
     assert on_chain.session_for(learners, 0.5) is session
