@@ -179,8 +179,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 # Every test module's level (a marker: ``-m unit``, ``-m "not system"``...), from the
 # smallest scope to the whole product. A module missing here is a collection error.
 LEVELS: dict[str, tuple[str, ...]] = {
-    "unit": ("test_cid", "test_codec", "test_xgboost_learner", "test_datasets", "test_digits", "test_splits",
-             "test_driver", "test_dp", "test_keras_learner", "test_pytorch_learner",
+    "unit": ("test_cid", "test_codec", "test_xgboost_learner", "test_datasets", "test_digits",
+             "test_splits", "test_standalone_driver", "test_dp", "test_keras_learner",
+             "test_pytorch_learner",
              "test_pytorch_onnx", "test_pytorch_mnist_example", "test_sklearn_learners",
              "test_pytorch_compat", "test_keras_compat",
              "test_weight_store", "test_examples", "test_colearn_results",

@@ -1,4 +1,4 @@
-"""The decision rule and the in-memory driver on edge cases."""
+"""The decision rule and the standalone (in-memory) driver on edge cases."""
 
 from __future__ import annotations
 
