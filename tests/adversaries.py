@@ -28,7 +28,7 @@ def poisoned_learner(index: int, n_learners: int = 5, seed: int = 0, mode: str =
     def propose() -> Weights:
         if mode == "random":
             current = learner.mli_get_current_weights().weights
-            return Weights(weights={k: rng.standard_normal(v.shape).astype(v.dtype)
+            return Weights(weights={k: rng.standard_normal(v.shape).astype(np.asarray(v).dtype)
                                     for k, v in current.items()})
         learner.criterion = lambda outputs, labels: honest_criterion(outputs, 9 - labels)
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pytest
@@ -153,7 +154,8 @@ def test_rejected_rounds_keep_the_current_weights(tmp_path):
         assert s.digest_of(i) == s.initial_digest
 
 
-def _bad_proposals(store: FileWeightStore, template: dict[str, np.ndarray]):
+def _bad_proposals(store: FileWeightStore, template: dict[str, Any]):
+    template = {k: np.asarray(v) for k, v in template.items()}  # a learner's tensors
     good = encode_weights(template)
     name = next(iter(template))
     wrong_shape = dict(template, **{name: np.zeros((3, 3), np.float32)})

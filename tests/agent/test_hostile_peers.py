@@ -34,7 +34,8 @@ def _safetensors(header: object, body: bytes = b"") -> bytes:
 
 
 def _model_weights() -> dict[str, np.ndarray]:
-    return digits_learner(0, 3, 0).mli_get_current_weights().weights
+    weights = digits_learner(0, 3, 0).mli_get_current_weights().weights
+    return {k: np.asarray(v) for k, v in weights.items()}  # the learner's tensors as arrays
 
 
 # Each crafted payload, and words the honest voters' reason must contain.
