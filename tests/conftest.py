@@ -186,7 +186,7 @@ LEVELS: dict[str, tuple[str, ...]] = {
              "test_pytorch_compat", "test_keras_compat",
              "test_weight_store", "test_examples", "test_colearn_results",
              "test_colearn_training", "test_colearn_plot", "test_colearn_data",
-             "test_fraud_dataset"),
+             "test_fraud_dataset", "test_mli_factory", "test_agent_mli_factory"),
     "contract": ("test_contract", "test_contract_stateful", "test_signed_calls",
                  "test_artifact", "test_hardhat", "test_gas_bench", "test_joining",
                  "test_sealed_votes", "test_stake"),
@@ -194,10 +194,11 @@ LEVELS: dict[str, tuple[str, ...]] = {
                "test_relay_hostile", "test_relay_agents", "test_hostile_node", "test_audit",
                "test_audit_hostile", "test_explorer", "test_onchain", "test_parity",
                "test_training", "test_ipfs_store", "test_colearn_compat", "test_logs",
-               "test_colearn_ml_interface"),
+               "test_colearn_ml_interface", "test_opaque_weights"),
     "system": ("test_cli", "test_demo", "test_faults", "test_hostile_peers",
                "test_learner_processes", "test_bench", "test_learning_bench",
-               "test_process_cleanup", "test_colearn_examples"),
+               "test_process_cleanup", "test_colearn_examples",
+               "test_opaque_learner_processes"),
 }
 _LEVEL_OF = {module: level for level, modules in LEVELS.items() for module in modules}
 

@@ -25,6 +25,7 @@ from agents.chain.types import ExperimentOptions, RoundState
 from agents.experiment.launch import launch_experiment
 from agents.experiment.spec import ExperimentTerms, LearnerFactory
 from agents.storage.store import open_store
+from colearn_core.codec import encode_weights
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS = "colearn_core.tasks.factories:digits_learner"
@@ -52,7 +53,8 @@ class Consortium:
         self.experiment_id = launch_experiment(self.client, self.store, ExperimentTerms(
             learners=[a.address for a in self.accounts], threshold=threshold, rounds=rounds,
             proposal_timeout=proposal_timeout, voting_timeout=voting_timeout,
-            join_timeout=join_timeout, options=options or ExperimentOptions()), learner0.mli_get_current_weights().weights).experiment_id
+            join_timeout=join_timeout, options=options or ExperimentOptions()),
+            encode_weights(learner0.mli_get_current_weights().weights)).experiment_id
         (workdir / "password").write_text(PASSWORD)
         self.keystores = []
         for i, account in enumerate(self.accounts):

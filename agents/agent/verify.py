@@ -14,7 +14,9 @@ temporary directory and the learner is handed that path.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import tempfile
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -60,7 +62,7 @@ class WeightsVerifier:
         # weights may grow: a boosted model gains trees each round).
         self.max_bytes = max_bytes if self.kind != "arrays" else \
             min(max_bytes, encoded_size_limit(self.template))
-        self._files: tempfile.TemporaryDirectory[str] | None = None
+        self._files: Path | None = None  # where peers' model files are written
 
     def fetch(self, cid: str, digest: bytes, timeout: float | None) -> Any:
         """The weights of ``cid`` if they arrive within ``timeout`` seconds (``None``: the
@@ -90,8 +92,9 @@ class WeightsVerifier:
         """The path of a file holding ``model``, in this agent's temporary directory
         (removed with the verifier), named by its digest."""
         if self._files is None:
-            self._files = tempfile.TemporaryDirectory(prefix="colearn-weights-")
-        path = Path(self._files.name) / f"{digest.hex()}{model.suffix}"
+            self._files = Path(tempfile.mkdtemp(prefix="colearn-weights-"))
+            weakref.finalize(self, shutil.rmtree, self._files, ignore_errors=True)
+        path = self._files / f"{digest.hex()}{model.suffix}"
         try:
             if not path.exists():
                 path.write_bytes(model.content)

@@ -13,6 +13,8 @@ from rich.console import Console
 
 from agents.cli import options
 from agents.cli.options import Subcommands
+from agents.experiment.mli_factory import MliFactorySpec
+from agents.experiment.spec import LearnerFactory, SpecError
 
 
 def register(subcommands: Subcommands) -> None:
@@ -21,12 +23,29 @@ def register(subcommands: Subcommands) -> None:
     parser.add_argument("--rpc", required=True, metavar="URL")
     parser.add_argument("--contract", required=True, type=options.address, metavar="ADDR")
     parser.add_argument("--experiment", required=True, type=options.experiment_id, metavar="ID")
-    parser.add_argument("--learner", required=True, type=options.factory_target,
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--learner", type=options.factory_target,
                         metavar="MODULE:FACTORY",
                         help="your code returning an MLI learner over your private data")
+    source.add_argument("--mli-factory", type=options.factory_target, metavar="MODULE:NAME",
+                        help="a colearn MLI factory (a class, made with no arguments, or an "
+                             "instance) whose get_mli builds the learner from --model, "
+                             "--model-params, --dataloader and --dataset-params; `colearn "
+                             "mli-factory MODULE:NAME` lists what it offers")
     parser.add_argument("--learner-arg", action="append", default=[], type=options.factory_arg,
                         metavar="KEY=VALUE",
-                        help="keyword argument for the factory (repeatable; JSON values)")
+                        help="keyword argument for the --learner factory (repeatable; JSON "
+                             "values)")
+    factory = parser.add_argument_group("with --mli-factory")
+    factory.add_argument("--model", metavar="NAME", help="one of the factory's models")
+    factory.add_argument("--model-params", metavar="JSON", default=None,
+                         help="a JSON object overriding the model's defaults, passed to "
+                              "get_mli as this string (default {})")
+    factory.add_argument("--dataloader", metavar="NAME",
+                         help="one of the model's compatible dataloaders (default: its first)")
+    factory.add_argument("--dataset-params", metavar="JSON", default=None,
+                         help="a JSON object overriding the dataloader's defaults (its "
+                              "location too), passed to get_mli as this string (default {})")
     parser.add_argument("--store", required=True, metavar="URL",
                         help="weight store: file:DIR or an IPFS RPC URL (http://127.0.0.1:5001)")
     parser.add_argument("--events", metavar="WS_URL", default=None,
@@ -54,6 +73,44 @@ def register(subcommands: Subcommands) -> None:
     options.add_key_options(parser)
     parser.set_defaults(run=run)
 
+    lister = subcommands.add_parser(
+        "mli-factory", help="list what a colearn MLI factory offers (models and dataloaders "
+                            "with their default parameters, compatibilities) as JSON")
+    lister.add_argument("target", type=options.factory_target, metavar="MODULE:NAME",
+                        help="an MLI factory class (made with no arguments) or instance")
+    lister.set_defaults(run=run_list)
+
+
+_FACTORY_OPTIONS = ("model", "model_params", "dataloader", "dataset_params")
+
+
+def _learner_source(args: argparse.Namespace) -> LearnerFactory | MliFactorySpec:
+    """What builds the learner: ``--learner`` and its arguments, or ``--mli-factory`` and
+    its names and JSON parameters (each refused with the other's options)."""
+    given = [f"--{name.replace('_', '-')}" for name in _FACTORY_OPTIONS
+             if getattr(args, name) is not None]
+    if args.learner is not None:
+        if given:
+            raise SpecError(f"{', '.join(given)} go with --mli-factory, not --learner")
+        return LearnerFactory(target=args.learner, args=dict(args.learner_arg))
+    if args.learner_arg:
+        raise SpecError("--learner-arg goes with --learner; with --mli-factory use "
+                        "--model-params and --dataset-params (JSON objects)")
+    return MliFactorySpec(target=args.mli_factory, model=args.model,
+                          model_params=args.model_params or "{}", dataloader=args.dataloader,
+                          dataset_params=args.dataset_params or "{}")
+
+
+def run_list(args: argparse.Namespace, console: Console) -> None:
+    offered = MliFactorySpec(target=args.target).offer()
+    sys.stdout.write(json.dumps(offered, indent=2, sort_keys=True, default=_jsonable) + "\n")
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, (set, frozenset, tuple)):
+        return sorted(value, key=str) if isinstance(value, (set, frozenset)) else list(value)
+    return repr(value)
+
 
 def default_state_dir() -> Path:
     """``$XDG_STATE_HOME/colearn``, else ``~/.local/state/colearn``."""
@@ -65,14 +122,16 @@ def run(args: argparse.Namespace, console: Console) -> None:
     from agents.agent.learner_agent import LearnerAgent
     from agents.agent.settings import AgentSettings
     from agents.chain.keys import load_account
-    from agents.experiment.spec import LearnerFactory
     from agents.relay import RelayClient
     from agents.storage.store import open_store
 
     if args.events is not None and not args.events.startswith(("ws://", "wss://")):
         raise ValueError(f"--events {args.events!r}: expected a ws:// or wss:// URL")
-    factory = LearnerFactory(target=args.learner, args=dict(args.learner_arg))
-    factory.resolve()  # a wrong module, name or argument: said before anything else
+    source = _learner_source(args)
+    if isinstance(source, LearnerFactory):
+        source.resolve()  # a wrong module, name or argument: said before anything else
+    else:
+        source.check()  # a wrong factory, name or parameter: said before anything else
     account = load_account(args.keystore, args.password_file)
     client = options.contract_client(args.rpc, args.contract, account, args.from_block)
     client.experiment(args.experiment)  # UnknownExperiment before any training
@@ -81,7 +140,7 @@ def run(args: argparse.Namespace, console: Console) -> None:
 
         with follow_events(client, args.experiment, events_url=args.events):
             pass
-    learner = factory.build()
+    learner = source.build()
     with open_store(args.store) as store, contextlib.ExitStack() as stack:
         relay = stack.enter_context(RelayClient(args.relay)) if args.relay else None
         settings = AgentSettings(

@@ -1,1 +1,2 @@
-"""colearn's ``colearn_other``: helpers its examples import (the fraud data set)."""
+"""colearn's ``colearn_other``: helpers its examples import (the fraud data set,
+:mod:`colearn_core.other.demo_utils`)."""
