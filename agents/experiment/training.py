@@ -74,7 +74,7 @@ def collective_learning_round(learners: Sequence[MachineLearningInterface],
     session = session_for(learners, vote_threshold)
     session.step(until=_closed(session, round_index))
     session.adopt_current_model()  # as colearn's round leaves them: holding the outcome
-    row = session.rounds()[round_index]
+    row = next(r for r in session.rounds() if r.round == round_index)
     return colearn_results([row], len(learners), session.records()).data[0]
 
 

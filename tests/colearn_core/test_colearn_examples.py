@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -159,6 +160,13 @@ def test_the_out_of_scope_list_is_exactly_the_tf_keras_2_only_code(wheel: Path) 
                                             "colearn_keras/test_keras_learner.py"}
 
 
+def _fixed_paths() -> set[Path]:
+    """Where examples write whatever TMPDIR says: ``xgb_reg_boston.py`` its models
+    (``/tmp/model_<learner>_<n>``), ``pytorch_xray.py`` its test split (``/tmp/xray_test``)."""
+    tmp = Path("/tmp")
+    return {*tmp.glob("model_*_*"), *tmp.glob("xray_test")}
+
+
 def _run(script: Path, args: list[str], env: dict[str, str], workdir: Path
          ) -> tuple[subprocess.CompletedProcess[str], float]:
     environment = {**os.environ, "PYTHONPATH": str(ROOT), "COLEARN_EXAMPLES_TEST": "1",
@@ -176,7 +184,12 @@ def test_example_completes(name: str, where: str, wheel: Path, data: Path,
     member = f"{EXAMPLES}/{name}"
     colearn_port.extract(wheel, [member], tmp_path, on_chain=where == "on_chain")
     args, env = _setup(name, data)
-    done, seconds = _run(tmp_path / member, args, env, tmp_path)
+    before = _fixed_paths()
+    try:
+        done, seconds = _run(tmp_path / member, args, env, tmp_path)
+    finally:
+        for path in _fixed_paths() - before:  # what the example left at its fixed paths
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
     print(f"{name} {where}: exit {done.returncode} in {seconds:.1f} s")
     assert done.returncode == 0 and FINISHED in done.stdout, (
         f"{name} {where} exited {done.returncode}:\n{done.stdout[-1500:]}\n"
