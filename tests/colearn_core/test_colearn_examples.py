@@ -218,3 +218,15 @@ def test_factory_learners_complete(model: str, where: str, wheel: Path, data: Pa
     assert done.returncode == 0 and "Colearn factory learners finished!" in done.stdout, (
         f"{model} {where} exited {done.returncode}:\n{done.stdout[-1500:]}\n"
         f"{done.stderr[-4000:]}")
+
+
+def test_a_wheel_that_cannot_be_had_is_an_error_not_a_skip(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLEARN_WHEEL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("PIP_NO_INDEX", "1")  # no registry, no local wheels: pip fails
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path))
+    with pytest.raises(RuntimeError, match="cannot download colearn 0.2.8"):
+        colearn_port.fetch_wheel()
+    (tmp_path / "cache" / colearn_port.WHEEL).write_bytes(b"not the wheel")
+    with pytest.raises(RuntimeError, match="delete it to fetch it again"):
+        colearn_port.fetch_wheel()
