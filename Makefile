@@ -51,9 +51,10 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PIP) install --quiet -e ".[torch,dev]"
 	touch $@
 
-# Every learner kind (Keras, scikit-learn, XGBoost, DP, ONNX, mnist1d): the tests use them all.
+# Every learner kind (Keras, scikit-learn, XGBoost, DP, ONNX, mnist1d) and what colearn's
+# examples import: the tests use them all.
 $(EXTRAS_STAMP): $(STAMP)
-	$(PIP) install --quiet -e ".[torch,keras,sklearn,xgboost,dp,onnx,data,dev]"
+	$(PIP) install --quiet -e ".[torch,keras,sklearn,xgboost,dp,onnx,data,colearn-examples,dev]"
 	touch $@
 
 $(NPM_STAMP): package.json package-lock.json

@@ -267,6 +267,16 @@ class LearnerAgent(Voter, Funds):
             self._step_again = True
         return acted
 
+    def adopt_current_model(self) -> bool:
+        """Adopts the chain's current model now if the learner does not hold it yet (as
+        every :meth:`step` does first), and does nothing else. Returns whether it did."""
+        status = self.client.round_status(self.experiment_id, self.address)
+        self.status, self._status_read_at = status, time.monotonic()
+        if status.state in (RoundState.JOINING, RoundState.JOIN_TIMED_OUT,
+                            RoundState.CANCELLED):
+            return False
+        return self._sync_model(status.model_digest, status.model_round)
+
     def _sync_model(self, digest: bytes, model_round: int) -> bool:
         """Adopts the chain's current model if the learner does not hold it yet. A model it
         cannot load (a threshold-0 experiment accepts anything) is logged once and left:
@@ -349,12 +359,16 @@ def _sleep(seconds: float, stop: threading.Event | None) -> None:
 
 def run_in_process(agents: list[LearnerAgent], *, idle_sleep: float = 0.05,
                    on_step: Callable[[], None] | None = None,
-                   on_idle: Callable[[], None] | None = None) -> None:
-    """Steps every agent in turn until all are done (one process, one chain connection).
-    After a pass in which no agent acted: ``on_idle()`` if given, else a sleep."""
+                   on_idle: Callable[[], None] | None = None,
+                   until: Callable[[], bool] | None = None) -> None:
+    """Steps every agent in turn until all are done, or until ``until()`` (asked before
+    each agent's step) is true (one process, one chain connection). After a pass in which
+    no agent acted: ``on_idle()`` if given, else a sleep."""
     while not all(agent.done for agent in agents):
         acted = False
         for agent in agents:
+            if until is not None and until():
+                return
             if not agent.done:
                 acted = agent.step() or acted
         if on_step is not None:

@@ -1,5 +1,7 @@
-"""Any learners through a whole experiment on chain, in one process.
+"""Any learners in an experiment on chain, in one process.
 
+:class:`OnChainSession` deploys, creates the experiment and steps the agents (to the end,
+or until a condition holds: :mod:`agents.experiment.training` plays one round a call);
 :func:`run_on_chain` is the on-chain counterpart of :func:`colearn_core.training.run_experiment`:
 it deploys the contract (in-process EVM by default, or any RPC), stores learner 0's
 weights as the initial model, creates the experiment, steps one :class:`LearnerAgent`
@@ -16,8 +18,8 @@ import hashlib
 import logging
 import tempfile
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict
 
@@ -70,6 +72,95 @@ class OnChainRun(BaseModel):
         return colearn_results(self.rounds, len(self.records), self.records)
 
 
+class OnChainSession:
+    """Learners with one agent each, in an experiment on chain, stepped in this process:
+    :func:`run_on_chain` steps it to the end, :mod:`agents.experiment.training` one round
+    at a time. Close it (or use it as a context manager) to release its store."""
+
+    def __init__(
+        self,
+        learners: Sequence[MachineLearningInterface],
+        n_rounds: int,
+        vote_threshold: float = 0.5,
+        *,
+        chain_url: str | None = None,
+        store: WeightStore | None = None,
+        proposal_timeout: int = 600,
+        voting_timeout: int = 600,
+        seed: int = 0,
+    ) -> None:
+        if len(learners) < 2:
+            raise ValueError("an experiment needs at least 2 learners")
+        self.started = time.perf_counter()
+        self._stack = contextlib.ExitStack()
+        try:
+            if store is None:
+                tmp = self._stack.enter_context(
+                    tempfile.TemporaryDirectory(prefix="colearn-onchain-"))
+                store = self._stack.enter_context(open_store(f"file:{tmp}"))
+            self.store: WeightStore = store
+            w3 = connect(chain_url)
+            accounts = derive_accounts(len(learners), seed, label="colearn-onchain")
+            fund_accounts(w3, [a.address for a in accounts])
+            self.client, _ = CollectiveLearningClient.deploy(w3, accounts[0])
+            self.experiment_id = launch_experiment(self.client, store, ExperimentTerms(
+                learners=[a.address for a in accounts], threshold=vote_threshold,
+                rounds=n_rounds, proposal_timeout=proposal_timeout,
+                voting_timeout=voting_timeout),
+                encode_weights(learners[0].mli_get_current_weights().weights)).experiment_id
+            self.agents = [LearnerAgent(self.client.with_account(account), store, learner,
+                                        self.experiment_id,
+                                        settings=AgentSettings(name=f"learner{i}"))
+                           for i, (account, learner) in enumerate(zip(accounts, learners))]
+            self._in_process = is_in_process(w3)
+        except BaseException:
+            self._stack.close()
+            raise
+
+    def step(self, until: Callable[[], bool] | None = None) -> None:
+        """Steps the agents until the experiment completes, or until ``until()`` is true
+        (asked before each agent's step)."""
+        run_in_process(self.agents, until=until, on_idle=lambda: _idle(
+            self.client, self.experiment_id, in_process=self._in_process))
+
+    def adopt_current_model(self) -> None:
+        """Every learner adopts the chain's current model if it does not hold it yet,
+        and nothing else happens (no agent proposes or votes)."""
+        for agent in self.agents:
+            agent.adopt_current_model()
+
+    def rounds(self) -> list[RoundRow]:
+        """Every round so far, as the chain records it."""
+        return read_history(self.client, self.experiment_id)
+
+    def records(self) -> list[dict[int, RoundRecord]]:
+        """Each agent's own records, by round."""
+        return [a.records for a in self.agents]
+
+    def outcome(self) -> OnChainRun:
+        """The run as it stands: rounds, records and the chain's current model."""
+        rounds = self.rounds()
+        digest, model_round = self.client.current_model(self.experiment_id)
+        data = self.store.get(_model_cid(self.client, self.experiment_id, model_round, rounds))
+        if hashlib.sha256(data).digest() != digest:
+            raise RuntimeError("the stored final model does not match the chain's digest")
+        return OnChainRun(
+            chain_id=self.client.chain_id, contract=self.client.address,
+            experiment_id=self.experiment_id, rounds=rounds, records=self.records(),
+            final_weights=decode_weights(data), final_model_round=model_round,
+            total_gas=sum(r.gas.total for r in rounds),
+            seconds=time.perf_counter() - self.started)
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def run_on_chain(
     learners: Sequence[MachineLearningInterface],
     n_rounds: int,
@@ -86,37 +177,11 @@ def run_on_chain(
     Learner 0's current weights are the initial model; every learner adopts it first
     (the agents fetch it, as stakeholders would). ``chain_url`` ``None`` is the in-process
     EVM; ``store`` holds the weights (default: a temporary file store)."""
-    if len(learners) < 2:
-        raise ValueError("an experiment needs at least 2 learners")
-    started = time.perf_counter()
-    with contextlib.ExitStack() as stack:
-        if store is None:
-            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="colearn-onchain-"))
-            store = stack.enter_context(open_store(f"file:{tmp}"))
-        w3 = connect(chain_url)
-        accounts = derive_accounts(len(learners), seed, label="colearn-onchain")
-        fund_accounts(w3, [a.address for a in accounts])
-        client, _ = CollectiveLearningClient.deploy(w3, accounts[0])
-        experiment_id = launch_experiment(client, store, ExperimentTerms(
-            learners=[a.address for a in accounts], threshold=vote_threshold, rounds=n_rounds,
-            proposal_timeout=proposal_timeout, voting_timeout=voting_timeout),
-            encode_weights(learners[0].mli_get_current_weights().weights)).experiment_id
-        agents = [LearnerAgent(client.with_account(account), store, learner, experiment_id,
-                               settings=AgentSettings(name=f"learner{i}"))
-                  for i, (account, learner) in enumerate(zip(accounts, learners))]
-        in_process = is_in_process(w3)
-        run_in_process(agents, on_idle=lambda: _idle(client, experiment_id,
-                                                     in_process=in_process))
-        rounds = read_history(client, experiment_id)
-        digest, model_round = client.current_model(experiment_id)
-        data = store.get(_model_cid(client, experiment_id, model_round, rounds))
-        if hashlib.sha256(data).digest() != digest:
-            raise RuntimeError("the stored final model does not match the chain's digest")
-        return OnChainRun(
-            chain_id=client.chain_id, contract=client.address, experiment_id=experiment_id,
-            rounds=rounds, records=[a.records for a in agents],
-            final_weights=decode_weights(data), final_model_round=model_round,
-            total_gas=sum(r.gas.total for r in rounds), seconds=time.perf_counter() - started)
+    with OnChainSession(learners, n_rounds, vote_threshold, chain_url=chain_url, store=store,
+                        proposal_timeout=proposal_timeout, voting_timeout=voting_timeout,
+                        seed=seed) as session:
+        session.step()
+        return session.outcome()
 
 
 def _idle(client: CollectiveLearningClient, experiment_id: int, *,
