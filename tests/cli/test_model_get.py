@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import textwrap
 from pathlib import Path
 from unittest import mock
@@ -28,6 +29,7 @@ from agents.devtools.anvil import dev_keys
 from agents.experiment.model import ModelRef, fetch_model, model_cid
 from agents.storage.store import FileWeightStore, open_store
 from colearn_core.codec import encode_weights
+from colearn_core.ml_interface import ColearnModel, ModelFormat
 from colearn_core.tasks.factories import digits_learner
 
 HERE = __name__
@@ -55,7 +57,8 @@ def assert_one_line(status: int, err: str, expected_status: int, message: str) -
 def no_onnx_learner(index: int = 0, n_learners: int = 3):
     """A digits learner whose mli_get_current_model() gives the weights only."""
     learner = digits_learner(index, n_learners)
-    learner._export_onnx = lambda: None
+    learner.mli_get_current_model = lambda: ColearnModel(
+        model_format=ModelFormat.PICKLE_WEIGHTS_ONLY, model=learner.mli_get_current_weights())
     return learner
 
 
@@ -132,9 +135,10 @@ def test_get_the_final_model_and_load_it(finished, tmp_path):
     digest, _ = f["client"].current_model(f["id"])
     assert hashlib.sha256(out_file.read_bytes()).digest() == digest
     assert "verified" in out and ("final model" in out)
-    # README: PyTorch
-    namespace = run_snippet(TORCH_SNIPPET, tmp_path, model_file=out_file)
-    assert namespace["accuracy"] > 0.5  # the digits model, trained together
+    namespace = run_snippet("PyTorch", tmp_path, model_file=out_file)
+    x, y = held_out_digits()
+    predicted = namespace["model"](x).argmax(dim=1).numpy()
+    assert (predicted == y.numpy()).mean() > 0.5  # the digits model, trained together
 
 
 @pytest.mark.anvil
@@ -194,9 +198,11 @@ def test_onnx_export_through_the_digits_factory(finished, tmp_path):
                            FACTORY, "--learner-arg", "index=0", "--learner-arg", "n_learners=3")
     assert status == 0, err
     assert f"wrote {onnx_file}" in out.replace("\n", "")
-    namespace = run_snippet(ONNX_SNIPPET, tmp_path, model_file=onnx_file)
-    torch_namespace = run_snippet(TORCH_SNIPPET, tmp_path, model_file=weights)
-    assert np.array_equal(namespace["predicted"], torch_namespace["predicted"])
+    x, _ = held_out_digits()
+    namespace = run_snippet("onnxruntime, after --onnx", tmp_path, model_file=onnx_file,
+                            given={"x": x.numpy()})
+    torch_model = run_snippet("PyTorch", tmp_path, model_file=weights)["model"]
+    assert np.array_equal(namespace["predicted"], torch_model(x).argmax(dim=1).numpy())
     assert onnxruntime.get_available_providers()
 
 
@@ -215,77 +221,34 @@ def test_onnx_export_errors_are_one_line(finished, tmp_path):
 
 
 # ------------------------------------------------------------------ the README's snippets
-# Each runs as the README shows it, ``model.safetensors`` / ``model.onnx`` in the current
-# directory; the tests run them on the model `colearn model get` wrote.
+# The tests run the README's own blocks (found by the label that ends their first line), with
+# ``model.safetensors`` / ``model.onnx`` in the current directory: they cannot drift.
 
-TORCH_SNIPPET = """\
-from safetensors.torch import load_file
-from colearn_core.tasks.digits import DigitsConfig
-from colearn_core.tasks.digits_torch import make_model
-
-model = make_model(DigitsConfig())  # your architecture: the same one the learners trained
-model.load_state_dict(load_file("model.safetensors"))
-model.eval()
-
-# e.g. the held-out digits
-import torch
-from colearn_core.tasks.digits_torch import global_test_loader
-x, y = next(iter(global_test_loader(DigitsConfig())))
-predicted = model(x).argmax(dim=1).numpy()
-accuracy = float((predicted == y.numpy()).mean())
-"""
-
-NUMPY_SNIPPET = """\
-from safetensors.numpy import load_file
-
-arrays = load_file("model.safetensors")   # {name: numpy array}
-for name, array in arrays.items():
-    print(name, array.shape, array.dtype)
-"""
-
-KERAS_SNIPPET = """\
-from safetensors.numpy import load_file
-from colearn_core.examples.keras_mnist import make_model
-
-model = make_model()  # your Keras model, as the learners built it
-arrays = load_file("model.safetensors")   # Keras weights are stored as "0", "1", ...
-model.set_weights([arrays[str(i)] for i in range(len(arrays))])
-"""
-
-SKLEARN_SNIPPET = """\
-from colearn_core.codec import decode_weights
-from colearn_core.ml_interface import Weights
-from colearn_core.examples.sgd_fraud import learner as make_learner
-
-learner = make_learner(index=0, n_learners=2)  # the factory the agents ran
-with open("model.safetensors", "rb") as f:
-    learner.mli_accept_weights(Weights(weights=decode_weights(f.read())))
-estimator = learner.estimator     # a fitted scikit-learn SGDClassifier
-"""
-
-ONNX_SNIPPET = """\
-import numpy as np
-import onnxruntime
-
-session = onnxruntime.InferenceSession("model.onnx")
-name = session.get_inputs()[0].name
-
-# e.g. the held-out digits
-from colearn_core.tasks.digits import DigitsConfig
-from colearn_core.tasks.digits_torch import global_test_loader
-x, y = next(iter(global_test_loader(DigitsConfig())))
-(logits,) = session.run(None, {name: x.numpy().astype(np.float32)})
-predicted = logits.argmax(axis=1)
-"""
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def run_snippet(code: str, where: Path, *, model_file: Path) -> dict:
-    """Runs a README snippet in ``where`` with ``model_file`` as the file it names."""
+def readme_snippet(label: str) -> str:
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    (block,) = [b for b in blocks if b.splitlines()[0].rstrip().endswith(f"# {label}")]
+    return block
+
+
+def held_out_digits():
+    from colearn_core.tasks.digits import DigitsConfig
+    from colearn_core.tasks.digits_torch import global_test_loader
+
+    return next(iter(global_test_loader(DigitsConfig())))
+
+
+def run_snippet(label: str, where: Path, *, model_file: Path, given: dict | None = None) -> dict:
+    """Runs the README snippet ``label`` in ``where`` with ``model_file`` as the file it
+    names and the names in ``given`` defined (the snippet's "your inputs")."""
+    code = readme_snippet(label)
     name = "model.onnx" if model_file.suffix == ".onnx" else "model.safetensors"
     target = where / name
     if model_file != target:
         target.write_bytes(model_file.read_bytes())
-    namespace: dict = {}
+    namespace: dict = dict(given or {})
     cwd = Path.cwd()
     os.chdir(where)
     try:
@@ -298,7 +261,7 @@ def run_snippet(code: str, where: Path, *, model_file: Path) -> dict:
 def test_numpy_snippet(tmp_path, capsys):
     weights = {"hidden.weight": np.ones((2, 3), np.float32)}
     (tmp_path / "w.safetensors").write_bytes(encode_weights(weights))
-    run_snippet(NUMPY_SNIPPET, tmp_path, model_file=tmp_path / "w.safetensors")
+    run_snippet("numpy", tmp_path, model_file=tmp_path / "w.safetensors")
     assert "hidden.weight (2, 3) float32" in capsys.readouterr().out
 
 
@@ -308,7 +271,7 @@ def test_keras_snippet(tmp_path):
 
     trained = make_model(seed=7)
     (tmp_path / "w.safetensors").write_bytes(encode_weights(trained.get_weights()))
-    namespace = run_snippet(KERAS_SNIPPET, tmp_path, model_file=tmp_path / "w.safetensors")
+    namespace = run_snippet("Keras", tmp_path, model_file=tmp_path / "w.safetensors")
     for got, want in zip(namespace["model"].get_weights(), trained.get_weights()):
         assert np.array_equal(got, want)
 
@@ -320,7 +283,7 @@ def test_sklearn_snippet(tmp_path):
     trained.mli_accept_weights(trained.mli_propose_weights())
     weights = trained.mli_get_current_weights().weights
     (tmp_path / "w.safetensors").write_bytes(encode_weights(weights))
-    namespace = run_snippet(SKLEARN_SNIPPET, tmp_path, model_file=tmp_path / "w.safetensors")
+    namespace = run_snippet("scikit-learn, through its learner", tmp_path, model_file=tmp_path / "w.safetensors")
     estimator = namespace["estimator"]
     assert np.array_equal(estimator.coef_, trained.estimator.coef_)
     assert estimator.predict(trained.x_vote[:5]).shape == (5,)
