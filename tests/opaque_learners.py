@@ -31,7 +31,8 @@ Parts = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray],
 def diabetes_parts(index: int, n_learners: int, seed: int) -> Parts:
     from colearn_core.examples.xgb_reg_boston import make_split
 
-    return make_split(n_learners, seed)[1][index]
+    part = make_split(n_learners, seed).learners[index]
+    return (part.x_train, part.y_train), (part.x_vote, part.y_vote), (part.x_test, part.y_test)
 
 
 class BytesLearner(MachineLearningInterface):

@@ -23,8 +23,7 @@ def _eth(text: str) -> int:
 
 
 def register(subcommands: Subcommands) -> None:
-    account = subcommands.add_parser("account", help="manage learner keys").add_subparsers(
-        dest="account_command", required=True)
+    account = options.add_group(subcommands, "account", help="manage learner keys")
     new = account.add_parser("new", help="create an account in an encrypted keystore")
     new.add_argument("--keystore", type=Path, required=True, help="file to create")
     new.add_argument("--password-file", type=Path, default=None)

@@ -20,9 +20,7 @@ from agents.experiment.spec import LearnerFactory, SpecError
 def register(subcommands: Subcommands) -> None:
     parser = subcommands.add_parser(
         "agent", help="run one learner's agent until the experiment ends")
-    parser.add_argument("--rpc", required=True, metavar="URL")
-    parser.add_argument("--contract", required=True, type=options.address, metavar="ADDR")
-    parser.add_argument("--experiment", required=True, type=options.experiment_id, metavar="ID")
+    options.add_contract_options(parser, experiment=True)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--learner", type=options.factory_target,
                         metavar="MODULE:FACTORY",

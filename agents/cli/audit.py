@@ -18,9 +18,7 @@ def register(subcommands: Subcommands) -> None:
     parser = subcommands.add_parser(
         "audit", help="rebuild an experiment from the chain alone and check every rule "
                       f"(exit 0 only if all hold, {EXIT_VIOLATIONS} on violations)")
-    parser.add_argument("--rpc", required=True, metavar="URL")
-    parser.add_argument("--contract", required=True, type=options.address, metavar="ADDR")
-    parser.add_argument("--experiment", required=True, type=options.experiment_id, metavar="ID")
+    options.add_contract_options(parser, experiment=True)
     parser.add_argument("--store", metavar="URL", default=None,
                         help="weight store: also check every proposal's weights and the final "
                              "model (file:DIR or an IPFS RPC URL)")

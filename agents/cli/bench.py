@@ -12,8 +12,7 @@ from agents.cli.options import Subcommands
 
 
 def register(subcommands: Subcommands) -> None:
-    bench = subcommands.add_parser("bench", help="benchmarks").add_subparsers(
-        dest="bench_command", required=True)
+    bench = options.add_group(subcommands, "bench", help="benchmarks")
 
     overhead = bench.add_parser(
         "overhead", help="in-memory driver vs one agent process per learner on anvil")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from agents.cli import options
 from agents.cli.options import Subcommands
 
 #: The exit status when the bytecode is not what the sources build.
@@ -21,8 +22,9 @@ examples:
 
 
 def register(subcommands: Subcommands) -> None:
-    parser = subcommands.add_parser(
-        "compile", help="check that the shipped contract bytecode is what its sources build",
+    parser = options.add_command(
+        subcommands, "compile",
+        help="check that the shipped contract bytecode is what its sources build",
         description="Recompile the contract artifact's standard-JSON input (its sources and "
                     "settings, as scripts/compile.js wrote them) with py-solc-x and compare "
                     "the creation and runtime bytecode with the artifact's. The compiler: "
@@ -30,7 +32,7 @@ def register(subcommands: Subcommands) -> None:
                     "solc on PATH in that version, else (in a checkout with Node) "
                     "scripts/solc-forge.js over npm's solc. Prints a one-line verdict; exit "
                     f"0 on a match, {EXIT_MISMATCH} on a mismatch, 1 when it cannot check.",
-        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+        examples=EXAMPLE)
     parser.add_argument("--check", action="store_true", required=True,
                         help="recompile and compare (the only mode: building artifacts is "
                              "`npm run compile` in a checkout)")

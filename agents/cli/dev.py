@@ -28,14 +28,14 @@ Then paste the printed commands: `colearn experiment create ...` once, and one
 
 
 def register(subcommands: Subcommands) -> None:
-    dev = subcommands.add_parser(
-        "dev", help="run a dev chain and IPFS node with funded accounts until Ctrl-C",
+    dev = options.add_command(
+        subcommands, "dev", help="run a dev chain and IPFS node with funded accounts until Ctrl-C",
         description="Start anvil and a js-ipfs node on 127.0.0.1, fund one account per "
                     "stakeholder (keystores and a password file in --out, or --print-keys), "
                     "deploy the contract, write a ready-to-run experiment spec, and print the "
                     "commands that create the experiment and run each stakeholder's agent. "
                     "Runs until Ctrl-C (or SIGTERM), then stops anvil and IPFS.",
-        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+        examples=EXAMPLE)
     dev.add_argument("--learners", type=options.bounded_int("a number of learners", 2, 20),
                      default=3, metavar="N", help="stakeholders (default 3)")
     dev.add_argument("--rounds", type=options.bounded_int("a number of rounds", 1, 1000),

@@ -53,17 +53,15 @@ rest by counted votes; a part nobody earned goes back to the creator.
 
 
 def register(subcommands: Subcommands) -> None:
-    experiment = subcommands.add_parser(
-        "experiment", help="manage experiments: init a spec, create, status").add_subparsers(
-        dest="experiment_command", required=True)
-    init = experiment.add_parser(
-        "init", help="write a commented experiment spec to start from",
+    experiment = options.add_group(subcommands, "experiment",
+                                   help="manage experiments: init a spec, create, status")
+    init = options.add_command(
+        experiment, "init", help="write a commented experiment spec to start from",
         description="Write a commented experiment spec (every field, the learner factories "
                     "that ship) that `colearn experiment create` runs unedited on a dev "
                     "chain: the learners are `colearn chain`'s funded accounts 1..3.",
-        epilog="example:\n  colearn experiment init --out experiment.toml\n"
-               "  colearn experiment init --learner 0xA... --learner 0xB... --out exp.toml",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        examples="example:\n  colearn experiment init --out experiment.toml\n"
+                 "  colearn experiment init --learner 0xA... --learner 0xB... --out exp.toml")
     init.add_argument("--out", type=Path, default=Path("experiment.toml"), metavar="FILE",
                       help="the spec to write (default experiment.toml; never overwritten "
                            "without --force)")
@@ -74,17 +72,14 @@ def register(subcommands: Subcommands) -> None:
     init.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
     init.set_defaults(run=run_init)
 
-    create = experiment.add_parser(
-        "create", help="create an experiment; prints its id",
+    create = options.add_command(
+        experiment, "create", help="create an experiment; prints its id",
         description="Create an experiment from a TOML spec (learners, threshold, rounds, "
                     "timeouts, initial model, metadata, [options]); prints its id.",
-        epilog=SPEC_HELP + OPTIONS_HELP + "\nexample:\n  colearn experiment init --out "
-               "experiment.toml\n  colearn experiment create --rpc http://127.0.0.1:8545 "
-               "--contract 0x... --spec experiment.toml --store file:store",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    create.add_argument("--rpc", required=True, metavar="URL", help="the chain's JSON-RPC URL")
-    create.add_argument("--contract", required=True, type=options.address, metavar="ADDR",
-                        help="the CollectiveLearning contract (`colearn deploy` prints it)")
+        examples=SPEC_HELP + OPTIONS_HELP + "\nexample:\n  colearn experiment init --out "
+                 "experiment.toml\n  colearn experiment create --rpc http://127.0.0.1:8545 "
+                 "--contract 0x... --spec experiment.toml --store file:store")
+    options.add_contract_options(create)
     create.add_argument("--spec", required=True, type=Path,
                         help="experiment spec (TOML; `colearn experiment init` writes one)")
     create.add_argument("--store", required=True, metavar="URL",
@@ -92,20 +87,15 @@ def register(subcommands: Subcommands) -> None:
     options.add_key_options(create)
     create.set_defaults(run=run_create)
 
-    status = experiment.add_parser(
-        "status", help="an experiment's phase, deadlines, who is late, balances",
+    status = options.add_command(
+        experiment, "status", help="an experiment's phase, deadlines, who is late, balances",
         description="An experiment's state now: its phase and round as the contract "
                     "computes them, the deadline (on the chain's clock), who joined, who "
                     "proposed and voted this round, who is late, each learner's balance and, "
                     "where staked, its stake, penalties and what it is owed.",
-        epilog="example:\n  colearn experiment status --rpc http://127.0.0.1:8545 "
-               "--contract 0x... --experiment 1",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    status.add_argument("--rpc", required=True, metavar="URL", help="the chain's JSON-RPC URL")
-    status.add_argument("--contract", required=True, type=options.address, metavar="ADDR",
-                        help="the CollectiveLearning contract")
-    status.add_argument("--experiment", required=True, type=options.experiment_id,
-                        metavar="ID", help="the experiment's id")
+        examples="example:\n  colearn experiment status --rpc http://127.0.0.1:8545 "
+                 "--contract 0x... --experiment 1")
+    options.add_contract_options(status, experiment=True)
     status.add_argument("--json", action="store_true", help="print the status as JSON")
     options.add_from_block(status)
     status.set_defaults(run=run_status)

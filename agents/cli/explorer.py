@@ -13,8 +13,7 @@ from agents.cli.options import Subcommands
 def register(subcommands: Subcommands) -> None:
     parser = subcommands.add_parser(
         "explorer", help="a local read-only web page of the contract's experiments")
-    parser.add_argument("--rpc", required=True, metavar="URL")
-    parser.add_argument("--contract", required=True, type=options.address, metavar="ADDR")
+    options.add_contract_options(parser)
     parser.add_argument("--port", type=options.port, default=8700,
                         help="port on 127.0.0.1 (default 8700; 0: any free)")
     parser.add_argument("--explorer-url", metavar="URL", default=None,

@@ -25,21 +25,15 @@ your learner (mli_accept_weights); --onnx writes a model any ONNX runtime runs."
 
 
 def register(subcommands: Subcommands) -> None:
-    model = subcommands.add_parser(
-        "model", help="get an experiment's model").add_subparsers(
-        dest="model_command", required=True)
-    get = model.add_parser(
-        "get", help="fetch an experiment's final model (or a round's proposal), verified",
+    model = options.add_group(subcommands, "model", help="get an experiment's model")
+    get = options.add_command(
+        model, "get", help="fetch an experiment's final model (or a round's proposal), verified",
         description="Fetch the experiment's final model (the last accepted proposal, or the "
                     "initial model if none was accepted; the current one while the "
                     "experiment runs) or round N's proposal from the store, check its "
                     "digest against the chain, and write it.",
-        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    get.add_argument("--rpc", required=True, metavar="URL", help="the chain's JSON-RPC URL")
-    get.add_argument("--contract", required=True, type=options.address, metavar="ADDR",
-                     help="the CollectiveLearning contract")
-    get.add_argument("--experiment", required=True, type=options.experiment_id, metavar="ID",
-                     help="the experiment's id")
+        examples=EXAMPLE)
+    options.add_contract_options(get, experiment=True)
     get.add_argument("--round", type=options.bounded_int("a round", 0, 2**24 - 1),
                      default=None, metavar="N",
                      help="round N's proposal, accepted or not (default: the final model)")

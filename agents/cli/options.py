@@ -33,6 +33,31 @@ def _shown(text: str, limit: int = 40) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
+def add_group(subcommands: Subcommands, name: str, *, help: str) -> Subcommands:
+    """Command group ``name`` (``colearn NAME COMMAND``): where its commands are added;
+    one of them is required."""
+    return subcommands.add_parser(name, help=help).add_subparsers(dest=f"{name}_command",
+                                                                  required=True)
+
+
+class _ExamplesFormatter(argparse.HelpFormatter):
+    """argparse's help, but text already laid out in lines (a command's examples) is kept
+    as written; a one-paragraph description is still wrapped to the terminal."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
+def add_command(subcommands: Subcommands, name: str, *, help: str, description: str,
+                examples: str) -> argparse.ArgumentParser:
+    """The parser of command ``name``: ``help`` in its parent's list; in its own help,
+    ``description`` (one paragraph, wrapped) and then ``examples`` (shown as written)."""
+    return subcommands.add_parser(name, help=help, description=description, epilog=examples,
+                                  formatter_class=_ExamplesFormatter)
+
+
 def seconds(minimum: float, maximum: float = MAX_WAIT_SECONDS) -> Callable[[str], float]:
     """An argparse type: a number of seconds from ``minimum`` to ``maximum``."""
 
@@ -97,6 +122,17 @@ def factory_arg(text: str) -> tuple[str, object]:
         return parse_factory_arg(text)
     except SpecError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_contract_options(parser: argparse.ArgumentParser, *, experiment: bool = False) -> None:
+    """``--rpc`` and ``--contract``, the chain and the CollectiveLearning contract on it;
+    with ``experiment``, ``--experiment`` too (all required)."""
+    parser.add_argument("--rpc", required=True, metavar="URL", help="the chain's JSON-RPC URL")
+    parser.add_argument("--contract", required=True, type=address, metavar="ADDR",
+                        help="the CollectiveLearning contract (`colearn deploy` prints it)")
+    if experiment:
+        parser.add_argument("--experiment", required=True, type=experiment_id, metavar="ID",
+                            help="the experiment's id")
 
 
 def add_from_block(parser: argparse.ArgumentParser) -> None:

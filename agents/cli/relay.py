@@ -17,8 +17,7 @@ def register(subcommands: Subcommands) -> None:
     parser = subcommands.add_parser(
         "relay", help="relay learners' signed joins, proposals and votes (sealed: "
                       "commitments and reveals), paying their gas")
-    parser.add_argument("--rpc", required=True, metavar="URL")
-    parser.add_argument("--contract", required=True, type=options.address, metavar="ADDR")
+    options.add_contract_options(parser)
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=options.port, default=8600,

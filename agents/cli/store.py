@@ -7,12 +7,12 @@ from pathlib import Path
 
 from rich.console import Console
 
+from agents.cli import options
 from agents.cli.options import Subcommands
 
 
 def register(subcommands: Subcommands) -> None:
-    store = subcommands.add_parser("store", help="put and get weights by CID").add_subparsers(
-        dest="store_command", required=True)
+    store = options.add_group(subcommands, "store", help="put and get weights by CID")
     add = store.add_parser("add", help="store a file; prints its CID")
     add.add_argument("file", type=Path)
     add.add_argument("--store", required=True, metavar="URL")

@@ -9,7 +9,6 @@ runs, so a typo is a one-line :class:`SpecError` listing the choices.
 
 from __future__ import annotations
 
-import importlib
 import json
 from typing import Any
 
@@ -20,7 +19,9 @@ from agents.experiment.spec import (
     MAX_ARG_NESTING,
     SpecError,
     _nesting,
+    built_learner,
     describe_exception,
+    import_target,
 )
 from colearn_core.ml_interface import MachineLearningInterface
 
@@ -42,17 +43,7 @@ class MliFactorySpec(BaseModel):
     def factory(self) -> Any:
         """The factory: the instance ``target`` names, or an instance of the class it
         names; :class:`SpecError` if it cannot be had or lacks a method of the interface."""
-        module_name, _, name = self.target.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except Exception as exc:  # noqa: BLE001 - the user's module: whatever it raises
-            raise SpecError(f"cannot import the MLI factory's module {module_name!r}: "
-                            f"{describe_exception(exc)}") from None
-        try:
-            found = getattr(module, name)
-        except Exception:  # noqa: BLE001 - AttributeError, or a module __getattr__'s error
-            raise SpecError(f"MLI factory {self.target}: module {module_name!r} has no "
-                            f"attribute {name!r}") from None
+        found = import_target(self.target, "MLI factory")
         if isinstance(found, type):
             try:
                 found = found()
@@ -92,16 +83,9 @@ class MliFactorySpec(BaseModel):
     def build(self) -> MachineLearningInterface:
         """The learner ``get_mli`` returns for these names and parameters."""
         factory, model, dataloader = self.check()
-        try:
-            learner = factory.get_mli(model, self.model_params, dataloader,
-                                      self.dataset_params)
-        except Exception as exc:  # noqa: BLE001 - the user's code: whatever it raises
-            raise SpecError(f"MLI factory {self.target}: get_mli({model!r}, ..., "
-                            f"{dataloader!r}, ...) failed: {describe_exception(exc)}") from None
-        if not isinstance(learner, MachineLearningInterface):
-            raise SpecError(f"MLI factory {self.target} returned a {type(learner).__name__}, "
-                            "not a MachineLearningInterface")
-        return learner
+        return built_learner(
+            f"MLI factory {self.target}: get_mli({model!r}, ..., {dataloader!r}, ...)",
+            lambda: factory.get_mli(model, self.model_params, dataloader, self.dataset_params))
 
     def _names(self, offered: dict[str, Any]) -> tuple[str, str]:
         models, dataloaders = offered["models"], offered["dataloaders"]

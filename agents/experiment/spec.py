@@ -40,6 +40,22 @@ def describe_exception(exc: BaseException, limit: int = 300) -> str:
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
+def import_target(target: str, what: str) -> Any:
+    """What ``module:name`` names, ``what`` (e.g. "learner factory") for the
+    :class:`SpecError` that says which of the two cannot be had."""
+    module_name, _, name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # noqa: BLE001 - the user's module: whatever it raises
+        raise SpecError(f"cannot import the {what}'s module {module_name!r}: "
+                        f"{describe_exception(exc)}") from None
+    try:
+        return getattr(module, name)
+    except Exception:  # noqa: BLE001 - AttributeError, or a module __getattr__'s error
+        raise SpecError(f"{what} {target}: module {module_name!r} has no attribute "
+                        f"{name!r}") from None
+
+
 class LearnerFactory(BaseModel):
     """A stakeholder's own code: ``module:function`` returning an MLI learner over its
     private data, called with ``args`` as keyword arguments."""
@@ -52,17 +68,7 @@ class LearnerFactory(BaseModel):
     def resolve(self) -> Callable[..., Any]:
         """The factory, imported and checked against ``args`` without calling it; raises
         :class:`SpecError` naming what is wrong (the module, the name, an argument)."""
-        module_name, _, name = self.target.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except Exception as exc:  # noqa: BLE001 - the user's module: whatever it raises
-            raise SpecError(f"cannot import the learner factory's module {module_name!r}: "
-                            f"{describe_exception(exc)}") from None
-        try:
-            factory = getattr(module, name)
-        except Exception:  # noqa: BLE001 - AttributeError, or a module __getattr__'s error
-            raise SpecError(f"learner factory {self.target}: module {module_name!r} has no "
-                            f"attribute {name!r}") from None
+        factory = import_target(self.target, "learner factory")
         if not callable(factory):
             raise SpecError(f"learner factory {self.target} is a {type(factory).__name__}, "
                             "not a function")
@@ -71,15 +77,20 @@ class LearnerFactory(BaseModel):
 
     def build(self) -> MachineLearningInterface:
         factory = self.resolve()
-        try:
-            learner = factory(**self.args)
-        except Exception as exc:  # noqa: BLE001 - the user's code: whatever it raises
-            raise SpecError(f"learner factory {self.target} failed: "
-                            f"{describe_exception(exc)}") from None
-        if not isinstance(learner, MachineLearningInterface):
-            raise SpecError(f"{self.target} returned a {type(learner).__name__}, "
-                            "not a MachineLearningInterface")
-        return learner
+        return built_learner(f"learner factory {self.target}", lambda: factory(**self.args))
+
+
+def built_learner(call: str, build: Callable[[], Any]) -> MachineLearningInterface:
+    """What ``build()``, a stakeholder's code (``call`` names it in errors), returns, once
+    it is an MLI learner; :class:`SpecError` if it raises or returns something else."""
+    try:
+        learner = build()
+    except Exception as exc:  # noqa: BLE001 - the user's code: whatever it raises
+        raise SpecError(f"{call} failed: {describe_exception(exc)}") from None
+    if not isinstance(learner, MachineLearningInterface):
+        raise SpecError(f"{call} returned a {type(learner).__name__}, "
+                        "not a MachineLearningInterface")
+    return learner
 
 
 def _check_arguments(target: str, factory: Callable[..., Any], args: dict[str, Any]) -> None:

@@ -3,9 +3,10 @@ global test score, runnable in memory (``colearn example NAME``) and on chain
 (``colearn example NAME --on-chain``, or one agent per stakeholder with
 ``colearn agent --learner colearn_core.examples.MODULE:learner``).
 
-An example module defines ``build(n_learners=5, seed=0, data_dir=None) -> ExampleSetup``
-and ``learner(index, n_learners=5, seed=0, data_dir=None)``, the agent factory that
-returns learner ``index`` of the same ``build``.
+An example module declares an :class:`Example` (its split, its learners, its global
+score) and exports its methods: ``build(n_learners=5, seed=0, data_dir=None) ->
+ExampleSetup`` and ``learner(index, n_learners=5, seed=0, data_dir=None)``, the agent
+factory that returns learner ``index`` of the same ``build``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -77,13 +78,48 @@ def learner_args(index: Any, n_learners: Any, seed: Any) -> tuple[int, int, int]
     return index, n_learners, seed
 
 
-def equal_learners(split: FederatedSplit, make_learner: Callable[[LearnerSplit, int], L]
-                   ) -> list[L]:
-    """``make_learner(part, index)`` for each part of ``split``, all then given learner 0's
-    weights, as colearn's examples do."""
-    learners = [make_learner(part, index) for index, part in enumerate(split.learners)]
-    set_equal_weights(learners)
-    return learners
+@dataclass(frozen=True)
+class Example(Generic[L]):
+    """An example, declared: how it splits its data, makes a learner on its part and
+    scores weights on the global test set. :meth:`build` and the agent factory
+    :meth:`learner` follow from these, the same for every example."""
+
+    #: ``(n_learners, seed, data_dir)`` -> the split (``data_dir`` ignored by examples
+    #: whose data ships with a library or is generated).
+    make_split: Callable[[int, int, str | None], FederatedSplit]
+    #: ``(part, index, seed)`` -> learner ``index`` on its part of the split.
+    make_learner: Callable[[LearnerSplit, int, int], L]
+    #: ``(split, seed, learners)`` -> the score of raw weights on the global test set.
+    global_score: Callable[[FederatedSplit, int, Sequence[L]], Callable[[Any], float]]
+    score_name: str  # e.g. "accuracy", "AUC"
+    #: ``(n_learners, seed, data_dir)`` -> :attr:`ExampleSetup.description`.
+    describe: Callable[[int, int, str | None], str]
+
+    def build(self, n_learners: int = 5, seed: int = 0,
+              data_dir: str | None = None) -> ExampleSetup:
+        """``n_learners`` learners, all given learner 0's initial weights (as colearn's
+        examples do), and the global test score."""
+        n_learners, seed = int_arg("n_learners", n_learners), int_arg("seed", seed)
+        split = self.make_split(n_learners, seed, data_dir)
+        learners = [self.make_learner(part, index, seed)
+                    for index, part in enumerate(split.learners)]
+        set_equal_weights(learners)
+        return ExampleSetup(
+            learners=learners,
+            global_score=self.global_score(split, seed, learners),
+            score_name=self.score_name,
+            description=self.describe(n_learners, seed, data_dir),
+        )
+
+    def learner(self, index: int, n_learners: int = 5, seed: int = 0,
+                data_dir: str | None = None) -> L:
+        """Learner ``index`` of :meth:`build` with the same arguments, the agent factory
+        (``colearn agent --learner colearn_core.examples.MODULE:learner``; arguments may
+        be strings). Its agent adopts the experiment's initial model, so its own initial
+        weights need not be learner 0's."""
+        index, n_learners, seed = learner_args(index, n_learners, seed)
+        split = self.make_split(n_learners, seed, data_dir)
+        return self.make_learner(split.learners[index], index, seed)
 
 
 @lru_cache(maxsize=4)
@@ -105,3 +141,10 @@ def mnist_images(data_dir: str | None = None, *, channels_last: bool = False) ->
         return data
     return Dataset(name=data.name, x=np.ascontiguousarray(np.transpose(data.x, (0, 2, 3, 1))),
                    y=np.array(data.y), n_classes=data.n_classes, description=data.description)
+
+
+def mnist_source(data_dir: str | None) -> str:
+    """Where :func:`mnist_images` takes the images from, as the MNIST examples describe it."""
+    return (f"MNIST from {data_dir}" if data_dir is not None else
+            "offline stand-in for MNIST: scikit-learn's 8x8 digits, each pixel repeated "
+            "3x3 to 24x24 and padded to 28x28")

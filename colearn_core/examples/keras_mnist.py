@@ -41,7 +41,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from colearn_core.examples import ExampleSetup, equal_learners, int_arg, learner_args, mnist_images
+from colearn_core.examples import Example, mnist_images, mnist_source
 from colearn_core.learners.keras import KerasLearner, check_keras_weights
 from colearn_core.tasks.splits import FederatedSplit, LearnerSplit, split_dataset
 
@@ -156,31 +156,19 @@ class GlobalAccuracy:
         return float(np.mean(np.argmax(logits, axis=1) == self.y))
 
 
-def build(n_learners: int = 5, seed: int = 0, data_dir: str | None = None) -> ExampleSetup:
-    """``n_learners`` learners with equal initial weights, and the global test accuracy."""
-    n_learners, seed = int_arg("n_learners", n_learners), int_arg("seed", seed)
-    split = make_split(n_learners, seed, data_dir)
-    learners = equal_learners(split, lambda part, i: make_learner(part, i, seed))
-    source = (f"MNIST from {data_dir}" if data_dir is not None else
-              "offline stand-in for MNIST: scikit-learn's 8x8 digits, each pixel repeated "
-              "3x3 to 24x24 and padded to 28x28")
-    return ExampleSetup(
-        learners=learners,
-        global_score=GlobalAccuracy(split, seed),
-        score_name="accuracy",
-        description=(
-            f"colearn's Keras MNIST example: CNN (conv-pool-conv-pool-dense), Adam, "
+def describe(n_learners: int, seed: int, data_dir: str | None) -> str:
+    return (f"colearn's Keras MNIST example: CNN (conv-pool-conv-pool-dense), Adam, "
             f"{STEPS_PER_PROPOSAL} batches of {BATCH_SIZE} per proposal, vote on the vote "
-            f"set's cross-entropy, test accuracy; {source}; IID split among "
-            f"{n_learners} learners"),
-    )
+            f"set's cross-entropy, test accuracy; {mnist_source(data_dir)}; IID split among "
+            f"{n_learners} learners")
 
 
-def learner(index: int, n_learners: int = 5, seed: int = 0,
-            data_dir: str | None = None) -> KerasLearner:
-    """Learner ``index`` of :func:`build` with the same arguments (the agent factory:
-    ``colearn agent --learner colearn_core.examples.keras_mnist:learner``; arguments may
-    be strings). Its initial weights are those of every other learner (seeded)."""
-    index, n_learners, seed = learner_args(index, n_learners, seed)
-    split = make_split(n_learners, seed, data_dir)
-    return make_learner(split.learners[index], index, seed)
+EXAMPLE = Example(
+    make_split=make_split,
+    make_learner=make_learner,
+    global_score=lambda split, seed, _learners: GlobalAccuracy(split, seed),
+    score_name="accuracy",
+    describe=describe,
+)
+build = EXAMPLE.build
+learner = EXAMPLE.learner

@@ -14,13 +14,13 @@ runs.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 import torch
 from torch import nn
 
-from colearn_core.examples import ExampleSetup, equal_learners, int_arg, learner_args
+from colearn_core.examples import Example
 from colearn_core.examples._pytorch import cnn_learner, global_test_accuracy
 from colearn_core.learners.pytorch import PytorchLearner
 from colearn_core.tasks.datasets import load_dataset
@@ -80,25 +80,19 @@ def global_accuracy(weights: Any, split: FederatedSplit, seed: int = 0) -> float
     return global_test_accuracy(make_model(seed), weights, split)
 
 
-def build(n_learners: int = 5, seed: int = 0, data_dir: str | None = None) -> ExampleSetup:
-    """``n_learners`` learners with equal initial weights, and the global test accuracy."""
-    n_learners, seed = int_arg("n_learners", n_learners), int_arg("seed", seed)
-    split = make_split(n_learners, seed, data_dir)
-    learners = equal_learners(split, lambda part, i: make_learner(part, i, seed))
-    return ExampleSetup(
-        learners=learners,
-        global_score=lambda weights: global_accuracy(weights, split, seed),
-        score_name="accuracy",
-        description=(f"colearn's PyTorch CIFAR-10 example: CNN (3 conv-pool blocks, linear), "
-                     f"Adam, {NUM_TRAIN_BATCHES} batches of {BATCH_SIZE} per proposal, vote "
-                     f"on the vote set's cross-entropy; CIFAR-10 from {data_dir}, IID among "
-                     f"{n_learners} learners"),
-    )
+def describe(n_learners: int, seed: int, data_dir: str | None) -> str:
+    return (f"colearn's PyTorch CIFAR-10 example: CNN (3 conv-pool blocks, linear), Adam, "
+            f"{NUM_TRAIN_BATCHES} batches of {BATCH_SIZE} per proposal, vote on the vote set's "
+            f"cross-entropy; CIFAR-10 from {data_dir}, IID among {n_learners} learners")
 
 
-def learner(index: int, n_learners: int = 5, seed: int = 0,
-            data_dir: str | None = None) -> PytorchLearner:
-    """Learner ``index`` of :func:`build` (``colearn agent --learner
-    colearn_core.examples.pytorch_cifar10:learner --learner-arg data_dir=...``)."""
-    index, n_learners, seed = learner_args(index, n_learners, seed)
-    return make_learner(make_split(n_learners, seed, data_dir).learners[index], index, seed)
+EXAMPLE = Example(
+    make_split=make_split,
+    make_learner=make_learner,
+    global_score=lambda split, seed, _learners: partial(global_accuracy, split=split,
+                                                        seed=seed),
+    score_name="accuracy",
+    describe=describe,
+)
+build = EXAMPLE.build
+learner = EXAMPLE.learner

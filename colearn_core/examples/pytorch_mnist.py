@@ -21,13 +21,13 @@ shuffles with its own generator, so a ``(n_learners, seed)`` gives identical run
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 import torch
 from torch import nn
 
-from colearn_core.examples import ExampleSetup, equal_learners, int_arg, learner_args, mnist_images
+from colearn_core.examples import Example, ExampleSetup, mnist_images, mnist_source
 from colearn_core.examples._pytorch import cnn_learner, global_test_accuracy
 from colearn_core.learners.pytorch import PytorchLearner
 from colearn_core.ml_interface import DiffPrivConfig
@@ -120,44 +120,39 @@ def _epsilon(value: Any) -> float | None:
     return epsilon
 
 
-def build(
-    n_learners: int = 5,
-    seed: int = 0,
-    data_dir: str | None = None,
-    dp_epsilon: float | None = None,
-) -> ExampleSetup:
-    """``n_learners`` learners with equal initial weights, and the global test accuracy."""
-    n_learners, seed, dp_epsilon = int_arg("n_learners", n_learners), int_arg("seed", seed), \
-        _epsilon(dp_epsilon)
-    split = make_split(n_learners, seed, data_dir)
-    learners = equal_learners(split, lambda part, i: make_learner(part, i, seed, dp_epsilon))
-    source = (f"MNIST from {data_dir}" if data_dir is not None else
-              "offline stand-in for MNIST: scikit-learn's 8x8 digits, each pixel repeated "
-              "3x3 to 24x24 and padded to 28x28")
+def describe(n_learners: int, seed: int, data_dir: str | None,
+             dp_epsilon: float | None = None) -> str:
     privacy = (f"; DP-SGD (opacus) to epsilon {dp_epsilon}, delta {DP_DELTA}, noise "
                f"{DP_NOISE_MULTIPLIER}, clip {DP_MAX_GRAD_NORM}" if dp_epsilon else "")
-    return ExampleSetup(
-        learners=learners,
-        global_score=lambda weights: global_accuracy(weights, split, seed),
-        score_name="accuracy",
-        description=(
-            f"colearn's PyTorch MNIST example: CNN (conv-pool-conv-pool-linear), Adam, "
+    return (f"colearn's PyTorch MNIST example: CNN (conv-pool-conv-pool-linear), Adam, "
             f"{NUM_TRAIN_BATCHES} batches of {BATCH_SIZE} per proposal, vote on the vote "
-            f"set's cross-entropy, test accuracy; {source}; IID split among {n_learners} "
-            f"learners{privacy}"),
+            f"set's cross-entropy, test accuracy; {mnist_source(data_dir)}; IID split among "
+            f"{n_learners} learners{privacy}")
+
+
+def example(dp_epsilon: Any = None) -> Example[PytorchLearner]:
+    """The example; with ``dp_epsilon``, every learner trains with DP-SGD to that budget."""
+    epsilon = _epsilon(dp_epsilon)
+    return Example(
+        make_split=make_split,
+        make_learner=partial(make_learner, dp_epsilon=epsilon),
+        global_score=lambda split, seed, _learners: partial(global_accuracy, split=split,
+                                                            seed=seed),
+        score_name="accuracy",
+        describe=partial(describe, dp_epsilon=epsilon),
     )
 
 
-def learner(
-    index: int,
-    n_learners: int = 5,
-    seed: int = 0,
-    data_dir: str | None = None,
-    dp_epsilon: float | None = None,
-) -> PytorchLearner:
-    """Learner ``index`` of :func:`build` with the same arguments (the agent factory:
-    ``colearn agent --learner colearn_core.examples.pytorch_mnist:learner``; arguments
-    may be strings). Its initial weights are those of every other learner."""
-    index, n_learners, seed = learner_args(index, n_learners, seed)
-    split = make_split(n_learners, seed, data_dir)
-    return make_learner(split.learners[index], index, seed, _epsilon(dp_epsilon))
+# Not ``EXAMPLE.build`` and ``EXAMPLE.learner`` as in the other examples: ``dp_epsilon``
+# is one more argument, which the agent factory's signature must name.
+def build(n_learners: int = 5, seed: int = 0, data_dir: str | None = None,
+          dp_epsilon: float | None = None) -> ExampleSetup:
+    """:meth:`Example.build` of :func:`example` ``(dp_epsilon)``."""
+    return example(dp_epsilon).build(n_learners, seed, data_dir)
+
+
+def learner(index: int, n_learners: int = 5, seed: int = 0, data_dir: str | None = None,
+            dp_epsilon: float | None = None) -> PytorchLearner:
+    """:meth:`Example.learner` of :func:`example` ``(dp_epsilon)``: the agent factory
+    (``colearn agent --learner colearn_core.examples.pytorch_mnist:learner``)."""
+    return example(dp_epsilon).learner(index, n_learners, seed, data_dir)

@@ -15,9 +15,11 @@ evaluated in numpy. The initial model is the empty forest (uniform prediction).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from functools import lru_cache
+from typing import Any
 
-from colearn_core.examples import ExampleSetup, equal_learners, int_arg, learner_args
+from colearn_core.examples import Example
 from colearn_core.learners.sklearn import ForestLayout, RandomForestLearner, forest_score_fn
 from colearn_core.tasks.datasets import load_dataset
 from colearn_core.tasks.splits import FederatedSplit, LearnerSplit, split_dataset
@@ -29,7 +31,8 @@ MAX_DEPTH = 3
 
 
 @lru_cache(maxsize=8)
-def make_split(n_learners: int, seed: int) -> FederatedSplit:
+def make_split(n_learners: int, seed: int, data_dir: str | None = None) -> FederatedSplit:
+    """``data_dir`` is ignored: iris ships with scikit-learn."""
     return split_dataset(load_dataset("iris"), n_learners, seed=seed)
 
 
@@ -41,29 +44,20 @@ def make_learner(part: LearnerSplit, index: int, seed: int) -> RandomForestLearn
         seed=seed * 1000 + index)
 
 
-def build(n_learners: int = 5, seed: int = 0, data_dir: str | None = None) -> ExampleSetup:
-    """``n_learners`` learners starting from the empty forest, and the global accuracy.
-    ``data_dir`` is ignored: iris ships with scikit-learn."""
-    n_learners, seed = int_arg("n_learners", n_learners), int_arg("seed", seed)
-    split = make_split(n_learners, seed)
-    learners = equal_learners(split, lambda part, i: make_learner(part, i, seed))
+def global_accuracy(split: FederatedSplit, seed: int,
+                    learners: Sequence[RandomForestLearner]) -> Callable[[Any], float]:
     layout: ForestLayout = learners[0].layout
-    return ExampleSetup(
-        learners=learners,
-        global_score=forest_score_fn(layout, split.x_global_test, split.y_global_test,
-                                     "accuracy"),
-        score_name="accuracy",
-        description=(
-            f"colearn's iris random forest: {TREES_PER_ROUND} trees (depth <= {MAX_DEPTH}, "
+    return forest_score_fn(layout, split.x_global_test, split.y_global_test, "accuracy")
+
+
+def describe(n_learners: int, seed: int, data_dir: str | None) -> str:
+    return (f"colearn's iris random forest: {TREES_PER_ROUND} trees (depth <= {MAX_DEPTH}, "
             f"bootstrap, sqrt features) added per proposal, at most {MAX_TREES} (oldest "
             f"replaced), vote on Brier score, test accuracy; iris split IID among "
-            f"{n_learners} learners"),
-    )
+            f"{n_learners} learners")
 
 
-def learner(index: int, n_learners: int = 5, seed: int = 0,
-            data_dir: str | None = None) -> RandomForestLearner:
-    """Learner ``index`` of :func:`build` with the same arguments (the agent factory;
-    arguments may be strings). Every learner starts from the same empty forest."""
-    index, n_learners, seed = learner_args(index, n_learners, seed)
-    return make_learner(make_split(n_learners, seed).learners[index], index, seed)
+EXAMPLE = Example(make_split=make_split, make_learner=make_learner,
+                  global_score=global_accuracy, score_name="accuracy", describe=describe)
+build = EXAMPLE.build
+learner = EXAMPLE.learner

@@ -13,7 +13,7 @@ test set, which no learner sees. The initial model is all zeros (AUC 0.5).
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 import numpy as np
@@ -21,7 +21,7 @@ from sklearn.datasets import make_classification
 from sklearn.linear_model import SGDClassifier
 from sklearn.metrics import roc_auc_score
 
-from colearn_core.examples import ExampleSetup, equal_learners, int_arg, learner_args
+from colearn_core.examples import Example
 from colearn_core.learners.sklearn import SklearnPartialFitLearner
 from colearn_core.ml_interface import Weights
 from colearn_core.tasks.datasets import Dataset
@@ -49,7 +49,8 @@ def fraud_dataset(seed: int = 0) -> Dataset:
 
 
 @lru_cache(maxsize=4)
-def make_split(n_learners: int, seed: int) -> FederatedSplit:
+def make_split(n_learners: int, seed: int, data_dir: str | None = None) -> FederatedSplit:
+    """``data_dir`` is ignored: the data are generated."""
     return split_dataset(fraud_dataset(seed), n_learners, seed=seed)
 
 
@@ -70,27 +71,19 @@ def global_auc(weights: Any, split: FederatedSplit) -> float:
     return float(roc_auc_score(split.y_global_test, scores))
 
 
-def build(n_learners: int = 5, seed: int = 0, data_dir: str | None = None) -> ExampleSetup:
-    """``n_learners`` learners with equal (zero) initial weights, and the global AUC.
-    ``data_dir`` is ignored: the data are generated."""
-    n_learners, seed = int_arg("n_learners", n_learners), int_arg("seed", seed)
-    split = make_split(n_learners, seed)
-    learners = equal_learners(split, lambda part, i: make_learner(part, i, seed))
-    return ExampleSetup(
-        learners=learners,
-        global_score=lambda weights: global_auc(weights, split),
-        score_name="AUC",
-        description=(
-            f"colearn's fraud example: SGDClassifier(log_loss).partial_fit, "
+def describe(n_learners: int, seed: int, data_dir: str | None) -> str:
+    return (f"colearn's fraud example: SGDClassifier(log_loss).partial_fit, "
             f"{BATCHES_PER_ROUND} batches of {BATCH_SIZE} per proposal, vote on ROC AUC; "
             f"offline stand-in for Kaggle's credit-card fraud set: "
-            f"{fraud_dataset(seed).description}; IID split among {n_learners} learners"),
-    )
+            f"{fraud_dataset(seed).description}; IID split among {n_learners} learners")
 
 
-def learner(index: int, n_learners: int = 5, seed: int = 0,
-            data_dir: str | None = None) -> SklearnPartialFitLearner:
-    """Learner ``index`` of :func:`build` with the same arguments (the agent factory;
-    arguments may be strings). Its initial weights are every learner's: zeros, t_ = 1."""
-    index, n_learners, seed = learner_args(index, n_learners, seed)
-    return make_learner(make_split(n_learners, seed).learners[index], index, seed)
+EXAMPLE = Example(
+    make_split=make_split,
+    make_learner=make_learner,
+    global_score=lambda split, _seed, _learners: partial(global_auc, split=split),
+    score_name="AUC",
+    describe=describe,
+)
+build = EXAMPLE.build
+learner = EXAMPLE.learner

@@ -16,26 +16,27 @@ bytes and checks peers' bytes before loading them.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
-from colearn_core.examples import ExampleSetup, int_arg, learner_args
+from colearn_core.examples import Example
 from colearn_core.learners.xgboost import DEFAULT_PARAMS, XGBoostLearner, mean_squared_error
 from colearn_core.ml_interface import Weights
-from colearn_core.training import set_equal_weights
+from colearn_core.tasks.splits import FederatedSplit, LearnerSplit
 
 N_STEPS_PER_ROUND = 2
 GLOBAL_TEST_FRACTION = 0.2
 VOTE_FRACTION = 0.2
 TEST_FRACTION = 0.2
 
-Part = tuple[np.ndarray, np.ndarray]
-
 
 @lru_cache(maxsize=8)
-def make_split(n_learners: int, seed: int) -> tuple[Part, list[tuple[Part, Part, Part]]]:
-    """The global test set, and each learner's (train, vote, test) parts."""
+def make_split(n_learners: int, seed: int, data_dir: str | None = None) -> FederatedSplit:
+    """The global test set, and each learner's train, vote and test parts. ``data_dir`` is
+    ignored: the data is bundled with scikit-learn."""
     from sklearn.datasets import load_diabetes
 
     x, y = load_diabetes(return_X_y=True)
@@ -49,46 +50,42 @@ def make_split(n_learners: int, seed: int) -> tuple[Part, list[tuple[Part, Part,
             raise ValueError(f"{n_learners} learners leave too few samples each")
         train, vote, test = np.split(share, [len(share) - n_vote - n_test,
                                              len(share) - n_test])
-        parts.append(((x[train], y[train]), (x[vote], y[vote]), (x[test], y[test])))
-    return (x[:n_global], y[:n_global]), parts
+        parts.append(LearnerSplit(x[train], y[train], x[vote], y[vote], x[test], y[test]))
+    return FederatedSplit(x[:n_global], y[:n_global], tuple(parts))
 
 
-def make_learner(n_learners: int, seed: int, index: int) -> XGBoostLearner:
-    (train, vote, test) = make_split(n_learners, seed)[1][index]
-    return XGBoostLearner(*train, *vote, *test, params=DEFAULT_PARAMS,
+def make_learner(part: LearnerSplit, index: int, seed: int) -> XGBoostLearner:
+    return XGBoostLearner(part.x_train, part.y_train, part.x_vote, part.y_vote, part.x_test,
+                          part.y_test, params=DEFAULT_PARAMS,
                           n_steps_per_round=N_STEPS_PER_ROUND, seed=seed * 1000 + index)
 
 
-def build(n_learners: int = 5, seed: int = 0, data_dir: str | None = None) -> ExampleSetup:
-    """``n_learners`` learners, all starting from learner 0's first two rounds, and the
-    global test mean squared error. ``data_dir`` is ignored (the data is bundled)."""
-    n_learners, seed = int_arg("n_learners", n_learners), int_arg("seed", seed)
-    learners = [make_learner(n_learners, seed, i) for i in range(n_learners)]
-    set_equal_weights(learners)
-    (x_global, y_global), _ = make_split(n_learners, seed)
+def global_mean_squared_error(split: FederatedSplit, seed: int,
+                              learners: Sequence[XGBoostLearner]) -> Callable[[Any], float]:
+    """The mean squared error of raw weights (or ``Weights``) on the global test set,
+    loaded by learner 0 (which checks them as it checks a peer's)."""
     scorer = learners[0]
 
-    def global_score(weights: object) -> float:
+    def global_score(weights: Any) -> float:
         import xgboost as xgb
 
         booster = scorer.load_weights(weights.weights if isinstance(weights, Weights)
                                       else weights)
-        return mean_squared_error(y_global, booster.predict(xgb.DMatrix(x_global)))
+        return mean_squared_error(split.y_global_test,
+                                  booster.predict(xgb.DMatrix(split.x_global_test)))
 
-    return ExampleSetup(
-        learners=learners, global_score=global_score, score_name="mean squared error",
-        description=(
-            f"colearn's XGBoost regression: {N_STEPS_PER_ROUND} boosting rounds per proposal "
+    return global_score
+
+
+def describe(n_learners: int, seed: int, data_dir: str | None) -> str:
+    return (f"colearn's XGBoost regression: {N_STEPS_PER_ROUND} boosting rounds per proposal "
             f"(depth {DEFAULT_PARAMS['max_depth']}, learning rate "
             f"{DEFAULT_PARAMS['learning_rate']}), vote on mean squared error; scikit-learn's "
-            f"diabetes data (stand-in for Boston housing) split among {n_learners} learners"),
-    )
+            f"diabetes data (stand-in for Boston housing) split among {n_learners} learners")
 
 
-def learner(index: int, n_learners: int = 5, seed: int = 0,
-            data_dir: str | None = None) -> XGBoostLearner:
-    """Learner ``index`` of :func:`build` with the same arguments (the agent factory;
-    arguments may be strings). Its own model is replaced by the experiment's initial one
-    when its agent adopts it."""
-    index, n_learners, seed = learner_args(index, n_learners, seed)
-    return make_learner(n_learners, seed, index)
+EXAMPLE = Example(make_split=make_split, make_learner=make_learner,
+                  global_score=global_mean_squared_error, score_name="mean squared error",
+                  describe=describe)
+build = EXAMPLE.build
+learner = EXAMPLE.learner

@@ -35,9 +35,15 @@ class Learner(MachineLearningInterface):
     minimise_criterion: bool
 
     def __init__(self, train_loader: Any, vote_loader: Any, test_loader: Any | None,
-                 minimise_criterion: bool, diff_priv_config: DiffPrivConfig | None) -> None:
+                 minimise_criterion: bool, diff_priv_config: DiffPrivConfig | None, *,
+                 need_reset_optimizer: bool = False) -> None:
         """What the learners fed by loaders (Keras, PyTorch) keep alike; the scikit-learn
         ones, fed arrays, keep their own."""
+        if not isinstance(need_reset_optimizer, bool):
+            raise TypeError(f"need_reset_optimizer must be a bool, not "
+                            f"{type(need_reset_optimizer).__name__} (the parameter after "
+                            f"test_loader, as in colearn)")
+        self.need_reset_optimizer = need_reset_optimizer
         self.train_loader = train_loader
         self.vote_loader = vote_loader
         self.test_loader = test_loader

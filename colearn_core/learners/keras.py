@@ -143,9 +143,8 @@ class KerasLearner(Learner):
         if getattr(model, "optimizer", None) is None:
             raise ValueError("the model must be compiled (model.compile(optimizer, loss, ...))")
         super().__init__(train_loader, vote_loader, test_loader, minimise_criterion,
-                         diff_priv_config)
+                         diff_priv_config, need_reset_optimizer=need_reset_optimizer)
         self.model = model
-        self.need_reset_optimizer = need_reset_optimizer
         self.criterion = criterion
         self.test_criterion = test_criterion if test_criterion is not None else criterion
         self.model_fit_kwargs = self._kwargs(model_fit_kwargs, "model_fit_kwargs",

@@ -287,16 +287,11 @@ class PytorchLearner(Learner):
             raise ValueError("num_train_batches must be at least 1 (or None: one pass)")
         if num_test_batches is not None and num_test_batches < 1:
             raise ValueError("num_test_batches must be at least 1 (or None: all)")
-        if not isinstance(need_reset_optimizer, bool):
-            raise TypeError(f"need_reset_optimizer must be a bool, not "
-                            f"{type(need_reset_optimizer).__name__} (the parameter after "
-                            f"test_loader, as in colearn)")
         if num_threads is not None and num_threads < 1:
             raise ValueError("num_threads must be at least 1 (or None: unchanged)")
         super().__init__(train_loader, vote_loader, test_loader, minimise_criterion,
-                         diff_priv_config)
+                         diff_priv_config, need_reset_optimizer=need_reset_optimizer)
         self.num_threads = num_threads
-        self.need_reset_optimizer = need_reset_optimizer
         self.lr_scheduler = lr_scheduler
         self.device = torch.device(device)
         self.model: nn.Module = model.to(self.device)

@@ -15,7 +15,7 @@ import csv
 import logging
 import math
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -141,10 +141,10 @@ def _encode(values: np.ndarray, encoder: _Categorical, missing: bool) -> np.ndar
     writes them (``astype(str)``: an integer column "7", a float one "7.0", missing
     "nan")."""
     texts = encoder.texts
-    is_float = [_is_float(t) for t in texts]
+    is_float = [_parses_as(float, t) for t in texts]
     if not all(is_float):
         shown = list(texts)
-    elif not missing and all(_is_int(t) for t in texts):
+    elif not missing and all(_parses_as(int, t) for t in texts):
         shown = [str(int(t)) for t in texts]
     else:
         shown = [repr(float(t)) for t in texts]
@@ -156,17 +156,10 @@ def _encode(values: np.ndarray, encoder: _Categorical, missing: bool) -> np.ndar
     return lookup[provisional]
 
 
-def _is_float(text: str) -> bool:
+def _parses_as(kind: Callable[[str], object], text: str) -> bool:
+    """Whether ``kind`` (``int``, ``float``) reads ``text``."""
     try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _is_int(text: str) -> bool:
-    try:
-        int(text)
+        kind(text)
     except ValueError:
         return False
     return True

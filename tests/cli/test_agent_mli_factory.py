@@ -4,17 +4,14 @@ does not offer are one-line errors before anything touches the chain."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import os
-from unittest import mock
 
 import pytest
 
 pytest.importorskip("sklearn")
 
-from agents.cli import main as cli
+from cli_runner import run_colearn
+
 from agents.devtools.anvil import dev_keys, find_free_port
 
 UNREACHABLE = f"http://127.0.0.1:{find_free_port()}"
@@ -24,14 +21,7 @@ FACTORY = "opaque_learners:OpaqueFactory"
 
 
 def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with mock.patch.dict(os.environ, DEV_KEY), contextlib.redirect_stdout(out), \
-            contextlib.redirect_stderr(err):
-        try:
-            status = cli.main(list(argv))
-        except SystemExit as exc:  # argparse: 2 on bad arguments
-            status = exc.code
-    return status, out.getvalue(), err.getvalue()
+    return run_colearn(*argv, env=DEV_KEY)
 
 
 def agent(*extra: str) -> tuple[int, str, str]:

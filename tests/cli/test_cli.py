@@ -3,10 +3,8 @@ and bad input of every kind, which must end as one line on stderr, never a trace
 
 from __future__ import annotations
 
-import contextlib
 import getpass
 import hashlib
-import io
 import json
 import os
 import signal
@@ -16,6 +14,7 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
+from cli_runner import run_colearn as run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
@@ -195,18 +194,6 @@ def signature_factory(index: int, n_learners: int = 2, *, scale: float = 1.0):
 
 def failing_factory(index: int = 0, *, scale: float = 1.0):
     raise RuntimeError(f"no data for learner {index} at /data/private")
-
-
-def run(*argv: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    """``colearn *argv`` in this process: (exit status, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with mock.patch.dict(os.environ, env or {}), contextlib.redirect_stdout(out), \
-            contextlib.redirect_stderr(err):
-        try:
-            status = cli.main(list(argv))
-        except SystemExit as exc:  # argparse: 2 on bad arguments
-            status = exc.code
-    return status, out.getvalue(), err.getvalue()
 
 
 def agent_argv(*extra: str, experiment: str = "1",

@@ -6,25 +6,22 @@ onnxruntime."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import json
 import os
 import re
 import textwrap
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import pytest
+from cli_runner import run_colearn
 from eth_account import Account
 
 from agents.agent.learner_agent import LearnerAgent, run_in_process
 from agents.agent.settings import AgentSettings
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.network import connect
-from agents.cli import main as cli
 from agents.devtools.anvil import dev_keys
 from agents.experiment.model import ModelRef, fetch_model, model_cid
 from agents.storage.store import FileWeightStore, open_store
@@ -36,15 +33,7 @@ HERE = __name__
 FACTORY = "colearn_core.tasks.factories:digits_learner"
 
 def run(*argv: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    """``colearn *argv`` in this process: (exit status, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with mock.patch.dict(os.environ, {"COLUMNS": "200", **(env or {})}), \
-            contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            status = cli.main(list(argv))
-        except SystemExit as exc:  # argparse: 2 on bad arguments
-            status = exc.code
-    return status, out.getvalue(), err.getvalue()
+    return run_colearn(*argv, env={"COLUMNS": "200", **(env or {})})
 
 
 def assert_one_line(status: int, err: str, expected_status: int, message: str) -> None:

@@ -11,23 +11,17 @@ import pytest
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 keras = pytest.importorskip("keras")  # one import of TensorFlow (~5 s) for the module
 import tensorflow as tf
-from learner_checks import accept_own_proposals
-
-from colearn_core.codec import (
-    WeightsFormatError,
-    WeightsMismatchError,
-    decode_weights,
-    encode_weights,
+from learner_checks import (
+    a_tested_proposal_votes_and_changes_nothing,
+    accept_own_proposals,
+    codec_round_trip,
+    propose_leaves_the_learner_unchanged,
 )
+
+from colearn_core.codec import WeightsFormatError, WeightsMismatchError
 from colearn_core.examples import mnist_images
 from colearn_core.learners.keras import KerasLearner
-from colearn_core.ml_interface import (
-    ColearnModel,
-    DiffPrivConfig,
-    ModelFormat,
-    ProposedWeights,
-    Weights,
-)
+from colearn_core.ml_interface import ColearnModel, DiffPrivConfig, ModelFormat, Weights
 from colearn_core.training import run_experiment, set_equal_weights
 
 try:  # small models are fastest on one thread; only possible before TF's runtime starts
@@ -103,28 +97,13 @@ def test_current_weights_are_a_list_of_numpy_copies():
 
 
 def test_propose_leaves_current_weights_bitwise_unchanged():
-    learner = make_learner()
-    before = _current(learner)
-    vote_score = learner.vote_score
-    proposal = learner.mli_propose_weights()
-    assert _same(before, _current(learner))
-    assert learner.vote_score == vote_score
-    assert not _same(before, proposal.weights)
-    assert proposal.training_summary is not None
+    propose_leaves_the_learner_unchanged(make_learner(), _same)
 
 
 def test_test_weights_leaves_current_weights_unchanged_and_votes():
     learner = make_learner()
-    before = _current(learner)
-    proposal = Weights(weights=[a + 0.5 for a in before])
-    result = learner.mli_test_weights(proposal)
-    assert isinstance(result, ProposedWeights)
-    assert result.weights is proposal
-    assert _same(before, _current(learner))
-    assert result.vote == (result.vote_score < learner.vote_score)
-    same = learner.mli_test_weights(learner.mli_get_current_weights())
-    assert same.vote is False  # never strictly better than itself
-    assert same.vote_score == pytest.approx(learner.vote_score)
+    proposal = Weights(weights=[a + 0.5 for a in _current(learner)])
+    a_tested_proposal_votes_and_changes_nothing(learner, proposal, _same)
 
 
 def test_accept_changes_weights_and_refreshes_vote_score():
@@ -186,14 +165,8 @@ def test_bad_weights_are_refused_with_named_errors():
 
 
 def test_weights_round_trip_through_codec_bitwise():
-    learner = make_learner()
-    learner.mli_accept_weights(learner.mli_propose_weights())
-    weights = _current(learner)
-    decoded = decode_weights(encode_weights(weights))
-    assert isinstance(decoded, list) and _same(weights, decoded)
-    other = make_learner(seed=1)
-    other.mli_accept_weights(Weights(weights=decoded))  # read-only arrays load fine
-    assert _same(weights, _current(other))
+    decoded = codec_round_trip(make_learner(), make_learner(seed=1), _same)
+    assert isinstance(decoded, list)
 
 
 def test_need_reset_optimizer_restores_the_fresh_optimizer_state():

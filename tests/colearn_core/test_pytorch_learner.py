@@ -8,24 +8,18 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-from learner_checks import accept_own_proposals
+from learner_checks import (
+    a_tested_proposal_votes_and_changes_nothing,
+    accept_own_proposals,
+    codec_round_trip,
+    propose_leaves_the_learner_unchanged,
+)
 from torch import nn
 
-from colearn_core.codec import (
-    WeightsFormatError,
-    WeightsMismatchError,
-    decode_weights,
-    encode_weights,
-)
+from colearn_core.codec import WeightsFormatError, WeightsMismatchError
 from colearn_core.learners.privacy import DiffPrivError
 from colearn_core.learners.pytorch import PytorchLearner, evaluate_model
-from colearn_core.ml_interface import (
-    ColearnModel,
-    DiffPrivConfig,
-    ModelFormat,
-    ProposedWeights,
-    Weights,
-)
+from colearn_core.ml_interface import ColearnModel, DiffPrivConfig, ModelFormat, Weights
 from colearn_core.pytorch.utils import categorical_accuracy
 from colearn_core.training import run_experiment, set_equal_weights
 
@@ -96,29 +90,14 @@ def test_current_weights_are_an_ordered_dict_of_tensor_copies():
 
 
 def test_propose_does_not_change_current_weights():
-    learner = make_learner()
-    before = learner.mli_get_current_weights().weights
-    vote_score = learner.vote_score
-    proposal = learner.mli_propose_weights()
-    assert _same(before, learner.mli_get_current_weights().weights)
-    assert learner.vote_score == vote_score
-    assert not _same(before, proposal.weights)
-    assert proposal.training_summary is not None
+    propose_leaves_the_learner_unchanged(make_learner(), _same)
 
 
 def test_test_weights_does_not_change_current_weights_and_votes():
     learner = make_learner()
     before = learner.mli_get_current_weights().weights
     proposal = Weights(weights={k: v + 0.5 for k, v in before.items()})
-    result = learner.mli_test_weights(proposal)
-    assert isinstance(result, ProposedWeights)
-    assert _same(before, learner.mli_get_current_weights().weights)
-    assert result.weights is proposal
-    assert result.vote == (result.vote_score < learner.vote_score)
-    # the current weights are never strictly better than themselves
-    same = learner.mli_test_weights(learner.mli_get_current_weights())
-    assert same.vote is False
-    assert same.vote_score == pytest.approx(learner.vote_score)
+    a_tested_proposal_votes_and_changes_nothing(learner, proposal, _same)
 
 
 def test_accept_changes_weights_and_refreshes_vote_score():
@@ -205,15 +184,9 @@ def test_accepts_numpy_arrays():
 
 
 def test_weights_round_trip_through_codec_bitwise():
-    learner = make_learner()
-    learner.mli_accept_weights(learner.mli_propose_weights())
-    weights = learner.mli_get_current_weights().weights
-    decoded = decode_weights(encode_weights(weights))  # tensors in, numpy arrays out
-    assert all(isinstance(v, np.ndarray) for v in decoded.values())
-    assert _same(weights, decoded)
     other = make_learner(seed=1)
-    other.mli_accept_weights(Weights(weights=decoded))  # read-only decoded arrays load fine
-    assert _same(weights, other.mli_get_current_weights().weights)
+    decoded = codec_round_trip(make_learner(), other, _same)
+    assert all(isinstance(v, np.ndarray) for v in decoded.values())  # tensors in, arrays out
     assert all(isinstance(v, torch.Tensor) for v in other.mli_get_current_weights().weights.values())
 
 

@@ -3,14 +3,11 @@ ship, values that load; and a factory without its arguments, one line naming the
 
 from __future__ import annotations
 
-import contextlib
 import importlib
-import io
-import os
 import re
-from unittest import mock
 
-from agents.cli import main as cli
+from cli_runner import run_colearn
+
 from agents.devtools.anvil import dev_keys, find_free_port
 from agents.experiment.spec import ExperimentSpec, InitialModel, LearnerFactory, SpecOptions
 from agents.experiment.template import SHIPPED_FACTORIES, spec_template
@@ -20,15 +17,7 @@ CONTRACT = "0x" + "11" * 20
 
 
 def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with mock.patch.dict(os.environ, {"COLUMNS": "200",
-                                      "COLEARN_PRIVATE_KEY": dev_keys(1)[0][1]}), \
-            contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            status = cli.main(list(argv))
-        except SystemExit as exc:
-            status = exc.code
-    return status, out.getvalue(), err.getvalue()
+    return run_colearn(*argv, env={"COLUMNS": "200", "COLEARN_PRIVATE_KEY": dev_keys(1)[0][1]})
 
 
 def assert_one_line(status: int, err: str, expected: int, message: str) -> None:
