@@ -195,7 +195,7 @@ LEVELS: dict[str, tuple[str, ...]] = {
                "test_colearn_compat", "test_colearn_ml_interface", "test_explorer",
                "test_follow", "test_hostile_node", "test_ipfs_store", "test_logs",
                "test_onchain", "test_opaque_weights", "test_parity", "test_relay",
-               "test_relay_agents", "test_relay_hostile", "test_results", "test_status",
+               "test_relay_agents", "test_relay_hostile", "test_results", "test_stall", "test_status",
                "test_training"),
     "system": ("test_account_fund", "test_bench", "test_cli", "test_colearn_examples",
                "test_compile_check", "test_demo", "test_dev_command", "test_faults",
