@@ -108,7 +108,10 @@ def draw_scores(
         colour, style = _KIND_STYLE[kind]
         for j, values in enumerate(per_learner[:drawn]):
             if one_kind:
-                ax.plot(rounds, series(values), style, alpha=0.6, lw=1, label=f"learner {j}")
+                # solid: dashed lines are the solo baselines (draw_baselines), in the
+                # same colour as their learner's line
+                ax.plot(rounds, series(values), "-o", color=f"C{j % 10}", alpha=0.6, lw=1,
+                        ms=3, label=f"learner {j}")  # markers: a lone score shows
             else:
                 ax.plot(rounds, series(values), style, color=colour, alpha=0.5, lw=1,
                         label=f"{kind} {score_name}" if j == 0 else None)
@@ -195,7 +198,7 @@ def plot_results(
         draw_scores(ax, results, (kind,), name, n_learners, legend=False, lower_is_better=lower)
         ax.set_title(f"{kind} {name} per learner")
     for name, values in (extra or {}).items():
-        ax_test.plot(rounds, series(values), "-o", lw=2, ms=3, label=name)
+        ax_test.plot(rounds, series(values), "-o", color="#5a2d82", lw=2, ms=3, label=name)
     if baselines:
         draw_baselines(ax_test, baselines, baseline_what)
     for ax in (ax_test, ax_vote):

@@ -67,11 +67,12 @@ def scores_png(history: History, metadata: Metadata | None = None) -> bytes:
     results = colearn_results(history)
     n = _learners(history)
     name, lower = metadata.vote_score() if metadata is not None else ("score", None)
-    if lower is None and name == "score":
-        name = "score (as each learner reports it; its direction is in no event)"
+    unit = "learner-defined; direction not on chain" if (name, lower) == ("score", None) \
+        else None
     with _PLOT_LOCK:
         fig, ax = plt.subplots(figsize=(10, 4.2))
-        draw_scores(ax, results, ("vote",), name, n, legend=False, lower_is_better=lower)
+        draw_scores(ax, results, ("vote",), name, n, legend=False, lower_is_better=lower,
+                    unit=unit)
         ax.set_title("vote score per learner per round (VoteCast events)")
         if n <= 20:
             ax.legend(fontsize=7, ncol=2 if n > 10 else 1, bbox_to_anchor=(1.01, 1),

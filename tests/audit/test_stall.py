@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import html
 import json
+from typing import Any
 
+import pytest
 from conftest import Clock
 from eth_account.signers.local import LocalAccount
 from experiments import Make
@@ -142,3 +144,28 @@ def test_a_running_experiment_shows_no_stall_and_metadata_is_named_when_not_fetc
 def test_durations_read_at_a_glance() -> None:
     assert [duration(s) for s in (0, 59, 61, 3600, 3 * 86400 + 7200)] == [
         "0 s", "59 s", "1 min 1 s", "1 h 0 min", "3 d 2 h"]
+
+
+def test_the_audit_plot_is_labelled_from_the_metadata(
+        chain: Web3, make: Make, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The vote score's name and direction are in no event: the metadata says them; without
+    it the label says the direction is unknown."""
+    from agents.audit import report as report_module
+
+    e = make(n=3, rounds=2)
+    e.propose(0)
+    e.cast(0, [True, False])
+    h = history(chain, e)
+    figures: list[Any] = []
+    monkeypatch.setattr(report_module, "_png", lambda fig, plt: figures.append(fig) or b"")
+    loss = Metadata(cid="bafy-x", content={"vote_score": {"name": "cross-entropy",
+                                                          "lower_is_better": True}})
+    report_module.scores_png(h, loss)
+    report_module.scores_png(h, None)
+    report_module.votes_png(h)
+    (ax_loss,), (ax_unknown,), (ax_grid,) = (f.axes[:1] for f in figures)
+    assert ax_loss.get_ylabel() == "vote cross-entropy (nats; lower is better)"
+    assert ax_unknown.get_ylabel() == "vote score (learner-defined; direction not on chain)"
+    for ax in (ax_loss, ax_unknown, ax_grid):
+        assert ax.get_xlabel() == "training round (number, from 0)"
+    assert ax_grid.get_ylabel() == "learner (index in the experiment)"
