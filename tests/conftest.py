@@ -17,6 +17,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -49,6 +50,8 @@ CHAINS = [
 ]
 
 GAS_KEY = pytest.StashKey[dict[str, dict[str, int]]]()
+#: Screenshots the browser tests took ("test id: path"), listed at the end of the run.
+SCREENSHOTS_KEY = pytest.StashKey[list[str]]()
 
 
 @dataclass
@@ -195,7 +198,7 @@ LEVELS: dict[str, tuple[str, ...]] = {
                "test_colearn_compat", "test_colearn_ml_interface", "test_explorer",
                "test_follow", "test_hostile_node", "test_ipfs_store", "test_logs",
                "test_onchain", "test_opaque_weights", "test_parity", "test_relay",
-               "test_relay_agents", "test_relay_hostile", "test_results", "test_status",
+               "test_relay_agents", "test_relay_hostile", "test_results", "test_stall", "test_status",
                "test_training"),
     "system": ("test_account_fund", "test_bench", "test_cli", "test_colearn_examples",
                "test_compile_check", "test_demo", "test_dev_command", "test_faults",
@@ -227,6 +230,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     output = getattr(session.config, "workeroutput", None)
     if output is not None:
         output["gas_figures"] = json.dumps(session.config.stash.get(GAS_KEY, {}))
+        output["screenshots"] = json.dumps(session.config.stash.get(SCREENSHOTS_KEY, []))
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -234,9 +238,16 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
     figures = node.config.stash.setdefault(GAS_KEY, {})
     for kind, ops in json.loads(node.workeroutput.get("gas_figures", "{}")).items():
         figures.setdefault(kind, {}).update(ops)
+    node.config.stash.setdefault(SCREENSHOTS_KEY, []).extend(
+        json.loads(node.workeroutput.get("screenshots", "[]")))
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    shots = config.stash.get(SCREENSHOTS_KEY, [])
+    if shots:
+        terminalreporter.section("screenshots (headless Chromium)")
+        for line in shots:
+            terminalreporter.write_line(line)
     figures = config.stash.get(GAS_KEY, {})
     if not figures:
         return
@@ -244,6 +255,24 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     for kind, ops in sorted(figures.items()):
         rendered = ", ".join(f"{op} {gas:,}" for op, gas in ops.items())
         terminalreporter.write_line(f"{kind}: {rendered}")
+
+
+@pytest.fixture
+def screenshot(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[Any, str], Path]:
+    """``screenshot(driver, name)`` saves the browser's page as ``tmp_path/name.png`` and
+    reports its path: a ``screenshot`` property of the test (JUnit XML) and a line in the
+    run's terminal summary, with or without ``-s``."""
+
+    def take(driver: Any, name: str) -> Path:
+        path = tmp_path / f"{name}.png"
+        assert driver.save_screenshot(str(path)), f"no screenshot of {name}"
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        request.node.user_properties.append(("screenshot", str(path)))
+        request.config.stash.setdefault(SCREENSHOTS_KEY, []).append(
+            f"{request.node.nodeid}: {path}")
+        return path
+
+    return take
 
 
 # --------------------------------------------------------------------------- time

@@ -5,7 +5,9 @@ A standard-library HTTP server on 127.0.0.1 serves one self-contained page
 
 * ``/api/info``: chain, contract, latest block, where transaction links point;
 * ``/api/experiments``: every experiment in the contract, with its audit verdict;
-* ``/api/experiments/ID``: one experiment's configuration, rounds, vote grid and checks;
+* ``/api/experiments/ID``: one experiment's configuration (with its metadata's content,
+  fetched from the weight store when one is given), rounds, vote grid, checks, and
+  whether it is stalled (:mod:`agents.audit.stall`);
 * ``/api/experiments/ID/scores.png`` and ``votes.png``: colearn's two plots;
 * ``/tx/HASH`` and ``/block/N``: the transaction's receipt (with the contract's events
   decoded) or the block, as JSON: the default target of the page's links when no block
@@ -44,14 +46,17 @@ from agents.audit.errors import AuditError, UnknownExperiment
 from agents.audit.explorer_page import render_page
 from agents.audit.history import History
 from agents.audit.ledger import ledger
+from agents.audit.metadata import Metadata, fetch_metadata
 from agents.audit.reader import HistoryReader
-from agents.audit.report import grid_values, scores_png, votes_png
+from agents.audit.report import grid_values, scores_png, stall_json, votes_png
 from agents.audit.rows import join_rows
+from agents.audit.stall import clock, find_stall
 from agents.chain.abi import EventDecoder, load_artifact
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.errors import ChainError, ContractRevert, MalformedEvent, brief
 from agents.chain.logs import RawLog
 from agents.chain.types import MAX_UINT256, RoundState
+from agents.storage.store import WeightStore
 from colearn_core.plots import GRID_COLOURS, GRID_LABELS
 
 log = logging.getLogger(__name__)
@@ -92,8 +97,10 @@ class Explorer:
     """What the server shows, read from the chain and cached between polls."""
 
     def __init__(self, client: CollectiveLearningClient, *, explorer_url: str | None = None,
-                 poll: float = 2.0):
+                 poll: float = 2.0, store: WeightStore | None = None):
         self.client = client
+        self.store = store  # where the experiments' metadata is fetched from (optional)
+        self._metadata: dict[str, Metadata] = {}
         self.explorer_url = explorer_url.rstrip("/") if explorer_url else None
         self.poll = poll
         self._lock = threading.Lock()
@@ -110,6 +117,24 @@ class Explorer:
     def close(self) -> None:
         with self._lock:
             self._readers.clear()
+        if self.store is not None:
+            self.store.close()
+
+    def metadata(self, cid: str) -> Metadata:
+        """The metadata of ``cid`` (a CID's content never changes: fetched once; a failed
+        fetch is tried again on the next request)."""
+        with self._lock:
+            cached = self._metadata.get(cid)
+        if cached is None:
+            cached = fetch_metadata(cid, self.store)
+            if cached.fetched:
+                with self._lock:
+                    self._metadata[cid] = cached
+        return cached
+
+    def now(self) -> int:
+        """The clock a stall is measured on (:func:`agents.audit.stall.clock`)."""
+        return clock(self.client.chain_time())
 
     # ------------------------------------------------------------------ reading
 
@@ -151,16 +176,17 @@ class Explorer:
         except Exception as exc:  # noqa: BLE001 - revert data that eth-abi cannot decode
             raise AuditError(f"the contract's experimentCount() fails: {brief(exc)}") from None
         out = []
+        now = self.now() if count else 0
         for experiment_id in range(max(1, count - MAX_LISTED + 1), count + 1):
             try:
-                out.append(self._summary(self._report(experiment_id)))
+                out.append(self._summary(self._report(experiment_id), now))
             except ChainError as exc:
                 if "cannot reach" in str(exc):
                     raise
                 out.append({"id": experiment_id, "error": _clip(str(exc), _MESSAGE_CHARS)})
         return out
 
-    def _summary(self, report: AuditReport) -> dict[str, Any]:
+    def _summary(self, report: AuditReport, now: int) -> dict[str, Any]:
         h = report.history
         cfg = h.config
         try:
@@ -174,14 +200,17 @@ class Explorer:
                 "closed_rounds": h.closed_rounds, "joined": len(h.joins),
                 "accepted_rounds": sum(1 for r in h.rounds if r.decision and r.decision.accepted),
                 "state": state, "created_block": cfg.block_number, "creator": cfg.creator,
-                "ok": report.ok, "violations": len(report.violations)}
+                "ok": report.ok, "violations": len(report.violations),
+                "stalled": stall_json(find_stall(h, now))}
 
     def experiment(self, experiment_id: int) -> dict[str, Any]:
         report = self._report(experiment_id)
         h = report.history
         closed = [r for r in h.rounds if r.closed]
+        metadata = self.metadata(h.config.metadata_cid)
         return {
-            **self._summary(report),
+            **self._summary(report, self.now()),
+            "metadata": {**metadata.model_dump(mode="json"), "text": metadata.text()},
             "version": self._readers[experiment_id].version,
             "config": {**h.config.model_dump(mode="json"),
                        # amounts as strings: wei overflow JavaScript's exact integers
@@ -212,7 +241,8 @@ class Explorer:
             if cached is not None and cached[0] == version:
                 return cached[1]
         history: History = report.history
-        png = scores_png(history) if kind == "scores" else votes_png(history)
+        png = (scores_png(history, self.metadata(history.config.metadata_cid))
+               if kind == "scores" else votes_png(history))
         with self._lock:
             self._plots[key] = (version, png)
         return png
@@ -425,11 +455,14 @@ class ExplorerServer(BackgroundHttpServer[_Server]):
 
 
 def run_explorer(rpc: str, contract: str, *, port: int, explorer_url: str | None,
-                 poll: float, console: Console, from_block: int = 0) -> None:
-    """``colearn explorer``: serves until Ctrl-C; prints the page's URL on stdout."""
+                 poll: float, console: Console, from_block: int = 0,
+                 store_url: str | None = None) -> None:
+    """``colearn explorer``: serves until Ctrl-C; prints the page's URL on stdout.
+    ``store_url``: the weight store the experiments' metadata is fetched from."""
     import sys
 
     from agents.chain.network import connect
+    from agents.storage.store import open_store
 
     if poll <= 0:
         raise ValueError(f"--poll {poll}: expected a positive number of seconds")
@@ -438,7 +471,9 @@ def run_explorer(rpc: str, contract: str, *, port: int, explorer_url: str | None
     client = CollectiveLearningClient(connect(rpc), contract)
     client.check_deployed()
     client.first_block = from_block
-    with ExplorerServer(Explorer(client, explorer_url=explorer_url, poll=poll), port) as server:
+    store = open_store(store_url) if store_url else None
+    explorer = Explorer(client, explorer_url=explorer_url, poll=poll, store=store)
+    with ExplorerServer(explorer, port) as server:
         sys.stdout.write(server.url + "\n")
         sys.stdout.flush()
         console.print(f"exploring {client.address} on chain {client.chain_id} (read-only); "

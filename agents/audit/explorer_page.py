@@ -1,5 +1,9 @@
 """The explorer's one page: HTML, CSS and JavaScript inline, no external assets (the page
-works offline). It polls the explorer's JSON and redraws what changed."""
+works offline). It polls the explorer's JSON and redraws what changed.
+
+An experiment reads from the top: its verdict and, if it is stalled, since when and why;
+the plots (scores, vote grid); then the configuration with the metadata's content, stake
+and payouts, joining, and the long table of rounds and transactions."""
 
 from __future__ import annotations
 
@@ -29,6 +33,9 @@ code,.mono{font-family:ui-monospace,monospace;font-size:12px}
 #status{font-size:12px;color:#cfe3f7}
 .cols{display:flex;flex-wrap:wrap;gap:24px;align-items:flex-start}
 img.plot{max-width:100%;border:1px solid #ddd;background:#fff}
+#stalled{background:#fff4d6;border:1px solid #c99a00;padding:8px 12px;margin:8px 0}
+.stalled{color:#8a6d00;font-weight:600}
+pre.metadata{margin:0;white-space:pre-wrap;max-width:48em}
 </style></head>
 <body>
 <header><b>colearn explorer</b> · contract <code id="contract">__CONTRACT__</code>
@@ -44,10 +51,18 @@ img.plot{max-width:100%;border:1px solid #ddd;background:#fff}
 <section id="experiment-view" hidden>
 <p><a href="#">← all experiments</a></p>
 <h2 id="experiment-title">Experiment</h2>
-<div class="cols">
+<div id="audit"></div><ul id="violations"></ul>
+<p id="stalled" hidden></p>
+<section id="plots">
+<h2>Scores</h2>
+<p id="no-plot">No round closed yet: nothing to plot.</p>
+<img id="scores-plot" class="plot" alt="vote score per learner per round" hidden>
+<h2>Vote grid</h2>
+<div id="grid-legend" class="legend"></div>
+<table id="vote-grid"><tbody></tbody></table>
+</section>
+<h2>Configuration</h2>
 <table id="config"><tbody></tbody></table>
-<div><div id="audit"></div><ul id="violations"></ul></div>
-</div>
 <section id="money" hidden>
 <h2>Stake and payouts</h2>
 <p id="money-summary"></p>
@@ -63,11 +78,6 @@ img.plot{max-width:100%;border:1px solid #ddd;background:#fff}
 <table id="rounds"><thead><tr><th>round</th><th>proposer</th><th>decision</th>
 <th>approve / reject</th><th>proposal</th><th>penalties</th><th>transactions</th><th>closed in block</th>
 <th>closed (UTC)</th><th>gas</th></tr></thead><tbody></tbody></table>
-<h2>Vote grid</h2>
-<div id="grid-legend" class="legend"></div>
-<table id="vote-grid"><tbody></tbody></table>
-<h2>Scores</h2>
-<img id="scores-plot" class="plot" alt="vote score per learner per round">
 </section>
 </main>
 <script>
@@ -108,7 +118,8 @@ function renderList(experiments) {
     el("td", {}, el("a", {href: `#experiment=${e.id}`}, `experiment ${e.id}`)),
     el("td", {}, String(e.learners)), el("td", {}, `${e.threshold_bps} bps`),
     el("td", {}, `${e.closed_rounds} / ${e.num_rounds}`), el("td", {}, String(e.accepted_rounds)),
-    el("td", {}, e.state.replaceAll("_", " ")),
+    el("td", {class: e.stalled ? "stalled" : ""}, e.state.replaceAll("_", " ") +
+      (e.stalled ? ` · stalled since ${utc(e.stalled.since)}` : "")),
     el("td", {class: e.ok ? "ok" : "bad"}, e.ok ? "passes" : `${e.violations} violation(s)`),
     el("td", {}, blockLink(e.created_block)))));
 }
@@ -121,7 +132,10 @@ function renderExperiment(x) {
     ["learners", c.learners.map((a, i) => `${i}: ${a}`).join("\n")],
     ["threshold", `${c.threshold_bps} bps`], ["rounds", String(c.num_rounds)],
     ["timeouts", `${c.join_timeout} s to join, ${c.proposal_timeout} s to propose, ${c.voting_timeout} s to vote`],
-    ["initial model", `${c.initial_cid}\n${c.initial_digest}`], ["metadata", c.metadata_cid || "-"],
+    ["initial model", `${c.initial_cid}\n${c.initial_digest}`],
+    ["metadata", x.metadata.note === null && x.metadata.cid
+      ? [el("pre", {class: "metadata", id: "metadata"}, x.metadata.text), `CID ${x.metadata.cid}`]
+      : [el("span", {id: "metadata"}, x.metadata.text)]],
     ["votes", c.sealed ? `sealed: commit within ${c.voting_timeout} s, reveal within ${c.options.reveal_timeout} s more` : "public"],
     ...(c.staked ? [
       ["stake", `${c.options.stake} per learner in ${BigInt(c.options.token) === 0n ? "ETH (wei)" : "token " + c.options.token}`],
@@ -140,6 +154,10 @@ function renderExperiment(x) {
                            : `Audit: ${x.violations.length} violation(s)`;
   document.getElementById("violations").replaceChildren(...x.violations.map(v =>
     el("li", {}, el("code", {}, v.code), v.round === null ? ": " : ` round ${v.round}: `, v.message)));
+  const stalled = document.getElementById("stalled");
+  stalled.hidden = !x.stalled;
+  if (x.stalled) stalled.replaceChildren(el("b", {}, "Stalled: "), x.stalled.line,
+    ` (anyone may call ${x.stalled.action} to move it on)`);
 
   const m = x.money;
   document.getElementById("money").hidden = !m;
@@ -199,6 +217,7 @@ function renderExperiment(x) {
   document.querySelector("#vote-grid tbody").replaceChildren(head, ...gridRows);
   const plot = document.getElementById("scores-plot");
   plot.hidden = g.rounds.length === 0;
+  document.getElementById("no-plot").hidden = g.rounds.length > 0;
   if (g.rounds.length) plot.src = `/api/experiments/${x.id}/scores.png?v=${x.version}-${x.closed_rounds}`;
 }
 
@@ -221,7 +240,8 @@ async function refresh() {
       shownId = null;
     } else {
       const x = await getJSON(`/api/experiments/${id}`);
-      const key = `${x.version}/${x.closed_rounds}/${x.state}/${x.rounds.length}/${x.joins.length}`;
+      const key = `${x.version}/${x.closed_rounds}/${x.state}/${x.rounds.length}/${x.joins.length}` +
+        `/${x.stalled ? x.stalled.since : "-"}/${x.metadata.note}`;
       if (shownId !== id || shownVersion !== key) renderExperiment(x);
       shownId = id; shownVersion = key;
     }

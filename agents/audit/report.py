@@ -2,7 +2,12 @@
 self-contained HTML file (:mod:`agents.audit.report_html`).
 
 The plots are colearn's two, drawn from the chain's vote scores: the vote score of each
-learner per round (with their mean), and the learner x round vote grid.
+learner per round (with their mean), and the learner x round vote grid. What the vote
+score is (its name, and whether lower is better) is not on chain: the experiment's
+metadata says it (``vote_score``), when a store to fetch it from is given.
+
+Each form also says when the experiment is stalled (:mod:`agents.audit.stall`) and shows
+its metadata's content (:mod:`agents.audit.metadata`).
 """
 
 from __future__ import annotations
@@ -22,9 +27,11 @@ from rich.text import Span, Text
 from agents.audit.checks import AuditReport
 from agents.audit.history import History, RoundHistory
 from agents.audit.ledger import ledger
+from agents.audit.metadata import Metadata
 from agents.audit.results import results_summary
 from agents.audit.rows import colearn_results as rows_results
 from agents.audit.rows import round_rows
+from agents.audit.stall import Stall
 from agents.chain.types import MAX_LEARNERS
 from colearn_core.plots import draw_scores, draw_votes, vote_grid
 from colearn_core.results import Results
@@ -53,14 +60,19 @@ def grid_values(history: History) -> list[list[int]]:
     return vote_grid(colearn_results(history), _learners(history))
 
 
-def scores_png(history: History) -> bytes:
-    """The vote score of each learner per round, and their mean (colearn's vote panel)."""
+def scores_png(history: History, metadata: Metadata | None = None) -> bytes:
+    """The vote score of each learner per round, and their mean (colearn's vote panel),
+    named and oriented ("lower is better") as the experiment's metadata says."""
     plt = _pyplot()
     results = colearn_results(history)
     n = _learners(history)
+    name, lower = metadata.vote_score() if metadata is not None else ("score", None)
+    unit = "learner-defined; direction not on chain" if (name, lower) == ("score", None) \
+        else None
     with _PLOT_LOCK:
         fig, ax = plt.subplots(figsize=(10, 4.2))
-        draw_scores(ax, results, ("vote",), "score", n, legend=False)
+        draw_scores(ax, results, ("vote",), name, n, legend=False, lower_is_better=lower,
+                    unit=unit)
         ax.set_title("vote score per learner per round (VoteCast events)")
         if n <= 20:
             ax.legend(fontsize=7, ncol=2 if n > 10 else 1, bbox_to_anchor=(1.01, 1),
@@ -218,8 +230,19 @@ def money_line(h: History) -> str | None:
             f"{book.withdrawn}")
 
 
-def print_report(report: AuditReport, console: Console) -> None:
-    """The audit as tables: configuration, rounds, checks, and the violations."""
+def metadata_text(h: History, metadata: Metadata | None) -> str:
+    """The metadata's content on one line, or its CID and why it is not shown."""
+    if metadata is None:
+        metadata = Metadata(cid=h.config.metadata_cid, note="not fetched: no --store")
+    if not metadata.fetched or isinstance(metadata.content, str):
+        return metadata.text()
+    return json.dumps(metadata.content, sort_keys=True)
+
+
+def print_report(report: AuditReport, console: Console, stall: Stall | None = None,
+                 metadata: Metadata | None = None) -> None:
+    """The audit as tables: configuration, rounds, checks, and the violations; the stall
+    (if any) just above the verdict."""
     h = report.history
     cfg = h.config
     console.print(f"[bold]experiment {cfg.experiment_id}[/] · contract {h.contract} · chain "
@@ -229,8 +252,10 @@ def print_report(report: AuditReport, console: Console) -> None:
                   f"{h.closed_rounds}/{cfg.num_rounds} rounds closed · timeouts "
                   f"{cfg.join_timeout} s to join, {cfg.proposal_timeout} s to propose, "
                   f"{cfg.voting_timeout} s to vote · "
-                  f"initial model {cfg.initial_cid} ({cfg.initial_digest}) · metadata "
-                  f"{cfg.metadata_cid or '-'}", soft_wrap=True, highlight=False)
+                  f"initial model {cfg.initial_cid} ({cfg.initial_digest})",
+                  soft_wrap=True, highlight=False)
+    console.print(f"metadata: {metadata_text(h, metadata)}", soft_wrap=True, highlight=False,
+                  markup=False)
     console.print(terms_line(h), soft_wrap=True, highlight=False)
     money = money_line(h)
     if money is not None:
@@ -313,8 +338,12 @@ def print_report(report: AuditReport, console: Console) -> None:
                   f"{stats.receipts:,} receipts in {stats.batches} batches: "
                   f"{stats.seconds:.2f} s; checks {report.seconds:.2f} s",
                   style="dim", soft_wrap=True)
+    if stall is not None:
+        console.print(f"[bold yellow]{escape(stall.line())}[/] (anyone may call "
+                      f"{stall.action} to move it on)", soft_wrap=True)
     if report.ok:
-        console.print("[bold green]audit passed[/]: every check holds")
+        console.print("[bold green]audit passed[/]: every check holds"
+                      + ("; the experiment is stalled (above)" if stall else ""))
     else:
         names = sorted({v.code for v in report.violations})
         console.print(f"[bold red]audit failed[/]: {len(report.violations)} violation"
@@ -324,18 +353,31 @@ def print_report(report: AuditReport, console: Console) -> None:
 # ----------------------------------------------------------------------------- JSON
 
 
-def report_json(report: AuditReport) -> dict[str, Any]:
-    """The report for machines: ``ok``, the violations, the checks, the full history, and
-    ``results`` (every chain number of the demo's results.json, rebuilt)."""
+def stall_json(stall: Stall | None) -> dict[str, Any] | None:
+    return None if stall is None else {**stall.model_dump(), "seconds": stall.seconds,
+                                       "line": stall.line()}
+
+
+def report_json(report: AuditReport, stall: Stall | None = None,
+                metadata: Metadata | None = None) -> dict[str, Any]:
+    """The report for machines: ``ok``, ``stalled`` (null, or since when and why), the
+    violations, the checks, the full history, the metadata, and ``results`` (every chain
+    number of the demo's results.json, rebuilt)."""
     data = report.model_dump(mode="json")
     money = ledger(report.history) if report.history.config.options.staked else None
-    return {"ok": report.ok, "violations": data.pop("violations"), "checks": data.pop("checks"),
+    if metadata is None:
+        metadata = Metadata(cid=report.history.config.metadata_cid,
+                            note="not fetched: no --store")
+    return {"ok": report.ok, "stalled": stall_json(stall),
+            "metadata": metadata.model_dump(mode="json"),
+            "violations": data.pop("violations"), "checks": data.pop("checks"),
             **data, "results": results_summary(report.history),
             "ledger": None if money is None else money.model_dump(mode="json")}
 
 
-def dumps(report: AuditReport) -> str:
-    return json.dumps(report_json(report), indent=2)
+def dumps(report: AuditReport, stall: Stall | None = None,
+          metadata: Metadata | None = None) -> str:
+    return json.dumps(report_json(report, stall, metadata), indent=2)
 
 
 def run_audit(rpc: str, contract: str, experiment_id: int, *, console: Console,
@@ -347,8 +389,10 @@ def run_audit(rpc: str, contract: str, experiment_id: int, *, console: Console,
     import sys
 
     from agents.audit.checks import audit_history
+    from agents.audit.metadata import fetch_metadata
     from agents.audit.reader import read_history
     from agents.audit.report_html import write_html
+    from agents.audit.stall import audit_clock, find_stall
     from agents.chain.client import CollectiveLearningClient
     from agents.chain.logs import DEFAULT_CHUNK_BLOCKS
     from agents.chain.network import connect
@@ -363,15 +407,17 @@ def run_audit(rpc: str, contract: str, experiment_id: int, *, console: Console,
         history = read_history(client, experiment_id, from_block=from_block,
                                chunk_blocks=chunk_blocks or DEFAULT_CHUNK_BLOCKS)
         report = audit_history(history, store=store, store_url=store_url, compare=compare)
+        metadata = fetch_metadata(history.config.metadata_cid, store)
     finally:
         if store is not None:
             store.close()
+    stall = find_stall(history, audit_clock(client, history))
     if html_path is not None:
-        write_html(report, html_path)
+        write_html(report, html_path, stall, metadata)
     if as_json:
-        sys.stdout.write(dumps(report) + "\n")
+        sys.stdout.write(dumps(report, stall, metadata) + "\n")
     else:
-        print_report(report, console)
+        print_report(report, console, stall, metadata)
         if html_path is not None:
             console.print(f"wrote {html_path}")
     return report

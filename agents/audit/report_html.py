@@ -1,5 +1,8 @@
 """An audit as one self-contained HTML file: styles inline, colearn's two plots embedded
-as PNG data URIs (:mod:`agents.audit.report` draws them)."""
+as PNG data URIs (:mod:`agents.audit.report` draws them).
+
+Read from the top: the verdict, a banner if the experiment is stalled, the plots, then the
+configuration (with the metadata's content), the rounds and the checks."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.audit.checks import AuditReport
+from agents.audit.metadata import Metadata
 from agents.audit.report import (
     joining_line,
     money_line,
@@ -18,6 +22,7 @@ from agents.audit.report import (
     utc_time,
     votes_png,
 )
+from agents.audit.stall import Stall
 
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#222}
@@ -27,6 +32,8 @@ td,th{border:1px solid #ddd;padding:3px 7px;vertical-align:top;text-align:left}
 th{background:#f4f4f4}code,.mono{font-family:ui-monospace,monospace;font-size:12px}
 .ok{background:#e5f5e0;border:1px solid #76b041;padding:8px 12px}
 .bad{background:#fde8e4;border:1px solid #e4572e;padding:8px 12px}
+.stalled{background:#fff4d6;border:1px solid #c99a00;padding:8px 12px}
+pre.metadata{margin:0;white-space:pre-wrap;max-width:60em}
 .accepted{color:#1f6f3b;font-weight:600}.rejected{color:#8b1e3f;font-weight:600}
 .expired{color:#8a6d00;font-weight:600}.plot{max-width:100%;border:1px solid #eee}
 details summary{cursor:pointer}
@@ -44,8 +51,9 @@ def _img(png: bytes, alt: str) -> str:
     return f'<img class="plot" alt="{_e(alt)}" src="data:image/png;base64,{data}">'
 
 
-def render_html(report: AuditReport) -> str:
-    """One self-contained HTML page: verdict, configuration, plots, rounds, checks."""
+def render_html(report: AuditReport, stall: Stall | None = None,
+                metadata: Metadata | None = None) -> str:
+    """One self-contained HTML page: verdict, stall, plots, configuration, rounds, checks."""
     h = report.history
     cfg = h.config
     out = ["<!doctype html><html lang='en'><head><meta charset='utf-8'>",
@@ -62,7 +70,17 @@ def render_html(report: AuditReport) -> str:
                 f"{'' if v.round is None else f' round {v.round}'}: {_e(v.message)}</li>"
                 for v in report.violations]
         out.append("</ul></div>")
-    out.append("<h2>Configuration (ExperimentCreated)</h2><table>")
+    if stall is not None:
+        out.append(f"<p class='stalled' id='stalled'><b>Stalled</b>: {_e(stall.line())} "
+                   f"(anyone may call <code>{_e(stall.action)}</code> to move it on; a stall "
+                   "breaks no rule of the protocol).</p>")
+    if h.closed_rounds:
+        out.append("<section id='plots'><h2>Plots (from the chain's vote scores)</h2>")
+        out.append(_img(scores_png(h, metadata), "vote score per learner per round"))
+        out.append("<br>" + _img(votes_png(h), "vote grid") + "</section>")
+    if metadata is None:
+        metadata = Metadata(cid=cfg.metadata_cid, note="not fetched: no --store")
+    out.append("<h2>Configuration (ExperimentCreated)</h2><table id='config'>")
     for label, value in (
             ("creator", cfg.creator),
             ("created", f"block {cfg.block_number}, {utc_time(cfg.timestamp)} UTC, tx {cfg.tx_hash}"),
@@ -74,18 +92,15 @@ def render_html(report: AuditReport) -> str:
             ("terms", terms_line(h)),
             ("stake and payouts", money_line(h) or "-"),
             ("initial model", f"{cfg.initial_cid} ({cfg.initial_digest})"),
-            ("metadata", cfg.metadata_cid or "-"),
+            ("metadata", metadata),
             ("learners", "<br>".join(f"{i}: {a}" for i, a in enumerate(cfg.learners))),
             ("final model", "-" if h.completion is None else
              f"{h.completion.model_digest} (model round {h.completion.model_round}), block "
              f"{h.completion.block_number}")):
-        rendered = value if label == "learners" else _e(value)
+        rendered = (value if label == "learners" else _metadata_cell(value)
+                    if isinstance(value, Metadata) else _e(value))
         out.append(f"<tr><th>{label}</th><td class='mono'>{rendered}</td></tr>")
     out.append("</table>")
-    if h.closed_rounds:
-        out.append("<h2>Plots (from the chain's vote scores)</h2>")
-        out.append(_img(scores_png(h), "vote score per learner per round"))
-        out.append("<br>" + _img(votes_png(h), "vote grid"))
     out.append("<h2>Rounds</h2><table id='rounds'><tr><th>round</th><th>proposer</th>"
                "<th>proposal (CID, digest)</th><th>outcome</th><th>approve / reject</th>"
                "<th>votes</th><th>transactions (block, time UTC, role, hash, sender, gas)</th>"
@@ -126,6 +141,14 @@ def render_html(report: AuditReport) -> str:
     return "\n".join(out)
 
 
-def write_html(report: AuditReport, path: Path) -> Path:
-    path.write_text(render_html(report), encoding="utf-8")
+def _metadata_cell(metadata: Metadata) -> str:
+    if metadata.fetched and metadata.cid:
+        return (f"<pre class='metadata' id='metadata'>{_e(metadata.text())}</pre>"
+                f"<span class='hash'>CID {_e(metadata.cid)}</span>")
+    return f"<span id='metadata'>{_e(metadata.text())}</span>"
+
+
+def write_html(report: AuditReport, path: Path, stall: Stall | None = None,
+               metadata: Metadata | None = None) -> Path:
+    path.write_text(render_html(report, stall, metadata), encoding="utf-8")
     return path

@@ -150,8 +150,12 @@ def finish(experiment: Experiment, console: Console, rows: list[RoundRow],
                             time.perf_counter() - experiment.started, join_gas)
     (config.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     colearn = colearn_results(rows, config.n_learners, records or ())
+    vote_loss = experiment.task.vote_on == "loss"
     plot_results(colearn, config.n_learners, config.out / "scores.png",
-                 score_name="score", extra={"global test accuracy": accuracy.per_round})
+                 test_name="accuracy", vote_name="cross-entropy" if vote_loss else "accuracy",
+                 vote_lower_is_better=vote_loss,
+                 extra={"global test accuracy": accuracy.per_round},
+                 baselines=solo, baseline_what="alone (global test accuracy)")
     plot_votes(colearn, config.n_learners, config.out / "votes.png")
     console.print(
         f"final global test accuracy [bold]{accuracy.last:.4f}[/] · solo "
@@ -222,6 +226,8 @@ def _metadata(config: DemoConfig) -> dict[str, Any]:
         "description": "scikit-learn digits split across learners; each learner votes on "
                        "its private vote set's cross-entropy",
         "weights_format": "safetensors (colearn-weights/1)",
+        # what the vote scores on chain are: the audit and the explorer label their plot
+        "vote_score": {"name": "cross-entropy", "lower_is_better": True},
     }
 
 

@@ -40,15 +40,17 @@ pytestmark = pytest.mark.anvil
 class Run:
     """An experiment on anvil that the test moves forward round by round."""
 
-    def __init__(self, url: str, options: ExperimentOptions | None = None):
+    def __init__(self, url: str, options: ExperimentOptions | None = None,
+                 metadata: str = "bafy-metadata", store: Any = None):
+        self.store = store  # a weight store: the initial model and proposals are real weights
         self.w3 = connect(url)
         *self.learners, self.relayer = derive_accounts(N_LEARNERS + 1, 0, label="explorer-test")
         fund_accounts(self.w3, [a.address for a in (*self.learners, self.relayer)])
         self.client, _ = CollectiveLearningClient.deploy(self.w3, self.relayer)
         self.options = options or ExperimentOptions()
         self.id, _ = self.client.create_experiment(
-            [a.address for a in self.learners], 5000, N_ROUNDS, 600, 600, "bafy-initial",
-            b"\x01" * 32, "bafy-metadata", options=self.options)
+            [a.address for a in self.learners], 5000, N_ROUNDS, 600, 600,
+            *self.weights(-1, "bafy-initial", b"\x01" * 32), metadata, options=self.options)
         for learner in self.learners:
             self.by(learner).join(self.id)
         self.round = 0
@@ -56,13 +58,27 @@ class Run:
     def by(self, account: LocalAccount) -> CollectiveLearningClient:
         return self.client.with_account(account)
 
+    def weights(self, r: int, cid: str, digest: bytes) -> tuple[str, bytes]:
+        """Round ``r``'s proposal (-1: the initial model): ``cid`` and ``digest``, or with a
+        store, small real weights put there."""
+        if self.store is None:
+            return cid, digest
+        import hashlib
+
+        import numpy as np
+
+        from colearn_core.codec import encode_weights
+
+        data = encode_weights({"w": np.full(3, r, np.float32)})
+        return self.store.put(data), hashlib.sha256(data).digest()
+
     def play(self, approvals: int, relayed: bool = False) -> None:
         """One round: the scheduled proposal, then every vote (``approvals`` approve),
         direct or in one relayed batch of signed votes."""
         r = self.round
         proposer = self.learners[r % N_LEARNERS]
-        digest = bytes([r + 2]) * 32
-        self.by(proposer).propose(self.id, r, f"bafy-round-{r}", digest)
+        cid, digest = self.weights(r, f"bafy-round-{r}", bytes([r + 2]) * 32)
+        self.by(proposer).propose(self.id, r, cid, digest)
         voters = [a for a in self.learners if a is not proposer]
         ballot = [(a, i < approvals, score_to_fixed(0.3 + 0.1 * i + 0.05 * r))
                   for i, a in enumerate(voters)]
@@ -152,7 +168,8 @@ def wait_for(condition: Callable[[], Any], what: str, timeout: float = 20.0) -> 
         time.sleep(0.1)
 
 
-def test_the_explorer_in_a_headless_browser(run: Run, browser: Any, tmp_path: Path) -> None:
+def test_the_explorer_in_a_headless_browser(run: Run, browser: Any,
+                                            screenshot: Callable[[Any, str], Path]) -> None:
     from selenium.webdriver.common.by import By
 
     run.play(approvals=2)  # accepted, direct votes
@@ -201,10 +218,7 @@ def test_the_explorer_in_a_headless_browser(run: Run, browser: Any, tmp_path: Pa
             "const img = document.getElementById('scores-plot');"
             "return img.complete && img.naturalWidth > 0 && img.src.includes('-3');"),
             "the redrawn score plot")
-        screenshot = tmp_path / "explorer.png"
-        assert browser.save_screenshot(str(screenshot))
-        assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        print(f"explorer screenshot: {screenshot}")
+        screenshot(browser, "explorer")
 
 
 def test_the_json_api_is_read_only_and_self_contained(run: Run) -> None:
@@ -289,3 +303,130 @@ def test_a_sealed_staked_experiment_shows_its_terms_and_money(anvil_url: str,
         assert "rejected proposal" in browser.find_element(By.ID, "rounds").text
         config = browser.find_element(By.ID, "config").text
         assert "sealed" in config and "ETH (wei)" in config and "4000 bps" in config
+
+
+# ------------------------------------------- at a glance: plots first, metadata, a stall
+
+METADATA = {"task": "digits", "description": "digits split among three learners",
+            "vote_score": {"name": "cross-entropy", "lower_is_better": True}}
+
+
+def _top(browser: Any, element_id: str) -> float:
+    return float(browser.execute_script(
+        f"return document.getElementById('{element_id}').getBoundingClientRect().top;"))
+
+
+def _plot_loaded(browser: Any, selector: str) -> bool:
+    return bool(browser.execute_script(
+        f"const img = document.querySelector({json.dumps(selector)});"
+        "return img !== null && img.complete && img.naturalWidth > 0 && "
+        "img.getBoundingClientRect().height > 0;"))
+
+
+@pytest.fixture
+def stalled(anvil_url: str, tmp_path: Path) -> tuple[Run, str, str, str]:
+    """Two rounds played, round 2 proposed with one vote, then the chain's clock moved past
+    its voting deadline with nobody deciding; the metadata in a file store. Returns the
+    run, the store's URL and the stall's expected reason."""
+    from conftest import Clock
+
+    from agents.storage.store import FileWeightStore
+
+    store = FileWeightStore(tmp_path / "store")
+    cid = store.put(json.dumps(METADATA, sort_keys=True).encode())
+    run = Run(anvil_url, metadata=cid, store=store)
+    run.play(approvals=2)
+    run.play(approvals=1)
+    proposal, digest = run.weights(2, "", b"")
+    run.by(run.learners[2]).propose(run.id, 2, proposal, digest)
+    run.by(run.learners[0]).vote(run.id, 2, digest, True, score_to_fixed(0.42))
+    clock = Clock(run.w3)
+    clock.mine_at(run.client.deadline(run.id) + 3600)
+    return run, f"file:{tmp_path / 'store'}", ("round 2's voting deadline passed with 1 of 2 "
+                                                "votes counted and nobody called decide()"), \
+        anvil_url
+
+
+def test_the_explorer_reads_at_a_glance(stalled: tuple[Run, str, str, str], browser: Any,
+                                        screenshot: Callable[[Any, str], Path]) -> None:
+    """Plots first, above the long round table; the metadata's content; the stall, with
+    since when and why; the list marks the experiment stalled."""
+    from selenium.webdriver.common.by import By
+
+    from agents.storage.store import open_store
+
+    run, store_url, reason, _ = stalled
+    explorer = Explorer(run.client, poll=0.5, store=open_store(store_url))
+    with ExplorerServer(explorer) as server:
+        status, x = get(server.url + f"api/experiments/{run.id}")
+        assert status == 200 and x["ok"] and reason in x["stalled"]["line"]
+        assert x["metadata"]["content"] == METADATA and x["metadata"]["note"] is None
+
+        browser.get(server.url)
+        row = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#experiments tr.experiment"),
+                       "the experiment list")[0]
+        assert "stalled since" in row.text
+        browser.get(server.url + f"#experiment={run.id}")
+        wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#rounds tr.round")) == 3,
+                 "the round table")
+        banner = browser.find_element(By.ID, "stalled")
+        assert banner.is_displayed() and "Stalled: stalled since" in banner.text
+        assert reason in banner.text and "decide()" in banner.text
+        assert "Audit passes" in browser.find_element(By.ID, "audit").text  # no violation
+        wait_for(lambda: _plot_loaded(browser, "#scores-plot"), "the score plot")
+        # The plots come first: above the configuration and the long round table, in the
+        # first screen (the window is 1900 px high).
+        assert _top(browser, "scores-plot") < _top(browser, "vote-grid") \
+            < _top(browser, "config") < _top(browser, "rounds")
+        assert _top(browser, "scores-plot") < 700
+        metadata = browser.find_element(By.ID, "metadata")
+        assert json.loads(metadata.text) == METADATA  # the content, not only the CID
+        screenshot(browser, "explorer-stalled")
+
+    # Without a store, the page names the CID and says why the content is not shown.
+    with ExplorerServer(Explorer(run.client, poll=0.5)) as server:
+        browser.get(server.url + f"#experiment={run.id}")
+        text = wait_for(lambda: [e.text for e in browser.find_elements(By.ID, "metadata")],
+                        "the metadata")[0]
+        assert text == f"metadata CID {run_metadata_cid(run)} (not fetched: no --store)"
+
+
+def run_metadata_cid(run: Run) -> str:
+    from agents.audit.reader import read_history
+
+    return read_history(run.client, run.id).config.metadata_cid
+
+
+def test_the_audit_html_reads_at_a_glance(stalled: tuple[Run, str, str, str], browser: Any,
+                                          tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                          screenshot: Callable[[Any, str], Path]) -> None:
+    """``colearn audit --html`` of the stalled experiment: exit status 0 (no rule broken),
+    the stall in the terminal, and an HTML page with the verdict, the stall banner, the
+    plots before the configuration and the rounds, and the metadata's content."""
+    from selenium.webdriver.common.by import By
+
+    from agents.cli.main import main
+
+    run, store_url, reason, url = stalled
+    page = tmp_path / "audit.html"
+    code = main(["audit", "--rpc", url, "--contract", run.client.address, "--experiment",
+                 str(run.id), "--store", store_url, "--html", str(page)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "stalled since" in out and reason in out and "audit passed" in out
+    assert '"task": "digits"' in out  # the metadata's content, on one line
+
+    browser.get(page.as_uri())
+    verdict = browser.find_element(By.ID, "verdict")
+    assert "Audit passed" in verdict.text
+    banner = browser.find_element(By.ID, "stalled")
+    assert banner.is_displayed() and reason in banner.text
+    assert _top(browser, "verdict") < _top(browser, "stalled") < _top(browser, "plots") \
+        < _top(browser, "config") < _top(browser, "rounds")
+    plots = browser.find_elements(By.CSS_SELECTOR, "#plots img.plot")
+    assert len(plots) == 2
+    wait_for(lambda: all(_plot_loaded(browser, f"#plots img:nth-of-type({i})") for i in (1, 2)),
+             "both plots")
+    assert _top(browser, "plots") < 700  # in the first screen
+    assert json.loads(browser.find_element(By.ID, "metadata").text) == METADATA
+    screenshot(browser, "audit-stalled")

@@ -46,12 +46,13 @@ def test_headless_plot_draws_and_never_waits(tmp_path) -> None:
     results = _results()
     plot.plot_results_and_votes(results)
     assert results.mean_test_scores[0] == pytest.approx(0.6)  # process_statistics ran
-    assert plot.results_axes.get_ylabel() == "accuracy"
-    assert plot.results_axes.get_xlabel() == "training round"
+    assert plot.results_axes.get_ylabel() == "accuracy (fraction correct, 0–1; higher is better)"
+    assert plot.results_axes.get_xlabel() == "training round (number, from 0)"
     labels = [line.get_label() for line in plot.results_axes.get_lines()]
     assert {"mean test accuracy", "mean vote accuracy"} <= set(labels)
     assert len(plot.results_axes.get_lines()) == 3 * 2 + 2
-    assert plot.votes_axes.get_ylabel() == "learner"
+    assert plot.votes_axes.get_ylabel() == "learner (index in the experiment)"
+    assert plot.votes_axes.get_xlabel() == "training round (number, from 0)"
     assert [t.get_text() for t in plot.votes_axes.get_yticklabels()] == [
         "learner 0", "learner 1", "learner 2"]
     assert path.read_bytes()[:4] == b"\x89PNG"
@@ -85,4 +86,55 @@ def test_png_plots_have_y_labels() -> None:
 
     ax = Figure().subplots()
     draw_scores(ax, _results(), ("vote",), "accuracy")
-    assert ax.get_ylabel() == "vote accuracy"
+    assert ax.get_ylabel() == "vote accuracy (fraction correct, 0–1; higher is better)"
+
+
+def test_labels_say_the_unit_and_which_way_is_better() -> None:
+    from matplotlib.figure import Figure
+
+    from colearn_core.plots import draw_scores, lower_is_better_from_name, score_label
+
+    assert score_label("vote cross-entropy") == "vote cross-entropy (nats; lower is better)"
+    assert score_label("vote score", lower_is_better=True) == \
+        "vote score (unitless; lower is better)"
+    assert score_label("vote score") == "vote score (unitless)"  # direction unknown: unsaid
+    assert score_label("mse", unit="kWh²") == "mse (kWh²; lower is better)"
+    assert [lower_is_better_from_name(n) for n in ("loss", "Mean Squared Error", "AUC",
+                                                   "score")] == [True, True, False, None]
+    ax = Figure().subplots()
+    draw_scores(ax, _results(), ("vote",), "score", lower_is_better=True)
+    assert ax.get_ylabel() == "vote score (unitless; lower is better)"
+    assert ax.get_xlabel() == "training round (number, from 0)"
+
+
+def test_solo_baselines_are_dashed_labelled_lines_on_the_accuracy_panel() -> None:
+    from matplotlib.figure import Figure
+
+    from colearn_core import plots
+
+    captured = []
+
+    class Spy(Figure):
+        def savefig(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            captured.append(self)
+            super().savefig(*args, **kwargs)
+
+    from unittest import mock
+
+    with mock.patch("matplotlib.figure.Figure", Spy):
+        plots.plot_results(_results(), 3, io.BytesIO(), test_name="accuracy",
+                           vote_name="cross-entropy", vote_lower_is_better=True,
+                           extra={"global test accuracy": [0.5, 0.6, 0.6, 0.6]},
+                           baselines=[0.55, 0.58, 0.61])
+    ax_test, ax_vote = captured[0].axes
+    assert ax_test.get_ylabel() == "test accuracy (fraction correct, 0–1; higher is better)"
+    assert ax_vote.get_ylabel() == "vote cross-entropy (nats; lower is better)"
+    dashed = [line for line in ax_test.get_lines() if line.get_linestyle() == "--"]
+    assert [line.get_label() for line in dashed] == [
+        "learner 0 alone: 0.550", "learner 1 alone: 0.580", "learner 2 alone: 0.610"]
+    assert [line.get_ydata()[0] for line in dashed] == [0.55, 0.58, 0.61]
+
+    ax = Figure().subplots()  # many learners: their best and mean only
+    plots.draw_baselines(ax, [0.1 * i for i in range(1, 11)])
+    assert [line.get_label() for line in ax.get_lines()] == [
+        "best learner alone: 1.000", "mean learner alone: 0.550"]
