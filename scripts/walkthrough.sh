@@ -5,23 +5,24 @@
 # CI runs this script as it stands (tests/scripts/test_walkthrough.py), so the README's
 # commands and this walkthrough cannot drift apart.
 #
-#   scripts/walkthrough.sh [DIR]      # DIR: colearn dev's --out (default ./colearn-dev)
+#   scripts/walkthrough.sh [DIR]   # from any directory; DIR: colearn dev's --out
+#                                  # (default ./colearn-dev)
 #
-# COLEARN names the colearn executable (default .venv/bin/colearn, from `make demo`).
+# COLEARN names the colearn executable (default the checkout's .venv/bin/colearn, which
+# `make demo` installs).
 # Everything it starts (colearn dev, which stops anvil and IPFS, and the agents) is stopped
 # when the script ends, however it ends: success, a failed step, Ctrl-C or SIGTERM.
 set -euo pipefail
 
+mkdir -p "${1:-colearn-dev}"
+DIR=$(cd "${1:-colearn-dev}" && pwd)
 cd "$(dirname "$0")/.."                      # the checkout
-DIR=${1:-colearn-dev}
 COLEARN=${COLEARN:-.venv/bin/colearn}
 READY_LIMIT=${READY_LIMIT:-300}              # seconds colearn dev may take to be ready
 
 # `colearn` and `python` are the venv's, as after `source .venv/bin/activate`.
-COLEARN=$(command -v "$COLEARN") || { echo "error: no colearn at $COLEARN (make demo)" >&2; exit 1; }
-PATH="$(cd "$(dirname "$COLEARN")" && pwd):$PATH"
-mkdir -p "$DIR"
-DIR=$(cd "$DIR" && pwd)
+found=$(command -v "$COLEARN") || { echo "error: no colearn at $COLEARN (make demo)" >&2; exit 1; }
+PATH="$(cd "$(dirname "$found")" && pwd):$PATH"
 
 say() { printf '\n== %s\n' "$*"; }
 fail() { echo "error: $*" >&2; exit 1; }

@@ -25,7 +25,6 @@ ENV = {**os.environ, "COLEARN": str(Path(sys.executable).with_name("colearn")),
 #: Guards against a hang only (the tests wait for lines and exits, never for time).
 HANG_GUARD = 900
 
-pytestmark = [pytest.mark.slow, pytest.mark.anvil, pytest.mark.ipfs]
 
 
 def start(out: Path) -> subprocess.Popen[str]:
@@ -61,6 +60,9 @@ def gone(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
 
 
+@pytest.mark.slow
+@pytest.mark.anvil
+@pytest.mark.ipfs
 def test_walkthrough_runs_to_a_loaded_model_and_leaves_nothing_running(tmp_path):
     out = tmp_path / "colearn-dev"
     script = start(out)
@@ -74,6 +76,9 @@ def test_walkthrough_runs_to_a_loaded_model_and_leaves_nothing_running(tmp_path)
     assert [name for name, pid in pids.items() if not gone(pid)] == []
 
 
+@pytest.mark.slow
+@pytest.mark.anvil
+@pytest.mark.ipfs
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_walkthrough_stopped_while_agents_run_stops_everything(tmp_path, stop):
     out = tmp_path / "colearn-dev"
@@ -102,3 +107,12 @@ def test_walkthrough_stopped_while_agents_run_stops_everything(tmp_path, stop):
         status = script.wait(timeout=HANG_GUARD)
     assert status == 128 + stop
     assert [name for name, pid in pids.items() if not gone(pid)] == []
+
+
+@pytest.mark.parametrize("colearn", ["/no/such/colearn", "no-such-colearn"])
+def test_walkthrough_without_colearn_says_so_in_one_line(tmp_path, colearn):
+    result = subprocess.run(["bash", str(SCRIPT), str(tmp_path / "dev")], check=False,
+                            env={**ENV, "COLEARN": colearn}, capture_output=True, text=True,
+                            timeout=HANG_GUARD)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"error: no colearn at {colearn} (make demo)"]
