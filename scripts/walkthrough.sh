@@ -74,6 +74,7 @@ say "3. One agent per stakeholder, each its own process (here in the background)
 for i in "${!AGENTS[@]}"; do
     n=$((i + 1))
     echo "${AGENTS[$i]}"
+    # exec: the background process is the agent itself, so the trap's SIGTERM reaches it
     (eval "exec ${AGENTS[$i]}") > "$DIR/agent$n.json" 2> "$DIR/agent$n.log" &
     AGENT_PIDS+=("$!")
     echo "agent $n (pid $!), its output in $DIR/agent$n.log"
