@@ -37,6 +37,8 @@ DIGITS_FACTORY = "colearn_core.tasks.factories:digits_learner"
 SPEC_FILE = "experiment.toml"
 PASSWORD_FILE = "password"
 STATE_FILE = "dev.json"
+#: The printed commands and $RPC, $EVENTS, $ADDR, $STORE, for ``source`` (keystores only).
+COMMANDS_FILE = "commands.sh"
 #: ETH each stakeholder account gets.
 FUNDING_ETH = 100
 
@@ -114,6 +116,7 @@ class DevEnvironment:
             # With print_keys the keys are printed, never written.
             (self.out / STATE_FILE).write_text(self.state.model_dump_json(
                 indent=2, exclude={"learners": {"__all__": {"private_key"}}}) + "\n")
+            self._write_commands()
             return self
         except BaseException:
             self.stop()
@@ -230,6 +233,31 @@ created_by = "colearn dev"
 """
         self.state.spec.write_text(text)
         ExperimentSpec.load(self.state.spec)
+
+    def _write_commands(self) -> None:
+        """``commands.sh``: what ``source`` needs (bash or zsh) to run the printed commands
+        and the README's (``$RPC``, ``$ADDR``, ``$STORE``). Not with ``print_keys``: the
+        commands would carry the keys, which are never written."""
+        path = self.out / COMMANDS_FILE
+        path.unlink(missing_ok=True)  # an earlier run's: its chain is gone
+        if self.settings.print_keys:
+            return
+        assert self.state is not None
+        q = shlex.quote
+        agents = "".join(f"  {q(command)}\n" for command in self.agent_commands())
+        path.write_text(f"""\
+# Written by `colearn dev`, valid while it runs: `source {q(str(path))}` sets $RPC,
+# $EVENTS, $ADDR (the contract) and $STORE for the README's commands, and the commands
+# `colearn dev` printed: $CREATE, one agent per stakeholder in $AGENTS, $AUDIT.
+RPC={q(self.state.rpc)}
+EVENTS={q(self.state.events)}
+ADDR={q(self.state.contract)}
+STORE={q(self.state.store)}
+CREATE={q(self.create_command())}
+AGENTS=(
+{agents})
+AUDIT={q(self.audit_command())}
+""")
 
     # --- the commands to paste ----------------------------------------------------------
 
