@@ -20,12 +20,13 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from typing import Any, Self
+from typing import Any
 
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 
+from agents._utils.closing import Closing
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.errors import ChainError
 from agents.chain.logs import RawLog, raw_log_from_json
@@ -37,7 +38,7 @@ WAKE_EVENTS = ("WeightsProposed", "RoundDecided", "RoundExpired", "ExperimentCom
 STOP_CHECK_SECONDS = 0.5
 
 
-class EventFollower:
+class EventFollower(Closing):
     """Waits for an experiment's wake events. Use as a context manager (or call
     :meth:`close`): a subscription holds a connection open."""
 
@@ -54,15 +55,6 @@ class EventFollower:
         """Waits up to ``timeout`` seconds (less if ``stop`` is set) for wake events;
         returns those that came (none on a timeout)."""
         raise NotImplementedError
-
-    def close(self) -> None:
-        """Releases what the follower holds."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _wanted(self, entry: RawLog) -> bool:
         """Whether a log asks something of this agent (its own proposal does not)."""

@@ -19,10 +19,11 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Self
+from typing import Any, TypedDict, Unpack
 
 from pydantic import BaseModel, ConfigDict
 
+from agents._utils.closing import Closing
 from agents.agent.learner_agent import LearnerAgent, run_in_process
 from agents.agent.records import RoundRecord
 from agents.agent.settings import AgentSettings
@@ -72,7 +73,17 @@ class OnChainRun(BaseModel):
         return colearn_results(self.rounds, len(self.records), self.records)
 
 
-class OnChainSession:
+class SessionOptions(TypedDict, total=False):
+    """Where and how an on-chain session runs (every field optional)."""
+
+    chain_url: str | None  # a JSON-RPC URL; None (default): the in-process EVM
+    store: WeightStore | None  # default: a temporary file store
+    proposal_timeout: int  # seconds (default 600)
+    voting_timeout: int  # seconds (default 600)
+    seed: int  # of the learners' derived accounts (default 0)
+
+
+class OnChainSession(Closing):
     """Learners with one agent each, in an experiment on chain, stepped in this process:
     :func:`run_on_chain` steps it to the end, :mod:`agents.experiment.training` one round
     at a time. Close it (or use it as a context manager) to release its store."""
@@ -82,31 +93,28 @@ class OnChainSession:
         learners: Sequence[MachineLearningInterface],
         n_rounds: int,
         vote_threshold: float = 0.5,
-        *,
-        chain_url: str | None = None,
-        store: WeightStore | None = None,
-        proposal_timeout: int = 600,
-        voting_timeout: int = 600,
-        seed: int = 0,
+        **options: Unpack[SessionOptions],
     ) -> None:
         if len(learners) < 2:
             raise ValueError("an experiment needs at least 2 learners")
         self.started = time.perf_counter()
         self._stack = contextlib.ExitStack()
+        store = options.get("store")
         try:
             if store is None:
                 tmp = self._stack.enter_context(
                     tempfile.TemporaryDirectory(prefix="colearn-onchain-"))
                 store = self._stack.enter_context(open_store(f"file:{tmp}"))
             self.store: WeightStore = store
-            w3 = connect(chain_url)
-            accounts = derive_accounts(len(learners), seed, label="colearn-onchain")
+            w3 = connect(options.get("chain_url"))
+            accounts = derive_accounts(len(learners), options.get("seed", 0),
+                                       label="colearn-onchain")
             fund_accounts(w3, [a.address for a in accounts])
             self.client, _ = CollectiveLearningClient.deploy(w3, accounts[0])
             self.experiment_id = launch_experiment(self.client, store, ExperimentTerms(
                 learners=[a.address for a in accounts], threshold=vote_threshold,
-                rounds=n_rounds, proposal_timeout=proposal_timeout,
-                voting_timeout=voting_timeout),
+                rounds=n_rounds, proposal_timeout=options.get("proposal_timeout", 600),
+                voting_timeout=options.get("voting_timeout", 600)),
                 encode_weights(learners[0].mli_get_current_weights().weights)).experiment_id
             self.agents = [LearnerAgent(self.client.with_account(account), store, learner,
                                         self.experiment_id,
@@ -154,32 +162,18 @@ class OnChainSession:
     def close(self) -> None:
         self._stack.close()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 def run_on_chain(
     learners: Sequence[MachineLearningInterface],
     n_rounds: int,
     vote_threshold: float = 0.5,
-    *,
-    chain_url: str | None = None,
-    store: WeightStore | None = None,
-    proposal_timeout: int = 600,
-    voting_timeout: int = 600,
-    seed: int = 0,
+    **options: Unpack[SessionOptions],
 ) -> OnChainRun:
     """Runs ``learners`` through ``n_rounds`` rounds on chain and returns what happened.
 
     Learner 0's current weights are the initial model; every learner adopts it first
-    (the agents fetch it, as stakeholders would). ``chain_url`` ``None`` is the in-process
-    EVM; ``store`` holds the weights (default: a temporary file store)."""
-    with OnChainSession(learners, n_rounds, vote_threshold, chain_url=chain_url, store=store,
-                        proposal_timeout=proposal_timeout, voting_timeout=voting_timeout,
-                        seed=seed) as session:
+    (the agents fetch it, as stakeholders would). ``options``: see :class:`SessionOptions`."""
+    with OnChainSession(learners, n_rounds, vote_threshold, **options) as session:
         session.step()
         return session.outcome()
 

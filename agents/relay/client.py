@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Any
 
 import httpx
 from pydantic import BaseModel
 
+from agents._utils.closing import Closing
 from agents.chain.signing import SignedCommit, SignedJoin, SignedProposal, SignedVote
 from agents.relay.errors import Refused, RelayError
 from agents.relay.requests import RevealRequest
 
 
-class RelayClient:
+class RelayClient(Closing):
     """Posts signed calls to a relay; a context manager (closes its connection)."""
 
     def __init__(self, url: str, timeout: float = 10.0):
@@ -56,9 +57,3 @@ class RelayClient:
 
     def close(self) -> None:
         self._http.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from eth_account import Account
+from process_checks import gone
 
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.network import connect
@@ -88,15 +89,6 @@ def listening_addresses(pid: int) -> set[str]:
                       if len(address) == 8 else address)
                 found.add(f"{ip}:{int(port, 16)}")
     return found
-
-
-def gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    # A zombie is gone too (its parent exited: init reaps it).
-    return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from process_checks import gone
 from safetensors.numpy import load_file
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,15 +50,6 @@ def started_pids(output: str, out: Path) -> dict[str, int]:
             re.findall(r"^(colearn dev|agent \d+) \(pid (\d+)\)", output, re.MULTILINE)}
     state = json.loads((out / "dev.json").read_text())
     return {**pids, "anvil": state["anvil_pid"], "js-ipfs": state["ipfs_pid"]}
-
-
-def gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    # A zombie is gone too (its parent exited: init reaps it).
-    return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
 
 
 @pytest.mark.slow
