@@ -29,11 +29,11 @@ from agents.devtools.anvil import AnvilProcess, dev_keys
 from agents.devtools.funding import WEI_PER_ETH, fund_dev_account
 from agents.devtools.ipfs import JsIpfsDaemon
 from agents.devtools.process import DevProcessError
+from agents.experiment.template import DEFAULT_FACTORY
 
 log = logging.getLogger(__name__)
 
 #: The ready-made learner factory the spec names: the digits task, split n ways.
-DIGITS_FACTORY = "colearn_core.tasks.factories:digits_learner"
 SPEC_FILE = "experiment.toml"
 PASSWORD_FILE = "password"
 STATE_FILE = "dev.json"
@@ -199,39 +199,16 @@ class DevEnvironment:
             learners=learners, anvil_pid=self.anvil.pid or 0, ipfs_pid=self.ipfs.pid or 0)
 
     def _write_spec(self) -> None:
-        """The experiment spec (the format of :class:`agents.experiment.spec.ExperimentSpec`),
-        checked by loading it back."""
+        """The experiment spec (``colearn experiment init``'s template with these learners
+        and settings), checked by loading it back."""
         from agents.experiment.spec import ExperimentSpec
+        from agents.experiment.template import spec_template
 
         assert self.state is not None
         s = self.settings
-        learners = ",\n".join(f'    "{learner.address}",  # stakeholder {learner.index + 1}'
-                              for learner in self.state.learners)
-        text = f"""\
-# An experiment spec written by `colearn dev` (`colearn experiment create --help` has the
-# format). Edit it freely before creating the experiment.
-
-# The stakeholders' accounts; their order is the proposer schedule.
-learners = [
-{learners}
-]
-threshold = 0.5          # share of the other learners' votes a proposal needs
-rounds = {s.rounds}
-proposal_timeout = {s.proposal_timeout}   # seconds the proposer of a round has
-voting_timeout = {s.voting_timeout}     # seconds the voters have once it proposed
-
-# The initial model: the current weights of the learner this factory builds. Each agent
-# runs the same factory with its own `index` (its own share of the data).
-[initial.factory]
-target = "{DIGITS_FACTORY}"
-args = {{ index = 0, n_learners = {s.learners} }}
-
-# Anything describing the experiment; stored as JSON, its CID goes on chain.
-[metadata]
-task = "digits (scikit-learn's 8x8 handwritten digits), split {s.learners} ways"
-created_by = "colearn dev"
-"""
-        self.state.spec.write_text(text)
+        self.state.spec.write_text(spec_template(
+            [learner.address for learner in self.state.learners], rounds=s.rounds,
+            proposal_timeout=s.proposal_timeout, voting_timeout=s.voting_timeout))
         ExperimentSpec.load(self.state.spec)
 
     def _write_commands(self) -> None:
@@ -289,7 +266,7 @@ AUDIT={q(self.audit_command())}
             commands.append(env + shlex.join([
                 "colearn", "agent", "--rpc", self.state.rpc, "--events", self.state.events,
                 "--contract", self.state.contract, "--experiment", str(experiment_id),
-                "--store", self.state.store, "--learner", DIGITS_FACTORY,
+                "--store", self.state.store, "--learner", DEFAULT_FACTORY,
                 "--learner-arg", f"index={learner.index}",
                 "--learner-arg", f"n_learners={self.settings.learners}",
                 "--state-dir", str(self.state_dir), *keys]))

@@ -21,6 +21,8 @@ SHIPPED_FACTORIES: dict[str, str] = {
     "colearn_core.examples.sgd_fraud:learner": "scikit-learn SGDClassifier on a synthetic "
                                                "fraud set",
     "colearn_core.examples.random_forest_iris:learner": "a random forest on iris",
+    "colearn_core.examples.xgb_reg_boston:learner": "XGBoost regression on scikit-learn's "
+                                                    "diabetes data (opaque weights)",
 }
 
 
@@ -32,9 +34,11 @@ def dev_learners(count: int = 3) -> list[str]:
     return [address for address, _ in dev_keys(count + 1)[1:]]
 
 
-def spec_template(learners: Sequence[str] | None = None) -> str:
+def spec_template(learners: Sequence[str] | None = None, *, rounds: int = 3,
+                  proposal_timeout: int = 600, voting_timeout: int = 600) -> str:
     """The commented spec: every field of :class:`agents.experiment.spec.ExperimentSpec`,
-    with working values (``learners``: default the dev chain's accounts 1..3)."""
+    with working values (``learners``: default the dev chain's accounts 1..3). The one
+    template: ``colearn experiment init`` and ``colearn dev`` write it."""
     learners = list(learners) if learners is not None else dev_learners()
     rendered = "\n".join(f'  "{a}",  # learner {i}' for i, a in enumerate(learners))
     factories = "\n".join(f"#   {target}\n#       {what}"
@@ -53,9 +57,9 @@ learners = [
 {rendered}
 ]
 threshold = 0.5           # share of the other learners that must approve (0.0 .. 1.0)
-rounds = 3                # rounds of proposal and vote
-proposal_timeout = 600    # seconds for the round's proposer to propose
-voting_timeout = 600      # seconds for the others to vote (sealed: to commit)
+rounds = {rounds:<17}# rounds of proposal and vote
+proposal_timeout = {proposal_timeout:<7}# seconds for the round's proposer to propose
+voting_timeout = {voting_timeout:<9}# seconds for the others to vote (sealed: to commit)
 join_timeout = 86400      # seconds from creation for every learner to join; round 0
                           # starts with the last join
 
@@ -64,6 +68,8 @@ join_timeout = 86400      # seconds from creation for every learner to join; rou
 task = "digits"
 description = "scikit-learn digits split among {len(learners)} learners"
 weights_format = "safetensors (colearn-weights/1)"
+# The vote score's name and direction: the audit and the explorer label their plots with it.
+vote_score = {{ name = "cross-entropy", lower_is_better = true }}
 
 # The initial model: exactly one of `weights` or `[initial.factory]`.
 [initial]
