@@ -1,10 +1,11 @@
 """colearn's fraud example: a linear classifier trained with ``SGDClassifier.partial_fit``.
 
-colearn's version used Kaggle's credit-card fraud data set (284,807 transactions, 0.17 %
-fraudulent, 30 numeric features), which needs a download and an account. This port uses
-a seeded, offline, fraud-style stand-in: ``sklearn.datasets.make_classification`` with
-30 features, about 2 % positives ("fraud") and a little label noise, standardised per
-feature like the Kaggle set's PCA components. Each learner runs
+colearn's version read Kaggle's IEEE-CIS fraud data (``train_transaction.csv`` joined with
+``train_identity.csv``, 431 features after ``fraud_preprocessing``; about 3.5 % fraudulent),
+which needs a download and an account (``colearn_core.other.fraud_dataset`` reads it when
+you have it). This port uses a seeded, offline, fraud-style stand-in:
+``sklearn.datasets.make_classification`` with 30 features, about 2 % positives ("fraud")
+and a little label noise, standardised per feature. Each learner runs
 ``SGDClassifier(loss="log_loss")`` on its private share (IID split), votes on the ROC
 AUC of its vote set (accuracy is meaningless at 2 % positives: "never fraud" scores 98 %)
 and reports the AUC on its test set. The global score is the AUC on the split's global
@@ -74,7 +75,7 @@ def global_auc(weights: Any, split: FederatedSplit) -> float:
 def describe(n_learners: int, seed: int, data_dir: str | None) -> str:
     return (f"colearn's fraud example: SGDClassifier(log_loss).partial_fit, "
             f"{BATCHES_PER_ROUND} batches of {BATCH_SIZE} per proposal, vote on ROC AUC; "
-            f"offline stand-in for Kaggle's credit-card fraud set: "
+            f"offline stand-in for Kaggle's IEEE-CIS fraud data: "
             f"{fraud_dataset(seed).description}; IID split among {n_learners} learners")
 
 
