@@ -28,6 +28,14 @@ def current_model(onnx_model: Any | None, weights: Callable[[], Any]) -> Colearn
     return ColearnModel(model_format=ModelFormat.ONNX, model=onnx_model)
 
 
+def _flag(name: str, value: object) -> bool:
+    """A bool parameter, refused when colearn's positional order put something else there."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, not {type(value).__name__} (the parameter "
+                        f"after test_loader, as in colearn)")
+    return value
+
+
 class Learner(MachineLearningInterface):
     """A learner whose vote is "strictly better than the current weights' vote score"."""
 
@@ -39,11 +47,7 @@ class Learner(MachineLearningInterface):
                  need_reset_optimizer: bool = False) -> None:
         """What the learners fed by loaders (Keras, PyTorch) keep alike; the scikit-learn
         ones, fed arrays, keep their own."""
-        if not isinstance(need_reset_optimizer, bool):
-            raise TypeError(f"need_reset_optimizer must be a bool, not "
-                            f"{type(need_reset_optimizer).__name__} (the parameter after "
-                            f"test_loader, as in colearn)")
-        self.need_reset_optimizer = need_reset_optimizer
+        self.need_reset_optimizer = _flag("need_reset_optimizer", need_reset_optimizer)
         self.train_loader = train_loader
         self.vote_loader = vote_loader
         self.test_loader = test_loader

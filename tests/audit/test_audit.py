@@ -624,24 +624,31 @@ def _violations(args: list[str], capsys: pytest.CaptureFixture[str]) -> list[dic
     return report["violations"]
 
 
-
 def _store_violations(tampered: dict[str, Any],
                       capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
     """What an audit that reads the weights again from the tampered store finds."""
     return _violations(audit_cli(tampered, "--store", f"file:{tampered['store']}"), capsys)
 
 
+def _final_and_other(tampered: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The round whose proposal is the final model, and a round whose proposal is another
+    blob."""
+    final = tampered["results"]["final_model"]
+    assert final["model_round"] > 0, "the demo accepted no round"
+    rounds = tampered["results"]["rounds"]
+    final_row = rounds[final["model_round"] - 1]
+    return final_row, next(r for r in rounds if r["cid"] != final_row["cid"])
+
+
 @pytest.mark.anvil
 def test_a_replaced_weight_blob_is_caught(tampered: dict[str, Any],
                                           capsys: pytest.CaptureFixture[str]) -> None:
-    final = tampered["results"]["final_model"]["digest"]
-    row = next(r for r in tampered["results"]["rounds"] if r["digest"] != final)
+    final_row, row = _final_and_other(tampered)
     (tampered["store"] / row["cid"]).write_bytes(encode_weights({"w": np.ones(2, np.float32)}))
     found = _store_violations(tampered, capsys)
     assert [(v["code"], v["round"]) for v in found] == [("weights-digest", row["round"])]
     assert row["cid"] in found[0]["message"]
     # The final model's blob replaced: its digest, and the final model, fail.
-    final_row = next(r for r in tampered["results"]["rounds"] if r["digest"] == final)
     (tampered["store"] / final_row["cid"]).write_bytes(b"not weights")
     found = _store_violations(tampered, capsys)
     assert {(v["code"], v["round"]) for v in found} == {
@@ -652,11 +659,7 @@ def test_a_replaced_weight_blob_is_caught(tampered: dict[str, Any],
 @pytest.mark.anvil
 def test_a_deleted_weight_blob_and_an_unloadable_final_model_are_caught(
         tampered: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
-    rounds = tampered["results"]["rounds"]
-    final = tampered["results"]["final_model"]
-    assert final["model_round"] > 0, "the demo accepted no round"
-    final_row = rounds[final["model_round"] - 1]
-    other = next(r for r in rounds if r["cid"] != final_row["cid"])
+    final_row, other = _final_and_other(tampered)
     (tampered["store"] / other["cid"]).unlink()
     (tampered["store"] / final_row["cid"]).unlink()
     found = _store_violations(tampered, capsys)
