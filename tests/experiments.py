@@ -175,6 +175,11 @@ class Exp:
     def model(self) -> tuple[bytes, int]:
         return self.contract.current_model(self.id)
 
+    def tally(self, round_index: int) -> tuple[bool, int, int]:
+        """Round ``round_index``'s decision: (accepted, approvals, rejections)."""
+        (d,) = self.contract.decisions(self.id, round_index)
+        return d.accepted, d.approvals, d.rejections
+
     def completed_events(self) -> list[Any]:
         # Decoded by web3, independently of the client's decoder.
         return list(web3_contract(self.contract).events.ExperimentCompleted().get_logs(

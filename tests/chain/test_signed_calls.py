@@ -66,8 +66,7 @@ def test_a_batch_of_signed_votes_counts_as_the_voters_own(
     assert {v.tx_hash for v in votes} == {tx.tx_hash}
 
     e.vote(0, l2, True)  # the last vote, direct, decides: 2 of 3 approve
-    (decided,) = e.contract.decisions(e.id, 0)
-    assert (decided.accepted, decided.approvals, decided.rejections) == (True, 2, 1)
+    assert e.tally(0) == (True, 2, 1)
     assert e.model() == (e.proposal(0)[1], 1)
 
 

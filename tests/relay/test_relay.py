@@ -50,8 +50,7 @@ def test_a_rounds_votes_go_on_chain_in_one_batch(relay: tuple[Relay, RelayClient
     votes = e.contract.votes(e.id, 0)
     assert [v.voter for v in votes] == [l1.address, l2.address, l3.address]
     assert len({v.tx_hash for v in votes}) == 1
-    (decided,) = e.contract.decisions(e.id, 0)
-    assert (decided.accepted, decided.approvals, decided.rejections) == (True, 2, 1)
+    assert e.tally(0) == (True, 2, 1)
     assert (service.batches_sent, service.votes_relayed) == (1, 3)
     health = httpx.get(client.url + "/v1/health").json()
     assert health["votes_relayed"] == 3 and health["contract"] == e.contract.address
@@ -210,8 +209,7 @@ def test_sealed_commitments_and_reveals_go_on_chain_in_batches(
     assert [(v.voter, v.approve, v.score) for v in votes] == [
         (v.address, opened[v.address].approve, opened[v.address].score) for v in voters]
     assert len({v.tx_hash for v in votes}) == 1
-    (decided,) = e.contract.decisions(e.id, 0)
-    assert (decided.accepted, decided.approvals, decided.rejections) == (True, 2, 1)
+    assert e.tally(0) == (True, 2, 1)
     assert (service.reveals_relayed, service.batches_sent) == (3, 2)
     health = httpx.get(client.url + "/v1/health").json()
     assert (health["commits_relayed"], health["reveals_relayed"]) == (3, 3)
