@@ -112,6 +112,10 @@ def _jsonable(value: object) -> object:
     return repr(value)
 
 
+def _print_line(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def default_state_dir() -> Path:
     """``$XDG_STATE_HOME/colearn``, else ``~/.local/state/colearn``."""
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
@@ -147,7 +151,9 @@ def run(args: argparse.Namespace, console: Console) -> None:
         settings = AgentSettings(
             relay_fallback_seconds=args.relay_fallback,
             state_dir=args.state_dir if args.state_dir is not None else default_state_dir(),
-            notify=lambda line: print(line, file=sys.stderr, flush=True))
+            # What the agent does, one line each, for the person watching (with -v the log
+            # says the same, with timestamps: printed once)
+            notify=None if args.verbose else _print_line)
         agent = LearnerAgent(client, store, learner, args.experiment, relay=relay,
                              settings=settings)
         agent.run(poll_interval=args.poll, events_url=args.events)
