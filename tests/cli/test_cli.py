@@ -111,14 +111,16 @@ task = "digits"
         assert created.returncode == 0, created.stderr
         experiment_id = int(created.stdout.strip())
 
+        # the first agent as a person starts it; the second with -v after the command
         agents = [subprocess.Popen(
-            [sys.executable, "-m", "agents.cli", "agent", "--rpc", anvil.url,
+            [sys.executable, "-m", "agents.cli", "agent", *(["-v"] if i else []),
+             "--rpc", anvil.url,
              "--contract", contract, "--experiment", str(experiment_id),
              "--keystore", str(k), "--password-file", str(password),
              "--learner", "colearn_core.tasks.factories:digits_learner",
              "--learner-arg", f"index={i}", "--learner-arg", f"n_learners={n}",
              "--store", store], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+            cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "300"})
             for i, k in enumerate(keystores)]
         outputs = [a.communicate(timeout=180) for a in agents]
         client = CollectiveLearningClient(connect(anvil.url), contract)
@@ -130,9 +132,25 @@ task = "digits"
     for agent, (out, err) in zip(agents, outputs):
         assert not any(secret in out + err for secret in secrets)
         assert agent.returncode == 0, err
-        summary = json.loads(out.strip().splitlines()[-1])
+        (line,) = out.splitlines()  # stdout: the summary alone
+        summary = json.loads(line)
         assert summary["model_digest"] == "0x" + digest.hex()
         assert hashlib.sha256(open_store(store).get(summary["model_cid"])).digest() == digest
+    # Without -v: what the agent does, a plain line each, on stderr
+    said = outputs[0][1].splitlines()
+    assert said[0].startswith(f"ready: experiment {experiment_id} on contract {contract} ")
+    assert f"learner {addresses[0]} is learner 0 of 2: proposes in rounds 0, votes in the " \
+           f"others; store {store}" in said[0]
+    assert said[-1] == f"experiment {experiment_id} complete; final model 0x{digest.hex()}"
+    rounds = [line for line in said if line.startswith("round ")]
+    assert rounds[0].startswith("round 0: proposer, proposed ")
+    assert rounds[1].startswith("round 1: voter, voted ")
+    assert all(line.endswith(("approve, 0 reject)", "approve, 1 reject)")) for line in rounds)
+    assert "INFO" not in outputs[0][1]
+    # -v after the command: the log, with the same lines once
+    logged = outputs[1][1]
+    assert "INFO" in logged and "acting for learner 1 of experiment" in logged
+    assert logged.count("ready: experiment") == 1
 
 
 def test_store_add_and_get_verify(tmp_path):
