@@ -183,7 +183,7 @@ LEVELS: dict[str, tuple[str, ...]] = {
     "unit": ("test_agent_mli_factory", "test_cid", "test_codec", "test_colearn_data",
              "test_colearn_plot", "test_colearn_results", "test_colearn_training",
              "test_datasets", "test_digits", "test_dp", "test_examples",
-             "test_fraud_dataset", "test_keras_compat", "test_keras_learner",
+             "test_fraud_dataset", "test_help", "test_keras_compat", "test_keras_learner",
              "test_mli_factory", "test_pytorch_compat", "test_pytorch_learner",
              "test_pytorch_mnist_example", "test_pytorch_onnx", "test_sklearn_learners",
              "test_splits", "test_standalone_driver", "test_template", "test_weight_store",

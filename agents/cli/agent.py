@@ -11,18 +11,37 @@ from pathlib import Path
 
 from rich.console import Console
 
-from agents.cli import options
+from agents.cli import options, texts
 from agents.cli.options import Subcommands
+from agents.cli.texts import examples
 from agents.experiment.mli_factory import MliFactorySpec
 from agents.experiment.spec import LearnerFactory, SpecError
 
 
 def register(subcommands: Subcommands) -> None:
     parser = subcommands.add_parser(
-        "agent", help="run one learner's agent until the experiment ends")
-    parser.add_argument("--rpc", required=True, metavar="URL")
-    parser.add_argument("--contract", required=True, type=options.address, metavar="ADDR")
-    parser.add_argument("--experiment", required=True, type=options.experiment_id, metavar="ID")
+        "agent", help="run one learner's agent until the experiment ends",
+        description="Act for one learner (your account, your learner over your private data) "
+                    "in one experiment until it ends: join it, propose on your turns, test "
+                    "and vote on the others' proposals, adopt each accepted model. It says "
+                    "what it does on stderr (a ready line, one line per round, warnings when "
+                    "late or refused; -v: the full log) and prints one JSON summary line on "
+                    "stdout at the end (the final model's digest and CID, each round's "
+                    "scores).",
+        epilog=examples(
+            f"colearn agent --rpc http://127.0.0.1:8545 --contract {texts.CONTRACT_EXAMPLE} "
+            "--experiment 0 --keystore alice.json --store http://127.0.0.1:5002 \\",
+            "    --learner colearn_core.tasks.factories:digits_learner "
+            "--learner-arg index=0 --learner-arg n_learners=3",
+            f"colearn agent --rpc http://127.0.0.1:8545 --contract {texts.CONTRACT_EXAMPLE} "
+            "--experiment 0 --keystore bob.json --store file:shared \\",
+            "    --mli-factory colearn_core.grpc.example_mli_factory:ExampleMliFactory --model MODEL "
+            "--dataset-params '{\"location\": \"data/bob\"}'"))
+    parser.add_argument("--rpc", required=True, metavar="URL", help=texts.RPC)
+    parser.add_argument("--contract", required=True, type=options.address, metavar="ADDR",
+                        help=texts.CONTRACT)
+    parser.add_argument("--experiment", required=True, type=options.experiment_id, metavar="ID",
+                        help=texts.EXPERIMENT)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--learner", type=options.factory_target,
                         metavar="MODULE:FACTORY",
@@ -46,8 +65,7 @@ def register(subcommands: Subcommands) -> None:
     factory.add_argument("--dataset-params", metavar="JSON", default=None,
                          help="a JSON object overriding the dataloader's defaults (its "
                               "location too), passed to get_mli as this string (default {})")
-    parser.add_argument("--store", required=True, metavar="URL",
-                        help="weight store: file:DIR or an IPFS RPC URL (http://127.0.0.1:5001)")
+    parser.add_argument("--store", required=True, metavar="URL", help=texts.STORE)
     parser.add_argument("--events", metavar="WS_URL", default=None,
                         help="WebSocket JSON-RPC URL (ws:// or wss://) of a node of the same "
                              "chain: it pushes the contract's events as they happen (anvil and "
@@ -60,6 +78,7 @@ def register(subcommands: Subcommands) -> None:
     parser.add_argument("--relay-fallback", type=options.seconds(0.0), default=10.0,
                         metavar="SECONDS", help="see --relay (default 10)")
     parser.add_argument("--poll", type=options.seconds(options.MIN_POLL_SECONDS), default=0.25,
+                        metavar="SECONDS",
                         help="seconds between log polls without --events (default 0.25, at "
                              f"least {options.MIN_POLL_SECONDS:g}); also the first retry delay "
                              "after an error")
@@ -75,7 +94,13 @@ def register(subcommands: Subcommands) -> None:
 
     lister = subcommands.add_parser(
         "mli-factory", help="list what a colearn MLI factory offers (models and dataloaders "
-                            "with their default parameters, compatibilities) as JSON")
+                            "with their default parameters, compatibilities) as JSON",
+        description="List what a colearn MLI factory offers, as JSON: its models and "
+                    "dataloaders with their default parameters, and which go together; what "
+                    "`colearn agent --mli-factory` takes in --model, --model-params, "
+                    "--dataloader and --dataset-params.",
+        epilog=examples("colearn mli-factory mypackage.factories:MyMLIFactory",
+                        "colearn mli-factory colearn_core.grpc.example_mli_factory:ExampleMliFactory"))
     lister.add_argument("target", type=options.factory_target, metavar="MODULE:NAME",
                         help="an MLI factory class (made with no arguments) or instance")
     lister.set_defaults(run=run_list)

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from agents.cli import options
+from agents.cli import options, texts
 from agents.cli.options import Subcommands
+from agents.cli.texts import examples
 
 #: The exit status of an audit that found violations.
 EXIT_VIOLATIONS = 3
@@ -17,10 +18,22 @@ EXIT_VIOLATIONS = 3
 def register(subcommands: Subcommands) -> None:
     parser = subcommands.add_parser(
         "audit", help="rebuild an experiment from the chain alone and check every rule "
-                      f"(exit 0 only if all hold, {EXIT_VIOLATIONS} on violations)")
-    parser.add_argument("--rpc", required=True, metavar="URL")
-    parser.add_argument("--contract", required=True, type=options.address, metavar="ADDR")
-    parser.add_argument("--experiment", required=True, type=options.experiment_id, metavar="ID")
+                      f"(exit 0 only if all hold, {EXIT_VIOLATIONS} on violations)",
+        description="Rebuild an experiment from the chain's logs alone (no agent's word "
+                    "taken) and check every rule: the schedule, each vote, each decision, the "
+                    "model chain; with --store, every proposal's weights and the final model "
+                    f"too. Exits 0 only if all hold, {EXIT_VIOLATIONS} on violations; says "
+                    "when a running experiment is stalled.",
+        epilog=examples(
+            f"colearn audit --rpc http://127.0.0.1:8545 --contract {texts.CONTRACT_EXAMPLE} "
+            "--experiment 0",
+            f"colearn audit --rpc http://127.0.0.1:8545 --contract {texts.CONTRACT_EXAMPLE} "
+            "--experiment 0 --store http://127.0.0.1:5002 --html audit.html"))
+    parser.add_argument("--rpc", required=True, metavar="URL", help=texts.RPC)
+    parser.add_argument("--contract", required=True, type=options.address, metavar="ADDR",
+                        help=texts.CONTRACT)
+    parser.add_argument("--experiment", required=True, type=options.experiment_id, metavar="ID",
+                        help=texts.EXPERIMENT)
     parser.add_argument("--store", metavar="URL", default=None,
                         help="weight store: also check every proposal's weights and the final "
                              "model (file:DIR or an IPFS RPC URL)")

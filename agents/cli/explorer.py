@@ -6,15 +6,24 @@ import argparse
 
 from rich.console import Console
 
-from agents.cli import options
+from agents.cli import options, texts
 from agents.cli.options import Subcommands
+from agents.cli.texts import examples
 
 
 def register(subcommands: Subcommands) -> None:
     parser = subcommands.add_parser(
-        "explorer", help="a local read-only web page of the contract's experiments")
-    parser.add_argument("--rpc", required=True, metavar="URL")
-    parser.add_argument("--contract", required=True, type=options.address, metavar="ADDR")
+        "explorer", help="a local read-only web page of the contract's experiments",
+        description="Serve a read-only web page on 127.0.0.1 of the contract's experiments "
+                    "(rounds, votes, plots, transactions), refreshed as the chain moves, "
+                    "until Ctrl-C. It reads the chain only: it needs no key.",
+        epilog=examples(
+            f"colearn explorer --rpc http://127.0.0.1:8545 --contract {texts.CONTRACT_EXAMPLE}",
+            f"colearn explorer --rpc https://rpc.example.org --contract "
+            f"{texts.CONTRACT_EXAMPLE} --explorer-url https://etherscan.io --port 0"))
+    parser.add_argument("--rpc", required=True, metavar="URL", help=texts.RPC)
+    parser.add_argument("--contract", required=True, type=options.address, metavar="ADDR",
+                        help=texts.CONTRACT)
     parser.add_argument("--port", type=options.port, default=8700,
                         help="port on 127.0.0.1 (default 8700; 0: any free)")
     parser.add_argument("--explorer-url", metavar="URL", default=None,

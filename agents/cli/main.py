@@ -66,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
                f"violations, {EXIT_INTERNAL_ERROR} internal error (-vv shows its traceback), "
                "128+N stopped by signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP); a command "
                "that starts processes stops them all however it ends",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=HelpFormatter)
     parser.add_argument("-v", "--verbose", action="count", default=0, help=_VERBOSE_HELP)
     parser.add_argument("--version", action=_VersionAction,
                         help="print the package version, the contract's compiler and its "
@@ -78,9 +78,18 @@ def _parser() -> argparse.ArgumentParser:
         # -v after the command too (counted with the ones before it: see main)
         sub.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
                          dest="verbose_after", help=_VERBOSE_HELP)
-        # descriptions and epilogs keep their line breaks (examples)
-        sub.formatter_class = argparse.RawDescriptionHelpFormatter
+        sub.formatter_class = HelpFormatter
     return parser
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's, except that indented lines of a description or epilog (examples, ready
+    to paste) are kept as they are; other lines are wrapped to the terminal."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "\n".join(line if line.startswith("  ") or not line
+                         else super(HelpFormatter, self)._fill_text(line, width, indent)
+                         for line in text.splitlines())
 
 
 def command_parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:

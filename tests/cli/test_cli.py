@@ -379,6 +379,35 @@ def test_messages_are_printed_as_they_are(tmp_path):
     assert_one_line(status, err, 1, "invalid CID '[/x]'")
 
 
+def test_messages_show_no_emoji(tmp_path):
+    """``:factory:`` in a message is text, not Rich's emoji code (it printed a factory)."""
+    status, _, err = run("store", "get", "mymodule:factory:", "--store", f"file:{tmp_path}",
+                         "-o", str(tmp_path / "out"))
+    assert_one_line(status, err, 1, "invalid CID 'mymodule:factory:'")
+    assert "\N{FACTORY}" not in err
+
+
+def test_verbosity_is_counted_before_and_after_the_command(monkeypatch):
+    seen = []
+    monkeypatch.setattr(store_command, "run_get", lambda args, console: seen.append(args.verbose))
+    for argv, verbose in [([], 0), (["-v"], 1), (["-vv"], 2)]:
+        for where in ("before", "after"):
+            command = ["store", "get", "x", "--store", "file:unused", "-o", "unused"]
+            assert run(*(argv + command if where == "before" else command + argv))[0] == 0
+            assert seen.pop() == verbose, (argv, where)
+    assert run("-v", "store", "get", "x", "--store", "file:unused", "-o", "unused", "-v")[0] == 0
+    assert seen.pop() == 2
+
+
+def test_version_names_the_package_and_the_contract():
+    status, out, _ = run("--version")
+    assert status == 0
+    package, contract = out.splitlines()
+    assert package.startswith("colearn ")
+    assert contract.startswith("contract CollectiveLearning: solc 0.8.")
+    assert ", bytecode keccak256 0x" in contract
+
+
 def test_a_bug_is_one_line_and_its_traceback_shows_with_vv(monkeypatch):
     def buggy(args, console):
         return {}["missing"]
