@@ -201,7 +201,7 @@ LEVELS: dict[str, tuple[str, ...]] = {
                "test_compile_check", "test_demo", "test_dev_command", "test_faults",
                "test_find_anvil", "test_hostile_peers", "test_learner_processes",
                "test_learning_bench", "test_model_get", "test_opaque_learner_processes",
-               "test_process_cleanup"),
+               "test_process_cleanup", "test_wheel"),
 }
 _LEVEL_OF = {module: level for level, modules in LEVELS.items() for module in modules}
 
