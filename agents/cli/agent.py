@@ -30,7 +30,7 @@ def register(subcommands: Subcommands) -> None:
                     "scores).",
         epilog=examples(
             f"colearn agent --rpc http://127.0.0.1:8545 --contract {texts.CONTRACT_EXAMPLE} "
-            "--experiment 0 --keystore alice.json --store http://127.0.0.1:5002 \\",
+            "--experiment 0 --keystore alice.json --store http://127.0.0.1:5001 \\",
             "    --learner colearn_core.tasks.factories:digits_learner "
             "--learner-arg index=0 --learner-arg n_learners=3",
             f"colearn agent --rpc http://127.0.0.1:8545 --contract {texts.CONTRACT_EXAMPLE} "

@@ -28,7 +28,7 @@ def register(subcommands: Subcommands) -> None:
             f"colearn audit --rpc http://127.0.0.1:8545 --contract {texts.CONTRACT_EXAMPLE} "
             "--experiment 0",
             f"colearn audit --rpc http://127.0.0.1:8545 --contract {texts.CONTRACT_EXAMPLE} "
-            "--experiment 0 --store http://127.0.0.1:5002 --html audit.html"))
+            "--experiment 0 --store http://127.0.0.1:5001 --html audit.html"))
     parser.add_argument("--rpc", required=True, metavar="URL", help=texts.RPC)
     parser.add_argument("--contract", required=True, type=options.address, metavar="ADDR",
                         help=texts.CONTRACT)

@@ -78,7 +78,8 @@ def _parser() -> argparse.ArgumentParser:
         # -v after the command too (counted with the ones before it: see main)
         sub.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
                          dest="verbose_after", help=_VERBOSE_HELP)
-        sub.formatter_class = HelpFormatter
+        if sub.formatter_class is argparse.HelpFormatter:  # a command's own is kept
+            sub.formatter_class = HelpFormatter
     return parser
 
 

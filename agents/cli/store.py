@@ -18,7 +18,7 @@ def register(subcommands: Subcommands) -> None:
         description="Put a file in a weight store and get it back by its CID (the IPFS "
                     "content id, computed locally and checked against what comes back).",
         epilog=examples("colearn store add model.safetensors --store file:shared",
-                        "colearn store get bafk... --store http://127.0.0.1:5002 -o model.bin")
+                        "colearn store get bafk... --store http://127.0.0.1:5001 -o model.bin")
     ).add_subparsers(dest="store_command", required=True, metavar="COMMAND")
     add = store.add_parser(
         "add", help="store a file; prints its CID",
