@@ -130,8 +130,12 @@ class AgentCore:
         return status.deadline - status.timestamp - (time.monotonic() - self._status_read_at)
 
     def _report(self, message: str) -> None:
-        self.log.info("%s", message)
-        if self.settings.notify is not None:
+        """Tells ``settings.notify`` (then logs at DEBUG: said once with -v), else logs at
+        INFO."""
+        if self.settings.notify is None:
+            self.log.info("%s", message)
+        else:
+            self.log.debug("%s", message)
             self.settings.notify(message)
 
     def _learner_index(self) -> int:

@@ -2,8 +2,8 @@
 learner, its role schedule, the store), one line per round (its role, what it did, the
 decision, its scores), the end; and a warning when a deadline passed before it acted.
 
-Lines go through :meth:`AgentCore._report` (logged at INFO, and handed to
-``settings.notify``); warnings are logged (shown without ``-v``). Reading a round's decision
+Lines go through :meth:`AgentCore._report` (handed to ``settings.notify``, else logged at
+INFO); warnings are logged (``colearn agent`` shows them without ``-v``). Reading a round's decision
 costs nothing when the event that closed it woke the agent, else one log read: it is done
 only when someone listens (a ``notify`` callback, or INFO logging).
 """

@@ -176,9 +176,9 @@ def run(args: argparse.Namespace, console: Console) -> None:
         settings = AgentSettings(
             relay_fallback_seconds=args.relay_fallback,
             state_dir=args.state_dir if args.state_dir is not None else default_state_dir(),
-            # What the agent does, one line each, for the person watching (with -v the log
-            # says the same, with timestamps: printed once)
-            notify=None if args.verbose else _print_line)
+            # What the agent does, a plain line each, for the person watching (with or
+            # without -v; -v adds the log)
+            notify=_print_line)
         agent = LearnerAgent(client, store, learner, args.experiment, relay=relay,
                              settings=settings)
         agent.run(poll_interval=args.poll, events_url=args.events)

@@ -147,10 +147,11 @@ task = "digits"
     assert rounds[1].startswith("round 1: voter, voted ")
     assert all(line.endswith(("approve, 0 reject)", "approve, 1 reject)")) for line in rounds)
     assert "INFO" not in outputs[0][1]
-    # -v after the command: the log, with the same lines once
+    # -v after the command: the same lines, once, and the log
     logged = outputs[1][1]
     assert "INFO" in logged and "acting for learner 1 of experiment" in logged
     assert logged.count("ready: experiment") == 1
+    assert f"\nexperiment {experiment_id} complete; final model 0x{digest.hex()}\n" in logged
 
 
 def test_store_add_and_get_verify(tmp_path):
