@@ -17,7 +17,7 @@ from agents.agent.settings import AgentSettings
 from agents.agent.verify import WeightsVerifier, sha256
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.errors import ChainError
-from agents.chain.logs import ExperimentCreated, WeightsProposed
+from agents.chain.logs import ExperimentCreated, RoundDecided, RoundExpired, WeightsProposed
 from agents.chain.types import RoundState, RoundStatus
 from agents.relay import RelayClient, RelayError
 from agents.storage.store import WeightStore
@@ -105,6 +105,11 @@ class AgentCore:
         self._failed_model: bytes | None = None  # a current model this agent cannot load
         self._unloadable: set[bytes] = set()  # digests whose content can never be loaded
         self.timings = Timings()
+        # What the person who started the agent is told (agents.agent.progress).
+        self._said_ready = False
+        self._next_report: int | None = None  # the next round whose line is due
+        self._acts: dict[int, str] = {}  # what this agent did in a round, for its line
+        self._closings: dict[int, RoundDecided | RoundExpired] = {}  # from wake events
         self._proposals: dict[int, WeightsProposed] = {}
         self._proposals_from = 0
         # Weights this agent holds already verified (its own proposal, or the proposal it
@@ -125,8 +130,12 @@ class AgentCore:
         return status.deadline - status.timestamp - (time.monotonic() - self._status_read_at)
 
     def _report(self, message: str) -> None:
-        self.log.info("%s", message)
-        if self.settings.notify is not None:
+        """Tells ``settings.notify`` (then logs at DEBUG: said once with -v), else logs at
+        INFO."""
+        if self.settings.notify is None:
+            self.log.info("%s", message)
+        else:
+            self.log.debug("%s", message)
             self.settings.notify(message)
 
     def _learner_index(self) -> int:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 from agents.agent.base import AgentError, ExperimentCancelled
 from agents.agent.funds import Funds
+from agents.agent.progress import Progress
 from agents.agent.records import RoundRecord
 from agents.agent.verify import Rejected, describe, sha256
 from agents.agent.voting import Voter
@@ -52,10 +53,11 @@ _PHASE = {RoundState.PROPOSING: 0, RoundState.PROPOSAL_TIMED_OUT: 0, RoundState.
 _TIMED = (RoundState.PROPOSING, RoundState.VOTING, RoundState.REVEALING, RoundState.JOINING)
 
 
-class LearnerAgent(Voter, Funds):
+class LearnerAgent(Voter, Funds, Progress):
     """Acts for one learner in one experiment (the constructor is :class:`AgentCore`'s:
     ``client``, ``store``, ``learner``, ``experiment_id``, ``relay``, ``settings``); its
-    votes are :class:`Voter`'s, its join and stake :class:`Funds`'."""
+    votes are :class:`Voter`'s, its join and stake :class:`Funds`', what it tells the
+    person who started it :class:`Progress`'."""
 
     def run(self, *, poll_interval: float = 0.5, recheck: float = 30.0,
             max_backoff: float = 30.0, events_url: str | None = None,
@@ -97,9 +99,6 @@ class LearnerAgent(Voter, Funds):
         finally:
             if follower is not None:
                 self._close(follower)
-        if self.done:
-            self.log.info("experiment %d complete; model 0x%s", self.experiment_id,
-                          self.model_digest.hex())
 
     def _wake_in(self, recheck: float) -> float:
         """Seconds to wait for events before stepping anyway: until the current phase's
@@ -138,6 +137,7 @@ class LearnerAgent(Voter, Funds):
             round_index = int.from_bytes(entry.topics[2], "big")
             if entry.topics[0] in closed:
                 self._announced = max(self._announced, (round_index + 1, 0))
+                self._note_closing(entry)
             elif entry.topics[0] == committed:
                 self._announced = max(self._announced, (round_index, 2))
             elif entry.topics[0] == proposed:
@@ -165,6 +165,7 @@ class LearnerAgent(Voter, Funds):
     def step(self) -> bool:
         """Does what the chain asks of this learner now. Returns whether it acted."""
         created = self._experiment()
+        self._ready()
         with self.timings.measure("status"):
             status = self.client.round_status(self.experiment_id, self.address)
         self.status, self._status_read_at = status, time.monotonic()
@@ -176,8 +177,12 @@ class LearnerAgent(Voter, Funds):
             self._report(f"experiment {self.experiment_id} started: every learner joined")
             self._joined_count = None
         acted = self._sync_model(status.model_digest, status.model_round)
+        self._report_rounds(status)
         if state == RoundState.COMPLETED:
             self._settle()
+            if not self.done:
+                self._report(f"experiment {self.experiment_id} complete; final model "
+                             f"0x{self.model_digest.hex()}")
             self.done = True
             return acted
         sealed = self._sealed()
@@ -186,6 +191,7 @@ class LearnerAgent(Voter, Funds):
         if self._held is not None and self._held[0] < round_index:
             self._held = None  # its round was rejected (accepted, it was adopted above)
         is_proposer = self._index == round_index % len(created.learners)
+        self._check_late(status, is_proposer)
         try:
             if state == RoundState.PROPOSING and is_proposer and not self.budget_exhausted:
                 return self._propose(round_index) or acted
@@ -233,6 +239,7 @@ class LearnerAgent(Voter, Funds):
                 f"experiment {self.experiment_id} was cancelled: {n - joined} of {n} learners "
                 f"did not join before the join deadline")
         acted = False
+        self._check_late(status, proposer=False)
         try:
             if status.state == RoundState.JOINING and not status.joined:
                 self._join()
@@ -341,6 +348,7 @@ class LearnerAgent(Voter, Funds):
             with self.timings.measure("transactions"):
                 self.client.propose(self.experiment_id, round_index, cid, digest)
         self._held = (round_index, digest, weights.weights)
+        self._acts[round_index] = f"proposed {cid}"
         self.log.info("round %d: proposed %s", round_index, cid)
         with self.timings.measure("learner"):
             tested = self.learner.mli_test_weights(weights)

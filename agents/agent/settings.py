@@ -21,8 +21,11 @@ class AgentSettings(BaseModel):
     - ``max_weight_bytes``: the longest weights file fetched; longer ones are refused
       unread.
     - ``relay_fallback_seconds``: see :data:`RELAY_FALLBACK_SECONDS` (only with a relay).
-    - ``notify``: told of joining and the start, for the person who started the agent
-      (the CLI prints it); the same lines are logged.
+    - ``notify``: told what the agent does, a line each, for the person who started it
+      (``colearn agent`` prints them without -v): the ready line (experiment, learner, role
+      schedule, store), joining and the start, one line per round (role, what it did, its
+      scores, the decision), the end; without it, the same lines are logged at INFO (with
+      it, at DEBUG). Warnings (late, refused, a rejected proposal) are logged only.
     - ``state_dir``: where the openings of sealed votes are kept between commit and reveal
       (:mod:`agents.agent.openings`), so that a restarted agent still reveals; ``None``:
       in memory only (a warning is logged in a sealed experiment).

@@ -72,12 +72,15 @@ class Voter(AgentCore):
                 learner_index=self._learner_index(), digest=verdict.digest,
                 approve=verdict.approve, score=verdict.score))
 
+        how = "approve" if verdict.approve else "reject"
         if due is None and self._relayed(round_index, "vote", relayed):
             self._relayed_vote = round_index
+            self._acts[round_index] = f"voted {how} (through the relay)"
             return True
         with self.timings.measure("transactions"):
             self.client.vote(self.experiment_id, round_index, verdict.digest, verdict.approve,
                              verdict.score)
+        self._acts[round_index] = f"voted {how}"
         self.log.info("round %d: voted %s", round_index, "approve" if verdict.approve else "reject")
         return True
 
@@ -128,9 +131,11 @@ class Voter(AgentCore):
 
         if due is None and self._relayed(round_index, "commitment", relayed):
             self._relayed_commit = round_index
+            self._acts[round_index] = "committed a sealed vote (through the relay)"
             return True
         with self.timings.measure("transactions"):
             self.client.commit_vote(self.experiment_id, round_index, commitment)
+        self._acts[round_index] = "committed a sealed vote"
         self.log.info("round %d: committed a sealed vote", round_index)
         return True
 
@@ -158,6 +163,9 @@ class Voter(AgentCore):
         if due is None and self._relayed(round_index, "reveal",
                                          lambda relay: relay.submit_reveal(request)):
             self._relayed_reveal = round_index
+            self._acts[round_index] = (f"revealed its sealed vote "
+                                       f"({'approve' if opening.approve else 'reject'}; "
+                                       "through the relay)")
             return True
         try:
             with self.timings.measure("transactions"):
@@ -169,6 +177,8 @@ class Voter(AgentCore):
                        f"the kept opening does not match the commitment on chain "
                        f"({exc}): the vote cannot be revealed")
             return False
+        self._acts[round_index] = \
+            f"revealed its sealed vote ({'approve' if opening.approve else 'reject'})"
         self.log.info("round %d: revealed its vote (%s)", round_index,
                       "approve" if opening.approve else "reject")
         return True

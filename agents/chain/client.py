@@ -470,6 +470,12 @@ class CollectiveLearningClient:
         malformed one, is a :class:`~agents.chain.errors.MalformedEvent`."""
         return self._typed(WeightsProposed, entry)
 
+    def closing_from_log(self, entry: RawLog) -> RoundDecided | RoundExpired:
+        """Decodes a RoundDecided or RoundExpired log (as followers receive them); any
+        other log, or a malformed one, is a :class:`~agents.chain.errors.MalformedEvent`."""
+        expired = entry.topics and entry.topics[0] == self.event_topic("RoundExpired")
+        return self._typed(RoundExpired, entry) if expired else self._typed(RoundDecided, entry)
+
     def _read(self, kind: type[_E], experiment_id: int, round_index: int | None,
               from_block: int) -> list[_E]:
         """One event's logs of an experiment (and round), decoded and typed."""

@@ -11,15 +11,32 @@ from pathlib import Path
 
 from rich.console import Console
 
-from agents.cli import options
+from agents.cli import options, texts
 from agents.cli.options import Subcommands
+from agents.cli.texts import examples
 from agents.experiment.mli_factory import MliFactorySpec
 from agents.experiment.spec import LearnerFactory, SpecError
 
 
 def register(subcommands: Subcommands) -> None:
     parser = subcommands.add_parser(
-        "agent", help="run one learner's agent until the experiment ends")
+        "agent", help="run one learner's agent until the experiment ends",
+        description="Act for one learner (your account, your learner over your private data) "
+                    "in one experiment until it ends: join it, propose on your turns, test "
+                    "and vote on the others' proposals, adopt each accepted model. It says "
+                    "what it does on stderr (a ready line, one line per round, warnings when "
+                    "late or refused; -v: the full log) and prints one JSON summary line on "
+                    "stdout at the end (the final model's digest and CID, each round's "
+                    "scores).",
+        epilog=examples(
+            f"colearn agent --rpc http://127.0.0.1:8545 --contract {texts.CONTRACT_EXAMPLE} "
+            "--experiment 1 --keystore alice.json --store http://127.0.0.1:5001 \\",
+            "    --learner colearn_core.tasks.factories:digits_learner "
+            "--learner-arg index=0 --learner-arg n_learners=3",
+            f"colearn agent --rpc http://127.0.0.1:8545 --contract {texts.CONTRACT_EXAMPLE} "
+            "--experiment 1 --keystore bob.json --store file:shared \\",
+            "    --mli-factory colearn_core.grpc.example_mli_factory:ExampleMliFactory --model MODEL "
+            "--dataset-params '{\"location\": \"data/bob\"}'"))
     options.add_contract_options(parser, experiment=True)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--learner", type=options.factory_target,
@@ -44,8 +61,7 @@ def register(subcommands: Subcommands) -> None:
     factory.add_argument("--dataset-params", metavar="JSON", default=None,
                          help="a JSON object overriding the dataloader's defaults (its "
                               "location too), passed to get_mli as this string (default {})")
-    parser.add_argument("--store", required=True, metavar="URL",
-                        help="weight store: file:DIR or an IPFS RPC URL (http://127.0.0.1:5001)")
+    parser.add_argument("--store", required=True, metavar="URL", help=texts.STORE)
     parser.add_argument("--events", metavar="WS_URL", default=None,
                         help="WebSocket JSON-RPC URL (ws:// or wss://) of a node of the same "
                              "chain: it pushes the contract's events as they happen (anvil and "
@@ -58,6 +74,7 @@ def register(subcommands: Subcommands) -> None:
     parser.add_argument("--relay-fallback", type=options.seconds(0.0), default=10.0,
                         metavar="SECONDS", help="see --relay (default 10)")
     parser.add_argument("--poll", type=options.seconds(options.MIN_POLL_SECONDS), default=0.25,
+                        metavar="SECONDS",
                         help="seconds between log polls without --events (default 0.25, at "
                              f"least {options.MIN_POLL_SECONDS:g}); also the first retry delay "
                              "after an error")
@@ -73,7 +90,13 @@ def register(subcommands: Subcommands) -> None:
 
     lister = subcommands.add_parser(
         "mli-factory", help="list what a colearn MLI factory offers (models and dataloaders "
-                            "with their default parameters, compatibilities) as JSON")
+                            "with their default parameters, compatibilities) as JSON",
+        description="List what a colearn MLI factory offers, as JSON: its models and "
+                    "dataloaders with their default parameters, and which go together; what "
+                    "`colearn agent --mli-factory` takes in --model, --model-params, "
+                    "--dataloader and --dataset-params.",
+        epilog=examples("colearn mli-factory mypackage.factories:MyMLIFactory",
+                        "colearn mli-factory colearn_core.grpc.example_mli_factory:ExampleMliFactory"))
     lister.add_argument("target", type=options.factory_target, metavar="MODULE:NAME",
                         help="an MLI factory class (made with no arguments) or instance")
     lister.set_defaults(run=run_list)
@@ -108,6 +131,10 @@ def _jsonable(value: object) -> object:
     if isinstance(value, (set, frozenset, tuple)):
         return sorted(value, key=str) if isinstance(value, (set, frozenset)) else list(value)
     return repr(value)
+
+
+def _print_line(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def default_state_dir() -> Path:
@@ -145,7 +172,9 @@ def run(args: argparse.Namespace, console: Console) -> None:
         settings = AgentSettings(
             relay_fallback_seconds=args.relay_fallback,
             state_dir=args.state_dir if args.state_dir is not None else default_state_dir(),
-            notify=lambda line: print(line, file=sys.stderr, flush=True))
+            # What the agent does, a plain line each, for the person watching (with or
+            # without -v; -v adds the log)
+            notify=_print_line)
         agent = LearnerAgent(client, store, learner, args.experiment, relay=relay,
                              settings=settings)
         agent.run(poll_interval=args.poll, events_url=args.events)

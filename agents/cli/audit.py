@@ -7,8 +7,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from agents.cli import options
+from agents.cli import options, texts
 from agents.cli.options import Subcommands
+from agents.cli.texts import examples
 
 #: The exit status of an audit that found violations.
 EXIT_VIOLATIONS = 3
@@ -17,7 +18,17 @@ EXIT_VIOLATIONS = 3
 def register(subcommands: Subcommands) -> None:
     parser = subcommands.add_parser(
         "audit", help="rebuild an experiment from the chain alone and check every rule "
-                      f"(exit 0 only if all hold, {EXIT_VIOLATIONS} on violations)")
+                      f"(exit 0 only if all hold, {EXIT_VIOLATIONS} on violations)",
+        description="Rebuild an experiment from the chain's logs alone (no agent's word "
+                    "taken) and check every rule: the schedule, each vote, each decision, the "
+                    "model chain; with --store, every proposal's weights and the final model "
+                    f"too. Exits 0 only if all hold, {EXIT_VIOLATIONS} on violations; says "
+                    "when a running experiment is stalled.",
+        epilog=examples(
+            f"colearn audit --rpc http://127.0.0.1:8545 --contract {texts.CONTRACT_EXAMPLE} "
+            "--experiment 1",
+            f"colearn audit --rpc http://127.0.0.1:8545 --contract {texts.CONTRACT_EXAMPLE} "
+            "--experiment 1 --store http://127.0.0.1:5001 --html audit.html"))
     options.add_contract_options(parser, experiment=True)
     parser.add_argument("--store", metavar="URL", default=None,
                         help="weight store: also check every proposal's weights and the final "

@@ -9,16 +9,32 @@ from rich.console import Console
 
 from agents.cli import options
 from agents.cli.options import Subcommands
+from agents.cli.texts import examples
 
 
 def register(subcommands: Subcommands) -> None:
-    bench = options.add_group(subcommands, "bench", help="benchmarks")
+    bench = options.add_group(
+        subcommands, "bench", help="benchmarks",
+        description="Benchmarks: the protocol's time overhead (overhead), the contract's gas "
+                    "(gas), and what collective learning learns beside its alternatives "
+                    "(learning).",
+        examples=examples("colearn bench overhead --preset small",
+                          "colearn bench gas --learners 5 20",
+                          "colearn bench learning --task digits --json"))
 
     overhead = bench.add_parser(
-        "overhead", help="in-memory driver vs one agent process per learner on anvil")
-    overhead.add_argument("--learners", type=int, default=5)
-    overhead.add_argument("--rounds", type=int, default=10)
-    overhead.add_argument("--seed", type=int, default=0)
+        "overhead", help="in-memory driver vs one agent process per learner on anvil",
+        description="Run the same experiment twice, with the in-memory driver and with one "
+                    "`colearn agent` process per learner on anvil, and report the time the "
+                    "protocol adds (chain, store, events) beside the learners' own.",
+        epilog=examples("colearn bench overhead                    # 5 learners, 10 rounds",
+                        "colearn bench overhead --preset small --rounds 3 --follow poll",
+                        "colearn bench overhead --json --workdir bench-logs"))
+    overhead.add_argument("--learners", type=int, default=5,
+                          help="number of learners (default 5)")
+    overhead.add_argument("--rounds", type=int, default=10, help="number of rounds (default 10)")
+    overhead.add_argument("--seed", type=int, default=0,
+                          help="seed of the data split and training (default 0)")
     overhead.add_argument("--poll", type=options.seconds(options.MIN_POLL_SECONDS), default=0.05,
                           help="agents' log poll interval (with --follow poll; default 0.05)")
     overhead.add_argument("--follow", choices=["ws", "poll"], default="ws",
@@ -31,7 +47,12 @@ def register(subcommands: Subcommands) -> None:
     overhead.set_defaults(run=run_overhead)
 
     gas = bench.add_parser(
-        "gas", help="gas of every call by learner count, beside OpenZeppelin's Governor")
+        "gas", help="gas of every call by learner count, beside OpenZeppelin's Governor",
+        description="Measure the gas of every contract call (create, join, propose, vote, "
+                    "decide...) for each learner count, beside OpenZeppelin's Governor doing "
+                    "the same votes.",
+        epilog=examples("colearn bench gas                         # 5, 20 and 100 learners",
+                        "colearn bench gas --learners 3 --rpc http://127.0.0.1:8545 --json"))
     gas.add_argument("--learners", type=int, nargs="+", default=[5, 20, 100], metavar="N",
                      help="learner counts (default 5 20 100)")
     gas.add_argument("--rpc", metavar="URL", default=None,
@@ -41,10 +62,17 @@ def register(subcommands: Subcommands) -> None:
 
     learning = bench.add_parser(
         "learning", help="solo vs collective learning on chain vs FedAvg vs pooled, on "
-                         "digits and breast cancer, IID and label-skewed")
-    learning.add_argument("--learners", type=int, default=5)
-    learning.add_argument("--rounds", type=int, default=15)
-    learning.add_argument("--seed", type=int, default=0)
+                         "digits and breast cancer, IID and label-skewed",
+        description="Compare what learners learn alone, with collective learning on chain, "
+                    "with FedAvg and with their data pooled, per task, on IID and "
+                    "label-skewed (Dirichlet) splits; prints a table (or JSON).",
+        epilog=examples("colearn bench learning                    # digits, breast_cancer",
+                        "colearn bench learning --task wine --learners 3 --rounds 5 --json"))
+    learning.add_argument("--learners", type=int, default=5,
+                          help="number of learners (default 5)")
+    learning.add_argument("--rounds", type=int, default=15, help="number of rounds (default 15)")
+    learning.add_argument("--seed", type=int, default=0,
+                          help="seed of the data splits and training (default 0)")
     learning.add_argument("--threshold", type=float, default=0.5,
                           help="vote threshold of collective learning (default 0.5)")
     learning.add_argument("--alpha", type=float, default=0.5,

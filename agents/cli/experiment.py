@@ -8,8 +8,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from agents.cli import options
+from agents.cli import options, texts
 from agents.cli.options import Subcommands
+from agents.cli.texts import examples
 
 #: The spec format, as ``colearn experiment create --help`` documents it.
 SPEC_HELP = """\
@@ -53,8 +54,15 @@ rest by counted votes; a part nobody earned goes back to the creator.
 
 
 def register(subcommands: Subcommands) -> None:
-    experiment = options.add_group(subcommands, "experiment",
-                                   help="manage experiments: init a spec, create, status")
+    experiment = options.add_group(
+        subcommands, "experiment", help="manage experiments: init a spec, create, status",
+        description="An experiment's life: a spec to start from (init), the experiment on "
+                    "chain (create), and where it stands (status).",
+        examples=examples("colearn experiment init --out experiment.toml",
+                          "colearn experiment create --rpc http://127.0.0.1:8545 --contract "
+                          f"{texts.CONTRACT_EXAMPLE} --spec experiment.toml --store file:store",
+                          "colearn experiment status --rpc http://127.0.0.1:8545 --contract "
+                          f"{texts.CONTRACT_EXAMPLE} --experiment 1"))
     init = options.add_command(
         experiment, "init", help="write a commented experiment spec to start from",
         description="Write a commented experiment spec (every field, the learner factories "

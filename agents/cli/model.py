@@ -8,8 +8,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from agents.cli import options
+from agents.cli import options, texts
 from agents.cli.options import Subcommands
+from agents.cli.texts import examples
 
 EXAMPLE = """\
 examples:
@@ -25,7 +26,13 @@ your learner (mli_accept_weights); --onnx writes a model any ONNX runtime runs."
 
 
 def register(subcommands: Subcommands) -> None:
-    model = options.add_group(subcommands, "model", help="get an experiment's model")
+    model = options.add_group(
+        subcommands, "model", help="get an experiment's model",
+        description="The model an experiment trained, fetched from the store and verified "
+                    "against the digest on chain (get), optionally exported to ONNX.",
+        examples=examples("colearn model get --rpc http://127.0.0.1:8545 --contract "
+                          f"{texts.CONTRACT_EXAMPLE} --experiment 1 --store file:store "
+                          "--out model.safetensors"))
     get = options.add_command(
         model, "get", help="fetch an experiment's final model (or a round's proposal), verified",
         description="Fetch the experiment's final model (the last accepted proposal, or the "

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, TypeAlias
 
 from eth_utils import is_address, to_checksum_address
 
+from agents.cli import texts
 from agents.experiment.spec import FACTORY_TARGET_PATTERN, SpecError, parse_factory_arg
 
 if TYPE_CHECKING:
@@ -33,29 +34,40 @@ def _shown(text: str, limit: int = 40) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
-def add_group(subcommands: Subcommands, name: str, *, help: str) -> Subcommands:
-    """Command group ``name`` (``colearn NAME COMMAND``): where its commands are added;
-    one of them is required."""
-    return subcommands.add_parser(name, help=help).add_subparsers(dest=f"{name}_command",
-                                                                  required=True)
-
-
-class _ExamplesFormatter(argparse.HelpFormatter):
-    """argparse's help, but text already laid out in lines (a command's examples) is kept
-    as written; a one-paragraph description is still wrapped to the terminal."""
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's, except that indented lines of a description or epilog (examples, ready
+    to paste) are kept as they are; the other lines, paragraph by paragraph, are wrapped
+    to the terminal."""
 
     def _fill_text(self, text: str, width: int, indent: str) -> str:
-        if "\n" in text:
-            return "".join(indent + line for line in text.splitlines(keepends=True))
-        return super()._fill_text(text, width, indent)
+        out: list[str] = []
+        paragraph: list[str] = []
+        for line in [*text.splitlines(), ""]:
+            if line.strip() and not line.startswith("  "):
+                paragraph.append(line.strip())
+                continue
+            if paragraph:
+                out.append(super()._fill_text(" ".join(paragraph), width, indent))
+                paragraph.clear()
+            out.append(indent + line if line else "")
+        return "\n".join(out[:-1])
+
+
+def add_group(subcommands: Subcommands, name: str, *, help: str, description: str,
+              examples: str) -> Subcommands:
+    """Command group ``name`` (``colearn NAME COMMAND``): where its commands are added;
+    one of them is required. ``description`` and ``examples`` as for :func:`add_command`."""
+    return add_command(subcommands, name, help=help, description=description,
+                       examples=examples).add_subparsers(dest=f"{name}_command", required=True,
+                                                         metavar="COMMAND")
 
 
 def add_command(subcommands: Subcommands, name: str, *, help: str, description: str,
                 examples: str) -> argparse.ArgumentParser:
     """The parser of command ``name``: ``help`` in its parent's list; in its own help,
-    ``description`` (one paragraph, wrapped) and then ``examples`` (shown as written)."""
+    ``description`` (wrapped) and then ``examples`` (its indented lines shown as written)."""
     return subcommands.add_parser(name, help=help, description=description, epilog=examples,
-                                  formatter_class=_ExamplesFormatter)
+                                  formatter_class=HelpFormatter)
 
 
 def seconds(minimum: float, maximum: float = MAX_WAIT_SECONDS) -> Callable[[str], float]:
@@ -127,12 +139,12 @@ def factory_arg(text: str) -> tuple[str, object]:
 def add_contract_options(parser: argparse.ArgumentParser, *, experiment: bool = False) -> None:
     """``--rpc`` and ``--contract``, the chain and the CollectiveLearning contract on it;
     with ``experiment``, ``--experiment`` too (all required)."""
-    parser.add_argument("--rpc", required=True, metavar="URL", help="the chain's JSON-RPC URL")
+    parser.add_argument("--rpc", required=True, metavar="URL", help=texts.RPC)
     parser.add_argument("--contract", required=True, type=address, metavar="ADDR",
-                        help="the CollectiveLearning contract (`colearn deploy` prints it)")
+                        help=texts.CONTRACT)
     if experiment:
         parser.add_argument("--experiment", required=True, type=experiment_id, metavar="ID",
-                            help="the experiment's id")
+                            help=texts.EXPERIMENT)
 
 
 def add_from_block(parser: argparse.ArgumentParser) -> None:

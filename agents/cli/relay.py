@@ -8,15 +8,25 @@ import threading
 
 from rich.console import Console
 
-from agents.cli import options
+from agents.cli import options, texts
 from agents.cli.options import Subcommands
+from agents.cli.texts import examples
 from agents.relay import RelayError
 
 
 def register(subcommands: Subcommands) -> None:
     parser = subcommands.add_parser(
         "relay", help="relay learners' signed joins, proposals and votes (sealed: "
-                      "commitments and reveals), paying their gas")
+                      "commitments and reveals), paying their gas",
+        description="Serve learners whose accounts hold no ETH: their agents (`colearn agent "
+                    "--relay URL`) hand it signed joins, proposals and votes, which it puts on "
+                    "chain in batches, paying the gas from its own account; it also closes "
+                    "timed-out rounds of the experiments it serves. Prints its URL on stdout.",
+        epilog=examples(
+            f"colearn relay --rpc http://127.0.0.1:8545 --contract {texts.CONTRACT_EXAMPLE} "
+            "--experiment 1 --keystore payer.json",
+            f"colearn relay --rpc http://127.0.0.1:8545 --contract {texts.CONTRACT_EXAMPLE} "
+            "--any-experiment --port 0"))
     options.add_contract_options(parser)
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1)")

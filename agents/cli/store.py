@@ -7,20 +7,35 @@ from pathlib import Path
 
 from rich.console import Console
 
-from agents.cli import options
+from agents.cli import options, texts
 from agents.cli.options import Subcommands
+from agents.cli.texts import examples
 
 
 def register(subcommands: Subcommands) -> None:
-    store = options.add_group(subcommands, "store", help="put and get weights by CID")
-    add = store.add_parser("add", help="store a file; prints its CID")
-    add.add_argument("file", type=Path)
-    add.add_argument("--store", required=True, metavar="URL")
+    store = options.add_group(
+        subcommands, "store", help="put and get weights by CID",
+        description="Put a file in a weight store and get it back by its CID (the IPFS "
+                    "content id, computed locally and checked against what comes back).",
+        examples=examples("colearn store add model.safetensors --store file:shared",
+                        "colearn store get bafk... --store http://127.0.0.1:5001 -o model.bin"))
+    add = store.add_parser(
+        "add", help="store a file; prints its CID",
+        description="Store a file and print its CID.",
+        epilog=examples("colearn store add initial.safetensors --store file:shared",
+                        "colearn store add initial.safetensors --store http://127.0.0.1:5001"))
+    add.add_argument("file", type=Path, help="the file to store")
+    add.add_argument("--store", required=True, metavar="URL", help=texts.STORE)
     add.set_defaults(run=run_add)
-    get = store.add_parser("get", help="fetch and verify a CID")
-    get.add_argument("cid")
-    get.add_argument("--store", required=True, metavar="URL")
-    get.add_argument("-o", "--output", type=Path, required=True)
+    get = store.add_parser(
+        "get", help="fetch and verify a CID",
+        description="Fetch a CID, check that the bytes are the CID's, and write them to a "
+                    "file (a mismatch is an error and nothing is written).",
+        epilog=examples("colearn store get bafk... --store file:shared -o model.safetensors"))
+    get.add_argument("cid", help="the content id (CIDv1 base32 bafk..., or CIDv0 Qm...)")
+    get.add_argument("--store", required=True, metavar="URL", help=texts.STORE)
+    get.add_argument("-o", "--output", type=Path, required=True, metavar="FILE",
+                     help="where to write the verified bytes")
     get.set_defaults(run=run_get)
 
 

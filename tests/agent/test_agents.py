@@ -91,8 +91,10 @@ def test_agents_join_by_themselves_and_the_last_join_starts_round_0(tmp_path, ca
     assert [j.learner for j in joins] == [a.address for a in s.accounts]
     start = s.client.start(s.experiment_id)
     assert start is not None and start.tx_hash == joins[-1].tx_hash
-    assert reports[0] == f"joined experiment {s.experiment_id}; waiting for 2 learners"
-    assert reports[-1] == f"experiment {s.experiment_id} started: every learner joined"
+    assert reports[0].startswith(f"ready: experiment {s.experiment_id} on contract "
+                                 f"{s.client.address}")
+    assert reports[1] == f"joined experiment {s.experiment_id}; waiting for 2 learners"
+    assert f"experiment {s.experiment_id} started: every learner joined" in reports
     assert "waiting for 1 learner" in caplog.text  # the second agent's report
     assert s.client.proposals(s.experiment_id, 0)  # round 0 was not lost
 
@@ -452,3 +454,53 @@ def test_a_cancelled_staked_experiment_refunds_the_stake(tmp_path):
 def web3_contract(client: CollectiveLearningClient):
     """web3's own decoder of the contract's events (independent of the client's)."""
     return client.w3.eth.contract(address=client.address, abi=load_artifact()["abi"])
+
+
+def test_agents_say_what_they_do_round_by_round(tmp_path):
+    """The ready line, one line per round (role, what it did, scores, the decision as the
+    chain logged it) and the end, as ``colearn agent`` prints them without -v."""
+    s = make_setup(tmp_path, n=3, rounds=3)
+    reports: list[list[str]] = [[], [], []]
+    agents = [s.agent(i, notify=reports[i].append) for i in range(3)]
+    run_in_process(agents)
+    for i, lines in enumerate(reports):
+        assert lines[0] == (
+            f"ready: experiment {s.experiment_id} on contract {s.client.address} (chain "
+            f"{s.client.chain_id}; 3 rounds, threshold 50%); learner {s.accounts[i].address} "
+            f"is learner {i} of 3: proposes in rounds {i}, votes in the others; "
+            f"store file:{tmp_path / 'store'}")
+        rounds = [line for line in lines if line.startswith("round ")]
+        assert len(rounds) == 3
+        for r, line in enumerate(rounds):
+            (decision,) = s.client.decisions(s.experiment_id, r)
+            outcome = "accepted" if decision.accepted else "rejected"
+            assert line.endswith(f"; {outcome} ({decision.approvals} approve, "
+                                 f"{decision.rejections} reject)"), line
+            record = agents[i].records[r]
+            if r == i:
+                (proposal,) = s.client.proposals(s.experiment_id, r)
+                assert line.startswith(f"round {r}: proposer, proposed {proposal.cid} (own "
+                                       f"vote score {record.vote_score:.4g}, "), line
+            else:
+                vote = "approve" if record.approve else "reject"
+                assert line.startswith(f"round {r}: voter, voted {vote} (vote score "
+                                       f"{record.vote_score:.4g}, test score "
+                                       f"{record.test_score:.4g})"), line
+        assert lines[-1].startswith(f"experiment {s.experiment_id} complete; final model 0x")
+
+
+def test_an_agent_warns_when_a_deadline_passed_before_it_acted(tmp_path, caplog):
+    s = make_setup(tmp_path, n=2, rounds=1)
+    proposer, voter = s.agent(0), s.agent(1)
+    reports: list[str] = []
+    voter = s.agent(1, notify=reports.append)
+    assert proposer.step()  # proposes round 0
+    advance_time(s.client.w3, s.client.experiment(s.experiment_id).voting_timeout + 1)
+    with caplog.at_level(logging.WARNING, logger="agents.agent.learner_agent"):
+        assert voter.step()  # too late to vote: it closes the round instead
+        voter.step()
+    assert "round 0: late: the voting deadline passed before this learner voted" in caplog.text
+    assert caplog.text.count("late:") == 1  # said once
+    (decision,) = s.client.decisions(s.experiment_id, 0)
+    assert [r for r in reports if r.startswith("round ")] == [
+        f"round 0: voter, did not vote; rejected (0 approve, {decision.rejections} reject)"]

@@ -110,14 +110,16 @@ task = "digits"
         assert created.returncode == 0, created.stderr
         experiment_id = int(created.stdout.strip())
 
+        # the first agent as a person starts it; the second with -v after the command
         agents = [subprocess.Popen(
-            [sys.executable, "-m", "agents.cli", "agent", "--rpc", anvil.url,
+            [sys.executable, "-m", "agents.cli", "agent", *(["-v"] if i else []),
+             "--rpc", anvil.url,
              "--contract", contract, "--experiment", str(experiment_id),
              "--keystore", str(k), "--password-file", str(password),
              "--learner", "colearn_core.tasks.factories:digits_learner",
              "--learner-arg", f"index={i}", "--learner-arg", f"n_learners={n}",
              "--store", store], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+            cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "300"})
             for i, k in enumerate(keystores)]
         outputs = [a.communicate(timeout=180) for a in agents]
         client = CollectiveLearningClient(connect(anvil.url), contract)
@@ -129,9 +131,26 @@ task = "digits"
     for agent, (out, err) in zip(agents, outputs):
         assert not any(secret in out + err for secret in secrets)
         assert agent.returncode == 0, err
-        summary = json.loads(out.strip().splitlines()[-1])
+        (line,) = out.splitlines()  # stdout: the summary alone
+        summary = json.loads(line)
         assert summary["model_digest"] == "0x" + digest.hex()
         assert hashlib.sha256(open_store(store).get(summary["model_cid"])).digest() == digest
+    # Without -v: what the agent does, a plain line each, on stderr
+    said = outputs[0][1].splitlines()
+    assert said[0].startswith(f"ready: experiment {experiment_id} on contract {contract} ")
+    assert f"learner {addresses[0]} is learner 0 of 2: proposes in rounds 0, votes in the " \
+           f"others; store {store}" in said[0]
+    assert said[-1] == f"experiment {experiment_id} complete; final model 0x{digest.hex()}"
+    rounds = [line for line in said if line.startswith("round ")]
+    assert rounds[0].startswith("round 0: proposer, proposed ")
+    assert rounds[1].startswith("round 1: voter, voted ")
+    assert all(line.endswith(("approve, 0 reject)", "approve, 1 reject)")) for line in rounds)
+    assert "INFO" not in outputs[0][1]
+    # -v after the command: the same lines, once, and the log
+    logged = outputs[1][1]
+    assert "INFO" in logged and "acting for learner 1 of experiment" in logged
+    assert logged.count("ready: experiment") == 1
+    assert f"\nexperiment {experiment_id} complete; final model 0x{digest.hex()}\n" in logged
 
 
 def test_store_add_and_get_verify(tmp_path):
@@ -346,6 +365,35 @@ def test_messages_are_printed_as_they_are(tmp_path):
     status, _, err = run("store", "get", "[/x]", "--store", f"file:{tmp_path}",
                          "-o", str(tmp_path / "out"))
     assert_one_line(status, err, 1, "invalid CID '[/x]'")
+
+
+def test_messages_show_no_emoji(tmp_path):
+    """``:factory:`` in a message is text, not Rich's emoji code (it printed a factory)."""
+    status, _, err = run("store", "get", "mymodule:factory:", "--store", f"file:{tmp_path}",
+                         "-o", str(tmp_path / "out"))
+    assert_one_line(status, err, 1, "invalid CID 'mymodule:factory:'")
+    assert "\N{FACTORY}" not in err
+
+
+def test_verbosity_is_counted_before_and_after_the_command(monkeypatch):
+    seen = []
+    monkeypatch.setattr(store_command, "run_get", lambda args, console: seen.append(args.verbose))
+    for argv, verbose in [([], 0), (["-v"], 1), (["-vv"], 2)]:
+        for where in ("before", "after"):
+            command = ["store", "get", "x", "--store", "file:unused", "-o", "unused"]
+            assert run(*(argv + command if where == "before" else command + argv))[0] == 0
+            assert seen.pop() == verbose, (argv, where)
+    assert run("-v", "store", "get", "x", "--store", "file:unused", "-o", "unused", "-v")[0] == 0
+    assert seen.pop() == 2
+
+
+def test_version_names_the_package_and_the_contract():
+    status, out, _ = run("--version")
+    assert status == 0
+    package, contract = out.splitlines()
+    assert package.startswith("colearn ")
+    assert contract.startswith("contract CollectiveLearning: solc 0.8.")
+    assert ", bytecode keccak256 0x" in contract
 
 
 def test_a_bug_is_one_line_and_its_traceback_shows_with_vv(monkeypatch):
