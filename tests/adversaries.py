@@ -16,11 +16,12 @@ from colearn_core.ml_interface import Weights
 from colearn_core.tasks.factories import digits_learner
 
 
-def poisoned_learner(index: int, n_learners: int = 5, seed: int = 0, mode: str = "random"):
+def poisoned_learner(index: int, n_learners: int = 5, seed: int = 0, mode: str = "random",
+                     **options: float):
     """An honest digits learner that proposes poison every turn: random weights
     (``mode="random"``) or weights trained on flipped labels (``mode="label_flip"``).
-    It tests and votes honestly."""
-    learner = digits_learner(index, n_learners, seed)
+    It tests and votes honestly (``options``: :func:`digits_learner`'s)."""
+    learner = digits_learner(index, n_learners, seed, **options)
     rng = np.random.default_rng(seed + 1000 * index)
     honest_propose = learner.mli_propose_weights
     honest_criterion = learner.criterion

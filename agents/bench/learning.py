@@ -15,6 +15,10 @@ scored on ROC AUC) and each split (IID, and label-skewed with Dirichlet alpha = 
 - **pooled**: one model on all learners' training data together, 15 training calls of
   5 times the batches (as many steps as FedAvg).
 
+The learners of collective learning follow ``--rule``: ``tolerant`` (the default) votes
+with a 10% non-inferiority margin and proposes 35% of each trained update; ``colearn``
+is colearn's learners exactly (see :data:`RULES`).
+
 A training call is the same everywhere: ``batches_per_round`` SGD steps (50 batches of
 16) and the learning rate decays by ``lr_decay`` after each of a learner's calls.
 Everything is seeded, so the table is the same on every run on the same machine.
@@ -36,6 +40,19 @@ from rich.table import Table
 log = logging.getLogger(__name__)
 
 Scheme = Literal["iid", "dirichlet"]
+Rule = Literal["colearn", "tolerant"]
+
+#: The learners' options of each rule (MLPTaskConfig fields). ``colearn``: colearn's
+#: learners exactly (approve iff strictly better on one's own vote set; propose the
+#: trained weights). ``tolerant``, the default: approve iff no worse than the current
+#: model by more than 10% of its vote score, and propose the current weights plus 35% of
+#: the trained update. The contract's decision rule (approvals against the threshold) is
+#: the same for both.
+RULES: dict[str, dict[str, float]] = {
+    "colearn": {"vote_tolerance": 0.0, "proximal_mu": 0.0, "update_fraction": 1.0},
+    "tolerant": {"vote_tolerance": 0.1, "proximal_mu": 0.0, "update_fraction": 0.35},
+}
+DEFAULT_RULE: Rule = "tolerant"
 
 #: (task name, dataset, vote on, score) of the benchmark's tasks.
 TASKS: dict[str, dict[str, str]] = {
@@ -67,6 +84,7 @@ class LearningRow(BaseModel):
 
 
 class LearningReport(BaseModel):
+    rule: str = "colearn"
     n_learners: int
     n_rounds: int
     vote_threshold: float
@@ -76,8 +94,10 @@ class LearningReport(BaseModel):
 
 
 def run_row(task: str, scheme: Scheme, *, n_learners: int, n_rounds: int,
-            vote_threshold: float, alpha: float, seed: int) -> LearningRow:
-    """One task and split: solo, collective learning on chain, FedAvg, pooled."""
+            vote_threshold: float, alpha: float, seed: int,
+            rule: Rule = DEFAULT_RULE) -> LearningRow:
+    """One task and split: solo, collective learning on chain (learners with ``rule``'s
+    options), FedAvg, pooled (plain learners: ``rule`` does not apply to them)."""
     import torch
 
     from agents.experiment.onchain import run_on_chain
@@ -95,13 +115,14 @@ def run_row(task: str, scheme: Scheme, *, n_learners: int, n_rounds: int,
     started = time.perf_counter()
     spec = TASKS[task]
     config = MLPTaskConfig(seed=seed, vote_on=spec["vote_on"], score=spec["score"])
+    collective_config = config.model_copy(update=RULES[rule])
     split = split_dataset(load_dataset(spec["dataset"]), n_learners, seed=seed, scheme=scheme,
                           alpha=alpha)
 
     def score(weights) -> float:
         return global_score(weights, split, config)
 
-    learners = make_learners(split, config)
+    learners = make_learners(split, collective_config)
     initial = score(learners[0].mli_get_current_weights().weights)
     run = run_on_chain(learners, n_rounds, vote_threshold, seed=seed)
     decisions = run.decisions()
@@ -121,10 +142,12 @@ def run_row(task: str, scheme: Scheme, *, n_learners: int, n_rounds: int,
 
 def bench_learning(*, as_json: bool = False, n_learners: int = 5, n_rounds: int = 15,
                    vote_threshold: float = 0.5, alpha: float = 0.5, seed: int = 0,
-                   tasks: tuple[str, ...] = DEFAULT_TASKS, console: Console | None = None
-                   ) -> LearningReport:
+                   tasks: tuple[str, ...] = DEFAULT_TASKS, console: Console | None = None,
+                   rule: Rule = DEFAULT_RULE) -> LearningReport:
     """Runs every task and split, prints the table (JSON on stdout with ``as_json``) and
     returns the report."""
+    if rule not in RULES:
+        raise ValueError(f"unknown rule {rule!r}: one of {', '.join(RULES)}")
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
         raise ValueError(f"unknown task {unknown[0]!r}: one of {', '.join(TASKS)}")
@@ -134,8 +157,9 @@ def bench_learning(*, as_json: bool = False, n_learners: int = 5, n_rounds: int 
         for scheme in SCHEMES:
             with console.status(f"{task}, {scheme}: solo, on chain, FedAvg, pooled..."):
                 rows.append(run_row(task, scheme, n_learners=n_learners, n_rounds=n_rounds,
-                                    vote_threshold=vote_threshold, alpha=alpha, seed=seed))
-    report = LearningReport(n_learners=n_learners, n_rounds=n_rounds,
+                                    vote_threshold=vote_threshold, alpha=alpha, seed=seed,
+                                    rule=rule))
+    report = LearningReport(rule=rule, n_learners=n_learners, n_rounds=n_rounds,
                             vote_threshold=vote_threshold, alpha=alpha, seed=seed, rows=rows)
     if as_json:
         sys.stdout.write(json.dumps(report.model_dump(), indent=2) + "\n")
@@ -147,8 +171,9 @@ def bench_learning(*, as_json: bool = False, n_learners: int = 5, n_rounds: int 
 def print_learning_report(report: LearningReport, console: Console) -> None:
     table = Table(title=f"Global test score: {report.n_learners} learners, "
                         f"{report.n_rounds} rounds, threshold {report.vote_threshold:g}, "
+                        f"rule {report.rule}, "
                         f"seed {report.seed}")
-    for name in ("task", "split", "score", "solo mean", "solo best", "colearn (chain)",
+    for name in ("task", "split", "score", "solo mean", "solo best", f"{report.rule} (chain)",
                  "accepted", "FedAvg", "pooled"):
         table.add_column(name, justify="left" if name in ("task", "split", "score") else "right",
                          no_wrap=True)

@@ -75,6 +75,10 @@ def register(subcommands: Subcommands) -> None:
                           help="seed of the data splits and training (default 0)")
     learning.add_argument("--threshold", type=float, default=0.5,
                           help="vote threshold of collective learning (default 0.5)")
+    learning.add_argument("--rule", choices=["colearn", "tolerant"], default="tolerant",
+                          help="the learners' rule: tolerant (default: vote with a 10%% "
+                               "non-inferiority margin, propose 35%% of each trained "
+                               "update) or colearn (strictly better, trained weights)")
     learning.add_argument("--alpha", type=float, default=0.5,
                           help="Dirichlet alpha of the label-skewed split (default 0.5)")
     learning.add_argument("--task", dest="tasks", action="append", default=None,
@@ -103,4 +107,4 @@ def run_learning(args: argparse.Namespace, console: Console) -> None:
 
     bench_learning(as_json=args.json, n_learners=args.learners, n_rounds=args.rounds,
                    vote_threshold=args.threshold, alpha=args.alpha, seed=args.seed,
-                   tasks=tuple(args.tasks or DEFAULT_TASKS))
+                   tasks=tuple(args.tasks or DEFAULT_TASKS), rule=args.rule)

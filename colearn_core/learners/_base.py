@@ -36,11 +36,39 @@ def _flag(name: str, value: object) -> bool:
     return value
 
 
+def check_vote_tolerance(vote_tolerance: float) -> float:
+    """``vote_tolerance`` if it is a finite number in [0, 1), else ``ValueError``."""
+    if isinstance(vote_tolerance, bool) or not isinstance(vote_tolerance, (int, float)) \
+            or not 0.0 <= vote_tolerance < 1.0:
+        raise ValueError(f"vote_tolerance must be a number in [0, 1), not {vote_tolerance!r}")
+    return float(vote_tolerance)
+
+
+def approves(new_score: float, current_score: float, minimise_criterion: bool,
+             vote_tolerance: float = 0.0) -> bool:
+    """The vote rule. ``vote_tolerance == 0`` (colearn's rule): approve iff ``new_score``
+    is strictly better than ``current_score``. ``vote_tolerance > 0`` (non-inferiority):
+    approve iff ``new_score`` is no worse than ``current_score`` by more than
+    ``vote_tolerance * |current_score|``. ``NaN`` never approves."""
+    if vote_tolerance == 0.0:
+        if minimise_criterion:
+            return bool(new_score < current_score)
+        return bool(new_score > current_score)
+    margin = vote_tolerance * abs(current_score)
+    if minimise_criterion:
+        return bool(new_score <= current_score + margin)
+    return bool(new_score >= current_score - margin)
+
+
 class Learner(MachineLearningInterface):
-    """A learner whose vote is "strictly better than the current weights' vote score"."""
+    """A learner whose vote is "strictly better than the current weights' vote score"
+    (colearn's rule) or, with ``vote_tolerance`` > 0, "no worse than it by more than
+    ``vote_tolerance`` of it" (:func:`approves`)."""
 
     vote_score: float
     minimise_criterion: bool
+    #: relative non-inferiority margin of the vote; 0: colearn's strict rule
+    vote_tolerance: float = 0.0
 
     def __init__(self, train_loader: Any, vote_loader: Any, test_loader: Any | None,
                  minimise_criterion: bool, diff_priv_config: DiffPrivConfig | None, *,
@@ -55,11 +83,11 @@ class Learner(MachineLearningInterface):
         self.diff_priv_config = diff_priv_config
 
     def vote(self, new_score: float) -> bool:
-        """Approve iff ``new_score`` is strictly better than the current vote score
+        """Approve iff ``new_score`` is strictly better than the current vote score, or,
+        with ``vote_tolerance`` > 0, no worse than it by more than that fraction of it
         (``NaN`` never approves)."""
-        if self.minimise_criterion:
-            return bool(new_score < self.vote_score)
-        return bool(new_score > self.vote_score)
+        return approves(new_score, self.vote_score, self.minimise_criterion,
+                        self.vote_tolerance)
 
     def _tested(self, weights: Weights, vote_score: float, test_score: float) -> ProposedWeights:
         """The result of testing ``weights``, with this learner's vote."""

@@ -63,7 +63,12 @@ import torch
 from torch import nn
 
 from colearn_core.codec import WeightsFormatError, check_compatible
-from colearn_core.learners._base import Learner, current_model, raw_weights
+from colearn_core.learners._base import (
+    Learner,
+    check_vote_tolerance,
+    current_model,
+    raw_weights,
+)
 from colearn_core.learners.privacy import PrivateTraining, discard_stale_per_sample_state
 from colearn_core.learners.pytorch_onnx import export_onnx
 from colearn_core.ml_interface import (
@@ -219,6 +224,16 @@ def score_weights(model: nn.Module, weights: WeightsLike, loader: Iterable, scor
         return evaluate_model(model, loader, score_fn)
 
 
+def partial_update(current: Mapping[str, torch.Tensor], trained: Mapping[str, torch.Tensor],
+                   fraction: float) -> OrderedDict[str, torch.Tensor]:
+    """``current + fraction * (trained - current)`` for floating-point tensors; others
+    (e.g. BatchNorm's step counter) as trained."""
+    return OrderedDict(
+        (name, current[name] + fraction * (tensor - current[name])
+         if tensor.is_floating_point() else tensor)
+        for name, tensor in trained.items())
+
+
 # --------------------------------------------------------------------------- learner
 
 class PytorchLearner(Learner):
@@ -256,6 +271,19 @@ class PytorchLearner(Learner):
       ``TrainingSummary.dp_budget`` reports the epsilon consumed so far; a proposal that
       would exceed ``target_epsilon`` is refused (``ErrorCodes.DP_BUDGET_EXCEEDED``, the
       current weights returned, nothing trained).
+    - ``vote_tolerance`` (not in colearn): the vote's relative non-inferiority margin
+      (:func:`colearn_core.learners._base.approves`): approve a proposal whose vote score
+      is no worse than the current one by more than this fraction of it. ``0`` (the
+      default): colearn's rule, strictly better.
+    - ``proximal_mu`` (not in colearn): FedProx's proximal term: each proposal's training
+      loss gets ``proximal_mu / 2 * ||w - w_current||^2`` added, so the proposal drifts
+      less from the shared model. ``0`` (the default): plain training, as colearn. Not
+      with ``diff_priv_config``.
+    - ``update_fraction`` (not in colearn): a proposal is the current weights plus this
+      fraction of the update its training made, ``w + f * (w_trained - w)`` (floating
+      point tensors; the optimizer's state is the trained one's). ``1`` (the default):
+      the trained weights, as colearn. Smaller steps from one learner's data pull the
+      shared model less towards its classes, so others' votes pass under label skew.
     - ``dp_seed`` (not in colearn): seeds the DP noise and the Poisson sampling, so runs
       repeat bitwise; ``None`` draws the seed from the OS. Anyone who knows the seed
       can reproduce the noise, which voids the guarantee against them: keep it private
@@ -282,7 +310,20 @@ class PytorchLearner(Learner):
         num_threads: int | None = None,
         lr_scheduler: Any | None = None,
         dp_seed: int | None = None,
+        vote_tolerance: float = 0.0,
+        proximal_mu: float = 0.0,
+        update_fraction: float = 1.0,
     ) -> None:
+        if not 0.0 < update_fraction <= 1.0:
+            raise ValueError("update_fraction must be in (0, 1]")
+        self.update_fraction = float(update_fraction)
+        if proximal_mu < 0 or not np.isfinite(proximal_mu):
+            raise ValueError("proximal_mu must be a finite number >= 0")
+        if proximal_mu and diff_priv_config is not None:
+            raise ValueError("proximal_mu is not supported with diff_priv_config (DP-SGD "
+                             "clips per-sample gradients; the proximal term has none)")
+        self.vote_tolerance = check_vote_tolerance(vote_tolerance)
+        self.proximal_mu = float(proximal_mu)
         if num_train_batches is not None and num_train_batches < 1:
             raise ValueError("num_train_batches must be at least 1 (or None: one pass)")
         if num_test_batches is not None and num_test_batches < 1:
@@ -392,6 +433,18 @@ class PytorchLearner(Learner):
             return self.num_train_batches
         return len(self._loader_for_training())  # type: ignore[arg-type]  # (one pass)
 
+    def _proximal_anchor(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(parameter, copy of its value before training) for FedProx's term; empty
+        without ``proximal_mu``."""
+        if not self.proximal_mu:
+            return []
+        return [(p, p.detach().clone()) for p in self.model.parameters() if p.requires_grad]
+
+    def _proximal_term(self, anchor: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        """FedProx's ``mu / 2 * ||w - w_current||^2`` (Li et al. 2020)."""
+        total = sum(((p - start) ** 2).sum() for p, start in anchor)
+        return 0.5 * self.proximal_mu * total  # type: ignore[return-value]
+
     @property
     def dp_epsilon(self) -> float | None:
         """The privacy budget (epsilon) spent so far; ``None`` without DP."""
@@ -411,11 +464,14 @@ class PytorchLearner(Learner):
         discard_stale_per_sample_state(module)
         module.train()
         trained = 0
+        anchor = self._proximal_anchor()
         for batch in self._train_batches():
             data, labels = _split_batch(batch)
             data, labels = _to_device(data, self.device), _to_device(labels, self.device)
             optimizer.zero_grad()
             loss = self.criterion(module(data), labels)
+            if anchor:
+                loss = loss + self._proximal_term(anchor)
             with warnings.catch_warnings():
                 # opacus' per-sample hooks on the first layer, whose input needs no
                 # gradient: torch warns, the per-sample gradients are right
@@ -460,6 +516,8 @@ class PytorchLearner(Learner):
             new_weights = self._snapshot()
         finally:
             self.model.load_state_dict(saved)
+        if self.update_fraction != 1.0:
+            new_weights = partial_update(saved, new_weights, self.update_fraction)
         return Weights(weights=new_weights, training_summary=summary)
 
     @_with_threads

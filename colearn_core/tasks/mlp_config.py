@@ -27,6 +27,11 @@ class MLPTaskConfig(BaseModel):
     batches_per_round: int = Field(50, ge=1)  # num_train_batches of each proposal
     vote_on: Literal["loss", "accuracy", "auc"] = "loss"  # the vote score
     score: Score = "accuracy"  # test and global test score
+    # learner-side options for skewed data (colearn_core.learners.pytorch.PytorchLearner);
+    # the defaults are colearn's: strict vote, plain training, the trained weights proposed
+    vote_tolerance: float = Field(0.0, ge=0.0, lt=1.0)  # relative non-inferiority margin
+    proximal_mu: float = Field(0.0, ge=0.0)  # FedProx term in the proposer's loss
+    update_fraction: float = Field(1.0, gt=0.0, le=1.0)  # of the trained update proposed
     # torch's thread count while learners work: results depend on it in the last bits
     # (even the accept sequence can change), and 1 is fastest for a small model
     torch_threads: int = Field(1, ge=1)

@@ -125,6 +125,9 @@ def make_learner(data: LearnerSplit, n_classes: int, config: MLPTaskConfig, inde
         num_threads=config.torch_threads,
         lr_scheduler=(torch.optim.lr_scheduler.ExponentialLR(optimizer, config.lr_decay)
                       if config.lr_decay != 1.0 else None),
+        vote_tolerance=config.vote_tolerance,
+        proximal_mu=config.proximal_mu,
+        update_fraction=config.update_fraction,
     )
 
 

@@ -8,17 +8,18 @@ import pytest
 
 pytest.importorskip("torch")
 
-from agents.bench.learning import LearningReport, run_row
+from agents.bench.learning import RULES, LearningReport, run_row
 from colearn_core.tasks.datasets import load_dataset
 from colearn_core.tasks.mlp_torch import MLPTaskConfig, global_score, make_learners
 from colearn_core.tasks.splits import split_dataset
 from colearn_core.training import run_experiment, set_equal_weights
 
 
-def test_collective_on_chain_equals_the_in_memory_driver() -> None:
+@pytest.mark.parametrize("rule", ["colearn", "tolerant"])
+def test_collective_on_chain_equals_the_in_memory_driver(rule) -> None:
     row = run_row("breast_cancer", "dirichlet", n_learners=3, n_rounds=4, vote_threshold=0.5,
-                  alpha=0.5, seed=1)
-    config = MLPTaskConfig(seed=1, vote_on="auc", score="auc")
+                  alpha=0.5, seed=1, rule=rule)
+    config = MLPTaskConfig(seed=1, vote_on="auc", score="auc", **RULES[rule])
     split = split_dataset(load_dataset("breast_cancer"), 3, seed=1, scheme="dirichlet",
                           alpha=0.5)
     learners = make_learners(split, config)
@@ -46,8 +47,9 @@ def test_cli_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
     from agents.cli.main import main
 
     main(["bench", "learning", "--task", "breast_cancer", "--learners", "3", "--rounds", "2",
-          "--json"])
+          "--rule", "colearn", "--json"])
     report = LearningReport.model_validate(json.loads(capsys.readouterr().out))
     assert [(r.task, r.split) for r in report.rows] == [
         ("breast_cancer", "iid"), ("breast_cancer", "dirichlet(0.5)")]
     assert report.n_rounds == 2 and report.rows[0].accepted_rounds <= 2
+    assert report.rule == "colearn"
