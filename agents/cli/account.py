@@ -1,5 +1,10 @@
-"""``colearn account new``: a learner key in an encrypted keystore; ``colearn account fund``:
-test ETH for an account on a dev chain."""
+"""A learner's key: created in an encrypted keystore (new); test ETH for it on a dev chain
+(fund).
+
+examples:
+  colearn account new --keystore alice.json
+  colearn account fund --rpc http://127.0.0.1:8545 --to 0x70997970C51812dc3A010C7d01b50e0d17dc79C8
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from agents.cli import options, texts
+from agents.cli import options
 from agents.cli.options import Subcommands
-from agents.cli.texts import examples
 
 
 def _eth(text: str) -> int:
@@ -25,47 +29,43 @@ def _eth(text: str) -> int:
 
 def register(subcommands: Subcommands) -> None:
     account = options.add_group(
-        subcommands, "account", help="manage learner keys",
-        description="A learner's key: created in an encrypted keystore (new); test ETH for "
-                    "it on a dev chain (fund).",
-        examples=examples("colearn account new --keystore alice.json",
-                        f"colearn account fund --rpc http://127.0.0.1:8545 --to "
-                        f"{texts.DEV_ADDRESS}"))
-    new = account.add_parser(
-        "new", help="create an account in an encrypted keystore",
-        description="Create a new key in an encrypted (scrypt) keystore file and print its "
-                    "address; the key itself is never shown. Refuses to overwrite a file.",
-        epilog=examples("colearn account new --keystore alice.json            # asks for a "
-                        "password",
-                        "colearn account new --keystore bob.json --password-file pw.txt"))
+        subcommands, "account", __doc__, help="manage learner keys")
+    new = options.add_command(
+        account, "new", run_new, help="create an account in an encrypted keystore")
     new.add_argument("--keystore", type=Path, required=True, help="file to create")
     new.add_argument("--password-file", type=Path, default=None,
                      help="file holding the keystore's password (default: $COLEARN_PASSWORD, "
                           "or a prompt asked twice)")
-    new.set_defaults(run=run_new)
 
-    fund = account.add_parser(
-        "fund", help="give an account test ETH on a dev chain (anvil, Hardhat)",
-        description="Add test ETH to an account's balance on a dev chain (chain id 31337: "
-                    "anvil, Hardhat, `colearn chain`, `colearn dev`), so it can pay for gas. "
-                    "Refused on any other chain.",
-        epilog=examples(f"colearn account fund --rpc http://127.0.0.1:8545 --to "
-                        f"{texts.DEV_ADDRESS} --amount 10"))
+    fund = options.add_command(
+        account, "fund", run_fund, help="give an account test ETH on a dev chain (anvil, Hardhat)")
     fund.add_argument("--rpc", required=True, metavar="URL", help="the dev chain's JSON-RPC URL")
     fund.add_argument("--to", required=True, type=options.address, metavar="ADDRESS",
                       help="the account to fund")
     fund.add_argument("--amount", type=_eth, default=None, metavar="ETH",
                       help="ETH to add to its balance (default 100)")
-    fund.set_defaults(run=run_fund)
 
 
 def run_new(args: argparse.Namespace, console: Console) -> None:
+    """Create a new key in an encrypted (scrypt) keystore file and print its address; the key
+    itself is never shown. Refuses to overwrite a file.
+
+    examples:
+      colearn account new --keystore alice.json            # asks for a password
+      colearn account new --keystore bob.json --password-file pw.txt
+    """
     from agents.chain.keys import create_keystore, read_password
 
     console.print(create_keystore(args.keystore, read_password(args.password_file, confirm=True)))
 
 
 def run_fund(args: argparse.Namespace, console: Console) -> None:
+    """Add test ETH to an account's balance on a dev chain (chain id 31337: anvil, Hardhat,
+    `colearn chain`, `colearn dev`), so it can pay for gas. Refused on any other chain.
+
+    examples:
+      colearn account fund --rpc http://127.0.0.1:8545 --to 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 --amount 10
+    """
     from agents.chain.network import connect
     from agents.devtools.funding import (
         DEFAULT_FUNDING_ETH,

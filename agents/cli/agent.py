@@ -13,30 +13,13 @@ from rich.console import Console
 
 from agents.cli import options, texts
 from agents.cli.options import Subcommands
-from agents.cli.texts import examples
 from agents.experiment.mli_factory import MliFactorySpec
 from agents.experiment.spec import LearnerFactory, SpecError
 
 
 def register(subcommands: Subcommands) -> None:
-    parser = subcommands.add_parser(
-        "agent", help="run one learner's agent until the experiment ends",
-        description="Act for one learner (your account, your learner over your private data) "
-                    "in one experiment until it ends: join it, propose on your turns, test "
-                    "and vote on the others' proposals, adopt each accepted model. It says "
-                    "what it does on stderr (a ready line, one line per round, warnings when "
-                    "late or refused; -v: the full log) and prints one JSON summary line on "
-                    "stdout at the end (the final model's digest and CID, each round's "
-                    "scores).",
-        epilog=examples(
-            f"colearn agent --rpc http://127.0.0.1:8545 --contract {texts.CONTRACT_EXAMPLE} "
-            "--experiment 1 --keystore alice.json --store http://127.0.0.1:5001 \\",
-            "    --learner colearn_core.tasks.factories:digits_learner "
-            "--learner-arg index=0 --learner-arg n_learners=3",
-            f"colearn agent --rpc http://127.0.0.1:8545 --contract {texts.CONTRACT_EXAMPLE} "
-            "--experiment 1 --keystore bob.json --store file:shared \\",
-            "    --mli-factory colearn_core.grpc.example_mli_factory:ExampleMliFactory --model MODEL "
-            "--dataset-params '{\"location\": \"data/bob\"}'"))
+    parser = options.add_command(
+        subcommands, "agent", run, help="run one learner's agent until the experiment ends")
     options.add_contract_options(parser, experiment=True)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--learner", type=options.factory_target,
@@ -86,20 +69,13 @@ def register(subcommands: Subcommands) -> None:
                              "~/.local/state/colearn)")
     options.add_from_block(parser)
     options.add_key_options(parser)
-    parser.set_defaults(run=run)
 
-    lister = subcommands.add_parser(
-        "mli-factory", help="list what a colearn MLI factory offers (models and dataloaders "
-                            "with their default parameters, compatibilities) as JSON",
-        description="List what a colearn MLI factory offers, as JSON: its models and "
-                    "dataloaders with their default parameters, and which go together; what "
-                    "`colearn agent --mli-factory` takes in --model, --model-params, "
-                    "--dataloader and --dataset-params.",
-        epilog=examples("colearn mli-factory mypackage.factories:MyMLIFactory",
-                        "colearn mli-factory colearn_core.grpc.example_mli_factory:ExampleMliFactory"))
+    lister = options.add_command(
+        subcommands, "mli-factory", run_list,
+        help="list what a colearn MLI factory offers (models and dataloaders with their "
+             "default parameters, compatibilities) as JSON")
     lister.add_argument("target", type=options.factory_target, metavar="MODULE:NAME",
                         help="an MLI factory class (made with no arguments) or instance")
-    lister.set_defaults(run=run_list)
 
 
 _FACTORY_OPTIONS = ("model", "model_params", "dataloader", "dataset_params")
@@ -123,6 +99,14 @@ def _learner_source(args: argparse.Namespace) -> LearnerFactory | MliFactorySpec
 
 
 def run_list(args: argparse.Namespace, console: Console) -> None:
+    """List what a colearn MLI factory offers, as JSON: its models and dataloaders with their
+    default parameters, and which go together; what `colearn agent --mli-factory` takes in
+    --model, --model-params, --dataloader and --dataset-params.
+
+    examples:
+      colearn mli-factory mypackage.factories:MyMLIFactory
+      colearn mli-factory colearn_core.grpc.example_mli_factory:ExampleMliFactory
+    """
     offered = MliFactorySpec(target=args.target).offer()
     sys.stdout.write(json.dumps(offered, indent=2, sort_keys=True, default=_jsonable) + "\n")
 
@@ -144,6 +128,19 @@ def default_state_dir() -> Path:
 
 
 def run(args: argparse.Namespace, console: Console) -> None:
+    r"""Act for one learner (your account, your learner over your private data) in one
+    experiment until it ends: join it, propose on your turns, test and vote on the others'
+    proposals, adopt each accepted model. It says what it does on stderr (a ready line, one
+    line per round, warnings when late or refused; -v: the full log) and prints one JSON
+    summary line on stdout at the end (the final model's digest and CID, each round's
+    scores).
+
+    examples:
+      colearn agent --rpc http://127.0.0.1:8545 --contract 0x5FbDB2315678afecb367f032d93F642f64180aa3 --experiment 1 --keystore alice.json --store http://127.0.0.1:5001 \
+          --learner colearn_core.tasks.factories:digits_learner --learner-arg index=0 --learner-arg n_learners=3
+      colearn agent --rpc http://127.0.0.1:8545 --contract 0x5FbDB2315678afecb367f032d93F642f64180aa3 --experiment 1 --keystore bob.json --store file:shared \
+          --mli-factory colearn_core.grpc.example_mli_factory:ExampleMliFactory --model MODEL --dataset-params '{"location": "data/bob"}'
+    """
     from agents.agent.learner_agent import LearnerAgent
     from agents.agent.settings import AgentSettings
     from agents.chain.keys import load_account

@@ -7,28 +7,18 @@ from pathlib import Path
 
 from rich.console import Console
 
-from agents.cli import options, texts
+from agents.cli import options
 from agents.cli.options import Subcommands
-from agents.cli.texts import examples
 
 #: The exit status of an audit that found violations.
 EXIT_VIOLATIONS = 3
 
 
 def register(subcommands: Subcommands) -> None:
-    parser = subcommands.add_parser(
-        "audit", help="rebuild an experiment from the chain alone and check every rule "
-                      f"(exit 0 only if all hold, {EXIT_VIOLATIONS} on violations)",
-        description="Rebuild an experiment from the chain's logs alone (no agent's word "
-                    "taken) and check every rule: the schedule, each vote, each decision, the "
-                    "model chain; with --store, every proposal's weights and the final model "
-                    f"too. Exits 0 only if all hold, {EXIT_VIOLATIONS} on violations; says "
-                    "when a running experiment is stalled.",
-        epilog=examples(
-            f"colearn audit --rpc http://127.0.0.1:8545 --contract {texts.CONTRACT_EXAMPLE} "
-            "--experiment 1",
-            f"colearn audit --rpc http://127.0.0.1:8545 --contract {texts.CONTRACT_EXAMPLE} "
-            "--experiment 1 --store http://127.0.0.1:5001 --html audit.html"))
+    parser = options.add_command(
+        subcommands, "audit", run,
+        help="rebuild an experiment from the chain alone and check every rule "
+             f"(exit 0 only if all hold, {EXIT_VIOLATIONS} on violations)")
     options.add_contract_options(parser, experiment=True)
     parser.add_argument("--store", metavar="URL", default=None,
                         help="weight store: also check every proposal's weights and the final "
@@ -44,10 +34,18 @@ def register(subcommands: Subcommands) -> None:
     parser.add_argument("--chunk-blocks", type=options.bounded_int("a block count", 1, 2**64 - 1),
                         default=None, metavar="N",
                         help="blocks per eth_getLogs (default 10000; halved when refused)")
-    parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
+    """Rebuild an experiment from the chain's logs alone (no agent's word taken) and check
+    every rule: the schedule, each vote, each decision, the model chain; with --store, every
+    proposal's weights and the final model too. Exits 0 only if all hold, 3 on violations;
+    says when a running experiment is stalled.
+
+    examples:
+      colearn audit --rpc http://127.0.0.1:8545 --contract 0x5FbDB2315678afecb367f032d93F642f64180aa3 --experiment 1
+      colearn audit --rpc http://127.0.0.1:8545 --contract 0x5FbDB2315678afecb367f032d93F642f64180aa3 --experiment 1 --store http://127.0.0.1:5001 --html audit.html
+    """
     from agents.audit.report import run_audit
 
     report = run_audit(args.rpc, args.contract, args.experiment, console=console,

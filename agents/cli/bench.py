@@ -1,4 +1,11 @@
-"""``colearn bench overhead|gas|learning``: the benchmarks."""
+"""Benchmarks: the protocol's time overhead (overhead), the contract's gas (gas), and what
+collective learning learns beside its alternatives (learning).
+
+examples:
+  colearn bench overhead --preset small
+  colearn bench gas --learners 5 20
+  colearn bench learning --task digits --json
+"""
 
 from __future__ import annotations
 
@@ -9,27 +16,15 @@ from rich.console import Console
 
 from agents.cli import options
 from agents.cli.options import Subcommands
-from agents.cli.texts import examples
 
 
 def register(subcommands: Subcommands) -> None:
     bench = options.add_group(
-        subcommands, "bench", help="benchmarks",
-        description="Benchmarks: the protocol's time overhead (overhead), the contract's gas "
-                    "(gas), and what collective learning learns beside its alternatives "
-                    "(learning).",
-        examples=examples("colearn bench overhead --preset small",
-                          "colearn bench gas --learners 5 20",
-                          "colearn bench learning --task digits --json"))
+        subcommands, "bench", __doc__, help="benchmarks")
 
-    overhead = bench.add_parser(
-        "overhead", help="in-memory driver vs one agent process per learner on anvil",
-        description="Run the same experiment twice, with the in-memory driver and with one "
-                    "`colearn agent` process per learner on anvil, and report the time the "
-                    "protocol adds (chain, store, events) beside the learners' own.",
-        epilog=examples("colearn bench overhead                    # 5 learners, 10 rounds",
-                        "colearn bench overhead --preset small --rounds 3 --follow poll",
-                        "colearn bench overhead --json --workdir bench-logs"))
+    overhead = options.add_command(
+        bench, "overhead", run_overhead,
+        help="in-memory driver vs one agent process per learner on anvil")
     overhead.add_argument("--learners", type=int, default=5,
                           help="number of learners (default 5)")
     overhead.add_argument("--rounds", type=int, default=10, help="number of rounds (default 10)")
@@ -44,30 +39,20 @@ def register(subcommands: Subcommands) -> None:
                           help="benchmark model size (small: for quick checks)")
     overhead.add_argument("--workdir", type=Path, default=None, help="keep logs here")
     overhead.add_argument("--json", action="store_true", help="print the report as JSON")
-    overhead.set_defaults(run=run_overhead)
 
-    gas = bench.add_parser(
-        "gas", help="gas of every call by learner count, beside OpenZeppelin's Governor",
-        description="Measure the gas of every contract call (create, join, propose, vote, "
-                    "decide...) for each learner count, beside OpenZeppelin's Governor doing "
-                    "the same votes.",
-        epilog=examples("colearn bench gas                         # 5, 20 and 100 learners",
-                        "colearn bench gas --learners 3 --rpc http://127.0.0.1:8545 --json"))
+    gas = options.add_command(
+        bench, "gas", run_gas,
+        help="gas of every call by learner count, beside OpenZeppelin's Governor")
     gas.add_argument("--learners", type=int, nargs="+", default=[5, 20, 100], metavar="N",
                      help="learner counts (default 5 20 100)")
     gas.add_argument("--rpc", metavar="URL", default=None,
                      help="dev chain with a funded unlocked account (default: in-process EVM)")
     gas.add_argument("--json", action="store_true", help="print the report as JSON")
-    gas.set_defaults(run=run_gas)
 
-    learning = bench.add_parser(
-        "learning", help="solo vs collective learning on chain vs FedAvg vs pooled, on "
-                         "digits and breast cancer, IID and label-skewed",
-        description="Compare what learners learn alone, with collective learning on chain, "
-                    "with FedAvg and with their data pooled, per task, on IID and "
-                    "label-skewed (Dirichlet) splits; prints a table (or JSON).",
-        epilog=examples("colearn bench learning                    # digits, breast_cancer",
-                        "colearn bench learning --task wine --learners 3 --rounds 5 --json"))
+    learning = options.add_command(
+        bench, "learning", run_learning,
+        help="solo vs collective learning on chain vs FedAvg vs pooled, on digits and "
+             "breast cancer, IID and label-skewed")
     learning.add_argument("--learners", type=int, default=5,
                           help="number of learners (default 5)")
     learning.add_argument("--rounds", type=int, default=15, help="number of rounds (default 15)")
@@ -85,10 +70,18 @@ def register(subcommands: Subcommands) -> None:
                           choices=["digits", "breast_cancer", "wine", "mnist1d"],
                           help="run this task (repeatable; default digits and breast_cancer)")
     learning.add_argument("--json", action="store_true", help="print the report as JSON")
-    learning.set_defaults(run=run_learning)
 
 
 def run_overhead(args: argparse.Namespace, console: Console) -> None:
+    """Run the same experiment twice, with the in-memory driver and with one `colearn agent`
+    process per learner on anvil, and report the time the protocol adds (chain, store,
+    events) beside the learners' own.
+
+    examples:
+      colearn bench overhead                    # 5 learners, 10 rounds
+      colearn bench overhead --preset small --rounds 3 --follow poll
+      colearn bench overhead --json --workdir bench-logs
+    """
     from agents.bench.overhead import bench_overhead
 
     bench_overhead(as_json=args.json, n_learners=args.learners, n_rounds=args.rounds,
@@ -97,12 +90,27 @@ def run_overhead(args: argparse.Namespace, console: Console) -> None:
 
 
 def run_gas(args: argparse.Namespace, console: Console) -> None:
+    """Measure the gas of every contract call (create, join, propose, vote, decide...) for each
+    learner count, beside OpenZeppelin's Governor doing the same votes.
+
+    examples:
+      colearn bench gas                         # 5, 20 and 100 learners
+      colearn bench gas --learners 3 --rpc http://127.0.0.1:8545 --json
+    """
     from agents.bench.gas.report import bench_gas
 
     bench_gas(as_json=args.json, learner_counts=args.learners, rpc=args.rpc)
 
 
 def run_learning(args: argparse.Namespace, console: Console) -> None:
+    """Compare what learners learn alone, with collective learning on chain, with FedAvg and
+    with their data pooled, per task, on IID and label-skewed (Dirichlet) splits; prints a
+    table (or JSON).
+
+    examples:
+      colearn bench learning                    # digits, breast_cancer
+      colearn bench learning --task wine --learners 3 --rounds 5 --json
+    """
     from agents.bench.learning import DEFAULT_TASKS, bench_learning
 
     bench_learning(as_json=args.json, n_learners=args.learners, n_rounds=args.rounds,

@@ -13,26 +13,11 @@ from agents.cli.options import Subcommands
 #: The exit status when the bytecode is not what the sources build.
 EXIT_MISMATCH = 3
 
-EXAMPLE = """\
-examples:
-  colearn compile --check                       # the artifact colearn deploys
-  colearn compile --check --solc /usr/bin/solc  # with this compiler
-  colearn compile --check --artifact other/CollectiveLearning.json
-"""
-
 
 def register(subcommands: Subcommands) -> None:
     parser = options.add_command(
-        subcommands, "compile",
-        help="check that the shipped contract bytecode is what its sources build",
-        description="Recompile the contract artifact's standard-JSON input (its sources and "
-                    "settings, as scripts/compile.js wrote them) with py-solc-x and compare "
-                    "the creation and runtime bytecode with the artifact's. The compiler: "
-                    "--solc, else the solc py-solc-x installed in the artifact's version, else "
-                    "solc on PATH in that version, else (in a checkout with Node) "
-                    "scripts/solc-forge.js over npm's solc. Prints a one-line verdict; exit "
-                    f"0 on a match, {EXIT_MISMATCH} on a mismatch, 1 when it cannot check.",
-        examples=EXAMPLE)
+        subcommands, "compile", run,
+        help="check that the shipped contract bytecode is what its sources build")
     parser.add_argument("--check", action="store_true", required=True,
                         help="recompile and compare (the only mode: building artifacts is "
                              "`npm run compile` in a checkout)")
@@ -41,10 +26,21 @@ def register(subcommands: Subcommands) -> None:
     parser.add_argument("--solc", type=Path, default=None, metavar="PATH",
                         help="the solc binary to compile with (its version must be the "
                              "artifact's)")
-    parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
+    """Recompile the contract artifact's standard-JSON input (its sources and settings, as
+    scripts/compile.js wrote them) with py-solc-x and compare the creation and runtime
+    bytecode with the artifact's. The compiler: --solc, else the solc py-solc-x installed in
+    the artifact's version, else solc on PATH in that version, else (in a checkout with
+    Node) scripts/solc-forge.js over npm's solc. Prints a one-line verdict; exit 0 on a
+    match, 3 on a mismatch, 1 when it cannot check.
+
+    examples:
+      colearn compile --check                       # the artifact colearn deploys
+      colearn compile --check --solc /usr/bin/solc  # with this compiler
+      colearn compile --check --artifact other/CollectiveLearning.json
+    """
     from agents.devtools.solc_check import SHIPPED_ARTIFACT, check_artifact
 
     with console.status("compiling (about 15 s)..."):

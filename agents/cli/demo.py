@@ -7,22 +7,13 @@ from pathlib import Path
 
 from rich.console import Console
 
+from agents.cli import options
 from agents.cli.options import Subcommands
-from agents.cli.texts import examples
 
 
 def register(subcommands: Subcommands) -> None:
-    parser = subcommands.add_parser(
-        "demo", help="run a whole experiment locally with N agents",
-        description="Run a whole experiment locally: N digits learners, one agent each, the "
-                    "contract on an in-process EVM (or --chain, or anvil with --processes), "
-                    "weights in a file store (or --store). Writes results.json and plots to "
-                    "--out and prints each round's decision.",
-        epilog=examples(
-            "colearn demo                          # 5 learners, 15 rounds, in this process",
-            "colearn demo --learners 3 --rounds 5 --sealed",
-            "colearn demo --processes              # anvil, and one OS process per agent",
-            "colearn demo --chain http://127.0.0.1:8545 --out demo-anvil"))
+    parser = options.add_command(
+        subcommands, "demo", run, help="run a whole experiment locally with N agents")
     parser.add_argument("--learners", type=int, default=5, help="number of learners (default 5)")
     parser.add_argument("--rounds", type=int, default=15, help="number of rounds (default 15)")
     parser.add_argument("--threshold", type=float, default=0.5,
@@ -42,10 +33,19 @@ def register(subcommands: Subcommands) -> None:
     parser.add_argument("--sealed", action="store_true",
                         help="sealed votes: each voter commits to its vote, then reveals it "
                              "(PROTOCOL v2), so no voter sees another's vote before its own")
-    parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, console: Console) -> None:
+    """Run a whole experiment locally: N digits learners, one agent each, the contract on an
+    in-process EVM (or --chain, or anvil with --processes), weights in a file store (or
+    --store). Writes results.json and plots to --out and prints each round's decision.
+
+    examples:
+      colearn demo                          # 5 learners, 15 rounds, in this process
+      colearn demo --learners 3 --rounds 5 --sealed
+      colearn demo --processes              # anvil, and one OS process per agent
+      colearn demo --chain http://127.0.0.1:8545 --out demo-anvil
+    """
     from agents.demo.embedded import DemoConfig, run_demo
 
     config = DemoConfig(

@@ -18,24 +18,11 @@ from agents.cli.options import Subcommands
 if TYPE_CHECKING:
     from agents.devtools.devenv import DevEnvironment
 
-EXAMPLE = """\
-example:
-  colearn dev                      # 3 stakeholders, files in ./colearn-dev
-  colearn dev --learners 4 --rounds 8 --out /tmp/exp
-Then paste the printed commands: `colearn experiment create ...` once, and one
-`colearn agent ...` per stakeholder, each in its own terminal.
-"""
-
 
 def register(subcommands: Subcommands) -> None:
     dev = options.add_command(
-        subcommands, "dev", help="run a dev chain and IPFS node with funded accounts until Ctrl-C",
-        description="Start anvil and a js-ipfs node on 127.0.0.1, fund one account per "
-                    "stakeholder (keystores and a password file in --out, or --print-keys), "
-                    "deploy the contract, write a ready-to-run experiment spec, and print the "
-                    "commands that create the experiment and run each stakeholder's agent. "
-                    "Runs until Ctrl-C (or SIGTERM), then stops anvil and IPFS.",
-        examples=EXAMPLE)
+        subcommands, "dev", run,
+        help="run a dev chain and IPFS node with funded accounts until Ctrl-C")
     dev.add_argument("--learners", type=options.bounded_int("a number of learners", 2, 20),
                      default=3, metavar="N", help="stakeholders (default 3)")
     dev.add_argument("--rounds", type=options.bounded_int("a number of rounds", 1, 1000),
@@ -54,10 +41,20 @@ def register(subcommands: Subcommands) -> None:
                      default=1.0, metavar="SECONDS",
                      help="seconds between empty blocks, so deadlines pass (default 1)")
     add_anvil_option(dev)
-    dev.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, console: Console) -> None:
+    """Start anvil and a js-ipfs node on 127.0.0.1, fund one account per stakeholder (keystores
+    and a password file in --out, or --print-keys), deploy the contract, write a
+    ready-to-run experiment spec, and print the commands that create the experiment and run each
+    stakeholder's agent. Runs until Ctrl-C (or SIGTERM), then stops anvil and IPFS.
+
+    examples:
+      colearn dev                      # 3 stakeholders, files in ./colearn-dev
+      colearn dev --learners 4 --rounds 8 --out /tmp/exp
+    Then paste the printed commands: `colearn experiment create ...` once, and one
+    `colearn agent ...` per stakeholder, each in its own terminal.
+    """
     from agents.devtools.devenv import DevEnvironment, DevSettings
 
     settings = DevSettings(out=args.out, learners=args.learners, rounds=args.rounds,

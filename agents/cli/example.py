@@ -7,22 +7,15 @@ from pathlib import Path
 
 from rich.console import Console
 
+from agents.cli import options
 from agents.cli.options import Subcommands
-from agents.cli.texts import examples
 
 
 def register(subcommands: Subcommands) -> None:
-    parser = subcommands.add_parser(
-        "example", help="one of colearn's examples (PyTorch and Keras CNNs, SGD fraud-style, "
-                        "random forest), in memory or on chain",
-        description="Run one of colearn 0.2.8's examples through this project: in memory "
-                    "with colearn's own driver, or (--on-chain, --rpc) with one agent per "
-                    "learner deciding every round on the contract. Each needs its framework "
-                    "(the torch, keras, sklearn or xgboost extra).",
-        epilog=examples("colearn example sgd-fraud                   # in memory",
-                        "colearn example random-forest-iris --on-chain --rounds 5",
-                        "colearn example pytorch-mnist --rpc http://127.0.0.1:8545 "
-                        "--learners 3"))
+    parser = options.add_command(
+        subcommands, "example", run,
+        help="one of colearn's examples (PyTorch and Keras CNNs, SGD fraud-style, random "
+             "forest), in memory or on chain")
     parser.add_argument("name", choices=["pytorch-mnist", "keras-mnist", "pytorch-cifar10",
                                          "sgd-fraud", "random-forest-iris", "xgb-reg-boston"],
                         help="the example: %(choices)s")
@@ -39,10 +32,18 @@ def register(subcommands: Subcommands) -> None:
                         help="the MNIST examples' idx files (default: an offline stand-in "
                              "built from scikit-learn's digits); CIFAR-10's binary version "
                              "for pytorch-cifar10 (required)")
-    parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, console: Console) -> None:
+    """Run one of colearn 0.2.8's examples through this project: in memory with colearn's own
+    driver, or (--on-chain, --rpc) with one agent per learner deciding every round on the
+    contract. Each needs its framework (the torch, keras, sklearn or xgboost extra).
+
+    examples:
+      colearn example sgd-fraud                   # in memory
+      colearn example random-forest-iris --on-chain --rounds 5
+      colearn example pytorch-mnist --rpc http://127.0.0.1:8545 --learners 3
+    """
     from agents.demo.examples import run_example
 
     run_example(args.name, n_learners=args.learners, seed=args.seed, n_rounds=args.rounds,

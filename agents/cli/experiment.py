@@ -1,5 +1,11 @@
-"""``colearn experiment init``, ``create`` and ``status``: a spec template, an experiment
-from a spec (prints its id), and an experiment's state now."""
+"""An experiment's life: a spec to start from (init), the experiment on chain (create), and
+where it stands (status).
+
+examples:
+  colearn experiment init --out experiment.toml
+  colearn experiment create --rpc http://127.0.0.1:8545 --contract 0x5FbDB2315678afecb367f032d93F642f64180aa3 --spec experiment.toml --store file:store
+  colearn experiment status --rpc http://127.0.0.1:8545 --contract 0x5FbDB2315678afecb367f032d93F642f64180aa3 --experiment 1
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from agents.cli import options, texts
+from agents.cli import options
 from agents.cli.options import Subcommands
-from agents.cli.texts import examples
 
 #: The spec format, as ``colearn experiment create --help`` documents it.
 SPEC_HELP = """\
@@ -55,21 +60,9 @@ rest by counted votes; a part nobody earned goes back to the creator.
 
 def register(subcommands: Subcommands) -> None:
     experiment = options.add_group(
-        subcommands, "experiment", help="manage experiments: init a spec, create, status",
-        description="An experiment's life: a spec to start from (init), the experiment on "
-                    "chain (create), and where it stands (status).",
-        examples=examples("colearn experiment init --out experiment.toml",
-                          "colearn experiment create --rpc http://127.0.0.1:8545 --contract "
-                          f"{texts.CONTRACT_EXAMPLE} --spec experiment.toml --store file:store",
-                          "colearn experiment status --rpc http://127.0.0.1:8545 --contract "
-                          f"{texts.CONTRACT_EXAMPLE} --experiment 1"))
+        subcommands, "experiment", __doc__, help="manage experiments: init a spec, create, status")
     init = options.add_command(
-        experiment, "init", help="write a commented experiment spec to start from",
-        description="Write a commented experiment spec (every field, the learner factories "
-                    "that ship) that `colearn experiment create` runs unedited on a dev "
-                    "chain: the learners are `colearn chain`'s funded accounts 1..3.",
-        examples="example:\n  colearn experiment init --out experiment.toml\n"
-                 "  colearn experiment init --learner 0xA... --learner 0xB... --out exp.toml")
+        experiment, "init", run_init, help="write a commented experiment spec to start from")
     init.add_argument("--out", type=Path, default=Path("experiment.toml"), metavar="FILE",
                       help="the spec to write (default experiment.toml; never overwritten "
                            "without --force)")
@@ -78,38 +71,34 @@ def register(subcommands: Subcommands) -> None:
                       help="a learner's address, in proposer order (repeat for each, at "
                            "least 2; default the dev chain's accounts 1..3)")
     init.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
-    init.set_defaults(run=run_init)
 
     create = options.add_command(
-        experiment, "create", help="create an experiment; prints its id",
-        description="Create an experiment from a TOML spec (learners, threshold, rounds, "
-                    "timeouts, initial model, metadata, [options]); prints its id.",
-        examples=SPEC_HELP + OPTIONS_HELP + "\nexample:\n  colearn experiment init --out "
-                 "experiment.toml\n  colearn experiment create --rpc http://127.0.0.1:8545 "
-                 "--contract 0x... --spec experiment.toml --store file:store")
+        experiment, "create", run_create, help="create an experiment; prints its id",
+        epilog_extra=SPEC_HELP + OPTIONS_HELP)
     options.add_contract_options(create)
     create.add_argument("--spec", required=True, type=Path,
                         help="experiment spec (TOML; `colearn experiment init` writes one)")
     create.add_argument("--store", required=True, metavar="URL",
                         help="store for the initial weights and metadata")
     options.add_key_options(create)
-    create.set_defaults(run=run_create)
 
     status = options.add_command(
-        experiment, "status", help="an experiment's phase, deadlines, who is late, balances",
-        description="An experiment's state now: its phase and round as the contract "
-                    "computes them, the deadline (on the chain's clock), who joined, who "
-                    "proposed and voted this round, who is late, each learner's balance and, "
-                    "where staked, its stake, penalties and what it is owed.",
-        examples="example:\n  colearn experiment status --rpc http://127.0.0.1:8545 "
-                 "--contract 0x... --experiment 1")
+        experiment, "status", run_status,
+        help="an experiment's phase, deadlines, who is late, balances")
     options.add_contract_options(status, experiment=True)
     status.add_argument("--json", action="store_true", help="print the status as JSON")
     options.add_from_block(status)
-    status.set_defaults(run=run_status)
 
 
 def run_init(args: argparse.Namespace, console: Console) -> None:
+    """Write a commented experiment spec (every field, the learner factories that ship) that
+    `colearn experiment create` runs unedited on a dev chain: the learners are `colearn
+    chain`'s funded accounts 1..3.
+
+    examples:
+      colearn experiment init --out experiment.toml
+      colearn experiment init --learner 0xA... --learner 0xB... --out exp.toml
+    """
     from agents.experiment.template import spec_template
 
     learners = args.learners
@@ -123,6 +112,13 @@ def run_init(args: argparse.Namespace, console: Console) -> None:
 
 
 def run_create(args: argparse.Namespace, console: Console) -> None:
+    """Create an experiment from a TOML spec (learners, threshold, rounds, timeouts, initial
+    model, metadata, [options]); prints its id.
+
+    examples:
+      colearn experiment init --out experiment.toml
+      colearn experiment create --rpc http://127.0.0.1:8545 --contract 0x... --spec experiment.toml --store file:store
+    """
     from agents.chain.keys import load_account
     from agents.experiment.launch import launch_experiment
     from agents.experiment.spec import ExperimentSpec
@@ -138,6 +134,14 @@ def run_create(args: argparse.Namespace, console: Console) -> None:
 
 
 def run_status(args: argparse.Namespace, console: Console) -> None:
+    """An experiment's state now: its phase and round as the contract computes them, the
+    deadline (on the chain's clock), who joined, who proposed and voted this round, who is
+    late, each learner's balance and, where staked, its stake, penalties and what it is
+    owed.
+
+    examples:
+      colearn experiment status --rpc http://127.0.0.1:8545 --contract 0x... --experiment 1
+    """
     import sys
 
     from agents.experiment.status import experiment_status, render_status

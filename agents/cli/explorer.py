@@ -6,21 +6,14 @@ import argparse
 
 from rich.console import Console
 
-from agents.cli import options, texts
+from agents.cli import options
 from agents.cli.options import Subcommands
-from agents.cli.texts import examples
 
 
 def register(subcommands: Subcommands) -> None:
-    parser = subcommands.add_parser(
-        "explorer", help="a local read-only web page of the contract's experiments",
-        description="Serve a read-only web page on 127.0.0.1 of the contract's experiments "
-                    "(rounds, votes, plots, transactions), refreshed as the chain moves, "
-                    "until Ctrl-C. It reads the chain only: it needs no key.",
-        epilog=examples(
-            f"colearn explorer --rpc http://127.0.0.1:8545 --contract {texts.CONTRACT_EXAMPLE}",
-            f"colearn explorer --rpc https://rpc.example.org --contract "
-            f"{texts.CONTRACT_EXAMPLE} --explorer-url https://etherscan.io --port 0"))
+    parser = options.add_command(
+        subcommands, "explorer", run,
+        help="a local read-only web page of the contract's experiments")
     options.add_contract_options(parser)
     parser.add_argument("--port", type=options.port, default=8700,
                         help="port on 127.0.0.1 (default 8700; 0: any free)")
@@ -33,10 +26,17 @@ def register(subcommands: Subcommands) -> None:
                         help="weight store the experiments' metadata is fetched from and "
                              "shown (file:DIR or an IPFS RPC URL); default: its CID only")
     options.add_from_block(parser)
-    parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, console: Console) -> None:
+    """Serve a read-only web page on 127.0.0.1 of the contract's experiments (rounds, votes,
+    plots, transactions), refreshed as the chain moves, until Ctrl-C. It reads the chain
+    only: it needs no key.
+
+    examples:
+      colearn explorer --rpc http://127.0.0.1:8545 --contract 0x5FbDB2315678afecb367f032d93F642f64180aa3
+      colearn explorer --rpc https://rpc.example.org --contract 0x5FbDB2315678afecb367f032d93F642f64180aa3 --explorer-url https://etherscan.io --port 0
+    """
     from agents.audit.explorer import run_explorer
 
     run_explorer(args.rpc, args.contract, port=args.port, explorer_url=args.explorer_url,

@@ -1,5 +1,9 @@
-"""``colearn model get``: an experiment's model, fetched, verified against the chain and
-written as a weights file; optionally exported to ONNX through a learner factory."""
+"""The model an experiment trained, fetched from the store and verified against the digest
+on chain (get), optionally exported to ONNX.
+
+examples:
+  colearn model get --rpc http://127.0.0.1:8545 --contract 0x5FbDB2315678afecb367f032d93F642f64180aa3 --experiment 1 --store file:store --out model.safetensors
+"""
 
 from __future__ import annotations
 
@@ -8,38 +12,16 @@ from pathlib import Path
 
 from rich.console import Console
 
-from agents.cli import options, texts
+from agents.cli import options
 from agents.cli.options import Subcommands
-from agents.cli.texts import examples
-
-EXAMPLE = """\
-examples:
-  colearn model get --rpc http://127.0.0.1:8545 --contract 0x... --experiment 1 \\
-      --store file:store --out model.safetensors
-  colearn model get ... --round 2 --out round2.safetensors       # round 2's proposal
-  colearn model get ... --out model.safetensors --onnx model.onnx \\
-      --learner colearn_core.tasks.factories:digits_learner --learner-arg index=0
-
-The weights file is safetensors, as stored (colearn_core.codec): one tensor per parameter,
-named as the learner names them. Load it with safetensors (numpy, torch), or give it to
-your learner (mli_accept_weights); --onnx writes a model any ONNX runtime runs."""
 
 
 def register(subcommands: Subcommands) -> None:
     model = options.add_group(
-        subcommands, "model", help="get an experiment's model",
-        description="The model an experiment trained, fetched from the store and verified "
-                    "against the digest on chain (get), optionally exported to ONNX.",
-        examples=examples("colearn model get --rpc http://127.0.0.1:8545 --contract "
-                          f"{texts.CONTRACT_EXAMPLE} --experiment 1 --store file:store "
-                          "--out model.safetensors"))
+        subcommands, "model", __doc__, help="get an experiment's model")
     get = options.add_command(
-        model, "get", help="fetch an experiment's final model (or a round's proposal), verified",
-        description="Fetch the experiment's final model (the last accepted proposal, or the "
-                    "initial model if none was accepted; the current one while the "
-                    "experiment runs) or round N's proposal from the store, check its "
-                    "digest against the chain, and write it.",
-        examples=EXAMPLE)
+        model, "get", run_get,
+        help="fetch an experiment's final model (or a round's proposal), verified")
     options.add_contract_options(get, experiment=True)
     get.add_argument("--round", type=options.bounded_int("a round", 0, 2**24 - 1),
                      default=None, metavar="N",
@@ -58,7 +40,6 @@ def register(subcommands: Subcommands) -> None:
                      metavar="KEY=VALUE",
                      help="keyword argument for the factory (repeatable; JSON values)")
     options.add_from_block(get)
-    get.set_defaults(run=run_get)
 
 
 def store_url(text: str) -> str:
@@ -67,6 +48,21 @@ def store_url(text: str) -> str:
 
 
 def run_get(args: argparse.Namespace, console: Console) -> None:
+    r"""Fetch the experiment's final model (the last accepted proposal, or the initial model if
+    none was accepted; the current one while the experiment runs) or round N's proposal from
+    the store, check its digest against the chain, and write it.
+
+    examples:
+      colearn model get --rpc http://127.0.0.1:8545 --contract 0x... --experiment 1 \
+          --store file:store --out model.safetensors
+      colearn model get ... --round 2 --out round2.safetensors       # round 2's proposal
+      colearn model get ... --out model.safetensors --onnx model.onnx \
+          --learner colearn_core.tasks.factories:digits_learner --learner-arg index=0
+
+    The weights file is safetensors, as stored (colearn_core.codec): one tensor per parameter,
+    named as the learner names them. Load it with safetensors (numpy, torch), or give it to
+    your learner (mli_accept_weights); --onnx writes a model any ONNX runtime runs.
+    """
     from agents.experiment.model import export_onnx, fetch_model, locate_model
     from agents.experiment.spec import LearnerFactory
     from agents.storage.store import open_store

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -53,21 +54,46 @@ class HelpFormatter(argparse.HelpFormatter):
         return "\n".join(out[:-1])
 
 
-def add_group(subcommands: Subcommands, name: str, *, help: str, description: str,
-              examples: str) -> Subcommands:
-    """Command group ``name`` (``colearn NAME COMMAND``): where its commands are added;
-    one of them is required. ``description`` and ``examples`` as for :func:`add_command`."""
-    return add_command(subcommands, name, help=help, description=description,
-                       examples=examples).add_subparsers(dest=f"{name}_command", required=True,
-                                                         metavar="COMMAND")
+def command_help(doc: str | None) -> tuple[str, str | None]:
+    """A command's description and epilog from its documentation (a run function's or a
+    group's docstring): the text before a line ``examples:``, and that line with what follows
+    it (one command per indented line, shown as written). Without that line: all of it, and
+    no epilog (tests/cli/test_help.py says so)."""
+    text = inspect.cleandoc(doc or "")
+    match = re.search(r"^examples:$", text, re.MULTILINE)
+    if match is None:
+        return text, None
+    return text[:match.start()].strip(), text[match.start():].rstrip()
 
 
-def add_command(subcommands: Subcommands, name: str, *, help: str, description: str,
-                examples: str) -> argparse.ArgumentParser:
-    """The parser of command ``name``: ``help`` in its parent's list; in its own help,
-    ``description`` (wrapped) and then ``examples`` (its indented lines shown as written)."""
-    return subcommands.add_parser(name, help=help, description=description, epilog=examples,
+def _documented_parser(subcommands: Subcommands, name: str, help: str, doc: str | None,
+                       epilog_extra: str = "") -> argparse.ArgumentParser:
+    description, epilog = command_help(doc)
+    if epilog_extra:
+        epilog = "\n\n".join(filter(None, (epilog, epilog_extra.rstrip())))
+    return subcommands.add_parser(name, help=help, description=description, epilog=epilog,
                                   formatter_class=HelpFormatter)
+
+
+def add_group(subcommands: Subcommands, name: str, doc: str | None, *,
+              help: str) -> Subcommands:
+    """Command group ``name`` (``colearn NAME COMMAND``): where its commands are added;
+    one of them is required. ``doc`` (e.g. the module's ``__doc__``) documents it as a run
+    function's docstring does a command (:func:`add_command`)."""
+    return _documented_parser(subcommands, name, help, doc).add_subparsers(
+        dest=f"{name}_command", required=True, metavar="COMMAND")
+
+
+def add_command(subcommands: Subcommands, name: str, run: Run, *, help: str,
+                epilog_extra: str = "") -> argparse.ArgumentParser:
+    """The parser of command ``name``, which ``run`` runs: ``help`` in its parent's list; in
+    its own help, ``run``'s docstring: the text before its line ``examples:`` as the
+    description (wrapped), then that line and the examples (shown as written), then
+    ``epilog_extra``. The one way a command is declared: its documentation is its run
+    function's."""
+    parser = _documented_parser(subcommands, name, help, inspect.getdoc(run), epilog_extra)
+    parser.set_defaults(run=run)
+    return parser
 
 
 def seconds(minimum: float, maximum: float = MAX_WAIT_SECONDS) -> Callable[[str], float]:

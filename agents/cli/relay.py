@@ -8,25 +8,16 @@ import threading
 
 from rich.console import Console
 
-from agents.cli import options, texts
+from agents.cli import options
 from agents.cli.options import Subcommands
-from agents.cli.texts import examples
 from agents.relay import RelayError
 
 
 def register(subcommands: Subcommands) -> None:
-    parser = subcommands.add_parser(
-        "relay", help="relay learners' signed joins, proposals and votes (sealed: "
-                      "commitments and reveals), paying their gas",
-        description="Serve learners whose accounts hold no ETH: their agents (`colearn agent "
-                    "--relay URL`) hand it signed joins, proposals and votes, which it puts on "
-                    "chain in batches, paying the gas from its own account; it also closes "
-                    "timed-out rounds of the experiments it serves. Prints its URL on stdout.",
-        epilog=examples(
-            f"colearn relay --rpc http://127.0.0.1:8545 --contract {texts.CONTRACT_EXAMPLE} "
-            "--experiment 1 --keystore payer.json",
-            f"colearn relay --rpc http://127.0.0.1:8545 --contract {texts.CONTRACT_EXAMPLE} "
-            "--any-experiment --port 0"))
+    parser = options.add_command(
+        subcommands, "relay", run,
+        help="relay learners' signed joins, proposals and votes (sealed: commitments and "
+             "reveals), paying their gas")
     options.add_contract_options(parser)
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1)")
@@ -45,10 +36,18 @@ def register(subcommands: Subcommands) -> None:
                              "relay then pays for closing its rounds)")
     options.add_from_block(parser)
     options.add_key_options(parser)
-    parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, console: Console) -> None:
+    """Serve learners whose accounts hold no ETH: their agents (`colearn agent --relay URL`)
+    hand it signed joins, proposals and votes, which it puts on chain in batches, paying the
+    gas from its own account; it also closes timed-out rounds of the experiments it serves.
+    Prints its URL on stdout.
+
+    examples:
+      colearn relay --rpc http://127.0.0.1:8545 --contract 0x5FbDB2315678afecb367f032d93F642f64180aa3 --experiment 1 --keystore payer.json
+      colearn relay --rpc http://127.0.0.1:8545 --contract 0x5FbDB2315678afecb367f032d93F642f64180aa3 --any-experiment --port 0
+    """
     from agents.chain.keys import load_account
     from agents.relay import Relay, RelayServer
 
