@@ -19,8 +19,7 @@ from agents.cli.options import Subcommands
 
 
 def register(subcommands: Subcommands) -> None:
-    bench = options.add_group(
-        subcommands, "bench", __doc__, help="benchmarks")
+    bench = options.add_group(subcommands, "bench", __doc__, help="benchmarks")
 
     overhead = options.add_command(
         bench, "overhead", run_overhead,

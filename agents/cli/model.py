@@ -17,8 +17,7 @@ from agents.cli.options import Subcommands
 
 
 def register(subcommands: Subcommands) -> None:
-    model = options.add_group(
-        subcommands, "model", __doc__, help="get an experiment's model")
+    model = options.add_group(subcommands, "model", __doc__, help="get an experiment's model")
     get = options.add_command(
         model, "get", run_get,
         help="fetch an experiment's final model (or a round's proposal), verified")

@@ -148,6 +148,11 @@ def codes(history: History) -> set[str]:
     return {v.code for v in check_history(history)}
 
 
+def messages(history: History, code: str) -> list[str]:
+    """The messages of the violations ``code`` the checks find."""
+    return [v.message for v in check_history(history) if v.code == code]
+
+
 def test_an_honest_history_passes_every_check() -> None:
     h = synthetic_history()
     assert {r.outcome for r in h.rounds} >= {"accepted", "rejected", "expired"}
@@ -209,11 +214,11 @@ def test_ineligible_votes_are_named() -> None:
                                              "learner_index": -1})
     r.votes[:0] = [proposer_vote]
     r.votes += [duplicate, stranger]
-    messages = [v.message for v in check_history(h) if v.code == "vote-eligibility"]
-    assert len(messages) == 3
-    assert any("proposer" in m for m in messages)
-    assert any("twice" in m for m in messages)
-    assert any("not a learner" in m for m in messages)
+    found = messages(h, "vote-eligibility")
+    assert len(found) == 3
+    assert any("proposer" in m for m in found)
+    assert any("twice" in m for m in found)
+    assert any("not a learner" in m for m in found)
 
 
 def test_a_vote_before_the_proposal_or_after_the_close_is_named() -> None:
@@ -222,9 +227,9 @@ def test_a_vote_before_the_proposal_or_after_the_close_is_named() -> None:
     assert r.proposal is not None and r.decision is not None
     r.votes[0].block_number = r.proposal.block_number - 1
     r.votes[-1].block_number = r.decision.block_number + 1
-    messages = [v.message for v in check_history(h) if v.code == "vote-eligibility"]
-    assert any("before any proposal" in m for m in messages)
-    assert any("after the round closed" in m for m in messages)
+    found = messages(h, "vote-eligibility")
+    assert any("before any proposal" in m for m in found)
+    assert any("after the round closed" in m for m in found)
 
 
 def test_deadlines_are_checked() -> None:
@@ -630,6 +635,12 @@ def _store_violations(tampered: dict[str, Any],
     return _violations(audit_cli(tampered, "--store", f"file:{tampered['store']}"), capsys)
 
 
+def _found_in_store(tampered: dict[str, Any],
+                   capsys: pytest.CaptureFixture[str]) -> set[tuple[str, int | None]]:
+    """(code, round) of each violation :func:`_store_violations` finds."""
+    return {(v["code"], v["round"]) for v in _store_violations(tampered, capsys)}
+
+
 def _final_and_other(tampered: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """The round whose proposal is the final model, and a round whose proposal is another
     blob."""
@@ -650,8 +661,7 @@ def test_a_replaced_weight_blob_is_caught(tampered: dict[str, Any],
     assert row["cid"] in found[0]["message"]
     # The final model's blob replaced: its digest, and the final model, fail.
     (tampered["store"] / final_row["cid"]).write_bytes(b"not weights")
-    found = _store_violations(tampered, capsys)
-    assert {(v["code"], v["round"]) for v in found} == {
+    assert _found_in_store(tampered, capsys) == {
         ("weights-digest", row["round"]), ("weights-digest", final_row["round"]),
         ("final-model-unloadable", None)}
 
@@ -662,8 +672,7 @@ def test_a_deleted_weight_blob_and_an_unloadable_final_model_are_caught(
     final_row, other = _final_and_other(tampered)
     (tampered["store"] / other["cid"]).unlink()
     (tampered["store"] / final_row["cid"]).unlink()
-    found = _store_violations(tampered, capsys)
-    assert {(v["code"], v["round"]) for v in found} == {
+    assert _found_in_store(tampered, capsys) == {
         ("weights-missing", other["round"]), ("weights-missing", final_row["round"]),
         ("final-model-unloadable", None)}
 
