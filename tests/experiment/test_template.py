@@ -66,7 +66,8 @@ def test_a_factory_without_its_args_is_one_line(tmp_path):
     assert_one_line(status, err, 1, "spec [initial.factory]: learner factory "
                                      "colearn_core.tasks.factories:digits_learner: missing a "
                                      "required argument: 'index'; it accepts index, "
-                                     "n_learners, seed and requires index")
+                                     "n_learners, seed, vote_tolerance, update_fraction and "
+                                     "requires index")
     assert "colearn experiment init" in err
 
 
@@ -74,5 +75,5 @@ def test_create_help_documents_the_spec():
     status, out, _ = run("experiment", "create", "--help")
     assert status == 0
     for words in ("colearn experiment init", "[initial.factory]", "args = {", "[options]",
-                  "colearn_core.tasks.factories:digits_learner", "example:"):
+                  "colearn_core.tasks.factories:digits_learner", "examples:"):
         assert words in out, words

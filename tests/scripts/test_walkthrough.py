@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,17 @@ def finish(script: subprocess.Popen[str]) -> str:
         script.send_signal(signal.SIGTERM)
         output = script.communicate(timeout=HANG_GUARD)[0]
         pytest.fail(f"walkthrough.sh hung:\n{output}")
+
+
+def wait_for_exec(pid: int) -> None:
+    """Until ``pid`` (a subshell the script started) has exec'd ``colearn agent``."""
+    deadline = time.monotonic() + HANG_GUARD
+    while True:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        if b"agent" in cmdline and any(w.endswith(b"colearn") for w in cmdline[:2]):
+            return
+        assert time.monotonic() < deadline, f"pid {pid} never became colearn agent: {cmdline}"
+        time.sleep(0.05)
 
 
 def started_pids(output: str, out: Path) -> dict[str, int]:
@@ -91,9 +103,8 @@ def test_walkthrough_stopped_while_agents_run_stops_everything(tmp_path, stop):
             assert line, "walkthrough.sh ended before its agents ran:\n" + "".join(seen)
             seen.append(line)
         pids = started_pids("".join(seen), out)
-        for n in (1, 2, 3):  # each agent is its own process, not a shell around it
-            cmdline = Path(f"/proc/{pids[f'agent {n}']}/cmdline").read_bytes().split(b"\0")
-            assert b"agent" in cmdline and any(w.endswith(b"colearn") for w in cmdline[:2])
+        for n in (1, 2, 3):  # each agent becomes its own process (exec), not a shell around it
+            wait_for_exec(pids[f"agent {n}"])
     finally:
         script.send_signal(stop)
         status = script.wait(timeout=HANG_GUARD)
