@@ -39,6 +39,20 @@ def is_in_process(w3: Web3) -> bool:
     return hasattr(w3.provider, "ethereum_tester")
 
 
+#: anvil's and Hardhat's default mnemonic: a dev chain's funded accounts (public test keys).
+DEV_MNEMONIC = "test test test test test test test test test test test junk"
+
+
+def dev_keys(count: int = 10) -> list[tuple[str, str]]:
+    """(address, private key) of the dev chain's funded accounts (public test keys)."""
+    from eth_account import Account
+    from eth_account.hdaccount import key_from_seed, seed_from_mnemonic
+
+    seed = seed_from_mnemonic(DEV_MNEMONIC, "")
+    accounts = [Account.from_key(key_from_seed(seed, f"m/44'/60'/0'/0/{i}")) for i in range(count)]
+    return [(a.address, a.key.hex()) for a in accounts]
+
+
 def derive_accounts(n: int, seed: int, label: str = "colearn-demo") -> list[LocalAccount]:
     """Deterministic throwaway accounts for demos and tests on a local chain."""
     return [

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from agents.chain.network import dev_keys
 from agents.devtools.process import (
     PROJECT_ROOT,
     DevProcessError,
@@ -123,19 +124,6 @@ class AnvilProcess(ChainProcess):
 
 
 #: anvil's (and Hardhat's) well-known development mnemonic: its keys are public.
-DEV_MNEMONIC = "test test test test test test test test test test test junk"
-
-
-def dev_keys(count: int = 10) -> list[tuple[str, str]]:
-    """(address, private key) of the dev chain's funded accounts (public test keys)."""
-    from eth_account import Account
-    from eth_account.hdaccount import key_from_seed, seed_from_mnemonic
-
-    seed = seed_from_mnemonic(DEV_MNEMONIC, "")
-    accounts = [Account.from_key(key_from_seed(seed, f"m/44'/60'/0'/0/{i}")) for i in range(count)]
-    return [(a.address, a.key.hex()) for a in accounts]
-
-
 def run_chain_forever(port: int, block_time: float, console: Any,
                       anvil_path: str | Path | None = None) -> None:
     """``colearn chain``: anvil on 127.0.0.1 until Ctrl-C (or SIGTERM, SIGHUP: the CLI

@@ -25,7 +25,8 @@ from eth_account import Account
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.chain.keys import create_keystore, load_keystore
-from agents.devtools.anvil import AnvilProcess, dev_keys
+from agents.chain.network import dev_keys
+from agents.devtools.anvil import AnvilProcess
 from agents.devtools.funding import WEI_PER_ETH, fund_dev_account
 from agents.devtools.ipfs import JsIpfsDaemon
 from agents.devtools.process import DevProcessError

@@ -29,7 +29,7 @@ SHIPPED_FACTORIES: dict[str, str] = {
 def dev_learners(count: int = 3) -> list[str]:
     """The addresses of the dev chain's funded accounts 1..``count`` (account 0 deploys and
     creates); ``colearn chain`` prints their keys."""
-    from agents.devtools.anvil import dev_keys
+    from agents.chain.network import dev_keys
 
     return [address for address, _ in dev_keys(count + 1)[1:]]
 

@@ -12,7 +12,8 @@ pytest.importorskip("sklearn")
 
 from cli_runner import run_colearn
 
-from agents.devtools.anvil import dev_keys, find_free_port
+from agents.chain.network import dev_keys
+from agents.devtools.anvil import find_free_port
 
 UNREACHABLE = f"http://127.0.0.1:{find_free_port()}"
 CONTRACT = "0x" + "11" * 20

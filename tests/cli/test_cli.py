@@ -21,14 +21,14 @@ from rich.console import Console
 
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.keys import create_keystore, load_keystore
-from agents.chain.network import connect, derive_accounts, fund_accounts
+from agents.chain.network import connect, derive_accounts, dev_keys, fund_accounts
 from agents.chain.types import RoundState
 from agents.cli import main as cli
 from agents.cli import options
 from agents.cli import store as store_command
 from agents.demo.embedded import DemoConfig
 from agents.demo.processes import run_process_demo
-from agents.devtools.anvil import AnvilProcess, dev_keys, find_free_port
+from agents.devtools.anvil import AnvilProcess, find_free_port
 from agents.storage.store import open_store
 from colearn_core.codec import encode_weights
 from colearn_core.tasks.factories import digits_learner

@@ -11,6 +11,7 @@ import pytest
 
 from agents.cli import main as cli
 
+
 def problems(parser: argparse.ArgumentParser) -> list[str]:
     found = []
     if not parser.description:

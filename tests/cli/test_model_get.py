@@ -21,8 +21,7 @@ from eth_account import Account
 from agents.agent.learner_agent import LearnerAgent, run_in_process
 from agents.agent.settings import AgentSettings
 from agents.chain.client import CollectiveLearningClient
-from agents.chain.network import connect
-from agents.devtools.anvil import dev_keys
+from agents.chain.network import connect, dev_keys
 from agents.experiment.model import ModelRef, fetch_model, model_cid
 from agents.storage.store import FileWeightStore, open_store
 from colearn_core.codec import encode_weights

@@ -8,7 +8,8 @@ import re
 
 from cli_runner import run_colearn
 
-from agents.devtools.anvil import dev_keys, find_free_port
+from agents.chain.network import dev_keys
+from agents.devtools.anvil import find_free_port
 from agents.experiment.spec import ExperimentSpec, InitialModel, LearnerFactory, SpecOptions
 from agents.experiment.template import SHIPPED_FACTORIES, spec_template
 
