@@ -12,8 +12,9 @@ STAMP  := $(VENV)/.installed
 EXTRAS_STAMP := $(VENV)/.installed-extras
 NPM_STAMP := node_modules/.installed
 OUT    ?= demo-out
-# Test modules spread over this many processes (pytest-xdist; a module stays on one).
-TEST_WORKERS ?= 2
+# Test modules spread over this many processes (pytest-xdist; a module stays on one); three
+# keep two cores busy while tests wait on chains, agents and daemons.
+TEST_WORKERS ?= 3
 PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: demo test test-fast compile clean chromium forge-test slither
