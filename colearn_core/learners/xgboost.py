@@ -159,11 +159,13 @@ def probe_model(raw: bytes, data: np.ndarray, *,
         raise WeightsMismatchError(f"not a usable XGBoost model: {reply}")
 
 
-class _Prober:
-    """A child process answering probes (:func:`_probe_main`): a request is its length
-    (8 bytes) and the message, the answer one line, ``ok`` or the reason."""
+class Prober:
+    """A child process answering probes (by default :func:`_probe_main`; ``command``
+    replaces it): a request is its length (8 bytes) and the message, the answer one
+    line, ``ok`` or the reason."""
 
-    def __init__(self) -> None:
+    def __init__(self, command: list[str] | None = None) -> None:
+        self._command = command or [sys.executable, "-m", __name__]
         self._child: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
 
@@ -208,17 +210,16 @@ class _Prober:
                 child.wait()
             child.stdout.close()
 
-    @staticmethod
-    def _start() -> subprocess.Popen[bytes]:
+    def _start(self) -> subprocess.Popen[bytes]:
         # The child imports this module from where the parent found it.
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
-        return subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE,
+        return subprocess.Popen(self._command, stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                 env={**os.environ, "PYTHONPATH": path})
 
 
-_PROBER = _Prober()
+_PROBER = Prober()
 atexit.register(_PROBER.close)
 
 

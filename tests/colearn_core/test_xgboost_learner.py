@@ -4,6 +4,7 @@ hostile bytes become a clear :class:`WeightsMismatchError`, never a crash."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import hypothesis.strategies as st
@@ -15,7 +16,7 @@ xgb = pytest.importorskip("xgboost")
 pytest.importorskip("sklearn")
 
 from colearn_core.codec import WeightsMismatchError, decode_weights, encode_weights
-from colearn_core.learners.xgboost import DEFAULT_PARAMS, XGBoostLearner, probe_model
+from colearn_core.learners.xgboost import DEFAULT_PARAMS, Prober, XGBoostLearner, probe_model
 from colearn_core.ml_interface import Weights
 from colearn_core.training import run_experiment
 
@@ -113,11 +114,18 @@ def test_mutated_models_are_scored_or_refused_never_a_crash(pair, data) -> None:
     assert np.isfinite(tested.vote_score)
 
 
-def test_probe_reports_a_timeout() -> None:
+def test_a_child_that_never_answers_is_reported_and_replaced() -> None:
+    # The child reads its request and then hangs: the timeout is the only way out,
+    # however busy the machine is.
+    hanging = [sys.executable, "-c", "import sys, time; sys.stdin.buffer.read(9); time.sleep(600)"]
+    prober = Prober(hanging)
+    try:
+        assert "took over 0.5 s" in prober.ask(b"x", timeout=0.5)
+        assert "took over 0.5 s" in prober.ask(b"x", timeout=0.5)  # a new child each time
+    finally:
+        prober.close()
     model = _learner(6).mli_get_current_weights().weights
-    with pytest.raises(WeightsMismatchError, match="took over"):
-        probe_model(model, np.zeros((1, 10), np.float32), timeout=0.0)
-    probe_model(model, np.zeros((1, 10), np.float32))  # a fresh child answers again
+    probe_model(model, np.zeros((1, 10), np.float32))  # the shared prober still answers
 
 
 def test_example_in_memory_improves_on_the_initial_model() -> None:
