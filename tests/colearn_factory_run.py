@@ -18,7 +18,6 @@ from pathlib import Path
 
 from colearn_core.grpc.example_mli_factory import ExampleMliFactory
 from colearn_core.other.demo_utils import get_split_to_folders
-
 from colearn_core.utils.results import Results, print_results
 
 N_LEARNERS = 3

@@ -19,6 +19,7 @@ from web3.logs import DISCARD
 from agents.chain.abi import load_artifact
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.errors import ContractRevert
+from agents.chain.logs import RoundDecided
 from agents.chain.signing import VoteOpening, vote_commitment
 from agents.chain.types import ExperimentInfo, RoundState, TxResult, score_to_fixed
 
@@ -177,7 +178,7 @@ class Exp:
 
     def tally(self, round_index: int) -> tuple[bool, int, int]:
         """Round ``round_index``'s decision: (accepted, approvals, rejections)."""
-        (d,) = self.contract.decisions(self.id, round_index)
+        (d,) = self.contract.events(RoundDecided, self.id, round_index)
         return d.accepted, d.approvals, d.rejections
 
     def completed_events(self) -> list[Any]:

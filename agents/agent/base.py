@@ -160,7 +160,7 @@ class AgentCore:
         (each query reads only blocks not read yet, from the experiment's creation on)."""
         if round_index not in self._proposals:
             cursor = self._proposals_from or self._experiment().block_number
-            for proposal in self.client.proposals(self.experiment_id, from_block=cursor):
+            for proposal in self.client.events(WeightsProposed, self.experiment_id, from_block=cursor):
                 self._proposals[proposal.round] = proposal
                 self._proposals_from = max(cursor, proposal.block_number)
         if round_index not in self._proposals:

@@ -131,9 +131,9 @@ class Progress(AgentCore):
                 if round_index in self._proposals else self._experiment().block_number
             try:
                 found: list[RoundDecided] | list[RoundExpired] = \
-                    self.client.decisions(self.experiment_id, round_index, from_block=start)
+                    self.client.events(RoundDecided, self.experiment_id, round_index, from_block=start)
                 if not found:
-                    found = self.client.expiries(self.experiment_id, round_index,
+                    found = self.client.events(RoundExpired, self.experiment_id, round_index,
                                                  from_block=start)
             except ChainError as exc:
                 self.log.debug("round %d: decision not read (%s)", round_index, exc)

@@ -62,6 +62,7 @@ from rich.console import Console
 
 from agents._utils.shutdown import ChildProcesses
 from agents.bench.overhead_report import print_overhead_report
+from agents.chain.logs import RoundDecided, RoundExpired, WeightsProposed
 from colearn_core.ml_interface import (
     ColearnModel,
     MachineLearningInterface,
@@ -294,11 +295,11 @@ def run_on_chain(n_learners: int, n_rounds: int, seed: int, preset: str, vote_th
         for agent in agents:
             agent.process.wait(timeout=30)
 
-        outcome: dict[int, bool | None] = {e.round: None for e in client.expiries(experiment_id)}
-        outcome.update({d.round: d.accepted for d in client.decisions(experiment_id)})
+        outcome: dict[int, bool | None] = {e.round: None for e in client.events(RoundExpired, experiment_id)}
+        outcome.update({d.round: d.accepted for d in client.events(RoundDecided, experiment_id)})
         decisions = [outcome.get(r) for r in range(n_rounds)]
         final_digest, _ = client.current_model(experiment_id)
-        n_proposals = len(client.proposals(experiment_id))
+        n_proposals = len(client.events(WeightsProposed, experiment_id))
     # The store holds the initial weights, the metadata, every proposal, and any weights
     # an agent trained and stored but could not propose (its round had moved on).
     stored = sum(1 for path in store_dir.iterdir() if not path.name.startswith("."))

@@ -39,13 +39,11 @@ from agents.chain.logs import (
     ExperimentCompleted,
     ExperimentCreated,
     ExperimentStarted,
-    LearnerJoined,
     RangedLogs,
     RawLog,
     RoundDecided,
     RoundExpired,
     Topics,
-    VoteCast,
     WeightsProposed,
 )
 from agents.chain.rpc import rpc_for
@@ -367,39 +365,19 @@ class CollectiveLearningClient:
         created = self._created[experiment_id] = self._typed(ExperimentCreated, entry)
         return created
 
-    def proposals(self, experiment_id: int, round_index: int | None = None,
-                  from_block: int = 0) -> list[WeightsProposed]:
-        return self._read(WeightsProposed, experiment_id, round_index, from_block)
-
-    def votes(self, experiment_id: int, round_index: int | None = None,
-              from_block: int = 0) -> list[VoteCast]:
-        return self._read(VoteCast, experiment_id, round_index, from_block)
-
-    def decisions(self, experiment_id: int, round_index: int | None = None,
-                  from_block: int = 0) -> list[RoundDecided]:
-        return self._read(RoundDecided, experiment_id, round_index, from_block)
-
-    def expiries(self, experiment_id: int, round_index: int | None = None,
-                 from_block: int = 0) -> list[RoundExpired]:
-        return self._read(RoundExpired, experiment_id, round_index, from_block)
-
-    def joins(self, experiment_id: int, from_block: int = 0) -> list[LearnerJoined]:
-        """The experiment's joins so far, in order."""
-        return self._read(LearnerJoined, experiment_id, None, from_block)
-
     def start(self, experiment_id: int, from_block: int = 0
               ) -> ExperimentStarted | ExperimentCancelled | None:
         """How joining ended: the experiment's start, its cancellation, or ``None`` while
         it is joining."""
         for kind in (ExperimentStarted, ExperimentCancelled):
-            for event in self._read(kind, experiment_id, None, from_block):
+            for event in self.events(kind, experiment_id, None, from_block):
                 return event
         return None
 
     def completion(self, experiment_id: int) -> ExperimentCompleted | None:
         """The experiment's completion, or ``None`` while it runs."""
         start = self.experiment_created(experiment_id).block_number
-        for event in self._read(ExperimentCompleted, experiment_id, None, start):
+        for event in self.events(ExperimentCompleted, experiment_id, None, start):
             return event
         return None
 
@@ -476,9 +454,11 @@ class CollectiveLearningClient:
         expired = entry.topics and entry.topics[0] == self.event_topic("RoundExpired")
         return self._typed(RoundExpired, entry) if expired else self._typed(RoundDecided, entry)
 
-    def _read(self, kind: type[_E], experiment_id: int, round_index: int | None,
-              from_block: int) -> list[_E]:
-        """One event's logs of an experiment (and round), decoded and typed."""
+    def events(self, kind: type[_E], experiment_id: int, round_index: int | None = None,
+               from_block: int = 0) -> list[_E]:
+        """The experiment's events of one kind (``WeightsProposed``, ``VoteCast``,
+        ``RoundDecided``, ``LearnerJoined``, ...; of ``round_index`` only if given, for the
+        kinds indexed by round), in chain order, decoded and typed."""
         topics: list[Any] = [self._events.topic[kind.__name__], word(experiment_id)]
         if round_index is not None:
             topics.append(word(round_index))

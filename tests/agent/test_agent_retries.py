@@ -18,6 +18,7 @@ from agents.agent.learner_agent import LearnerAgent
 from agents.agent.settings import AgentSettings
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.errors import ChainError
+from agents.chain.logs import RoundDecided, RoundExpired
 from agents.chain.network import connect, derive_accounts, fund_accounts
 from agents.chain.types import RoundState
 from agents.devtools.anvil import AnvilProcess
@@ -98,7 +99,7 @@ def test_agents_retry_rpc_errors_and_finish(tmp_path, caplog, follow):
             stop.set()
         assert client.state(experiment_id) == RoundState.COMPLETED
         digest, _ = client.current_model(experiment_id)
-        assert [d.round for d in client.decisions(experiment_id)] == list(range(rounds))
+        assert [d.round for d in client.events(RoundDecided, experiment_id)] == list(range(rounds))
     assert all(a.done and a.model_digest == digest for a in agents)
     assert all(a.timings.seconds["follow"] > 0 for a in agents)
     assert any("injected" in r.getMessage() and "retrying" in r.getMessage()
@@ -127,8 +128,8 @@ def test_agents_wake_at_deadlines_when_no_event_comes(tmp_path):
             t.join(timeout=60)
         stop.set()
         elapsed = time.monotonic() - started
-        assert [e.round for e in client.expiries(experiment_id)] == [0]
-        (decided,) = client.decisions(experiment_id)
+        assert [e.round for e in client.events(RoundExpired, experiment_id)] == [0]
+        (decided,) = client.events(RoundDecided, experiment_id)
         assert (decided.round, decided.approvals + decided.rejections) == (1, 1)
     assert all(a.done for a in agents)
     assert elapsed < 4 * timeout + 10, f"took {elapsed:.1f} s"

@@ -14,6 +14,7 @@ from agents.agent.learner_agent import AgentError, ExperimentCancelled, LearnerA
 from agents.agent.settings import AgentSettings
 from agents.chain.abi import load_artifact
 from agents.chain.client import CollectiveLearningClient
+from agents.chain.logs import LearnerJoined, RoundDecided, VoteCast, WeightsProposed
 from agents.chain.network import advance_time, connect, derive_accounts, fund_accounts
 from agents.chain.types import NO_SCORE, ExperimentOptions, RoundState
 from agents.experiment.launch import launch_experiment
@@ -87,7 +88,7 @@ def test_agents_join_by_themselves_and_the_last_join_starts_round_0(tmp_path, ca
     with caplog.at_level(logging.INFO, logger="agents.agent.learner_agent"):
         run_in_process(agents)
     assert s.client.state(s.experiment_id) == RoundState.COMPLETED
-    joins = s.client.joins(s.experiment_id)
+    joins = s.client.events(LearnerJoined, s.experiment_id)
     assert [j.learner for j in joins] == [a.address for a in s.accounts]
     start = s.client.start(s.experiment_id)
     assert start is not None and start.tx_hash == joins[-1].tx_hash
@@ -96,7 +97,7 @@ def test_agents_join_by_themselves_and_the_last_join_starts_round_0(tmp_path, ca
     assert reports[1] == f"joined experiment {s.experiment_id}; waiting for 2 learners"
     assert f"experiment {s.experiment_id} started: every learner joined" in reports
     assert "waiting for 1 learner" in caplog.text  # the second agent's report
-    assert s.client.proposals(s.experiment_id, 0)  # round 0 was not lost
+    assert s.client.events(WeightsProposed, s.experiment_id, 0)  # round 0 was not lost
 
 
 def test_an_agent_cancels_an_unfilled_experiment_then_stops(tmp_path):
@@ -125,9 +126,9 @@ def test_agents_run_an_experiment_to_the_end(tmp_path):
 
     assert s.client.state(s.experiment_id) == RoundState.COMPLETED
     for r in range(4):
-        (proposal,) = s.client.proposals(s.experiment_id, r)
+        (proposal,) = s.client.events(WeightsProposed, s.experiment_id, r)
         assert proposal.proposer == s.accounts[r % 3].address  # round robin
-        voters = {v.voter for v in s.client.votes(s.experiment_id, r)}
+        voters = {v.voter for v in s.client.events(VoteCast, s.experiment_id, r)}
         assert voters == {a.address for i, a in enumerate(s.accounts) if i != r % 3}
         assert agents[r % 3].records[r].role == "proposer"
     final_digest, model_round = s.client.current_model(s.experiment_id)
@@ -150,7 +151,7 @@ def test_rejected_rounds_keep_the_current_weights(tmp_path):
     agents = [s.agent(i) for i in range(3)]
     run_in_process(agents)
 
-    assert [d.accepted for d in s.client.decisions(s.experiment_id)] == [False, False, False]
+    assert [d.accepted for d in s.client.events(RoundDecided, s.experiment_id)] == [False, False, False]
     assert s.client.current_model(s.experiment_id) == (s.initial_digest, 0)
     for i in range(3):
         assert s.digest_of(i) == s.initial_digest
@@ -193,9 +194,9 @@ def test_tampered_proposals_get_a_reject_vote_with_a_logged_reason(tmp_path, cap
         for agent in honest:
             agent.step()
 
-    votes = s.client.votes(s.experiment_id, 0)
+    votes = s.client.events(VoteCast, s.experiment_id, 0)
     assert [(v.approve, v.score) for v in votes] == [(False, NO_SCORE), (False, NO_SCORE)]
-    (decision,) = s.client.decisions(s.experiment_id, 0)
+    (decision,) = s.client.events(RoundDecided, s.experiment_id, 0)
     assert not decision.accepted
     reasons = [r.getMessage() for r in caplog.records if "rejecting proposal" in r.getMessage()]
     assert len(reasons) == 2 and all(case in m for m in reasons), reasons
@@ -240,7 +241,7 @@ def test_an_agent_knows_when_its_node_lags_behind_the_events_it_was_told(tmp_pat
     assert voter._proposals[0].cid == "bafy-x", "kept: judging it needs no log query"
     voter.step()  # reads the status again, rejects the unfetchable proposal, votes
     assert voter.status.state == RoundState.VOTING and not voter._lagging()
-    assert [v.voter for v in s.client.votes(s.experiment_id, 0)] == [s.accounts[1].address]
+    assert [v.voter for v in s.client.events(VoteCast, s.experiment_id, 0)] == [s.accounts[1].address]
 
 
 def _crafted_bytes(template: dict[str, np.ndarray]):
@@ -311,7 +312,7 @@ def test_a_learner_that_fails_on_a_proposal_votes_reject(tmp_path, caplog):
                                                  hashlib.sha256(good).digest())
     with caplog.at_level(logging.WARNING, logger="agents.agent.learner_agent"):
         s.agent(1).step()
-    (vote,) = s.client.votes(s.experiment_id, 0)
+    (vote,) = s.client.events(VoteCast, s.experiment_id, 0)
     assert (vote.approve, vote.score) == (False, NO_SCORE)
     assert any("testing failed: FloatingPointError: overflow in the loss" in r.getMessage()
                for r in caplog.records)
@@ -334,7 +335,7 @@ def test_an_accepted_model_that_cannot_load_is_left_and_the_agent_goes_on(tmp_pa
                 hand.vote(s.experiment_id, status.round, status.proposal_digest, True, 0)
         for agent in agents:
             agent.step()  # adopts the last round's model
-    assert [d.accepted for d in s.client.decisions(s.experiment_id)] == [True, True, True]
+    assert [d.accepted for d in s.client.events(RoundDecided, s.experiment_id)] == [True, True, True]
     final, _ = s.client.current_model(s.experiment_id)
     assert all(a.model_digest == final for a in agents)  # honest rounds 1, 2 were adopted
     assert s.digest_of(1) != before
@@ -369,8 +370,8 @@ def test_sealed_votes_are_committed_then_revealed_and_the_openings_kept_on_disk(
         (s.client.round_status(s.experiment_id).round, agents[1]._opening_store().rounds)))
     assert s.client.state(s.experiment_id) == RoundState.COMPLETED
     for round_index in range(3):  # every voter's vote counts: revealed, as committed
-        assert len(s.client.votes(s.experiment_id, round_index)) == 2
-    assert len(s.client.decisions(s.experiment_id)) == 3
+        assert len(s.client.events(VoteCast, s.experiment_id, round_index)) == 2
+    assert len(s.client.events(RoundDecided, s.experiment_id)) == 3
     files = sorted(state.iterdir())
     assert len(files) == 3 and all(f.name.startswith("openings-") for f in files)
     text = files[0].read_text()
@@ -472,13 +473,13 @@ def test_agents_say_what_they_do_round_by_round(tmp_path):
         rounds = [line for line in lines if line.startswith("round ")]
         assert len(rounds) == 3
         for r, line in enumerate(rounds):
-            (decision,) = s.client.decisions(s.experiment_id, r)
+            (decision,) = s.client.events(RoundDecided, s.experiment_id, r)
             outcome = "accepted" if decision.accepted else "rejected"
             assert line.endswith(f"; {outcome} ({decision.approvals} approve, "
                                  f"{decision.rejections} reject)"), line
             record = agents[i].records[r]
             if r == i:
-                (proposal,) = s.client.proposals(s.experiment_id, r)
+                (proposal,) = s.client.events(WeightsProposed, s.experiment_id, r)
                 assert line.startswith(f"round {r}: proposer, proposed {proposal.cid} (own "
                                        f"vote score {record.vote_score:.4g}, "), line
             else:
@@ -501,6 +502,6 @@ def test_an_agent_warns_when_a_deadline_passed_before_it_acted(tmp_path, caplog)
         voter.step()
     assert "round 0: late: the voting deadline passed before this learner voted" in caplog.text
     assert caplog.text.count("late:") == 1  # said once
-    (decision,) = s.client.decisions(s.experiment_id, 0)
+    (decision,) = s.client.events(RoundDecided, s.experiment_id, 0)
     assert [r for r in reports if r.startswith("round ")] == [
         f"round 0: voter, did not vote; rejected (0 approve, {decision.rejections} reject)"]

@@ -20,6 +20,7 @@ from conftest import started
 from consortium import Consortium
 from experiments import web3_contract
 
+from agents.chain.logs import LearnerJoined, RoundDecided, RoundExpired, VoteCast, WeightsProposed
 from agents.chain.network import advance_time
 from agents.chain.types import NO_SCORE, ExperimentOptions, Penalty, RoundState
 from agents.devtools.anvil import AnvilProcess
@@ -71,8 +72,8 @@ def test_an_agent_killed_mid_round_restarts_and_catches_up(consortium):
     for i in range(3):
         assert c.result(i)["model_digest"] == "0x" + digest.hex()
     assert "adopted model" in c.log(1)  # the restarted agent rebuilt its model from the chain
-    closed = [d.round for d in c.client.decisions(c.experiment_id)] + \
-        [e.round for e in c.client.expiries(c.experiment_id)]
+    closed = [d.round for d in c.client.events(RoundDecided, c.experiment_id)] + \
+        [e.round for e in c.client.events(RoundExpired, c.experiment_id)]
     assert sorted(closed) == list(range(6))  # every round closed once: none lost or repeated
 
 
@@ -84,8 +85,8 @@ def test_a_learner_that_never_comes_expires_its_rounds_and_the_rest_finish(conso
     c.start(2)
     c.wait_all()
 
-    assert [e.round for e in c.client.expiries(c.experiment_id)] == [1]
-    assert [d.round for d in c.client.decisions(c.experiment_id)] == [0, 2, 3]
+    assert [e.round for e in c.client.events(RoundExpired, c.experiment_id)] == [1]
+    assert [d.round for d in c.client.events(RoundDecided, c.experiment_id)] == [0, 2, 3]
     assert c.client.state(c.experiment_id) == RoundState.COMPLETED
     assert "closed as expired" in c.log(0) + c.log(2)
 
@@ -107,9 +108,9 @@ def test_missing_or_mismatched_weights_get_reject_votes_with_reasons(consortium)
     c.wait_all()
 
     for round_index in (0, 3):
-        votes = c.client.votes(c.experiment_id, round_index)
+        votes = c.client.events(VoteCast, c.experiment_id, round_index)
         assert [(v.approve, v.score) for v in votes] == [(False, NO_SCORE)] * 2
-        assert not c.client.decisions(c.experiment_id, round_index)[0].accepted
+        assert not c.client.events(RoundDecided, c.experiment_id, round_index)[0].accepted
     for i in (1, 2):
         assert "not found" in c.log(i) and "digest mismatch" in c.log(i)
 
@@ -129,7 +130,7 @@ def test_a_poisoning_proposer_is_outvoted_and_accuracy_holds(consortium, mode, r
     c.start(2, "colearn_core.tasks.factories:digits_learner", **options)
     c.wait_all()
 
-    decisions = {d.round: d.accepted for d in c.client.decisions(c.experiment_id)}
+    decisions = {d.round: d.accepted for d in c.client.events(RoundDecided, c.experiment_id)}
     assert [decisions[r] for r in range(0, rounds, n)] == [False, False]  # every poison refused
     final = decode_weights(c.store.get(_model_cid(c)))
     config = DigitsConfig(n_learners=n, n_rounds=rounds, **options)
@@ -151,7 +152,7 @@ def test_a_poisoning_proposer_is_outvoted_and_accuracy_holds(consortium, mode, r
 def _model_cid(c: Consortium) -> str:
     _, model_round = c.client.current_model(c.experiment_id)
     assert model_round > 0
-    return c.client.proposals(c.experiment_id, model_round - 1)[0].cid
+    return c.client.events(WeightsProposed, c.experiment_id, model_round - 1)[0].cid
 
 
 def run_agent(*args: str) -> subprocess.CompletedProcess:
@@ -203,12 +204,12 @@ def test_an_agent_started_late_delays_the_start_instead_of_losing_round_0(consor
     c.start(2)
     c.wait_all()
     assert c.client.state(c.experiment_id) == RoundState.COMPLETED
-    joins = c.client.joins(c.experiment_id)
+    joins = c.client.events(LearnerJoined, c.experiment_id)
     assert joins[-1].learner == c.accounts[2].address
     start = c.client.start(c.experiment_id)
     assert start is not None and start.tx_hash == joins[-1].tx_hash
-    assert c.client.proposals(c.experiment_id, 0), "round 0 was proposed, not lost"
-    assert 0 not in [e.round for e in c.client.expiries(c.experiment_id)]
+    assert c.client.events(WeightsProposed, c.experiment_id, 0), "round 0 was proposed, not lost"
+    assert 0 not in [e.round for e in c.client.events(RoundExpired, c.experiment_id)]
     assert any(f"joined experiment {c.experiment_id}; waiting for" in c.log(i) for i in (0, 1))
     assert (f"joined experiment {c.experiment_id}; every learner has joined: experiment "
             f"{c.experiment_id} started") in c.log(2)
@@ -320,9 +321,9 @@ def test_a_staked_sealed_experiment_pays_every_learner_to_the_wei(consortium):
         assert c.result(i)["withdrawn"] == expected[a]
         assert f"withdrew {expected[a]} wei" in c.log(i)
     # Figures for the record: chain seconds from proposal to decision, per round.
-    proposed = {p.round: p.block_number for p in c.client.proposals(eid)}
+    proposed = {p.round: p.block_number for p in c.client.events(WeightsProposed, eid)}
     durations = {}
-    for d in c.client.decisions(eid):
+    for d in c.client.events(RoundDecided, eid):
         t = c.client.block_timestamps([proposed[d.round], d.block_number])
         durations[d.round] = t[d.block_number] - t[proposed[d.round]]
     print(f"\nsealed staked experiment: proposal to decision (chain seconds) {durations}; "
@@ -344,8 +345,8 @@ def test_an_agent_killed_after_committing_reveals_once_restarted(consortium):
     assert not c.client.round_status(eid, me).voted
     c.start(2)
     c.wait_all(timeout=180)
-    assert me in [v.voter for v in c.client.votes(eid, 0)]
-    (decision,) = c.client.decisions(eid, 0)
+    assert me in [v.voter for v in c.client.events(VoteCast, eid, 0)]
+    (decision,) = c.client.events(RoundDecided, eid, 0)
     assert decision.approvals + decision.rejections == 2  # both votes count
     assert "read from" in c.log(2) and "revealed its vote" in c.log(2)
     assert all("decided after the reveal deadline" not in c.log(i) for i in range(3))

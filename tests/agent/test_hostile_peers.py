@@ -18,6 +18,7 @@ from conftest import started
 from consortium import Consortium
 from fake_kubo import FakeKubo
 
+from agents.chain.logs import RoundDecided, VoteCast
 from agents.chain.types import NO_SCORE, RoundState
 from agents.devtools.anvil import AnvilProcess
 from colearn_core.codec import encode_weights
@@ -83,15 +84,15 @@ def test_crafted_weights_are_rejected_and_accepted_junk_is_left(anvil, ipfs_daem
 
         for k, (_, words) in enumerate(payloads):
             r = hostile_rounds[k]
-            votes = c.client.votes(c.experiment_id, r)
+            votes = c.client.events(VoteCast, c.experiment_id, r)
             assert sorted((v.approve, v.score) for v in votes) == [(False, NO_SCORE)] * 2, r
-            assert c.client.decisions(c.experiment_id, r)[0].accepted  # threshold 0
+            assert c.client.events(RoundDecided, c.experiment_id, r)[0].accepted  # threshold 0
             for i in (1, 2):
                 record = next(x for x in c.result(i)["rounds"] if x["round"] == r)
                 assert record["approve"] is False and words in record["reason"], record
         # Honest rounds after junk was accepted: proposed from the last good weights and
         # accepted; the agents hold them.
-        honest = [d for d in c.client.decisions(c.experiment_id) if d.round % 3]
+        honest = [d for d in c.client.events(RoundDecided, c.experiment_id) if d.round % 3]
         assert len(honest) == 2 * (len(payloads) - 1) and all(d.accepted for d in honest)
         digest, _ = c.client.current_model(c.experiment_id)
         for i in (1, 2):
@@ -124,11 +125,11 @@ def test_a_dripping_store_cannot_hold_a_voter_past_the_deadline(anvil, tmp_path)
                 c.start(1)
                 c.start(2)
                 c.wait_all(timeout=300)
-            votes = c.client.votes(c.experiment_id, 0)
+            votes = c.client.events(VoteCast, c.experiment_id, 0)
             assert sorted((v.approve, v.score) for v in votes) == [(False, NO_SCORE)] * 2
-            decision = c.client.decisions(c.experiment_id, 0)[0]
+            decision = c.client.events(RoundDecided, c.experiment_id, 0)[0]
             assert (decision.approvals, decision.rejections) == (0, 2)
-            assert c.client.decisions(c.experiment_id, 1)[0].accepted
+            assert c.client.events(RoundDecided, c.experiment_id, 1)[0].accepted
             for i in (1, 2):
                 record = next(x for x in c.result(i)["rounds"] if x["round"] == 0)
                 assert "not delivered within" in record["reason"], record

@@ -13,6 +13,7 @@ from web3 import Web3
 from web3.logs import DISCARD
 
 from agents.chain.client import CollectiveLearningClient
+from agents.chain.logs import RoundDecided, VoteCast, WeightsProposed
 from agents.chain.network import advance_time
 from agents.chain.signing import SignedVote, sign_proposal, sign_vote
 from agents.chain.types import RoundState, TxResult, score_to_fixed
@@ -60,7 +61,7 @@ def test_a_batch_of_signed_votes_counts_as_the_voters_own(
     assert e.contract.vote_of(e.id, l2.address) == (False, False)
     info = e.info()
     assert (info.approvals, info.rejections, info.round) == (1, 1, 0)
-    votes = e.contract.votes(e.id, 0)
+    votes = e.contract.events(VoteCast, e.id, 0)
     assert [(v.voter, v.approve, v.score) for v in votes] == [
         (l1.address, True, score_to_fixed(0.91)), (l3.address, False, score_to_fixed(0.42))]
     assert {v.tx_hash for v in votes} == {tx.tx_hash}
@@ -75,7 +76,7 @@ def test_the_batch_that_completes_the_ballot_decides(chain: Web3, make: Make,
     e = make(n=3, threshold=10_000, rounds=1)
     e.propose(0)
     relay(e, outsider, 0, [signed(e, v, 0, approve=True) for v in e.voters(0)])
-    (decided,) = e.contract.decisions(e.id, 0)
+    (decided,) = e.contract.events(RoundDecided, e.id, 0)
     assert decided.accepted and (decided.approvals, decided.rejections) == (2, 0)
     assert e.state() is RoundState.COMPLETED
 
@@ -99,7 +100,7 @@ def test_each_vote_counts_once(chain: Web3, make: Make, outsider: LocalAccount) 
     assert (e.info().approvals, e.info().rejections) == (1, 2)
     with reverts("AlreadyVoted", experimentId=e.id, round=0, voter=l1.address):
         e.vote(0, l1, True)
-    assert [v.voter for v in e.contract.votes(e.id, 0)] == [
+    assert [v.voter for v in e.contract.events(VoteCast, e.id, 0)] == [
         l1.address, l2.address, l3.address]
 
 
@@ -204,7 +205,7 @@ def test_a_signed_proposal_counts_as_the_proposers_own(chain: Web3, make: Make,
     with reverts("NotProposer"):  # other contents than signed: another signer recovered
         e.by(outsider).propose_by_sig(sign(proposer, cid="bafy-something-else"))
     tx = e.by(outsider).propose_by_sig(sign(proposer))
-    (event,) = e.contract.proposals(e.id, 0)
+    (event,) = e.contract.events(WeightsProposed, e.id, 0)
     assert (event.proposer, event.cid, event.digest, event.tx_hash) == (
         proposer.address, cid, dig, tx.tx_hash)
     assert e.state() is RoundState.VOTING

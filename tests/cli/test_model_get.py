@@ -21,6 +21,7 @@ from eth_account import Account
 from agents.agent.learner_agent import LearnerAgent, run_in_process
 from agents.agent.settings import AgentSettings
 from agents.chain.client import CollectiveLearningClient
+from agents.chain.logs import WeightsProposed
 from agents.chain.network import connect, dev_keys
 from agents.experiment.model import ModelRef, fetch_model, model_cid
 from agents.storage.store import FileWeightStore, open_store
@@ -135,7 +136,7 @@ def test_get_a_rounds_proposal(finished, tmp_path):
     out_file = tmp_path / "round1.safetensors"
     status, out, err = get(f, "--round", "1", "--out", str(out_file))
     assert status == 0, err
-    proposal = f["client"].proposals(f["id"], 1)[0]
+    proposal = f["client"].events(WeightsProposed, f["id"], 1)[0]
     assert hashlib.sha256(out_file.read_bytes()).digest() == proposal.digest
     assert "round 1's proposal" in out
     status, _, err = get(f, "--round", "7", "--out", str(tmp_path / "x"))

@@ -33,6 +33,7 @@ from experiments import (
 from web3 import Web3
 
 from agents.chain.client import PLAIN, CollectiveLearningClient
+from agents.chain.logs import RoundDecided, RoundExpired, VoteCast, WeightsProposed
 from agents.chain.network import advance_time
 from agents.chain.types import (
     NO_SCORE,
@@ -152,28 +153,28 @@ def test_accepted_round(chain: Web3, make: Make, outsider: LocalAccount) -> None
     for voter in (l1, l2, l3):
         assert e.contract.vote_of(e.id, voter.address) == (False, False), "a new round"
 
-    (p,) = e.contract.proposals(e.id)
+    (p,) = e.contract.events(WeightsProposed, e.id)
     assert (p.experiment_id, p.round, p.cid, p.digest) == (e.id, 0, cid, dig)
     assert same_address(p.proposer, l0.address)
     assert (p.tx_hash, p.block_number) == (proposed.tx_hash, proposed.block_number)
-    votes = e.contract.votes(e.id, 0)
+    votes = e.contract.events(VoteCast, e.id, 0)
     assert [(v.voter.lower(), v.approve, v.score) for v in votes] == [
         (l1.address.lower(), True, scores[0]),
         (l2.address.lower(), False, NO_SCORE),
         (l3.address.lower(), True, scores[2]),
     ]
     assert [v.tx_hash for v in votes] == [v1.tx_hash, v2.tx_hash, v3.tx_hash]
-    (d,) = e.contract.decisions(e.id)
+    (d,) = e.contract.events(RoundDecided, e.id)
     assert (d.round, d.accepted, d.approvals, d.rejections) == (0, True, 2, 1)
     assert d.tx_hash == v3.tx_hash and d.log_index > votes[-1].log_index
-    assert e.contract.expiries(e.id) == []
+    assert e.contract.events(RoundExpired, e.id) == []
     assert e.completed_events() == []
 
     # round 1 belongs to the next learner
     with reverts("NotProposer", experimentId=e.id, round=1, account=l0.address):
         e.by(l0).propose(e.id, 1, *e.proposal(1))
     e.propose(1)
-    assert e.contract.proposals(e.id, 1)[0].proposer.lower() == l1.address.lower()
+    assert e.contract.events(WeightsProposed, e.id, 1)[0].proposer.lower() == l1.address.lower()
 
 
 def test_rejected_round_keeps_the_model(chain: Web3, make: Make) -> None:
@@ -196,9 +197,9 @@ def test_expire_after_the_proposal_timeout(chain: Web3, make: Make,
 
     tx = e.by(outsider).expire(e.id, 0)  # anyone may expire
     expired_at = block_time(chain, tx)
-    (x,) = e.contract.expiries(e.id)
+    (x,) = e.contract.events(RoundExpired, e.id)
     assert (x.experiment_id, x.round, x.tx_hash) == (e.id, 0, tx.tx_hash)
-    assert e.contract.decisions(e.id) == []
+    assert e.contract.events(RoundDecided, e.id) == []
     assert e.model() == (e.initial, 0)
     info = e.info()
     assert (info.round, info.phase_start, info.proposed) == (1, expired_at, False)
@@ -220,7 +221,7 @@ def test_decide_after_the_voting_timeout_counts_missing_votes_as_not_approving(
     with reverts("UnexpectedRoundState", current="VOTING_TIMED_OUT", expected="VOTING"):
         e.vote(0, l2, True)
     tx = e.by(outsider).decide(e.id, 0)  # anyone may decide
-    (d,) = e.contract.decisions(e.id, 0)
+    (d,) = e.contract.events(RoundDecided, e.id, 0)
     # 1 of 3 approves, 2 missing: 1 * 10000 < 5000 * 3
     assert (d.accepted, d.approvals, d.rejections, d.tx_hash) == (False, 1, 0, tx.tx_hash)
     assert e.model() == (e.initial, 0)
@@ -282,20 +283,20 @@ def test_full_experiment_round_robin_until_completion(chain: Web3, make: Make,
     assert done["transactionHash"].to_0x_hex() == last.tx_hash
 
     # the whole history from the events alone
-    proposals = e.contract.proposals(e.id)
+    proposals = e.contract.events(WeightsProposed, e.id)
     assert [(p.round, p.proposer.lower(), p.cid, p.digest) for p in proposals] == [
         (r, e.proposer(r).address.lower(), *e.proposal(r)) for r in (0, 1, 3)]
     assert [p.tx_hash for p in proposals] == [txs["p0"].tx_hash, txs["p1"].tx_hash,
                                               txs["p3"].tx_hash]
-    assert [(v.round, v.voter.lower(), v.approve) for v in e.contract.votes(e.id)] == [
+    assert [(v.round, v.voter.lower(), v.approve) for v in e.contract.events(VoteCast, e.id)] == [
         (0, l1.address.lower(), True), (0, l2.address.lower(), True),
         (1, l0.address.lower(), False), (1, l2.address.lower(), False),
         (3, l1.address.lower(), True)]
     assert [(d.round, d.accepted, d.approvals, d.rejections)
-            for d in e.contract.decisions(e.id)] == [(0, True, 2, 0), (1, False, 0, 2),
+            for d in e.contract.events(RoundDecided, e.id)] == [(0, True, 2, 0), (1, False, 0, 2),
                                                      (3, True, 1, 0)]
-    assert [x.round for x in e.contract.expiries(e.id)] == [2]
-    assert len(e.contract.votes(e.id, 1)) == 2
+    assert [x.round for x in e.contract.events(RoundExpired, e.id)] == [2]
+    assert len(e.contract.events(VoteCast, e.id, 1)) == 2
 
 
 def test_completion_without_an_accepted_round_keeps_the_initial_model(
@@ -343,11 +344,11 @@ def test_experiments_live_side_by_side(chain: Web3, make: Make, learners: list[L
     assert a.model() == (a.proposal(0)[1], 1)
     assert b.model() == (b.initial, 0)
     assert b.state() is RoundState.COMPLETED and a.state() is RoundState.PROPOSING
-    assert [p.experiment_id for p in a.contract.proposals(a.id)] == [a.id]
-    assert [v.voter.lower() for v in a.contract.votes(b.id)] == [
+    assert [p.experiment_id for p in a.contract.events(WeightsProposed, a.id)] == [a.id]
+    assert [v.voter.lower() for v in a.contract.events(VoteCast, b.id)] == [
         x.address.lower() for x in (l1, l4, l0)]
-    assert [(d.experiment_id, d.accepted) for d in a.contract.decisions(a.id)] == [(a.id, True)]
-    assert [(d.experiment_id, d.accepted) for d in a.contract.decisions(b.id)] == [(b.id, False)]
+    assert [(d.experiment_id, d.accepted) for d in a.contract.events(RoundDecided, a.id)] == [(a.id, True)]
+    assert [(d.experiment_id, d.accepted) for d in a.contract.events(RoundDecided, b.id)] == [(b.id, False)]
     assert a.completed_events() == [] and len(b.completed_events()) == 1
 
 
@@ -386,7 +387,7 @@ def test_decision_rule(chain: Web3, make: Make, outsider: LocalAccount,
         assert e.state() is RoundState.VOTING
         advance_time(chain, VOTING_TIMEOUT)
         e.by(outsider).decide(e.id, 0)
-    (d,) = e.contract.decisions(e.id)
+    (d,) = e.contract.events(RoundDecided, e.id)
     assert (d.accepted, d.approvals, d.rejections) == (accepted, approvals, rejections)
     expected_model = (e.proposal(0)[1], 1) if accepted else (e.initial, 0)
     assert e.model() == expected_model
@@ -465,7 +466,7 @@ def test_decide_is_refused_before_the_voting_deadline_and_allowed_at_it(
     clock.mine_at(vdl)
     assert e.state() is RoundState.VOTING_TIMED_OUT
     e.by(outsider).decide(e.id, 0)
-    (d,) = e.contract.decisions(e.id)
+    (d,) = e.contract.events(RoundDecided, e.id)
     assert (d.accepted, d.approvals, d.rejections) == (True, 1, 0)
 
 
@@ -687,7 +688,7 @@ def test_gas_of_a_round_with_five_learners(chain: Web3, chain_kind: str, make: M
     first_proposal = e.propose(0)
     first_votes = e.cast(0, [True, False, True, True])
     first_round = first_proposal.gas_used + sum(v.gas_used for v in first_votes)
-    assert e.info().round == 1 and e.contract.decisions(e.id, 0)[0].accepted
+    assert e.info().round == 1 and e.contract.events(RoundDecided, e.id, 0)[0].accepted
     # Round 1 is a steady round: every slot a round writes was written before.
     proposal = e.propose(1)
     votes = e.cast(1, [True, False, True, True])

@@ -21,6 +21,7 @@ from web3 import Web3
 
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.errors import ContractRevert
+from agents.chain.logs import RoundDecided, VoteCast
 from agents.chain.network import connect, derive_accounts, fund_accounts
 from agents.chain.types import RoundState, score_to_fixed
 from agents.devtools.anvil import DevChainError
@@ -147,11 +148,11 @@ def test_the_client_runs_a_round_on_hardhat_node(hardhat_node: HardhatNode,
         client.with_account(voter).vote(eid, 0, _digest("round 0"), i != 0,
                                        score_to_fixed(0.9 + i / 100))
 
-    (decided,) = client.decisions(eid, 0)
+    (decided,) = client.events(RoundDecided, eid, 0)
     assert (decided.accepted, decided.approvals, decided.rejections) == (True, 2, 1)
     assert client.current_model(eid) == (_digest("round 0"), 1)
     info = client.experiment(eid)
     assert (info.round, info.proposed) == (1, False)
     assert client.state(eid) is RoundState.PROPOSING
-    assert [v.voter for v in client.votes(eid, 0)] == [Web3.to_checksum_address(v.address)
+    assert [v.voter for v in client.events(VoteCast, eid, 0)] == [Web3.to_checksum_address(v.address)
                                                        for v in voters]

@@ -17,6 +17,7 @@ from experiments import (
 )
 from web3 import Web3
 
+from agents.chain.logs import LearnerJoined
 from agents.chain.signing import SignedJoin, sign_join
 from agents.chain.types import RoundState
 
@@ -53,7 +54,7 @@ def test_no_round_before_every_learner_joined(chain: Web3, make: Make,
     assert (status.state, status.deadline, status.joined) == (
         RoundState.JOINING, created_at + JOIN_TIMEOUT, True)
     assert not e.contract.round_status(e.id, l2.address).joined
-    assert [j.learner for j in e.contract.joins(e.id)] == [l0.address, l1.address]
+    assert [j.learner for j in e.contract.events(LearnerJoined, e.id)] == [l0.address, l1.address]
     assert e.contract.start(e.id) is None
 
 
@@ -71,7 +72,7 @@ def test_the_last_join_starts_round_0(chain: Web3, make: Make, clock) -> None:
     start = e.contract.start(e.id)
     assert start is not None and type(start).__name__ == "ExperimentStarted"
     assert (start.tx_hash, start.block_number) == (last.tx_hash, last.block_number)
-    joins = e.contract.joins(e.id)
+    joins = e.contract.events(LearnerJoined, e.id)
     assert [j.learner for j in joins] == [l1.address, l0.address, l2.address]
     assert joins[-1].tx_hash == last.tx_hash and joins[-1].log_index < start.log_index
     assert e.contract.round_status(e.id, l2.address).joined
@@ -147,7 +148,7 @@ def test_signed_joins_count_as_the_learners_own(chain: Web3, make: Make,
     relayer = e.by(outsider)
     relayer.join_by_sig(signed_join(e, l1))
     assert e.contract.round_status(e.id, l1.address).joined
-    assert [j.learner for j in e.contract.joins(e.id)] == [l1.address]
+    assert [j.learner for j in e.contract.events(LearnerJoined, e.id)] == [l1.address]
     with reverts("AlreadyJoined", learner=l1.address):  # a replay
         relayer.join_by_sig(signed_join(e, l1))
     e.join(l0)

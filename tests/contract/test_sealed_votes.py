@@ -18,6 +18,7 @@ from experiments import (
 )
 from web3 import Web3
 
+from agents.chain.logs import VoteCast
 from agents.chain.network import advance_time
 from agents.chain.signing import (
     SignedCommit,
@@ -105,7 +106,7 @@ def test_a_copied_signature_submitted_first_does_not_cancel_its_batch(
     assert voters_of(e, landed, "VoteSkipped") == [l2.address]
     assert voters_of(e, landed, "VoteCast") == [l1.address, l3.address]
     assert (e.info().approvals, e.info().rejections) == (2, 1)
-    assert [v.voter for v in e.contract.votes(e.id, 0)] == [l2.address, l1.address, l3.address]
+    assert [v.voter for v in e.contract.events(VoteCast, e.id, 0)] == [l2.address, l1.address, l3.address]
     # a batch of nothing but votes already cast still lands (and counts nothing)
     again = e.by(outsider).cast_votes_by_sig(e.id, 0, e.proposal(0)[1], addresses(e), batch)
     assert voters_of(e, again, "VoteSkipped") == [l1.address, l2.address, l3.address]

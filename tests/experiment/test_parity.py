@@ -6,6 +6,7 @@ import pytest
 
 from agents.agent.learner_agent import LearnerAgent, run_in_process
 from agents.chain.client import CollectiveLearningClient
+from agents.chain.logs import RoundDecided
 from agents.chain.network import connect, derive_accounts, fund_accounts
 from agents.experiment.launch import launch_experiment
 from agents.experiment.spec import ExperimentTerms
@@ -30,7 +31,7 @@ def on_chain_decisions(config: DigitsConfig, store_dir) -> tuple[list[bool], byt
     agents = [LearnerAgent(client.with_account(a), store, learner, experiment_id)
               for a, learner in zip(accounts, learners)]
     run_in_process(agents)
-    decisions = [d.accepted for d in client.decisions(experiment_id)]
+    decisions = [d.accepted for d in client.events(RoundDecided, experiment_id)]
     return decisions, client.current_model(experiment_id)[0]
 
 

@@ -22,6 +22,7 @@ from signed_calls import (
 )
 from web3 import Web3
 
+from agents.chain.logs import RoundDecided, RoundExpired, VoteCast, WeightsProposed
 from agents.chain.network import advance_time
 from agents.chain.types import ExperimentOptions, RoundState
 from agents.relay import Refused, Relay, RelayClient, RelayServer
@@ -47,7 +48,7 @@ def test_a_rounds_votes_go_on_chain_in_one_batch(relay: tuple[Relay, RelayClient
     client.submit_vote(signed_vote(e, l2, 0, False))
     assert e.info().approvals + e.info().rejections == 0, "waits for the rest of the ballot"
     client.submit_vote(signed_vote(e, l3, 0, True))  # the last vote: the batch goes now
-    votes = e.contract.votes(e.id, 0)
+    votes = e.contract.events(VoteCast, e.id, 0)
     assert [v.voter for v in votes] == [l1.address, l2.address, l3.address]
     assert len({v.tx_hash for v in votes}) == 1
     assert e.tally(0) == (True, 2, 1)
@@ -78,7 +79,7 @@ def test_a_signed_proposal_goes_at_once(relay: tuple[Relay, RelayClient], make: 
     cid, _ = e.proposal(0)
     signed = signed_proposal(e, e.learners[0])
     tx_hash = client.submit_proposal(signed)
-    (event,) = e.contract.proposals(e.id, 0)
+    (event,) = e.contract.events(WeightsProposed, e.id, 0)
     assert (event.proposer, event.cid, event.tx_hash) == (e.learners[0].address, cid, tx_hash)
     assert e.state() is RoundState.VOTING
     with pytest.raises(Refused, match="round 0 is not open for proposals"):
@@ -117,11 +118,11 @@ def test_the_relay_closes_rounds_whose_deadline_passed(make: Make, outsider: Loc
     assert service.watched == {e.id}, "an experiment it serves is watched from the start"
     advance_time(chain, PROPOSAL_TIMEOUT)
     service.tick()
-    assert [x.round for x in e.contract.expiries(e.id)] == [0]
+    assert [x.round for x in e.contract.events(RoundExpired, e.id)] == [0]
     e.propose(1)
     advance_time(chain, VOTING_TIMEOUT)
     service.tick()
-    (decided,) = e.contract.decisions(e.id, 1)
+    (decided,) = e.contract.events(RoundDecided, e.id, 1)
     assert not decided.accepted and e.state() is RoundState.COMPLETED
     service.tick()
     assert service.watched == set(), "a complete experiment is no longer watched"
@@ -205,7 +206,7 @@ def test_sealed_commitments_and_reveals_go_on_chain_in_batches(
     assert service.queued["reveal"] == 0
     for v in voters:
         client.submit_reveal(reveal_request(e, v, 0, opened[v.address]))
-    votes = e.contract.votes(e.id, 0)
+    votes = e.contract.events(VoteCast, e.id, 0)
     assert [(v.voter, v.approve, v.score) for v in votes] == [
         (v.address, opened[v.address].approve, opened[v.address].score) for v in voters]
     assert len({v.tx_hash for v in votes}) == 1
@@ -240,5 +241,5 @@ def test_a_partial_reveal_batch_goes_after_the_delay_and_the_relay_decides_after
     assert e.contract.vote_of(e.id, l1.address) == (True, True)
     advance_time(chain, REVEAL_TIMEOUT + VOTING_TIMEOUT)
     service.tick()  # the reveal deadline passed: the relay decides the round
-    (decided,) = e.contract.decisions(e.id, 0)
+    (decided,) = e.contract.events(RoundDecided, e.id, 0)
     assert (decided.approvals, decided.rejections) == (1, 0)

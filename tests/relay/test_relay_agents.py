@@ -15,6 +15,7 @@ from eth_account.signers.local import LocalAccount
 from agents.agent.learner_agent import LearnerAgent
 from agents.agent.settings import AgentSettings
 from agents.chain.client import CollectiveLearningClient
+from agents.chain.logs import RoundDecided, VoteCast, WeightsProposed
 from agents.chain.network import connect, derive_accounts, fund_accounts
 from agents.chain.types import ExperimentOptions, RoundState
 from agents.devtools.anvil import AnvilProcess
@@ -95,8 +96,8 @@ def test_learners_without_eth_finish_an_experiment_through_the_relay(
     eid = c.experiment_id
     assert c.client.state(eid) is RoundState.COMPLETED
     assert all(c.client.w3.eth.get_balance(a.address) == 0 for a in c.accounts)
-    proposals = c.client.proposals(eid)
-    votes = c.client.votes(eid)
+    proposals = c.client.events(WeightsProposed, eid)
+    votes = c.client.events(VoteCast, eid)
     assert [p.round for p in proposals] == [0, 1, 2]
     assert [p.proposer for p in proposals] == [a.address for a in c.accounts]
     assert len(votes) == 3 * (N_LEARNERS - 1), "every learner voted in every round"
@@ -126,11 +127,11 @@ def test_agents_vote_directly_when_the_relay_loses_their_votes(anvil: AnvilProce
         agents = [c.agent(i, server.url, relay_fallback_seconds=6) for i in range(N_LEARNERS)]
         c.run(agents)
 
-    votes = c.client.votes(c.experiment_id, 0)
+    votes = c.client.events(VoteCast, c.experiment_id, 0)
     assert {v.voter for v in votes} == {a.address for a in c.accounts[1:]}
     assert c.senders({v.tx_hash for v in votes}) == {a.address for a in c.accounts[1:]}, (
         "each voter sent its own vote")
-    assert c.client.decisions(c.experiment_id, 0), "decided by the last vote, in time"
+    assert c.client.events(RoundDecided, c.experiment_id, 0), "decided by the last vote, in time"
 
 
 def test_agents_vote_directly_when_the_relay_is_unreachable(anvil: AnvilProcess,
@@ -140,7 +141,7 @@ def test_agents_vote_directly_when_the_relay_is_unreachable(anvil: AnvilProcess,
     agents = [c.agent(i, "http://127.0.0.1:9") for i in range(N_LEARNERS)]  # nothing there
     c.run(agents)
     assert c.client.state(c.experiment_id) is RoundState.COMPLETED
-    senders = c.senders({v.tx_hash for v in c.client.votes(c.experiment_id)})
+    senders = c.senders({v.tx_hash for v in c.client.events(VoteCast, c.experiment_id)})
     assert senders == {a.address for a in c.accounts}
 
 
@@ -160,7 +161,7 @@ def test_learners_without_eth_commit_and_reveal_sealed_votes_through_the_relay(
     eid = c.experiment_id
     assert c.client.state(eid) is RoundState.COMPLETED
     assert all(c.client.w3.eth.get_balance(a.address) == 0 for a in c.accounts)
-    votes = c.client.votes(eid)  # revealed votes
+    votes = c.client.events(VoteCast, eid)  # revealed votes
     assert len(votes) == 3 * (N_LEARNERS - 1), "every learner's sealed vote was revealed"
     assert c.senders({v.tx_hash for v in votes}) == {payer.address}
     assert (relay.commits_relayed, relay.reveals_relayed) == (6, 6)

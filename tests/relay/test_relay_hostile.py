@@ -34,6 +34,7 @@ from web3 import Web3
 
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.errors import ChainError
+from agents.chain.logs import RoundDecided, RoundExpired, VoteCast, WeightsProposed
 from agents.chain.network import advance_time, derive_accounts
 from agents.chain.signing import SignedCommit, SignedVote
 from agents.chain.transactions import calldata_floor
@@ -158,7 +159,7 @@ def test_a_relay_for_named_experiments_ignores_the_others(make: Make, outsider: 
     relay.tick()
     assert stranger.contract.round_status(stranger.id).state.name == "VOTING_TIMED_OUT", (
         "the stranger's experiment is left alone")
-    assert [x.round for x in served.contract.expiries(served.id)] == [0]
+    assert [x.round for x in served.contract.events(RoundExpired, served.id)] == [0]
     assert nonce(relay.client) == sent + 1, "one transaction: the served experiment's"
 
 
@@ -182,7 +183,7 @@ def test_any_experiment_mode_watches_only_after_a_learners_genuine_signature(
         sent = nonce(relay.client)
         advance_time(chain, PROPOSAL_TIMEOUT)
         relay.tick()
-        assert nonce(relay.client) == sent and not e.contract.expiries(e.id), (
+        assert nonce(relay.client) == sent and not e.contract.events(RoundExpired, e.id), (
             "no gas spent on an experiment no learner asked for")
         e.by(e.learners[0]).expire(e.id, 0)  # round 1: l1 proposes
         e.propose(1)
@@ -190,7 +191,7 @@ def test_any_experiment_mode_watches_only_after_a_learners_genuine_signature(
         assert relay.watched == {e.id}, "watched once a learner's genuine vote came in"
         advance_time(chain, VOTING_TIMEOUT)
         relay.tick()  # decides round 1: the experiment is complete
-        assert e.contract.decisions(e.id, 1)
+        assert e.contract.events(RoundDecided, e.id, 1)
         relay.tick()
         assert relay.watched == set(), "no longer watched once complete"
 
@@ -207,7 +208,7 @@ def test_proposals_are_checked_before_anything_is_sent(make: Make, outsider: Loc
             client.submit_proposal(signed_proposal(e, Account.create()))
         assert nonce(relay.client) == sent
         assert client.submit_proposal(signed_proposal(e, e.learners[0]))
-    assert e.contract.proposals(e.id, 0)
+    assert e.contract.events(WeightsProposed, e.id, 0)
 
 
 # --------------------------------------------------------------------- the votes
@@ -226,8 +227,8 @@ def test_the_proposers_vote_is_refused_and_the_honest_votes_land(
             client.submit_vote(signed_vote(e, l0))
         assert refused.value.status == 409 and len(log.records) == 1
         client.submit_vote(signed_vote(e, l2))  # completes the ballot: the batch goes now
-    assert {v.voter for v in e.contract.votes(e.id, 0)} == {l1.address, l2.address}
-    assert e.contract.decisions(e.id, 0)
+    assert {v.voter for v in e.contract.events(VoteCast, e.id, 0)} == {l1.address, l2.address}
+    assert e.contract.events(RoundDecided, e.id, 0)
 
 
 def high_s(signed: SignedVote) -> SignedVote:
@@ -251,7 +252,7 @@ def test_a_batch_the_contract_refuses_goes_again_without_the_offenders(
         relay._enqueue(vote, voters=len(queue) + 1)  # never complete: the tick sends it
     with relay_log() as log:
         relay.tick()
-    votes = e.contract.votes(e.id, 0)
+    votes = e.contract.events(VoteCast, e.id, 0)
     assert {v.voter for v in votes} == {l1.address, l2.address}
     assert len({v.tx_hash for v in votes}) == 1, "the honest votes in one batch"
     reverts = [r.getMessage() for r in log.records if "reverts with" in r.getMessage()]
@@ -269,13 +270,13 @@ def test_a_revert_naming_no_vote_sends_the_votes_one_by_one(make: Make,
     relay._enqueue(signed_vote(e, l2).model_copy(update={"r": bytes(32)}), 3)  # ECDSAInvalidSignature()
     assert relay.votes_queued == 2
     relay.tick()
-    assert {v.voter for v in e.contract.votes(e.id, 0)} == {l1.address}
+    assert {v.voter for v in e.contract.events(VoteCast, e.id, 0)} == {l1.address}
     assert relay.votes_queued == 0
     with serving(relay) as server, RelayClient(server.url) as client:
         client.submit_vote(signed_vote(e, l2))
         client.submit_vote(signed_vote(e, l3))
     relay.tick()
-    assert e.contract.decisions(e.id, 0), "l2's genuine vote still counts"
+    assert e.contract.events(RoundDecided, e.id, 0), "l2's genuine vote still counts"
 
 
 def test_a_batch_that_fails_in_transit_stays_queued(make: Make, outsider: LocalAccount,
@@ -300,10 +301,10 @@ def test_a_batch_that_fails_in_transit_stays_queued(make: Make, outsider: LocalA
     for _ in range(2):
         relay._pending[(e.id, 0, "vote")].retry_at = 0  # the test's tick is the next try
         relay.tick()
-        assert relay.votes_queued == 2 and not e.contract.votes(e.id, 0)
+        assert relay.votes_queued == 2 and not e.contract.events(VoteCast, e.id, 0)
     relay._pending[(e.id, 0, "vote")].retry_at = 0
     relay.tick()
-    assert {v.voter for v in e.contract.votes(e.id, 0)} == {l1.address, l2.address}
+    assert {v.voter for v in e.contract.events(VoteCast, e.id, 0)} == {l1.address, l2.address}
     assert relay.votes_queued == 0 and relay.votes_discarded == 0
 
 
@@ -319,7 +320,7 @@ def test_votes_are_discarded_only_once_their_round_is_closed(
     advance_time(chain, VOTING_TIMEOUT)
     with relay_log() as log:
         relay.tick()  # decides the round, then drops its votes
-    assert e.contract.decisions(e.id, 0)
+    assert e.contract.events(RoundDecided, e.id, 0)
     assert (relay.votes_queued, relay.votes_discarded) == (0, 1)
     assert any("1 queued votes discarded" in r.getMessage() for r in log.records)
 
@@ -338,7 +339,7 @@ def test_a_batch_in_a_large_experiment_pays_at_least_the_calldata_floor(
     with serving(relay) as server, RelayClient(server.url) as client:
         client.submit_vote(signed_vote(e, learners[1]))
     relay.tick()
-    (vote,) = e.contract.votes(e.id, 0)
+    (vote,) = e.contract.events(VoteCast, e.id, 0)
     tx = relay.client.w3.eth.get_transaction(vote.tx_hash)
     receipt = relay.client.w3.eth.get_transaction_receipt(vote.tx_hash)
     floor = calldata_floor(bytes(tx["input"]))
