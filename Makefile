@@ -17,17 +17,23 @@ OUT    ?= demo-out
 TEST_WORKERS ?= 3
 PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
-.PHONY: demo test test-fast compile clean chromium forge-test slither
+.PHONY: demo test test-fast checks mypy compile clean chromium forge-test slither
 
 demo: $(STAMP)
 	$(VENV)/bin/colearn demo --out $(OUT)
 
-test: $(STAMP) $(EXTRAS_STAMP) $(NPM_STAMP) chromium forge-test slither
-	$(PY) -m mypy
+test: $(STAMP) $(EXTRAS_STAMP) $(NPM_STAMP) chromium
+	$(MAKE) --no-print-directory -j3 --output-sync checks
 	$(PYTEST)
 
-test-fast: $(STAMP) $(EXTRAS_STAMP) $(NPM_STAMP) chromium forge-test
+# The checks that need no Python test process, side by side (each mostly one core).
+checks: mypy forge-test slither
+
+mypy: $(STAMP) $(EXTRAS_STAMP)
 	$(PY) -m mypy
+
+test-fast: $(STAMP) $(EXTRAS_STAMP) $(NPM_STAMP) chromium
+	$(MAKE) --no-print-directory -j2 --output-sync mypy forge-test
 	$(PYTEST) -m "not slow"
 
 # Debian's headless browser and its driver, for the explorer's browser test (once: only
