@@ -131,7 +131,7 @@ def test_a_poisoning_proposer_is_outvoted_and_accuracy_holds(consortium, mode, r
 
     decisions = {d.round: d.accepted for d in c.client.decisions(c.experiment_id)}
     assert [decisions[r] for r in range(0, rounds, n)] == [False, False]  # every poison refused
-    final = decode_weights(c.store.get(_model_cid(c)))
+    final = decode_weights(c.store.get(_model_cid(c)).data)
     config = DigitsConfig(n_learners=n, n_rounds=rounds, **options)
     accuracy = global_test_accuracy(final, config)
     # Baseline: the same experiment in memory where learner 0 contributes nothing (it

@@ -92,17 +92,17 @@ def test_cid_equals_the_daemons(ipfs_daemon: JsIpfsDaemon, store: IpfsRpcStore,
     expected = compute_cid(data)
     assert daemon_add(ipfs_daemon.api_url, data) == expected
     assert store.put(data) == expected  # put checks the node's answer itself
-    assert store.get(expected, max_bytes=size) == data
+    assert store.get(expected, max_bytes=size).data == data
 
 
 @ipfs
 def test_roundtrip_and_pinned(ipfs_daemon: JsIpfsDaemon, store: IpfsRpcStore) -> None:
     assert store.put(b"hello world") == HELLO_CID
-    assert store.get(HELLO_CID) == b"hello world"
+    assert store.get(HELLO_CID).data == b"hello world"
     data = content(3 * CHUNK_SIZE + 17, seed=1)
     cid = store.put(data)
     assert store.put(data) == cid  # idempotent
-    assert store.get(cid) == data
+    assert store.get(cid).data == data
     pins = httpx.post(f"{ipfs_daemon.api_url}/api/v0/pin/ls",
                       params={"arg": cid, "cid-base": "base32"}, timeout=10)
     assert pins.status_code == 200 and cid in pins.text
@@ -128,16 +128,16 @@ def test_size_limit(ipfs_daemon: JsIpfsDaemon, store: IpfsRpcStore) -> None:
     with pytest.raises(ContentTooLarge, match=f"limit of {len(data) - 1} bytes") as info:
         store.get(cid, max_bytes=len(data) - 1)
     assert info.value.size > info.value.max_bytes == len(data) - 1
-    assert store.get(cid, max_bytes=len(data)) == data
+    assert store.get(cid, max_bytes=len(data)).data == data
     # The store's own default applies when the caller gives none.
     with (
         IpfsRpcStore(ipfs_daemon.api_url, max_bytes=1000) as small,
         pytest.raises(ContentTooLarge),
     ):
         small.get(cid)
-        assert small.get(cid, max_bytes=len(data)) == data
+        assert small.get(cid, max_bytes=len(data)).data == data
         assert small.put(b"hello world") == HELLO_CID
-        assert small.get(HELLO_CID) == b"hello world"
+        assert small.get(HELLO_CID).data == b"hello world"
 
 
 @ipfs
@@ -146,11 +146,11 @@ def test_content_moves_between_stores(ipfs_daemon: JsIpfsDaemon, store: IpfsRpcS
     files = FileWeightStore(tmp_path / "files")
     data = content(CHUNK_SIZE * 174 + 1, seed=4)  # two levels of dag-pb nodes
     cid = files.put(data)
-    assert store.put(files.get(cid)) == cid
+    assert store.put(files.get(cid).data) == cid
     assert daemon_add(ipfs_daemon.api_url, data) == cid
     back = FileWeightStore(tmp_path / "back")
-    assert back.put(store.get(cid)) == cid
-    assert back.get(cid) == data
+    assert back.put(store.get(cid).data) == cid
+    assert back.get(cid).data == data
 
 
 @ipfs
@@ -160,7 +160,7 @@ def test_open_store_http(ipfs_daemon: JsIpfsDaemon) -> None:
             assert isinstance(opened, IpfsRpcStore) and isinstance(opened, WeightStore)
             assert opened.api_url == ipfs_daemon.api_url
             assert opened.put(b"hello world") == HELLO_CID
-            assert opened.get(HELLO_CID) == b"hello world"
+            assert opened.get(HELLO_CID).data == b"hello world"
         assert opened._client.is_closed
 
 
@@ -279,7 +279,7 @@ def test_tampered_cat_is_a_mismatch(fake_node: FakeNode) -> None:
 def test_truthful_fake_node_is_accepted(fake_node: FakeNode) -> None:
     fake_node.cat = (200, {}, b"hello world")
     with IpfsRpcStore(fake_node.url) as node:
-        assert node.get(HELLO_CID) == b"hello world"
+        assert node.get(HELLO_CID).data == b"hello world"
 
 
 def test_node_with_other_add_settings_is_refused(fake_node: FakeNode) -> None:

@@ -38,15 +38,15 @@ def store(tmp_path: Path) -> FileWeightStore:
 
 def test_roundtrip(store: FileWeightStore) -> None:
     assert store.put(b"hello world") == HELLO_CID
-    assert store.get(HELLO_CID) == b"hello world"
+    assert store.get(HELLO_CID).data == b"hello world"
     data = two_leaves()
     assert store.put(data) == TWO_LEAVES_CID
-    assert store.get(TWO_LEAVES_CID) == data
+    assert store.get(TWO_LEAVES_CID).data == data
 
 
 def test_empty_content(store: FileWeightStore) -> None:
     assert store.put(b"") == EMPTY_CID
-    assert store.get(EMPTY_CID) == b""
+    assert store.get(EMPTY_CID).data == b""
 
 
 def test_one_file_per_cid_and_no_temp_files_left(store: FileWeightStore) -> None:
@@ -72,7 +72,7 @@ def test_put_repairs_a_corrupt_copy(store: FileWeightStore, caplog) -> None:
     with caplog.at_level(logging.WARNING, logger="agents.storage.store"):
         assert store.put(b"hello world") == HELLO_CID
     assert "corrupt" in caplog.text
-    assert store.get(HELLO_CID) == b"hello world"
+    assert store.get(HELLO_CID).data == b"hello world"
 
 
 def test_missing_content(store: FileWeightStore) -> None:
@@ -107,7 +107,7 @@ def test_file_planted_under_a_wrong_name_is_refused(store: FileWeightStore) -> N
 
 def test_size_limit(store: FileWeightStore) -> None:
     store.put(b"hello world")
-    assert store.get(HELLO_CID, max_bytes=11) == b"hello world"
+    assert store.get(HELLO_CID, max_bytes=11).data == b"hello world"
     with pytest.raises(ContentTooLarge, match=HELLO_CID) as info:
         store.get(HELLO_CID, max_bytes=10)
     assert (info.value.size, info.value.max_bytes) == (11, 10)
@@ -135,7 +135,7 @@ def test_cidv0_names_the_same_dag_pb_content(store: FileWeightStore) -> None:
     data = two_leaves()
     store.put(data)
     # TWO_LEAVES_CID as CIDv0, from `jsipfs cid format -v 0 -b base58btc` (js-ipfs 0.66.1).
-    assert store.get("QmNv9kk2mqdEjmw6VLGHYdVHTEy1FoLt6pUz9B8oWLAuJP") == data
+    assert store.get("QmNv9kk2mqdEjmw6VLGHYdVHTEy1FoLt6pUz9B8oWLAuJP").data == data
 
 
 def test_non_string_cid(store: FileWeightStore) -> None:
@@ -146,7 +146,7 @@ def test_non_string_cid(store: FileWeightStore) -> None:
 def test_context_manager_and_protocol(tmp_path: Path) -> None:
     with FileWeightStore(tmp_path / "s") as store:
         assert isinstance(store, WeightStore)
-        assert store.get(store.put(b"hello world")) == b"hello world"
+        assert store.get(store.put(b"hello world")).data == b"hello world"
 
 
 def test_open_store_file_urls(tmp_path: Path) -> None:
@@ -156,7 +156,7 @@ def test_open_store_file_urls(tmp_path: Path) -> None:
     assert isinstance(b, FileWeightStore) and b.root == tmp_path / "b"
     assert (tmp_path / "b").is_dir()
     cid = a.put(b"hello world")
-    assert open_store(f"file://{tmp_path / 'a'}").get(cid) == b"hello world"
+    assert open_store(f"file://{tmp_path / 'a'}").get(cid).data == b"hello world"
 
 
 def test_open_store_relative_dir(tmp_path: Path, monkeypatch) -> None:

@@ -3,14 +3,18 @@ to their digest on chain, and the final model loads."""
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 
 from agents.audit.checks.core import STORE_TIMEOUT, Checker
 from agents.audit.checks.protocol import expected_model
 from agents.audit.history import History
-from agents.storage.store import ContentMismatch, ContentNotFound, WeightStore, WeightStoreError
+from agents.storage.store import (
+    ContentMismatch,
+    ContentNotFound,
+    Fetched,
+    WeightStore,
+    WeightStoreError,
+)
 from colearn_core.codec import ModelFile, WeightsFormatError, decode_weights
 
 
@@ -21,7 +25,7 @@ def check_store(h: History, store: WeightStore, c: Checker,
     items: list[tuple[int | None, str, str]] = [(None, h.config.initial_cid,
                                                     h.config.initial_digest)]
     items += [(r.round, r.proposal.cid, r.proposal.digest) for r in h.rounds if r.proposal]
-    loaded: dict[str, bytes | None] = {}
+    loaded: dict[str, Fetched | None] = {}
     for round_index, cid, digest in items:
         what = "the initial model" if round_index is None else f"round {round_index}'s proposal"
         c.count("weights-missing")
@@ -30,7 +34,7 @@ def check_store(h: History, store: WeightStore, c: Checker,
         loaded[cid] = data
         if data is None:
             continue
-        actual = "0x" + hashlib.sha256(data).hexdigest()
+        actual = "0x" + data.sha256.hex()
         if actual != digest:
             c.fail("weights-digest", round_index,
                    f"{what} ({cid}) hashes to {actual}, the chain says {digest}")
@@ -43,7 +47,7 @@ def check_store(h: History, store: WeightStore, c: Checker,
                f"the final model {final_cid} could not be fetched intact from the store")
         return
     try:
-        weights = decode_weights(data)
+        weights = decode_weights(data.data)
         if isinstance(weights, (bytes, ModelFile)):
             return  # opaque: only its learners can tell whether it loads
         arrays = weights.values() if isinstance(weights, dict) else weights
@@ -55,7 +59,7 @@ def check_store(h: History, store: WeightStore, c: Checker,
 
 
 def _fetch(store: WeightStore, cid: str, what: str, round_index: int | None, c: Checker,
-           timeout: float) -> bytes | None:
+           timeout: float) -> Fetched | None:
     try:
         return store.get(cid, timeout=timeout)
     except ContentNotFound:
