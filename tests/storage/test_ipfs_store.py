@@ -9,6 +9,7 @@ misbehaving node (wrong bytes, wrong CIDs, errors) and need nothing.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import re
@@ -21,13 +22,14 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import numpy as np
 import pytest
 from fake_http import QuietHandler
 
 from agents._utils.http import BackgroundHttpServer
 from agents.devtools.ipfs import DevIpfsError, JsIpfsDaemon
 from agents.devtools.process import find_free_port
-from agents.storage.cid import CHUNK_SIZE, compute_cid
+from agents.storage.cid import CHUNK_SIZE, compute_cid, content_digests
 from agents.storage.ipfs import IpfsRpcStore
 from agents.storage.store import (
     ContentMismatch,
@@ -40,6 +42,7 @@ from agents.storage.store import (
     WeightStoreError,
     open_store,
 )
+from colearn_core.codec import decode_weights, encode_weights
 
 MiB = 1024 * 1024
 HELLO_CID = "bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e"
@@ -151,6 +154,24 @@ def test_content_moves_between_stores(ipfs_daemon: JsIpfsDaemon, store: IpfsRpcS
     back = FileWeightStore(tmp_path / "back")
     assert back.put(store.get(cid).data) == cid
     assert back.get(cid).data == data
+
+
+@ipfs
+def test_weights_stream_through_the_node_hashed_once(store: IpfsRpcStore) -> None:
+    """Megabytes of weights go up in pieces and come back into one buffer, hashed as they
+    arrive: the sha256 comes with them, and decoding makes views of that buffer."""
+    weights = [np.arange(3_000_000, dtype=np.float32), np.full((64, 3), 0.5, np.float64)]
+    data = encode_weights(weights)
+    digests = content_digests(data)
+    cid = store.put(data, digests=digests)
+    assert cid == digests.cid == compute_cid(data)
+    fetched = store.get(cid, max_bytes=len(data))
+    assert fetched.sha256 == hashlib.sha256(data).digest() and fetched.data == data
+    decoded = decode_weights(fetched.data)
+    assert all(np.shares_memory(a, np.frombuffer(fetched.data, np.uint8)) for a in decoded)
+    assert all(np.array_equal(a, b) for a, b in zip(decoded, weights, strict=True))
+    with pytest.raises(ContentTooLarge):
+        store.get(cid, max_bytes=len(data) - 1)
 
 
 @ipfs
@@ -274,6 +295,26 @@ def test_tampered_cat_is_a_mismatch(fake_node: FakeNode) -> None:
     path, query = fake_node.requests[-1]
     assert path == "/api/v0/cat" and query["arg"] == [HELLO_CID]
     assert query["timeout"] == ["5000ms"]  # the node is told to give up, not hang
+
+
+@pytest.mark.parametrize("announced", [False, True], ids=["unannounced", "announced"])
+def test_tampered_megabytes_are_a_mismatch(fake_node: FakeNode, announced: bool) -> None:
+    data = content(3 * MiB + 5, seed=7)
+    tampered = data[:MiB] + b"X" + data[MiB + 1:]  # the same size, one byte changed
+    fake_node.cat = (200, {"X-Content-Length": str(len(data))} if announced else {}, tampered)
+    with IpfsRpcStore(fake_node.url, timeout=10) as liar, pytest.raises(ContentMismatch):
+        liar.get(compute_cid(data), max_bytes=len(data))
+    fake_node.cat = (200, {"X-Content-Length": str(len(data))} if announced else {}, data)
+    with IpfsRpcStore(fake_node.url, timeout=10) as node:
+        fetched = node.get(compute_cid(data), max_bytes=10 * MiB)
+    assert fetched.data == data and fetched.sha256 == hashlib.sha256(data).digest()
+
+
+def test_more_than_announced_is_still_verified(fake_node: FakeNode) -> None:
+    data = content(2 * MiB, seed=8)
+    fake_node.cat = (200, {"X-Content-Length": "1000"}, data)  # (the buffer must grow)
+    with IpfsRpcStore(fake_node.url, timeout=10) as node:
+        assert node.get(compute_cid(data)).data == data
 
 
 def test_truthful_fake_node_is_accepted(fake_node: FakeNode) -> None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import mmap
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from agents.storage.cid import ContentHasher, compute_cid, content_digests
 from agents.storage.store import (
     ContentMismatch,
     ContentNotFound,
@@ -19,6 +22,7 @@ from agents.storage.store import (
     WeightStoreError,
     open_store,
 )
+from colearn_core.codec import decode_weights, encode_weights
 
 # From js-ipfs 0.66.1 (`jsipfs add --cid-version=1 --raw-leaves --only-hash`), see test_cid.py.
 HELLO_CID = "bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e"
@@ -178,3 +182,51 @@ def test_open_store_http_is_an_ipfs_rpc_store(url: str) -> None:
 def test_open_store_unsupported(url: str) -> None:
     with pytest.raises(WeightStoreError, match=r"URL|directory"):
         open_store(url)
+
+
+# --- one pass, no copy ----------------------------------------------------------------------
+
+
+def test_get_maps_the_file_and_gives_its_sha256(store: FileWeightStore) -> None:
+    weights = {"w": np.arange(300_000, dtype=np.float32), "b": np.ones(7, np.float64)}
+    data = encode_weights(weights)
+    cid = store.put(data)
+    fetched = store.get(cid)
+    assert fetched.sha256 == hashlib.sha256(data).digest() and len(fetched) == len(data)
+    assert fetched.data.readonly and bytes(fetched) == data
+    assert isinstance(fetched.data.obj, mmap.mmap)
+    decoded = decode_weights(fetched.data)
+    for name, array in decoded.items():  # views of the mapping: no copy
+        assert np.shares_memory(array, np.frombuffer(fetched.data, np.uint8))
+        assert np.array_equal(array, weights[name])
+
+
+def test_a_file_that_grew_is_refused(store: FileWeightStore) -> None:
+    data = two_leaves()
+    cid = store.put(data)
+    with open(store.root / cid, "ab") as f:
+        f.write(b"more")
+    with pytest.raises(ContentTooLarge):
+        store.get(cid, max_bytes=len(data))
+    with pytest.raises(ContentMismatch):
+        store.get(cid)
+
+
+def test_put_with_the_callers_digests_hashes_nothing(store: FileWeightStore,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    data = two_leaves() * 20  # several write pieces
+    digests = content_digests(data)
+
+    def no_hashing(self: ContentHasher, piece: object) -> None:
+        raise AssertionError("hashed again")
+
+    monkeypatch.setattr(ContentHasher, "update", no_hashing)
+    assert store.put(data, digests=digests) == digests.cid
+    assert (store.root / digests.cid).read_bytes() == data
+    assert store.put(data, digests=digests) == digests.cid  # already there: nothing written
+
+
+def test_put_hashes_as_it_writes(store: FileWeightStore) -> None:
+    data = two_leaves() * 20
+    assert store.put(data) == compute_cid(data)
+    assert store.get(compute_cid(data)).sha256 == hashlib.sha256(data).digest()
