@@ -94,8 +94,8 @@ def test_missing_or_mismatched_weights_get_reject_votes_with_reasons(consortium)
     c = consortium(n=3, rounds=4, voting_timeout=5)  # learner 0 never votes
     proposer = c.client.with_account(c.accounts[0])  # learner 0 misbehaves by hand
     c.join(0)
-    good = encode_weights(make_digits_learners(config=DigitsConfig(n_learners=3))[0]
-                          .mli_get_current_weights().weights)
+    good = bytes(encode_weights(make_digits_learners(config=DigitsConfig(n_learners=3))[0]
+                                .mli_get_current_weights().weights))
     c.start(1)
     c.start(2)
     c.wait_until(lambda: c.client.state(c.experiment_id) is RoundState.PROPOSING, 120,
