@@ -15,7 +15,9 @@ repetitions, and the floor each step runs against on this machine:
 * get: sha256 alone (file store: the memory-mapped read is free, the hashing is not), or
   the slower of sha256 and the loopback transfer (IPFS).
 
-It also reports the peak memory the get and decode allocate (``tracemalloc``: numpy and
+Each step's CPU time (this process, all threads) is reported beside its wall-clock time:
+with an IPFS node, the client's own cost apart from the node's. It also reports the peak
+memory the get and decode allocate (``tracemalloc``: numpy and
 Python allocations; a file store's memory map is page cache, not counted) as a multiple of
 the payload.
 """
@@ -57,6 +59,9 @@ _PIECE = 1024 * 1024
 class Step(BaseModel):
     step: str
     seconds: float
+    cpu_seconds: float
+    """This process's CPU time (all its threads): with an IPFS node, the client's own cost
+    beside the node's."""
     limit: str
     limit_seconds: float
 
@@ -97,15 +102,23 @@ def model_weights(n_params: int, seed: int = 0) -> list[np.ndarray]:
     return [rng.standard_normal(shape, dtype=np.float32) for shape in shapes]
 
 
-def _median(fn: Callable[[], Any], repeat: int, before: Callable[[], Any] | None = None) -> float:
-    times = []
+def _median(fn: Callable[[], Any], repeat: int, before: Callable[[], Any] | None = None,
+            ) -> tuple[float, float]:
+    """The median wall-clock and CPU seconds of ``repeat`` calls of ``fn``."""
+    wall, cpu = [], []
     for _ in range(repeat):
         if before is not None:
             before()
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return statistics.median(wall), statistics.median(cpu)
+
+
+def _step(name: str, timed: tuple[float, float], limit: tuple[str, float]) -> Step:
+    return Step(step=name, seconds=timed[0], cpu_seconds=timed[1], limit=limit[0],
+                limit_seconds=limit[1])
 
 
 def _fresh_copy(payload: memoryview) -> None:
@@ -137,7 +150,7 @@ def _loopback(payload: memoryview) -> None:
     thread = threading.Thread(target=send, daemon=True)
     thread.start()
     with receiver:
-        view, got = memoryview(received), 0
+        view, got = received.data, 0
         while got < len(payload):
             n = receiver.recv_into(view[got:], min(len(payload) - got, _PIECE))
             if not n:
@@ -159,37 +172,28 @@ def measure_size(store: WeightStore, n_params: int, repeat: int,
         if isinstance(store, FileWeightStore):
             (store.root / digests.cid).unlink(missing_ok=True)
 
-    copy = _median(lambda: _fresh_copy(data), repeat)
-    sha = _median(lambda: hashlib.sha256(data).digest(), repeat)
-    disk = _median(lambda: _disk_write(scratch, data), repeat)
-    loop = _median(lambda: _loopback(data), repeat)
-    put_floor = ("disk write+fsync", disk) if is_file else ("loopback TCP", loop)
-    get_floor = ("sha256", sha) if is_file else max(("sha256", sha), ("loopback TCP", loop),
-                                                    key=lambda f: f[1])
+    copy = ("memory copy", _median(lambda: _fresh_copy(data), repeat)[0])
+    sha = ("sha256", _median(lambda: hashlib.sha256(data).digest(), repeat)[0])
+    disk = ("disk write+fsync", _median(lambda: _disk_write(scratch, data), repeat)[0])
+    loop = ("loopback TCP", _median(lambda: _loopback(data), repeat)[0])
     steps = [
-        Step(step="encode", seconds=_median(lambda: encode_weights(weights), repeat),
-             limit="memory copy", limit_seconds=copy),
-        Step(step="sha256+CID (one pass)", seconds=_median(lambda: content_digests(data),
-                                                           repeat),
-             limit="sha256", limit_seconds=sha),
-        Step(step="store put", seconds=_median(lambda: store.put(data, digests=digests), repeat,
-                                               before=forget),
-             limit=put_floor[0], limit_seconds=put_floor[1]),
+        _step("encode", _median(lambda: encode_weights(weights), repeat), copy),
+        _step("sha256+CID (one pass)", _median(lambda: content_digests(data), repeat), sha),
+        _step("store put", _median(lambda: store.put(data, digests=digests), repeat,
+                                   before=forget), disk if is_file else loop),
     ]
     store.put(data, digests=digests)
-    steps.append(Step(step="store get (+verify)", seconds=_median(
+    steps.append(_step("store get (+verify)", _median(
         lambda: store.get(digests.cid, max_bytes=size), repeat),
-        limit=get_floor[0], limit_seconds=get_floor[1]))
+        sha if is_file else max(sha, loop, key=lambda f: f[1])))
     fetched = store.get(digests.cid, max_bytes=size)
-    steps.append(Step(step="decode", seconds=_median(
-        lambda: decode_weights(fetched.data, max_bytes=size), repeat),
-        limit="memory copy", limit_seconds=copy))
-    propose = sum(s.seconds for s in steps[:3])
-    vote = sum(s.seconds for s in steps[3:])
-    steps += [Step(step="proposal: encode+hash+put", seconds=propose, limit="their limits",
-                   limit_seconds=sum(s.limit_seconds for s in steps[:3])),
-              Step(step="vote: get+verify+decode", seconds=vote, limit="their limits",
-                   limit_seconds=sum(s.limit_seconds for s in steps[3:5]))]
+    steps.append(_step("decode", _median(
+        lambda: decode_weights(fetched.data, max_bytes=size), repeat), copy))
+    for name, part in (("proposal: encode+hash+put", steps[:3]),
+                       ("vote: get+verify+decode", steps[3:5])):
+        steps.append(Step(step=name, seconds=sum(s.seconds for s in part),
+                          cpu_seconds=sum(s.cpu_seconds for s in part), limit="their limits",
+                          limit_seconds=sum(s.limit_seconds for s in part)))
     return SizeReport(params=sum(a.size for a in weights), arrays=len(weights),
                       payload_bytes=size, repeat=repeat, steps=steps,
                       get_decode_peak_bytes=_get_decode_peak(store, digests.cid, size))
@@ -249,13 +253,13 @@ def print_weights_report(report: WeightsReport, console: Console) -> None:
         mb = size.payload_bytes / 1e6
         table = Table(title=f"{size.params:,} parameters in {size.arrays} arrays: "
                             f"{mb:,.1f} MB, {report.store} (median of {size.repeat})")
-        for name in ("step", "seconds", "MB/s", "limit", "limit s", "x limit"):
+        for name in ("step", "seconds", "MB/s", "CPU s", "limit", "limit s", "x limit"):
             table.add_column(name, justify="left" if name in ("step", "limit") else "right",
                              no_wrap=True)
         for step in size.steps:
             table.add_row(step.step, f"{step.seconds:.4f}",
                           f"{mb / step.seconds:,.0f}" if step.seconds > 0 else "-",
-                          step.limit, f"{step.limit_seconds:.4f}", f"{step.ratio:.2f}")
+                          f"{step.cpu_seconds:.4f}", step.limit, f"{step.limit_seconds:.4f}", f"{step.ratio:.2f}")
         console.print(table)
         console.print(f"peak memory allocated by get + decode: "
                       f"{size.get_decode_peak_bytes / size.payload_bytes:.2f}x the payload "
