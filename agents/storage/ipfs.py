@@ -336,7 +336,7 @@ class IpfsRpcStore(WeightStore):
         params = {"arg": canonical, "timeout": _duration(seconds)}
         start = time.monotonic()
         hasher = ContentHasher()
-        buffer = np.empty(0, np.uint8)
+        buffer = memoryview(b"")  # (a numpy allocation below: large ones get huge pages)
         size = 0
         try:
             with self._client.stream("POST", self._endpoint("cat"), params=params,
@@ -354,19 +354,19 @@ class IpfsRpcStore(WeightStore):
                 # announced, else the limit, plus one byte to see content past either.
                 room = known if known is not None else limit
                 buffer = np.empty(min(room, _PREALLOCATE_MAX) + 1 if room is not None
-                                  else _UNBOUNDED_START, np.uint8)
+                                  else _UNBOUNDED_START, np.uint8).data
                 for piece in response.iter_raw():
                     end = size + len(piece)
                     if limit is not None and end > limit:
                         # The true size is unknown: at least what arrived.
                         raise ContentTooLarge(cid, end, limit)
                     if end > len(buffer):  # more than announced or preallocated
-                        grown = np.empty(max(end, 2 * len(buffer)), np.uint8)
+                        grown = np.empty(max(end, 2 * len(buffer)), np.uint8).data
                         grown[:size] = buffer[:size]
                         buffer = grown
-                    buffer[size:end] = np.frombuffer(piece, np.uint8)
+                    buffer[size:end] = piece
                     if end - hasher.size >= PARALLEL_BYTES:
-                        hasher.update(buffer.data[hasher.size:end])
+                        hasher.update(buffer[hasher.size:end])
                     size = transfer.received = end
                     if time.monotonic() > transfer.deadline:
                         raise FetchTimeout(cid, seconds, size, self.api_url)
@@ -379,7 +379,7 @@ class IpfsRpcStore(WeightStore):
             raise FetchTimeout(cid, seconds, size, self.api_url) from None
         except httpx.TransportError as exc:
             raise self._unreachable(exc, f"cat {cid}") from None
-        hasher.update(buffer.data[hasher.size:size])
+        hasher.update(buffer[hasher.size:size])
         digests = hasher.finish()
         if digests.cid != canonical:
             log.error("get %s from %s: %d bytes arrived that hash to %s",
@@ -387,7 +387,7 @@ class IpfsRpcStore(WeightStore):
             raise ContentMismatch(cid, digests.cid)
         log.info("get %s (%d bytes) from %s in %.2f s", cid, size, self.api_url,
                  time.monotonic() - start)
-        return Fetched(buffer.data[:size].toreadonly(), digests.sha256)
+        return Fetched(buffer[:size].toreadonly(), digests.sha256)
 
     def _cat_error(self, cid: str, response: httpx.Response) -> WeightStoreError:
         message = _error_message(response)
