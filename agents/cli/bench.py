@@ -142,7 +142,7 @@ def run_weights(args: argparse.Namespace, console: Console) -> None:
     examples:
       colearn bench weights                     # 0.1M, 1M, 10M, 100M parameters
       colearn bench weights --params 1000000 --json
-      colearn bench weights --store http://127.0.0.1:5001   # an IPFS node (colearn store)
+      colearn bench weights --store http://127.0.0.1:5001   # an IPFS node (colearn dev)
     """
     from agents.bench.weights import PARAM_COUNTS, bench_weights
 
