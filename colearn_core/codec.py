@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from safetensors.numpy import save as _st_save
 
 FORMAT_TAG = "colearn-weights/1"
 ArrayTree = dict[str, np.ndarray] | list[np.ndarray]
@@ -103,18 +102,22 @@ def _as_array(name: str, value: Any) -> np.ndarray:
     return array.astype(array.dtype.newbyteorder("<"), copy=False)  # big-endian: swapped
 
 
-def encode_weights(weights: Any) -> bytes:
+def encode_weights(weights: Any) -> memoryview:
     """Serializes a mapping ``{name: array}`` or a sequence of arrays to safetensors bytes;
-    ``bytes`` as opaque data; a path's file (or a :class:`ModelFile`) as a model file."""
+    ``bytes`` as opaque data; a path's file (or a :class:`ModelFile`) as a model file.
+
+    The result is a read-only buffer the size of the encoding, written once: each array's
+    data is copied straight into place (the one copy of the weights encoding makes)."""
     kind = weights_kind(weights)
     if kind == "bytes":
-        return OPAQUE_TAG + bytes(weights)
+        return _joined(OPAQUE_TAG, memoryview(weights).cast("B"))
     if kind == "file":
         model = weights if isinstance(weights, ModelFile) else _read_model_file(weights)
         if _SUFFIX.fullmatch(model.suffix.encode()) is None:
             raise WeightsFormatError(f"model file suffix {model.suffix[:32]!r} is not "
                                      "'.' and 1 to 16 letters, digits, '_' or '-'")
-        return FILE_TAG + b" " + model.suffix.encode() + b"\n" + model.content
+        return _joined(FILE_TAG + b" " + model.suffix.encode() + b"\n",
+                       memoryview(model.content))
     if isinstance(weights, Mapping):
         container = "dict"
         named = {str(k): _as_array(str(k), v) for k, v in weights.items()}
@@ -125,9 +128,50 @@ def encode_weights(weights: Any) -> bytes:
         raise WeightsFormatError(
             f"weights must be a mapping or a sequence of arrays, not {type(weights).__name__}"
         )
-    # One metadata entry: safetensors writes several in a random order, and the same
-    # weights must always give the same bytes (hence the same digest and CID).
-    return _st_save(named, metadata={"format": f"{FORMAT_TAG};{container}"})
+    return _safetensors(named, f"{FORMAT_TAG};{container}")
+
+
+# safetensors' layout, byte for byte (the digests on chain depend on it): tensors ordered by
+# dtype, largest first in the order below, then by name (UTF-8 bytes); a compact JSON
+# header, metadata first, padded with spaces to a multiple of 8 bytes.
+_DTYPE_ORDER = ["BOOL", "U8", "I8", "I16", "U16", "F16", "I32", "U32", "F32", "F64", "I64",
+                "U64"]
+_DTYPE_RANK = {name: rank for rank, name in enumerate(_DTYPE_ORDER)}
+
+
+def _safetensors(named: dict[str, np.ndarray], format_tag: str) -> memoryview:
+    """The safetensors encoding of ``named`` with one metadata entry ``format`` (safetensors
+    writes several in a random order: the same weights must always give the same bytes)."""
+    try:
+        order = sorted(named, key=lambda n: (-_DTYPE_RANK[_DTYPE_NAMES[named[n].dtype]],
+                                             n.encode("utf-8")))
+    except UnicodeEncodeError:
+        raise WeightsFormatError("weight names must be valid Unicode text") from None
+    header: dict[str, Any] = {"__metadata__": {"format": format_tag}}
+    offset = 0
+    for name in order:
+        array = named[name]
+        header[name] = {"dtype": _DTYPE_NAMES[array.dtype], "shape": list(array.shape),
+                        "data_offsets": [offset, offset + array.nbytes]}
+        offset += array.nbytes
+    text = json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    buffer = np.empty(8 + len(text) + offset, np.uint8)  # (pages untouched until written)
+    buffer[:8] = np.frombuffer(len(text).to_bytes(8, "little"), np.uint8)
+    buffer[8:8 + len(text)] = np.frombuffer(text, np.uint8)
+    position = 8 + len(text)
+    for name in order:
+        array = named[name]
+        buffer[position:position + array.nbytes] = array.reshape(-1).view(np.uint8)
+        position += array.nbytes
+    return buffer.data.toreadonly()
+
+
+def _joined(head: bytes, tail: memoryview) -> memoryview:
+    buffer = np.empty(len(head) + len(tail), np.uint8)
+    buffer[:len(head)] = np.frombuffer(head, np.uint8)
+    buffer[len(head):] = np.frombuffer(tail, np.uint8)
+    return buffer.data.toreadonly()
 
 
 def _read_model_file(path: str | os.PathLike[str]) -> ModelFile:

@@ -190,7 +190,7 @@ LEVELS: dict[str, tuple[str, ...]] = {
              "test_mli_factory", "test_pytorch_compat", "test_pytorch_learner",
              "test_pytorch_mnist_example", "test_pytorch_onnx", "test_skew_options",
              "test_sklearn_learners", "test_splits", "test_standalone_driver",
-             "test_template", "test_weight_store", "test_xgboost_learner"),
+             "test_template", "test_weight_store", "test_weights_bench", "test_xgboost_learner"),
     "contract": ("test_artifact", "test_contract", "test_contract_stateful",
                  "test_gas_bench", "test_hardhat", "test_joining", "test_sealed_votes",
                  "test_signed_calls", "test_stake"),

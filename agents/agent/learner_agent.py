@@ -22,13 +22,14 @@ from agents.agent.base import AgentError, ExperimentCancelled
 from agents.agent.funds import Funds
 from agents.agent.progress import Progress
 from agents.agent.records import RoundRecord
-from agents.agent.verify import Rejected, describe, sha256
+from agents.agent.verify import Rejected, describe
 from agents.agent.voting import Voter
 from agents.chain.errors import ChainError, ContractRevert
 from agents.chain.follow import EventFollower, follow_events
 from agents.chain.logs import RawLog
 from agents.chain.signing import sign_proposal
 from agents.chain.types import RoundState, RoundStatus
+from agents.storage.cid import content_digests
 from agents.storage.store import WeightStoreError
 from colearn_core.codec import encode_weights
 from colearn_core.ml_interface import ErrorCodes, Weights
@@ -338,9 +339,11 @@ class LearnerAgent(Voter, Funds, Progress):
                 training_summary=summary)
             return False
         data = encode_weights(weights.weights)
-        digest = sha256(data)
+        digests = content_digests(data)  # the digest on chain and the CID, in one pass
+        digest = digests.sha256
         with self.timings.measure("store"):
-            cid = self.store.put(data)
+            cid = self.store.put(data, digests=digests)
+        del data  # not held while the learner tests: the proposal is its weights
         if not self._relayed(round_index, "proposal", lambda relay: relay.submit_proposal(
                 sign_proposal(self.account, chain_id=self.client.chain_id,
                               contract=self.client.address, experiment_id=self.experiment_id,

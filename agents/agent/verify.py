@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.storage.cid import BytesLike
 from agents.storage.store import (
     ContentMismatch,
     ContentTooLarge,
@@ -68,19 +69,19 @@ class WeightsVerifier:
         """The weights of ``cid`` if they arrive within ``timeout`` seconds (``None``: the
         store's own limit), hash to ``digest`` and fit the model; else :class:`Rejected`."""
         try:
-            data = self.store.get(cid, max_bytes=self.max_bytes, timeout=timeout)
+            fetched = self.store.get(cid, max_bytes=self.max_bytes, timeout=timeout)
         except (InvalidCid, ContentTooLarge, ContentMismatch) as exc:
             raise Rejected(str(exc), permanent=True) from None
         except WeightStoreError as exc:
             raise Rejected(str(exc)) from None
         except Exception as exc:  # noqa: BLE001 - a store must not stop the agent either
             raise Rejected(f"the store failed: {describe(exc)}") from None
-        actual = sha256(data)
+        actual = fetched.sha256  # hashed by the store as the bytes arrived
         if actual != digest:
             raise Rejected(f"digest mismatch: content is {actual.hex()}, chain says "
                            f"{digest.hex()}", permanent=True)
         try:
-            weights = decode_weights(data, max_bytes=self.max_bytes)
+            weights = decode_weights(fetched.data, max_bytes=self.max_bytes)  # views: no copy
             check_compatible(weights, self.template)
         except (WeightsFormatError, WeightsMismatchError) as exc:
             raise Rejected(str(exc), permanent=True) from None
@@ -115,7 +116,7 @@ def shape_template(weights: Any) -> Any:
     return [np.empty(np.shape(a), np.asarray(a).dtype) for a in weights]
 
 
-def sha256(data: bytes) -> bytes:
+def sha256(data: BytesLike) -> bytes:
     return hashlib.sha256(data).digest()
 
 

@@ -61,7 +61,7 @@ def fetch_metadata(cid: str, store: WeightStore | None) -> Metadata:
     except (WeightStoreError, OSError) as exc:
         log.info("metadata %s: %s", cid, exc)
         return Metadata(cid=cid, note=f"not fetched: {exc}")
-    text = data.decode("utf-8", errors="replace")
+    text = bytes(data).decode("utf-8", errors="replace")
     try:
         return Metadata(cid=cid, content=json.loads(text))
     except json.JSONDecodeError:

@@ -1,10 +1,12 @@
-"""Benchmarks: the protocol's time overhead (overhead), the contract's gas (gas), and what
-collective learning learns beside its alternatives (learning).
+"""Benchmarks: the protocol's time overhead (overhead), the contract's gas (gas), what
+collective learning learns beside its alternatives (learning), and what moving a model's
+weights costs (weights).
 
 examples:
   colearn bench overhead --preset small
   colearn bench gas --learners 5 20
   colearn bench learning --task digits --json
+  colearn bench weights --params 1000000 --store http://127.0.0.1:5001
 """
 
 from __future__ import annotations
@@ -70,6 +72,20 @@ def register(subcommands: Subcommands) -> None:
                           help="run this task (repeatable; default digits and breast_cancer)")
     learning.add_argument("--json", action="store_true", help="print the report as JSON")
 
+    weights = options.add_command(
+        bench, "weights", run_weights,
+        help="each step of moving weights (encode, hash, store put/get, decode) by model "
+             "size, beside the machine's limits")
+    weights.add_argument("--params", type=int, nargs="+", default=None, metavar="N",
+                         help="float32 parameter counts (default 100000 1000000 10000000 "
+                              "100000000)")
+    weights.add_argument("--store", metavar="URL", default=None,
+                         help="store to measure: file:DIR or an IPFS node's RPC URL "
+                              "(default: a temporary file store)")
+    weights.add_argument("--repeat", type=int, default=3,
+                         help="repetitions of each step, the median is reported (default 3)")
+    weights.add_argument("--json", action="store_true", help="print the report as JSON")
+
 
 def run_overhead(args: argparse.Namespace, console: Console) -> None:
     """Run the same experiment twice, with the in-memory driver and with one `colearn agent`
@@ -115,3 +131,20 @@ def run_learning(args: argparse.Namespace, console: Console) -> None:
     bench_learning(as_json=args.json, n_learners=args.learners, n_rounds=args.rounds,
                    vote_threshold=args.threshold, alpha=args.alpha, seed=args.seed,
                    tasks=tuple(args.tasks or DEFAULT_TASKS), rule=args.rule)
+
+
+def run_weights(args: argparse.Namespace, console: Console) -> None:
+    """Time each step of a proposal (encode, sha256 and CID in one pass, store put) and of a
+    vote (store get with verification, decode) for models of 0.1M to 100M float32
+    parameters, beside what the machine allows (a memory copy, sha256 alone, a disk write
+    with fsync, a loopback TCP transfer), and the peak memory a get and decode allocate.
+
+    examples:
+      colearn bench weights                     # 0.1M, 1M, 10M, 100M parameters
+      colearn bench weights --params 1000000 --json
+      colearn bench weights --store http://127.0.0.1:5001   # an IPFS node (colearn dev)
+    """
+    from agents.bench.weights import PARAM_COUNTS, bench_weights
+
+    bench_weights(param_counts=tuple(args.params or PARAM_COUNTS), store_url=args.store,
+                  repeat=args.repeat, as_json=args.json)

@@ -55,5 +55,5 @@ def run_get(args: argparse.Namespace, console: Console) -> None:
     from agents.storage.store import open_store
 
     with open_store(args.store) as store:
-        args.output.write_bytes(store.get(args.cid))
+        args.output.write_bytes(store.get(args.cid).data)
 

@@ -206,7 +206,7 @@ class _AccuracyTracker:
 
     def after(self, row: RoundRow) -> None:
         if row.accepted and row.cid is not None:  # (one reader, one block: it has its CID)
-            self.last = self.score(decode_weights(self.store.get(row.cid)), self.task)
+            self.last = self.score(decode_weights(self.store.get(row.cid).data), self.task)
         self.per_round.append(self.last)
 
 

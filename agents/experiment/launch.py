@@ -8,7 +8,6 @@ tests create experiments with real weights.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
@@ -17,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from agents.chain.client import CollectiveLearningClient
 from agents.chain.types import TxResult
 from agents.experiment.spec import ExperimentTerms
+from agents.storage.cid import content_digests
 from agents.storage.store import WeightStore
 from colearn_core.codec import decode_weights, encode_weights
 from colearn_core.decision import threshold_to_bps
@@ -37,12 +37,13 @@ def launch_experiment(client: CollectiveLearningClient, store: WeightStore,
     """Stores the initial weights (a mapping or sequence of arrays, or the bytes of an
     encoding, checked to decode) and the metadata, then creates the experiment."""
     if isinstance(initial, (bytes, bytearray, memoryview)):
-        data = bytes(initial)
+        data = memoryview(initial)
         decode_weights(data)  # refuse anything that is not weights
     else:
         data = encode_weights(initial)
-    initial_cid = store.put(data)
-    digest = hashlib.sha256(data).digest()
+    digests = content_digests(data)
+    initial_cid = store.put(data, digests=digests)
+    digest = digests.sha256
     metadata_cid = store.put(json.dumps(terms.metadata, sort_keys=True).encode()) \
         if terms.metadata else ""
     experiment_id, tx = client.create_experiment(

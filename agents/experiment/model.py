@@ -5,7 +5,6 @@ learner factory."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -78,20 +77,20 @@ def locate_model(client: CollectiveLearningClient, experiment_id: int,
     return final_model(h) if round_index is None else round_model(h, round_index)
 
 
-def fetch_model(store: WeightStore, ref: ModelRef) -> bytes:
+def fetch_model(store: WeightStore, ref: ModelRef) -> memoryview:
     """The model's bytes from ``store``, checked against the digest on chain."""
     try:
-        data = store.get(ref.cid)
+        fetched = store.get(ref.cid)
     except WeightStoreError as exc:
         raise ModelError(f"cannot fetch {ref.what}, CID {ref.cid}: {exc}") from None
-    actual = "0x" + hashlib.sha256(data).hexdigest()
+    actual = "0x" + fetched.sha256.hex()
     if actual != ref.digest.lower():
         raise ModelError(f"the store's {ref.cid} hashes to {actual}, not the digest on chain "
                          f"{ref.digest}: refusing it")
-    return data
+    return fetched.data
 
 
-def export_onnx(data: bytes, factory: LearnerFactory, path: Path) -> None:
+def export_onnx(data: memoryview, factory: LearnerFactory, path: Path) -> None:
     """The weights ``data`` given to the learner ``factory`` builds, exported to ONNX
     (``mli_get_current_model()``) and written to ``path``."""
     from colearn_core.codec import decode_weights

@@ -14,7 +14,6 @@ the round expires as it would on a real chain, only without the wait.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import tempfile
 import time
@@ -149,13 +148,14 @@ class OnChainSession(Closing):
         """The run as it stands: rounds, records and the chain's current model."""
         rounds = self.rounds()
         digest, model_round = self.client.current_model(self.experiment_id)
-        data = self.store.get(_model_cid(self.client, self.experiment_id, model_round, rounds))
-        if hashlib.sha256(data).digest() != digest:
+        fetched = self.store.get(
+            _model_cid(self.client, self.experiment_id, model_round, rounds))
+        if fetched.sha256 != digest:
             raise RuntimeError("the stored final model does not match the chain's digest")
         return OnChainRun(
             chain_id=self.client.chain_id, contract=self.client.address,
             experiment_id=self.experiment_id, rounds=rounds, records=self.records(),
-            final_weights=decode_weights(data), final_model_round=model_round,
+            final_weights=decode_weights(fetched.data), final_model_round=model_round,
             total_gas=sum(r.gas.total for r in rounds),
             seconds=time.perf_counter() - self.started)
 

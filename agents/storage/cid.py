@@ -10,7 +10,10 @@ The parameters are kubo's defaults otherwise: a fixed-size chunker of 256 KiB
   left, a new root whose first child is the old root, filled recursively); the result
   is the same as grouping the leaves 174 at a time, then those parents 174 at a time,
   and so on, until one node is left. :class:`CidBuilder` does the latter as a stream,
-  so it keeps one chunk and at most 174 links per level in memory.
+  so it keeps at most 174 links per level in memory.
+
+:class:`ContentHasher` computes the sha256 of the whole content (the digest on chain) and
+its CID in the same pass.
 
 CIDs are written as multibase base32 (prefix ``b``, lowercase, no padding). No
 third-party library is needed.
@@ -20,9 +23,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from os import PathLike
 from typing import BinaryIO
+
+BytesLike = bytes | bytearray | memoryview
 
 CHUNK_SIZE = 262_144
 """Bytes per leaf: kubo's default ``size-262144`` chunker."""
@@ -205,22 +212,20 @@ def _parent(children: list[_Node]) -> _Node:
     )
 
 
-def _leaf(chunk: bytes | memoryview) -> _Node:
-    return _Node(_cid_bytes(CODEC_RAW, hashlib.sha256(chunk).digest()), len(chunk), len(chunk))
-
-
 # --- the builder --------------------------------------------------------------------------
 
 
 class CidBuilder:
-    """Computes a file's CID from its bytes fed in any pieces, holding at most one chunk.
+    """Computes a file's CID from its bytes fed in any pieces, copying none of them: each
+    leaf's sha256 is updated as its bytes arrive, and at most 174 links per level are kept.
 
     >>> b = CidBuilder(); b.update(b"hello "); b.update(b"world"); b.finish()
     'bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e'
     """
 
     def __init__(self) -> None:
-        self._buf = bytearray()
+        self._leaf = hashlib.sha256()  # the leaf being filled
+        self._leaf_size = 0
         self._levels: list[list[_Node]] = [[]]  # _levels[0]: leaves; [i]: nodes of height i
         self._size = 0
         self._done: str | None = None
@@ -232,7 +237,7 @@ class CidBuilder:
         """Bytes fed so far."""
         return self._size
 
-    def update(self, data: bytes | bytearray | memoryview) -> None:
+    def update(self, data: BytesLike) -> None:
         """Feeds more bytes of the file."""
         if self._done is not None:
             raise RuntimeError("CidBuilder.update() after finish()")
@@ -240,22 +245,21 @@ class CidBuilder:
         n = len(view)
         self._size += n
         pos = 0
-        # A full chunk becomes a leaf only once more data follows: whether the file is a
-        # single raw block is known at finish(), and the last leaf is never empty.
         while pos < n:
-            if len(self._buf) == CHUNK_SIZE:
-                self._add_leaf(bytes(self._buf))
-                self._buf.clear()
-            if not self._buf and n - pos > CHUNK_SIZE:  # a whole chunk straight from input
-                self._add_leaf(view[pos : pos + CHUNK_SIZE])
+            if self._leaf_size == 0 and n - pos >= CHUNK_SIZE:  # a whole chunk from input
+                self._add_leaf(hashlib.sha256(view[pos:pos + CHUNK_SIZE]).digest(), CHUNK_SIZE)
                 pos += CHUNK_SIZE
                 continue
-            take = min(CHUNK_SIZE - len(self._buf), n - pos)
-            self._buf += view[pos : pos + take]
+            take = min(CHUNK_SIZE - self._leaf_size, n - pos)
+            self._leaf.update(view[pos:pos + take])
+            self._leaf_size += take
             pos += take
+            if self._leaf_size == CHUNK_SIZE:
+                self._add_leaf(self._leaf.digest(), CHUNK_SIZE)
+                self._leaf, self._leaf_size = hashlib.sha256(), 0
 
-    def _add_leaf(self, chunk: bytes | memoryview) -> None:
-        self._push(0, _leaf(chunk))
+    def _add_leaf(self, digest: bytes, size: int) -> None:
+        self._push(0, _Node(_cid_bytes(CODEC_RAW, digest), size, size))
 
     def _push(self, height: int, node: _Node) -> None:
         """Adds a node at ``height``; a full level (174 nodes) becomes one node above it."""
@@ -271,12 +275,10 @@ class CidBuilder:
         """The CID of everything fed, as CIDv1 base32 text. Further calls return the same."""
         if self._done is not None:
             return self._done
-        if self._size <= CHUNK_SIZE:  # one raw block, empty included
-            root = _leaf(bytes(self._buf))
-            self._done, self.tsize = encode_cid(root.cid), root.tsize
-            return self._done
-        self._add_leaf(bytes(self._buf))
-        self._buf = bytearray()
+        # The last leaf is never empty, unless the file is: then it is the only one. A file
+        # of one leaf is that single raw block (the top level holding one node below).
+        if self._leaf_size or self._size == 0:
+            self._add_leaf(self._leaf.digest(), self._leaf_size)
         # Close partial levels bottom-up. A level's nodes get a parent unless it is the
         # top level holding exactly one node: that node is the root.
         height = 0
@@ -296,7 +298,70 @@ class CidBuilder:
         return self._done
 
 
-def compute_cid(data: bytes | bytearray | memoryview) -> str:
+@dataclass(frozen=True)
+class Digests:
+    """What a payload is known by: its sha256 (the digest on chain) and its CID."""
+
+    sha256: bytes
+    cid: str
+    size: int
+
+
+PARALLEL_BYTES = 4 * CHUNK_SIZE
+"""Pieces at least this long are hashed for the CID on a second thread while the calling
+thread computes their sha256 (hashlib releases the GIL): the two hashes take the time of
+one on two cores."""
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _second_thread() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(1, thread_name_prefix="cid-leaves")
+        return _pool
+
+
+class ContentHasher:
+    """The sha256 and the CID of content fed in pieces, in one pass over its bytes: each
+    piece is hashed both ways while it is at hand, and never copied. Not thread-safe."""
+
+    def __init__(self) -> None:
+        self._sha256 = hashlib.sha256()
+        self._cid = CidBuilder()
+
+    @property
+    def size(self) -> int:
+        """Bytes fed so far."""
+        return self._cid.size
+
+    def update(self, data: BytesLike) -> None:
+        """Feeds the next piece; it is read during this call only."""
+        view = memoryview(data).cast("B")
+        if len(view) < PARALLEL_BYTES:
+            self._cid.update(view)
+            self._sha256.update(view)
+            return
+        leaves = _second_thread().submit(self._cid.update, view)
+        try:
+            self._sha256.update(view)
+        finally:
+            leaves.result()
+
+    def finish(self) -> Digests:
+        return Digests(self._sha256.digest(), self._cid.finish(), self._cid.size)
+
+
+def content_digests(data: BytesLike) -> Digests:
+    """The sha256 and CID of ``data``, in one pass (see :class:`ContentHasher`)."""
+    hasher = ContentHasher()
+    hasher.update(data)
+    return hasher.finish()
+
+
+def compute_cid(data: BytesLike) -> str:
     """The CID ``ipfs add --cid-version=1 --raw-leaves`` gives for ``data`` (base32 text)."""
     builder = CidBuilder()
     builder.update(data)

@@ -2,7 +2,7 @@
 
     with IpfsRpcStore("http://127.0.0.1:5001") as store:
         cid = store.put(weights)
-        assert store.get(cid) == weights
+        assert store.get(cid).data == weights
 
 The store talks HTTP to ``POST /api/v0/...`` (Kubo's RPC API; js-ipfs serves the same
 commands). It trusts the node for nothing:
@@ -10,10 +10,11 @@ commands). It trusts the node for nothing:
 * :meth:`IpfsRpcStore.put` adds with ``cid-version=1&raw-leaves=true`` and checks that
   the CID the node answers is the one :func:`agents.storage.cid.compute_cid` gives, so a node
   with another chunker or hash function is refused instead of handing out CIDs that no
-  other learner can reproduce;
-* :meth:`IpfsRpcStore.get` streams ``cat`` with a limit on the size and recomputes the
-  CID of what arrived: content over the limit, or bytes that do not hash to the CID
-  asked for, are refused.
+  other learner can reproduce; the upload goes out in 64 KiB views of the caller's
+  buffer (one ``bytes`` would be re-copied by httpcore after every partial send);
+* :meth:`IpfsRpcStore.get` streams ``cat`` with a limit on the size into one buffer
+  allocated up front, and hashes it (sha256 and CID) as it arrives: content over the
+  limit, or bytes that do not hash to the CID asked for, are refused.
 
 The RPC API gives full control over the node: point the store only at a node of your own
 (typically on 127.0.0.1), never at a public one.
@@ -23,19 +24,29 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, cast
 
 import httpx
+import numpy as np
 
-from agents.storage.cid import CidBuilder, compute_cid, normalize_cid
+from agents.storage.cid import (
+    PARALLEL_BYTES,
+    BytesLike,
+    ContentHasher,
+    Digests,
+    content_digests,
+    normalize_cid,
+)
 from agents.storage.store import (
     ContentMismatch,
     ContentNotFound,
     ContentTooLarge,
+    Fetched,
     FetchTimeout,
     WeightStore,
     WeightStoreError,
@@ -58,6 +69,12 @@ _TIMEOUT_MARGIN = 5.0
 reports its time-out (a clean error) before the client gives up."""
 
 _MAX_ERROR_BODY = 64 * 1024
+
+SEND_PIECE = 64 * 1024
+"""Bytes of the upload handed to httpx at a time."""
+
+_UNBOUNDED_START = 1024 * 1024  # first buffer of a download with no size known nor limit
+_PREALLOCATE_MAX = 4 * 1024**3  # beyond it, a download's buffer grows as bytes arrive
 
 # Words in the node's error message that mean "this node has not got that content (in
 # time)". js-ipfs: "Failed to cat file: request timed out"; Kubo: "context deadline
@@ -113,14 +130,14 @@ class _Transfer:
         self.seconds = seconds  # the whole call's budget: the node is told it too
         self.deadline = time.monotonic() + seconds
         self.done = threading.Event()
-        self.data: bytes | None = None
+        self.data: Fetched | None = None
         self.error: Exception | None = None
         self.received = 0
         self._socket: socket.socket | None = None
         self._aborted = False
         self._lock = threading.Lock()
 
-    def run(self, cat: Callable[[str, str, int | None, _Transfer], bytes], cid: str,
+    def run(self, cat: Callable[[str, str, int | None, _Transfer], Fetched], cid: str,
             canonical: str, limit: int | None) -> None:
         try:
             self.data = cat(cid, canonical, limit, self)
@@ -202,14 +219,14 @@ class IpfsRpcStore(WeightStore):
 
     # --- put --------------------------------------------------------------------------
 
-    def put(self, data: bytes | bytearray | memoryview) -> str:
+    def put(self, data: BytesLike, *, digests: Digests | None = None) -> str:
         """Adds ``data`` to the node (pinned); returns its CID, checked against our own.
 
         Raises :class:`WeightStoreError` if the node is unreachable, refuses the upload,
         or answers a CID other than :func:`agents.storage.cid.compute_cid` of ``data``.
         """
-        payload = bytes(data)
-        expected = compute_cid(payload)
+        view = memoryview(data).cast("B")
+        expected = (digests or content_digests(view)).cid
         params = {
             "cid-version": "1",
             "raw-leaves": "true",
@@ -217,23 +234,30 @@ class IpfsRpcStore(WeightStore):
             "pin": "true",
             "timeout": _duration(self.timeout),
         }
+        boundary = os.urandom(16).hex()
+        head = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+                'filename="weights"\r\nContent-Type: application/octet-stream\r\n\r\n').encode()
+        tail = f"\r\n--{boundary}--\r\n".encode()
         start = time.monotonic()
         try:
             response = self._client.post(
                 self._endpoint("add"),
                 params=params,
-                files={"file": ("weights", payload, "application/octet-stream")},
+                # (typed bytes, but httpx sends any bytes-like piece as it is)
+                content=cast("Iterator[bytes]", _multipart(head, view, tail)),
+                headers={"Content-Type": f"multipart/form-data; boundary={boundary}",
+                         "Content-Length": str(len(head) + len(view) + len(tail))},
             )
         except httpx.TimeoutException as exc:
             raise WeightStoreError(
-                f"the IPFS node at {self.api_url} did not finish adding {len(payload)} bytes "
+                f"the IPFS node at {self.api_url} did not finish adding {len(view)} bytes "
                 f"within {self.timeout:g} s ({type(exc).__name__})"
             ) from None
         except httpx.TransportError as exc:
             raise self._unreachable(exc, "add") from None
         if response.status_code != 200:
             raise WeightStoreError(
-                f"the IPFS node at {self.api_url} refused to add {len(payload)} bytes: "
+                f"the IPFS node at {self.api_url} refused to add {len(view)} bytes: "
                 f"HTTP {response.status_code}: {_error_message(response)}"
             )
         answered = self._added_cid(response)
@@ -245,11 +269,11 @@ class IpfsRpcStore(WeightStore):
             log.error("put: node %s answered CID %s for content whose CID is %s",
                       self.api_url, answered, expected)
             raise WeightStoreError(
-                f"the IPFS node at {self.api_url} stored {len(payload)} bytes as {answered}, "
+                f"the IPFS node at {self.api_url} stored {len(view)} bytes as {answered}, "
                 f"but their CID is {expected}: the node uses other add settings (chunker, "
                 "hash, DAG layout); configure it for kubo's defaults"
             )
-        log.info("put %s (%d bytes) on %s in %.2f s", expected, len(payload), self.api_url,
+        log.info("put %s (%d bytes) on %s in %.2f s", expected, len(view), self.api_url,
                  time.monotonic() - start)
         return expected
 
@@ -275,8 +299,8 @@ class IpfsRpcStore(WeightStore):
     # --- get --------------------------------------------------------------------------
 
     def get(self, cid: str, *, max_bytes: int | None = None,
-            timeout: float | None = None) -> bytes:
-        """The content of ``cid`` from the node, verified against it.
+            timeout: float | None = None) -> Fetched:
+        """The content of ``cid`` from the node, verified against it, and its sha256.
 
         ``max_bytes`` and ``timeout`` default to the store's. ``timeout`` bounds the whole
         call by the wall clock, whatever the node does (answers slowly, drips one byte at a
@@ -304,50 +328,66 @@ class IpfsRpcStore(WeightStore):
         assert transfer.data is not None
         return transfer.data
 
-    def _cat(self, cid: str, canonical: str, limit: int | None, transfer: _Transfer) -> bytes:
-        """Streams ``cat``; stops at ``limit`` bytes or at the transfer's deadline."""
+    def _cat(self, cid: str, canonical: str, limit: int | None,
+             transfer: _Transfer) -> Fetched:
+        """Streams ``cat`` into one buffer, hashing it as it fills; stops at ``limit`` bytes
+        or at the transfer's deadline."""
         seconds = transfer.seconds  # (the caller stops waiting at the deadline anyway)
         params = {"arg": canonical, "timeout": _duration(seconds)}
         start = time.monotonic()
-        builder = CidBuilder()
-        data = bytearray()
+        hasher = ContentHasher()
+        buffer = memoryview(b"")  # (a numpy allocation below: large ones get huge pages)
+        size = 0
         try:
             with self._client.stream("POST", self._endpoint("cat"), params=params,
+                                     headers={"Accept-Encoding": "identity"},
                                      timeout=seconds) as response:
                 transfer.watch(response)
                 if response.status_code != 200:
                     response.read()
                     raise self._cat_error(cid, response)
                 announced = response.headers.get("X-Content-Length")  # Kubo sends it
-                if (limit is not None and announced and announced.isdigit()
-                        and int(announced) > limit):
-                    raise ContentTooLarge(cid, int(announced), limit)
-                for piece in response.iter_bytes():
-                    data += piece
-                    transfer.received = len(data)
-                    if limit is not None and len(data) > limit:
+                known = int(announced) if announced and announced.isdigit() else None
+                if limit is not None and known is not None and known > limit:
+                    raise ContentTooLarge(cid, known, limit)
+                # Room for all of it at once (untouched pages cost nothing): the size
+                # announced, else the limit, plus one byte to see content past either.
+                room = known if known is not None else limit
+                buffer = np.empty(min(room, _PREALLOCATE_MAX) + 1 if room is not None
+                                  else _UNBOUNDED_START, np.uint8).data
+                for piece in response.iter_raw():
+                    end = size + len(piece)
+                    if limit is not None and end > limit:
                         # The true size is unknown: at least what arrived.
-                        raise ContentTooLarge(cid, len(data), limit)
+                        raise ContentTooLarge(cid, end, limit)
+                    if end > len(buffer):  # more than announced or preallocated
+                        grown = np.empty(max(end, 2 * len(buffer)), np.uint8).data
+                        grown[:size] = buffer[:size]
+                        buffer = grown
+                    buffer[size:end] = piece
+                    if end - hasher.size >= PARALLEL_BYTES:
+                        hasher.update(buffer[hasher.size:end])
+                    size = transfer.received = end
                     if time.monotonic() > transfer.deadline:
-                        raise FetchTimeout(cid, seconds, len(data), self.api_url)
-                    builder.update(piece)
+                        raise FetchTimeout(cid, seconds, size, self.api_url)
         except httpx.TimeoutException as exc:
-            if not data:
+            if not size:
                 raise ContentNotFound(
                     cid, f"the IPFS node at {self.api_url} (no answer within "
                     f"{seconds:g} s: {type(exc).__name__})"
                 ) from None
-            raise FetchTimeout(cid, seconds, len(data), self.api_url) from None
+            raise FetchTimeout(cid, seconds, size, self.api_url) from None
         except httpx.TransportError as exc:
             raise self._unreachable(exc, f"cat {cid}") from None
-        actual = builder.finish()
-        if actual != canonical:
+        hasher.update(buffer[hasher.size:size])
+        digests = hasher.finish()
+        if digests.cid != canonical:
             log.error("get %s from %s: %d bytes arrived that hash to %s",
-                      cid, self.api_url, len(data), actual)
-            raise ContentMismatch(cid, actual)
-        log.info("get %s (%d bytes) from %s in %.2f s", cid, len(data), self.api_url,
+                      cid, self.api_url, size, digests.cid)
+            raise ContentMismatch(cid, digests.cid)
+        log.info("get %s (%d bytes) from %s in %.2f s", cid, size, self.api_url,
                  time.monotonic() - start)
-        return bytes(data)
+        return Fetched(buffer[:size].toreadonly(), digests.sha256)
 
     def _cat_error(self, cid: str, response: httpx.Response) -> WeightStoreError:
         message = _error_message(response)
@@ -363,3 +403,11 @@ class IpfsRpcStore(WeightStore):
     def close(self) -> None:
         """Closes the HTTP client (its pooled connections). Idempotent."""
         self._client.close()
+
+
+def _multipart(head: bytes, view: memoryview, tail: bytes) -> Iterator[BytesLike]:
+    """A one-file ``multipart/form-data`` body: the caller's buffer in bounded views."""
+    yield head
+    for start in range(0, len(view), SEND_PIECE):
+        yield view[start:start + SEND_PIECE]
+    yield tail

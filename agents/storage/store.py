@@ -1,7 +1,10 @@
 """Content-addressed weight stores: put bytes, get them back by their IPFS CID.
 
 Every store hands back only verified content: the CID of the bytes returned by
-:meth:`WeightStore.get` is recomputed and must equal the CID asked for. CIDs are those of
+:meth:`WeightStore.get` is recomputed as they arrive and must equal the CID asked for; their
+sha256 comes from the same pass (:class:`Fetched`), so nobody hashes them again. A caller
+that hashed what it puts (:func:`agents.storage.cid.content_digests`, which it needs for
+the digest on chain) hands the store those digests. CIDs are those of
 ``ipfs add --cid-version=1 --raw-leaves`` (see :mod:`agents.storage.cid`), so the same bytes have
 the same CID here and on any IPFS node.
 
@@ -15,13 +18,22 @@ the same CID here and on any IPFS node.
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
-from agents.storage.cid import compute_cid, compute_cid_file, normalize_cid
+from agents.storage.cid import (
+    BytesLike,
+    ContentHasher,
+    Digests,
+    compute_cid_file,
+    content_digests,
+    normalize_cid,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +88,25 @@ class FetchTimeout(WeightStoreError):
                          f"({received} bytes arrived)" + (f" from {where}" if where else ""))
 
 
+WRITE_PIECE = 16 * 262_144
+"""Bytes a store writes (and hashes) at a time: bounded pieces, copied nowhere else."""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """Content a store verified against its CID: the bytes (a read-only view, of a memory
+    map for a file store: no copy) and their sha256, from the same pass as the CID."""
+
+    data: memoryview
+    sha256: bytes
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __bytes__(self) -> bytes:
+        return self.data.tobytes()
+
+
 @runtime_checkable
 class WeightStore(Protocol):
     """Stores bytes under their CID and returns only content that matches its CID.
@@ -83,14 +114,16 @@ class WeightStore(Protocol):
     Subclasses get context-manager support (``with store: ...`` closes it) for free.
     """
 
-    def put(self, data: bytes) -> str:
-        """Stores ``data``; returns its CID. Putting the same bytes again is harmless."""
+    def put(self, data: BytesLike, *, digests: Digests | None = None) -> str:
+        """Stores ``data``; returns its CID. Putting the same bytes again is harmless.
+        ``digests``: :func:`~agents.storage.cid.content_digests` of these very bytes, if the
+        caller has them (they are not computed again)."""
         ...
 
     def get(self, cid: str, *, max_bytes: int | None = None,
-            timeout: float | None = None) -> bytes:
-        """The content of ``cid``, verified against it, within ``timeout`` seconds of wall
-        clock time if the store can be slow (a local store ignores it).
+            timeout: float | None = None) -> Fetched:
+        """The content of ``cid``, verified against it, and its sha256, within ``timeout``
+        seconds of wall clock time if the store can be slow (a local store ignores it).
 
         Raises :class:`InvalidCid`, :class:`ContentNotFound`, :class:`ContentTooLarge`
         (content over ``max_bytes``), :class:`ContentMismatch` or :class:`FetchTimeout`.
@@ -139,29 +172,48 @@ class FileWeightStore(WeightStore):
     def _path(self, cid: str) -> Path:
         return self.root / cid
 
-    def put(self, data: bytes) -> str:
-        cid = compute_cid(data)
-        path = self._path(cid)
-        if path.is_file():
-            if compute_cid_file(path) == cid:
-                log.debug("put %s: already stored", cid)
-                return cid
-            log.warning("put %s: stored copy is corrupt, rewriting it", cid)
+    def put(self, data: BytesLike, *, digests: Digests | None = None) -> str:
+        """Writes ``data`` in pieces to a temporary file (hashing each piece as it goes, if
+        ``digests`` are not given), syncs it, and renames it to its CID."""
+        view = memoryview(data).cast("B")
+        if digests is not None and self._holds(digests.cid):
+            return digests.cid
+        hasher = ContentHasher()
         fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-", suffix=".part")
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
+            with os.fdopen(fd, "wb", buffering=0) as f:
+                for start in range(0, len(view), WRITE_PIECE):
+                    piece = view[start:start + WRITE_PIECE]
+                    if digests is None:
+                        hasher.update(piece)
+                    f.write(piece)
                 os.fsync(f.fileno())
-            os.replace(tmp, path)
+            cid = (digests or hasher.finish()).cid
+            if digests is None and self._holds(cid):
+                Path(tmp).unlink()
+                return cid
+            os.replace(tmp, self._path(cid))
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        log.info("put %s (%d bytes) in %s", cid, len(data), self.root)
+        log.info("put %s (%d bytes) in %s", cid, len(view), self.root)
         return cid
 
+    def _holds(self, cid: str) -> bool:
+        """Whether the store has an intact copy of ``cid`` (a corrupt one is overwritten)."""
+        path = self._path(cid)
+        if not path.is_file():
+            return False
+        if compute_cid_file(path) == cid:
+            log.debug("put %s: already stored", cid)
+            return True
+        log.warning("put %s: stored copy is corrupt, rewriting it", cid)
+        return False
+
     def get(self, cid: str, *, max_bytes: int | None = None,
-            timeout: float | None = None) -> bytes:
+            timeout: float | None = None) -> Fetched:
+        """The file of ``cid``, memory-mapped read-only and hashed in place. Files are only
+        ever replaced whole (a rename), so a mapped file's bytes do not change under it."""
         canonical = _checked_cid(cid)
         path = self._path(canonical)
         try:
@@ -169,18 +221,20 @@ class FileWeightStore(WeightStore):
                 size = os.fstat(f.fileno()).st_size
                 if max_bytes is not None and size > max_bytes:
                     raise ContentTooLarge(cid, size, max_bytes)
-                # Read at most one byte past the limit, in case the file grew since fstat.
-                data = f.read() if max_bytes is None else f.read(max_bytes + 1)
+                try:
+                    data = memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
+                except ValueError:  # an empty file cannot be mapped
+                    data = memoryview(b"")
         except FileNotFoundError:
             raise ContentNotFound(cid, str(self.root)) from None
-        if max_bytes is not None and len(data) > max_bytes:
+        if max_bytes is not None and len(data) > max_bytes:  # it grew since fstat
             raise ContentTooLarge(cid, len(data), max_bytes)
-        actual = compute_cid(data)
-        if actual != canonical:
-            log.error("get %s: stored bytes hash to %s", cid, actual)
-            raise ContentMismatch(cid, actual)
+        digests = content_digests(data)
+        if digests.cid != canonical:
+            log.error("get %s: stored bytes hash to %s", cid, digests.cid)
+            raise ContentMismatch(cid, digests.cid)
         log.debug("get %s (%d bytes)", cid, len(data))
-        return data
+        return Fetched(data, digests.sha256)
 
     def close(self) -> None:
         """Nothing to release: every call opens and closes its own files."""

@@ -159,7 +159,7 @@ def test_rejected_rounds_keep_the_current_weights(tmp_path):
 
 def _bad_proposals(store: FileWeightStore, template: dict[str, Any]):
     template = {k: np.asarray(v) for k, v in template.items()}  # a learner's tensors
-    good = encode_weights(template)
+    good = bytes(encode_weights(template))
     name = next(iter(template))
     wrong_shape = dict(template, **{name: np.zeros((3, 3), np.float32)})
     wrong_dtype = {k: v.astype(np.int32) for k, v in template.items()}  # the same size

@@ -95,8 +95,8 @@ def test_missing_or_mismatched_weights_get_reject_votes_with_reasons(consortium)
     c = consortium(n=3, rounds=4, voting_timeout=5)  # learner 0 never votes
     proposer = c.client.with_account(c.accounts[0])  # learner 0 misbehaves by hand
     c.join(0)
-    good = encode_weights(make_digits_learners(config=DigitsConfig(n_learners=3))[0]
-                          .mli_get_current_weights().weights)
+    good = bytes(encode_weights(make_digits_learners(config=DigitsConfig(n_learners=3))[0]
+                                .mli_get_current_weights().weights))
     c.start(1)
     c.start(2)
     c.wait_until(lambda: c.client.state(c.experiment_id) is RoundState.PROPOSING, 120,
@@ -132,7 +132,7 @@ def test_a_poisoning_proposer_is_outvoted_and_accuracy_holds(consortium, mode, r
 
     decisions = {d.round: d.accepted for d in c.client.events(RoundDecided, c.experiment_id)}
     assert [decisions[r] for r in range(0, rounds, n)] == [False, False]  # every poison refused
-    final = decode_weights(c.store.get(_model_cid(c)))
+    final = decode_weights(c.store.get(_model_cid(c)).data)
     config = DigitsConfig(n_learners=n, n_rounds=rounds, **options)
     accuracy = global_test_accuracy(final, config)
     # Baseline: the same experiment in memory where learner 0 contributes nothing (it

@@ -134,7 +134,7 @@ task = "digits"
         (line,) = out.splitlines()  # stdout: the summary alone
         summary = json.loads(line)
         assert summary["model_digest"] == "0x" + digest.hex()
-        assert hashlib.sha256(open_store(store).get(summary["model_cid"])).digest() == digest
+        assert open_store(store).get(summary["model_cid"]).sha256 == digest
     # Without -v: what the agent does, a plain line each, on stderr
     said = outputs[0][1].splitlines()
     assert said[0].startswith(f"ready: experiment {experiment_id} on contract {contract} ")

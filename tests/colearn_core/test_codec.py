@@ -1,5 +1,6 @@
 """The safe weights codec: exact round trips, canonical bytes, clear refusals."""
 
+import hashlib
 import json
 import pickle
 
@@ -43,7 +44,7 @@ def test_dict_and_list_round_trip_bitwise():
 
 def test_the_same_weights_always_give_the_same_bytes():
     reordered = dict(reversed(list(WEIGHTS.items())))
-    encodings = {encode_weights(WEIGHTS) for _ in range(50)} | {encode_weights(reordered)}
+    encodings = {bytes(encode_weights(WEIGHTS)) for _ in range(50)} | {bytes(encode_weights(reordered))}
     assert len(encodings) == 1
 
 
@@ -208,6 +209,62 @@ def test_any_weights_round_trip_within_their_size_limit(weights):
         assert decoded[name].tobytes() == array.tobytes()
 
 
+_WEIGHTS_STRATEGY = st.dictionaries(
+    st.text(min_size=1, max_size=40),
+    st.sampled_from(_DTYPE_CHOICES).flatmap(
+        lambda dtype: hnp.arrays(dtype, hnp.array_shapes(min_dims=0, max_dims=4, min_side=0,
+                                                         max_side=4))),
+    max_size=6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_WEIGHTS_STRATEGY, st.booleans())
+def test_encodings_are_byte_for_byte_those_of_safetensors(weights, as_list):
+    """The codec writes safetensors' layout itself (one copy of the data): the bytes, hence
+    the digests on chain, are those of safetensors' own writer."""
+    from safetensors.numpy import save
+
+    value = list(weights.values()) if as_list else weights
+    named = {str(i): a for i, a in enumerate(weights.values())} if as_list else weights
+    expected = save(dict(named),
+                    metadata={"format": f"colearn-weights/1;{'list' if as_list else 'dict'}"})
+    assert encode_weights(value) == expected
+
+
+def _pinned_weights() -> dict[str, np.ndarray]:
+    arrays = {f"layer.{np.dtype(d).name}": (np.arange(7 * (i + 1)) % 3).astype(d).reshape(7, i + 1)
+              for i, d in enumerate(_DTYPE_CHOICES)}
+    arrays['q"uote\\\n\té'] = np.arange(3, dtype=">f4")
+    arrays["scalar"] = np.array(2.5, np.float64)
+    arrays["empty"] = np.zeros((0, 4), np.float32)
+    return arrays
+
+
+# sha256 of these encodings as made by the safetensors-based codec (commit 462387c): the
+# digests on chain of the same weights must never change.
+PINNED = {
+    "dict": "4dd6c40a14348595dd8ceefc596cb8a2c768accfedea316374f53f3e19fb44f3",
+    "list": "a9bca88de84f6128aabc03610a5cad906de941f8ec79fd8f64e58b4e4ffc23ed",
+    "bytes": "0cf96426e5784c7e985dc19725eea5c0509ede5a7a33ae6ca4c81dbd0b587f82",
+    "file": "3be36d70fb8e007b768ae3f22cb3eba9470271ad484becec7308f6e1c26f8393",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(PINNED))
+def test_encodings_are_pinned(kind):
+    weights = {"dict": _pinned_weights(), "list": list(_pinned_weights().values()),
+               "bytes": b"\x00opaque", "file": ModelFile(b"{}", ".json")}[kind]
+    assert hashlib.sha256(encode_weights(weights)).hexdigest() == PINNED[kind]
+
+
+def test_decoded_arrays_are_views_of_the_buffer():
+    data = encode_weights(WEIGHTS)
+    decoded = decode_weights(memoryview(data))
+    for array in decoded.values():
+        assert np.shares_memory(array, np.frombuffer(data, np.uint8))
+        assert not array.flags.writeable
+
+
 def test_big_endian_and_unsupported_dtypes():
     big = np.arange(3, dtype=">f4")
     assert np.array_equal(decode_weights(encode_weights({"w": big}))["w"], big)
@@ -260,7 +317,7 @@ def test_mutated_tensor_encodings_decode_or_raise_the_codecs_error(data):
 @given(st.binary(max_size=2048))
 def test_any_bytes_weights_round_trip_as_opaque_data(data):
     encoded = encode_weights(data)
-    assert encoded.startswith(OPAQUE_TAG)
+    assert bytes(encoded).startswith(OPAQUE_TAG)
     decoded = decode_weights(encoded)
     assert type(decoded) is bytes and decoded == data
     assert check_compatible(decoded, b"") == data

@@ -18,16 +18,29 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import time
 
+import hypothesis.strategies as st
 import pytest
+from hypothesis import given, settings
 
 from agents.storage.cid import (
     CHUNK_SIZE,
+    CODEC_RAW,
+    MAX_LINKS,
+    PARALLEL_BYTES,
     CidBuilder,
+    ContentHasher,
+    Digests,
+    _cid_bytes,
+    _Node,
+    _parent,
     compute_cid,
     compute_cid_file,
     compute_cid_stream,
+    content_digests,
+    encode_cid,
     is_valid_cid,
     normalize_cid,
     parse_cid,
@@ -198,3 +211,46 @@ def test_other_codec_is_rejected() -> None:
     dag_cbor = encode_cid(bytes([1, 0x71, 0x12, 0x20]) + bytes(32))
     with pytest.raises(ValueError, match="codec 0x71"):
         parse_cid(dag_cbor)
+
+
+# --- sha256 and CID in one pass -----------------------------------------------------------
+
+
+def reference_cid(data: bytes) -> str:
+    """The CID by its definition, all at once: raw leaves grouped 174 at a time, level by
+    level (no streaming; the builder must agree with it)."""
+    if len(data) <= CHUNK_SIZE:
+        return encode_cid(_cid_bytes(CODEC_RAW, hashlib.sha256(data).digest()))
+    nodes = [_Node(_cid_bytes(CODEC_RAW, hashlib.sha256(data[i:i + CHUNK_SIZE]).digest()),
+                   len(data[i:i + CHUNK_SIZE]), len(data[i:i + CHUNK_SIZE]))
+             for i in range(0, len(data), CHUNK_SIZE)]
+    while len(nodes) > 1:
+        nodes = [_parent(nodes[i:i + MAX_LINKS]) for i in range(0, len(nodes), MAX_LINKS)]
+    return encode_cid(nodes[0].cid)
+
+
+_EDGES = [0, 1, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1, 2 * CHUNK_SIZE - 1,
+          2 * CHUNK_SIZE, 2 * CHUNK_SIZE + 1, PARALLEL_BYTES - 1, PARALLEL_BYTES,
+          PARALLEL_BYTES + 1, 3 * PARALLEL_BYTES + CHUNK_SIZE + 1]
+
+
+@settings(max_examples=60, deadline=None)
+@given(size=st.one_of(st.sampled_from(_EDGES), st.integers(0, 3 * PARALLEL_BYTES)),
+       cuts=st.lists(st.integers(0, 3 * PARALLEL_BYTES), max_size=6))
+def test_one_pass_gives_hashlibs_sha256_and_the_cid(size: int, cuts: list[int]) -> None:
+    data = content(size)
+    hasher = ContentHasher()
+    bounds = sorted({0, size, *(c for c in cuts if c < size)})
+    for start, end in itertools.pairwise(bounds):
+        hasher.update(memoryview(data)[start:end])
+    digests = hasher.finish()
+    assert digests.sha256 == hashlib.sha256(data).digest()
+    assert digests.cid == reference_cid(data) == compute_cid(data)
+    assert digests.size == size
+    assert content_digests(data) == digests
+
+
+@pytest.mark.parametrize("size,cid", BOUNDARY_VECTORS)
+def test_one_pass_at_the_174_links_boundary(size: int, cid: str) -> None:
+    data = content(size)
+    assert content_digests(data) == Digests(hashlib.sha256(data).digest(), cid, size)

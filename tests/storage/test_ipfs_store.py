@@ -9,6 +9,7 @@ misbehaving node (wrong bytes, wrong CIDs, errors) and need nothing.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import re
@@ -21,13 +22,14 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import numpy as np
 import pytest
 from fake_http import QuietHandler
 
 from agents._utils.http import BackgroundHttpServer
 from agents.devtools.ipfs import DevIpfsError, JsIpfsDaemon
 from agents.devtools.process import find_free_port
-from agents.storage.cid import CHUNK_SIZE, compute_cid
+from agents.storage.cid import CHUNK_SIZE, compute_cid, content_digests
 from agents.storage.ipfs import IpfsRpcStore
 from agents.storage.store import (
     ContentMismatch,
@@ -40,6 +42,7 @@ from agents.storage.store import (
     WeightStoreError,
     open_store,
 )
+from colearn_core.codec import decode_weights, encode_weights
 
 MiB = 1024 * 1024
 HELLO_CID = "bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e"
@@ -92,17 +95,17 @@ def test_cid_equals_the_daemons(ipfs_daemon: JsIpfsDaemon, store: IpfsRpcStore,
     expected = compute_cid(data)
     assert daemon_add(ipfs_daemon.api_url, data) == expected
     assert store.put(data) == expected  # put checks the node's answer itself
-    assert store.get(expected, max_bytes=size) == data
+    assert store.get(expected, max_bytes=size).data == data
 
 
 @ipfs
 def test_roundtrip_and_pinned(ipfs_daemon: JsIpfsDaemon, store: IpfsRpcStore) -> None:
     assert store.put(b"hello world") == HELLO_CID
-    assert store.get(HELLO_CID) == b"hello world"
+    assert store.get(HELLO_CID).data == b"hello world"
     data = content(3 * CHUNK_SIZE + 17, seed=1)
     cid = store.put(data)
     assert store.put(data) == cid  # idempotent
-    assert store.get(cid) == data
+    assert store.get(cid).data == data
     pins = httpx.post(f"{ipfs_daemon.api_url}/api/v0/pin/ls",
                       params={"arg": cid, "cid-base": "base32"}, timeout=10)
     assert pins.status_code == 200 and cid in pins.text
@@ -128,16 +131,16 @@ def test_size_limit(ipfs_daemon: JsIpfsDaemon, store: IpfsRpcStore) -> None:
     with pytest.raises(ContentTooLarge, match=f"limit of {len(data) - 1} bytes") as info:
         store.get(cid, max_bytes=len(data) - 1)
     assert info.value.size > info.value.max_bytes == len(data) - 1
-    assert store.get(cid, max_bytes=len(data)) == data
+    assert store.get(cid, max_bytes=len(data)).data == data
     # The store's own default applies when the caller gives none.
     with (
         IpfsRpcStore(ipfs_daemon.api_url, max_bytes=1000) as small,
         pytest.raises(ContentTooLarge),
     ):
         small.get(cid)
-        assert small.get(cid, max_bytes=len(data)) == data
+        assert small.get(cid, max_bytes=len(data)).data == data
         assert small.put(b"hello world") == HELLO_CID
-        assert small.get(HELLO_CID) == b"hello world"
+        assert small.get(HELLO_CID).data == b"hello world"
 
 
 @ipfs
@@ -146,11 +149,29 @@ def test_content_moves_between_stores(ipfs_daemon: JsIpfsDaemon, store: IpfsRpcS
     files = FileWeightStore(tmp_path / "files")
     data = content(CHUNK_SIZE * 174 + 1, seed=4)  # two levels of dag-pb nodes
     cid = files.put(data)
-    assert store.put(files.get(cid)) == cid
+    assert store.put(files.get(cid).data) == cid
     assert daemon_add(ipfs_daemon.api_url, data) == cid
     back = FileWeightStore(tmp_path / "back")
-    assert back.put(store.get(cid)) == cid
-    assert back.get(cid) == data
+    assert back.put(store.get(cid).data) == cid
+    assert back.get(cid).data == data
+
+
+@ipfs
+def test_weights_stream_through_the_node_hashed_once(store: IpfsRpcStore) -> None:
+    """Megabytes of weights go up in pieces and come back into one buffer, hashed as they
+    arrive: the sha256 comes with them, and decoding makes views of that buffer."""
+    weights = [np.arange(3_000_000, dtype=np.float32), np.full((64, 3), 0.5, np.float64)]
+    data = encode_weights(weights)
+    digests = content_digests(data)
+    cid = store.put(data, digests=digests)
+    assert cid == digests.cid == compute_cid(data)
+    fetched = store.get(cid, max_bytes=len(data))
+    assert fetched.sha256 == hashlib.sha256(data).digest() and fetched.data == data
+    decoded = decode_weights(fetched.data)
+    assert all(np.shares_memory(a, np.frombuffer(fetched.data, np.uint8)) for a in decoded)
+    assert all(np.array_equal(a, b) for a, b in zip(decoded, weights, strict=True))
+    with pytest.raises(ContentTooLarge):
+        store.get(cid, max_bytes=len(data) - 1)
 
 
 @ipfs
@@ -160,7 +181,7 @@ def test_open_store_http(ipfs_daemon: JsIpfsDaemon) -> None:
             assert isinstance(opened, IpfsRpcStore) and isinstance(opened, WeightStore)
             assert opened.api_url == ipfs_daemon.api_url
             assert opened.put(b"hello world") == HELLO_CID
-            assert opened.get(HELLO_CID) == b"hello world"
+            assert opened.get(HELLO_CID).data == b"hello world"
         assert opened._client.is_closed
 
 
@@ -276,10 +297,30 @@ def test_tampered_cat_is_a_mismatch(fake_node: FakeNode) -> None:
     assert query["timeout"] == ["5000ms"]  # the node is told to give up, not hang
 
 
+@pytest.mark.parametrize("announced", [False, True], ids=["unannounced", "announced"])
+def test_tampered_megabytes_are_a_mismatch(fake_node: FakeNode, announced: bool) -> None:
+    data = content(3 * MiB + 5, seed=7)
+    tampered = data[:MiB] + b"X" + data[MiB + 1:]  # the same size, one byte changed
+    fake_node.cat = (200, {"X-Content-Length": str(len(data))} if announced else {}, tampered)
+    with IpfsRpcStore(fake_node.url, timeout=10) as liar, pytest.raises(ContentMismatch):
+        liar.get(compute_cid(data), max_bytes=len(data))
+    fake_node.cat = (200, {"X-Content-Length": str(len(data))} if announced else {}, data)
+    with IpfsRpcStore(fake_node.url, timeout=10) as node:
+        fetched = node.get(compute_cid(data), max_bytes=10 * MiB)
+    assert fetched.data == data and fetched.sha256 == hashlib.sha256(data).digest()
+
+
+def test_more_than_announced_is_still_verified(fake_node: FakeNode) -> None:
+    data = content(2 * MiB, seed=8)
+    fake_node.cat = (200, {"X-Content-Length": "1000"}, data)  # (the buffer must grow)
+    with IpfsRpcStore(fake_node.url, timeout=10) as node:
+        assert node.get(compute_cid(data)).data == data
+
+
 def test_truthful_fake_node_is_accepted(fake_node: FakeNode) -> None:
     fake_node.cat = (200, {}, b"hello world")
     with IpfsRpcStore(fake_node.url) as node:
-        assert node.get(HELLO_CID) == b"hello world"
+        assert node.get(HELLO_CID).data == b"hello world"
 
 
 def test_node_with_other_add_settings_is_refused(fake_node: FakeNode) -> None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import mmap
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from agents.storage.cid import ContentHasher, compute_cid, content_digests
 from agents.storage.store import (
     ContentMismatch,
     ContentNotFound,
@@ -19,6 +22,7 @@ from agents.storage.store import (
     WeightStoreError,
     open_store,
 )
+from colearn_core.codec import decode_weights, encode_weights
 
 # From js-ipfs 0.66.1 (`jsipfs add --cid-version=1 --raw-leaves --only-hash`), see test_cid.py.
 HELLO_CID = "bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e"
@@ -38,15 +42,15 @@ def store(tmp_path: Path) -> FileWeightStore:
 
 def test_roundtrip(store: FileWeightStore) -> None:
     assert store.put(b"hello world") == HELLO_CID
-    assert store.get(HELLO_CID) == b"hello world"
+    assert store.get(HELLO_CID).data == b"hello world"
     data = two_leaves()
     assert store.put(data) == TWO_LEAVES_CID
-    assert store.get(TWO_LEAVES_CID) == data
+    assert store.get(TWO_LEAVES_CID).data == data
 
 
 def test_empty_content(store: FileWeightStore) -> None:
     assert store.put(b"") == EMPTY_CID
-    assert store.get(EMPTY_CID) == b""
+    assert store.get(EMPTY_CID).data == b""
 
 
 def test_one_file_per_cid_and_no_temp_files_left(store: FileWeightStore) -> None:
@@ -72,7 +76,7 @@ def test_put_repairs_a_corrupt_copy(store: FileWeightStore, caplog) -> None:
     with caplog.at_level(logging.WARNING, logger="agents.storage.store"):
         assert store.put(b"hello world") == HELLO_CID
     assert "corrupt" in caplog.text
-    assert store.get(HELLO_CID) == b"hello world"
+    assert store.get(HELLO_CID).data == b"hello world"
 
 
 def test_missing_content(store: FileWeightStore) -> None:
@@ -107,7 +111,7 @@ def test_file_planted_under_a_wrong_name_is_refused(store: FileWeightStore) -> N
 
 def test_size_limit(store: FileWeightStore) -> None:
     store.put(b"hello world")
-    assert store.get(HELLO_CID, max_bytes=11) == b"hello world"
+    assert store.get(HELLO_CID, max_bytes=11).data == b"hello world"
     with pytest.raises(ContentTooLarge, match=HELLO_CID) as info:
         store.get(HELLO_CID, max_bytes=10)
     assert (info.value.size, info.value.max_bytes) == (11, 10)
@@ -135,7 +139,7 @@ def test_cidv0_names_the_same_dag_pb_content(store: FileWeightStore) -> None:
     data = two_leaves()
     store.put(data)
     # TWO_LEAVES_CID as CIDv0, from `jsipfs cid format -v 0 -b base58btc` (js-ipfs 0.66.1).
-    assert store.get("QmNv9kk2mqdEjmw6VLGHYdVHTEy1FoLt6pUz9B8oWLAuJP") == data
+    assert store.get("QmNv9kk2mqdEjmw6VLGHYdVHTEy1FoLt6pUz9B8oWLAuJP").data == data
 
 
 def test_non_string_cid(store: FileWeightStore) -> None:
@@ -146,7 +150,7 @@ def test_non_string_cid(store: FileWeightStore) -> None:
 def test_context_manager_and_protocol(tmp_path: Path) -> None:
     with FileWeightStore(tmp_path / "s") as store:
         assert isinstance(store, WeightStore)
-        assert store.get(store.put(b"hello world")) == b"hello world"
+        assert store.get(store.put(b"hello world")).data == b"hello world"
 
 
 def test_open_store_file_urls(tmp_path: Path) -> None:
@@ -156,7 +160,7 @@ def test_open_store_file_urls(tmp_path: Path) -> None:
     assert isinstance(b, FileWeightStore) and b.root == tmp_path / "b"
     assert (tmp_path / "b").is_dir()
     cid = a.put(b"hello world")
-    assert open_store(f"file://{tmp_path / 'a'}").get(cid) == b"hello world"
+    assert open_store(f"file://{tmp_path / 'a'}").get(cid).data == b"hello world"
 
 
 def test_open_store_relative_dir(tmp_path: Path, monkeypatch) -> None:
@@ -178,3 +182,51 @@ def test_open_store_http_is_an_ipfs_rpc_store(url: str) -> None:
 def test_open_store_unsupported(url: str) -> None:
     with pytest.raises(WeightStoreError, match=r"URL|directory"):
         open_store(url)
+
+
+# --- one pass, no copy ----------------------------------------------------------------------
+
+
+def test_get_maps_the_file_and_gives_its_sha256(store: FileWeightStore) -> None:
+    weights = {"w": np.arange(300_000, dtype=np.float32), "b": np.ones(7, np.float64)}
+    data = encode_weights(weights)
+    cid = store.put(data)
+    fetched = store.get(cid)
+    assert fetched.sha256 == hashlib.sha256(data).digest() and len(fetched) == len(data)
+    assert fetched.data.readonly and bytes(fetched) == data
+    assert isinstance(fetched.data.obj, mmap.mmap)
+    decoded = decode_weights(fetched.data)
+    for name, array in decoded.items():  # views of the mapping: no copy
+        assert np.shares_memory(array, np.frombuffer(fetched.data, np.uint8))
+        assert np.array_equal(array, weights[name])
+
+
+def test_a_file_that_grew_is_refused(store: FileWeightStore) -> None:
+    data = two_leaves()
+    cid = store.put(data)
+    with open(store.root / cid, "ab") as f:
+        f.write(b"more")
+    with pytest.raises(ContentTooLarge):
+        store.get(cid, max_bytes=len(data))
+    with pytest.raises(ContentMismatch):
+        store.get(cid)
+
+
+def test_put_with_the_callers_digests_hashes_nothing(store: FileWeightStore,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    data = two_leaves() * 20  # several write pieces
+    digests = content_digests(data)
+
+    def no_hashing(self: ContentHasher, piece: object) -> None:
+        raise AssertionError("hashed again")
+
+    monkeypatch.setattr(ContentHasher, "update", no_hashing)
+    assert store.put(data, digests=digests) == digests.cid
+    assert (store.root / digests.cid).read_bytes() == data
+    assert store.put(data, digests=digests) == digests.cid  # already there: nothing written
+
+
+def test_put_hashes_as_it_writes(store: FileWeightStore) -> None:
+    data = two_leaves() * 20
+    assert store.put(data) == compute_cid(data)
+    assert store.get(compute_cid(data)).sha256 == hashlib.sha256(data).digest()

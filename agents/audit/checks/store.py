@@ -3,14 +3,18 @@ to their digest on chain, and the final model loads."""
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 
 from agents.audit.checks.core import STORE_TIMEOUT, Checker
 from agents.audit.checks.protocol import expected_model
 from agents.audit.history import History
-from agents.storage.store import ContentMismatch, ContentNotFound, WeightStore, WeightStoreError
+from agents.storage.store import (
+    ContentMismatch,
+    ContentNotFound,
+    Fetched,
+    WeightStore,
+    WeightStoreError,
+)
 from colearn_core.codec import ModelFile, WeightsFormatError, decode_weights
 
 
@@ -21,29 +25,26 @@ def check_store(h: History, store: WeightStore, c: Checker,
     items: list[tuple[int | None, str, str]] = [(None, h.config.initial_cid,
                                                     h.config.initial_digest)]
     items += [(r.round, r.proposal.cid, r.proposal.digest) for r in h.rounds if r.proposal]
-    loaded: dict[str, bytes | None] = {}
+    _, _, final_cid = expected_model(h)
+    final: Fetched | None = None  # the one payload kept (a file store's holds a memory map)
     for round_index, cid, digest in items:
         what = "the initial model" if round_index is None else f"round {round_index}'s proposal"
         c.count("weights-missing")
         c.count("weights-digest")
         data = _fetch(store, cid, what, round_index, c, timeout)
-        loaded[cid] = data
-        if data is None:
-            continue
-        actual = "0x" + hashlib.sha256(data).hexdigest()
-        if actual != digest:
+        if data is not None and "0x" + data.sha256.hex() != digest:
             c.fail("weights-digest", round_index,
-                   f"{what} ({cid}) hashes to {actual}, the chain says {digest}")
-            loaded[cid] = None
-    _, _, final_cid = expected_model(h)
+                   f"{what} ({cid}) hashes to 0x{data.sha256.hex()}, the chain says {digest}")
+            data = None
+        if cid == final_cid:
+            final = data
     c.count("final-model-unloadable")
-    data = loaded.get(final_cid)
-    if data is None:
+    if final is None:
         c.fail("final-model-unloadable", None,
                f"the final model {final_cid} could not be fetched intact from the store")
         return
     try:
-        weights = decode_weights(data)
+        weights = decode_weights(final.data)
         if isinstance(weights, (bytes, ModelFile)):
             return  # opaque: only its learners can tell whether it loads
         arrays = weights.values() if isinstance(weights, dict) else weights
@@ -55,7 +56,7 @@ def check_store(h: History, store: WeightStore, c: Checker,
 
 
 def _fetch(store: WeightStore, cid: str, what: str, round_index: int | None, c: Checker,
-           timeout: float) -> bytes | None:
+           timeout: float) -> Fetched | None:
     try:
         return store.get(cid, timeout=timeout)
     except ContentNotFound:

@@ -1,0 +1,42 @@
+"""``colearn bench weights``: it runs and reports every step (no timing assertions)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from cli_runner import run_colearn
+
+from agents.bench.weights import model_weights
+
+
+def test_the_model_is_resnet_like_and_about_the_size_asked():
+    for n in (100_000, 2_000_000):
+        arrays = model_weights(n)
+        assert abs(sum(a.size for a in arrays) - n) < 0.01 * n
+        assert len(arrays) > 50 and all(a.dtype == np.float32 for a in arrays)
+        assert arrays[0].ndim == 4
+
+
+def test_the_command_prints_every_step_as_json():
+    status, out, err = run_colearn("bench", "weights", "--params", "100000", "--repeat", "1",
+                                   "--json")
+    assert status == 0, err
+    report = json.loads(out)
+    assert report["store"].startswith("file store in ")
+    (size,) = report["sizes"]
+    assert abs(size["params"] - 100_000) < 1000 and size["payload_bytes"] > 4 * size["params"]
+    steps = {s["step"]: s for s in size["steps"]}
+    assert {"encode", "sha256+CID (one pass)", "store put", "store get (+verify)",
+            "decode"} <= set(steps)
+    assert all(s["seconds"] >= 0 and s["limit_seconds"] >= 0 for s in steps.values())
+    assert size["get_decode_peak_bytes"] >= 0
+
+
+def test_the_table_names_the_steps_and_their_limits():
+    status, out, err = run_colearn("bench", "weights", "--params", "100000", "--repeat", "1")
+    assert status == 0, err
+    text = out + err
+    for word in ("encode", "store put", "disk write+fsync", "sha256", "x limit",
+                 "peak memory allocated by get + decode"):
+        assert word in text
