@@ -18,7 +18,6 @@ the same CID here and on any IPFS node.
 from __future__ import annotations
 
 import logging
-import mmap
 import os
 import tempfile
 from dataclasses import dataclass
@@ -212,23 +211,27 @@ class FileWeightStore(WeightStore):
 
     def get(self, cid: str, *, max_bytes: int | None = None,
             timeout: float | None = None) -> Fetched:
-        """The file of ``cid``, memory-mapped read-only and hashed in place. Files are only
-        ever replaced whole (a rename), so a mapped file's bytes do not change under it."""
+        """The file of ``cid``, read into one buffer of its size and hashed there. Not
+        memory-mapped: anyone who can write the directory could truncate a mapped file
+        under a reader, and touching a page past the new end kills the process (SIGBUS);
+        a file that shrinks or grows while it is read is refused instead."""
         canonical = _checked_cid(cid)
         path = self._path(canonical)
         try:
-            with open(path, "rb") as f:
+            with open(path, "rb", buffering=0) as f:
                 size = os.fstat(f.fileno()).st_size
                 if max_bytes is not None and size > max_bytes:
                     raise ContentTooLarge(cid, size, max_bytes)
-                try:
-                    data = memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
-                except ValueError:  # an empty file cannot be mapped
-                    data = memoryview(b"")
+                buffer = bytearray(size + 1)  # one byte more: a file that grew fills it
+                view = memoryview(buffer)
+                filled = 0
+                while filled < len(buffer) and (n := f.readinto(view[filled:])):
+                    filled += n
         except FileNotFoundError:
             raise ContentNotFound(cid, str(self.root)) from None
-        if max_bytes is not None and len(data) > max_bytes:  # it grew since fstat
-            raise ContentTooLarge(cid, len(data), max_bytes)
+        if max_bytes is not None and filled > max_bytes:  # it grew since fstat
+            raise ContentTooLarge(cid, filled, max_bytes)
+        data = view[:filled].toreadonly()  # a file that changed meanwhile fails the CID check
         digests = content_digests(data)
         if digests.cid != canonical:
             log.error("get %s: stored bytes hash to %s", cid, digests.cid)
