@@ -62,15 +62,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from colearn_core.codec import WeightsFormatError, check_compatible
-from colearn_core.learners._base import (
-    Learner,
-    check_vote_tolerance,
-    current_model,
-    raw_weights,
-)
+from colearn_core.learners._base import Learner, check_vote_tolerance, current_model
 from colearn_core.learners.privacy import PrivateTraining, discard_stale_per_sample_state
 from colearn_core.learners.pytorch_onnx import export_onnx
+from colearn_core.learners.pytorch_weights import (
+    WeightsLike,
+    checked_arrays,
+    load_into,
+    partial_update,
+    state_dict_copy,
+    state_dict_to_numpy,
+    swap_storage,
+    swapped_in,
+    weights_to_state_dict,
+)
 from colearn_core.ml_interface import (
     ColearnModel,
     DiffPrivConfig,
@@ -86,47 +91,12 @@ log = logging.getLogger(__name__)
 #: on tensors (``outputs`` are the model's raw outputs, e.g. logits, on the learner's
 #: device), e.g. :func:`colearn_core.pytorch.utils.categorical_accuracy`.
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], float]
-WeightsLike = Weights | Mapping[str, Any]
+# weights_to_state_dict and partial_update are imported from here too
+__all__ = ["PytorchLearner", "ScoreFn", "evaluate_model", "partial_update", "score_weights",
+           "torch_threads", "weights_to_state_dict"]
 
 
 # --------------------------------------------------------------------------- helpers
-
-def state_dict_to_numpy(model: nn.Module) -> dict[str, np.ndarray]:
-    """The model's ``state_dict`` as ``{name: numpy copy}`` (exact values and dtypes)."""
-    return {
-        name: tensor.detach().cpu().numpy().copy()
-        for name, tensor in model.state_dict().items()
-    }
-
-
-def state_dict_copy(model: nn.Module) -> OrderedDict[str, torch.Tensor]:
-    """The model's ``state_dict`` as detached copies (colearn's form of weights)."""
-    return OrderedDict(
-        (name, tensor.detach().clone()) for name, tensor in model.state_dict().items())
-
-
-def weights_to_state_dict(
-    weights: WeightsLike, model: nn.Module, *, require_finite: bool = True
-) -> dict[str, torch.Tensor]:
-    """Checks ``weights`` against ``model`` (same names, shapes and dtypes; finite if
-    ``require_finite``) and returns a ``state_dict`` of fresh tensors (copies).
-
-    ``weights`` may hold tensors (the learner's own form) or numpy arrays (as the codec
-    decodes them). Raises :class:`~colearn_core.codec.WeightsFormatError` for something
-    that is not a mapping of arrays, :class:`~colearn_core.codec.WeightsMismatchError` for weights
-    that do not fit the model.
-    """
-    raw = raw_weights(weights)
-    if not isinstance(raw, Mapping):
-        raise WeightsFormatError(
-            f"PyTorch weights are a mapping {{name: array}}, not {type(raw).__name__}"
-        )
-    template = model.state_dict()
-    checked = check_compatible(raw, template, require_finite=require_finite)
-    assert isinstance(checked, dict)
-    state = {name: torch.from_numpy(np.array(array, copy=True)) for name, array in checked.items()}
-    return state
-
 
 @contextlib.contextmanager
 def torch_threads(num_threads: int | None) -> Iterator[None]:
@@ -219,19 +189,9 @@ def score_weights(model: nn.Module, weights: WeightsLike, loader: Iterable, scor
                   *, num_threads: int | None = None) -> float:
     """``score_fn``'s score on ``loader`` of raw weights (``{name: array}`` or ``Weights``)
     loaded into ``model``, a model of their architecture that keeps them."""
-    model.load_state_dict(weights_to_state_dict(weights, model, require_finite=False))
+    load_into(model, checked_arrays(weights, model, require_finite=False))
     with torch_threads(num_threads):
         return evaluate_model(model, loader, score_fn)
-
-
-def partial_update(current: Mapping[str, torch.Tensor], trained: Mapping[str, torch.Tensor],
-                   fraction: float) -> OrderedDict[str, torch.Tensor]:
-    """``current + fraction * (trained - current)`` for floating-point tensors; others
-    (e.g. BatchNorm's step counter) as trained."""
-    return OrderedDict(
-        (name, current[name] + fraction * (tensor - current[name])
-         if tensor.is_floating_point() else tensor)
-        for name, tensor in trained.items())
 
 
 # --------------------------------------------------------------------------- learner
@@ -377,16 +337,12 @@ class PytorchLearner(Learner):
     ) -> float:
         """Scores ``weights`` on any ``loader`` (e.g. a held-out set) with ``score_fn``
         (default: mean ``criterion``), leaving the current weights as they were."""
-        state = weights_to_state_dict(weights, self.model, require_finite=False)
-        saved = self._snapshot()
-        try:
-            self.model.load_state_dict(state)
+        arrays = checked_arrays(weights, self.model, require_finite=False)
+        with swapped_in(self.model, arrays, self.device):
             return evaluate_model(
                 self.model, loader, score_fn, criterion=self.criterion,
                 device=self.device, num_batches=num_batches,
             )
-        finally:
-            self.model.load_state_dict(saved)
 
     # ------------------------------------------------------------------ training
 
@@ -397,8 +353,7 @@ class PytorchLearner(Learner):
         """Loads ``weights`` (``Weights``, or the mapping itself; tensors or arrays) into
         the model after checking they fit it; the vote score is left as it was (as in
         colearn: :meth:`mli_accept_weights` also rescores)."""
-        self.model.load_state_dict(weights_to_state_dict(weights, self.model,
-                                                         require_finite=False))
+        load_into(self.model, checked_arrays(weights, self.model, require_finite=False))
 
     def reset_optimizer(self) -> None:
         """Clears the optimizer's state (momentum buffers, Adam moments, step counts);
@@ -513,19 +468,23 @@ class PytorchLearner(Learner):
         saved = self._snapshot()
         try:
             summary = self.train()
-            new_weights = self._snapshot()
-        finally:
-            self.model.load_state_dict(saved)
+        except BaseException:
+            swap_storage(self.model, saved)
+            raise
+        # the trained tensors become the proposal and the saved ones the model's own
+        # again: swapped, not copied
+        new_weights = swap_storage(self.model, saved)
         if self.update_fraction != 1.0:
             new_weights = partial_update(saved, new_weights, self.update_fraction)
         return Weights(weights=new_weights, training_summary=summary)
 
     @_with_threads
     def mli_test_weights(self, weights: Weights) -> ProposedWeights:
-        state = weights_to_state_dict(weights, self.model, require_finite=False)
-        saved = self._snapshot()
-        try:
-            self.model.load_state_dict(state)
+        """Scores ``weights`` with their tensors swapped into the model in place of its
+        own (no copy of the model, none of the weights on the CPU), which come back
+        afterwards, also when scoring raises."""
+        arrays = checked_arrays(weights, self.model, require_finite=False)
+        with swapped_in(self.model, arrays, self.device):
             vote_score = self._score(self.vote_loader, self.vote_criterion)
             if self.test_loader is not None:
                 test_fn = self.test_criterion if self.test_criterion is not None \
@@ -533,13 +492,12 @@ class PytorchLearner(Learner):
                 test_score = self._score(self.test_loader, test_fn)
             else:
                 test_score = 0.0
-        finally:
-            self.model.load_state_dict(saved)
         return self._tested(weights, vote_score, test_score)
 
     @_with_threads
     def mli_accept_weights(self, weights: Weights) -> None:
-        self.model.load_state_dict(weights_to_state_dict(weights, self.model))
+        """Copies ``weights`` (checked, finite) once into the model's own tensors."""
+        load_into(self.model, checked_arrays(weights, self.model))
         self.vote_score = self._score(self.vote_loader, self.vote_criterion)
 
     def mli_get_current_weights(self) -> Weights:
