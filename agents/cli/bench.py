@@ -70,6 +70,13 @@ def register(subcommands: Subcommands) -> None:
                           help="run this task (repeatable; default digits and breast_cancer)")
     learning.add_argument("--json", action="store_true", help="print the report as JSON")
 
+    memory = options.add_command(
+        bench, "memory", run_memory,
+        help="a voter's peak RSS while it tests a proposal, and after, in model sizes")
+    memory.add_argument("--params", type=int, default=25_000_000, metavar="N",
+                        help="the model's float32 parameters (default 25000000: 100 MB)")
+    memory.add_argument("--json", action="store_true", help="print the report as JSON")
+
 
 def run_overhead(args: argparse.Namespace, console: Console) -> None:
     """Run the same experiment twice, with the in-memory driver and with one `colearn agent`
@@ -115,3 +122,17 @@ def run_learning(args: argparse.Namespace, console: Console) -> None:
     bench_learning(as_json=args.json, n_learners=args.learners, n_rounds=args.rounds,
                    vote_threshold=args.threshold, alpha=args.alpha, seed=args.seed,
                    tasks=tuple(args.tasks or DEFAULT_TASKS), rule=args.rule)
+
+
+def run_memory(args: argparse.Namespace, console: Console) -> None:
+    """Measure a voter's resident memory (RSS) in a fresh process: a PyTorch learner with an
+    MLP of N parameters fetches, decodes and tests a proposal, then drops it; prints the
+    peak over the learner's baseline, and the RSS after, in model sizes.
+
+    examples:
+      colearn bench memory                      # 25M parameters (100 MB)
+      colearn bench memory --params 1000000 --json
+    """
+    from agents.bench.memory import bench_memory
+
+    bench_memory(params=args.params, as_json=args.json)
