@@ -34,8 +34,12 @@ def register(subcommands: Subcommands) -> None:
     overhead.add_argument("--follow", choices=["ws", "poll"], default="ws",
                           help="how agents learn of events: anvil's WebSocket (default) or "
                                "polling its HTTP RPC")
-    overhead.add_argument("--preset", default="full", choices=["full", "small"],
-                          help="benchmark model size (small: for quick checks)")
+    overhead.add_argument("--preset", default="full", choices=["full", "small", "big"],
+                          help="benchmark model size (small: for quick checks; big: 25M "
+                               "parameters, 100 MB of weights)")
+    overhead.add_argument("--store", choices=["file", "ipfs"], default="file",
+                          help="the agents' weight store: a directory (default) or a js-ipfs "
+                               "node started for the run")
     overhead.add_argument("--workdir", type=Path, default=None, help="keep logs here")
     overhead.add_argument("--json", action="store_true", help="print the report as JSON")
 
@@ -87,12 +91,13 @@ def run_overhead(args: argparse.Namespace, console: Console) -> None:
       colearn bench overhead                    # 5 learners, 10 rounds
       colearn bench overhead --preset small --rounds 3 --follow poll
       colearn bench overhead --json --workdir bench-logs
+      colearn bench overhead --preset big --rounds 5 --store ipfs
     """
     from agents.bench.overhead import bench_overhead
 
     bench_overhead(as_json=args.json, n_learners=args.learners, n_rounds=args.rounds,
                    seed=args.seed, poll_interval=args.poll, follow=args.follow,
-                   preset=args.preset, workdir=args.workdir)
+                   preset=args.preset, store=args.store, workdir=args.workdir)
 
 
 def run_gas(args: argparse.Namespace, console: Console) -> None:
