@@ -43,8 +43,8 @@ def _fastest(step: Callable[[], Any]) -> float:
 def measure_floor(payload: bytes, n_learners: int, directory: Path) -> dict[str, Any]:
     """Each step's seconds for ``payload`` (see the module's docstring) and the floor a
     round with ``n_learners``; a scratch file is written in ``directory`` and removed."""
-    source = np.frombuffer(payload, np.uint8)
-    target = np.empty_like(source)
+    buffer = bytearray(len(payload))
+    source, target = np.frombuffer(payload, np.uint8), np.frombuffer(buffer, np.uint8)
     path = directory / ".floor-scratch"
 
     def write() -> None:
@@ -55,7 +55,7 @@ def measure_floor(payload: bytes, n_learners: int, directory: Path) -> dict[str,
 
     def read() -> None:
         with path.open("rb") as file:
-            file.readinto(target)  # type: ignore[attr-defined]
+            file.readinto(buffer)
 
     try:
         steps = {

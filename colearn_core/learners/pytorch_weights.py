@@ -87,46 +87,33 @@ def weights_to_state_dict(
             for name, array in checked.items()}
 
 
-_Slot = tuple[str, nn.Module, str, bool]
-
-
-def _slots(model: nn.Module, names: Iterator[str]) -> tuple[list[_Slot], dict[str, str]]:
-    """``(state_dict name, owning module, attribute, is a parameter)`` for each name that
-    is the first to name its tensor, and ``{alias: first name}`` for the others (tied
-    weights: one parameter under two names)."""
-    slots: list[_Slot] = []
+def _targets(model: nn.Module, names: Iterator[str]) -> tuple[dict[str, torch.Tensor],
+                                                            dict[str, str]]:
+    """The model's parameter or buffer for each name that is the first to name it, and
+    ``{alias: first name}`` for the others (tied weights: one tensor under two names)."""
+    targets: dict[str, torch.Tensor] = {}
     aliases: dict[str, str] = {}
     first: dict[int, str] = {}
     for name in names:
         path, _, attribute = name.rpartition(".")
         module = model.get_submodule(path) if path else model
-        if attribute in module._parameters:
-            is_parameter, target = True, module._parameters[attribute]
-        elif attribute in module._buffers:
-            is_parameter, target = False, module._buffers[attribute]
-        else:
+        target = module._parameters.get(attribute, module._buffers.get(attribute))
+        if target is None:
             raise WeightsFormatError(f"{name!r} is neither a parameter nor a buffer of the "
                                      "model (extra state cannot be swapped)")
         if id(target) in first:
             aliases[name] = first[id(target)]
         else:
             first[id(target)] = name
-            slots.append((name, module, attribute, is_parameter))
-    return slots, aliases
+            targets[name] = target
+    return targets, aliases
 
 
-def _put(module: nn.Module, attribute: str, is_parameter: bool,
-         tensor: torch.Tensor) -> torch.Tensor:
-    """Makes ``tensor`` the storage of ``module.<attribute>``; returns the one it had."""
-    if is_parameter:
-        parameter = module._parameters[attribute]
-        assert parameter is not None
-        previous = parameter.data
-        parameter.data = tensor
-        return previous
-    previous = module._buffers[attribute]
-    assert previous is not None
-    module._buffers[attribute] = tensor
+def _put(target: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:
+    """Makes ``tensor`` the storage of ``target`` (which stays the same object: optimizer
+    state, shared buffers and tied weights still refer to it); returns the one it had."""
+    previous = target.data
+    target.data = tensor
     return previous
 
 
@@ -134,11 +121,10 @@ def swap_storage(model: nn.Module,
                  tensors: Mapping[str, torch.Tensor]) -> OrderedDict[str, torch.Tensor]:
     """Makes ``tensors`` (``state_dict`` names, checked shapes and dtypes, on the model's
     device) the storage of the model's parameters and buffers, without copying, and
-    returns the tensors they held, by the same names. Parameters stay the same objects
-    (an optimizer's state still refers to them). A tied tensor takes its first name's."""
-    slots, aliases = _slots(model, iter(tensors))
-    previous = {name: _put(module, attribute, is_parameter, tensors[name])
-                for name, module, attribute, is_parameter in slots}
+    returns the tensors they held, by the same names. A tied tensor takes its first
+    name's."""
+    targets, aliases = _targets(model, iter(tensors))
+    previous = {name: _put(target, tensors[name]) for name, target in targets.items()}
     return OrderedDict((name, previous[aliases.get(name, name)]) for name in tensors)
 
 
@@ -152,11 +138,11 @@ def swapped_in(model: nn.Module, arrays: Mapping[str, np.ndarray],
     tensors = as_tensors(arrays)
     if device.type != "cpu":
         tensors = {name: tensor.to(device) for name, tensor in tensors.items()}
-    slots, _ = _slots(model, iter(tensors))
+    targets, _ = _targets(model, iter(tensors))
     own: dict[str, torch.Tensor] = {}
     try:
-        for name, module, attribute, is_parameter in slots:  # a failure half-way
-            own[name] = _put(module, attribute, is_parameter, tensors[name])  # restores
+        for name, target in targets.items():  # a failure half-way restores what was put
+            own[name] = _put(target, tensors[name])
         yield
     finally:
         swap_storage(model, own)
