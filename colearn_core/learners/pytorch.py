@@ -6,8 +6,9 @@ Weights are, as in colearn, the model's ``state_dict`` as an ``OrderedDict`` of 
 (detached copies), so ``model.load_state_dict(learner.mli_get_current_weights().weights)``
 works; :mod:`colearn_core.codec` encodes them as named arrays and decodes them to numpy,
 and the learner takes either form. Incoming weights are checked against the model (names,
-shapes, dtypes) before they are loaded, and are copied in: the caller's arrays or tensors
-are never aliased by the model.
+shapes, dtypes) before they are used. Testing swaps them into the model for the test's
+duration, sharing their memory (read-only arrays too), and accepting copies them in once
+(:mod:`colearn_core.learners.pytorch_weights`): the model never keeps the caller's arrays.
 
 Guarantees (PROTOCOL.md, "What an agent guarantees"):
 
@@ -434,6 +435,7 @@ class PytorchLearner(Learner):
                 loss.backward()
             optimizer.step()
             trained += 1
+        optimizer.zero_grad(set_to_none=True)  # a model size less held between proposals
         self.model.eval()
         if trained == 0:
             raise ValueError("the train loader is empty")
