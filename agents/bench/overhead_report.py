@@ -54,7 +54,7 @@ def print_overhead_report(report: dict[str, Any], console: Console | None = None
     floor = report["floor"]
     steps = floor["steps_seconds"]
     console.print(
-        f"physical floor of moving {floor['payload_bytes'] / 1e6:.1f} MB of weights a round: "
+        f"physical floor of moving {floor['payload_bytes'] / 1e6:.3g} MB of weights a round: "
         f"[bold]{floor['seconds_per_round']:.3f} s[/] (proposer: copy {steps['copy']:.3f} + "
         f"sha256 {steps['sha256']:.3f} + CID {steps['cid']:.3f} + write {steps['write']:.3f};"
         f" each voter: read {steps['read']:.3f} + the two hashes) · protocol / floor: "
@@ -95,5 +95,5 @@ def print_overhead_report(report: dict[str, Any], console: Console | None = None
                    f"{chain['follow_seconds_per_round']:.4f}",
                    f"{chain['protocol_seconds_per_round']:.3f}", "", "", "")
     agents.caption = ("RSS: at the start (learner built); peak: during the run, over the "
-                      f"RSS in model sizes ({report['model_bytes'] / mb:.1f} MB)")
+                      f"RSS in model sizes ({report['model_bytes'] / mb:.3g} MB)")
     console.print(agents)
