@@ -51,12 +51,11 @@ published.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import warnings
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -66,6 +65,14 @@ from torch import nn
 from colearn_core.learners._base import Learner, check_vote_tolerance, current_model
 from colearn_core.learners.privacy import PrivateTraining, discard_stale_per_sample_state
 from colearn_core.learners.pytorch_onnx import export_onnx
+from colearn_core.learners.pytorch_scoring import (
+    ScoreFn,
+    evaluate_model,
+    score_weights,
+    split_batch,
+    to_device,
+    torch_threads,
+)
 from colearn_core.learners.pytorch_weights import (
     WeightsLike,
     checked_arrays,
@@ -88,33 +95,12 @@ from colearn_core.ml_interface import (
 
 log = logging.getLogger(__name__)
 
-#: A score of a whole data set, colearn's convention: ``score_fn(outputs, labels) -> float``
-#: on tensors (``outputs`` are the model's raw outputs, e.g. logits, on the learner's
-#: device), e.g. :func:`colearn_core.pytorch.utils.categorical_accuracy`.
-ScoreFn = Callable[[torch.Tensor, torch.Tensor], float]
-# weights_to_state_dict and partial_update are imported from here too
+# (imported from here too)
 __all__ = ["PytorchLearner", "ScoreFn", "evaluate_model", "partial_update", "score_weights",
            "torch_threads", "weights_to_state_dict"]
 
 
 # --------------------------------------------------------------------------- helpers
-
-@contextlib.contextmanager
-def torch_threads(num_threads: int | None) -> Iterator[None]:
-    """Runs the block with torch's intra-op thread count set to ``num_threads`` (``None``:
-    unchanged), restoring it afterwards. Results can differ in the last bits between
-    thread counts, so a fixed count makes a learner reproducible across processes; one
-    thread is also the fastest for small models on a busy machine."""
-    if num_threads is None:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(num_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
 
 def _with_threads(method: Callable) -> Callable:
     @functools.wraps(method)
@@ -123,76 +109,6 @@ def _with_threads(method: Callable) -> Callable:
             return method(self, *args, **kwargs)
 
     return wrapper
-
-
-def _batches(loader: Iterable, num_batches: int | None) -> Iterator:
-    for index, batch in enumerate(loader):
-        if num_batches is not None and index >= num_batches:
-            return
-        yield batch
-
-
-def _split_batch(batch: Any) -> tuple[Any, Any]:
-    if isinstance(batch, Mapping) or not isinstance(batch, (tuple, list)) or len(batch) != 2:
-        raise TypeError("a loader must yield (data, labels) pairs")
-    return batch[0], batch[1]
-
-
-def _to_device(value: Any, device: torch.device) -> Any:
-    return value.to(device) if isinstance(value, torch.Tensor) else value
-
-
-@torch.no_grad()
-def evaluate_model(
-    model: nn.Module,
-    loader: Iterable,
-    score_fn: ScoreFn | None = None,
-    *,
-    criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-    device: str | torch.device = "cpu",
-    num_batches: int | None = None,
-) -> float:
-    """Scores ``model`` as it is on ``loader`` (at most ``num_batches`` batches), in eval
-    mode: ``score_fn(outputs, labels)`` on the whole set (tensors) if given, else the
-    mean of ``criterion`` over samples (``criterion`` must return a batch mean, as torch
-    losses do by default)."""
-    if score_fn is None and criterion is None:
-        raise ValueError("give a score_fn or a criterion")
-    device = torch.device(device)
-    was_training = model.training
-    model.eval()
-    try:
-        total, count = 0.0, 0
-        labels_seen: list[torch.Tensor] = []
-        outputs_seen: list[torch.Tensor] = []
-        for batch in _batches(loader, num_batches):
-            data, labels = _split_batch(batch)
-            data, labels = _to_device(data, device), _to_device(labels, device)
-            output = model(data)
-            size = len(labels)
-            if score_fn is not None:
-                labels_seen.append(torch.as_tensor(labels))
-                outputs_seen.append(output)
-            else:
-                assert criterion is not None
-                total += float(criterion(output, labels).item()) * size
-            count += size
-        if count == 0:
-            raise ValueError("the loader gave no samples to score")
-        if score_fn is not None:
-            return float(score_fn(torch.cat(outputs_seen), torch.cat(labels_seen)))
-        return total / count
-    finally:
-        model.train(was_training)
-
-
-def score_weights(model: nn.Module, weights: WeightsLike, loader: Iterable, score_fn: ScoreFn,
-                  *, num_threads: int | None = None) -> float:
-    """``score_fn``'s score on ``loader`` of raw weights (``{name: array}`` or ``Weights``)
-    loaded into ``model``, a model of their architecture that keeps them."""
-    load_into(model, checked_arrays(weights, model, require_finite=False))
-    with torch_threads(num_threads):
-        return evaluate_model(model, loader, score_fn)
 
 
 # --------------------------------------------------------------------------- learner
@@ -422,8 +338,8 @@ class PytorchLearner(Learner):
         trained = 0
         anchor = self._proximal_anchor()
         for batch in self._train_batches():
-            data, labels = _split_batch(batch)
-            data, labels = _to_device(data, self.device), _to_device(labels, self.device)
+            data, labels = split_batch(batch)
+            data, labels = to_device(data, self.device), to_device(labels, self.device)
             optimizer.zero_grad()
             loss = self.criterion(module(data), labels)
             if anchor:
@@ -512,6 +428,6 @@ class PytorchLearner(Learner):
         """The current model as ONNX if the ``onnx`` package is installed and export
         works for it; otherwise ``PICKLE_WEIGHTS_ONLY`` with ``model`` the weights dict
         (``{name: array}``; nothing is pickled)."""
-        data, _ = _split_batch(next(iter(self.vote_loader)))
-        return current_model(export_onnx(self.model, _to_device(data, self.device)),
+        data, _ = split_batch(next(iter(self.vote_loader)))
+        return current_model(export_onnx(self.model, to_device(data, self.device)),
                              lambda: state_dict_to_numpy(self.model))
