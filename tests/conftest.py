@@ -188,7 +188,8 @@ LEVELS: dict[str, tuple[str, ...]] = {
              "test_datasets", "test_digits", "test_dp", "test_examples",
              "test_fraud_dataset", "test_help", "test_keras_compat", "test_keras_learner",
              "test_mli_factory", "test_pytorch_compat", "test_pytorch_learner",
-             "test_pytorch_mnist_example", "test_pytorch_onnx", "test_skew_options",
+             "test_pytorch_mnist_example", "test_pytorch_onnx", "test_pytorch_weights",
+             "test_skew_options",
              "test_sklearn_learners", "test_splits", "test_standalone_driver",
              "test_template", "test_weight_store", "test_weights_bench", "test_xgboost_learner"),
     "contract": ("test_artifact", "test_contract", "test_contract_stateful",
@@ -203,7 +204,7 @@ LEVELS: dict[str, tuple[str, ...]] = {
     "system": ("test_account_fund", "test_bench", "test_cli", "test_colearn_examples",
                "test_compile_check", "test_demo", "test_dev_command", "test_faults",
                "test_find_anvil", "test_hostile_peers", "test_learner_processes",
-               "test_learning_bench", "test_model_get", "test_opaque_learner_processes",
+               "test_learning_bench", "test_memory_bench", "test_model_get", "test_opaque_learner_processes",
                "test_process_cleanup", "test_walkthrough", "test_wheel"),
 }
 _LEVEL_OF = {module: level for level, modules in LEVELS.items() for module in modules}

@@ -178,6 +178,8 @@ class LearnerAgent(Voter, Funds, Progress):
             self._report(f"experiment {self.experiment_id} started: every learner joined")
             self._joined_count = None
         acted = self._sync_model(status.model_digest, status.model_round)
+        if self._held is not None and self._held[0] < round_index:
+            self._held = None  # its round was rejected (accepted, it was adopted above)
         self._report_rounds(status)
         if state == RoundState.COMPLETED:
             self._settle()
@@ -189,8 +191,6 @@ class LearnerAgent(Voter, Funds, Progress):
         sealed = self._sealed()
         if sealed:
             self._opening_store().forget_before(round_index)
-        if self._held is not None and self._held[0] < round_index:
-            self._held = None  # its round was rejected (accepted, it was adopted above)
         is_proposer = self._index == round_index % len(created.learners)
         self._check_late(status, is_proposer)
         try:

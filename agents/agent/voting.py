@@ -50,8 +50,11 @@ class Voter(AgentCore):
                 round=round_index, role="voter", approve=False, reason=reason)
             return Verdict(digest=proposal.digest, approve=False, score=NO_SCORE,
                             reason=reason)
-        self._held = (round_index, proposal.digest, weights)
         approve = bool(tested.vote)
+        # Held to adopt without a fetch if the round accepts it. A proposal this learner
+        # rejects is dropped now: a vote holds the model and the proposal only while it
+        # tests, and if the round accepts it after all, it is fetched again.
+        self._held = (round_index, proposal.digest, weights) if approve else None
         self.records[round_index] = RoundRecord(
             round=round_index, role="voter", vote_score=tested.vote_score,
             test_score=tested.test_score, approve=approve)

@@ -42,6 +42,16 @@ What is timed, and why:
 
 Both runs must give the same accept/reject sequence and bitwise the same final model;
 the report says whether they did.
+
+Real model sizes (``preset="big"``: 25M parameters, 100 MB of weights, trained on two
+batches a proposal, so that moving weights dominates a round): the report puts the
+protocol's time a round beside its physical floor (:mod:`agents.bench.floor`: one copy,
+the digest and the CID, one store write for the proposer; one read and the two hashes
+for each voter, timed on this machine for the payload's size), and gives each agent's
+peak RSS during the run beside its baseline (the RSS with its learner built, at the
+start barrier; both written by the factory at exit, see
+:func:`colearn_core.tasks.bench.record_rss`), in model sizes. ``store="ipfs"`` runs a
+js-ipfs node (``npm ci`` installs it) as the agents' store instead of a directory.
 """
 
 from __future__ import annotations
@@ -61,6 +71,7 @@ from typing import Any
 from rich.console import Console
 
 from agents._utils.shutdown import ChildProcesses
+from agents.bench.floor import measure_floor
 from agents.bench.overhead_report import print_overhead_report
 from agents.chain.logs import RoundDecided, RoundExpired, WeightsProposed
 from colearn_core.ml_interface import (
@@ -78,6 +89,7 @@ TARGET_RATIO = 1.0
 #: ...and the protocol's own time (all agents together) at most this many seconds a round.
 TARGET_PROTOCOL_SECONDS = 0.3
 ACCOUNT_LABEL = "colearn-bench"
+STORES = ("file", "ipfs")
 
 
 class BenchError(Exception):
@@ -230,10 +242,22 @@ def _wait_until(condition, agents: list[_AgentProcess], deadline: float, what: s
         time.sleep(interval)
 
 
+def _rss(path: Path, model_bytes: int) -> dict[str, Any] | None:
+    """What the factory recorded of an agent's memory (None if it recorded nothing)."""
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    baseline, peak = recorded["baseline_bytes"], recorded["peak_bytes"]
+    return {"baseline_bytes": baseline, "peak_bytes": peak,
+            "peak_over_baseline_models": (peak - baseline) / model_bytes}
+
+
 def run_on_chain(n_learners: int, n_rounds: int, seed: int, preset: str, vote_threshold: float,
                  poll_interval: float, initial_weights: Any, workdir: Path, console: Console,
                  timeout: float, factory: str = FACTORY, profile_dir: Path | None = None,
-                 follow: str = "ws") -> dict[str, Any]:
+                 follow: str = "ws", store_kind: str = "file",
+                 model_bytes: int = 1) -> dict[str, Any]:
     """The on-chain run's report (see the module's docstring for what is timed)."""
     from agents.chain.client import CollectiveLearningClient
     from agents.chain.keys import PRIVATE_KEY_ENV
@@ -241,7 +265,7 @@ def run_on_chain(n_learners: int, n_rounds: int, seed: int, preset: str, vote_th
     from agents.devtools.anvil import AnvilProcess
     from agents.experiment.launch import launch_experiment
     from agents.experiment.spec import ExperimentTerms
-    from agents.storage.store import FileWeightStore
+    from agents.storage.store import FileWeightStore, WeightStore
 
     deadline = time.monotonic() + timeout
     store_dir, barrier, logs = workdir / "store", workdir / "barrier", workdir / "logs"
@@ -252,7 +276,15 @@ def run_on_chain(n_learners: int, n_rounds: int, seed: int, preset: str, vote_th
         stack.callback(_close_all, agents)  # once they have stopped
         children = stack.enter_context(ChildProcesses())  # stopped on leaving, however
         w3 = connect(anvil.url)
-        store = FileWeightStore(store_dir)
+        store: WeightStore = FileWeightStore(store_dir)
+        store_url = f"file:{store_dir}"
+        if store_kind == "ipfs":
+            from agents.devtools.ipfs import JsIpfsDaemon
+            from agents.storage.ipfs import IpfsRpcStore
+
+            ipfs = stack.enter_context(JsIpfsDaemon())
+            store_url = ipfs.api_url
+            store = stack.enter_context(IpfsRpcStore(store_url))
         accounts = derive_accounts(n_learners, seed, label=ACCOUNT_LABEL)
         fund_accounts(w3, [a.address for a in accounts])
         client, _ = CollectiveLearningClient.deploy(w3, accounts[0])
@@ -272,7 +304,7 @@ def run_on_chain(n_learners: int, n_rounds: int, seed: int, preset: str, vote_th
             command = [
                 *python, "-m", "agents.cli", "-v", "agent",
                 "--rpc", anvil.url, "--contract", client.address,
-                "--experiment", str(experiment_id), "--store", f"file:{store_dir}",
+                "--experiment", str(experiment_id), "--store", store_url,
                 "--learner", factory, "--learner-arg", f"index={i}",
                 "--learner-arg", f"n_learners={n_learners}", "--learner-arg", f"seed={seed}",
                 "--learner-arg", f"preset={preset}",
@@ -302,7 +334,8 @@ def run_on_chain(n_learners: int, n_rounds: int, seed: int, preset: str, vote_th
         n_proposals = len(client.events(WeightsProposed, experiment_id))
     # The store holds the initial weights, the metadata, every proposal, and any weights
     # an agent trained and stored but could not propose (its round had moved on).
-    stored = sum(1 for path in store_dir.iterdir() if not path.name.startswith("."))
+    discarded = None if store_kind != "file" else \
+        sum(1 for path in store_dir.iterdir() if not path.name.startswith(".")) - 2 - n_proposals
 
     per_agent: list[dict[str, Any]] = []
     for agent, account in zip(agents, accounts):
@@ -316,6 +349,7 @@ def run_on_chain(n_learners: int, n_rounds: int, seed: int, preset: str, vote_th
             "model_digest": final.get("model_digest"),
             "seconds": spent,
             "seconds_per_round": {key: value / n_rounds for key, value in spent.items()},
+            "rss": _rss(barrier / f"rss-{agent.index}.json", model_bytes),
         })
     protocol = sum(a["seconds"]["protocol"] for a in per_agent)
     acting = sum(a["seconds"]["step"] + a["seconds"]["follow"] for a in per_agent)
@@ -328,7 +362,7 @@ def run_on_chain(n_learners: int, n_rounds: int, seed: int, preset: str, vote_th
         "decisions": decisions,
         "model_digest": "0x" + final_digest.hex(),
         "proposals": n_proposals,
-        "discarded_proposals": stored - 2 - n_proposals,
+        "discarded_proposals": discarded,
         "protocol_seconds": protocol,
         "protocol_seconds_per_round": protocol / n_rounds,
         # of all the time the agents spent acting (training and testing included)
@@ -356,7 +390,8 @@ def run_on_chain(n_learners: int, n_rounds: int, seed: int, preset: str, vote_th
 def run_overhead_bench(n_learners: int = 5, n_rounds: int = 10, seed: int = 0,
                        poll_interval: float = 0.05, *, follow: str = "ws",
                        preset: str = "full",
-                       vote_threshold: float = 0.5, workdir: Path | None = None,
+                       vote_threshold: float = 0.5, store: str = "file",
+                       workdir: Path | None = None,
                        timeout: float | None = None, factory: str = FACTORY,
                        profile_dir: Path | None = None,
                        console: Console | None = None) -> dict[str, Any]:
@@ -370,7 +405,8 @@ def run_overhead_bench(n_learners: int = 5, n_rounds: int = 10, seed: int = 0,
     WebSocket) or ``"poll"`` (they poll its HTTP RPC every ``poll_interval`` seconds).
     ``profile_dir``: run each agent under cProfile, writing ``agent<i>.prof`` there (it
     slows the agents down). Raises :class:`BenchError` if an agent fails or the run times
-    out; anvil and every agent process are stopped in any case."""
+    out; anvil and every agent process are stopped in any case. ``store``: ``"file"`` (a
+    directory) or ``"ipfs"`` (a js-ipfs node started for the run)."""
     from colearn_core.tasks.bench import bench_config
 
     bench_config(preset, n_learners, seed)  # bad arguments fail before any work
@@ -378,6 +414,8 @@ def run_overhead_bench(n_learners: int = 5, n_rounds: int = 10, seed: int = 0,
         raise ValueError("at least one round")
     if follow not in ("ws", "poll"):
         raise ValueError(f"follow must be 'ws' or 'poll', not {follow!r}")
+    if store not in STORES:
+        raise ValueError(f"store must be one of {', '.join(STORES)}, not {store!r}")
     console = console or Console(stderr=True)
     timeout = timeout if timeout is not None else 300.0 + 60.0 * n_rounds
 
@@ -387,13 +425,20 @@ def run_overhead_bench(n_learners: int = 5, n_rounds: int = 10, seed: int = 0,
     load["before_on_chain"] = os.getloadavg()[0]
     console.print(f"in memory: {in_memory['seconds_per_round']:.3f} s a round")
 
+    from colearn_core.codec import encode_weights
+
+    payload = encode_weights(initial)
     with contextlib.ExitStack() as stack:
         if workdir is None:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(
                 prefix="colearn-bench-")))
+        Path(workdir).mkdir(parents=True, exist_ok=True)
+        floor = measure_floor(payload, n_learners, Path(workdir))
+        model_bytes = len(payload)
+        del payload
         on_chain = run_on_chain(n_learners, n_rounds, seed, preset, vote_threshold,
                                 poll_interval, initial, Path(workdir), console, timeout,
-                                factory, profile_dir, follow)
+                                factory, profile_dir, follow, store, model_bytes)
     console.print(f"on chain: {on_chain['seconds_per_round']:.3f} s a round")
 
     ratio = on_chain["seconds_per_round"] / in_memory["seconds_per_round"]
@@ -409,6 +454,7 @@ def run_overhead_bench(n_learners: int = 5, n_rounds: int = 10, seed: int = 0,
         "vote_threshold": vote_threshold,
         "poll_interval": poll_interval,
         "follow": follow,
+        "store": store,
         "cpus": os.cpu_count(),
         # 1-minute load averages: other work on the machine skews the timings
         "load_average": load,
@@ -416,6 +462,11 @@ def run_overhead_bench(n_learners: int = 5, n_rounds: int = 10, seed: int = 0,
         "on_chain": on_chain,
         "ratio": ratio,
         "protocol_seconds_per_round": protocol,
+        # the physical floor of moving the weights (agents.bench.floor); "model" bytes:
+        # the encoded weights, the unit of the agents' RSS over their baseline
+        "floor": floor,
+        "protocol_over_floor": protocol / floor["seconds_per_round"],
+        "model_bytes": model_bytes,
         "decisions_match": in_memory["decisions"] == on_chain["decisions"],
         "models_match": in_memory["model_digest"] == on_chain["model_digest"],
         # agents that stopped without the chain's final model (they should hold it)

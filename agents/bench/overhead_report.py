@@ -13,6 +13,10 @@ def _sequence(decisions: list[bool | None]) -> str:
     return "".join("A" if d else "-" if d is None else "R" for d in decisions)
 
 
+def _or_dash(value: object) -> str:
+    return "-" if value is None else str(value)
+
+
 def _check(ok: bool) -> str:
     return "[green]yes[/]" if ok else "[red]no[/]"
 
@@ -47,12 +51,21 @@ def print_overhead_report(report: dict[str, Any], console: Console | None = None
         f"agents' acting time; target ≤ "
         f"{targets['protocol_seconds_per_round_max']:g} s: {_check(targets['protocol_met'])})",
         soft_wrap=True)
+    floor = report["floor"]
+    steps = floor["steps_seconds"]
+    console.print(
+        f"physical floor of moving {floor['payload_bytes'] / 1e6:.3g} MB of weights a round: "
+        f"[bold]{floor['seconds_per_round']:.3f} s[/] (proposer: copy {steps['copy']:.3f} + "
+        f"sha256 {steps['sha256']:.3f} + CID {steps['cid']:.3f} + write {steps['write']:.3f};"
+        f" each voter: read {steps['read']:.3f} + the two hashes) · protocol / floor: "
+        f"[bold]{report['protocol_over_floor']:.2f}[/] ({report['store']} store)",
+        soft_wrap=True)
     load = report["load_average"]
     console.print(
         f"same decisions: {_check(report['decisions_match'])} · same final model: "
         f"{_check(report['models_match'])} · agents that stopped without the final model: "
         f"{report['agents_without_final_model'] or 'none'} · proposals trained but refused "
-        f"by the chain: {chain['discarded_proposals']} · agents' start-up (not timed): "
+        f"by the chain: {_or_dash(chain['discarded_proposals'])} · agents' start-up (not timed): "
         f"{chain['startup_seconds']:.1f} s · load average before the runs: "
         f"{load['before_in_memory']:.2f}, {load['before_on_chain']:.2f}", soft_wrap=True)
 
@@ -66,13 +79,21 @@ def print_overhead_report(report: dict[str, Any], console: Console | None = None
 
     agents = Table(title="on chain: each agent's seconds a round "
                          "(protocol = step - learner + follow; store is part of step)")
-    for column in ("agent", "step", "learner", "store", "follow", "protocol"):
+    for column in ("agent", "step", "learner", "store", "follow", "protocol", "RSS MB",
+                   "peak MB", "peak − RSS"):
         agents.add_column(column, justify="right")
+    mb = 1e6
     for agent in chain["agents"]:
-        s = agent["seconds_per_round"]
+        s, rss = agent["seconds_per_round"], agent.get("rss")
+        memory = ("", "", "") if rss is None else (
+            f"{rss['baseline_bytes'] / mb:.0f}", f"{rss['peak_bytes'] / mb:.0f}",
+            f"{rss['peak_over_baseline_models']:.1f} models")
         agents.add_row(str(agent["index"]), f"{s['step']:.3f}", f"{s['learner']:.3f}",
-                       f"{s['store']:.4f}", f"{s['follow']:.4f}", f"{s['protocol']:.3f}")
+                       f"{s['store']:.4f}", f"{s['follow']:.4f}", f"{s['protocol']:.3f}",
+                       *memory)
     agents.add_row("all", "", "", f"{chain['store_seconds_per_round']:.4f}",
                    f"{chain['follow_seconds_per_round']:.4f}",
-                   f"{chain['protocol_seconds_per_round']:.3f}")
+                   f"{chain['protocol_seconds_per_round']:.3f}", "", "", "")
+    agents.caption = ("RSS: at the start (learner built); peak: during the run, over the "
+                      f"RSS in model sizes ({report['model_bytes'] / mb:.3g} MB)")
     console.print(agents)

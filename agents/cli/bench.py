@@ -36,8 +36,12 @@ def register(subcommands: Subcommands) -> None:
     overhead.add_argument("--follow", choices=["ws", "poll"], default="ws",
                           help="how agents learn of events: anvil's WebSocket (default) or "
                                "polling its HTTP RPC")
-    overhead.add_argument("--preset", default="full", choices=["full", "small"],
-                          help="benchmark model size (small: for quick checks)")
+    overhead.add_argument("--preset", default="full", choices=["full", "small", "big"],
+                          help="benchmark model size (small: for quick checks; big: 25M "
+                               "parameters, 100 MB of weights)")
+    overhead.add_argument("--store", choices=["file", "ipfs"], default="file",
+                          help="the agents' weight store: a directory (default) or a js-ipfs "
+                               "node started for the run")
     overhead.add_argument("--workdir", type=Path, default=None, help="keep logs here")
     overhead.add_argument("--json", action="store_true", help="print the report as JSON")
 
@@ -85,6 +89,12 @@ def register(subcommands: Subcommands) -> None:
     weights.add_argument("--repeat", type=int, default=3,
                          help="repetitions of each step, the median is reported (default 3)")
     weights.add_argument("--json", action="store_true", help="print the report as JSON")
+    memory = options.add_command(
+        bench, "memory", run_memory,
+        help="a voter's peak RSS while it tests a proposal, and after, in model sizes")
+    memory.add_argument("--params", type=int, default=25_000_000, metavar="N",
+                        help="the model's float32 parameters (default 25000000: 100 MB)")
+    memory.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
 def run_overhead(args: argparse.Namespace, console: Console) -> None:
@@ -96,12 +106,13 @@ def run_overhead(args: argparse.Namespace, console: Console) -> None:
       colearn bench overhead                    # 5 learners, 10 rounds
       colearn bench overhead --preset small --rounds 3 --follow poll
       colearn bench overhead --json --workdir bench-logs
+      colearn bench overhead --preset big --rounds 5 --store ipfs
     """
     from agents.bench.overhead import bench_overhead
 
     bench_overhead(as_json=args.json, n_learners=args.learners, n_rounds=args.rounds,
                    seed=args.seed, poll_interval=args.poll, follow=args.follow,
-                   preset=args.preset, workdir=args.workdir)
+                   preset=args.preset, store=args.store, workdir=args.workdir)
 
 
 def run_gas(args: argparse.Namespace, console: Console) -> None:
@@ -148,3 +159,17 @@ def run_weights(args: argparse.Namespace, console: Console) -> None:
 
     bench_weights(param_counts=tuple(args.params or PARAM_COUNTS), store_url=args.store,
                   repeat=args.repeat, as_json=args.json)
+
+
+def run_memory(args: argparse.Namespace, console: Console) -> None:
+    """Measure a voter's resident memory (RSS) in a fresh process: a PyTorch learner with an
+    MLP of N parameters fetches, decodes and tests a proposal, then drops it; prints the
+    peak over the learner's baseline, and the RSS after, in model sizes.
+
+    examples:
+      colearn bench memory                      # 25M parameters (100 MB)
+      colearn bench memory --params 1000000 --json
+    """
+    from agents.bench.memory import bench_memory
+
+    bench_memory(params=args.params, as_json=args.json)

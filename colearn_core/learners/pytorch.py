@@ -6,8 +6,9 @@ Weights are, as in colearn, the model's ``state_dict`` as an ``OrderedDict`` of 
 (detached copies), so ``model.load_state_dict(learner.mli_get_current_weights().weights)``
 works; :mod:`colearn_core.codec` encodes them as named arrays and decodes them to numpy,
 and the learner takes either form. Incoming weights are checked against the model (names,
-shapes, dtypes) before they are loaded, and are copied in: the caller's arrays or tensors
-are never aliased by the model.
+shapes, dtypes) before they are used. Testing swaps them into the model for the test's
+duration, sharing their memory (read-only arrays too), and accepting copies them in once
+(:mod:`colearn_core.learners.pytorch_weights`): the model never keeps the caller's arrays.
 
 Guarantees (PROTOCOL.md, "What an agent guarantees"):
 
@@ -50,27 +51,39 @@ published.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import warnings
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from colearn_core.codec import WeightsFormatError, check_compatible
-from colearn_core.learners._base import (
-    Learner,
-    check_vote_tolerance,
-    current_model,
-    raw_weights,
-)
+from colearn_core.learners._base import Learner, check_vote_tolerance, current_model
 from colearn_core.learners.privacy import PrivateTraining, discard_stale_per_sample_state
 from colearn_core.learners.pytorch_onnx import export_onnx
+from colearn_core.learners.pytorch_scoring import (
+    ScoreFn,
+    evaluate_model,
+    score_weights,
+    split_batch,
+    to_device,
+    torch_threads,
+)
+from colearn_core.learners.pytorch_weights import (
+    WeightsLike,
+    checked_arrays,
+    load_into,
+    partial_update,
+    state_dict_copy,
+    state_dict_to_numpy,
+    swap_storage,
+    swapped_in,
+    weights_to_state_dict,
+)
 from colearn_core.ml_interface import (
     ColearnModel,
     DiffPrivConfig,
@@ -82,68 +95,12 @@ from colearn_core.ml_interface import (
 
 log = logging.getLogger(__name__)
 
-#: A score of a whole data set, colearn's convention: ``score_fn(outputs, labels) -> float``
-#: on tensors (``outputs`` are the model's raw outputs, e.g. logits, on the learner's
-#: device), e.g. :func:`colearn_core.pytorch.utils.categorical_accuracy`.
-ScoreFn = Callable[[torch.Tensor, torch.Tensor], float]
-WeightsLike = Weights | Mapping[str, Any]
+# (imported from here too)
+__all__ = ["PytorchLearner", "ScoreFn", "evaluate_model", "partial_update", "score_weights",
+           "torch_threads", "weights_to_state_dict"]
 
 
 # --------------------------------------------------------------------------- helpers
-
-def state_dict_to_numpy(model: nn.Module) -> dict[str, np.ndarray]:
-    """The model's ``state_dict`` as ``{name: numpy copy}`` (exact values and dtypes)."""
-    return {
-        name: tensor.detach().cpu().numpy().copy()
-        for name, tensor in model.state_dict().items()
-    }
-
-
-def state_dict_copy(model: nn.Module) -> OrderedDict[str, torch.Tensor]:
-    """The model's ``state_dict`` as detached copies (colearn's form of weights)."""
-    return OrderedDict(
-        (name, tensor.detach().clone()) for name, tensor in model.state_dict().items())
-
-
-def weights_to_state_dict(
-    weights: WeightsLike, model: nn.Module, *, require_finite: bool = True
-) -> dict[str, torch.Tensor]:
-    """Checks ``weights`` against ``model`` (same names, shapes and dtypes; finite if
-    ``require_finite``) and returns a ``state_dict`` of fresh tensors (copies).
-
-    ``weights`` may hold tensors (the learner's own form) or numpy arrays (as the codec
-    decodes them). Raises :class:`~colearn_core.codec.WeightsFormatError` for something
-    that is not a mapping of arrays, :class:`~colearn_core.codec.WeightsMismatchError` for weights
-    that do not fit the model.
-    """
-    raw = raw_weights(weights)
-    if not isinstance(raw, Mapping):
-        raise WeightsFormatError(
-            f"PyTorch weights are a mapping {{name: array}}, not {type(raw).__name__}"
-        )
-    template = model.state_dict()
-    checked = check_compatible(raw, template, require_finite=require_finite)
-    assert isinstance(checked, dict)
-    state = {name: torch.from_numpy(np.array(array, copy=True)) for name, array in checked.items()}
-    return state
-
-
-@contextlib.contextmanager
-def torch_threads(num_threads: int | None) -> Iterator[None]:
-    """Runs the block with torch's intra-op thread count set to ``num_threads`` (``None``:
-    unchanged), restoring it afterwards. Results can differ in the last bits between
-    thread counts, so a fixed count makes a learner reproducible across processes; one
-    thread is also the fastest for small models on a busy machine."""
-    if num_threads is None:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(num_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
 
 def _with_threads(method: Callable) -> Callable:
     @functools.wraps(method)
@@ -152,86 +109,6 @@ def _with_threads(method: Callable) -> Callable:
             return method(self, *args, **kwargs)
 
     return wrapper
-
-
-def _batches(loader: Iterable, num_batches: int | None) -> Iterator:
-    for index, batch in enumerate(loader):
-        if num_batches is not None and index >= num_batches:
-            return
-        yield batch
-
-
-def _split_batch(batch: Any) -> tuple[Any, Any]:
-    if isinstance(batch, Mapping) or not isinstance(batch, (tuple, list)) or len(batch) != 2:
-        raise TypeError("a loader must yield (data, labels) pairs")
-    return batch[0], batch[1]
-
-
-def _to_device(value: Any, device: torch.device) -> Any:
-    return value.to(device) if isinstance(value, torch.Tensor) else value
-
-
-@torch.no_grad()
-def evaluate_model(
-    model: nn.Module,
-    loader: Iterable,
-    score_fn: ScoreFn | None = None,
-    *,
-    criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-    device: str | torch.device = "cpu",
-    num_batches: int | None = None,
-) -> float:
-    """Scores ``model`` as it is on ``loader`` (at most ``num_batches`` batches), in eval
-    mode: ``score_fn(outputs, labels)`` on the whole set (tensors) if given, else the
-    mean of ``criterion`` over samples (``criterion`` must return a batch mean, as torch
-    losses do by default)."""
-    if score_fn is None and criterion is None:
-        raise ValueError("give a score_fn or a criterion")
-    device = torch.device(device)
-    was_training = model.training
-    model.eval()
-    try:
-        total, count = 0.0, 0
-        labels_seen: list[torch.Tensor] = []
-        outputs_seen: list[torch.Tensor] = []
-        for batch in _batches(loader, num_batches):
-            data, labels = _split_batch(batch)
-            data, labels = _to_device(data, device), _to_device(labels, device)
-            output = model(data)
-            size = len(labels)
-            if score_fn is not None:
-                labels_seen.append(torch.as_tensor(labels))
-                outputs_seen.append(output)
-            else:
-                assert criterion is not None
-                total += float(criterion(output, labels).item()) * size
-            count += size
-        if count == 0:
-            raise ValueError("the loader gave no samples to score")
-        if score_fn is not None:
-            return float(score_fn(torch.cat(outputs_seen), torch.cat(labels_seen)))
-        return total / count
-    finally:
-        model.train(was_training)
-
-
-def score_weights(model: nn.Module, weights: WeightsLike, loader: Iterable, score_fn: ScoreFn,
-                  *, num_threads: int | None = None) -> float:
-    """``score_fn``'s score on ``loader`` of raw weights (``{name: array}`` or ``Weights``)
-    loaded into ``model``, a model of their architecture that keeps them."""
-    model.load_state_dict(weights_to_state_dict(weights, model, require_finite=False))
-    with torch_threads(num_threads):
-        return evaluate_model(model, loader, score_fn)
-
-
-def partial_update(current: Mapping[str, torch.Tensor], trained: Mapping[str, torch.Tensor],
-                   fraction: float) -> OrderedDict[str, torch.Tensor]:
-    """``current + fraction * (trained - current)`` for floating-point tensors; others
-    (e.g. BatchNorm's step counter) as trained."""
-    return OrderedDict(
-        (name, current[name] + fraction * (tensor - current[name])
-         if tensor.is_floating_point() else tensor)
-        for name, tensor in trained.items())
 
 
 # --------------------------------------------------------------------------- learner
@@ -377,16 +254,12 @@ class PytorchLearner(Learner):
     ) -> float:
         """Scores ``weights`` on any ``loader`` (e.g. a held-out set) with ``score_fn``
         (default: mean ``criterion``), leaving the current weights as they were."""
-        state = weights_to_state_dict(weights, self.model, require_finite=False)
-        saved = self._snapshot()
-        try:
-            self.model.load_state_dict(state)
+        arrays = checked_arrays(weights, self.model, require_finite=False)
+        with swapped_in(self.model, arrays, self.device):
             return evaluate_model(
                 self.model, loader, score_fn, criterion=self.criterion,
                 device=self.device, num_batches=num_batches,
             )
-        finally:
-            self.model.load_state_dict(saved)
 
     # ------------------------------------------------------------------ training
 
@@ -397,8 +270,7 @@ class PytorchLearner(Learner):
         """Loads ``weights`` (``Weights``, or the mapping itself; tensors or arrays) into
         the model after checking they fit it; the vote score is left as it was (as in
         colearn: :meth:`mli_accept_weights` also rescores)."""
-        self.model.load_state_dict(weights_to_state_dict(weights, self.model,
-                                                         require_finite=False))
+        load_into(self.model, checked_arrays(weights, self.model, require_finite=False))
 
     def reset_optimizer(self) -> None:
         """Clears the optimizer's state (momentum buffers, Adam moments, step counts);
@@ -466,8 +338,8 @@ class PytorchLearner(Learner):
         trained = 0
         anchor = self._proximal_anchor()
         for batch in self._train_batches():
-            data, labels = _split_batch(batch)
-            data, labels = _to_device(data, self.device), _to_device(labels, self.device)
+            data, labels = split_batch(batch)
+            data, labels = to_device(data, self.device), to_device(labels, self.device)
             optimizer.zero_grad()
             loss = self.criterion(module(data), labels)
             if anchor:
@@ -479,6 +351,7 @@ class PytorchLearner(Learner):
                 loss.backward()
             optimizer.step()
             trained += 1
+        optimizer.zero_grad(set_to_none=True)  # a model size less held between proposals
         self.model.eval()
         if trained == 0:
             raise ValueError("the train loader is empty")
@@ -513,19 +386,23 @@ class PytorchLearner(Learner):
         saved = self._snapshot()
         try:
             summary = self.train()
-            new_weights = self._snapshot()
-        finally:
-            self.model.load_state_dict(saved)
+        except BaseException:
+            swap_storage(self.model, saved)
+            raise
+        # the trained tensors become the proposal and the saved ones the model's own
+        # again: swapped, not copied
+        new_weights = swap_storage(self.model, saved)
         if self.update_fraction != 1.0:
             new_weights = partial_update(saved, new_weights, self.update_fraction)
         return Weights(weights=new_weights, training_summary=summary)
 
     @_with_threads
     def mli_test_weights(self, weights: Weights) -> ProposedWeights:
-        state = weights_to_state_dict(weights, self.model, require_finite=False)
-        saved = self._snapshot()
-        try:
-            self.model.load_state_dict(state)
+        """Scores ``weights`` with their tensors swapped into the model in place of its
+        own (no copy of the model, none of the weights on the CPU), which come back
+        afterwards, also when scoring raises."""
+        arrays = checked_arrays(weights, self.model, require_finite=False)
+        with swapped_in(self.model, arrays, self.device):
             vote_score = self._score(self.vote_loader, self.vote_criterion)
             if self.test_loader is not None:
                 test_fn = self.test_criterion if self.test_criterion is not None \
@@ -533,13 +410,12 @@ class PytorchLearner(Learner):
                 test_score = self._score(self.test_loader, test_fn)
             else:
                 test_score = 0.0
-        finally:
-            self.model.load_state_dict(saved)
         return self._tested(weights, vote_score, test_score)
 
     @_with_threads
     def mli_accept_weights(self, weights: Weights) -> None:
-        self.model.load_state_dict(weights_to_state_dict(weights, self.model))
+        """Copies ``weights`` (checked, finite) once into the model's own tensors."""
+        load_into(self.model, checked_arrays(weights, self.model))
         self.vote_score = self._score(self.vote_loader, self.vote_criterion)
 
     def mli_get_current_weights(self) -> Weights:
@@ -552,6 +428,6 @@ class PytorchLearner(Learner):
         """The current model as ONNX if the ``onnx`` package is installed and export
         works for it; otherwise ``PICKLE_WEIGHTS_ONLY`` with ``model`` the weights dict
         (``{name: array}``; nothing is pickled)."""
-        data, _ = _split_batch(next(iter(self.vote_loader)))
-        return current_model(export_onnx(self.model, _to_device(data, self.device)),
+        data, _ = split_batch(next(iter(self.vote_loader)))
+        return current_model(export_onnx(self.model, to_device(data, self.device)),
                              lambda: state_dict_to_numpy(self.model))

@@ -21,6 +21,9 @@ the in-memory driver.
 
 from __future__ import annotations
 
+import atexit
+import itertools
+import json
 import math
 import time
 from functools import lru_cache
@@ -56,6 +59,10 @@ class BenchConfig(BaseModel):
     noise: float = Field(0.05, ge=0.0)
     # model and training
     channels: tuple[int, int] = (32, 64)
+    # "big": square Linear layers of this width between the pooled features and the
+    # logits (0: none), for a model of realistic size whose training stays cheap
+    head_width: int = Field(0, ge=0)
+    head_layers: int = Field(0, ge=0)
     learning_rate: float = Field(0.05, gt=0.0)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
     weight_decay: float = Field(1e-4, ge=0.0)
@@ -65,11 +72,16 @@ class BenchConfig(BaseModel):
     torch_threads: int = Field(1, ge=1)
 
 
-#: ``"full"``: a proposal trains for about a second; ``"small"``: a fast variant for tests.
+#: ``"full"``: a proposal trains for about a second; ``"small"``: a fast variant for tests;
+#: ``"big"``: a 25M-parameter model (100 MB of weights: 4 layers 2500 wide after the small
+#: CNN), trained on 2 batches a proposal, so weights dominate a round.
 PRESETS: dict[str, dict] = {
     "full": {},
     "small": {"image_size": 16, "copies": 1, "max_shift": 1, "channels": (8, 16),
               "batches_per_round": 6},
+    "big": {"image_size": 16, "copies": 1, "max_shift": 1, "channels": (8, 16),
+            "batches_per_round": 2, "head_width": 2500, "head_layers": 5,
+            "learning_rate": 0.0005},
 }
 
 
@@ -81,29 +93,35 @@ def bench_config(preset: str = "full", n_learners: int = 5, seed: int = 0) -> Be
 
 class BenchCNN(nn.Module):
     """conv 3x3 -> ReLU -> conv 3x3 -> ReLU -> max pool 2 -> conv 3x3 -> ReLU -> global
-    average pool -> linear (10 logits)."""
+    average pool -> (``head_layers`` linear layers ``head_width`` wide, each with a ReLU)
+    -> linear (10 logits)."""
 
-    def __init__(self, channels: tuple[int, int] = (32, 64)) -> None:
+    def __init__(self, channels: tuple[int, int] = (32, 64), head_width: int = 0,
+                 head_layers: int = 0) -> None:
         super().__init__()
         c1, c2 = channels
         self.conv1 = nn.Conv2d(1, c1, 3, padding=1)
         self.conv2 = nn.Conv2d(c1, c2, 3, padding=1)
         self.conv3 = nn.Conv2d(c2, c2, 3, padding=1)
-        self.out = nn.Linear(c2, N_CLASSES)
+        widths = [c2] + [head_width] * head_layers
+        self.head = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(widths))
+        self.out = nn.Linear(widths[-1], N_CLASSES)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.relu(self.conv1(x))
         x = torch.max_pool2d(torch.relu(self.conv2(x)), 2)
-        x = torch.relu(self.conv3(x))
-        return self.out(x.mean(dim=(2, 3)))
+        x = torch.relu(self.conv3(x)).mean(dim=(2, 3))
+        for layer in self.head:
+            x = torch.relu(layer(x))
+        return self.out(x)
 
     def layers(self) -> tuple[nn.Module, ...]:
-        return self.conv1, self.conv2, self.conv3, self.out
+        return self.conv1, self.conv2, self.conv3, *self.head, self.out
 
 
 def make_model(config: BenchConfig) -> BenchCNN:
     """The model, He-uniform initialised from the config's seed (every learner alike)."""
-    model = BenchCNN(config.channels)
+    model = BenchCNN(config.channels, config.head_width, config.head_layers)
     generator = torch.Generator().manual_seed(derived_seed(config.seed, 100))
     with torch.no_grad():
         for layer in model.layers():
@@ -189,13 +207,34 @@ def bench_learner(index: int, n_learners: int = 5, seed: int = 0, preset: str = 
 
     ``start_barrier`` (benchmarks): a directory. Once the learner is built, the factory
     creates ``ready-<index>`` there and returns only when ``go`` appears, so a benchmark
-    can start all agents at once, after their start-up (imports, data, model)."""
+    can start all agents at once, after their start-up (imports, data, model). At ``go``
+    it also notes the process's RSS (its baseline) and restarts its peak, and at exit
+    writes both to ``rss-<index>.json`` there (:func:`record_rss`)."""
     if not 0 <= index < n_learners:
         raise ValueError(f"learner index {index} is outside 0..{n_learners - 1}")
     learner = make_learner(bench_config(preset, n_learners, seed), index)
     if start_barrier is not None:
         wait_at_barrier(Path(start_barrier), index, barrier_timeout)
+        record_rss(Path(start_barrier) / f"rss-{index}.json")
     return learner
+
+
+def record_rss(path: Path) -> None:
+    """Restarts this process's RSS peak now and, when the process exits, writes
+    ``{"baseline_bytes": RSS now, "peak_bytes": peak since}`` to ``path`` (nothing where
+    ``/proc/self`` cannot tell)."""
+    from colearn_core.utils.rss import RssUnavailable, memory, reset_peak
+
+    try:
+        reset_peak()
+        baseline, _ = memory()
+    except RssUnavailable:
+        return
+
+    def write() -> None:
+        path.write_text(json.dumps({"baseline_bytes": baseline, "peak_bytes": memory()[1]}))
+
+    atexit.register(write)
 
 
 def wait_at_barrier(directory: Path, index: int, timeout: float) -> None:

@@ -157,6 +157,28 @@ def test_rejected_rounds_keep_the_current_weights(tmp_path):
         assert s.digest_of(i) == s.initial_digest
 
 
+def test_a_voter_keeps_a_proposal_it_approves_and_drops_one_it_rejects(tmp_path):
+    class Voting(Wrapped):
+        def __init__(self, inner, vote: bool):
+            super().__init__(inner)
+            self.vote = vote
+
+        def mli_test_weights(self, weights: Weights) -> ProposedWeights:
+            return self.inner.mli_test_weights(weights).model_copy(update={"vote": self.vote})
+
+    learners = make_digits_learners(config=DigitsConfig(n_learners=3, seed=3))
+    learners[1], learners[2] = Voting(learners[1], True), Voting(learners[2], False)
+    s = make_setup(tmp_path, n=3, rounds=1, threshold_bps=10_000, learners=learners)
+    proposer, approver, rejecter = (s.agent(i) for i in range(3))
+    assert proposer.step()
+    assert approver.step() and rejecter.step()
+    assert rejecter._held is None  # a vote holds the proposal only while it tests
+    assert approver._held is not None and approver._held[0] == 0  # to adopt it unfetched
+    run_in_process([proposer, approver, rejecter])
+    assert [d.accepted for d in s.client.decisions(s.experiment_id)] == [False]
+    assert approver._held is None  # the round rejected it
+
+
 def _bad_proposals(store: FileWeightStore, template: dict[str, Any]):
     template = {k: np.asarray(v) for k, v in template.items()}  # a learner's tensors
     good = bytes(encode_weights(template))

@@ -7,14 +7,17 @@ import io
 import json
 import threading
 import time
+from unittest import mock
 
 import numpy as np
 import pytest
+from cli_runner import run_colearn
 from rich.console import Console
 
-from agents.bench.overhead import bench_overhead
+from agents.bench.floor import measure_floor
+from agents.bench.overhead import bench_overhead, run_overhead_bench
 from agents.bench.overhead_report import print_overhead_report
-from colearn_core.tasks.bench import bench_config, bench_learner, make_bench_learners
+from colearn_core.tasks.bench import bench_config, bench_learner, make_bench_learners, make_model
 
 
 def test_the_factory_builds_the_same_learner_as_the_in_memory_set():
@@ -31,6 +34,31 @@ def test_the_full_preset_is_the_heavier_one():
     full, small = bench_config("full"), bench_config("small")
     assert full.image_size > small.image_size and full.copies > small.copies
     assert full.batches_per_round > small.batches_per_round
+
+
+def test_the_big_preset_has_25m_parameters():
+    model = make_model(bench_config("big"))
+    assert 25_000_000 <= sum(p.numel() for p in model.parameters()) <= 25_200_000
+
+
+def test_the_overhead_command_takes_the_big_preset_and_a_store():
+    with mock.patch("agents.bench.overhead.bench_overhead") as bench:
+        status, _, err = run_colearn("bench", "overhead", "--preset", "big", "--store", "ipfs",
+                                     "--rounds", "2")
+    assert status == 0, err
+    assert (bench.call_args.kwargs["preset"], bench.call_args.kwargs["store"],
+            bench.call_args.kwargs["n_rounds"]) == ("big", "ipfs", 2)
+    with pytest.raises(ValueError, match="store must be one of"):
+        run_overhead_bench(store="s3")
+
+
+def test_the_floor_adds_the_proposer_and_every_voter(tmp_path):
+    floor = measure_floor(bytes(range(256)) * 4096, 5, tmp_path)
+    steps = floor["steps_seconds"]
+    assert floor["payload_bytes"] == 1 << 20 and all(s > 0 for s in steps.values())
+    voter = steps["read"] + steps["sha256"] + steps["cid"]
+    assert floor["seconds_per_round"] == pytest.approx(floor["proposer_seconds"] + 4 * voter)
+    assert list(tmp_path.iterdir()) == []  # the scratch file is gone
 
 
 def test_bad_factory_arguments_are_refused():
@@ -99,6 +127,13 @@ def test_overhead_bench_end_to_end(tmp_path, capsys):
             seconds["step"] - seconds["learner"] + seconds["follow"])
         assert seconds["learner"] > 0 and seconds["store"] >= 0
         assert seconds["follow"] > 0  # subscribing at least
+        rss = agent["rss"]  # recorded by the factory at exit
+        assert 0 < rss["baseline_bytes"] <= rss["peak_bytes"]
+        assert rss["peak_over_baseline_models"] == pytest.approx(
+            (rss["peak_bytes"] - rss["baseline_bytes"]) / report["model_bytes"])
+    assert report["store"] == "file" and report["model_bytes"] > 0
+    assert report["protocol_over_floor"] == pytest.approx(
+        report["protocol_seconds_per_round"] / report["floor"]["seconds_per_round"])
     assert report["protocol_seconds_per_round"] == pytest.approx(
         sum(a["seconds"]["protocol"] for a in chain["agents"]) / 3)
     parts = chain["protocol_parts_per_round"]
@@ -112,4 +147,4 @@ def test_overhead_bench_end_to_end(tmp_path, capsys):
     out = io.StringIO()
     print_overhead_report(report, Console(file=out, width=120))
     assert "seconds a round" in out.getvalue() and "protocol" in out.getvalue()
-    assert "following events" in out.getvalue()
+    assert "following events" in out.getvalue() and "physical floor" in out.getvalue()

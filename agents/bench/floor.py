@@ -1,0 +1,75 @@
+"""The physical floor of a round's protocol time: what moving one proposal's bytes
+minimally costs on this machine, as issue 17 defines it.
+
+A round moves one payload (the encoded proposal, ``size`` bytes) from the proposer to
+every voter. At the least, the proposer writes it into one buffer (a memory copy),
+hashes it twice (the sha256 digest on chain, and the CID: sha256 over its 256 KiB
+chunks) and writes it to the store (a file write and fsync); each of the ``n - 1``
+voters reads it (a read of a cached file) and hashes it twice (the digest and the CID
+it is checked against). Each step is timed here on a payload of that size, the fastest
+of a few repeats, and the floor a round is
+
+    copy + 2 hashes + write + (n - 1) * (read + 2 hashes)
+
+It leaves out what the chain itself costs (transactions, status reads, events): the
+protocol's time a round over this floor is what the agents add to moving the weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents.storage.cid import compute_cid
+
+_REPEATS = 3
+
+
+def _fastest(step: Callable[[], Any]) -> float:
+    best = float("inf")
+    for _ in range(_REPEATS):
+        started = time.perf_counter()
+        step()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def measure_floor(payload: bytes, n_learners: int, directory: Path) -> dict[str, Any]:
+    """Each step's seconds for ``payload`` (see the module's docstring) and the floor a
+    round with ``n_learners``; a scratch file is written in ``directory`` and removed."""
+    buffer = bytearray(len(payload))
+    source, target = np.frombuffer(payload, np.uint8), np.frombuffer(buffer, np.uint8)
+    path = directory / ".floor-scratch"
+
+    def write() -> None:
+        with path.open("wb") as file:
+            file.write(payload)
+            file.flush()
+            os.fsync(file.fileno())
+
+    def read() -> None:
+        with path.open("rb") as file:
+            file.readinto(buffer)
+
+    try:
+        steps = {
+            "copy": _fastest(lambda: np.copyto(target, source)),
+            "sha256": _fastest(lambda: hashlib.sha256(payload).digest()),
+            "cid": _fastest(lambda: compute_cid(payload)),
+            "write": _fastest(write),
+            "read": _fastest(read),
+        }
+    finally:
+        path.unlink(missing_ok=True)
+    hashes = steps["sha256"] + steps["cid"]
+    proposer = steps["copy"] + hashes + steps["write"]
+    voter = steps["read"] + hashes
+    return {"payload_bytes": len(payload), "steps_seconds": steps,
+            "proposer_seconds": proposer, "voter_seconds": voter,
+            "seconds_per_round": proposer + (n_learners - 1) * voter}
