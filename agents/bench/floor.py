@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,20 +31,24 @@ import numpy as np
 from agents.storage.cid import compute_cid
 
 _REPEATS = 3
+_PIECE = 1024 * 1024
 
 
-def _fastest(step: Callable[[], Any]) -> float:
+def _fastest(step: Callable[[], Any], repeat: int) -> float:
     best = float("inf")
-    for _ in range(_REPEATS):
+    for _ in range(repeat):
         started = time.perf_counter()
         step()
         best = min(best, time.perf_counter() - started)
     return best
 
 
-def measure_floor(payload: bytes, n_learners: int, directory: Path) -> dict[str, Any]:
-    """Each step's seconds for ``payload`` (see the module's docstring) and the floor a
-    round with ``n_learners``; a scratch file is written in ``directory`` and removed."""
+def machine_limits(payload: bytes | memoryview, directory: Path,
+                   repeat: int = _REPEATS) -> dict[str, float]:
+    """The fastest of ``repeat`` runs of each thing moving ``payload`` can cost on this
+    machine: ``copy`` (a memory copy), ``sha256``, ``cid``, ``write`` (a file write and
+    fsync), ``read`` (a read of that file, cached) and ``loopback`` (a TCP transfer on
+    127.0.0.1). A scratch file is written in ``directory`` and removed."""
     buffer = bytearray(len(payload))
     source, target = np.frombuffer(payload, np.uint8), np.frombuffer(buffer, np.uint8)
     path = directory / ".floor-scratch"
@@ -58,18 +64,48 @@ def measure_floor(payload: bytes, n_learners: int, directory: Path) -> dict[str,
             file.readinto(buffer)
 
     try:
-        steps = {
-            "copy": _fastest(lambda: np.copyto(target, source)),
-            "sha256": _fastest(lambda: hashlib.sha256(payload).digest()),
-            "cid": _fastest(lambda: compute_cid(payload)),
-            "write": _fastest(write),
-            "read": _fastest(read),
+        return {
+            "copy": _fastest(lambda: np.copyto(target, source), repeat),
+            "sha256": _fastest(lambda: hashlib.sha256(payload).digest(), repeat),
+            "cid": _fastest(lambda: compute_cid(payload), repeat),
+            "write": _fastest(write, repeat),
+            "read": _fastest(read, repeat),
+            "loopback": _fastest(lambda: _loopback(payload, buffer), repeat),
         }
     finally:
         path.unlink(missing_ok=True)
+
+
+def measure_floor(payload: bytes | memoryview, n_learners: int,
+                  directory: Path) -> dict[str, Any]:
+    """Each step's seconds for ``payload`` (see the module's docstring) and the floor of a
+    round with ``n_learners``."""
+    steps = machine_limits(payload, directory)
     hashes = steps["sha256"] + steps["cid"]
     proposer = steps["copy"] + hashes + steps["write"]
     voter = steps["read"] + hashes
     return {"payload_bytes": len(payload), "steps_seconds": steps,
             "proposer_seconds": proposer, "voter_seconds": voter,
             "seconds_per_round": proposer + (n_learners - 1) * voter}
+
+
+def _loopback(payload: bytes | memoryview, buffer: bytearray) -> None:
+    """Sends ``payload`` through a TCP connection on 127.0.0.1 into ``buffer``."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        sender = socket.create_connection(server.getsockname())
+        receiver, _ = server.accept()
+
+    def send() -> None:
+        with sender:
+            sender.sendall(payload)
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    with receiver:
+        view, got = memoryview(buffer), 0
+        while got < len(payload):
+            n = receiver.recv_into(view[got:], min(len(payload) - got, _PIECE))
+            if not n:
+                raise ConnectionError("loopback transfer ended early")
+            got += n
+    thread.join()

@@ -12,26 +12,21 @@ repetitions, and the floor each step runs against on this machine:
   second thread);
 * put: a disk write and fsync of the payload (file store) or a loopback TCP transfer of it
   (IPFS: what an upload to a local node cannot beat);
-* get: a memory copy (the read from the page cache) plus sha256 (file store), or the
+* get: a cached file read plus sha256 (file store), or the
   slower of sha256 and the loopback transfer (IPFS).
 
 Each step's CPU time (this process, all threads) is reported beside its wall-clock time:
 with an IPFS node, the client's own cost apart from the node's. It also reports the peak
-memory the get and decode allocate (``tracemalloc``: numpy and
-Python allocations; a file store's memory map is page cache, not counted) as a multiple of
-the payload.
+memory the get and decode allocate (``tracemalloc``: numpy and Python allocations) as a
+multiple of the payload.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import socket
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
@@ -44,6 +39,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
+from agents.bench.floor import machine_limits
 from agents.storage.cid import content_digests
 from agents.storage.store import FileWeightStore, WeightStore, open_store
 from colearn_core.codec import decode_weights, encode_weights
@@ -53,7 +49,6 @@ PARAM_COUNTS = (100_000, 1_000_000, 10_000_000, 100_000_000)
 
 # Relative channel widths of a ResNet's convolutions, stage by stage.
 _WIDTHS = [1] * 3 + [2] * 4 + [4] * 6 + [8] * 3
-_PIECE = 1024 * 1024
 
 
 class Step(BaseModel):
@@ -121,44 +116,6 @@ def _step(name: str, timed: tuple[float, float], limit: tuple[str, float]) -> St
                 limit_seconds=limit[1])
 
 
-def _fresh_copy(payload: memoryview) -> None:
-    np.frombuffer(payload, np.uint8).copy()
-
-
-def _disk_write(directory: Path, payload: memoryview) -> None:
-    fd, name = tempfile.mkstemp(dir=directory, prefix=".bench-")
-    try:
-        for start in range(0, len(payload), _PIECE):
-            os.write(fd, payload[start:start + _PIECE])
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-        os.unlink(name)
-
-
-def _loopback(payload: memoryview) -> None:
-    """Sends ``payload`` through a TCP connection on 127.0.0.1 into a buffer its size."""
-    with socket.create_server(("127.0.0.1", 0)) as server:
-        sender = socket.create_connection(server.getsockname())
-        receiver, _ = server.accept()
-    received = np.empty(len(payload), np.uint8)
-
-    def send() -> None:
-        with sender:
-            sender.sendall(payload)
-
-    thread = threading.Thread(target=send, daemon=True)
-    thread.start()
-    with receiver:
-        view, got = received.data, 0
-        while got < len(payload):
-            n = receiver.recv_into(view[got:], min(len(payload) - got, _PIECE))
-            if not n:
-                raise ConnectionError("loopback transfer ended early")
-            got += n
-    thread.join()
-
-
 def measure_size(store: WeightStore, n_params: int, repeat: int,
                  scratch: Path) -> SizeReport:
     """Times every step for a model of ``n_params`` parameters (see the module's doc)."""
@@ -172,10 +129,11 @@ def measure_size(store: WeightStore, n_params: int, repeat: int,
         if isinstance(store, FileWeightStore):
             (store.root / digests.cid).unlink(missing_ok=True)
 
-    copy = ("memory copy", _median(lambda: _fresh_copy(data), repeat)[0])
-    sha = ("sha256", _median(lambda: hashlib.sha256(data).digest(), repeat)[0])
-    disk = ("disk write+fsync", _median(lambda: _disk_write(scratch, data), repeat)[0])
-    loop = ("loopback TCP", _median(lambda: _loopback(data), repeat)[0])
+    limits = machine_limits(data, scratch, repeat)
+    copy = ("memory copy", limits["copy"])
+    sha = ("sha256", limits["sha256"])
+    disk = ("disk write+fsync", limits["write"])
+    loop = ("loopback TCP", limits["loopback"])
     steps = [
         _step("encode", _median(lambda: encode_weights(weights), repeat), copy),
         _step("sha256+CID (one pass)", _median(lambda: content_digests(data), repeat), sha),
@@ -185,7 +143,7 @@ def measure_size(store: WeightStore, n_params: int, repeat: int,
     store.put(data, digests=digests)
     steps.append(_step("store get (+verify)", _median(
         lambda: store.get(digests.cid, max_bytes=size), repeat),
-        ("cached read + sha256", copy[1] + sha[1]) if is_file
+        ("cached read + sha256", limits["read"] + sha[1]) if is_file
         else max(sha, loop, key=lambda f: f[1])))
     fetched = store.get(digests.cid, max_bytes=size)
     steps.append(_step("decode", _median(

@@ -18,6 +18,7 @@ the same CID here and on any IPFS node.
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 import tempfile
 from dataclasses import dataclass
@@ -211,8 +212,8 @@ class FileWeightStore(WeightStore):
 
     def get(self, cid: str, *, max_bytes: int | None = None,
             timeout: float | None = None) -> Fetched:
-        """The file of ``cid``, read into one buffer of its size and hashed there. Not
-        memory-mapped: anyone who can write the directory could truncate a mapped file
+        """The file of ``cid``, read into one buffer of its size and hashed there. The file
+        is read, not mapped: anyone who can write the directory could truncate a mapped file
         under a reader, and touching a page past the new end kills the process (SIGBUS);
         a file that shrinks or grows while it is read is refused instead."""
         canonical = _checked_cid(cid)
@@ -222,10 +223,12 @@ class FileWeightStore(WeightStore):
                 size = os.fstat(f.fileno()).st_size
                 if max_bytes is not None and size > max_bytes:
                     raise ContentTooLarge(cid, size, max_bytes)
-                buffer = bytearray(size + 1)  # one byte more: a file that grew fills it
-                view = memoryview(buffer)
+                # One byte more: a file that grew fills it. Anonymous memory of its own, so
+                # it goes back to the system when the last view of it goes (a heap block of
+                # a few MB may stay with the process).
+                view = memoryview(mmap.mmap(-1, size + 1))
                 filled = 0
-                while filled < len(buffer) and (n := f.readinto(view[filled:])):
+                while filled < len(view) and (n := f.readinto(view[filled:])):
                     filled += n
         except FileNotFoundError:
             raise ContentNotFound(cid, str(self.root)) from None
