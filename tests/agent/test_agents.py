@@ -175,7 +175,7 @@ def test_a_voter_keeps_a_proposal_it_approves_and_drops_one_it_rejects(tmp_path)
     assert rejecter._held is None  # a vote holds the proposal only while it tests
     assert approver._held is not None and approver._held[0] == 0  # to adopt it unfetched
     run_in_process([proposer, approver, rejecter])
-    assert [d.accepted for d in s.client.decisions(s.experiment_id)] == [False]
+    assert [d.accepted for d in s.client.events(RoundDecided, s.experiment_id)] == [False]
     assert approver._held is None  # the round rejected it
 
 
