@@ -234,6 +234,44 @@ def partial_update(current: Mapping[str, torch.Tensor], trained: Mapping[str, to
         for name, tensor in trained.items())
 
 
+def weight_change(before: Mapping[str, torch.Tensor], after: Mapping[str, torch.Tensor]
+                  ) -> OrderedDict[str, torch.Tensor]:
+    """``after - before`` for the floating-point tensors (detached copies)."""
+    return OrderedDict((name, (tensor - before[name]).detach().clone())
+                       for name, tensor in after.items() if tensor.is_floating_point())
+
+
+def add_scaled(weights: Mapping[str, torch.Tensor], change: Mapping[str, torch.Tensor],
+               scale: float) -> OrderedDict[str, torch.Tensor]:
+    """``weights + scale * change`` where ``change`` has the tensor; others as they are."""
+    return OrderedDict((name, tensor + scale * change[name] if name in change else tensor)
+                       for name, tensor in weights.items())
+
+
+def label_log_prior(loader: Iterable, n_classes: int) -> torch.Tensor:
+    """The log of each class's share of ``loader``'s labels, read from its dataset
+    (``DataLoader`` over a map-style dataset: the loader's shuffling is not consumed); a
+    class absent from it counts :data:`ABSENT_CLASS_COUNT`."""
+    dataset = getattr(loader, "dataset", None)
+    if dataset is None or not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
+        raise TypeError("logit_adjustment needs a DataLoader over a map-style dataset")
+    tensors = getattr(dataset, "tensors", None)
+    labels = (tensors[1] if tensors is not None and len(tensors) == 2
+              else torch.as_tensor([int(dataset[i][1]) for i in range(len(dataset))]))
+    labels = labels.to(torch.int64).reshape(-1)
+    if len(labels) == 0 or int(labels.min()) < 0 or int(labels.max()) >= n_classes:
+        raise ValueError(f"logit_adjustment: train labels must be within 0..{n_classes - 1}")
+    counts = torch.bincount(labels, minlength=n_classes).to(torch.float64)
+    counts[counts == 0] = ABSENT_CLASS_COUNT
+    return torch.log(counts / counts.sum()).to(torch.float32)
+
+
+#: The count a class absent from a learner's train set gets in :func:`label_log_prior`:
+#: its logit is pushed down by about log(n_samples / 0.001), so training on that set
+#: leaves the class's output nearly alone (instead of teaching "this class never occurs").
+ABSENT_CLASS_COUNT = 1e-3
+
+
 # --------------------------------------------------------------------------- learner
 
 class PytorchLearner(Learner):
@@ -284,6 +322,19 @@ class PytorchLearner(Learner):
       point tensors; the optimizer's state is the trained one's). ``1`` (the default):
       the trained weights, as colearn. Smaller steps from one learner's data pull the
       shared model less towards its classes, so others' votes pass under label skew.
+    - ``update_momentum`` (not in colearn): the proposal also adds this fraction of the
+      shared model's last accepted change (what the learner's last
+      :meth:`mli_accept_weights` changed), ``w + f * (w_trained - w) + m * last_change``:
+      server momentum as in FedAvgM (Hsu et al. 2019), so a proposal carries on what
+      other learners' accepted rounds learned. ``0`` (the default): colearn's proposal.
+    - ``logit_adjustment`` (not in colearn): train on ``criterion(outputs + log prior,
+      labels)``, the prior being the class shares of this learner's train set
+      (:func:`label_log_prior`): the balanced softmax / logit adjustment of Ren et al. 2020
+      and Menon et al. 2021, so a learner whose data lacks some classes does not teach the
+      shared model that they are rare. Scores (vote, test) use the plain outputs. For
+      classifiers whose ``criterion`` takes logits and integer labels (cross-entropy); needs
+      a ``DataLoader`` over a map-style dataset. ``False`` (the default): plain training.
+      Not with ``diff_priv_config``.
     - ``dp_seed`` (not in colearn): seeds the DP noise and the Poisson sampling, so runs
       repeat bitwise; ``None`` draws the seed from the OS. Anyone who knows the seed
       can reproduce the noise, which voids the guarantee against them: keep it private
@@ -313,10 +364,24 @@ class PytorchLearner(Learner):
         vote_tolerance: float = 0.0,
         proximal_mu: float = 0.0,
         update_fraction: float = 1.0,
+        update_momentum: float = 0.0,
+        logit_adjustment: bool = False,
     ) -> None:
         if not 0.0 < update_fraction <= 1.0:
             raise ValueError("update_fraction must be in (0, 1]")
         self.update_fraction = float(update_fraction)
+        if isinstance(update_momentum, bool) or not 0.0 <= update_momentum < 1.0:
+            raise ValueError("update_momentum must be in [0, 1)")
+        self.update_momentum = float(update_momentum)
+        if not isinstance(logit_adjustment, bool):
+            raise TypeError("logit_adjustment must be a bool")
+        self.logit_adjustment = logit_adjustment
+        if logit_adjustment and diff_priv_config is not None:
+            raise ValueError("logit_adjustment is not supported with diff_priv_config (the "
+                             "adjustment is the train set's class counts, unprotected)")
+        #: the shared model's last accepted change (update_momentum); None before one
+        self._last_change: OrderedDict[str, torch.Tensor] | None = None
+        self._log_prior: torch.Tensor | None = None
         if proximal_mu < 0 or not np.isfinite(proximal_mu):
             raise ValueError("proximal_mu must be a finite number >= 0")
         if proximal_mu and diff_priv_config is not None:
@@ -445,6 +510,11 @@ class PytorchLearner(Learner):
         total = sum(((p - start) ** 2).sum() for p, start in anchor)
         return 0.5 * self.proximal_mu * total  # type: ignore[return-value]
 
+    def _train_log_prior(self, n_classes: int) -> torch.Tensor:
+        if self._log_prior is None or len(self._log_prior) != n_classes:
+            self._log_prior = label_log_prior(self.train_loader, n_classes).to(self.device)
+        return self._log_prior
+
     @property
     def dp_epsilon(self) -> float | None:
         """The privacy budget (epsilon) spent so far; ``None`` without DP."""
@@ -469,7 +539,10 @@ class PytorchLearner(Learner):
             data, labels = _split_batch(batch)
             data, labels = _to_device(data, self.device), _to_device(labels, self.device)
             optimizer.zero_grad()
-            loss = self.criterion(module(data), labels)
+            outputs = module(data)
+            if self.logit_adjustment:
+                outputs = outputs + self._train_log_prior(outputs.shape[-1])
+            loss = self.criterion(outputs, labels)
             if anchor:
                 loss = loss + self._proximal_term(anchor)
             with warnings.catch_warnings():
@@ -518,6 +591,8 @@ class PytorchLearner(Learner):
             self.model.load_state_dict(saved)
         if self.update_fraction != 1.0:
             new_weights = partial_update(saved, new_weights, self.update_fraction)
+        if self.update_momentum and self._last_change is not None:
+            new_weights = add_scaled(new_weights, self._last_change, self.update_momentum)
         return Weights(weights=new_weights, training_summary=summary)
 
     @_with_threads
@@ -539,7 +614,10 @@ class PytorchLearner(Learner):
 
     @_with_threads
     def mli_accept_weights(self, weights: Weights) -> None:
-        self.model.load_state_dict(weights_to_state_dict(weights, self.model))
+        state = weights_to_state_dict(weights, self.model)
+        if self.update_momentum:
+            self._last_change = weight_change(self.model.state_dict(), state)
+        self.model.load_state_dict(state)
         self.vote_score = self._score(self.vote_loader, self.vote_criterion)
 
     def mli_get_current_weights(self) -> Weights:
