@@ -210,7 +210,8 @@ def bench_learning(*, as_json: bool = False, n_learners: int = 5, n_rounds: int 
         raise ValueError(f"unknown task {unknown[0]!r}: one of {', '.join(TASKS)}")
     console = console or Console(stderr=as_json)
     # (split_dataset checks alpha whatever the scheme; the IID split does not use it)
-    splits: list[tuple[Scheme, float]] = [("iid", 1.0)] + [("dirichlet", a) for a in alphas]
+    splits: list[tuple[Scheme, float]] = [("iid", 1.0)]
+    splits += [("dirichlet", a) for a in alphas]
     rows = []
     for task in tasks:
         for scheme, alpha in splits:
@@ -278,7 +279,7 @@ def print_learning_report(report: LearningReport, console: Console) -> None:
     console.print(table)
 
 
-def plot_learning(report: LearningReport, path: Path) -> Path:
+def plot_learning(report: LearningReport, path: Path) -> None:
     """The global test score after each round, averaged over seeds: one panel per task and
     split, one line per method (:func:`colearn_core.plots.plot_curves`)."""
     from colearn_core.plots import plot_curves
@@ -291,4 +292,4 @@ def plot_learning(report: LearningReport, path: Path) -> Path:
         panels[f"{task}, {split} ({rows[0].score})"] = {
             name: [statistics.fmean(values) for values in zip(*curves)]
             for name, curves in lines.items()}
-    return plot_curves(panels, path, score_name="global test score", lower_is_better=False)
+    plot_curves(panels, path, score_name="global test score", lower_is_better=False)
