@@ -14,12 +14,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from colearn_core.learners._base import approves, check_vote_tolerance
-from colearn_core.learners.pytorch import (
-    ABSENT_CLASS_COUNT,
-    PytorchLearner,
-    label_log_prior,
-    partial_update,
-)
+from colearn_core.learners.pytorch import PytorchLearner
+from colearn_core.learners.pytorch_skew import ABSENT_CLASS_COUNT, label_log_prior, partial_update
 from colearn_core.ml_interface import Weights
 from colearn_core.tasks.digits import DigitsConfig
 from colearn_core.tasks.digits_torch import make_digits_learners
