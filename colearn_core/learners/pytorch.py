@@ -285,6 +285,9 @@ class PytorchLearner(Learner):
       :meth:`mli_accept_weights` changed), ``w + f * (w_trained - w) + m * last_change``:
       server momentum as in FedAvgM (Hsu et al. 2019), so a proposal carries on what
       other learners' accepted rounds learned. ``0`` (the default): colearn's proposal.
+      Adopting the experiment's initial model counts as a change too: build the learner
+      with those weights (as the seeded factories here do), or that change is wasted on
+      its first proposal.
     - ``logit_adjustment`` (not in colearn): train on ``criterion(outputs + log prior,
       labels)``, the prior being the class shares of this learner's train set
       (:func:`label_log_prior`): the balanced softmax / logit adjustment of Ren et al. 2020
