@@ -13,18 +13,24 @@ weights that are a mapping (or a sequence) of numpy arrays, as every learner her
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from colearn_core.ml_interface import MachineLearningInterface, Weights
 
+#: Called with the raw weights after each training call (or FedAvg round).
+OnRound = Callable[[Any], None]
 
-def train_alone(learner: MachineLearningInterface, n_training_calls: int) -> Any:
+
+def train_alone(learner: MachineLearningInterface, n_training_calls: int,
+                on_round: OnRound | None = None) -> Any:
     """Proposes and accepts ``n_training_calls`` times; returns the final raw weights."""
     for _ in range(n_training_calls):
         learner.mli_accept_weights(learner.mli_propose_weights())
+        if on_round is not None:
+            on_round(learner.mli_get_current_weights().weights)
     return learner.mli_get_current_weights().weights
 
 
@@ -49,7 +55,7 @@ def average_weights(weights: Sequence[Any], sample_counts: Sequence[int]) -> Any
 
 
 def fedavg(learners: Sequence[MachineLearningInterface], n_rounds: int,
-           sample_counts: Sequence[int]) -> Any:
+           sample_counts: Sequence[int], on_round: OnRound | None = None) -> Any:
     """Runs FedAvg from learner 0's current weights; returns the final global weights."""
     global_weights = learners[0].mli_get_current_weights().weights
     for _ in range(n_rounds):
@@ -58,4 +64,6 @@ def fedavg(learners: Sequence[MachineLearningInterface], n_rounds: int,
             learner.mli_accept_weights(Weights(weights=copy.deepcopy(global_weights)))
             local.append(learner.mli_propose_weights().weights)
         global_weights = average_weights(local, sample_counts)
+        if on_round is not None:
+            on_round(global_weights)
     return global_weights

@@ -13,7 +13,7 @@ is better where that is known (:func:`score_label`: given, or read from a name s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -130,6 +130,43 @@ def draw_scores(
         ax.legend(fontsize=7)
 
 
+def draw_curves(ax: Any, curves: Mapping[str, Sequence[float | None]], *,
+                thick: bool = False) -> None:
+    """Named series per round (x: the round), one line each; ``thick`` (e.g. a global
+    held-out score beside learners' own): thick lines, the first one purple."""
+    for j, (name, values) in enumerate(curves.items()):
+        colour = "#5a2d82" if thick and j == 0 else f"C{j % 10}"
+        ax.plot(range(len(values)), series(values), "-o", color=colour, lw=2 if thick else 1.5,
+                ms=3, label=name)
+
+
+def plot_curves(panels: Mapping[str, Mapping[str, Sequence[float | None]]],
+                path: Path | IO[bytes], score_name: str = "score",
+                lower_is_better: bool | None = None) -> Path | IO[bytes]:
+    """One panel per title, each with its named series per round (:func:`draw_curves`),
+    as a PNG: e.g. every method's global test score per round, per task and split."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    columns = min(3, max(1, len(panels)))
+    rows = max(1, -(-len(panels) // columns))
+    fig = Figure(figsize=(5.2 * columns, 3.9 * rows))
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    for ax, (title, curves) in zip(axes, panels.items()):
+        draw_curves(ax, curves)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel(ROUND_LABEL)
+        ax.set_ylabel(score_label(score_name, lower_is_better))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, format="png")
+    return path
+
+
 def vote_grid(results: Results, n_learners: int) -> list[list[int]]:
     """Learner x round cells as indices into :data:`GRID_LABELS`; a round without a
     proposer (colearn's initial result, an individual round) marks none."""
@@ -191,14 +228,12 @@ def plot_results(
 
     fig = Figure(figsize=(12, 4.8))
     ax_test, ax_vote = fig.subplots(1, 2, sharex=True)
-    rounds = list(range(len(results.data)))
     for ax, kind, name, lower in ((ax_test, "test", test_name or score_name, None),
                                   (ax_vote, "vote", vote_name or score_name,
                                    vote_lower_is_better)):
         draw_scores(ax, results, (kind,), name, n_learners, legend=False, lower_is_better=lower)
         ax.set_title(f"{kind} {name} per learner")
-    for name, values in (extra or {}).items():
-        ax_test.plot(rounds, series(values), "-o", color="#5a2d82", lw=2, ms=3, label=name)
+    draw_curves(ax_test, extra or {}, thick=True)
     if baselines:
         draw_baselines(ax_test, baselines, baseline_what)
     for ax in (ax_test, ax_vote):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 
@@ -17,7 +17,7 @@ from colearn_core.tasks.factories import digits_learner
 
 
 def poisoned_learner(index: int, n_learners: int = 5, seed: int = 0, mode: str = "random",
-                     **options: float):
+                     **options: Any):
     """An honest digits learner that proposes poison every turn: random weights
     (``mode="random"``) or weights trained on flipped labels (``mode="label_flip"``).
     It tests and votes honestly (``options``: :func:`digits_learner`'s)."""

@@ -21,6 +21,9 @@ from agents.cli.options import Subcommands
 
 
 def register(subcommands: Subcommands) -> None:
+    from agents.bench.learning import DEFAULT_TASKS, TASKS
+    from colearn_core.tasks.mlp_config import DEFAULT_RULE, RULES
+
     bench = options.add_group(subcommands, "bench", __doc__, help="benchmarks")
 
     overhead = options.add_command(
@@ -56,24 +59,35 @@ def register(subcommands: Subcommands) -> None:
 
     learning = options.add_command(
         bench, "learning", run_learning,
-        help="solo vs collective learning on chain vs FedAvg vs pooled, on digits and "
+        help="solo vs collective learning vs FedAvg vs pooled, on digits, mnist1d and "
              "breast cancer, IID and label-skewed")
     learning.add_argument("--learners", type=int, default=5,
                           help="number of learners (default 5)")
     learning.add_argument("--rounds", type=int, default=15, help="number of rounds (default 15)")
-    learning.add_argument("--seed", type=int, default=0,
-                          help="seed of the data splits and training (default 0)")
+    learning.add_argument("--seed", dest="seeds", type=int, action="append", default=None,
+                          help="seed of the data splits and training (repeatable; default 0)")
     learning.add_argument("--threshold", type=float, default=0.5,
                           help="vote threshold of collective learning (default 0.5)")
-    learning.add_argument("--rule", choices=["colearn", "tolerant"], default="tolerant",
-                          help="the learners' rule: tolerant (default: vote with a 10%% "
-                               "non-inferiority margin, propose 35%% of each trained "
-                               "update) or colearn (strictly better, trained weights)")
-    learning.add_argument("--alpha", type=float, default=0.5,
-                          help="Dirichlet alpha of the label-skewed split (default 0.5)")
+    learning.add_argument("--rule", dest="rules", action="append", default=None,
+                          choices=list(RULES),
+                          help="the learners' rule (repeatable; default colearn and "
+                               f"{DEFAULT_RULE}): {DEFAULT_RULE} (vote with a 20%% "
+                               "non-inferiority margin; propose 35%% of each trained update "
+                               "plus half the last accepted change; train on logits "
+                               "adjusted by one's class shares), tolerant (10%% margin, 35%% "
+                               "of each update) or colearn (strictly better, trained weights)")
+    learning.add_argument("--alpha", dest="alphas", type=float, action="append", default=None,
+                          help="Dirichlet alpha of a label-skewed split (repeatable; "
+                               "default 0.5)")
     learning.add_argument("--task", dest="tasks", action="append", default=None,
-                          choices=["digits", "breast_cancer", "wine", "mnist1d"],
-                          help="run this task (repeatable; default digits and breast_cancer)")
+                          choices=list(TASKS),
+                          help="run this task (repeatable; default "
+                               f"{', '.join(DEFAULT_TASKS)})")
+    learning.add_argument("--driver", choices=["chain", "memory"], default="chain",
+                          help="collective learning on the in-process chain (default) or "
+                               "with the in-memory driver (the same decisions, faster)")
+    learning.add_argument("--plot", type=Path, metavar="FILE", default=None,
+                          help="draw the global test score per round of every method (PNG)")
     learning.add_argument("--json", action="store_true", help="print the report as JSON")
 
     weights = options.add_command(
@@ -129,19 +143,23 @@ def run_gas(args: argparse.Namespace, console: Console) -> None:
 
 
 def run_learning(args: argparse.Namespace, console: Console) -> None:
-    """Compare what learners learn alone, with collective learning on chain, with FedAvg and
-    with their data pooled, per task, on IID and label-skewed (Dirichlet) splits; prints a
-    table (or JSON).
+    """Compare what learners learn alone, with collective learning (colearn's rule and the
+    default), with FedAvg and with their data pooled, per task, on IID and label-skewed
+    (Dirichlet) splits; prints a table (or JSON) and, with --plot, the score per round.
 
     examples:
-      colearn bench learning                    # digits, breast_cancer
+      colearn bench learning                    # digits, mnist1d, breast_cancer; seed 0
       colearn bench learning --task wine --learners 3 --rounds 5 --json
+      colearn bench learning --alpha 0.5 --alpha 0.1 --seed 0 --seed 1 --seed 2 \\
+          --plot learning.png
     """
-    from agents.bench.learning import DEFAULT_TASKS, bench_learning
+    from agents.bench.learning import DEFAULT_RULES, DEFAULT_TASKS, bench_learning
 
     bench_learning(as_json=args.json, n_learners=args.learners, n_rounds=args.rounds,
-                   vote_threshold=args.threshold, alpha=args.alpha, seed=args.seed,
-                   tasks=tuple(args.tasks or DEFAULT_TASKS), rule=args.rule)
+                   vote_threshold=args.threshold, alphas=tuple(args.alphas or (0.5,)),
+                   seeds=tuple(args.seeds or (0,)), tasks=tuple(args.tasks or DEFAULT_TASKS),
+                   rules=tuple(args.rules or DEFAULT_RULES), driver=args.driver,
+                   plot=args.plot, console=console)
 
 
 def run_weights(args: argparse.Namespace, console: Console) -> None:

@@ -173,6 +173,7 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> dict[str, An
 
     from colearn_core.tasks.digits import DigitsConfig
     from colearn_core.tasks.digits_torch import make_digits_learners
+    from colearn_core.tasks.mlp_config import DEFAULT_RULE, rule_options
     from colearn_core.training import set_equal_weights
 
     console = console or Console()
@@ -182,8 +183,8 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> dict[str, An
     store = open_store(config.store_url or f"file:{config.out / 'store'}")
     w3 = connect(config.chain_url)
     config.out.mkdir(parents=True, exist_ok=True)
-    learners = make_digits_learners(config=DigitsConfig(
-        n_learners=config.n_learners, seed=config.seed))
+    learners = make_digits_learners(config=DigitsConfig(  # digits_learner's, per learner
+        n_learners=config.n_learners, seed=config.seed, **rule_options(DEFAULT_RULE)))
     set_equal_weights(learners)
     experiment = prepare(config, console, w3, store,
                          learners[0].mli_get_current_weights().weights)

@@ -73,11 +73,17 @@ from colearn_core.learners.pytorch_scoring import (
     to_device,
     torch_threads,
 )
+from colearn_core.learners.pytorch_skew import (
+    add_scaled,
+    label_log_prior,
+    partial_update,
+    weight_change,
+)
 from colearn_core.learners.pytorch_weights import (
     WeightsLike,
+    as_tensors,
     checked_arrays,
     load_into,
-    partial_update,
     state_dict_copy,
     state_dict_to_numpy,
     swap_storage,
@@ -161,6 +167,22 @@ class PytorchLearner(Learner):
       point tensors; the optimizer's state is the trained one's). ``1`` (the default):
       the trained weights, as colearn. Smaller steps from one learner's data pull the
       shared model less towards its classes, so others' votes pass under label skew.
+    - ``update_momentum`` (not in colearn): the proposal also adds this fraction of the
+      shared model's last accepted change (what the learner's last
+      :meth:`mli_accept_weights` changed), ``w + f * (w_trained - w) + m * last_change``:
+      server momentum as in FedAvgM (Hsu et al. 2019), so a proposal carries on what
+      other learners' accepted rounds learned. ``0`` (the default): colearn's proposal.
+      Adopting the experiment's initial model counts as a change too: build the learner
+      with those weights (as the seeded factories here do), or that change is wasted on
+      its first proposal.
+    - ``logit_adjustment`` (not in colearn): train on ``criterion(outputs + log prior,
+      labels)``, the prior being the class shares of this learner's train set
+      (:func:`label_log_prior`): the balanced softmax / logit adjustment of Ren et al. 2020
+      and Menon et al. 2021, so a learner whose data lacks some classes does not teach the
+      shared model that they are rare. Scores (vote, test) use the plain outputs. For
+      classifiers whose ``criterion`` takes logits and integer labels (cross-entropy); needs
+      a ``DataLoader`` over a map-style dataset. ``False`` (the default): plain training.
+      Not with ``diff_priv_config``.
     - ``dp_seed`` (not in colearn): seeds the DP noise and the Poisson sampling, so runs
       repeat bitwise; ``None`` draws the seed from the OS. Anyone who knows the seed
       can reproduce the noise, which voids the guarantee against them: keep it private
@@ -190,10 +212,24 @@ class PytorchLearner(Learner):
         vote_tolerance: float = 0.0,
         proximal_mu: float = 0.0,
         update_fraction: float = 1.0,
+        update_momentum: float = 0.0,
+        logit_adjustment: bool = False,
     ) -> None:
         if not 0.0 < update_fraction <= 1.0:
             raise ValueError("update_fraction must be in (0, 1]")
         self.update_fraction = float(update_fraction)
+        if isinstance(update_momentum, bool) or not 0.0 <= update_momentum < 1.0:
+            raise ValueError("update_momentum must be in [0, 1)")
+        self.update_momentum = float(update_momentum)
+        if not isinstance(logit_adjustment, bool):
+            raise TypeError("logit_adjustment must be a bool")
+        self.logit_adjustment = logit_adjustment
+        if logit_adjustment and diff_priv_config is not None:
+            raise ValueError("logit_adjustment is not supported with diff_priv_config (the "
+                             "adjustment is the train set's class counts, unprotected)")
+        #: the shared model's last accepted change (update_momentum); None before one
+        self._last_change: OrderedDict[str, torch.Tensor] | None = None
+        self._log_prior: torch.Tensor | None = None
         if proximal_mu < 0 or not np.isfinite(proximal_mu):
             raise ValueError("proximal_mu must be a finite number >= 0")
         if proximal_mu and diff_priv_config is not None:
@@ -317,6 +353,11 @@ class PytorchLearner(Learner):
         total = sum(((p - start) ** 2).sum() for p, start in anchor)
         return 0.5 * self.proximal_mu * total  # type: ignore[return-value]
 
+    def _train_log_prior(self, n_classes: int) -> torch.Tensor:
+        if self._log_prior is None or len(self._log_prior) != n_classes:
+            self._log_prior = label_log_prior(self.train_loader, n_classes).to(self.device)
+        return self._log_prior
+
     @property
     def dp_epsilon(self) -> float | None:
         """The privacy budget (epsilon) spent so far; ``None`` without DP."""
@@ -341,7 +382,10 @@ class PytorchLearner(Learner):
             data, labels = split_batch(batch)
             data, labels = to_device(data, self.device), to_device(labels, self.device)
             optimizer.zero_grad()
-            loss = self.criterion(module(data), labels)
+            outputs = module(data)
+            if self.logit_adjustment:
+                outputs = outputs + self._train_log_prior(outputs.shape[-1])
+            loss = self.criterion(outputs, labels)
             if anchor:
                 loss = loss + self._proximal_term(anchor)
             with warnings.catch_warnings():
@@ -394,6 +438,8 @@ class PytorchLearner(Learner):
         new_weights = swap_storage(self.model, saved)
         if self.update_fraction != 1.0:
             new_weights = partial_update(saved, new_weights, self.update_fraction)
+        if self.update_momentum and self._last_change is not None:
+            new_weights = add_scaled(new_weights, self._last_change, self.update_momentum)
         return Weights(weights=new_weights, training_summary=summary)
 
     @_with_threads
@@ -415,7 +461,10 @@ class PytorchLearner(Learner):
     @_with_threads
     def mli_accept_weights(self, weights: Weights) -> None:
         """Copies ``weights`` (checked, finite) once into the model's own tensors."""
-        load_into(self.model, checked_arrays(weights, self.model))
+        arrays = checked_arrays(weights, self.model)
+        if self.update_momentum:
+            self._last_change = weight_change(self.model.state_dict(), as_tensors(arrays))
+        load_into(self.model, arrays)
         self.vote_score = self._score(self.vote_loader, self.vote_criterion)
 
     def mli_get_current_weights(self) -> Weights:

@@ -155,13 +155,3 @@ def load_into(model: nn.Module, arrays: Mapping[str, np.ndarray]) -> None:
     targets = model.state_dict()  # detached views of the model's tensors
     for name, tensor in as_tensors(arrays).items():
         targets[name].copy_(tensor)
-
-
-def partial_update(current: Mapping[str, torch.Tensor], trained: Mapping[str, torch.Tensor],
-                   fraction: float) -> OrderedDict[str, torch.Tensor]:
-    """``current + fraction * (trained - current)`` for floating-point tensors; others
-    (e.g. BatchNorm's step counter) as trained."""
-    return OrderedDict(
-        (name, current[name] + fraction * (tensor - current[name])
-         if tensor.is_floating_point() else tensor)
-        for name, tensor in trained.items())

@@ -4,7 +4,7 @@ can extend it."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,6 +32,37 @@ class MLPTaskConfig(BaseModel):
     vote_tolerance: float = Field(0.0, ge=0.0, lt=1.0)  # relative non-inferiority margin
     proximal_mu: float = Field(0.0, ge=0.0)  # FedProx term in the proposer's loss
     update_fraction: float = Field(1.0, gt=0.0, le=1.0)  # of the trained update proposed
+    update_momentum: float = Field(0.0, ge=0.0, lt=1.0)  # of the last accepted change added
+    logit_adjustment: bool = False  # train on logits + log(own class shares)
     # torch's thread count while learners work: results depend on it in the last bits
     # (even the accept sequence can change), and 1 is fastest for a small model
     torch_threads: int = Field(1, ge=1)
+
+
+#: Named sets of the learner-side options above: how learners vote and what they propose
+#: (the contract's decision, approvals against the threshold, is the same for all).
+#: ``colearn``: colearn's learners exactly (approve iff strictly better on one's own vote
+#: set; propose the trained weights); MLPTaskConfig's defaults. ``tolerant``: approve iff
+#: no worse than the current model by more than 10% of its vote score; propose the current
+#: weights plus 35% of the trained update. ``balanced``, the project's default for its
+#: ready-made learners (:mod:`colearn_core.tasks.factories`, the demo, ``colearn bench
+#: learning``): approve within 20%; propose 35% of the trained update plus half the shared
+#: model's last accepted change (server momentum); train on logits adjusted by one's own
+#: class shares (balanced softmax), so a learner that lacks some classes does not teach
+#: the shared model that they are rare.
+RULES: dict[str, dict[str, Any]] = {
+    "colearn": {"vote_tolerance": 0.0, "update_fraction": 1.0, "update_momentum": 0.0,
+                "logit_adjustment": False},
+    "tolerant": {"vote_tolerance": 0.1, "update_fraction": 0.35, "update_momentum": 0.0,
+                 "logit_adjustment": False},
+    "balanced": {"vote_tolerance": 0.2, "update_fraction": 0.35, "update_momentum": 0.5,
+                 "logit_adjustment": True},
+}
+DEFAULT_RULE = "balanced"
+
+
+def rule_options(rule: str) -> dict[str, Any]:
+    """:data:`RULES`' options of ``rule`` (a copy); ``ValueError`` for an unknown rule."""
+    if rule not in RULES:
+        raise ValueError(f"unknown rule {rule!r}: one of {', '.join(RULES)}")
+    return dict(RULES[rule])

@@ -128,6 +128,8 @@ def make_learner(data: LearnerSplit, n_classes: int, config: MLPTaskConfig, inde
         vote_tolerance=config.vote_tolerance,
         proximal_mu=config.proximal_mu,
         update_fraction=config.update_fraction,
+        update_momentum=config.update_momentum,
+        logit_adjustment=config.logit_adjustment,
     )
 
 

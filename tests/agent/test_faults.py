@@ -28,6 +28,7 @@ from agents.storage.cid import compute_cid
 from colearn_core.codec import decode_weights, encode_weights
 from colearn_core.tasks.digits import DigitsConfig
 from colearn_core.tasks.digits_torch import global_test_accuracy, make_digits_learners
+from colearn_core.tasks.mlp_config import RULES, rule_options
 from colearn_core.training import run_experiment, set_equal_weights
 
 pytestmark = [pytest.mark.slow, pytest.mark.anvil, pytest.mark.ipfs]
@@ -115,15 +116,11 @@ def test_missing_or_mismatched_weights_get_reject_votes_with_reasons(consortium)
         assert "not found" in c.log(i) and "digest mismatch" in c.log(i)
 
 
-#: The learners' options of ``colearn bench learning``'s rules (agents.bench.learning.RULES)
-RULE_OPTIONS = {"colearn": {}, "tolerant": {"vote_tolerance": 0.1, "update_fraction": 0.35}}
-
-
-@pytest.mark.parametrize("rule", ["colearn", "tolerant"])
+@pytest.mark.parametrize("rule", list(RULES))
 @pytest.mark.parametrize("mode", ["random", "label_flip"])
 def test_a_poisoning_proposer_is_outvoted_and_accuracy_holds(consortium, mode, rule):
     n, rounds = 3, 6
-    options = RULE_OPTIONS[rule]
+    options = {"rule": rule}
     c = consortium(n=n, rounds=rounds)
     c.start(0, "adversaries:poisoned_learner", mode=mode, **options)
     c.start(1, "colearn_core.tasks.factories:digits_learner", **options)
@@ -133,7 +130,7 @@ def test_a_poisoning_proposer_is_outvoted_and_accuracy_holds(consortium, mode, r
     decisions = {d.round: d.accepted for d in c.client.events(RoundDecided, c.experiment_id)}
     assert [decisions[r] for r in range(0, rounds, n)] == [False, False]  # every poison refused
     final = decode_weights(c.store.get(_model_cid(c)).data)
-    config = DigitsConfig(n_learners=n, n_rounds=rounds, **options)
+    config = DigitsConfig(n_learners=n, n_rounds=rounds, **rule_options(rule))
     accuracy = global_test_accuracy(final, config)
     # Baseline: the same experiment in memory where learner 0 contributes nothing (it
     # proposes its current weights, which nobody finds better): poison must cost no more.
@@ -141,8 +138,8 @@ def test_a_poisoning_proposer_is_outvoted_and_accuracy_holds(consortium, mode, r
     honest[0].mli_propose_weights = honest[0].mli_get_current_weights
     set_equal_weights(honest)
     baseline_decisions = run_experiment(honest, rounds, 0.5).decisions()
-    # (colearn's rule refuses the unchanged model, not strictly better; the tolerant one
-    # accepts it, no worse: either way the model stays as it was)
+    # (colearn's rule refuses the unchanged model, not strictly better; the tolerant ones
+    # accept it, no worse: either way the model stays as it was)
     nothing = [False, False] if rule == "colearn" else [True, True]
     assert [baseline_decisions[r] for r in range(0, rounds, n)] == nothing
     baseline = global_test_accuracy(honest[1].mli_get_current_weights(), config)

@@ -1,11 +1,12 @@
 """The learner options for skewed data: the tolerant vote (non-inferiority margin), the
-partial update a proposer proposes and FedProx's proximal term; colearn's behaviour stays
-the default."""
+partial update a proposer proposes, FedProx's proximal term, the momentum of accepted
+changes and logit-adjusted training; colearn's behaviour stays the default."""
 
 from __future__ import annotations
 
 import inspect
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,13 +14,15 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from colearn_core.learners._base import approves, check_vote_tolerance
-from colearn_core.learners.pytorch import PytorchLearner, partial_update
+from colearn_core.learners.pytorch import PytorchLearner
+from colearn_core.learners.pytorch_skew import ABSENT_CLASS_COUNT, label_log_prior, partial_update
 from colearn_core.ml_interface import Weights
 from colearn_core.tasks.digits import DigitsConfig
 from colearn_core.tasks.digits_torch import make_digits_learners
+from colearn_core.tasks.mlp_config import DEFAULT_RULE, RULES, rule_options
 from colearn_core.training import run_experiment, set_equal_weights
 
-TOLERANT = {"vote_tolerance": 0.1, "update_fraction": 0.35}  # the bench's "tolerant" rule
+TOLERANT, BALANCED = RULES["tolerant"], RULES["balanced"]
 
 
 # --------------------------------------------------------------------------- the rule
@@ -60,22 +63,25 @@ def test_colearns_positional_signature_and_defaults_are_unchanged() -> None:
                           "need_reset_optimizer", "device", "criterion", "minimise_criterion",
                           "vote_criterion", "num_train_batches", "num_test_batches"]
     for name, default in (("vote_tolerance", 0.0), ("proximal_mu", 0.0),
-                          ("update_fraction", 1.0)):
+                          ("update_fraction", 1.0), ("update_momentum", 0.0),
+                          ("logit_adjustment", False)):
         assert parameters[name].kind is inspect.Parameter.KEYWORD_ONLY
         assert parameters[name].default == default
 
 
-def _learners(n: int = 3, **options: float) -> list[PytorchLearner]:
+def _learners(n: int = 3, **options: Any) -> list[PytorchLearner]:
     learners = make_digits_learners(config=DigitsConfig(n_learners=n, **options))
     set_equal_weights(learners)
     return learners
 
 
 @pytest.mark.parametrize("bad", [{"vote_tolerance": 1.0}, {"proximal_mu": -1.0},
-                                 {"update_fraction": 0.0}, {"update_fraction": 1.5}])
+                                 {"update_fraction": 0.0}, {"update_fraction": 1.5},
+                                 {"update_momentum": 1.0}, {"update_momentum": -0.1},
+                                 {"update_momentum": True}, {"logit_adjustment": 1}])
 def test_options_out_of_range_are_refused(bad: dict) -> None:
     learner = _learners(2)[0]
-    with pytest.raises(ValueError):
+    with pytest.raises((ValueError, TypeError)):
         PytorchLearner(learner.model, learner.optimizer, learner.train_loader,
                        learner.vote_loader, **bad)
 
@@ -99,7 +105,8 @@ def test_update_fraction_proposes_that_fraction_of_the_trained_update() -> None:
 
 def test_defaults_give_colearns_proposals_bitwise() -> None:
     plain = _learners(2)[0]
-    explicit = _learners(2, vote_tolerance=0.0, proximal_mu=0.0, update_fraction=1.0)[0]
+    explicit = _learners(2, vote_tolerance=0.0, proximal_mu=0.0, update_fraction=1.0,
+                         update_momentum=0.0, logit_adjustment=False)[0]
     a, b = plain.mli_propose_weights(), explicit.mli_propose_weights()
     assert all(torch.equal(a.weights[k], b.weights[k]) for k in a.weights)
 
@@ -112,17 +119,103 @@ def test_the_proximal_term_keeps_proposals_closer_to_the_current_model() -> None
     assert 0 < drift[1.0] < 0.9 * drift[0.0], drift
 
 
+def test_update_momentum_adds_that_fraction_of_the_last_accepted_change() -> None:
+    plain, moving = _learners(2)[0], _learners(2, update_momentum=0.3)[0]
+    before = moving.mli_get_current_weights().weights
+    accepted = {k: v + 0.01 for k, v in before.items()}
+    for learner in (plain, moving):
+        learner.mli_accept_weights(Weights(weights=accepted))
+    a, b = plain.mli_propose_weights(), moving.mli_propose_weights()
+    for name, value in a.weights.items():  # the same training, plus 0.3 of the change
+        assert torch.allclose(b.weights[name], value + 0.3 * 0.01, atol=1e-6)
+
+
+def test_update_momentum_proposes_plainly_until_a_change_is_accepted() -> None:
+    plain, moving = _learners(2)[0], _learners(2, update_momentum=0.3)[0]
+    a, b = plain.mli_propose_weights(), moving.mli_propose_weights()
+    assert all(torch.equal(a.weights[k], b.weights[k]) for k in a.weights)
+
+
+def test_label_log_prior_is_the_log_class_shares_with_absent_classes_near_zero() -> None:
+    from torch.utils.data import DataLoader, TensorDataset
+
+    labels = torch.tensor([0, 0, 0, 1])
+    loader = DataLoader(TensorDataset(torch.zeros(4, 2), labels), batch_size=2, shuffle=True,
+                        generator=torch.Generator().manual_seed(0))
+    prior = label_log_prior(loader, 3).exp()
+    total = 4 + ABSENT_CLASS_COUNT
+    assert torch.allclose(prior, torch.tensor([3 / total, 1 / total, ABSENT_CLASS_COUNT / total]))
+    assert [len(b[1]) for b in loader] == [2, 2]  # the loader is read as usual afterwards
+    with pytest.raises(ValueError, match="within 0..0"):
+        label_log_prior(loader, 1)
+    with pytest.raises(TypeError, match="map-style"):
+        label_log_prior([(torch.zeros(1, 2), labels[:1])], 3)
+
+
+def test_logit_adjustment_changes_training_only_not_the_scores() -> None:
+    plain, adjusted = _learners(2)[0], _learners(2, logit_adjustment=True)[0]
+    a, b = plain.mli_propose_weights(), adjusted.mli_propose_weights()
+    assert not all(torch.equal(a.weights[k], b.weights[k]) for k in a.weights)
+    assert plain.vote_score == adjusted.vote_score  # the same model scores the same
+    assert plain.mli_test_weights(b).vote_score == adjusted.mli_test_weights(b).vote_score
+
+
+def test_logit_adjustment_keeps_the_output_of_an_absent_class() -> None:
+    """A learner without class 9: plain training pushes class 9's logit down, adjusted
+    training leaves it nearly where it was."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    shift = {}
+    for adjust in (False, True):
+        learner = _learners(2, logit_adjustment=adjust)[0]
+        data = learner.train_loader.dataset.tensors
+        keep = data[1] != 9
+        learner.train_loader = DataLoader(TensorDataset(data[0][keep], data[1][keep]),
+                                          batch_size=16, shuffle=True,
+                                          generator=torch.Generator().manual_seed(0))
+        before = learner.mli_get_current_weights().weights["out.bias"]
+        after = learner.mli_propose_weights().weights["out.bias"]
+        shift[adjust] = float(after[9] - before[9])
+    assert shift[False] < 0 and abs(shift[True]) < 0.2 * abs(shift[False]), shift
+
+
+def test_logit_adjustment_is_refused_with_differential_privacy() -> None:
+    from colearn_core.ml_interface import DiffPrivConfig
+
+    learner = _learners(2)[0]
+    with pytest.raises(ValueError, match="logit_adjustment"):
+        PytorchLearner(learner.model, learner.optimizer, learner.train_loader,
+                       learner.vote_loader, logit_adjustment=True,
+                       diff_priv_config=DiffPrivConfig(target_epsilon=5.0, target_delta=1e-5,
+                                                       max_grad_norm=1.0,
+                                                       noise_multiplier=1.0))
+
+
+def test_the_ready_made_learners_follow_the_default_rule() -> None:
+    from colearn_core.tasks.factories import digits_learner
+
+    learner = digits_learner(1, 3)
+    assert DEFAULT_RULE == "balanced" and learner.logit_adjustment
+    assert {k: getattr(learner, k) for k in BALANCED} == BALANCED
+    colearns = digits_learner(1, 3, rule="colearn", update_fraction=0.5)
+    assert {k: getattr(colearns, k) for k in BALANCED} == rule_options("colearn") | {
+        "update_fraction": 0.5}
+    with pytest.raises(ValueError, match="unknown rule"):
+        digits_learner(1, 3, rule="lenient")
+
+
 # --------------------------------------------------------------------------- robustness
 
-def _trained_shared_model(**options: float) -> list[PytorchLearner]:
+def _trained_shared_model(**options: Any) -> list[PytorchLearner]:
     """Three digits learners after a few collective rounds (a model worth protecting)."""
     learners = _learners(3, **options)
     run_experiment(learners, 3, 0.5)
     return learners
 
 
-def test_the_tolerant_vote_refuses_random_and_label_flipped_proposals() -> None:
-    learners = _trained_shared_model(**TOLERANT)
+@pytest.mark.parametrize("rule", [TOLERANT, BALANCED], ids=["tolerant", "balanced"])
+def test_the_tolerant_vote_refuses_random_and_label_flipped_proposals(rule: dict) -> None:
+    learners = _trained_shared_model(**rule)
     voter, poisoner = learners[1], learners[0]
     current = poisoner.mli_get_current_weights().weights
     rng = np.random.default_rng(0)
@@ -138,7 +231,7 @@ def test_the_tolerant_vote_refuses_random_and_label_flipped_proposals() -> None:
     for poison in (random_weights, flipped):
         tested = voter.mli_test_weights(poison)
         assert not tested.vote, (tested.vote_score, voter.vote_score)
-        assert tested.vote_score > voter.vote_score * (1 + TOLERANT["vote_tolerance"])
+        assert tested.vote_score > voter.vote_score * (1 + rule["vote_tolerance"])
 
 
 def test_the_tolerant_vote_approves_a_slightly_worse_proposal_colearns_refuses() -> None:

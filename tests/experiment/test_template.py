@@ -67,8 +67,8 @@ def test_a_factory_without_its_args_is_one_line(tmp_path):
     assert_one_line(status, err, 1, "spec [initial.factory]: learner factory "
                                      "colearn_core.tasks.factories:digits_learner: missing a "
                                      "required argument: 'index'; it accepts index, "
-                                     "n_learners, seed, vote_tolerance, update_fraction and "
-                                     "requires index")
+                                     "n_learners, seed, rule, vote_tolerance, update_fraction, "
+                                     "update_momentum, logit_adjustment and requires index")
     assert "colearn experiment init" in err
 
 
