@@ -27,10 +27,8 @@ the table is the same on every run on the same machine.
 
 from __future__ import annotations
 
-import json
 import logging
 import statistics
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -40,6 +38,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
+from agents.bench.output import emit
 from colearn_core.tasks.mlp_config import DEFAULT_RULE, rule_options
 
 log = logging.getLogger(__name__)
@@ -224,10 +223,7 @@ def bench_learning(*, as_json: bool = False, n_learners: int = 5, n_rounds: int 
     report = LearningReport(rules=list(rules), driver=driver, n_learners=n_learners,
                             n_rounds=n_rounds, vote_threshold=vote_threshold,
                             alphas=list(alphas), seeds=list(seeds), rows=rows)
-    if as_json:
-        sys.stdout.write(json.dumps(report.model_dump(), indent=2) + "\n")
-    else:
-        print_learning_report(report, console)
+    emit(report, as_json, print_learning_report, console)
     if plot is not None:
         plot_learning(report, plot)
     return report

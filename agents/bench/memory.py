@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import json
 import multiprocessing
 import tempfile
 from multiprocessing.connection import Connection
@@ -35,6 +34,8 @@ from typing import Any
 from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
+
+from agents.bench.output import emit
 
 #: A vote's peak at most the baseline plus this many model sizes.
 TARGET_PEAK_MODELS = 2.0
@@ -204,8 +205,5 @@ def print_memory_report(report: MemoryReport, console: Console) -> None:
 def bench_memory(params: int = DEFAULT_PARAMS, as_json: bool = False) -> MemoryReport:
     """``colearn bench memory [--params N] [--json]``: measures and prints the report."""
     report = measure_vote_memory(params)
-    if as_json:
-        print(json.dumps(report.model_dump(), indent=2))
-    else:
-        print_memory_report(report, Console())
+    emit(report, as_json, print_memory_report)
     return report

@@ -72,6 +72,7 @@ from rich.console import Console
 
 from agents._utils.shutdown import ChildProcesses
 from agents.bench.floor import measure_floor
+from agents.bench.output import emit
 from agents.bench.overhead_report import print_overhead_report
 from agents.chain.logs import RoundDecided, RoundExpired, WeightsProposed
 from colearn_core.ml_interface import (
@@ -484,8 +485,5 @@ def bench_overhead(as_json: bool = False, **kwargs: Any) -> dict[str, Any]:
     """``colearn bench overhead [--json]``: runs the benchmark, prints the report (JSON on
     stdout when asked; progress goes to stderr) and returns it."""
     report = run_overhead_bench(console=Console(stderr=True), **kwargs)
-    if as_json:
-        print(json.dumps(report, indent=2))
-    else:
-        print_overhead_report(report, Console())
+    emit(report, as_json, print_overhead_report)
     return report

@@ -23,9 +23,7 @@ multiple of the payload.
 
 from __future__ import annotations
 
-import json
 import statistics
-import sys
 import tempfile
 import time
 import tracemalloc
@@ -40,6 +38,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agents.bench.floor import machine_limits
+from agents.bench.output import emit
 from agents.storage.cid import content_digests
 from agents.storage.store import FileWeightStore, WeightStore, open_store
 from colearn_core.codec import decode_weights, encode_weights
@@ -198,10 +197,7 @@ def bench_weights(*, param_counts: tuple[int, ...] = PARAM_COUNTS, store_url: st
             with console.status(f"{n_params:,} parameters on the {described}..."):
                 sizes.append(measure_size(store, n_params, repeat, scratch))
     report = WeightsReport(store=described, sizes=sizes)
-    if as_json:
-        sys.stdout.write(json.dumps(report.model_dump(), indent=2) + "\n")
-    else:
-        print_weights_report(report, console)
+    emit(report, as_json, print_weights_report, console)
     return report
 
 

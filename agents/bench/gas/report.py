@@ -3,8 +3,6 @@ chain, the bounds checked, printed as rich tables or JSON (see :mod:`agents.benc
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from collections.abc import Sequence
 from typing import Literal
@@ -17,6 +15,7 @@ from web3.types import Wei
 
 from agents.bench.gas.learning import SCORE, LearningGas, measure_collective_learning
 from agents.bench.gas.openzeppelin import GovernorGas, measure_governor
+from agents.bench.output import emit
 from agents.chain.network import connect, derive_accounts, fund_accounts, is_in_process
 
 DEFAULT_LEARNER_COUNTS = (5, 20, 100)
@@ -261,8 +260,5 @@ def bench_gas(as_json: bool = False, learner_counts: Sequence[int] = DEFAULT_LEA
     """``colearn bench gas [--json]``: measures, prints the report (JSON on stdout when
     asked) and returns it. The bounds are reported, never enforced."""
     report = run_gas_bench(learner_counts, rpc)
-    if as_json:
-        sys.stdout.write(json.dumps(report.model_dump(), indent=2) + "\n")
-    else:
-        print_gas_report(report, Console())
+    emit(report, as_json, print_gas_report)
     return report
