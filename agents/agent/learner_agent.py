@@ -77,9 +77,8 @@ class LearnerAgent(Voter, Funds, Progress):
                         follower = follow_events(self.client, self.experiment_id,
                                                  events_url=events_url,
                                                  poll_interval=poll_interval, me=self.address)
-                    started = time.perf_counter()
-                    self.step()
-                    self.timings.add("step", time.perf_counter() - started)
+                    with self.timings.measure("step"):
+                        self.step()
                     backoff = max(poll_interval, MIN_BACKOFF_SECONDS)
                     if not self.done and not self._step_again:
                         timeout = self._wake_in(recheck)
@@ -338,11 +337,11 @@ class LearnerAgent(Voter, Funds, Progress):
                 round=round_index, role="proposer", reason="privacy budget exhausted",
                 training_summary=summary)
             return False
-        data = encode_weights(weights.weights)
-        digests = content_digests(data)  # the digest on chain and the CID, in one pass
-        digest = digests.sha256
         with self.timings.measure("store"):
+            data = encode_weights(weights.weights)
+            digests = content_digests(data)  # the digest on chain and the CID, in one pass
             cid = self.store.put(data, digests=digests)
+        digest = digests.sha256
         del data  # not held while the learner tests: the proposal is its weights
         if not self._relayed(round_index, "proposal", lambda relay: relay.submit_proposal(
                 sign_proposal(self.account, chain_id=self.client.chain_id,

@@ -1,6 +1,7 @@
 """Weights a peer published, checked before a learner sees them: fetched within a deadline
-and a size fitting the learner's own model, the sha256 digest on chain, a safe decode, and
-the model's names, shapes and dtypes with finite values.
+and a size fitting the learner's own model, the sha256 digest on chain (the store checks
+it as the bytes arrive), a safe decode, and the model's names, shapes and dtypes with
+finite values.
 
 Whatever goes wrong is a :class:`Rejected` with the reason: the agent turns it into a
 reject vote (or leaves an accepted model it cannot load), never into a crash.
@@ -68,25 +69,22 @@ class WeightsVerifier:
     def fetch(self, cid: str, digest: bytes, timeout: float | None) -> Any:
         """The weights of ``cid`` if they arrive within ``timeout`` seconds (``None``: the
         store's own limit), hash to ``digest`` and fit the model; else :class:`Rejected`."""
-        try:
-            fetched = self.store.get(cid, max_bytes=self.max_bytes, timeout=timeout)
+        try:  # checked against the digest on chain (not the CID too: one hash, not two)
+            fetched = self.store.get(cid, max_bytes=self.max_bytes, timeout=timeout,
+                                     sha256=digest)
         except (InvalidCid, ContentTooLarge, ContentMismatch) as exc:
             raise Rejected(str(exc), permanent=True) from None
         except WeightStoreError as exc:
             raise Rejected(str(exc)) from None
         except Exception as exc:  # noqa: BLE001 - a store must not stop the agent either
             raise Rejected(f"the store failed: {describe(exc)}") from None
-        actual = fetched.sha256  # hashed by the store as the bytes arrived
-        if actual != digest:
-            raise Rejected(f"digest mismatch: content is {actual.hex()}, chain says "
-                           f"{digest.hex()}", permanent=True)
         try:
             weights = decode_weights(fetched.data, max_bytes=self.max_bytes)  # views: no copy
             check_compatible(weights, self.template)
         except (WeightsFormatError, WeightsMismatchError) as exc:
             raise Rejected(str(exc), permanent=True) from None
         if isinstance(weights, ModelFile):
-            return self._model_path(weights, actual)
+            return self._model_path(weights, digest)
         return weights
 
     def _model_path(self, model: ModelFile, digest: bytes) -> str:

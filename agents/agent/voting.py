@@ -51,10 +51,10 @@ class Voter(AgentCore):
             return Verdict(digest=proposal.digest, approve=False, score=NO_SCORE,
                             reason=reason)
         approve = bool(tested.vote)
-        # Held to adopt without a fetch if the round accepts it. A proposal this learner
-        # rejects is dropped now: a vote holds the model and the proposal only while it
-        # tests, and if the round accepts it after all, it is fetched again.
-        self._held = (round_index, proposal.digest, weights) if approve else None
+        # Held until the round is decided, to adopt without a second fetch if it accepts
+        # the proposal (whatever this vote); dropped if it rejects it. It holds no more
+        # than the test did: the model and the proposal.
+        self._held = (round_index, proposal.digest, weights)
         self.records[round_index] = RoundRecord(
             round=round_index, role="voter", vote_score=tested.vote_score,
             test_score=tested.test_score, approve=approve)

@@ -3,16 +3,18 @@ minimally costs on this machine, as issue 17 defines it.
 
 A round moves one payload (the encoded proposal, ``size`` bytes) from the proposer to
 every voter. At the least, the proposer writes it into one buffer (a memory copy),
-hashes it twice (the sha256 digest on chain, and the CID: sha256 over its 256 KiB
-chunks) and writes it to the store (a file write and fsync); each of the ``n - 1``
-voters reads it (a read of a cached file) and hashes it twice (the digest and the CID
-it is checked against). Each step is timed here on a payload of that size, the fastest
-of a few repeats, and the floor a round is
+hashes it twice (the sha256 digest on chain, and the CID, its address: sha256 over its
+256 KiB chunks) and writes it to the store (a file write and fsync); each of the ``n - 1``
+voters reads it (a read of a cached file) and hashes it once (the digest on chain, which
+binds the bytes: the CID need not be recomputed). Each step is timed here on a payload
+of that size, the fastest of a few repeats, and the floor a round is
 
-    copy + 2 hashes + write + (n - 1) * (read + 2 hashes)
+    copy + sha256 + CID + write + (n - 1) * (read + sha256)
 
-It leaves out what the chain itself costs (transactions, status reads, events): the
-protocol's time a round over this floor is what the agents add to moving the weights.
+It is work, one step after another on one core: it compares with the CPU time the
+agents spend moving weights (on a machine with fewer cores than voters, their wall-clock
+time includes waiting for a core). It leaves out what the chain itself costs
+(transactions, status reads, events), which does not grow with the model.
 """
 
 from __future__ import annotations
@@ -81,9 +83,8 @@ def measure_floor(payload: bytes | memoryview, n_learners: int,
     """Each step's seconds for ``payload`` (see the module's docstring) and the floor of a
     round with ``n_learners``."""
     steps = machine_limits(payload, directory)
-    hashes = steps["sha256"] + steps["cid"]
-    proposer = steps["copy"] + hashes + steps["write"]
-    voter = steps["read"] + hashes
+    proposer = steps["copy"] + steps["sha256"] + steps["cid"] + steps["write"]
+    voter = steps["read"] + steps["sha256"]
     return {"payload_bytes": len(payload), "steps_seconds": steps,
             "proposer_seconds": proposer, "voter_seconds": voter,
             "seconds_per_round": proposer + (n_learners - 1) * voter}

@@ -45,8 +45,10 @@ the report says whether they did.
 
 Real model sizes (``preset="big"``: 25M parameters, 100 MB of weights, trained on two
 batches a proposal, so that moving weights dominates a round): the report puts the
-protocol's time a round beside its physical floor (:mod:`agents.bench.floor`: one copy,
-the digest and the CID, one store write for the proposer; one read and the two hashes
+agents' CPU time moving weights a round (``store``: encoding and hashing a proposal,
+the store, verifying and decoding; the CPU time, since four voters on two cores wait
+for a core in wall-clock time) beside its physical floor (:mod:`agents.bench.floor`: one
+copy, the digest and the CID, one store write for the proposer; one read and the digest
 for each voter, timed on this machine for the payload's size), and gives each agent's
 peak RSS during the run beside its baseline (the RSS with its learner built, at the
 start barrier; both written by the factory at exit, see
@@ -344,11 +346,13 @@ def run_on_chain(n_learners: int, n_rounds: int, seed: int, preset: str, vote_th
         s = final["seconds"]
         spent = {key: s.get(key, 0.0) for key in _AGENT_TIMINGS}
         spent["protocol"] = spent["step"] - spent["learner"] + spent["follow"]
+        cpu = final.get("cpu_seconds", {})
         per_agent.append({
             "index": agent.index,
             "address": account.address,
             "model_digest": final.get("model_digest"),
             "seconds": spent,
+            "cpu_seconds": {key: cpu.get(key, 0.0) for key in _AGENT_TIMINGS if key != "follow"},
             "seconds_per_round": {key: value / n_rounds for key, value in spent.items()},
             "rss": _rss(barrier / f"rss-{agent.index}.json", model_bytes),
         })
@@ -356,6 +360,7 @@ def run_on_chain(n_learners: int, n_rounds: int, seed: int, preset: str, vote_th
     acting = sum(a["seconds"]["step"] + a["seconds"]["follow"] for a in per_agent)
     total = {key: sum(a["seconds"][key] for a in per_agent) for key in _AGENT_TIMINGS}
     store_total = total["store"]
+    store_cpu = sum(a["cpu_seconds"]["store"] for a in per_agent)
     return {
         "seconds": seconds,
         "seconds_per_round": seconds / n_rounds,
@@ -369,6 +374,8 @@ def run_on_chain(n_learners: int, n_rounds: int, seed: int, preset: str, vote_th
         # of all the time the agents spent acting (training and testing included)
         "protocol_share": protocol / acting if acting else 0.0,
         "store_seconds_per_round": store_total / n_rounds,
+        # moving weights (encoding, hashing, the store, verifying, decoding), CPU time
+        "store_cpu_seconds_per_round": store_cpu / n_rounds,
         "chain_seconds_per_round": (protocol - store_total) / n_rounds,
         # the parts of the protocol's time (all agents); "other": encoding, decoding and
         # hashing weights, logging, the agent's own code
@@ -467,6 +474,9 @@ def run_overhead_bench(n_learners: int = 5, n_rounds: int = 10, seed: int = 0,
         # the encoded weights, the unit of the agents' RSS over their baseline
         "floor": floor,
         "protocol_over_floor": protocol / floor["seconds_per_round"],
+        # the agents' CPU time moving weights over the floor of that work
+        "weights_over_floor": on_chain["store_cpu_seconds_per_round"]
+                              / floor["seconds_per_round"],
         "model_bytes": model_bytes,
         "decisions_match": in_memory["decisions"] == on_chain["decisions"],
         "models_match": in_memory["model_digest"] == on_chain["model_digest"],

@@ -57,8 +57,11 @@ def print_overhead_report(report: dict[str, Any], console: Console | None = None
         f"physical floor of moving {floor['payload_bytes'] / 1e6:.3g} MB of weights a round: "
         f"[bold]{floor['seconds_per_round']:.3f} s[/] (proposer: copy {steps['copy']:.3f} + "
         f"sha256 {steps['sha256']:.3f} + CID {steps['cid']:.3f} + write {steps['write']:.3f};"
-        f" each voter: read {steps['read']:.3f} + the two hashes) · protocol / floor: "
-        f"[bold]{report['protocol_over_floor']:.2f}[/] ({report['store']} store)",
+        f" each voter: read {steps['read']:.3f} + sha256) · the agents' CPU time moving "
+        f"weights: [bold]{chain['store_cpu_seconds_per_round']:.3f} s[/] a round, "
+        f"[bold]{report['weights_over_floor']:.2f}[/]x the floor (wall clock "
+        f"{chain['store_seconds_per_round']:.3f} s) · protocol / floor: "
+        f"{report['protocol_over_floor']:.2f} ({report['store']} store)",
         soft_wrap=True)
     load = report["load_average"]
     console.print(
@@ -79,8 +82,8 @@ def print_overhead_report(report: dict[str, Any], console: Console | None = None
 
     agents = Table(title="on chain: each agent's seconds a round "
                          "(protocol = step - learner + follow; store is part of step)")
-    for column in ("agent", "step", "learner", "store", "follow", "protocol", "RSS MB",
-                   "peak MB", "peak − RSS"):
+    for column in ("agent", "step", "learner", "store", "store CPU", "follow", "protocol",
+                   "RSS MB", "peak MB", "peak − RSS"):
         agents.add_column(column, justify="right")
     mb = 1e6
     for agent in chain["agents"]:
@@ -88,10 +91,12 @@ def print_overhead_report(report: dict[str, Any], console: Console | None = None
         memory = ("", "", "") if rss is None else (
             f"{rss['baseline_bytes'] / mb:.0f}", f"{rss['peak_bytes'] / mb:.0f}",
             f"{rss['peak_over_baseline_models']:.1f} models")
+        cpu = agent["cpu_seconds"]["store"] / report["n_rounds"]
         agents.add_row(str(agent["index"]), f"{s['step']:.3f}", f"{s['learner']:.3f}",
-                       f"{s['store']:.4f}", f"{s['follow']:.4f}", f"{s['protocol']:.3f}",
-                       *memory)
+                       f"{s['store']:.4f}", f"{cpu:.4f}", f"{s['follow']:.4f}",
+                       f"{s['protocol']:.3f}", *memory)
     agents.add_row("all", "", "", f"{chain['store_seconds_per_round']:.4f}",
+                   f"{chain['store_cpu_seconds_per_round']:.4f}",
                    f"{chain['follow_seconds_per_round']:.4f}",
                    f"{chain['protocol_seconds_per_round']:.3f}", "", "", "")
     agents.caption = ("RSS: at the start (learner built); peak: during the run, over the "

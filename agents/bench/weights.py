@@ -3,7 +3,7 @@ machine's limits.
 
 For each model size (float32 parameters in a ResNet-like list of layers) it times what a
 proposer does (encode, sha256 and CID in one pass, store put) and what a voter does (store
-get, which verifies the CID and gives the sha256, then decode), the median of a few
+get, which checks the content against the digest on chain, then decode), the median of a few
 repetitions, and the floor each step runs against on this machine:
 
 * encode, decode: a fresh numpy copy of the payload (decode should cost far less: it makes
@@ -140,8 +140,8 @@ def measure_size(store: WeightStore, n_params: int, repeat: int,
                                    before=forget), disk if is_file else loop),
     ]
     store.put(data, digests=digests)
-    steps.append(_step("store get (+verify)", _median(
-        lambda: store.get(digests.cid, max_bytes=size), repeat),
+    steps.append(_step("store get (+verify)", _median(  # checked as a voter does
+        lambda: store.get(digests.cid, max_bytes=size, sha256=digests.sha256), repeat),
         ("cached read + sha256", limits["read"] + sha[1]) if is_file
         else max(sha, loop, key=lambda f: f[1])))
     fetched = store.get(digests.cid, max_bytes=size)

@@ -180,7 +180,7 @@ def run(args: argparse.Namespace, console: Console) -> None:
             "experiment": args.experiment, "learner": account.address,
             "model_digest": "0x" + agent.model_digest.hex(),
             "model_cid": model_cid(client, args.experiment, agent.model_digest),
-            "seconds": agent.timings.seconds,
+            "seconds": agent.timings.seconds, "cpu_seconds": agent.timings.cpu_seconds,
             "budget_exhausted": agent.budget_exhausted,
             # a staked experiment: what the agent withdrew at the end (wei or token units)
             **({} if agent.withdrawn is None else {"withdrawn": agent.withdrawn}),

@@ -326,32 +326,44 @@ def _second_thread() -> ThreadPoolExecutor:
 
 class ContentHasher:
     """The sha256 and the CID of content fed in pieces, in one pass over its bytes: each
-    piece is hashed both ways while it is at hand, and never copied. Not thread-safe."""
+    piece is hashed both ways while it is at hand, and never copied. ``with_cid=False``:
+    the sha256 alone. Not thread-safe."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, with_cid: bool = True) -> None:
         self._sha256 = hashlib.sha256()
-        self._cid = CidBuilder()
+        self._cid = CidBuilder() if with_cid else None
+        self._size = 0
 
     @property
     def size(self) -> int:
         """Bytes fed so far."""
-        return self._cid.size
+        return self._size
 
     def update(self, data: BytesLike) -> None:
         """Feeds the next piece; it is read during this call only."""
         view = memoryview(data).cast("B")
-        if len(view) < PARALLEL_BYTES:
+        self._size += len(view)
+        if self._cid is None:
+            self._sha256.update(view)
+        elif len(view) < PARALLEL_BYTES:
             self._cid.update(view)
             self._sha256.update(view)
-            return
-        leaves = _second_thread().submit(self._cid.update, view)
-        try:
-            self._sha256.update(view)
-        finally:
-            leaves.result()
+        else:
+            leaves = _second_thread().submit(self._cid.update, view)
+            try:
+                self._sha256.update(view)
+            finally:
+                leaves.result()
+
+    def sha256(self) -> bytes:
+        """The sha256 of what was fed so far."""
+        return self._sha256.digest()
 
     def finish(self) -> Digests:
-        return Digests(self._sha256.digest(), self._cid.finish(), self._cid.size)
+        """The sha256 and the CID of everything fed (``with_cid=False``: a ``ValueError``)."""
+        if self._cid is None:
+            raise ValueError("this hasher computes no CID")
+        return Digests(self._sha256.digest(), self._cid.finish(), self._size)
 
 
 def content_digests(data: BytesLike) -> Digests:

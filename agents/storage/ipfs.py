@@ -22,6 +22,7 @@ The RPC API gives full control over the node: point the store only at a node of 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -37,13 +38,11 @@ import numpy as np
 from agents.storage.cid import (
     PARALLEL_BYTES,
     BytesLike,
-    ContentHasher,
     Digests,
     content_digests,
     normalize_cid,
 )
 from agents.storage.store import (
-    ContentMismatch,
     ContentNotFound,
     ContentTooLarge,
     Fetched,
@@ -51,6 +50,8 @@ from agents.storage.store import (
     WeightStore,
     WeightStoreError,
     _checked_cid,
+    checked_sha256,
+    content_hasher,
 )
 
 log = logging.getLogger(__name__)
@@ -298,23 +299,26 @@ class IpfsRpcStore(WeightStore):
 
     # --- get --------------------------------------------------------------------------
 
-    def get(self, cid: str, *, max_bytes: int | None = None,
-            timeout: float | None = None) -> Fetched:
-        """The content of ``cid`` from the node, verified against it, and its sha256.
+    def get(self, cid: str, *, max_bytes: int | None = None, timeout: float | None = None,
+            sha256: bytes | None = None) -> Fetched:
+        """The content of ``cid`` from the node, verified against it (or against
+        ``sha256``: see :meth:`WeightStore.get`), and its sha256.
 
         ``max_bytes`` and ``timeout`` default to the store's. ``timeout`` bounds the whole
         call by the wall clock, whatever the node does (answers slowly, drips one byte at a
         time, never finishes): the transfer runs on a worker thread, and this call returns
         at the deadline. Raises :class:`InvalidCid`, :class:`ContentNotFound` (the node has
         not got it), :class:`FetchTimeout`, :class:`ContentTooLarge` (reading stops at the
-        limit), :class:`ContentMismatch` (the bytes do not hash to ``cid``) or
+        limit), :class:`ContentMismatch` (the bytes do not hash to ``cid``, or
+        :class:`DigestMismatch`: not to ``sha256``) or
         :class:`WeightStoreError` (node unreachable, other errors).
         """
         canonical = _checked_cid(cid)
         limit = self.max_bytes if max_bytes is None else max_bytes
         seconds = self.timeout if timeout is None else max(0.1, timeout)
         transfer = _Transfer(seconds)
-        worker = threading.Thread(target=transfer.run, args=(self._cat, cid, canonical, limit),
+        cat = functools.partial(self._cat, sha256=sha256)
+        worker = threading.Thread(target=transfer.run, args=(cat, cid, canonical, limit),
                                   name=f"ipfs-cat-{canonical[-8:]}", daemon=True)
         worker.start()
         if not transfer.done.wait(seconds):
@@ -328,14 +332,14 @@ class IpfsRpcStore(WeightStore):
         assert transfer.data is not None
         return transfer.data
 
-    def _cat(self, cid: str, canonical: str, limit: int | None,
-             transfer: _Transfer) -> Fetched:
+    def _cat(self, cid: str, canonical: str, limit: int | None, transfer: _Transfer, *,
+             sha256: bytes | None) -> Fetched:
         """Streams ``cat`` into one buffer, hashing it as it fills; stops at ``limit`` bytes
         or at the transfer's deadline."""
         seconds = transfer.seconds  # (the caller stops waiting at the deadline anyway)
         params = {"arg": canonical, "timeout": _duration(seconds)}
         start = time.monotonic()
-        hasher = ContentHasher()
+        hasher = content_hasher(sha256)
         buffer = memoryview(b"")  # (a numpy allocation below: large ones get huge pages)
         size = 0
         try:
@@ -380,14 +384,10 @@ class IpfsRpcStore(WeightStore):
         except httpx.TransportError as exc:
             raise self._unreachable(exc, f"cat {cid}") from None
         hasher.update(buffer[hasher.size:size])
-        digests = hasher.finish()
-        if digests.cid != canonical:
-            log.error("get %s from %s: %d bytes arrived that hash to %s",
-                      cid, self.api_url, size, digests.cid)
-            raise ContentMismatch(cid, digests.cid)
+        digest = checked_sha256(canonical, hasher, sha256)
         log.info("get %s (%d bytes) from %s in %.2f s", cid, size, self.api_url,
                  time.monotonic() - start)
-        return Fetched(buffer[:size].toreadonly(), digests.sha256)
+        return Fetched(buffer[:size].toreadonly(), digest)
 
     def _cat_error(self, cid: str, response: httpx.Response) -> WeightStoreError:
         message = _error_message(response)

@@ -1,8 +1,9 @@
 """Content-addressed weight stores: put bytes, get them back by their IPFS CID.
 
 Every store hands back only verified content: the CID of the bytes returned by
-:meth:`WeightStore.get` is recomputed as they arrive and must equal the CID asked for; their
-sha256 comes from the same pass (:class:`Fetched`), so nobody hashes them again. A caller
+:meth:`WeightStore.get` is recomputed as they arrive and must equal the CID asked for (or,
+when the caller names the sha256 it trusts, their sha256 must equal that); their sha256
+comes from the same pass (:class:`Fetched`), so nobody hashes them again. A caller
 that hashed what it puts (:func:`agents.storage.cid.content_digests`, which it needs for
 the digest on chain) hands the store those digests. CIDs are those of
 ``ipfs add --cid-version=1 --raw-leaves`` (see :mod:`agents.storage.cid`), so the same bytes have
@@ -18,7 +19,6 @@ the same CID here and on any IPFS node.
 from __future__ import annotations
 
 import logging
-import mmap
 import os
 import tempfile
 from dataclasses import dataclass
@@ -26,12 +26,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
+import numpy as np
+
 from agents.storage.cid import (
     BytesLike,
     ContentHasher,
     Digests,
     compute_cid_file,
-    content_digests,
     normalize_cid,
 )
 
@@ -67,6 +68,17 @@ class ContentMismatch(WeightStoreError):
         super().__init__(f"content stored for {cid} hashes to {actual}: refusing it")
 
 
+class DigestMismatch(ContentMismatch):
+    """The bytes the store holds for a CID do not have the sha256 the caller expects."""
+
+    def __init__(self, cid: str, actual: bytes, expected: bytes) -> None:
+        WeightStoreError.__init__(
+            self, f"digest mismatch: content of {cid} is {actual.hex()}, the caller "
+                  f"expects {expected.hex()}")
+        self.cid = cid
+        self.actual = actual.hex()
+
+
 class ContentTooLarge(WeightStoreError):
     """The content of a CID is larger than the caller accepts."""
 
@@ -94,8 +106,9 @@ WRITE_PIECE = 16 * 262_144
 
 @dataclass(frozen=True)
 class Fetched:
-    """Content a store verified against its CID: the bytes (a read-only view, of a memory
-    map for a file store: no copy) and their sha256, from the same pass as the CID."""
+    """Content a store verified (against its CID, or the caller's sha256): the bytes (a
+    read-only view of the buffer they were read into: no copy) and their sha256, from the
+    same pass."""
 
     data: memoryview
     sha256: bytes
@@ -120,13 +133,18 @@ class WeightStore(Protocol):
         caller has them (they are not computed again)."""
         ...
 
-    def get(self, cid: str, *, max_bytes: int | None = None,
-            timeout: float | None = None) -> Fetched:
-        """The content of ``cid``, verified against it, and its sha256, within ``timeout``
-        seconds of wall clock time if the store can be slow (a local store ignores it).
+    def get(self, cid: str, *, max_bytes: int | None = None, timeout: float | None = None,
+            sha256: bytes | None = None) -> Fetched:
+        """The content of ``cid``, verified, and its sha256, within ``timeout`` seconds of
+        wall clock time if the store can be slow (a local store ignores it).
+
+        The content is verified against ``cid``, or, when the caller gives the ``sha256``
+        it trusts (the digest on chain), against that alone: either binds the bytes, and
+        one hash costs half of two (see :func:`checked_sha256`).
 
         Raises :class:`InvalidCid`, :class:`ContentNotFound`, :class:`ContentTooLarge`
-        (content over ``max_bytes``), :class:`ContentMismatch` or :class:`FetchTimeout`.
+        (content over ``max_bytes``), :class:`ContentMismatch` (:class:`DigestMismatch`
+        against ``sha256``) or :class:`FetchTimeout`.
         """
         ...
 
@@ -144,6 +162,30 @@ class WeightStore(Protocol):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def checked_sha256(cid: str, hasher: ContentHasher, sha256: bytes | None) -> bytes:
+    """The sha256 of the content ``hasher`` was fed (made by :func:`content_hasher` for
+    the same ``sha256``), once it is checked: against ``sha256`` if given, else against
+    ``cid``. Raises :class:`DigestMismatch` or :class:`ContentMismatch`."""
+    if sha256 is not None:
+        actual = hasher.sha256()
+        if actual != sha256:
+            log.error("get %s: the content's sha256 is %s, not %s", cid, actual.hex(),
+                      sha256.hex())
+            raise DigestMismatch(cid, actual, sha256)
+        return actual
+    digests = hasher.finish()
+    if digests.cid != cid:
+        log.error("get %s: the content hashes to %s", cid, digests.cid)
+        raise ContentMismatch(cid, digests.cid)
+    return digests.sha256
+
+
+def content_hasher(sha256: bytes | None) -> ContentHasher:
+    """What a get hashes fetched content with: the sha256 alone when the caller expects
+    one, else the sha256 and the CID."""
+    return ContentHasher(with_cid=sha256 is None)
 
 
 def _checked_cid(cid: str) -> str:
@@ -210,8 +252,8 @@ class FileWeightStore(WeightStore):
         log.warning("put %s: stored copy is corrupt, rewriting it", cid)
         return False
 
-    def get(self, cid: str, *, max_bytes: int | None = None,
-            timeout: float | None = None) -> Fetched:
+    def get(self, cid: str, *, max_bytes: int | None = None, timeout: float | None = None,
+            sha256: bytes | None = None) -> Fetched:
         """The file of ``cid``, read into one buffer of its size and hashed there. The file
         is read, not mapped: anyone who can write the directory could truncate a mapped file
         under a reader, and touching a page past the new end kills the process (SIGBUS);
@@ -223,10 +265,10 @@ class FileWeightStore(WeightStore):
                 size = os.fstat(f.fileno()).st_size
                 if max_bytes is not None and size > max_bytes:
                     raise ContentTooLarge(cid, size, max_bytes)
-                # One byte more: a file that grew fills it. Anonymous memory of its own, so
-                # it goes back to the system when the last view of it goes (a heap block of
-                # a few MB may stay with the process).
-                view = memoryview(mmap.mmap(-1, size + 1))
+                # One byte more: a file that grew fills it. numpy's allocation: a large one
+                # is memory of its own (it goes back to the system when the last view of it
+                # goes) in huge pages (filling it costs a quarter of 4 KiB pages' faults).
+                view = np.empty(size + 1, np.uint8).data
                 filled = 0
                 while filled < len(view) and (n := f.readinto(view[filled:])):
                     filled += n
@@ -234,13 +276,12 @@ class FileWeightStore(WeightStore):
             raise ContentNotFound(cid, str(self.root)) from None
         if max_bytes is not None and filled > max_bytes:  # it grew since fstat
             raise ContentTooLarge(cid, filled, max_bytes)
-        data = view[:filled].toreadonly()  # a file that changed meanwhile fails the CID check
-        digests = content_digests(data)
-        if digests.cid != canonical:
-            log.error("get %s: stored bytes hash to %s", cid, digests.cid)
-            raise ContentMismatch(cid, digests.cid)
+        data = view[:filled].toreadonly()  # a file that changed meanwhile fails the check
+        hasher = content_hasher(sha256)
+        hasher.update(data)
+        digest = checked_sha256(canonical, hasher, sha256)
         log.debug("get %s (%d bytes)", cid, len(data))
-        return Fetched(data, digests.sha256)
+        return Fetched(data, digest)
 
     def close(self) -> None:
         """Nothing to release: every call opens and closes its own files."""

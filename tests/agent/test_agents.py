@@ -157,26 +157,35 @@ def test_rejected_rounds_keep_the_current_weights(tmp_path):
         assert s.digest_of(i) == s.initial_digest
 
 
-def test_a_voter_keeps_a_proposal_it_approves_and_drops_one_it_rejects(tmp_path):
-    class Voting(Wrapped):
-        def __init__(self, inner, vote: bool):
-            super().__init__(inner)
-            self.vote = vote
+class _Voting(Wrapped):
+    def __init__(self, inner, vote: bool):
+        super().__init__(inner)
+        self.vote = vote
 
-        def mli_test_weights(self, weights: Weights) -> ProposedWeights:
-            return self.inner.mli_test_weights(weights).model_copy(update={"vote": self.vote})
+    def mli_test_weights(self, weights: Weights) -> ProposedWeights:
+        return self.inner.mli_test_weights(weights).model_copy(update={"vote": self.vote})
 
+
+@pytest.mark.parametrize("threshold_bps, accepted", [(10_000, False), (5_000, True)])
+def test_a_voter_holds_the_proposal_it_tested_until_the_round_is_decided(
+        tmp_path, threshold_bps: int, accepted: bool):
     learners = make_digits_learners(config=DigitsConfig(n_learners=3, seed=3))
-    learners[1], learners[2] = Voting(learners[1], True), Voting(learners[2], False)
-    s = make_setup(tmp_path, n=3, rounds=1, threshold_bps=10_000, learners=learners)
+    learners[1], learners[2] = _Voting(learners[1], True), _Voting(learners[2], False)
+    s = make_setup(tmp_path, n=3, rounds=1, threshold_bps=threshold_bps, learners=learners)
     proposer, approver, rejecter = (s.agent(i) for i in range(3))
     assert proposer.step()
     assert approver.step() and rejecter.step()
-    assert rejecter._held is None  # a vote holds the proposal only while it tests
-    assert approver._held is not None and approver._held[0] == 0  # to adopt it unfetched
+    for voter in (approver, rejecter):  # whatever its vote: to adopt it unfetched
+        assert voter._held is not None and voter._held[0] == 0
+    fetches = [voter.timings.seconds["store"] for voter in (approver, rejecter)]
     run_in_process([proposer, approver, rejecter])
-    assert [d.accepted for d in s.client.events(RoundDecided, s.experiment_id)] == [False]
-    assert approver._held is None  # the round rejected it
+    assert [d.accepted for d in s.client.events(RoundDecided, s.experiment_id)] == [accepted]
+    for voter, before in zip((approver, rejecter), fetches):
+        assert voter._held is None  # adopted, or dropped with its rejected round
+        assert voter.timings.seconds["store"] == before  # adopted without a second fetch
+    proposal = s.client.events(WeightsProposed, s.experiment_id)[0].digest
+    assert {a.model_digest for a in (approver, rejecter)} == \
+        {proposal if accepted else s.initial_digest}
 
 
 def _bad_proposals(store: FileWeightStore, template: dict[str, Any]):

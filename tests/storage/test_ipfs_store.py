@@ -35,6 +35,7 @@ from agents.storage.store import (
     ContentMismatch,
     ContentNotFound,
     ContentTooLarge,
+    DigestMismatch,
     FetchTimeout,
     FileWeightStore,
     InvalidCid,
@@ -308,6 +309,20 @@ def test_tampered_megabytes_are_a_mismatch(fake_node: FakeNode, announced: bool)
     with IpfsRpcStore(fake_node.url, timeout=10) as node:
         fetched = node.get(compute_cid(data), max_bytes=10 * MiB)
     assert fetched.data == data and fetched.sha256 == hashlib.sha256(data).digest()
+
+
+@pytest.mark.parametrize("size", [11, 3 * MiB + 5])
+def test_cat_checked_against_the_callers_sha256(fake_node: FakeNode, size: int) -> None:
+    data = content(size, seed=9)
+    cid, sha = compute_cid(data), hashlib.sha256(data).digest()
+    fake_node.cat = (200, {}, data)
+    with IpfsRpcStore(fake_node.url, timeout=10) as node:
+        assert node.get(cid, sha256=sha).data == data
+        with pytest.raises(DigestMismatch, match="digest mismatch"):
+            node.get(cid, sha256=hashlib.sha256(b"other").digest())
+    fake_node.cat = (200, {}, data[:-1] + b"!")
+    with IpfsRpcStore(fake_node.url, timeout=10) as liar, pytest.raises(DigestMismatch):
+        liar.get(cid, sha256=sha)
 
 
 def test_more_than_announced_is_still_verified(fake_node: FakeNode) -> None:

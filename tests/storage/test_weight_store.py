@@ -15,6 +15,7 @@ from agents.storage.store import (
     ContentMismatch,
     ContentNotFound,
     ContentTooLarge,
+    DigestMismatch,
     FileWeightStore,
     InvalidCid,
     WeightStore,
@@ -239,3 +240,33 @@ def test_put_hashes_as_it_writes(store: FileWeightStore) -> None:
     data = two_leaves() * 20
     assert store.put(data) == compute_cid(data)
     assert store.get(compute_cid(data)).sha256 == hashlib.sha256(data).digest()
+
+
+# --- checked against the caller's digest ----------------------------------------------------
+
+
+def test_get_checks_the_callers_sha256_instead_of_the_cid(
+        store: FileWeightStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = two_leaves() * 8  # several CID leaves, a piece hashed on the second thread
+    cid = store.put(data)
+    sha = hashlib.sha256(data).digest()
+
+    def no_cid(self: ContentHasher, *args: object, **kwargs: object) -> None:
+        raise AssertionError("the CID was computed")
+
+    with monkeypatch.context() as patched:
+        patched.setattr("agents.storage.cid.CidBuilder.update", no_cid)
+        fetched = store.get(cid, sha256=sha)
+    assert fetched.sha256 == sha and bytes(fetched) == data
+    with pytest.raises(DigestMismatch, match="digest mismatch") as info:
+        store.get(cid, sha256=hashlib.sha256(data + b"x").digest())
+    assert info.value.cid == cid and info.value.actual == sha.hex()
+    assert isinstance(info.value, ContentMismatch)  # what callers already refuse
+
+
+def test_a_tampered_file_fails_the_callers_sha256(store: FileWeightStore) -> None:
+    data = two_leaves()
+    cid = store.put(data)
+    (store.root / cid).write_bytes(data[:-1] + b"!")
+    with pytest.raises(DigestMismatch):
+        store.get(cid, sha256=hashlib.sha256(data).digest())
