@@ -78,16 +78,22 @@ def machine_limits(payload: bytes | memoryview, directory: Path,
         path.unlink(missing_ok=True)
 
 
+def round_floor(steps: dict[str, float], n_learners: int) -> dict[str, float]:
+    """The floor of a round with ``n_learners`` from :func:`machine_limits`' ``steps``
+    (see the module's docstring): the proposer's part, a voter's and the round's."""
+    proposer = steps["copy"] + steps["sha256"] + steps["cid"] + steps["write"]
+    voter = steps["read"] + steps["sha256"]
+    return {"proposer_seconds": proposer, "voter_seconds": voter,
+            "seconds_per_round": proposer + (n_learners - 1) * voter}
+
+
 def measure_floor(payload: bytes | memoryview, n_learners: int,
                   directory: Path) -> dict[str, Any]:
     """Each step's seconds for ``payload`` (see the module's docstring) and the floor of a
     round with ``n_learners``."""
     steps = machine_limits(payload, directory)
-    proposer = steps["copy"] + steps["sha256"] + steps["cid"] + steps["write"]
-    voter = steps["read"] + steps["sha256"]
     return {"payload_bytes": len(payload), "steps_seconds": steps,
-            "proposer_seconds": proposer, "voter_seconds": voter,
-            "seconds_per_round": proposer + (n_learners - 1) * voter}
+            **round_floor(steps, n_learners)}
 
 
 def _loopback(payload: bytes | memoryview, buffer: bytearray) -> None:

@@ -19,6 +19,11 @@ Each step's CPU time (this process, all threads) is reported beside its wall-clo
 with an IPFS node, the client's own cost apart from the node's. It also reports the peak
 memory the get and decode allocate (``tracemalloc``: numpy and Python allocations) as a
 multiple of the payload.
+
+A round of ``n_learners`` moves one proposal to ``n_learners - 1`` voters: its estimate
+is the proposal's steps plus that many votes', beside the physical floor of the same
+work (:func:`agents.bench.floor.round_floor`: one copy, the digest, the CID and a disk
+write for the proposer; a cached read and the digest for each voter).
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from agents.bench.floor import machine_limits
+from agents.bench.floor import machine_limits, round_floor
 from agents.bench.output import emit
 from agents.storage.cid import content_digests
 from agents.storage.store import FileWeightStore, WeightStore, open_store
@@ -64,12 +69,31 @@ class Step(BaseModel):
         return self.seconds / self.limit_seconds if self.limit_seconds > 0 else float("inf")
 
 
+class RoundEstimate(BaseModel):
+    """A round's weights work: the proposal's steps and ``learners - 1`` votes'."""
+
+    learners: int
+    seconds: float
+    cpu_seconds: float
+    floor_seconds: float
+    """:func:`agents.bench.floor.round_floor` on this machine for this payload."""
+
+    @property
+    def ratio(self) -> float:
+        return self.seconds / self.floor_seconds if self.floor_seconds > 0 else float("inf")
+
+    @property
+    def cpu_ratio(self) -> float:
+        return self.cpu_seconds / self.floor_seconds if self.floor_seconds > 0 else float("inf")
+
+
 class SizeReport(BaseModel):
     params: int
     arrays: int
     payload_bytes: int
     repeat: int
     steps: list[Step]
+    round: RoundEstimate
     get_decode_peak_bytes: int
     """Peak memory allocated by a get and a decode (tracemalloc)."""
 
@@ -115,8 +139,8 @@ def _step(name: str, timed: tuple[float, float], limit: tuple[str, float]) -> St
                 limit_seconds=limit[1])
 
 
-def measure_size(store: WeightStore, n_params: int, repeat: int,
-                 scratch: Path) -> SizeReport:
+def measure_size(store: WeightStore, n_params: int, repeat: int, scratch: Path,
+                 n_learners: int = 5) -> SizeReport:
     """Times every step for a model of ``n_params`` parameters (see the module's doc)."""
     weights = model_weights(n_params)
     data = encode_weights(weights)
@@ -152,8 +176,14 @@ def measure_size(store: WeightStore, n_params: int, repeat: int,
         steps.append(Step(step=name, seconds=sum(s.seconds for s in part),
                           cpu_seconds=sum(s.cpu_seconds for s in part), limit="their limits",
                           limit_seconds=sum(s.limit_seconds for s in part)))
+    proposal, vote = steps[-2:]
+    voters = n_learners - 1
+    estimate = RoundEstimate(
+        learners=n_learners, seconds=proposal.seconds + voters * vote.seconds,
+        cpu_seconds=proposal.cpu_seconds + voters * vote.cpu_seconds,
+        floor_seconds=round_floor(limits, n_learners)["seconds_per_round"])
     return SizeReport(params=sum(a.size for a in weights), arrays=len(weights),
-                      payload_bytes=size, repeat=repeat, steps=steps,
+                      payload_bytes=size, repeat=repeat, steps=steps, round=estimate,
                       get_decode_peak_bytes=_get_decode_peak(store, digests.cid, size))
 
 
@@ -182,12 +212,14 @@ def _opened(store_url: str | None) -> Iterator[tuple[WeightStore, str, Path]]:
 
 
 def bench_weights(*, param_counts: tuple[int, ...] = PARAM_COUNTS, store_url: str | None = None,
-                  repeat: int = 3, as_json: bool = False,
+                  repeat: int = 3, n_learners: int = 5, as_json: bool = False,
                   console: Console | None = None) -> WeightsReport:
     """Measures every size, prints the table (JSON on stdout with ``as_json``) and returns
-    the report."""
+    the report; the round estimate is for ``n_learners``."""
     if repeat < 1:
         raise ValueError(f"repeat must be at least 1, not {repeat}")
+    if n_learners < 2:
+        raise ValueError(f"a round needs at least 2 learners, not {n_learners}")
     if any(n < 1 for n in param_counts):
         raise ValueError("parameter counts must be positive")
     console = console or Console(stderr=as_json)
@@ -195,7 +227,7 @@ def bench_weights(*, param_counts: tuple[int, ...] = PARAM_COUNTS, store_url: st
     with _opened(store_url) as (store, described, scratch):
         for n_params in param_counts:
             with console.status(f"{n_params:,} parameters on the {described}..."):
-                sizes.append(measure_size(store, n_params, repeat, scratch))
+                sizes.append(measure_size(store, n_params, repeat, scratch, n_learners))
     report = WeightsReport(store=described, sizes=sizes)
     emit(report, as_json, print_weights_report, console)
     return report
@@ -216,6 +248,12 @@ def print_weights_report(report: WeightsReport, console: Console) -> None:
                           f"{mb / step.seconds:,.0f}" if step.seconds > 0 else "-",
                           f"{step.cpu_seconds:.4f}", step.limit, f"{step.limit_seconds:.4f}", f"{step.ratio:.2f}")
         console.print(table)
+        estimate = size.round
+        console.print(f"a round of {estimate.learners} learners (the proposal and "
+                      f"{estimate.learners - 1} votes): {estimate.seconds:.3f} s "
+                      f"({estimate.ratio:.2f}x the floor of {estimate.floor_seconds:.3f} s), "
+                      f"CPU {estimate.cpu_seconds:.3f} s ({estimate.cpu_ratio:.2f}x)",
+                      highlight=False)
         console.print(f"peak memory allocated by get + decode: "
                       f"{size.get_decode_peak_bytes / size.payload_bytes:.2f}x the payload "
                       f"({size.get_decode_peak_bytes / 1e6:,.1f} MB)", highlight=False)

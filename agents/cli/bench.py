@@ -102,6 +102,8 @@ def register(subcommands: Subcommands) -> None:
                               "(default: a temporary file store)")
     weights.add_argument("--repeat", type=int, default=3,
                          help="repetitions of each step, the median is reported (default 3)")
+    weights.add_argument("--learners", type=int, default=5,
+                         help="learners in the round estimated beside its floor (default 5)")
     weights.add_argument("--json", action="store_true", help="print the report as JSON")
     memory = options.add_command(
         bench, "memory", run_memory,
@@ -166,17 +168,18 @@ def run_weights(args: argparse.Namespace, console: Console) -> None:
     """Time each step of a proposal (encode, sha256 and CID in one pass, store put) and of a
     vote (store get with verification, decode) for models of 0.1M to 100M float32
     parameters, beside what the machine allows (a memory copy, sha256 alone, a disk write
-    with fsync, a loopback TCP transfer), and the peak memory a get and decode allocate.
+    with fsync, a loopback TCP transfer), the peak memory a get and decode allocate, and a
+    round of --learners (the proposal and a vote by each other learner) beside its floor.
 
     examples:
       colearn bench weights                     # 0.1M, 1M, 10M, 100M parameters
-      colearn bench weights --params 1000000 --json
+      colearn bench weights --params 25600000 --learners 5 --json
       colearn bench weights --store http://127.0.0.1:5001   # an IPFS node (colearn dev)
     """
     from agents.bench.weights import PARAM_COUNTS, bench_weights
 
     bench_weights(param_counts=tuple(args.params or PARAM_COUNTS), store_url=args.store,
-                  repeat=args.repeat, as_json=args.json)
+                  repeat=args.repeat, n_learners=args.learners, as_json=args.json)
 
 
 def run_memory(args: argparse.Namespace, console: Console) -> None:

@@ -56,7 +56,10 @@ def test_the_floor_adds_the_proposer_and_every_voter(tmp_path):
     floor = measure_floor(bytes(range(256)) * 4096, 5, tmp_path)
     steps = floor["steps_seconds"]
     assert floor["payload_bytes"] == 1 << 20 and all(s > 0 for s in steps.values())
-    voter = steps["read"] + steps["sha256"] + steps["cid"]
+    voter = steps["read"] + steps["sha256"]  # the digest on chain binds the bytes: no CID
+    assert floor["voter_seconds"] == pytest.approx(voter)
+    assert floor["proposer_seconds"] == pytest.approx(
+        steps["copy"] + steps["sha256"] + steps["cid"] + steps["write"])
     assert floor["seconds_per_round"] == pytest.approx(floor["proposer_seconds"] + 4 * voter)
     assert list(tmp_path.iterdir()) == []  # the scratch file is gone
 
@@ -127,6 +130,9 @@ def test_overhead_bench_end_to_end(tmp_path, capsys):
             seconds["step"] - seconds["learner"] + seconds["follow"])
         assert seconds["learner"] > 0 and seconds["store"] >= 0
         assert seconds["follow"] > 0  # subscribing at least
+        cpu = agent["cpu_seconds"]  # the same spans in CPU time; follow is not one of them
+        assert set(cpu) == {"step", "learner", "store", "status", "transactions"}
+        assert cpu["store"] > 0 and cpu["step"] >= cpu["learner"]
         rss = agent["rss"]  # recorded by the factory at exit
         assert 0 < rss["baseline_bytes"] <= rss["peak_bytes"]
         assert rss["peak_over_baseline_models"] == pytest.approx(
@@ -134,6 +140,10 @@ def test_overhead_bench_end_to_end(tmp_path, capsys):
     assert report["store"] == "file" and report["model_bytes"] > 0
     assert report["protocol_over_floor"] == pytest.approx(
         report["protocol_seconds_per_round"] / report["floor"]["seconds_per_round"])
+    assert chain["store_cpu_seconds_per_round"] == pytest.approx(
+        sum(a["cpu_seconds"]["store"] for a in chain["agents"]) / 3)
+    assert report["weights_over_floor"] == pytest.approx(
+        chain["store_cpu_seconds_per_round"] / report["floor"]["seconds_per_round"])
     assert report["protocol_seconds_per_round"] == pytest.approx(
         sum(a["seconds"]["protocol"] for a in chain["agents"]) / 3)
     parts = chain["protocol_parts_per_round"]
@@ -148,3 +158,4 @@ def test_overhead_bench_end_to_end(tmp_path, capsys):
     print_overhead_report(report, Console(file=out, width=120))
     assert "seconds a round" in out.getvalue() and "protocol" in out.getvalue()
     assert "following events" in out.getvalue() and "physical floor" in out.getvalue()
+    assert "CPU time moving weights" in out.getvalue()

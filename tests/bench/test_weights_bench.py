@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from cli_runner import run_colearn
 
 from agents.bench.weights import model_weights
@@ -31,6 +32,21 @@ def test_the_command_prints_every_step_as_json():
             "decode"} <= set(steps)
     assert all(s["seconds"] >= 0 and s["limit_seconds"] >= 0 for s in steps.values())
     assert size["get_decode_peak_bytes"] >= 0
+    estimate = size["round"]  # the default round: the proposal and 4 votes
+    proposal, vote = steps["proposal: encode+hash+put"], steps["vote: get+verify+decode"]
+    assert estimate["learners"] == 5 and estimate["floor_seconds"] > 0
+    assert estimate["seconds"] == pytest.approx(proposal["seconds"] + 4 * vote["seconds"])
+    assert estimate["cpu_seconds"] == pytest.approx(
+        proposal["cpu_seconds"] + 4 * vote["cpu_seconds"])
+
+
+def test_the_round_has_the_learners_asked_and_at_least_two():
+    status, out, err = run_colearn("bench", "weights", "--params", "100000", "--repeat", "1",
+                                   "--learners", "3")
+    assert status == 0, err
+    assert "a round of 3 learners (the proposal and 2 votes)" in out + err
+    status, out, err = run_colearn("bench", "weights", "--params", "1000", "--learners", "1")
+    assert status != 0 and "at least 2 learners" in err and "Traceback" not in err
 
 
 def test_the_table_names_the_steps_and_their_limits():
