@@ -62,21 +62,18 @@ class ContentNotFound(WeightStoreError):
 class ContentMismatch(WeightStoreError):
     """The bytes the store holds for a CID do not hash to that CID."""
 
-    def __init__(self, cid: str, actual: str) -> None:
+    def __init__(self, cid: str, actual: str, message: str | None = None) -> None:
         self.cid = cid
         self.actual = actual
-        super().__init__(f"content stored for {cid} hashes to {actual}: refusing it")
+        super().__init__(message or f"content stored for {cid} hashes to {actual}: refusing it")
 
 
 class DigestMismatch(ContentMismatch):
     """The bytes the store holds for a CID do not have the sha256 the caller expects."""
 
     def __init__(self, cid: str, actual: bytes, expected: bytes) -> None:
-        WeightStoreError.__init__(
-            self, f"digest mismatch: content of {cid} is {actual.hex()}, the caller "
-                  f"expects {expected.hex()}")
-        self.cid = cid
-        self.actual = actual.hex()
+        super().__init__(cid, actual.hex(), f"digest mismatch: content of {cid} is "
+                                            f"{actual.hex()}, the caller expects {expected.hex()}")
 
 
 class ContentTooLarge(WeightStoreError):
@@ -267,7 +264,7 @@ class FileWeightStore(WeightStore):
                     raise ContentTooLarge(cid, size, max_bytes)
                 # One byte more: a file that grew fills it. numpy's allocation: a large one
                 # is memory of its own (it goes back to the system when the last view of it
-                # goes) in huge pages (filling it costs a quarter of 4 KiB pages' faults).
+                # goes) in huge pages (filled in a quarter of the time 4 KiB pages take).
                 view = np.empty(size + 1, np.uint8).data
                 filled = 0
                 while filled < len(view) and (n := f.readinto(view[filled:])):

@@ -26,7 +26,7 @@ def check_store(h: History, store: WeightStore, c: Checker,
                                                     h.config.initial_digest)]
     items += [(r.round, r.proposal.cid, r.proposal.digest) for r in h.rounds if r.proposal]
     _, _, final_cid = expected_model(h)
-    final: Fetched | None = None  # the one payload kept (a file store's holds a memory map)
+    final: Fetched | None = None  # the one payload kept: the final model's, to load below
     for round_index, cid, digest in items:
         what = "the initial model" if round_index is None else f"round {round_index}'s proposal"
         c.count("weights-missing")
