@@ -160,7 +160,7 @@ class LearnerAgent(Voter, Funds, Progress):
 
     def _close(self, follower: EventFollower) -> None:
         follower.close()
-        self.timings.add("follow", follower.busy_seconds)
+        self.timings.add("follow", follower.busy_seconds, follower.busy_cpu_seconds)
 
     def step(self) -> bool:
         """Does what the chain asks of this learner now. Returns whether it acted."""

@@ -21,8 +21,8 @@ class Timings:
     time is step - learner + follow.
 
     ``seconds`` is wall-clock time; ``cpu_seconds`` the process's CPU time (all its
-    threads) over the same spans of :meth:`measure`: unlike the wall clock, it does not
-    grow while the process waits for a core on a busy machine."""
+    threads) over the same spans: unlike the wall clock, it does not grow while the
+    process waits for a core on a busy machine."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}

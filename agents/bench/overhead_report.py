@@ -48,7 +48,8 @@ def print_overhead_report(report: dict[str, Any], console: Console | None = None
         f"following events {parts['follow']:.3f} s ({report['follow']}), store "
         f"{parts['store']:.3f} s, encoding, hashing, logging and the rest "
         f"{parts['other']:.3f} s; {chain['protocol_share']:.0%} of the "
-        f"agents' acting time; target ≤ "
+        f"agents' acting time; in CPU time {chain['protocol_cpu_seconds_per_round']:.3f} s; "
+        f"target ≤ "
         f"{targets['protocol_seconds_per_round_max']:g} s: {_check(targets['protocol_met'])})",
         soft_wrap=True)
     floor = report["floor"]

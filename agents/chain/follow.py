@@ -46,6 +46,7 @@ class EventFollower(Closing):
                  me: str | None = None, events: Sequence[str] = WAKE_EVENTS):
         self.client = client
         self.busy_seconds = 0.0
+        self.busy_cpu_seconds = 0.0  # the process's CPU time over the same spans
         self._proposed = client.event_topic("WeightsProposed")
         self._me = None if me is None else bytes.fromhex(me[2:].lower()).rjust(32, b"\0")
         self.topics: list[Any] = [[client.event_topic(e) for e in events],
@@ -64,11 +65,12 @@ class EventFollower(Closing):
 
     @contextmanager
     def _busy(self) -> Iterator[None]:
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         try:
             yield
         finally:
             self.busy_seconds += time.perf_counter() - started
+            self.busy_cpu_seconds += time.process_time() - started_cpu
 
 
 class PollingFollower(EventFollower):

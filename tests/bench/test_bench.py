@@ -130,9 +130,10 @@ def test_overhead_bench_end_to_end(tmp_path, capsys):
             seconds["step"] - seconds["learner"] + seconds["follow"])
         assert seconds["learner"] > 0 and seconds["store"] >= 0
         assert seconds["follow"] > 0  # subscribing at least
-        cpu = agent["cpu_seconds"]  # the same spans in CPU time; follow is not one of them
-        assert set(cpu) == {"step", "learner", "store", "status", "transactions"}
-        assert cpu["store"] > 0 and cpu["step"] >= cpu["learner"]
+        cpu = agent["cpu_seconds"]  # the same spans in CPU time
+        assert set(cpu) == set(seconds)
+        assert cpu["store"] > 0 and cpu["follow"] > 0 and cpu["step"] >= cpu["learner"]
+        assert cpu["protocol"] == pytest.approx(cpu["step"] - cpu["learner"] + cpu["follow"])
         rss = agent["rss"]  # recorded by the factory at exit
         assert 0 < rss["baseline_bytes"] <= rss["peak_bytes"]
         assert rss["peak_over_baseline_models"] == pytest.approx(
@@ -140,6 +141,8 @@ def test_overhead_bench_end_to_end(tmp_path, capsys):
     assert report["store"] == "file" and report["model_bytes"] > 0
     assert report["protocol_over_floor"] == pytest.approx(
         report["protocol_seconds_per_round"] / report["floor"]["seconds_per_round"])
+    assert chain["protocol_cpu_seconds_per_round"] == pytest.approx(
+        sum(a["cpu_seconds"]["protocol"] for a in chain["agents"]) / 3)
     assert chain["store_cpu_seconds_per_round"] == pytest.approx(
         sum(a["cpu_seconds"]["store"] for a in chain["agents"]) / 3)
     assert report["weights_over_floor"] == pytest.approx(
