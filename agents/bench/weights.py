@@ -17,7 +17,7 @@ repetitions, and the floor each step runs against on this machine:
 
 Each step's CPU time (this process, all threads) is reported beside its wall-clock time:
 with an IPFS node, the client's own cost apart from the node's. It also reports the peak
-memory the get and decode allocate (``tracemalloc``: numpy and Python allocations) as a
+memory a get and a decode add (the peak RSS over the RSS before, Linux's ``VmHWM``) as a
 multiple of the payload.
 
 A round of ``n_learners`` moves one proposal to ``n_learners - 1`` voters: its estimate
@@ -31,7 +31,6 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
-import tracemalloc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,6 +46,7 @@ from agents.bench.output import emit
 from agents.storage.cid import content_digests
 from agents.storage.store import FileWeightStore, WeightStore, open_store
 from colearn_core.codec import decode_weights, encode_weights
+from colearn_core.utils import rss
 
 PARAM_COUNTS = (100_000, 1_000_000, 10_000_000, 100_000_000)
 """Model sizes measured by default (float32 parameters)."""
@@ -95,7 +95,7 @@ class SizeReport(BaseModel):
     steps: list[Step]
     round: RoundEstimate
     get_decode_peak_bytes: int
-    """Peak memory allocated by a get and a decode (tracemalloc)."""
+    """How far a get and a decode raise the peak RSS."""
 
 
 class WeightsReport(BaseModel):
@@ -188,15 +188,16 @@ def measure_size(store: WeightStore, n_params: int, repeat: int, scratch: Path,
 
 
 def _get_decode_peak(store: WeightStore, cid: str, size: int) -> int:
-    tracemalloc.start()
-    try:
-        fetched = store.get(cid, max_bytes=size)
-        decoded = decode_weights(fetched.data, max_bytes=size)
-        peak = tracemalloc.get_traced_memory()[1]
-        del decoded, fetched
-    finally:
-        tracemalloc.stop()
-    return peak
+    """How far a get and a decode take this process's resident memory above where it was
+    (its peak RSS: the buffers a store reads into are not the heap's)."""
+    rss.trim_heap()
+    before = rss.memory()[0]
+    rss.reset_peak()
+    fetched = store.get(cid, max_bytes=size)
+    decoded = decode_weights(fetched.data, max_bytes=size)
+    peak = rss.memory()[1]
+    del decoded, fetched
+    return max(0, peak - before)
 
 
 @contextmanager
@@ -254,6 +255,6 @@ def print_weights_report(report: WeightsReport, console: Console) -> None:
                       f"({estimate.ratio:.2f}x the floor of {estimate.floor_seconds:.3f} s), "
                       f"CPU {estimate.cpu_seconds:.3f} s ({estimate.cpu_ratio:.2f}x)",
                       highlight=False)
-        console.print(f"peak memory allocated by get + decode: "
+        console.print(f"peak memory added by get + decode: "
                       f"{size.get_decode_peak_bytes / size.payload_bytes:.2f}x the payload "
                       f"({size.get_decode_peak_bytes / 1e6:,.1f} MB)", highlight=False)

@@ -168,7 +168,7 @@ def run_weights(args: argparse.Namespace, console: Console) -> None:
     """Time each step of a proposal (encode, sha256 and CID in one pass, store put) and of a
     vote (store get with verification, decode) for models of 0.1M to 100M float32
     parameters, beside what the machine allows (a memory copy, sha256 alone, a disk write
-    with fsync, a loopback TCP transfer), the peak memory a get and decode allocate, and a
+    with fsync, a loopback TCP transfer), the peak memory a get and decode add, and a
     round of --learners (the proposal and a vote by each other learner) beside its floor.
 
     examples:

@@ -33,7 +33,6 @@ from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 import httpx
-import numpy as np
 
 from agents.storage.cid import (
     PARALLEL_BYTES,
@@ -52,6 +51,7 @@ from agents.storage.store import (
     _checked_cid,
     checked_sha256,
     content_hasher,
+    fresh_buffer,
 )
 
 log = logging.getLogger(__name__)
@@ -340,7 +340,7 @@ class IpfsRpcStore(WeightStore):
         params = {"arg": canonical, "timeout": _duration(seconds)}
         start = time.monotonic()
         hasher = content_hasher(sha256)
-        buffer = memoryview(b"")  # (a numpy allocation below: large ones get huge pages)
+        buffer = memoryview(b"")  # (allocated below, once the size is known)
         size = 0
         try:
             with self._client.stream("POST", self._endpoint("cat"), params=params,
@@ -357,15 +357,15 @@ class IpfsRpcStore(WeightStore):
                 # Room for all of it at once (untouched pages cost nothing): the size
                 # announced, else the limit, plus one byte to see content past either.
                 room = known if known is not None else limit
-                buffer = np.empty(min(room, _PREALLOCATE_MAX) + 1 if room is not None
-                                  else _UNBOUNDED_START, np.uint8).data
+                buffer = fresh_buffer(min(room, _PREALLOCATE_MAX) + 1 if room is not None
+                                      else _UNBOUNDED_START)
                 for piece in response.iter_raw():
                     end = size + len(piece)
                     if limit is not None and end > limit:
                         # The true size is unknown: at least what arrived.
                         raise ContentTooLarge(cid, end, limit)
                     if end > len(buffer):  # more than announced or preallocated
-                        grown = np.empty(max(end, 2 * len(buffer)), np.uint8).data
+                        grown = fresh_buffer(max(end, 2 * len(buffer)))
                         grown[:size] = buffer[:size]
                         buffer = grown
                     buffer[size:end] = piece
