@@ -28,6 +28,7 @@ write for the proposer; a cached read and the digest for each voter).
 
 from __future__ import annotations
 
+import logging
 import statistics
 import tempfile
 import time
@@ -48,11 +49,18 @@ from agents.storage.store import FileWeightStore, WeightStore, open_store
 from colearn_core.codec import decode_weights, encode_weights
 from colearn_core.utils import rss
 
+log = logging.getLogger(__name__)
+
 PARAM_COUNTS = (100_000, 1_000_000, 10_000_000, 100_000_000)
 """Model sizes measured by default (float32 parameters)."""
 
 # Relative channel widths of a ResNet's convolutions, stage by stage.
 _WIDTHS = [1] * 3 + [2] * 4 + [4] * 6 + [8] * 3
+
+
+def _times(seconds: float, limit: float) -> float:
+    """``seconds`` as a multiple of ``limit`` (infinite for a limit too small to time)."""
+    return seconds / limit if limit > 0 else float("inf")
 
 
 class Step(BaseModel):
@@ -66,7 +74,7 @@ class Step(BaseModel):
 
     @property
     def ratio(self) -> float:
-        return self.seconds / self.limit_seconds if self.limit_seconds > 0 else float("inf")
+        return _times(self.seconds, self.limit_seconds)
 
 
 class RoundEstimate(BaseModel):
@@ -80,11 +88,11 @@ class RoundEstimate(BaseModel):
 
     @property
     def ratio(self) -> float:
-        return self.seconds / self.floor_seconds if self.floor_seconds > 0 else float("inf")
+        return _times(self.seconds, self.floor_seconds)
 
     @property
     def cpu_ratio(self) -> float:
-        return self.cpu_seconds / self.floor_seconds if self.floor_seconds > 0 else float("inf")
+        return _times(self.cpu_seconds, self.floor_seconds)
 
 
 class SizeReport(BaseModel):
@@ -94,8 +102,9 @@ class SizeReport(BaseModel):
     repeat: int
     steps: list[Step]
     round: RoundEstimate
-    get_decode_peak_bytes: int
-    """How far a get and a decode raise the peak RSS."""
+    get_decode_peak_bytes: int | None
+    """How far a get and a decode raise the peak RSS; ``None`` where the system does not
+    tell (:class:`~colearn_core.utils.rss.RssUnavailable`)."""
 
 
 class WeightsReport(BaseModel):
@@ -187,12 +196,17 @@ def measure_size(store: WeightStore, n_params: int, repeat: int, scratch: Path,
                       get_decode_peak_bytes=_get_decode_peak(store, digests.cid, size))
 
 
-def _get_decode_peak(store: WeightStore, cid: str, size: int) -> int:
+def _get_decode_peak(store: WeightStore, cid: str, size: int) -> int | None:
     """How far a get and a decode take this process's resident memory above where it was
-    (its peak RSS: the buffers a store reads into are not the heap's)."""
+    (its peak RSS: the buffers a store reads into are not the heap's); ``None`` where the
+    system cannot tell (not Linux, or no resetting the peak)."""
     rss.trim_heap()
-    before = rss.memory()[0]
-    rss.reset_peak()
+    try:
+        before = rss.memory()[0]
+        rss.reset_peak()
+    except rss.RssUnavailable as exc:
+        log.warning("peak memory of a get and a decode not measured: %s", exc)
+        return None
     fetched = store.get(cid, max_bytes=size)
     decoded = decode_weights(fetched.data, max_bytes=size)
     peak = rss.memory()[1]
@@ -255,6 +269,8 @@ def print_weights_report(report: WeightsReport, console: Console) -> None:
                       f"({estimate.ratio:.2f}x the floor of {estimate.floor_seconds:.3f} s), "
                       f"CPU {estimate.cpu_seconds:.3f} s ({estimate.cpu_ratio:.2f}x)",
                       highlight=False)
-        console.print(f"peak memory added by get + decode: "
-                      f"{size.get_decode_peak_bytes / size.payload_bytes:.2f}x the payload "
-                      f"({size.get_decode_peak_bytes / 1e6:,.1f} MB)", highlight=False)
+        peak = size.get_decode_peak_bytes
+        console.print("peak memory added by get + decode: " + (
+            "not measured on this system" if peak is None else
+            f"{peak / size.payload_bytes:.2f}x the payload ({peak / 1e6:,.1f} MB)"),
+            highlight=False)

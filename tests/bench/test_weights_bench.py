@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -57,3 +58,21 @@ def test_the_table_names_the_steps_and_their_limits():
     for word in ("encode", "store put", "disk write+fsync", "sha256", "x limit",
                  "peak memory added by get + decode"):
         assert word in text
+
+
+def test_a_system_without_the_rss_peak_still_gets_every_step(monkeypatch, tmp_path):
+    from rich.console import Console
+
+    from agents.bench.weights import WeightsReport, measure_size, print_weights_report
+    from agents.storage.store import FileWeightStore
+    from colearn_core.utils import rss
+
+    def unavailable() -> None:
+        raise rss.RssUnavailable("no /proc/self/clear_refs here")
+
+    monkeypatch.setattr(rss, "reset_peak", unavailable)
+    size = measure_size(FileWeightStore(tmp_path / "store"), 10_000, 1, tmp_path)
+    assert size.get_decode_peak_bytes is None and len(size.steps) == 7
+    out = io.StringIO()
+    print_weights_report(WeightsReport(store="file", sizes=[size]), Console(file=out))
+    assert "peak memory added by get + decode: not measured" in out.getvalue()
